@@ -1,0 +1,21 @@
+# The two commands of the README, and the checks they are made of.
+.PHONY: demo test lint typecheck unit bootstrap
+
+bootstrap:
+	./scripts/bootstrap.sh
+
+# The main job: local stack, producer (and, from the consumer issue on, the workers), summary.
+demo: bootstrap
+	.venv/bin/clickstream demo
+
+lint: bootstrap
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/cfn-lint infra/cloudformation.yaml
+
+typecheck: bootstrap
+	.venv/bin/mypy
+
+# Everything: lint, types, unit, functional and end-to-end tests (emulators on loopback).
+test: lint typecheck
+	.venv/bin/pytest

@@ -1,0 +1,45 @@
+"""boto3 client construction in one place: region, endpoints and retry policy.
+
+Endpoints come from the standard `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`
+environment variables (boto3 reads them itself), or explicitly for the local stack.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+"""Any credentials work with the emulators; these dummy ones keep boto3 from looking further."""
+
+
+def client(
+    service: str,
+    *,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    local: bool = False,
+    max_attempts: int = 3,
+    timeout_seconds: float = 10.0,
+) -> Any:
+    """A boto3 client with standard retries and bounded timeouts."""
+    config = Config(
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=timeout_seconds,
+        read_timeout=timeout_seconds,
+    )
+    kwargs: dict[str, Any] = {"region_name": region, "config": config}
+    if endpoint_url:
+        kwargs["endpoint_url"] = endpoint_url
+    if local:
+        kwargs.update(LOCAL_CREDENTIALS)
+    # One Session per client: boto3's default session is not thread-safe.
+    make_client: Any = boto3.session.Session().client  # typed per service; ours is dynamic
+    return make_client(service, **kwargs)
+
+
+def local_client(service: str, endpoint_url: str, region: str, **options: Any) -> Any:
+    """A client for one of the local stack's emulators, with dummy credentials."""
+    return client(service, endpoint_url=endpoint_url, region=region, local=True, **options)

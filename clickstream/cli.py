@@ -1,0 +1,446 @@
+"""The `clickstream` command line (typer + rich).
+
+Results go to stdout (a table, or one JSON object with --json); progress, logs and errors go
+to stderr. Errors the project raises on purpose print as one line and exit 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from clickstream import aws
+from clickstream.errors import ClickstreamError, ConfigurationError, ProducerError
+from clickstream.local import stack as local_stack
+from clickstream.local.settings import LocalStackSettings
+from clickstream.logging import configure_logging
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    help="Real-time clickstream analytics on Amazon Kinesis.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+local_app = typer.Typer(
+    help="The local AWS stack: emulators on loopback, the template deployed.", no_args_is_help=True
+)
+app.add_typer(local_app, name="local")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+
+
+def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn the project's own errors (and bad settings) into one line on stderr and exit 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except ClickstreamError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            err.print(f"[bold red]error:[/] setting {where}: {first['msg']}", soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+@app.callback()
+def main(
+    log_level: Annotated[
+        str, typer.Option(help="Log level of the JSON logs on stderr.")
+    ] = "WARNING",
+) -> None:
+    configure_logging(log_level)
+
+
+# -- local stack --------------------------------------------------------------------------
+
+
+@local_app.command("up")
+@one_line_errors
+def local_up(
+    as_json: JsonFlag = False,
+    shards: Annotated[int | None, typer.Option(help="Stream shard count.")] = None,
+) -> None:
+    """Start the emulators, deploy infra/cloudformation.yaml through CloudFormation, wait."""
+    overrides = {"shard_count": shards} if shards else {}
+    settings = LocalStackSettings(**overrides)  # type: ignore[arg-type]
+    with err.status("starting the local stack (kinesis-mock, moto) and deploying the template"):
+        state = local_stack.up(settings)
+    if as_json:
+        print_json(
+            {
+                "endpoints": {e.name: e.endpoint for e in state.emulators},
+                "outputs": state.outputs,
+                "applied_locally": state.applied_locally,
+                "state_dir": str(settings.state_dir),
+            }
+        )
+        return
+    table = Table(title=f"local stack {state.stack_name}: CREATE_COMPLETE")
+    table.add_column("output")
+    table.add_column("value")
+    for emulator in state.emulators:
+        table.add_row(f"endpoint ({emulator.name})", emulator.endpoint)
+    for key, value in state.outputs.items():
+        table.add_row(key, value)
+    out.print(table)
+    for item in state.applied_locally:
+        err.print(f"applied locally (the emulator ignored it in the template): {item}")
+    err.print('next: eval "$(clickstream local env)" to point boto3, the AWS CLI and KCL here')
+
+
+@local_app.command("down")
+@one_line_errors
+def local_down(as_json: JsonFlag = False) -> None:
+    """Stop the emulators; their data goes with them."""
+    stopped = local_stack.down(LocalStackSettings())
+    if as_json:
+        print_json({"stopped": stopped})
+    else:
+        out.print(f"stopped: {', '.join(stopped)}" if stopped else "no local stack was running")
+
+
+@local_app.command("status")
+@one_line_errors
+def local_status(as_json: JsonFlag = False) -> None:
+    """Whether the emulators run and answer, and the stack's status."""
+    report = local_stack.status(LocalStackSettings())
+    if as_json:
+        print_json(report)
+    elif not report.get("emulators"):
+        out.print("no local stack is running")
+    else:
+        table = Table(title=f"local stack {report['stack_name']}: {report['stack_status']}")
+        for column in ("emulator", "pid", "endpoint", "process", "answers"):
+            table.add_column(column)
+        for e in report["emulators"]:
+            table.add_row(e["name"], str(e["pid"]), e["endpoint"], e["process"], str(e["answers"]))
+        out.print(table)
+    if not report["running"]:
+        raise typer.Exit(3)
+
+
+@local_app.command("env")
+@one_line_errors
+def local_env(as_json: JsonFlag = False) -> None:
+    """`export` lines for boto3, the AWS CLI, the KCL and clickstream: eval "$(... env)"."""
+    environment = local_stack.running_state(LocalStackSettings()).environment()
+    if as_json:
+        print_json(environment)
+        return
+    for name, value in environment.items():
+        sys.stdout.write(f"export {name}={value}\n")
+
+
+# -- producer -----------------------------------------------------------------------------
+
+_SPIKE = re.compile(r"^(?P<page>/[^@]*)@(?P<minute>\d+)(?:x(?P<factor>\d+(?:\.\d+)?))?$")
+
+
+def _parse_spec(value: str, kind: str) -> tuple[str, int, float | None]:
+    match = _SPIKE.match(value)
+    if not match:
+        raise ConfigurationError(f"--{kind} {value!r}: expected PAGE@MINUTE (e.g. /pricing@2x6)")
+    factor = match.group("factor")
+    return match.group("page"), int(match.group("minute")), float(factor) if factor else None
+
+
+def _stream_target(stream: str | None) -> tuple[str, str | None, str | None]:
+    """(stream name, Kinesis endpoint or None for boto3's own, region) to write to."""
+    from producer.settings import ProducerSettings
+
+    settings = ProducerSettings()
+    if stream or settings.stream_name:
+        return str(stream or settings.stream_name), None, settings.region
+    state = local_stack.load_state(LocalStackSettings())
+    if state is None:
+        raise ConfigurationError(
+            "no stream to write to: pass --stream, set CLICKSTREAM_STREAM_NAME, "
+            "or start the local stack with `clickstream local up`"
+        )
+    local_stack.running_state(LocalStackSettings())
+    return state.outputs["StreamName"], state.kinesis_endpoint, state.region
+
+
+@app.command()
+@one_line_errors
+def produce(
+    events: Annotated[int, typer.Option(min=1, help="Valid events to generate.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same traffic.")] = 1,
+    rate: Annotated[float | None, typer.Option(min=0.1, help="Target records per second.")] = None,
+    shards_hint: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Also count records per shard in the manifest, for K evenly split shards."
+        ),
+    ] = None,
+    manifest: Annotated[
+        Path | None, typer.Option(help="Write the ground-truth manifest here.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Write the records to stdout, not to Kinesis.")
+    ] = False,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="Replay JSON lines from FILE, or - for stdin, instead of generating."
+        ),
+    ] = None,
+    allow_invalid: Annotated[
+        bool,
+        typer.Option(help="With --from, send lines that break the contract instead of stopping."),
+    ] = False,
+    bots: Annotated[int, typer.Option(min=0, help="Bot sessions to inject.")] = 0,
+    spike: Annotated[
+        list[str] | None,
+        typer.Option(help="Traffic spike PAGE@MINUTE[xFACTOR], e.g. /pricing@2x6; repeatable."),
+    ] = None,
+    drop: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Traffic drop PAGE@MINUTE: the page gets no views that minute; repeatable."
+        ),
+    ] = None,
+    malformed: Annotated[int, typer.Option(min=0, help="Malformed records to mix in.")] = 0,
+    sessions_per_minute: Annotated[float, typer.Option(min=1, help="Session arrival rate.")] = 300,
+    stream: Annotated[str | None, typer.Option(help="Stream name (default: settings).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Generate seeded, realistic traffic (or replay a file) into the Kinesis stream."""
+    from producer.generator import DropSpec, SpikeSpec, TrafficProfile, generate
+    from producer.manifest import build_manifest
+    from producer.replay import read_json_lines
+    from producer.run import send_all, write_dry_run
+    from producer.sender import PutRecordsSender
+    from producer.settings import ProducerSettings
+
+    if source is not None:
+        stream_in = sys.stdin.buffer if source == "-" else _open_replay(Path(source))
+        with stream_in:
+            records = read_json_lines(stream_in, allow_invalid=allow_invalid)
+        anomalies: list[Any] = []
+        truth = build_manifest(
+            records, anomalies, seed=None, source=f"replay:{source}", shards_hint=shards_hint
+        )
+    else:
+        spikes = tuple(
+            SpikeSpec(p, m, f or 6.0) for p, m, f in (_parse_spec(s, "spike") for s in spike or [])
+        )
+        drops = tuple(DropSpec(p, m) for p, m, _ in (_parse_spec(d, "drop") for d in drop or []))
+        profile = TrafficProfile(
+            bot_sessions=bots,
+            spikes=spikes,
+            drops=drops,
+            malformed=malformed,
+            sessions_per_minute=sessions_per_minute,
+        )
+        try:
+            records, anomalies = generate(seed, datetime.now(UTC), events, profile)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        truth = build_manifest(
+            records, anomalies, seed=seed, source="generated", shards_hint=shards_hint
+        )
+        injected = {(a.kind, a.subject) for a in truth.anomalies}
+        specs: list[SpikeSpec | DropSpec] = [*spikes, *drops]
+        for spec in specs:
+            kind = "traffic_spike" if isinstance(spec, SpikeSpec) else "traffic_drop"
+            if (kind, spec.page) not in injected:
+                raise ConfigurationError(
+                    f"the {kind} on {spec.page} at minute {spec.minute} falls after the last "
+                    f"event; generate more events or pick an earlier minute"
+                )
+
+    if dry_run:
+        report = write_dry_run(records, sys.stdout.buffer)
+    else:
+        stream_name, endpoint, region = _stream_target(stream)
+        settings = ProducerSettings()
+        # Retries are ours (only the failed entries); botocore must not resend whole calls.
+        client = aws.client(
+            "kinesis",
+            endpoint_url=endpoint,
+            region=region,
+            local=endpoint is not None,
+            max_attempts=1,
+        )
+        sender = PutRecordsSender(client, stream_name, max_attempts=settings.max_attempts)
+        truth.stream = stream_name
+        with _progress(len(records)) as advance:
+            report = send_all(records, sender, rate=rate, on_progress=advance)
+    truth.sent = report.sent
+    if manifest is not None:
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        manifest.write_text(truth.model_dump_json(indent=1))
+
+    summary = {
+        "stream": truth.stream,
+        "dry_run": dry_run,
+        "events": truth.events,
+        "malformed": truth.malformed,
+        "sent": report.sent,
+        "sessions": len(truth.sessions),
+        "pages": len(truth.pages),
+        "anomalies": [f"{a.kind} {a.subject}" for a in truth.anomalies],
+        "put_records_calls": report.calls,
+        "retried_entries": report.retried_entries,
+        "seconds": round(report.seconds, 2),
+        "records_per_second": round(report.records_per_second, 1),
+        "records_per_shard": truth.records_per_shard,
+        "manifest": str(manifest) if manifest else None,
+    }
+    if as_json:
+        (err if dry_run else out).print_json(json.dumps(summary))
+    else:
+        console = err if dry_run else out  # stdout carries the records in a dry run
+        console.print(
+            f"{'wrote' if dry_run else 'sent'} {report.sent} records ({truth.events} events, "
+            f"{truth.malformed} malformed, {len(truth.sessions)} sessions) "
+            f"{'to stdout' if dry_run else f'to {truth.stream}'} in {report.seconds:.1f}s "
+            f"({report.records_per_second:.0f}/s, {report.calls} calls, "
+            f"{report.retried_entries} entries retried)",
+            highlight=False,
+        )
+        for anomaly in truth.anomalies:
+            console.print(
+                f"  injected {anomaly.kind}: {anomaly.subject} "
+                f"{anomaly.window_start:%H:%M:%S}-{anomaly.window_end:%H:%M:%S}"
+            )
+        if manifest:
+            console.print(f"  manifest: {manifest}")
+
+
+@app.command()
+@one_line_errors
+def demo(
+    events: Annotated[int, typer.Option(min=1, help="Valid events to produce.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated traffic.")] = 42,
+    keep: Annotated[bool, typer.Option(help="Leave the local stack running afterwards.")] = False,
+) -> None:
+    """The whole pipeline on this machine: local stack, seeded traffic with anomalies, summary."""
+    from clickstream.streamread import read_stream
+
+    settings = LocalStackSettings()
+    started_here = local_stack.load_state(settings) is None
+    if started_here:
+        with err.status("starting the local stack and deploying infra/cloudformation.yaml"):
+            state = local_stack.up(settings)
+        err.print(
+            f"local stack up: stream {state.outputs['StreamName']}, "
+            f"{len(state.applied_locally)} template properties applied locally"
+        )
+    else:
+        state = local_stack.running_state(settings)
+        err.print("using the local stack that is already running")
+    try:
+        manifest_path = settings.state_dir / "demo-manifest.json"
+        shards = int(state.outputs["ShardCount"])
+        produce(
+            events=events,
+            seed=seed,
+            rate=None,
+            shards_hint=shards,
+            manifest=manifest_path,
+            dry_run=False,
+            source=None,
+            allow_invalid=False,
+            bots=3,
+            spike=["/pricing@2x6"],
+            drop=["/search@3"],
+            malformed=max(1, events // 100),
+            sessions_per_minute=300,
+            stream=state.outputs["StreamName"],
+            as_json=False,
+        )
+        kinesis = aws.client(
+            "kinesis", endpoint_url=state.kinesis_endpoint, region=state.region, local=True
+        )
+        with err.status("reading the stream back (GetRecords)"):
+            records = read_stream(kinesis, state.outputs["StreamName"])
+        per_shard: dict[str, int] = {}
+        for record in records:
+            per_shard[record.shard_id] = per_shard.get(record.shard_id, 0) + 1
+        table = Table(title=f"records in {state.outputs['StreamName']}")
+        table.add_column("shard")
+        table.add_column("records", justify="right")
+        for shard_id, count in sorted(per_shard.items()):
+            table.add_row(shard_id, str(count))
+        table.add_row("total", str(len(records)))
+        out.print(table)
+        out.print(f"manifest (the ground truth the consumer is checked against): {manifest_path}")
+    finally:
+        if started_here and not keep:
+            local_stack.down(settings)
+            err.print("local stack stopped (use --keep to leave it running)")
+
+
+def _open_replay(path: Path) -> Any:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise ProducerError(f"cannot read {path}: {exc.strerror}") from None
+
+
+class _progress:
+    """A rich progress bar on a terminal; plain lines every 10% otherwise."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.bar: Progress | None = None
+        self.next_line = 0.1
+
+    def __enter__(self) -> Callable[[int], None]:
+        if err.is_terminal:
+            self.bar = Progress(
+                TextColumn("sending"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+            )
+            self.bar.start()
+            task = self.bar.add_task("send", total=self.total)
+            return lambda done: self.bar.update(task, completed=done) if self.bar else None
+        return self._line
+
+    def _line(self, done: int) -> None:
+        if done >= self.total * self.next_line or done == self.total:
+            sys.stderr.write(f"sent {done}/{self.total}\n")
+            while self.next_line <= done / self.total:
+                self.next_line += 0.1
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar:
+            self.bar.stop()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

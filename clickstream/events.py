@@ -1,0 +1,274 @@
+"""The click event contract, shared by the producer and the consumer.
+
+One JSON object per Kinesis record, UTF-8, at most 1 MiB. `decode_event` is the single
+gate every record passes: it returns a `ClickEvent` or raises `InvalidEvent` carrying a
+typed `DeadLetterReason` and the name of the offending field, which is what a dead letter
+records. Pure: no I/O, and "now" comes from the caller's `TimestampPolicy`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Final
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+MAX_RECORD_BYTES: Final = 1024 * 1024
+"""Kinesis' own limit for one record's data blob."""
+
+# Timestamps outside these absolute bounds are absurd whatever the clock says.
+EARLIEST_TIMESTAMP: Final = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_TIMESTAMP: Final = datetime(2100, 1, 1, tzinfo=UTC)
+
+_NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]+$"
+
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=_NO_CONTROL_CHARACTERS)
+]
+PageLocation = Annotated[
+    str, StringConstraints(min_length=1, max_length=2048, pattern=_NO_CONTROL_CHARACTERS)
+]
+Coordinate = Annotated[int, Field(ge=0, le=1_000_000)]
+ViewportSide = Annotated[int, Field(ge=1, le=100_000)]
+
+_URL_PATTERN = re.compile(r"^https?://[^/\s]+(/.*)?$")
+
+
+class EventType(StrEnum):
+    PAGE_VIEW = "page_view"
+    CLICK = "click"
+    SCROLL = "scroll"
+    CUSTOM = "custom"
+
+
+class DeadLetterReason(StrEnum):
+    """Why a record was refused; the dead-letter archive and metrics use these names."""
+
+    TOO_LARGE = "too_large"
+    TOO_DEEP = "too_deep"
+    NOT_UTF8 = "not_utf8"
+    NOT_JSON = "not_json"
+    NOT_OBJECT = "not_object"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    INVALID_VALUE = "invalid_value"
+    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+
+
+class InvalidEvent(ValueError):
+    """A record that breaks the event contract. Never fatal: it becomes a dead letter."""
+
+    def __init__(self, reason: DeadLetterReason, detail: str, field: str | None = None) -> None:
+        self.reason = reason
+        self.field = field
+        self.detail = detail
+        where = f" {field}:" if field else ""
+        super().__init__(f"{reason.value}:{where} {detail}")
+
+
+@dataclass(frozen=True, slots=True)
+class TimestampPolicy:
+    """Which event times are plausible relative to `now` (the caller's clock).
+
+    Events older than `max_age` or further than `max_future` ahead are dead letters: they
+    would land in archive partitions and counters nobody looks at, and they are usually a
+    bug upstream (epoch seconds sent as milliseconds, a client clock years off).
+    """
+
+    now: datetime
+    max_age: timedelta = timedelta(days=30)
+    max_future: timedelta = timedelta(days=1)
+
+    def check(self, timestamp: datetime) -> None:
+        earliest = max(EARLIEST_TIMESTAMP, self.now - self.max_age)
+        latest = min(LATEST_TIMESTAMP, self.now + self.max_future)
+        if not earliest <= timestamp <= latest:
+            raise PydanticCustomError(
+                "timestamp_out_of_range",
+                "timestamp {timestamp} is outside the accepted window {earliest} .. {latest}",
+                {
+                    "timestamp": timestamp.isoformat(),
+                    "earliest": earliest.isoformat(),
+                    "latest": latest.isoformat(),
+                },
+            )
+
+
+class ClickEvent(BaseModel):
+    """One click event, exactly as DESIGN.md's event contract states it.
+
+    Unknown top-level fields are ignored rather than refused, so that a producer that adds a
+    field does not turn all its traffic into dead letters; the raw archive keeps them.
+    """
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+    event_id: Identifier
+    type: EventType
+    session_id: Identifier
+    page: PageLocation
+    timestamp: datetime
+    user_id: Identifier | None = None
+    anonymous_id: Identifier | None = None
+    referrer: PageLocation | None = None
+    user_agent: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    x: Coordinate | None = None
+    y: Coordinate | None = None
+    viewport_width: ViewportSide | None = None
+    viewport_height: ViewportSide | None = None
+    properties: dict[str, JsonValue] | None = None
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _type_from_json_string(cls, value: Any) -> Any:
+        # Strict mode refuses a plain string for an enum in Python mode; JSON is all strings.
+        if isinstance(value, str):
+            try:
+                return EventType(value)
+            except ValueError:
+                raise PydanticCustomError(
+                    "event_type_unknown",
+                    "type must be one of {allowed}, not {value}",
+                    {"allowed": ", ".join(t.value for t in EventType), "value": value},
+                ) from None
+        return value
+
+    @field_validator("page")
+    @classmethod
+    def _page_is_path_or_url(cls, value: str) -> str:
+        if value.startswith("/") or _URL_PATTERN.match(value):
+            return value
+        raise PydanticCustomError("invalid_page", "page must be a path starting with / or a URL")
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _timestamp_from_iso_or_epoch_ms(cls, value: Any) -> datetime:
+        if isinstance(value, bool):  # bool is an int in Python; never a timestamp
+            raise PydanticCustomError("wrong_type", "timestamp must be ISO 8601 or epoch ms")
+        if isinstance(value, int):
+            try:
+                return datetime.fromtimestamp(value / 1000, tz=UTC)
+            except (OverflowError, OSError, ValueError):
+                raise PydanticCustomError(
+                    "timestamp_out_of_range",
+                    "epoch milliseconds {value} are out of range",
+                    {"value": value},
+                ) from None
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                raise PydanticCustomError(
+                    "timestamp_unparsable",
+                    "timestamp is not ISO 8601: {value}",
+                    {"value": value[:64]},
+                ) from None
+            # A timestamp without an offset is taken as UTC, the convention of server logs.
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        raise PydanticCustomError("wrong_type", "timestamp must be ISO 8601 or epoch ms")
+
+    @field_validator("timestamp")
+    @classmethod
+    def _timestamp_is_plausible(cls, value: datetime, info: ValidationInfo) -> datetime:
+        value = value.astimezone(UTC)
+        policy = info.context.get("timestamp_policy") if isinstance(info.context, dict) else None
+        if isinstance(policy, TimestampPolicy):
+            policy.check(value)
+        elif not EARLIEST_TIMESTAMP <= value <= LATEST_TIMESTAMP:
+            _raise_out_of_absolute_range(value)
+        return value
+
+    @field_serializer("timestamp")
+    def _timestamp_as_iso_utc(self, value: datetime) -> str:
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def to_record(self) -> bytes:
+        """The Kinesis record data for this event: compact UTF-8 JSON, no nulls."""
+        return self.model_dump_json(exclude_none=True).encode("utf-8")
+
+
+def _raise_out_of_absolute_range(value: datetime) -> None:
+    raise PydanticCustomError(
+        "timestamp_out_of_range",
+        "timestamp {timestamp} is outside {earliest} .. {latest}",
+        {
+            "timestamp": value.isoformat(),
+            "earliest": EARLIEST_TIMESTAMP.isoformat(),
+            "latest": LATEST_TIMESTAMP.isoformat(),
+        },
+    )
+
+
+_WRONG_TYPE_SUFFIXES: Final = ("_type", "_parsing")
+
+
+def _reason_for(error_type: str, field: str | None, message: str) -> DeadLetterReason:
+    if error_type == "json_invalid":
+        return (
+            DeadLetterReason.TOO_DEEP if "recursion limit" in message else DeadLetterReason.NOT_JSON
+        )
+    if field is None and error_type in {"model_type", "model_attributes_type", "dict_type"}:
+        return DeadLetterReason.NOT_OBJECT
+    if error_type == "missing":
+        return DeadLetterReason.MISSING_FIELD
+    if error_type == "timestamp_out_of_range":
+        return DeadLetterReason.TIMESTAMP_OUT_OF_RANGE
+    if error_type == "wrong_type" or error_type.endswith(_WRONG_TYPE_SUFFIXES):
+        return DeadLetterReason.WRONG_TYPE
+    return DeadLetterReason.INVALID_VALUE
+
+
+def invalid_event_from(error: ValidationError) -> InvalidEvent:
+    """The first problem of a validation error, as a typed dead-letter reason."""
+    first = error.errors(include_url=False)[0]
+    location = ".".join(str(part) for part in first["loc"]) or None
+    return InvalidEvent(_reason_for(first["type"], location, first["msg"]), first["msg"], location)
+
+
+def decode_event(data: bytes, policy: TimestampPolicy | None) -> ClickEvent:
+    """Decode one Kinesis record into an event, or raise `InvalidEvent` saying why not.
+
+    Without a policy only the absolute bounds of timestamps apply (replaying old files).
+    """
+    if len(data) > MAX_RECORD_BYTES:
+        raise InvalidEvent(
+            DeadLetterReason.TOO_LARGE, f"{len(data)} bytes exceed {MAX_RECORD_BYTES}"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent(
+            DeadLetterReason.NOT_UTF8, f"invalid UTF-8 at byte {exc.start}"
+        ) from None
+    try:
+        return ClickEvent.model_validate_json(text, context={"timestamp_policy": policy})
+    except ValidationError as exc:
+        raise invalid_event_from(exc) from None
+
+
+def event_from_mapping(values: dict[str, Any], policy: TimestampPolicy | None = None) -> ClickEvent:
+    """Validate a Python mapping (as JSON would carry it) into an event."""
+    try:
+        return ClickEvent.model_validate_json(
+            json.dumps(values, default=str),
+            context={"timestamp_policy": policy} if policy else None,
+        )
+    except ValidationError as exc:
+        raise invalid_event_from(exc) from None

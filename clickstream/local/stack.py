@@ -1,0 +1,454 @@
+"""`clickstream local up|down|status|env`: the whole local stack's life cycle.
+
+up: start moto's server (DynamoDB, S3, CloudFormation, ...) and kinesis-mock (Kinesis, which
+KCL reaches over HTTP/2 cleartext, which moto cannot serve) on loopback; deploy the
+template through moto's CloudFormation; create the stream in kinesis-mock with the stack's
+name and shard count; apply what the emulator skipped of the template; save the state.
+Anything that fails on the way stops what was started: no orphan process.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel
+
+from clickstream import aws
+from clickstream.errors import LocalStackError
+from clickstream.local import processes
+from clickstream.local.settings import LocalStackSettings
+from clickstream.local.template import (
+    StackContext,
+    evaluate_conditions,
+    load_template,
+    resolve,
+    resources_of_type,
+)
+from clickstream.logging import get_logger
+
+log = get_logger(component="local-stack")
+
+T = TypeVar("T")
+
+_STATE_FILE = "state.json"
+_FAILED_SUFFIXES = ("FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_IN_PROGRESS")
+
+
+class EmulatorState(BaseModel):
+    name: str
+    pid: int
+    marker: str
+    endpoint: str
+    log: str
+
+
+class LocalStackState(BaseModel):
+    """What `local up` leaves in the state directory for `down`, `status`, `env` and tools."""
+
+    started_at: datetime
+    region: str
+    account_id: str
+    stack_name: str
+    emulators: list[EmulatorState]
+    outputs: dict[str, str]
+    applied_locally: list[str]
+
+    def endpoint(self, name: str) -> str:
+        return next(e.endpoint for e in self.emulators if e.name == name)
+
+    @property
+    def moto_endpoint(self) -> str:
+        return self.endpoint("moto")
+
+    @property
+    def kinesis_endpoint(self) -> str:
+        return self.endpoint("kinesis-mock")
+
+    def environment(self) -> dict[str, str]:
+        """Variables that point boto3, the AWS CLI, the KCL and this project at the stack."""
+        return {
+            "AWS_ENDPOINT_URL": self.moto_endpoint,
+            "AWS_ENDPOINT_URL_KINESIS": self.kinesis_endpoint,
+            "AWS_ACCESS_KEY_ID": aws.LOCAL_CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": aws.LOCAL_CREDENTIALS["aws_secret_access_key"],
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "CLICKSTREAM_STREAM_NAME": self.outputs["StreamName"],
+            "CLICKSTREAM_SESSIONS_TABLE": self.outputs["SessionsTableName"],
+            "CLICKSTREAM_PAGE_STATS_TABLE": self.outputs["PageStatsTableName"],
+            "CLICKSTREAM_ALERTS_TABLE": self.outputs["AlertsTableName"],
+            "CLICKSTREAM_ARCHIVE_BUCKET": self.outputs["ArchiveBucketName"],
+        }
+
+
+def state_path(settings: LocalStackSettings) -> Path:
+    return settings.state_dir / _STATE_FILE
+
+
+def load_state(settings: LocalStackSettings) -> LocalStackState | None:
+    path = state_path(settings)
+    if not path.is_file():
+        return None
+    return LocalStackState.model_validate_json(path.read_text())
+
+
+def running_state(settings: LocalStackSettings) -> LocalStackState:
+    """The state of a running stack, or a clear error saying how to start one."""
+    state = load_state(settings)
+    if state is None or not all(processes.is_running(e.pid, e.marker) for e in state.emulators):
+        raise LocalStackError(
+            f"no local stack is running (state dir {settings.state_dir}); "
+            "start one with `clickstream local up`"
+        )
+    return state
+
+
+def _wait_until(probe: Callable[[], T], what: str, timeout: float, alive: Callable[[], None]) -> T:
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        alive()
+        try:
+            return probe()
+        except (BotoCoreError, ClientError, OSError) as exc:
+            last_error = exc
+        time.sleep(0.2)
+    raise LocalStackError(f"{what} did not answer within {timeout:.0f}s: {last_error}")
+
+
+@contextmanager
+def _stopped_on_failure(started: list[EmulatorState]) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        for emulator in reversed(started):
+            processes.stop(emulator.pid, emulator.marker)
+        raise
+
+
+def up(settings: LocalStackSettings) -> LocalStackState:
+    existing = load_state(settings)
+    if existing is not None:
+        alive = [e for e in existing.emulators if processes.is_running(e.pid, e.marker)]
+        if alive:
+            pids = ", ".join(f"{e.name} pid {e.pid}" for e in alive)
+            raise LocalStackError(
+                f"the local stack is already running ({pids}); `clickstream local down` stops it"
+            )
+        state_path(settings).unlink()  # left by a stack that died: nothing to keep
+
+    specs = [processes.kinesis_mock_spec(settings), processes.moto_spec(settings)]
+    port_settings = {
+        settings.moto_port: "CLICKSTREAM_LOCAL_MOTO_PORT",
+        settings.kinesis_port: "CLICKSTREAM_LOCAL_KINESIS_PORT",
+        settings.kinesis_tls_port: "CLICKSTREAM_LOCAL_KINESIS_TLS_PORT",
+    }
+    if len(port_settings) < 3:
+        raise LocalStackError("the local stack's three ports must differ")
+    for port, setting in port_settings.items():
+        processes.require_free_port(port, setting)
+    template = load_template(settings.template)
+
+    log_dir = settings.state_dir / "logs"
+    started: list[EmulatorState] = []
+    with _stopped_on_failure(started):
+        popen = {}
+        for spec in specs:
+            proc = processes.start(spec, log_dir)
+            popen[spec.name] = proc
+            endpoint = settings.moto_endpoint if spec.name == "moto" else settings.kinesis_endpoint
+            started.append(
+                EmulatorState(
+                    name=spec.name,
+                    pid=proc.pid,
+                    marker=spec.marker,
+                    endpoint=endpoint,
+                    log=str(log_dir / f"{spec.name}.log"),
+                )
+            )
+
+        def all_alive() -> None:
+            for emulator in started:
+                code = popen[emulator.name].poll()
+                if code is not None:
+                    tail = processes.log_tail(Path(emulator.log))
+                    raise LocalStackError(
+                        f"{emulator.name} exited with code {code} at start: {tail}"
+                    )
+
+        kinesis_client = aws.local_client("kinesis", settings.kinesis_endpoint, settings.region)
+        cfn = aws.local_client("cloudformation", settings.moto_endpoint, settings.region)
+        timeout = settings.startup_timeout_seconds
+        _wait_until(cfn.list_stacks, "moto's server", timeout, all_alive)
+        _wait_until(kinesis_client.list_streams, "kinesis-mock", timeout, all_alive)
+
+        outputs, context = _deploy(cfn, settings)
+        stream_name = outputs["StreamName"]
+        _create_stream(kinesis_client, stream_name, int(outputs["ShardCount"]), timeout)
+        applied = _apply_skipped_properties(template, context, settings, kinesis_client)
+
+        state = LocalStackState(
+            started_at=datetime.now(UTC),
+            region=settings.region,
+            account_id=settings.account_id,
+            stack_name=settings.stack_name,
+            emulators=started,
+            outputs=outputs,
+            applied_locally=applied,
+        )
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        state_path(settings).write_text(state.model_dump_json(indent=2))
+    log.info("local_stack_up", stack=settings.stack_name, applied_locally=applied)
+    return state
+
+
+def _deploy(cfn: Any, settings: LocalStackSettings) -> tuple[dict[str, str], StackContext]:
+    """Create the stack through CloudFormation and return its outputs."""
+    body = settings.template.read_text(encoding="utf-8")
+    try:
+        cfn.create_stack(
+            StackName=settings.stack_name,
+            TemplateBody=body,
+            Parameters=[
+                {"ParameterKey": "ShardCount", "ParameterValue": str(settings.shard_count)}
+            ],
+            Capabilities=["CAPABILITY_NAMED_IAM"],
+        )
+    except ClientError as exc:
+        raise LocalStackError(
+            f"the emulator rejected {settings.template}: {exc.response['Error'].get('Message')}"
+        ) from None
+    deadline = time.monotonic() + settings.startup_timeout_seconds
+    while True:
+        stack = cfn.describe_stacks(StackName=settings.stack_name)["Stacks"][0]
+        status = stack["StackStatus"]
+        if status.endswith(_FAILED_SUFFIXES):
+            raise LocalStackError(
+                f"stack {settings.stack_name} failed ({status}): {_failure_reason(cfn, settings)}"
+            )
+        if status.endswith("_COMPLETE"):
+            break
+        if time.monotonic() > deadline:
+            raise LocalStackError(f"stack {settings.stack_name} still {status} at the deadline")
+        time.sleep(0.2)
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    resources = cfn.list_stack_resources(StackName=settings.stack_name)["StackResourceSummaries"]
+    context = StackContext(
+        stack_name=settings.stack_name,
+        region=settings.region,
+        account_id=settings.account_id,
+        parameters={p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])},
+        physical_ids={r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources},
+        resource_types={r["LogicalResourceId"]: r["ResourceType"] for r in resources},
+    )
+    return outputs, context
+
+
+def _failure_reason(cfn: Any, settings: LocalStackSettings) -> str:
+    events = cfn.describe_stack_events(StackName=settings.stack_name)["StackEvents"]
+    reasons = [
+        f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', e['ResourceStatus'])}"
+        for e in events
+        if e["ResourceStatus"].endswith("FAILED")
+    ]
+    return "; ".join(reasons) or "no reason given"
+
+
+def _create_stream(kinesis: Any, name: str, shard_count: int, timeout: float) -> None:
+    """moto's CloudFormation made the stream in moto; the workers read kinesis-mock."""
+    kinesis.create_stream(StreamName=name, ShardCount=shard_count)
+    deadline = time.monotonic() + timeout
+    while (
+        kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"]
+        != "ACTIVE"
+    ):
+        if time.monotonic() > deadline:
+            raise LocalStackError(f"stream {name} did not become ACTIVE in kinesis-mock")
+        time.sleep(0.2)
+
+
+def _apply_skipped_properties(
+    template: dict[str, Any],
+    context: StackContext,
+    settings: LocalStackSettings,
+    kinesis: Any,
+) -> list[str]:
+    """Apply, from the template's own text, the properties moto's CloudFormation dropped.
+
+    Each is applied only when the deployed resource lacks it, so that an emulator that
+    learns to honour a property makes the step a no-op; every one applied is reported.
+    """
+    conditions = evaluate_conditions(template, context)
+    dynamodb = aws.local_client("dynamodb", settings.moto_endpoint, settings.region)
+    s3 = aws.local_client("s3", settings.moto_endpoint, settings.region)
+    applied: list[str] = []
+
+    for logical_id, raw in resources_of_type(template, "AWS::DynamoDB::Table").items():
+        props = resolve(raw, context, conditions)
+        table = context.ref(logical_id)
+        ttl = props.get("TimeToLiveSpecification")
+        current = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+        if ttl and ttl.get("Enabled") and current.get("TimeToLiveStatus") != "ENABLED":
+            dynamodb.update_time_to_live(
+                TableName=table,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+            )
+            applied.append(f"{table}: TTL on {ttl['AttributeName']}")
+        pitr = props.get("PointInTimeRecoverySpecification", {})
+        if str(pitr.get("PointInTimeRecoveryEnabled")).lower() == "true":
+            backups = dynamodb.describe_continuous_backups(TableName=table)
+            status = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+            if status["PointInTimeRecoveryStatus"] != "ENABLED":
+                dynamodb.update_continuous_backups(
+                    TableName=table,
+                    PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+                )
+                applied.append(f"{table}: point-in-time recovery")
+
+    for logical_id, raw in resources_of_type(template, "AWS::S3::Bucket").items():
+        props = resolve(raw, context, conditions)
+        bucket = context.ref(logical_id)
+        block = props.get("PublicAccessBlockConfiguration")
+        if block and not _exists(functools.partial(s3.get_public_access_block, Bucket=bucket)):
+            s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=block)
+            applied.append(f"{bucket}: public access block")
+        lifecycle = props.get("LifecycleConfiguration")
+        if lifecycle and not _exists(
+            functools.partial(s3.get_bucket_lifecycle_configuration, Bucket=bucket)
+        ):
+            s3.put_bucket_lifecycle_configuration(
+                Bucket=bucket,
+                LifecycleConfiguration={"Rules": [_lifecycle_rule(r) for r in lifecycle["Rules"]]},
+            )
+            applied.append(f"{bucket}: lifecycle rules")
+
+    for raw in resources_of_type(template, "AWS::S3::BucketPolicy").values():
+        props = resolve(raw, context, conditions)
+        bucket = props["Bucket"]
+        if not _exists(functools.partial(s3.get_bucket_policy, Bucket=bucket)):
+            s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(props["PolicyDocument"]))
+            applied.append(f"{bucket}: bucket policy")
+
+    for logical_id, raw in resources_of_type(template, "AWS::Kinesis::Stream").items():
+        props = resolve(raw, context, conditions)
+        stream = context.ref(logical_id)
+        summary = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
+        encryption = props.get("StreamEncryption")
+        if encryption and summary.get("EncryptionType") != encryption["EncryptionType"]:
+            kinesis.start_stream_encryption(
+                StreamName=stream,
+                EncryptionType=encryption["EncryptionType"],
+                KeyId=encryption["KeyId"],
+            )
+            applied.append(f"{stream}: server-side encryption (kinesis-mock)")
+        retention = int(props.get("RetentionPeriodHours", 24))
+        if retention > summary.get("RetentionPeriodHours", 24):
+            kinesis.increase_stream_retention_period(
+                StreamName=stream, RetentionPeriodHours=retention
+            )
+            applied.append(f"{stream}: retention {retention} h (kinesis-mock)")
+    return applied
+
+
+def _exists(read: Callable[[], Any]) -> bool:
+    try:
+        read()
+    except ClientError as exc:
+        if exc.response["Error"]["Code"].startswith("NoSuch"):
+            return False
+        raise
+    return True
+
+
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """CloudFormation's lifecycle rule shape, in the S3 API's shape."""
+    api_rule: dict[str, Any] = {
+        "ID": rule.get("Id", ""),
+        "Status": rule["Status"],
+        "Filter": {"Prefix": rule.get("Prefix", "")},
+    }
+    if "Transitions" in rule:
+        api_rule["Transitions"] = [
+            {"Days": int(t["TransitionInDays"]), "StorageClass": t["StorageClass"]}
+            for t in rule["Transitions"]
+        ]
+    if "ExpirationInDays" in rule:
+        api_rule["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "AbortIncompleteMultipartUpload" in rule:
+        days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+        api_rule["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": days}
+    return api_rule
+
+
+def down(settings: LocalStackSettings) -> list[str]:
+    """Stop every emulator the state names; returns the names of those that were running."""
+    state = load_state(settings)
+    if state is None:
+        return []
+    stopped = [e.name for e in state.emulators if processes.stop(e.pid, e.marker)]
+    state_path(settings).unlink(missing_ok=True)
+    log.info("local_stack_down", stopped=stopped)
+    return stopped
+
+
+def status(settings: LocalStackSettings) -> dict[str, Any]:
+    """Whether each emulator runs and answers, and the stack's status and outputs."""
+    state = load_state(settings)
+    if state is None:
+        return {"running": False, "state_dir": str(settings.state_dir)}
+    emulators = []
+    for emulator in state.emulators:
+        alive = processes.is_running(emulator.pid, emulator.marker)
+        emulators.append(
+            {
+                "name": emulator.name,
+                "pid": emulator.pid,
+                "endpoint": emulator.endpoint,
+                "process": "running" if alive else "gone",
+                "answers": alive and _answers(emulator, state.region),
+            }
+        )
+    stack_status = "unknown"
+    if emulators[-1]["answers"]:
+        cfn = aws.client(
+            "cloudformation", endpoint_url=state.moto_endpoint, region=state.region, local=True
+        )
+        stack_status = cfn.describe_stacks(StackName=state.stack_name)["Stacks"][0]["StackStatus"]
+    return {
+        "running": all(e["answers"] for e in emulators),
+        "state_dir": str(settings.state_dir),
+        "started_at": state.started_at.isoformat(),
+        "stack_name": state.stack_name,
+        "stack_status": stack_status,
+        "emulators": emulators,
+        "outputs": state.outputs,
+        "applied_locally": state.applied_locally,
+    }
+
+
+def _answers(emulator: EmulatorState, region: str) -> bool:
+    service = "kinesis" if emulator.name == "kinesis-mock" else "cloudformation"
+    probe = aws.client(
+        service,
+        endpoint_url=emulator.endpoint,
+        region=region,
+        local=True,
+        max_attempts=1,
+        timeout_seconds=3,
+    )
+    try:
+        if service == "kinesis":
+            probe.list_streams()
+        else:
+            probe.list_stacks()
+    except (BotoCoreError, ClientError):
+        return False
+    return True

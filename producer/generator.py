@@ -1,0 +1,481 @@
+"""Seeded, realistic click traffic. Pure: the same seed and start time give the same events.
+
+Sessions arrive as a Poisson process. Each picks an entry page by Zipf popularity, then walks
+the site as a Markov chain (mostly along a page's own links, sometimes anywhere by
+popularity), with log-normal think times between page views, clicks at coordinates inside
+its viewport and scrolls in between. Optional anomalies, each labelled in the manifest:
+bot sessions (fast, regular clicks over many pages and no page views), a traffic spike on
+one page in a given minute (a burst of visitors landing there), a traffic drop (the page
+stops getting views for a minute) and malformed records of several kinds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import json
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from clickstream.events import ClickEvent, DeadLetterReason, EventType
+
+_SECTIONS = ("products", "blog", "docs", "help", "category")
+_FIXED_PAGES = ("/", "/search", "/cart", "/checkout", "/account", "/pricing", "/about")
+
+_DEVICES = (
+    # (viewport width, height, user agent), desktop first: most traffic in these profiles.
+    (1920, 1080, "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0"),
+    (1440, 900, "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/17.5"),
+    (1366, 768, "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"),
+    (390, 844, "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) Mobile/15E148 Safari"),
+    (412, 915, "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 Chrome/131.0 Mobile"),
+)
+_BOT_USER_AGENTS = ("python-requests/2.32.3", "Mozilla/5.0 (compatible; scraper/1.0)")
+_REFERRERS = (
+    None,
+    None,
+    "https://www.google.com/",
+    "https://news.ycombinator.com/",
+    "https://t.co/x",
+    "https://www.bing.com/",
+)
+
+
+@dataclass(frozen=True)
+class SpikeSpec:
+    """Extra visitors landing on `page` during minute `minute` (counted from the start)."""
+
+    page: str
+    minute: int
+    factor: float = 6.0
+
+
+@dataclass(frozen=True)
+class DropSpec:
+    """`page` gets no views during minute `minute` (visitors leave instead)."""
+
+    page: str
+    minute: int
+
+
+@dataclass(frozen=True)
+class TrafficProfile:
+    pages: int = 120
+    zipf_exponent: float = 1.1
+    sessions_per_minute: float = 300.0
+    exit_probability: float = 0.18
+    max_page_views: int = 40
+    median_think_seconds: float = 12.0
+    mean_clicks_per_view: float = 1.4
+    scroll_probability: float = 0.6
+    link_follow_probability: float = 0.7
+    custom_event_probability: float = 0.05
+    bot_sessions: int = 0
+    bot_events: int = 120
+    bot_interval_seconds: float = 0.25
+    spikes: tuple[SpikeSpec, ...] = ()
+    drops: tuple[DropSpec, ...] = ()
+    malformed: int = 0
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """An injected anomaly and its window, as the manifest records it."""
+
+    kind: str
+    subject: str
+    window_start: datetime
+    window_end: datetime
+    detail: dict[str, float | int | str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MalformedRecord:
+    """A record that breaks the event contract on purpose, and the reason it must get."""
+
+    data: bytes
+    partition_key: str
+    expected_reason: DeadLetterReason
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+Record = ClickEvent | MalformedRecord
+
+
+def page_catalog(count: int) -> list[str]:
+    """A site's pages, most popular first (the order Zipf ranks them in)."""
+    pages = list(_FIXED_PAGES[: max(1, min(count, len(_FIXED_PAGES)))])
+    for index in itertools.count(1):
+        if len(pages) >= count:
+            break
+        section = _SECTIONS[index % len(_SECTIONS)]
+        pages.append(f"/{section}/{section[:1]}-{index:04d}")
+    return pages
+
+
+class _Site:
+    """Pages, their popularity and links: the Markov chain sessions walk."""
+
+    def __init__(self, profile: TrafficProfile, rng: random.Random) -> None:
+        self.pages = page_catalog(profile.pages)
+        self.weights: list[float] = [
+            1.0 / (rank**profile.zipf_exponent) for rank in range(1, len(self.pages) + 1)
+        ]
+        self.cumulative = list(itertools.accumulate(self.weights))
+        self.links = {
+            page: rng.choices(self.pages, cum_weights=self.cumulative, k=rng.randint(3, 7))
+            for page in self.pages
+        }
+        self.link_follow_probability = profile.link_follow_probability
+
+    def popular(self, rng: random.Random) -> str:
+        return rng.choices(self.pages, cum_weights=self.cumulative)[0]
+
+    def next_page(self, current: str, rng: random.Random) -> str:
+        if rng.random() < self.link_follow_probability:
+            return rng.choice(self.links[current])
+        return self.popular(rng)
+
+    def share(self, page: str) -> float:
+        """The page's Zipf share of entries, to size a spike against its usual traffic."""
+        return self.weights[self.pages.index(page)] / self.cumulative[-1]
+
+
+class TrafficGenerator:
+    """Yields events in timestamp order, merged across concurrent sessions."""
+
+    def __init__(self, seed: int, start: datetime, profile: TrafficProfile | None = None) -> None:
+        self.seed = seed
+        self.start = start
+        self.profile = profile or TrafficProfile()
+        self._rng = random.Random(seed)
+        self.site = _Site(self.profile, self._rng)
+        pages_named = [s.page for s in self.profile.spikes] + [d.page for d in self.profile.drops]
+        for page in pages_named:
+            if page not in self.site.pages:
+                raise ValueError(f"page {page!r} is not one of the site's pages")
+        self.anomalies: list[Anomaly] = []
+        self._session_counter = itertools.count(1)
+        self._event_counter = itertools.count(1)
+
+    # -- sessions -------------------------------------------------------------------------
+
+    def _new_session_id(self, prefix: str = "s") -> str:
+        digest = hashlib.sha256(f"{self.seed}:{next(self._session_counter)}".encode()).hexdigest()
+        return f"{prefix}-{digest[:16]}"
+
+    def _event(
+        self,
+        session: _SessionContext,
+        kind: EventType,
+        at: datetime,
+        page: str,
+        rng: random.Random,
+        **extra: object,
+    ) -> ClickEvent:
+        number = next(self._event_counter)
+        return ClickEvent(
+            event_id=f"e-{self.seed}-{number:08d}",
+            type=kind,
+            session_id=session.session_id,
+            page=page,
+            timestamp=at,
+            anonymous_id=session.anonymous_id,
+            user_id=session.user_id,
+            user_agent=session.user_agent,
+            referrer=session.referrer if kind is EventType.PAGE_VIEW else None,
+            viewport_width=session.viewport[0],
+            viewport_height=session.viewport[1],
+            **extra,  # type: ignore[arg-type]
+        )
+
+    def _in_drop(self, page: str, at: datetime) -> bool:
+        return any(
+            spec.page == page
+            and self._minute_window(spec.minute)[0] <= at < self._minute_window(spec.minute)[1]
+            for spec in self.profile.drops
+        )
+
+    def _minute_window(self, minute: int) -> tuple[datetime, datetime]:
+        begin = self.start.replace(second=0, microsecond=0) + timedelta(minutes=minute)
+        return begin, begin + timedelta(minutes=1)
+
+    def _human_session(
+        self, at: datetime, rng: random.Random, entry_page: str | None = None
+    ) -> Iterator[ClickEvent]:
+        profile = self.profile
+        width, height, agent = rng.choice(_DEVICES)
+        session = _SessionContext(
+            session_id=self._new_session_id(),
+            anonymous_id=f"a-{rng.getrandbits(48):012x}",
+            user_id=f"u-{rng.randint(1, 5000):05d}" if rng.random() < 0.3 else None,
+            user_agent=agent,
+            referrer=rng.choice(_REFERRERS),
+            viewport=(width, height),
+        )
+        page = entry_page or self.site.popular(rng)
+        for _ in range(profile.max_page_views):
+            if self._in_drop(page, at):
+                return  # the page is down: the visitor leaves
+            yield self._event(session, EventType.PAGE_VIEW, at, page, rng)
+            session.referrer = None
+            think = rng.lognormvariate(math.log(profile.median_think_seconds), 0.8)
+            think = min(think, 600.0)
+            # Clicks and scrolls happen while the visitor reads, before the next page view.
+            clicks = _poisson(rng, profile.mean_clicks_per_view)
+            moments = sorted(rng.uniform(0.2, think * 0.95) for _ in range(clicks + 1))
+            for index, offset in enumerate(moments):
+                when = at + timedelta(seconds=offset)
+                if index == 0:
+                    if rng.random() < profile.scroll_probability:
+                        depth = rng.randint(height // 2, height * 4)
+                        yield self._event(session, EventType.SCROLL, when, page, rng, x=0, y=depth)
+                    continue
+                yield self._event(
+                    session,
+                    EventType.CLICK,
+                    when,
+                    page,
+                    rng,
+                    x=rng.randint(0, width - 1),
+                    y=rng.randint(0, height - 1),
+                )
+            if rng.random() < profile.custom_event_probability:
+                yield self._event(
+                    session,
+                    EventType.CUSTOM,
+                    at + timedelta(seconds=think * 0.97),
+                    page,
+                    rng,
+                    properties={"name": "add_to_cart", "value": rng.randint(1, 500)},
+                )
+            if rng.random() < profile.exit_probability:
+                return
+            at += timedelta(seconds=think)
+            page = self.site.next_page(page, rng)
+
+    def _bot_session(self, at: datetime, rng: random.Random) -> Iterator[ClickEvent]:
+        profile = self.profile
+        session = _SessionContext(
+            session_id=self._new_session_id("bot"),
+            anonymous_id=f"a-{rng.getrandbits(48):012x}",
+            user_id=None,
+            user_agent=rng.choice(_BOT_USER_AGENTS),
+            referrer=None,
+            viewport=(1280, 720),
+        )
+        pages = self.site.pages
+        last = at + timedelta(seconds=(profile.bot_events - 1) * profile.bot_interval_seconds)
+        self.anomalies.append(
+            Anomaly(
+                kind="bot_session",
+                subject=session.session_id,
+                window_start=at,
+                window_end=last,
+                detail={
+                    "events": profile.bot_events,
+                    "interval_seconds": profile.bot_interval_seconds,
+                },
+            )
+        )
+        for index in range(profile.bot_events):
+            # Regular to within a few milliseconds: the tell-tale of a script.
+            when = at + timedelta(
+                seconds=index * profile.bot_interval_seconds + rng.uniform(0, 0.004)
+            )
+            yield self._event(
+                session,
+                EventType.CLICK,
+                when,
+                pages[index % len(pages)],
+                rng,
+                x=rng.randint(0, 1279),
+                y=rng.randint(0, 719),
+            )
+
+    # -- the merged stream ----------------------------------------------------------------
+
+    def events(self) -> Iterator[ClickEvent]:
+        """Every session's events merged in timestamp order; endless, take what you need."""
+        rng = self._rng
+        heap: list[tuple[datetime, int, ClickEvent, Iterator[ClickEvent]]] = []
+        tiebreak = itertools.count()
+
+        def schedule(events: Iterator[ClickEvent]) -> None:
+            first = next(events, None)
+            if first is not None:
+                heapq.heappush(heap, (first.timestamp, next(tiebreak), first, events))
+
+        arrivals = self._arrivals(rng)
+        next_arrival, arrival_kind, arrival_page = next(arrivals)
+        while True:
+            while not heap or next_arrival <= heap[0][0]:
+                session_rng = random.Random(rng.getrandbits(64))
+                if arrival_kind == "bot":
+                    schedule(self._bot_session(next_arrival, session_rng))
+                else:
+                    schedule(self._human_session(next_arrival, session_rng, arrival_page))
+                next_arrival, arrival_kind, arrival_page = next(arrivals)
+            _, _, event, rest = heapq.heappop(heap)
+            yield event
+            schedule(rest)
+
+    def _arrivals(self, rng: random.Random) -> Iterator[tuple[datetime, str, str | None]]:
+        """Session start times: the steady Poisson stream, bots and spike visitors merged."""
+        profile = self.profile
+        streams: list[Iterator[tuple[datetime, str, str | None]]] = [
+            _poisson_arrivals(rng, self.start, profile.sessions_per_minute / 60.0, "human", None)
+        ]
+        for index in range(profile.bot_sessions):
+            # Bots start over the first few minutes, one every 40 s or so.
+            offset = timedelta(seconds=20 + index * 40 + rng.uniform(0, 10))
+            streams.append(iter([(self.start + offset, "bot", None)]))
+        for spike in profile.spikes:
+            begin, end = self._minute_window(spike.minute)
+            share = self.site.share(spike.page)
+            extra_per_second = (spike.factor - 1) * profile.sessions_per_minute * share / 60.0
+            spike_rng = random.Random(rng.getrandbits(64))
+            visitors = _poisson_arrivals(spike_rng, begin, extra_per_second, "human", spike.page)
+            streams.append(_until(visitors, end))
+            self.anomalies.append(
+                Anomaly(
+                    kind="traffic_spike",
+                    subject=spike.page,
+                    window_start=begin,
+                    window_end=end,
+                    detail={"factor": spike.factor},
+                )
+            )
+        for drop in profile.drops:
+            begin, end = self._minute_window(drop.minute)
+            self.anomalies.append(
+                Anomaly(
+                    kind="traffic_drop",
+                    subject=drop.page,
+                    window_start=begin,
+                    window_end=end,
+                )
+            )
+        return heapq.merge(*streams, key=lambda item: item[0])
+
+
+@dataclass
+class _SessionContext:
+    session_id: str
+    anonymous_id: str
+    user_id: str | None
+    user_agent: str
+    referrer: str | None
+    viewport: tuple[int, int]
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    # Knuth's method: fine for the small means of clicks per page view.
+    limit, count, product = math.exp(-mean), 0, rng.random()
+    while product > limit:
+        count += 1
+        product *= rng.random()
+    return count
+
+
+def _poisson_arrivals(
+    rng: random.Random, start: datetime, per_second: float, kind: str, page: str | None
+) -> Iterator[tuple[datetime, str, str | None]]:
+    if per_second <= 0:
+        return
+    at = start
+    while True:
+        at += timedelta(seconds=rng.expovariate(per_second))
+        yield at, kind, page
+
+
+def _until(
+    arrivals: Iterator[tuple[datetime, str, str | None]], end: datetime
+) -> Iterator[tuple[datetime, str, str | None]]:
+    for arrival in arrivals:
+        if arrival[0] >= end:
+            return
+        yield arrival
+
+
+def malformed_records(count: int, seed: int, around: datetime) -> list[MalformedRecord]:
+    """`count` records that break the contract, cycling through the kinds a consumer meets."""
+    rng = random.Random(seed ^ 0x5EED)
+    at = around.isoformat().replace("+00:00", "Z")
+
+    def valid(**changes: object) -> dict[str, object]:
+        base: dict[str, object] = {
+            "event_id": f"bad-{rng.getrandbits(40):010x}",
+            "type": "click",
+            "session_id": f"s-bad-{rng.getrandbits(32):08x}",
+            "page": "/",
+            "timestamp": at,
+        }
+        base.update(changes)
+        return {k: v for k, v in base.items() if v is not _MISSING}
+
+    def as_json(value: object) -> bytes:
+        return json.dumps(value).encode()
+
+    def make(reason: DeadLetterReason) -> bytes:
+        if reason is DeadLetterReason.NOT_UTF8:
+            return b'{"event_id": "\xff\xfe' + rng.randbytes(6) + b'"}'
+        if reason is DeadLetterReason.NOT_JSON:
+            return f"event_id={rng.getrandbits(32):x}&type=click".encode()
+        if reason is DeadLetterReason.NOT_OBJECT:
+            return as_json([rng.randint(0, 9), "click"])
+        if reason is DeadLetterReason.MISSING_FIELD:
+            return as_json(valid(session_id=_MISSING))
+        if reason is DeadLetterReason.WRONG_TYPE:
+            return as_json(valid(x=f"{rng.randint(0, 99)}px"))
+        if reason is DeadLetterReason.INVALID_VALUE:
+            return as_json(valid(type="hover"))
+        # Epoch seconds where milliseconds are expected: a classic upstream bug.
+        return as_json(valid(timestamp=rng.randint(1_000_000, 2_000_000_000)))
+
+    kinds = [
+        DeadLetterReason.NOT_UTF8,
+        DeadLetterReason.NOT_JSON,
+        DeadLetterReason.NOT_OBJECT,
+        DeadLetterReason.MISSING_FIELD,
+        DeadLetterReason.WRONG_TYPE,
+        DeadLetterReason.INVALID_VALUE,
+        DeadLetterReason.TIMESTAMP_OUT_OF_RANGE,
+    ]
+    records = []
+    for index in range(count):
+        reason = kinds[index % len(kinds)]
+        data = make(reason)
+        records.append(
+            MalformedRecord(data, f"bad-{hashlib.sha256(data).hexdigest()[:12]}", reason)
+        )
+    return records
+
+
+class _Missing:
+    pass
+
+
+_MISSING = _Missing()
+
+
+def generate(
+    seed: int, start: datetime, count: int, profile: TrafficProfile | None = None
+) -> tuple[list[Record], list[Anomaly]]:
+    """`count` valid events plus the profile's malformed records interleaved at seeded places."""
+    generator = TrafficGenerator(seed, start, profile)
+    events: list[Record] = list(itertools.islice(generator.events(), count))
+    last = events[-1].timestamp if events else start  # type: ignore[union-attr]
+    anomalies = [a for a in generator.anomalies if a.window_start <= last]
+    bad = malformed_records(generator.profile.malformed, seed, start)
+    rng = random.Random(seed ^ 0xBAD)
+    for record in bad:
+        events.insert(rng.randint(0, len(events)), record)
+    return events, anomalies

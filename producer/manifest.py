@@ -1,0 +1,166 @@
+"""The manifest: the ground truth of what a run sent, against which consumers are checked."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from clickstream.events import ClickEvent, EventType
+from producer.generator import Anomaly, MalformedRecord, Record
+
+HASH_KEY_SPACE = 2**128
+
+
+class SessionTruth(BaseModel):
+    events: int = 0
+    page_views: int = 0
+    clicks: int = 0
+    scrolls: int = 0
+    custom: int = 0
+    distinct_pages: int = 0
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    entry_page: str | None = None
+    exit_page: str | None = None
+
+
+class PageMinuteTruth(BaseModel):
+    views: int = 0
+    clicks: int = 0
+    sessions: int = 0
+
+
+class AnomalyTruth(BaseModel):
+    kind: str
+    subject: str
+    window_start: datetime
+    window_end: datetime
+    detail: dict[str, float | int | str] = Field(default_factory=dict)
+
+
+class MalformedTruth(BaseModel):
+    sha256: str
+    expected_reason: str
+
+
+class Manifest(BaseModel):
+    """Per-session counts, per-page-per-minute counts, injected anomalies, what was sent."""
+
+    seed: int | None
+    source: str
+    stream: str | None = None
+    events: int
+    malformed: int
+    total_records: int
+    sent: int = 0
+    first_event_at: datetime | None = None
+    last_event_at: datetime | None = None
+    event_types: dict[str, int]
+    sessions: dict[str, SessionTruth]
+    pages: dict[str, dict[str, PageMinuteTruth]]
+    anomalies: list[AnomalyTruth]
+    malformed_records: list[MalformedTruth]
+    records_per_shard: dict[str, int] | None = None
+
+
+def minute_key(timestamp: datetime) -> str:
+    """The per-minute bucket a timestamp counts in, as the consumer names it."""
+    return timestamp.strftime("%Y-%m-%dT%H:%M")
+
+
+def shard_index(partition_key: str, shard_count: int) -> int:
+    """Which of `shard_count` evenly split shards Kinesis routes a partition key to."""
+    hash_key = int.from_bytes(hashlib.md5(partition_key.encode()).digest(), "big")  # noqa: S324
+    return hash_key * shard_count // HASH_KEY_SPACE
+
+
+def partition_key_of(record: Record) -> str:
+    return record.session_id if isinstance(record, ClickEvent) else record.partition_key
+
+
+def build_manifest(
+    records: Iterable[Record],
+    anomalies: Iterable[Anomaly],
+    *,
+    seed: int | None,
+    source: str,
+    shards_hint: int | None = None,
+) -> Manifest:
+    sessions: dict[str, SessionTruth] = defaultdict(SessionTruth)
+    session_pages: dict[str, set[str]] = defaultdict(set)
+    pages: dict[str, dict[str, PageMinuteTruth]] = defaultdict(lambda: defaultdict(PageMinuteTruth))
+    page_minute_sessions: dict[tuple[str, str], set[str]] = defaultdict(set)
+    types: Counter[str] = Counter()
+    malformed: list[MalformedTruth] = []
+    per_shard: Counter[str] = Counter()
+    events = 0
+    first: datetime | None = None
+    last: datetime | None = None
+
+    for record in records:
+        if shards_hint:
+            index = shard_index(partition_key_of(record), shards_hint)
+            per_shard[f"shardId-{index:012d}"] += 1
+        if isinstance(record, MalformedRecord):
+            malformed.append(
+                MalformedTruth(sha256=record.sha256, expected_reason=record.expected_reason.value)
+            )
+            continue
+        events += 1
+        at = record.timestamp
+        first = at if first is None or at < first else first
+        last = at if last is None or at > last else last
+        types[record.type.value] += 1
+        truth = sessions[record.session_id]
+        truth.events += 1
+        session_pages[record.session_id].add(record.page)
+        if truth.first_seen is None or at < truth.first_seen:
+            truth.first_seen, truth.entry_page = at, record.page
+        if truth.last_seen is None or at >= truth.last_seen:
+            truth.last_seen, truth.exit_page = at, record.page
+        bucket = pages[record.page][minute_key(at)]
+        if record.type is EventType.PAGE_VIEW:
+            truth.page_views += 1
+            bucket.views += 1
+        elif record.type is EventType.CLICK:
+            truth.clicks += 1
+            bucket.clicks += 1
+        elif record.type is EventType.SCROLL:
+            truth.scrolls += 1
+        else:
+            truth.custom += 1
+        page_minute_sessions[(record.page, minute_key(at))].add(record.session_id)
+
+    for session_id, truth in sessions.items():
+        truth.distinct_pages = len(session_pages[session_id])
+    for (page, minute), members in page_minute_sessions.items():
+        pages[page][minute].sessions = len(members)
+
+    return Manifest(
+        seed=seed,
+        source=source,
+        events=events,
+        malformed=len(malformed),
+        total_records=events + len(malformed),
+        first_event_at=first,
+        last_event_at=last,
+        event_types=dict(types),
+        sessions=dict(sessions),
+        pages={page: dict(minutes) for page, minutes in pages.items()},
+        anomalies=[
+            AnomalyTruth(
+                kind=a.kind,
+                subject=a.subject,
+                window_start=a.window_start,
+                window_end=a.window_end,
+                detail=a.detail,
+            )
+            for a in anomalies
+        ],
+        malformed_records=malformed,
+        records_per_shard=dict(sorted(per_shard.items())) if shards_hint else None,
+    )

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs everything the project needs into the checkout, idempotently:
+#   .tools/uv       uv (pinned), in a small virtualenv of its own
+#   .venv           the project and its pinned Python dependencies (uv.lock)
+#   .tools/emulator kinesis-mock (npm kinesis-local, pinned by infra/local/package-lock.json)
+# Each step is skipped when its inputs have not changed since it last ran.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+UV_VERSION=0.13.8
+TOOLS=.tools
+PYTHON=${PYTHON:-python3}
+
+say() { printf '[bootstrap] %s\n' "$*" >&2; }
+need() { command -v "$1" >/dev/null 2>&1 || { say "error: '$1' is not installed; $2"; exit 1; }; }
+
+need "$PYTHON" "Python 3.11 or later is required"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || { say "error: $("$PYTHON" --version) is too old; Python 3.11 or later is required"; exit 1; }
+need node "Node.js 18 or later runs the Kinesis emulator"
+need npm "npm installs the Kinesis emulator"
+
+# A stamp holds the hash of a step's inputs; the step runs again only when they change.
+stamp_ok() { [ -f "$TOOLS/$1.stamp" ] && [ "$(cat "$TOOLS/$1.stamp")" = "$2" ]; }
+stamp_set() { mkdir -p "$TOOLS"; printf '%s' "$2" >"$TOOLS/$1.stamp"; }
+inputs_hash() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+if ! stamp_ok uv "$UV_VERSION"; then
+  say "installing uv $UV_VERSION"
+  rm -rf "$TOOLS/uv"
+  "$PYTHON" -m venv "$TOOLS/uv"
+  "$TOOLS/uv/bin/pip" install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+  stamp_set uv "$UV_VERSION"
+fi
+UV="$TOOLS/uv/bin/uv"
+
+python_hash=$(inputs_hash pyproject.toml uv.lock)
+if ! stamp_ok python "$python_hash" || [ ! -x .venv/bin/python ]; then
+  say "installing Python dependencies (uv sync --locked)"
+  UV_PYTHON_DOWNLOADS=never "$UV" sync --locked --quiet --python "$PYTHON"
+  stamp_set python "$python_hash"
+fi
+
+emulator_hash=$(inputs_hash infra/local/package.json infra/local/package-lock.json)
+if ! stamp_ok emulator "$emulator_hash" || [ ! -f "$TOOLS/emulator/node_modules/kinesis-local/main.js" ]; then
+  say "installing kinesis-mock (npm ci)"
+  rm -rf "$TOOLS/emulator"
+  mkdir -p "$TOOLS/emulator"
+  cp infra/local/package.json infra/local/package-lock.json "$TOOLS/emulator/"
+  npm ci --prefix "$TOOLS/emulator" --no-audit --no-fund --loglevel=error >&2
+  stamp_set emulator "$emulator_hash"
+fi
+say "ready"
