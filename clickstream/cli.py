@@ -105,7 +105,7 @@ def local_up(
         return
     table = Table(title=f"local stack {state.stack_name}: CREATE_COMPLETE")
     table.add_column("output")
-    table.add_column("value")
+    table.add_column("value", overflow="fold")
     for emulator in state.emulators:
         table.add_row(f"endpoint ({emulator.name})", emulator.endpoint)
     for key, value in state.outputs.items():
@@ -231,6 +231,13 @@ def produce(
     malformed: Annotated[int, typer.Option(min=0, help="Malformed records to mix in.")] = 0,
     sessions_per_minute: Annotated[float, typer.Option(min=1, help="Session arrival rate.")] = 300,
     stream: Annotated[str | None, typer.Option(help="Stream name (default: settings).")] = None,
+    start: Annotated[
+        datetime | None,
+        typer.Option(
+            help="Event time of the first session (ISO 8601, UTC if no offset); default now.",
+            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f%z"],
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Generate seeded, realistic traffic (or replay a file) into the Kinesis stream."""
@@ -262,7 +269,9 @@ def produce(
             sessions_per_minute=sessions_per_minute,
         )
         try:
-            records, anomalies = generate(seed, datetime.now(UTC), events, profile)
+            first = start or datetime.now(UTC)
+            first = first if first.tzinfo else first.replace(tzinfo=UTC)
+            records, anomalies = generate(seed, first, events, profile)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
         truth = build_manifest(

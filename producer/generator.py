@@ -143,9 +143,28 @@ class _Site:
             return rng.choice(self.links[current])
         return self.popular(rng)
 
-    def share(self, page: str) -> float:
-        """The page's Zipf share of entries, to size a spike against its usual traffic."""
-        return self.weights[self.pages.index(page)] / self.cumulative[-1]
+    def expected_views_per_session(
+        self, page: str, exit_probability: float, max_views: int
+    ) -> float:
+        """How many views of `page` a session makes on average: entry by popularity, then
+        the Markov walk, summed over the steps the session survives to. Sizes spikes."""
+        total = self.cumulative[-1]
+        popularity = {p: w / total for p, w in zip(self.pages, self.weights, strict=True)}
+        here = dict(popularity)
+        expected = 0.0
+        survive = 1.0
+        for _ in range(max_views):
+            expected += survive * here[page]
+            after = dict.fromkeys(self.pages, 0.0)
+            for source, mass in here.items():
+                links = self.links[source]
+                for target in links:
+                    after[target] += mass * self.link_follow_probability / len(links)
+                for target, share in popularity.items():
+                    after[target] += mass * (1 - self.link_follow_probability) * share
+            here = after
+            survive *= 1 - exit_probability
+        return expected
 
 
 class TrafficGenerator:
@@ -186,7 +205,8 @@ class TrafficGenerator:
             type=kind,
             session_id=session.session_id,
             page=page,
-            timestamp=at,
+            # Milliseconds, as browsers stamp events and as the record carries them.
+            timestamp=at.replace(microsecond=at.microsecond // 1000 * 1000),
             anonymous_id=session.anonymous_id,
             user_id=session.user_id,
             user_agent=session.user_agent,
@@ -339,8 +359,16 @@ class TrafficGenerator:
             streams.append(iter([(self.start + offset, "bot", None)]))
         for spike in profile.spikes:
             begin, end = self._minute_window(spike.minute)
-            share = self.site.share(spike.page)
-            extra_per_second = (spike.factor - 1) * profile.sessions_per_minute * share / 60.0
+            # Each spike visitor lands on the page once: to multiply its usual views by
+            # `factor`, add (factor - 1) times the views it usually gets per second.
+            usual_views_per_second = (
+                profile.sessions_per_minute
+                / 60.0
+                * self.site.expected_views_per_session(
+                    spike.page, profile.exit_probability, profile.max_page_views
+                )
+            )
+            extra_per_second = (spike.factor - 1) * usual_views_per_second
             spike_rng = random.Random(rng.getrandbits(64))
             visitors = _poisson_arrivals(spike_rng, begin, extra_per_second, "human", spike.page)
             streams.append(_until(visitors, end))

@@ -28,6 +28,7 @@ from clickstream.local.settings import LocalStackSettings
 from clickstream.local.template import (
     StackContext,
     evaluate_conditions,
+    lint_errors,
     load_template,
     resolve,
     resources_of_type,
@@ -39,6 +40,14 @@ log = get_logger(component="local-stack")
 T = TypeVar("T")
 
 _STATE_FILE = "state.json"
+REQUIRED_OUTPUTS = (
+    "StreamName",
+    "ShardCount",
+    "SessionsTableName",
+    "PageStatsTableName",
+    "AlertsTableName",
+    "ArchiveBucketName",
+)
 _FAILED_SUFFIXES = ("FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_IN_PROGRESS")
 
 
@@ -156,6 +165,10 @@ def up(settings: LocalStackSettings) -> LocalStackState:
     for port, setting in port_settings.items():
         processes.require_free_port(port, setting)
     template = load_template(settings.template)
+    problems = lint_errors(settings.template, settings.region)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise LocalStackError(f"{settings.template} fails cfn-lint: {problems[0]}{more}")
 
     log_dir = settings.state_dir / "logs"
     started: list[EmulatorState] = []
@@ -226,6 +239,9 @@ def _deploy(cfn: Any, settings: LocalStackSettings) -> tuple[dict[str, str], Sta
         raise LocalStackError(
             f"the emulator rejected {settings.template}: {exc.response['Error'].get('Message')}"
         ) from None
+    except BotoCoreError as exc:  # moto answers some templates it cannot handle with a 500
+        summary = str(exc).splitlines()[0]
+        raise LocalStackError(f"the emulator failed on {settings.template}: {summary}") from None
     deadline = time.monotonic() + settings.startup_timeout_seconds
     while True:
         stack = cfn.describe_stacks(StackName=settings.stack_name)["Stacks"][0]
@@ -240,6 +256,12 @@ def _deploy(cfn: Any, settings: LocalStackSettings) -> tuple[dict[str, str], Sta
             raise LocalStackError(f"stack {settings.stack_name} still {status} at the deadline")
         time.sleep(0.2)
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    missing = [name for name in REQUIRED_OUTPUTS if name not in outputs]
+    if missing:
+        raise LocalStackError(
+            f"stack {settings.stack_name} lacks the outputs {', '.join(missing)} "
+            f"that the local stack and the workers need"
+        )
     resources = cfn.list_stack_resources(StackName=settings.stack_name)["StackResourceSummaries"]
     context = StackContext(
         stack_name=settings.stack_name,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cfnlint.api import ManualArgs, lint
 from cfnlint.decode import decode_str
 
 from clickstream.errors import LocalStackError
@@ -35,6 +36,16 @@ def load_template(path: Path) -> dict[str, Any]:
         raise LocalStackError(f"template {path} does not parse: {detail}")
     plain: dict[str, Any] = _plain(template)
     return plain
+
+
+def lint_errors(path: Path, region: str) -> list[str]:
+    """cfn-lint's errors (not its warnings) for the template, one line each."""
+    matches = lint(path.read_text(encoding="utf-8"), config=ManualArgs(regions=[region]))
+    return [
+        f"{m.rule.id} line {m.linenumber}: {m.message}"
+        for m in matches
+        if m.rule.severity == "error"
+    ]
 
 
 def _plain(value: Any) -> Any:

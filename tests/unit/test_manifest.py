@@ -1,0 +1,46 @@
+"""The manifest is the ground truth: it must agree with a plain recount of the records."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+
+from clickstream.events import ClickEvent, EventType
+from producer.generator import TrafficProfile, generate
+from producer.manifest import build_manifest, minute_key, shard_index
+
+START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def test_manifest_counts_agree_with_a_recount() -> None:
+    records, anomalies = generate(11, START, 8000, TrafficProfile(bot_sessions=1, malformed=30))
+    manifest = build_manifest(records, anomalies, seed=11, source="generated", shards_hint=4)
+    events = [r for r in records if isinstance(r, ClickEvent)]
+
+    assert (manifest.events, manifest.malformed, manifest.total_records) == (8000, 30, 8030)
+    assert sum(manifest.records_per_shard.values()) == 8030  # type: ignore[union-attr]
+    assert sum(s.events for s in manifest.sessions.values()) == 8000
+    views = Counter(
+        (e.page, minute_key(e.timestamp)) for e in events if e.type is EventType.PAGE_VIEW
+    )
+    for (page, minute), count in views.items():
+        assert manifest.pages[page][minute].views == count
+    sessions = defaultdict(set)
+    for e in events:
+        sessions[(e.page, minute_key(e.timestamp))].add(e.session_id)
+    for (page, minute), members in sessions.items():
+        assert manifest.pages[page][minute].sessions == len(members)
+    one = events[0].session_id
+    mine = [e for e in events if e.session_id == one]
+    truth = manifest.sessions[one]
+    assert truth.first_seen == mine[0].timestamp and truth.entry_page == mine[0].page
+    assert truth.last_seen == mine[-1].timestamp and truth.exit_page == mine[-1].page
+    assert truth.distinct_pages == len({e.page for e in mine})
+    assert [a.kind for a in manifest.anomalies] == ["bot_session"]
+
+
+def test_shard_index_follows_the_even_split_of_the_md5_hash_key_space() -> None:
+    # md5("a") = 0cc175b9..., in the first quarter; md5("b") = 92eb5ffe..., in the third.
+    assert shard_index("a", 4) == 0
+    assert shard_index("b", 4) == 2
+    assert {shard_index(f"k{i}", 4) for i in range(100)} == {0, 1, 2, 3}
