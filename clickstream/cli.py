@@ -26,6 +26,8 @@ from clickstream.errors import ClickstreamError, ConfigurationError, ProducerErr
 from clickstream.local import stack as local_stack
 from clickstream.local.settings import LocalStackSettings
 from clickstream.logging import configure_logging
+from producer.manifest import Manifest
+from producer.run import RunReport
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -309,41 +311,7 @@ def produce(
         manifest.parent.mkdir(parents=True, exist_ok=True)
         manifest.write_text(truth.model_dump_json(indent=1))
 
-    summary = {
-        "stream": truth.stream,
-        "dry_run": dry_run,
-        "events": truth.events,
-        "malformed": truth.malformed,
-        "sent": report.sent,
-        "sessions": len(truth.sessions),
-        "pages": len(truth.pages),
-        "anomalies": [f"{a.kind} {a.subject}" for a in truth.anomalies],
-        "put_records_calls": report.calls,
-        "retried_entries": report.retried_entries,
-        "seconds": round(report.seconds, 2),
-        "records_per_second": round(report.records_per_second, 1),
-        "records_per_shard": truth.records_per_shard,
-        "manifest": str(manifest) if manifest else None,
-    }
-    if as_json:
-        (err if dry_run else out).print_json(json.dumps(summary))
-    else:
-        console = err if dry_run else out  # stdout carries the records in a dry run
-        console.print(
-            f"{'wrote' if dry_run else 'sent'} {report.sent} records ({truth.events} events, "
-            f"{truth.malformed} malformed, {len(truth.sessions)} sessions) "
-            f"{'to stdout' if dry_run else f'to {truth.stream}'} in {report.seconds:.1f}s "
-            f"({report.records_per_second:.0f}/s, {report.calls} calls, "
-            f"{report.retried_entries} entries retried)",
-            highlight=False,
-        )
-        for anomaly in truth.anomalies:
-            console.print(
-                f"  injected {anomaly.kind}: {anomaly.subject} "
-                f"{anomaly.window_start:%H:%M:%S}-{anomaly.window_end:%H:%M:%S}"
-            )
-        if manifest:
-            console.print(f"  manifest: {manifest}")
+    _report_produce(truth, report, manifest, dry_run=dry_run, as_json=as_json)
 
 
 @app.command()
@@ -408,6 +376,47 @@ def demo(
         if started_here and not keep:
             local_stack.down(settings)
             err.print("local stack stopped (use --keep to leave it running)")
+
+
+def _report_produce(
+    truth: Manifest, report: RunReport, manifest: Path | None, *, dry_run: bool, as_json: bool
+) -> None:
+    summary = {
+        "stream": truth.stream,
+        "dry_run": dry_run,
+        "events": truth.events,
+        "malformed": truth.malformed,
+        "sent": report.sent,
+        "sessions": len(truth.sessions),
+        "pages": len(truth.pages),
+        "anomalies": [f"{a.kind} {a.subject}" for a in truth.anomalies],
+        "put_records_calls": report.calls,
+        "retried_entries": report.retried_entries,
+        "seconds": round(report.seconds, 2),
+        "records_per_second": round(report.records_per_second, 1),
+        "records_per_shard": truth.records_per_shard,
+        "manifest": str(manifest) if manifest else None,
+    }
+    if as_json:
+        # In a dry run stdout carries the records, so the summary goes to stderr.
+        (sys.stderr if dry_run else sys.stdout).write(json.dumps(summary, indent=2) + "\n")
+    else:
+        console = err if dry_run else out  # stdout carries the records in a dry run
+        console.print(
+            f"{'wrote' if dry_run else 'sent'} {report.sent} records ({truth.events} events, "
+            f"{truth.malformed} malformed, {len(truth.sessions)} sessions) "
+            f"{'to stdout' if dry_run else f'to {truth.stream}'} in {report.seconds:.1f}s "
+            f"({report.records_per_second:.0f}/s, {report.calls} calls, "
+            f"{report.retried_entries} entries retried)",
+            highlight=False,
+        )
+        for anomaly in truth.anomalies:
+            console.print(
+                f"  injected {anomaly.kind}: {anomaly.subject} "
+                f"{anomaly.window_start:%H:%M:%S}-{anomaly.window_end:%H:%M:%S}"
+            )
+        if manifest:
+            console.print(f"  manifest: {manifest}")
 
 
 def _open_replay(path: Path) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from statistics import pstdev
@@ -55,9 +56,11 @@ def test_traffic_looks_like_people_browsing() -> None:
     # Clicks land inside the viewport; every session's events come from one device.
     for event in events:
         if event.type is EventType.CLICK:
-            assert event.x is not None and event.viewport_width is not None
+            assert event.x is not None
+            assert event.viewport_width is not None
             assert 0 <= event.x < event.viewport_width
-            assert event.y is not None and event.viewport_height is not None
+            assert event.y is not None
+            assert event.viewport_height is not None
             assert 0 <= event.y < event.viewport_height
     sessions = Counter(e.session_id for e in events)
     assert len(sessions) > 500
@@ -77,13 +80,12 @@ def test_bot_sessions_click_fast_and_regularly_and_are_labelled() -> None:
     assert len(bots) == 2
     for bot in bots:
         mine = [e for e in events_only(records) if e.session_id == bot.subject]
-        gaps = [(b.timestamp - a.timestamp).total_seconds() for a, b in zip(mine, mine[1:])]
+        gaps = [(b.timestamp - a.timestamp).total_seconds() for a, b in itertools.pairwise(mine)]
         assert len(mine) == 120
         assert all(e.type is EventType.CLICK for e in mine)
         assert pstdev(gaps) < 0.01
-        assert bot.window_start <= mine[0].timestamp and mine[
-            -1
-        ].timestamp <= bot.window_end + timedelta(milliseconds=5)
+        assert bot.window_start <= mine[0].timestamp
+        assert mine[-1].timestamp <= bot.window_end + timedelta(milliseconds=5)
 
 
 def test_spike_multiplies_the_page_views_in_its_minute() -> None:

@@ -33,8 +33,10 @@ def test_manifest_counts_agree_with_a_recount() -> None:
     one = events[0].session_id
     mine = [e for e in events if e.session_id == one]
     truth = manifest.sessions[one]
-    assert truth.first_seen == mine[0].timestamp and truth.entry_page == mine[0].page
-    assert truth.last_seen == mine[-1].timestamp and truth.exit_page == mine[-1].page
+    assert truth.first_seen == mine[0].timestamp
+    assert truth.entry_page == mine[0].page
+    assert truth.last_seen == mine[-1].timestamp
+    assert truth.exit_page == mine[-1].page
     assert truth.distinct_pages == len({e.page for e in mine})
     assert [a.kind for a in manifest.anomalies] == ["bot_session"]
 

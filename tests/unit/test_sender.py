@@ -27,7 +27,7 @@ class FakeKinesis:
         self.calls: list[list[bytes]] = []
         self.stored: list[bytes] = []
 
-    def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+    def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:
         self.calls.append([r["Data"] for r in Records])
         if self.call_errors:
             code = self.call_errors.pop(0)
@@ -68,7 +68,8 @@ def test_partial_failure_resends_only_the_failed_entries() -> None:
     # THEN the second call carries exactly the two failed entries, and all ten are stored once
     assert kinesis.calls[1] == [b"r3", b"r7"]
     assert sorted(kinesis.stored) == sorted(r.data for r in batch(10))
-    assert sender.stats.retried_entries == 2 and sender.stats.sent == 10
+    assert sender.stats.retried_entries == 2
+    assert sender.stats.sent == 10
     assert len(delays) == 1
 
 
@@ -77,7 +78,8 @@ def test_backoff_grows_and_is_capped() -> None:
     delays: list[float] = []
     sender = PutRecordsSender(kinesis, "s", base_delay=0.1, max_delay=1.0, sleep=delays.append)
     sender.send(batch(1))
-    assert len(delays) == 6 and max(delays) <= 1.0
+    assert len(delays) == 6
+    assert max(delays) <= 1.0
     # Full jitter draws below the cap 0.1 * 2**attempt: the bounds grow, the draws vary.
     assert all(d <= min(1.0, 0.1 * 2 ** (i + 1)) for i, d in enumerate(delays))
 
@@ -95,7 +97,8 @@ def test_gives_up_after_max_attempts_naming_how_many_were_not_sent() -> None:
 def test_a_throttled_call_is_retried_whole_and_a_bad_request_is_not() -> None:
     kinesis = FakeKinesis(call_errors=["ProvisionedThroughputExceededException"])
     PutRecordsSender(kinesis, "s", sleep=lambda _: None).send(batch(3))
-    assert len(kinesis.calls) == 2 and len(kinesis.stored) == 3
+    assert len(kinesis.calls) == 2
+    assert len(kinesis.stored) == 3
 
     refused = FakeKinesis(call_errors=["ResourceNotFoundException"])
     with pytest.raises(ProducerError, match="ResourceNotFoundException"):
