@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
+from botocore.exceptions import BotoCoreError
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -58,6 +60,9 @@ def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
             return command(*args, **kwargs)
         except ClickstreamError as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except BotoCoreError as exc:  # no region, no credentials, endpoint unreachable
+            err.print(f"[bold red]error:[/] AWS: {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
@@ -336,6 +341,8 @@ def demo(
     else:
         state = local_stack.running_state(settings)
         err.print("using the local stack that is already running")
+    # Exactly what `eval "$(clickstream local env)"` does for a user's shell.
+    os.environ.update(state.environment())
     try:
         manifest_path = settings.state_dir / "demo-manifest.json"
         shards = int(state.outputs["ShardCount"])
@@ -364,12 +371,14 @@ def demo(
         per_shard: dict[str, int] = {}
         for record in records:
             per_shard[record.shard_id] = per_shard.get(record.shard_id, 0) + 1
-        table = Table(title=f"records in {state.outputs['StreamName']}")
+        expected = json.loads(manifest_path.read_text())
+        table = Table(title=f"records in {state.outputs['StreamName']} (GetRecords)")
         table.add_column("shard")
         table.add_column("records", justify="right")
+        table.add_column("manifest says", justify="right")
         for shard_id, count in sorted(per_shard.items()):
-            table.add_row(shard_id, str(count))
-        table.add_row("total", str(len(records)))
+            table.add_row(shard_id, str(count), str(expected["records_per_shard"].get(shard_id)))
+        table.add_row("total", str(len(records)), str(expected["total_records"]))
         out.print(table)
         out.print(f"manifest (the ground truth the consumer is checked against): {manifest_path}")
     finally:
