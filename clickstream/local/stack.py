@@ -154,6 +154,8 @@ def up(settings: LocalStackSettings) -> LocalStackState:
             )
         state_path(settings).unlink()  # left by a stack that died: nothing to keep
 
+    # The stack exists to run the KCL workers against it; say so now, not at the first worker.
+    processes.require_command("java", "to run the KCL workers against the stack (Java 17+)")
     specs = [processes.kinesis_mock_spec(settings), processes.moto_spec(settings)]
     port_settings = {
         settings.moto_port: "CLICKSTREAM_LOCAL_MOTO_PORT",

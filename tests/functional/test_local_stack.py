@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 from pathlib import Path
 
@@ -109,10 +110,23 @@ def test_a_taken_port_is_a_one_line_error_naming_the_setting(tmp_path: Path) -> 
     assert stack.load_state(settings) is None
 
 
-def test_missing_node_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(LocalStackError, match=r"`node` is not on PATH"):
-        stack.up(isolated_settings(tmp_path))
+@pytest.mark.parametrize("missing", ["node", "java"])
+def test_missing_node_or_java_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    # GIVEN a PATH holding every tool the stack needs but one
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in {"node", "java"} - {missing}:
+        found = shutil.which(tool)
+        assert found, f"{tool} must be installed for this test"
+        (bin_dir / tool).symlink_to(found)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    # THEN up refuses with one line naming it, and starts nothing
+    settings = isolated_settings(tmp_path / "state")
+    with pytest.raises(LocalStackError, match=rf"^`{missing}` is not on PATH; it is needed"):
+        stack.up(settings)
+    assert not (tmp_path / "state" / "logs").exists()
 
 
 @pytest.mark.parametrize(
