@@ -3,6 +3,8 @@
 #   .tools/uv       uv (pinned), in a small virtualenv of its own
 #   .venv           the project and its pinned Python dependencies (uv.lock)
 #   .tools/emulator kinesis-mock (npm kinesis-local, pinned by infra/local/package-lock.json)
+#   .tools/kcl/jars the KCL MultiLangDaemon and its jars (pinned by infra/kcl/pom.xml), and
+#   .tools/m2       the same jars in Maven layout, where amazon_kclpy's installer finds them
 # Each step is skipped when its inputs have not changed since it last ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +21,8 @@ need "$PYTHON" "Python 3.11 or later is required"
   || { say "error: $("$PYTHON" --version) is too old; Python 3.11 or later is required"; exit 1; }
 need node "Node.js 18 or later runs the Kinesis emulator"
 need npm "npm installs the Kinesis emulator"
+need java "Java 17 or later runs the KCL MultiLangDaemon"
+need mvn "Maven resolves the KCL MultiLangDaemon's jars"
 
 # A stamp holds the hash of a step's inputs; the step runs again only when they change.
 stamp_ok() { [ -f "$TOOLS/$1.stamp" ] && [ "$(cat "$TOOLS/$1.stamp")" = "$2" ]; }
@@ -34,7 +38,19 @@ if ! stamp_ok uv "$UV_VERSION"; then
 fi
 UV="$TOOLS/uv/bin/uv"
 
-python_hash=$(inputs_hash pyproject.toml uv.lock)
+kcl_hash=$(inputs_hash infra/kcl/pom.xml)
+if ! stamp_ok kcl "$kcl_hash" || [ ! -d "$TOOLS/kcl/jars" ]; then
+  say "resolving the KCL MultiLangDaemon jars (mvn dependency:copy-dependencies)"
+  rm -rf "$TOOLS/kcl"
+  mvn --batch-mode --quiet -f infra/kcl/pom.xml -Dmaven.repo.local="$PWD/$TOOLS/m2" \
+    dependency:copy-dependencies -DexcludeTransitive=true -DoutputDirectory="$PWD/$TOOLS/kcl/jars" >&2
+  stamp_set kcl "$kcl_hash"
+fi
+# amazon_kclpy's installer fetches every jar of its pom from this Maven-layout repository;
+# pointing it at the one mvn just filled means it downloads nothing itself.
+export KCL_MVN_REPO_SEARCH_URL="file://$PWD/$TOOLS/m2/"
+
+python_hash=$(inputs_hash pyproject.toml uv.lock infra/kcl/pom.xml)
 if ! stamp_ok python "$python_hash" || [ ! -x .venv/bin/python ]; then
   say "installing Python dependencies (uv sync --locked)"
   UV_PYTHON_DOWNLOADS=never "$UV" sync --locked --quiet --python "$PYTHON"
