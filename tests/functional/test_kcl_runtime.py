@@ -28,12 +28,12 @@ def pinned_jars() -> set[str]:
     def expand(text: str) -> str:
         return re.sub(r"\$\{([^}]+)\}", lambda m: properties[m.group(1)], text)
 
-    return {
-        expand(
-            f"{d.findtext('m:artifactId', namespaces=NS)}-{d.findtext('m:version', namespaces=NS)}.jar"
-        )
-        for d in root.iterfind("m:dependencies/m:dependency", NS)
-    }
+    jars = set()
+    for dependency in root.iterfind("m:dependencies/m:dependency", NS):
+        artifact = dependency.findtext("m:artifactId", namespaces=NS)
+        version = dependency.findtext("m:version", namespaces=NS)
+        jars.add(expand(f"{artifact}-{version}.jar"))
+    return jars
 
 
 def test_the_classpath_is_exactly_the_pinned_jar_set() -> None:
