@@ -309,7 +309,7 @@ def produce(
         )
         sender = PutRecordsSender(client, stream_name, max_attempts=settings.max_attempts)
         truth.stream = stream_name
-        with _progress(len(records)) as advance:
+        with _Progress(len(records)) as advance:
             report = send_all(records, sender, rate=rate, on_progress=advance)
     truth.sent = report.sent
     if manifest is not None:
@@ -435,7 +435,7 @@ def _open_replay(path: Path) -> Any:
         raise ProducerError(f"cannot read {path}: {exc.strerror}") from None
 
 
-class _progress:
+class _Progress:
     """A rich progress bar on a terminal; plain lines every 10% otherwise."""
 
     def __init__(self, total: int) -> None:
