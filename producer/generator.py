@@ -217,11 +217,12 @@ class TrafficGenerator:
         )
 
     def _in_drop(self, page: str, at: datetime) -> bool:
-        return any(
-            spec.page == page
-            and self._minute_window(spec.minute)[0] <= at < self._minute_window(spec.minute)[1]
-            for spec in self.profile.drops
-        )
+        for spec in self.profile.drops:
+            if spec.page == page:
+                begin, end = self._minute_window(spec.minute)
+                if begin <= at < end:
+                    return True
+        return False
 
     def _minute_window(self, minute: int) -> tuple[datetime, datetime]:
         begin = self.start.replace(second=0, microsecond=0) + timedelta(minutes=minute)

@@ -441,7 +441,7 @@ def status(settings: LocalStackSettings) -> dict[str, Any]:
             }
         )
     stack_status = "unknown"
-    if emulators[-1]["answers"]:
+    if any(e["name"] == "moto" and e["answers"] for e in emulators):
         cfn = aws.client(
             "cloudformation", endpoint_url=state.moto_endpoint, region=state.region, local=True
         )
