@@ -44,6 +44,8 @@ local_app = typer.Typer(
     help="The local AWS stack: emulators on loopback, the template deployed.", no_args_is_help=True
 )
 app.add_typer(local_app, name="local")
+query_app = typer.Typer(help="Read the workers' results: pages and sessions.", no_args_is_help=True)
+app.add_typer(query_app, name="query")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -312,6 +314,7 @@ def produce(
         with _Progress(len(records)) as advance:
             report = send_all(records, sender, rate=rate, on_progress=advance)
     truth.sent = report.sent
+    truth.last_sequence_per_shard = report.last_sequence or None
     if manifest is not None:
         manifest.parent.mkdir(parents=True, exist_ok=True)
         manifest.write_text(truth.model_dump_json(indent=1))
@@ -385,6 +388,123 @@ def demo(
         if started_here and not keep:
             local_stack.down(settings)
             err.print("local stack stopped (use --keep to leave it running)")
+
+
+# -- consumer -----------------------------------------------------------------------------
+
+
+def _use_local_stack_environment() -> None:
+    """Point this process at the running local stack, as `eval "$(clickstream local env)"`."""
+    os.environ.update(local_stack.running_state(LocalStackSettings()).environment())
+
+
+@app.command()
+@one_line_errors
+def consume(
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="Target the running local stack, with lease timings short enough for it.",
+        ),
+    ] = False,
+    worker_id: Annotated[
+        str | None, typer.Option(help="Lease owner name (default: host-pid); unique per worker.")
+    ] = None,
+) -> None:
+    """Run one worker: the KCL MultiLangDaemon and clickstream's record processor, until
+    SIGTERM/SIGINT, which every shard answers with a final flush and checkpoint."""
+    from consumer.daemon import DaemonRunner
+    from consumer.properties import LOCAL_TIMINGS
+    from consumer.settings import load_settings
+
+    if local:
+        _use_local_stack_environment()
+        for name, value in LOCAL_TIMINGS.items():
+            os.environ.setdefault(name, value)
+    if worker_id:
+        os.environ["CLICKSTREAM_WORKER_ID"] = worker_id
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    code = DaemonRunner(settings).run()
+    if code:
+        err.print(f"[bold red]error:[/] the KCL daemon ended with status {code}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _results_clients() -> tuple[Any, Any, dict[str, str]]:
+    """DynamoDB and Kinesis clients and the names to read: from settings, else the local stack."""
+    if "CLICKSTREAM_PAGE_STATS_TABLE" not in os.environ:
+        if local_stack.load_state(LocalStackSettings()) is None:
+            raise ConfigurationError(
+                "no tables to read: set CLICKSTREAM_PAGE_STATS_TABLE, CLICKSTREAM_SESSIONS_TABLE "
+                "and CLICKSTREAM_STREAM_NAME (the stack's outputs), or start the local stack"
+            )
+        _use_local_stack_environment()
+    names = {
+        key: os.environ.get(f"CLICKSTREAM_{key.upper()}", "")
+        for key in ("page_stats_table", "sessions_table", "stream_name")
+    }
+    return aws.client("dynamodb"), aws.client("kinesis"), names
+
+
+@query_app.command("pages")
+@one_line_errors
+def query_pages(
+    minute: Annotated[
+        str | None,
+        typer.Option(help="One minute, e.g. 2026-11-23T10:05 (UTC); all minutes when unset."),
+    ] = None,
+    top: Annotated[int, typer.Option(min=1, help="How many pages to list.")] = 10,
+    as_json: JsonFlag = False,
+) -> None:
+    """Top pages by views, summed over the shards' items (one minute, or all of them)."""
+    from consumer import query
+
+    dynamodb, kinesis, names = _results_clients()
+    if minute is not None:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", minute):
+            raise ConfigurationError(f"--minute {minute!r}: expected YYYY-MM-DDTHH:MM (UTC)")
+        shard_ids = query.shard_ids(kinesis, names["stream_name"])
+        items = query.page_items_for_minute(dynamodb, names["page_stats_table"], minute, shard_ids)
+    else:
+        items = query.scan_table(dynamodb, names["page_stats_table"])
+    rows = query.merge_pages(items)[:top]
+    if as_json:
+        print_json({"minute": minute, "pages": [row.as_dict() for row in rows]})
+        return
+    table = Table(title=f"top pages ({minute or 'all minutes'})")
+    for column in ("page", "views", "clicks", "sessions/min (sum)", "minutes"):
+        table.add_column(column, justify="left" if column == "page" else "right")
+    for row in rows:
+        table.add_row(
+            row.page, str(row.views), str(row.clicks), str(row.sessions), str(row.minutes)
+        )
+    out.print(table)
+
+
+@query_app.command("session")
+@one_line_errors
+def query_session(
+    session_id: Annotated[str, typer.Argument(help="The session id.")], as_json: JsonFlag = False
+) -> None:
+    """One session's totals: events, views, clicks, pages, entry and exit, duration."""
+    from consumer import query
+
+    dynamodb, _, names = _results_clients()
+    found = query.session(dynamodb, names["sessions_table"], session_id)
+    if found is None:
+        raise ConfigurationError(f"no session {session_id!r} in {names['sessions_table']}")
+    found.pop("first_touches", None)  # bookkeeping for exactly-once counting, not a result
+    if as_json:
+        print_json(found)
+        return
+    table = Table(title=f"session {session_id}")
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    for key in sorted(found):
+        table.add_row(key, str(found[key]))
+    out.print(table)
 
 
 def _report_produce(

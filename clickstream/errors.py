@@ -17,3 +17,7 @@ class LocalStackError(ClickstreamError):
 
 class ProducerError(ClickstreamError):
     """Events could not be generated, read or delivered to the stream."""
+
+
+class ConsumerError(ClickstreamError):
+    """The consumer (the KCL daemon or a record processor) cannot go on."""

@@ -242,6 +242,11 @@ def invalid_event_from(error: ValidationError) -> InvalidEvent:
     return InvalidEvent(_reason_for(first["type"], location, first["msg"]), first["msg"], location)
 
 
+def minute_key(timestamp: datetime) -> str:
+    """The per-minute bucket an event counts in (UTC), shared by the manifest and the consumer."""
+    return timestamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+
+
 def decode_event(data: bytes, policy: TimestampPolicy | None) -> ClickEvent:
     """Decode one Kinesis record into an event, or raise `InvalidEvent` saying why not.
 

@@ -21,8 +21,18 @@ def classpath(jars_dir: Path = KCL_JARS_DIR) -> str:
     return ":".join(str(jar) for jar in jars)
 
 
-def daemon_command(java: str, properties_file: Path, jars_dir: Path = KCL_JARS_DIR) -> list[str]:
-    """`java -cp <jars>:<properties dir> MultiLangDaemon --properties-file <file>`."""
+def daemon_command(
+    java: str,
+    properties_file: Path,
+    jars_dir: Path = KCL_JARS_DIR,
+    log_configuration: Path | None = None,
+) -> list[str]:
+    """`java -cp <jars>:<properties dir> MultiLangDaemon --properties-file <file>`.
+
+    `log_configuration` is a logback.xml; the multilang jar ships its own, which a file on
+    the classpath cannot override, so it is passed with the daemon's own option.
+    """
+    logging = ["--log-configuration", str(log_configuration)] if log_configuration else []
     return [
         java,
         "-cp",
@@ -30,4 +40,5 @@ def daemon_command(java: str, properties_file: Path, jars_dir: Path = KCL_JARS_D
         MULTILANG_DAEMON_CLASS,
         "--properties-file",
         str(properties_file),
+        *logging,
     ]

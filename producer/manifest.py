@@ -9,7 +9,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from clickstream.events import ClickEvent, EventType
+from clickstream.events import ClickEvent, EventType, minute_key
 from producer.generator import Anomaly, MalformedRecord, Record
 
 HASH_KEY_SPACE = 2**128
@@ -65,11 +65,8 @@ class Manifest(BaseModel):
     anomalies: list[AnomalyTruth]
     malformed_records: list[MalformedTruth]
     records_per_shard: dict[str, int] | None = None
-
-
-def minute_key(timestamp: datetime) -> str:
-    """The per-minute bucket a timestamp counts in, as the consumer names it."""
-    return timestamp.strftime("%Y-%m-%dT%H:%M")
+    last_sequence_per_shard: dict[str, str] | None = None
+    """Filled after sending: where a consumer that has read everything has checkpointed."""
 
 
 def shard_index(partition_key: str, shard_count: int) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from clickstream.events import ClickEvent
@@ -21,6 +21,8 @@ class RunReport:
     calls: int
     retried_entries: int
     seconds: float
+    last_sequence: dict[str, str] = field(default_factory=dict)
+    """Per shard, the highest sequence number written (empty for a dry run)."""
 
     @property
     def records_per_second(self) -> float:
@@ -65,5 +67,10 @@ def send_all(
         on_progress(done)
     stats = sender.stats
     return RunReport(
-        len(records), stats.sent, stats.calls, stats.retried_entries, clock() - started
+        len(records),
+        stats.sent,
+        stats.calls,
+        stats.retried_entries,
+        clock() - started,
+        {shard: str(sequence) for shard, sequence in sorted(stats.last_sequence.items())},
     )

@@ -53,6 +53,8 @@ class SendStats:
     sent: int = 0
     retried_entries: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    last_sequence: dict[str, int] = field(default_factory=dict)
+    """Per shard, the highest sequence number written: a consumer is caught up there."""
 
 
 class PutRecordsSender:
@@ -122,6 +124,10 @@ class PutRecordsSender:
                 if "ErrorCode" in result:
                     self.stats.errors[result["ErrorCode"]] += 1
                     last_error = result["ErrorCode"]
+                else:
+                    shard, sequence = result["ShardId"], int(result["SequenceNumber"])
+                    if sequence > self.stats.last_sequence.get(shard, -1):
+                        self.stats.last_sequence[shard] = sequence
             self.stats.sent += len(pending) - len(failed)
             if not failed:
                 return

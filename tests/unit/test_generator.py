@@ -9,7 +9,14 @@ from statistics import pstdev
 
 import pytest
 
-from clickstream.events import ClickEvent, EventType, InvalidEvent, TimestampPolicy, decode_event
+from clickstream.events import (
+    ClickEvent,
+    EventType,
+    InvalidEvent,
+    TimestampPolicy,
+    decode_event,
+    minute_key,
+)
 from producer.generator import (
     DropSpec,
     MalformedRecord,
@@ -18,7 +25,6 @@ from producer.generator import (
     generate,
     page_catalog,
 )
-from producer.manifest import minute_key
 
 START = datetime(2026, 11, 23, 9, 0, 30, tzinfo=UTC)
 

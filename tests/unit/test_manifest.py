@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 
-from clickstream.events import ClickEvent, EventType
+from clickstream.events import ClickEvent, EventType, minute_key
 from producer.generator import TrafficProfile, generate
-from producer.manifest import build_manifest, minute_key, shard_index
+from producer.manifest import build_manifest, shard_index
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

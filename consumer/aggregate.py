@@ -1,0 +1,291 @@
+"""Per-shard aggregation: sessions and page-minutes, state in, state out. Pure: no I/O.
+
+Every state object carries the position (in its shard) of the last record it includes, so a
+record replayed after a crash or a lease move is applied to an item only when it is newer
+than what that item already holds. The skip is per item, not per record: a flush that wrote
+some items and then died leaves the others behind, and the replay catches exactly those up.
+
+A session lives on one shard (partition key = session id), so its state is complete here.
+A page-minute is spread over every shard; each shard keeps its own item and readers sum them.
+"Distinct sessions" of a page-minute must still count each session once over all shards and
+all replays, so the session remembers where it first touched each (minute, page): the record
+at that spot is the one that counts the session for the page-minute, wherever it is replayed.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final, Generic, NamedTuple, TypeVar
+
+from clickstream.events import ClickEvent, EventType, minute_key
+from consumer.positions import Position
+
+MAX_TRACKED_PAGE_MINUTES: Final = 2_000
+"""Per session, how many (minute, page) first touches are remembered (oldest minutes go
+first). Bounds a crawler's item size well under DynamoDB's 400 KB; a late event for a
+forgotten minute of such a session counts it in that minute's distinct sessions again."""
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class PageMinuteKey(NamedTuple):
+    page: str
+    minute: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShardPosition:
+    """Where a record sits: its shard and its position there."""
+
+    shard_id: str
+    position: Position
+
+
+@dataclass(frozen=True, slots=True)
+class PositionedEvent:
+    position: Position
+    event: ClickEvent
+    raw: bytes = b""
+    """The record's data as received: what the archive keeps."""
+
+
+@dataclass(slots=True)
+class SessionState:
+    session_id: str
+    written_by: ShardPosition | None = None
+    """The shard and position of the last record this state includes (None: nothing yet)."""
+    events: int = 0
+    page_views: int = 0
+    clicks: int = 0
+    scrolls: int = 0
+    custom: int = 0
+    first_seen: datetime | None = None
+    first_event_id: str = ""
+    entry_page: str | None = None
+    last_seen: datetime | None = None
+    last_event_id: str = ""
+    exit_page: str | None = None
+    user_agent: str | None = None
+    pages: set[str] = field(default_factory=set)
+    first_touches: dict[str, ShardPosition] = field(default_factory=dict)
+    """`minute|page` -> where the session first touched that page in that minute."""
+
+    @property
+    def duration_seconds(self) -> float:
+        if self.first_seen is None or self.last_seen is None:
+            return 0.0
+        return (self.last_seen - self.first_seen).total_seconds()
+
+    def includes(self, shard_id: str, position: Position) -> bool:
+        """Whether the record at this spot is already counted in this state."""
+        return (
+            self.written_by is not None
+            and self.written_by.shard_id == shard_id
+            and position <= self.written_by.position
+        )
+
+
+@dataclass(slots=True)
+class PageMinuteState:
+    """One shard's share of one page in one minute."""
+
+    page: str
+    minute: str
+    shard_id: str
+    position: Position | None = None
+    views: int = 0
+    clicks: int = 0
+    sessions: int = 0
+
+    @property
+    def key(self) -> PageMinuteKey:
+        return PageMinuteKey(self.page, self.minute)
+
+    def includes(self, position: Position) -> bool:
+        return self.position is not None and position <= self.position
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """The states a flush must write: everything a batch of events touched."""
+
+    sessions: list[SessionState]
+    pages: list[PageMinuteState]
+
+    @property
+    def item_count(self) -> int:
+        return len(self.sessions) + len(self.pages)
+
+
+def touch_key(key: PageMinuteKey) -> str:
+    return f"{key.minute}|{key.page}"
+
+
+def apply_to_session(
+    state: SessionState, event: ClickEvent, shard_id: str, position: Position
+) -> None:
+    """Fold one event into a session (the caller has checked it is not included yet)."""
+    state.events += 1
+    if event.type is EventType.PAGE_VIEW:
+        state.page_views += 1
+    elif event.type is EventType.CLICK:
+        state.clicks += 1
+    elif event.type is EventType.SCROLL:
+        state.scrolls += 1
+    else:
+        state.custom += 1
+    at = event.timestamp
+    # Ties on the timestamp break on the event id, so entry and exit pages do not depend on
+    # the order records arrived in (a producer's retry can reorder a session's records).
+    if state.first_seen is None or (at, event.event_id) < (state.first_seen, state.first_event_id):
+        state.first_seen, state.first_event_id, state.entry_page = at, event.event_id, event.page
+    if state.last_seen is None or (at, event.event_id) > (state.last_seen, state.last_event_id):
+        state.last_seen, state.last_event_id, state.exit_page = at, event.event_id, event.page
+    if state.user_agent is None and event.user_agent:
+        state.user_agent = event.user_agent
+    state.pages.add(event.page)
+    touch = touch_key(PageMinuteKey(event.page, minute_key(at)))
+    if touch not in state.first_touches:
+        state.first_touches[touch] = ShardPosition(shard_id, position)
+        if len(state.first_touches) > MAX_TRACKED_PAGE_MINUTES:
+            del state.first_touches[min(state.first_touches)]  # keys start with the minute
+
+
+def apply_to_page(
+    state: PageMinuteState,
+    event: ClickEvent,
+    first_touch: ShardPosition | None,
+    here: ShardPosition,
+) -> None:
+    """Fold one event into its page-minute; the session counts where it first touched it."""
+    if event.type is EventType.PAGE_VIEW:
+        state.views += 1
+    elif event.type is EventType.CLICK:
+        state.clicks += 1
+    if first_touch is None or first_touch == here:
+        state.sessions += 1
+
+
+class LruCache(Generic[K, V]):
+    """A dict that forgets its least recently used entries beyond a capacity."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._entries.get(key)
+        if value is not None:
+            self._entries.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def trim(self) -> int:
+        """Forget the oldest entries beyond capacity; returns how many went."""
+        dropped = 0
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+            dropped += 1
+        return dropped
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+class ShardAggregator:
+    """The sessions and page-minutes one shard's processor knows, and how events change them.
+
+    States come from the store the first time a key is touched (`missing` then `remember`),
+    stay cached while used, and are forgotten least-recently-used first once the cache is
+    full: a forgotten key is simply read again when it is touched again.
+    """
+
+    def __init__(
+        self, shard_id: str, *, max_sessions: int = 50_000, max_page_minutes: int = 50_000
+    ) -> None:
+        self.shard_id = shard_id
+        self._sessions: LruCache[str, SessionState] = LruCache(max_sessions)
+        self._pages: LruCache[PageMinuteKey, PageMinuteState] = LruCache(max_page_minutes)
+
+    def missing(self, events: Iterable[PositionedEvent]) -> tuple[set[str], set[PageMinuteKey]]:
+        """The keys these events touch that are not cached: read them before `apply`."""
+        sessions: set[str] = set()
+        pages: set[PageMinuteKey] = set()
+        for item in events:
+            event = item.event
+            if event.session_id not in self._sessions:
+                sessions.add(event.session_id)
+            key = PageMinuteKey(event.page, minute_key(event.timestamp))
+            if key not in self._pages:
+                pages.add(key)
+        return sessions, pages
+
+    def remember(
+        self,
+        sessions: Mapping[str, SessionState | None],
+        pages: Mapping[PageMinuteKey, PageMinuteState | None],
+    ) -> None:
+        """Cache states read from the store; None means the store has no item yet."""
+        for session_id, session in sessions.items():
+            self._sessions.put(session_id, session or SessionState(session_id))
+        for key, page in pages.items():
+            self._pages.put(
+                key, page or PageMinuteState(key.page, key.minute, shard_id=self.shard_id)
+            )
+
+    def apply(self, events: Sequence[PositionedEvent], flush_end: Position) -> Changes:
+        """Fold a batch into the cached states (all its keys must be cached).
+
+        Returns the states that changed, each marked as including everything up to
+        `flush_end`, the position of the last record of the flush.
+        """
+        changed_sessions: dict[str, SessionState] = {}
+        changed_pages: dict[PageMinuteKey, PageMinuteState] = {}
+        for item in events:
+            event, position = item.event, item.position
+            session = self._sessions.get(event.session_id)
+            key = PageMinuteKey(event.page, minute_key(event.timestamp))
+            page = self._pages.get(key)
+            if session is None or page is None:
+                raise KeyError(f"state for {event.session_id} / {key} was not read first")
+            if not session.includes(self.shard_id, position):
+                apply_to_session(session, event, self.shard_id, position)
+                changed_sessions[event.session_id] = session
+            if not page.includes(position):
+                here = ShardPosition(self.shard_id, position)
+                apply_to_page(page, event, session.first_touches.get(touch_key(key)), here)
+                changed_pages[key] = page
+        end = ShardPosition(self.shard_id, flush_end)
+        for session in changed_sessions.values():
+            session.written_by = end
+        for page in changed_pages.values():
+            page.position = flush_end
+        return Changes(list(changed_sessions.values()), list(changed_pages.values()))
+
+    def trim(self) -> None:
+        """Forget least recently used states beyond capacity (call after a flush)."""
+        self._sessions.trim()
+        self._pages.trim()
+
+    def forget_all(self) -> None:
+        """Drop every cached state (lease lost: another worker owns the shard now)."""
+        self._sessions.clear()
+        self._pages.clear()
+
+    @property
+    def cached(self) -> tuple[int, int]:
+        return len(self._sessions), len(self._pages)

@@ -1,0 +1,159 @@
+"""What one flush holds and writes to the archive. Pure: no I/O; time comes from the caller.
+
+A flush is every record received since the last one: valid events and dead letters, in
+shard order. Archive objects are a pure function of (partition, shard, first position of
+that partition in the flush), and their bodies are deterministic gzip, so a replay that
+repeats a flush rewrites the same objects byte for byte (DESIGN.md, "Archive keys").
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Final
+
+from clickstream.events import InvalidEvent
+from consumer.aggregate import PositionedEvent
+from consumer.positions import Position
+
+RAW_PREFIX: Final = "raw"
+DEAD_LETTER_PREFIX: Final = "dead-letter"
+
+
+@dataclass(frozen=True, slots=True)
+class FlushPolicy:
+    """When a processor must flush: enough records, enough bytes, or the oldest is old enough."""
+
+    max_records: int = 10_000
+    max_bytes: int = 16 * 1024 * 1024
+    max_age_seconds: float = 1.0
+
+    def due(self, batch: PendingBatch, now: float) -> bool:
+        if batch.started_at is None:
+            return False
+        return (
+            batch.record_count >= self.max_records
+            or batch.byte_count >= self.max_bytes
+            or now - batch.started_at >= self.max_age_seconds
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    position: Position
+    partition_key: str
+    arrival: datetime
+    data: bytes
+    error: InvalidEvent
+
+    def to_line(self, shard_id: str) -> dict[str, object]:
+        return {
+            "reason": self.error.reason.value,
+            "field": self.error.field,
+            "detail": self.error.detail[:1024],
+            "shard_id": shard_id,
+            "sequence_number": self.position.sequence_number,
+            "sub_sequence_number": self.position.sub_sequence,
+            "partition_key": self.partition_key,
+            "arrival_time": _iso(self.arrival),
+            "sha256": hashlib.sha256(self.data).hexdigest(),
+            "data_base64": base64.b64encode(self.data).decode("ascii"),
+        }
+
+
+@dataclass(slots=True)
+class PendingBatch:
+    """Records received and not yet flushed, in shard order."""
+
+    events: list[PositionedEvent] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    last_position: Position | None = None
+    started_at: float | None = None
+    record_count: int = 0
+    byte_count: int = 0
+
+    def _received(self, position: Position, size: int, now: float) -> None:
+        if self.started_at is None:
+            self.started_at = now
+        self.last_position = position
+        self.record_count += 1
+        self.byte_count += size
+
+    def add_event(self, event: PositionedEvent, size: int, now: float) -> None:
+        self.events.append(event)
+        self._received(event.position, size, now)
+
+    def add_dead_letter(self, dead_letter: DeadLetter, now: float) -> None:
+        self.dead_letters.append(dead_letter)
+        self._received(dead_letter.position, len(dead_letter.data), now)
+
+    @property
+    def is_empty(self) -> bool:
+        return self.record_count == 0
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveObject:
+    key: str
+    body: bytes
+    records: int
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def partition_path(prefix: str, moment: datetime) -> str:
+    """Hive-style event-time partition, as the Glue table's partition projection reads it."""
+    at = moment.astimezone(UTC)
+    return f"{prefix}/year={at:%Y}/month={at:%m}/day={at:%d}/hour={at:%H}"
+
+
+def object_key(prefix: str, moment: datetime, shard_id: str, first: Position) -> str:
+    return (
+        f"{partition_path(prefix, moment)}/"
+        f"{shard_id}-{first.sequence_number}-{first.sub_sequence}.jsonl.gz"
+    )
+
+
+def _gzip_lines(lines: Iterable[bytes]) -> bytes:
+    # mtime=0: the same lines always compress to the same bytes, so replays are no-ops.
+    return gzip.compress(b"".join(line + b"\n" for line in lines), compresslevel=6, mtime=0)
+
+
+def archive_line(item: PositionedEvent) -> bytes:
+    """The event as its producer sent it (unknown fields included), on one line."""
+    raw = item.raw or item.event.to_record()
+    if b"\n" in raw:  # pretty-printed JSON: same object, compact, so the line stays one line
+        return json.dumps(json.loads(raw), separators=(",", ":"), ensure_ascii=False).encode()
+    return raw
+
+
+def archive_objects(
+    shard_id: str, events: Sequence[PositionedEvent], dead_letters: Sequence[DeadLetter]
+) -> list[ArchiveObject]:
+    """The S3 objects of one flush: events by event-time hour, dead letters by arrival hour."""
+    event_groups: dict[str, tuple[str, list[bytes]]] = {}
+    for item in events:
+        partition = partition_path(RAW_PREFIX, item.event.timestamp)
+        if partition not in event_groups:
+            key = object_key(RAW_PREFIX, item.event.timestamp, shard_id, item.position)
+            event_groups[partition] = (key, [])
+        event_groups[partition][1].append(archive_line(item))
+    dead_groups: dict[str, tuple[str, list[bytes]]] = {}
+    for letter in dead_letters:
+        partition = partition_path(DEAD_LETTER_PREFIX, letter.arrival)
+        if partition not in dead_groups:
+            key = object_key(DEAD_LETTER_PREFIX, letter.arrival, shard_id, letter.position)
+            dead_groups[partition] = (key, [])
+        line = json.dumps(letter.to_line(shard_id), separators=(",", ":"), ensure_ascii=False)
+        dead_groups[partition][1].append(line.encode("utf-8"))
+    return [
+        ArchiveObject(key, _gzip_lines(lines), len(lines))
+        for key, lines in [*event_groups.values(), *dead_groups.values()]
+    ]

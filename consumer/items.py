@@ -1,0 +1,133 @@
+"""DynamoDB item shapes of the sessions and page-stats tables, both ways. Pure.
+
+Items are written whole ("absolute state"), each carrying the position of the last record
+it includes; `WRITE_CONDITION`s refuse any write that would move that position backwards,
+which is also what fences off a worker that lost its lease but still flushes (a zombie).
+Equal positions are allowed: the same flush written twice (a retried put) is the same item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Final
+
+from consumer.aggregate import PageMinuteKey, PageMinuteState, SessionState, ShardPosition
+from consumer.positions import Position
+
+SESSION_WRITE_CONDITION: Final = (
+    "attribute_not_exists(#position) OR #shard <> :shard OR #position <= :position"
+)
+"""A session moves to a child shard after a reshard; positions only compare within a shard."""
+PAGE_WRITE_CONDITION: Final = "attribute_not_exists(#position) OR #position <= :position"
+CONDITION_NAMES: Final = {"#position": "position", "#shard": "shard_id"}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat(timespec="milliseconds")
+
+
+def _shard_position(text: str) -> ShardPosition:
+    shard_id, _, position = text.rpartition("/")
+    return ShardPosition(shard_id, Position.decode(position))
+
+
+def _encode_shard_position(where: ShardPosition) -> str:
+    return f"{where.shard_id}/{where.position.encode()}"
+
+
+def page_sort_key(minute: str, shard_id: str) -> str:
+    return f"{minute}#{shard_id}"
+
+
+def session_item(state: SessionState, expires_at: int, updated_at: datetime) -> dict[str, Any]:
+    if state.written_by is None:
+        raise ValueError(f"session {state.session_id} has no position to write")
+    item: dict[str, Any] = {
+        "session_id": state.session_id,
+        "shard_id": state.written_by.shard_id,
+        "position": state.written_by.position.encode(),
+        "events": state.events,
+        "page_views": state.page_views,
+        "clicks": state.clicks,
+        "scrolls": state.scrolls,
+        "custom": state.custom,
+        "first_seen": _iso(state.first_seen),
+        "first_event_id": state.first_event_id,
+        "entry_page": state.entry_page,
+        "last_seen": _iso(state.last_seen),
+        "last_event_id": state.last_event_id,
+        "exit_page": state.exit_page,
+        "duration_seconds": Decimal(str(state.duration_seconds)),
+        "distinct_pages": len(state.pages),
+        "pages": sorted(state.pages),
+        "first_touches": {
+            key: _encode_shard_position(where) for key, where in state.first_touches.items()
+        },
+        "user_agent": state.user_agent,
+        "updated_at": _iso(updated_at),
+        "expires_at": expires_at,
+    }
+    return {key: value for key, value in item.items() if value is not None}
+
+
+def session_from_item(item: Mapping[str, Any]) -> SessionState:
+    first_seen = item.get("first_seen")
+    last_seen = item.get("last_seen")
+    return SessionState(
+        session_id=str(item["session_id"]),
+        written_by=ShardPosition(str(item["shard_id"]), Position.decode(str(item["position"]))),
+        events=int(item.get("events", 0)),
+        page_views=int(item.get("page_views", 0)),
+        clicks=int(item.get("clicks", 0)),
+        scrolls=int(item.get("scrolls", 0)),
+        custom=int(item.get("custom", 0)),
+        first_seen=datetime.fromisoformat(str(first_seen)) if first_seen else None,
+        first_event_id=str(item.get("first_event_id", "")),
+        entry_page=item.get("entry_page"),
+        last_seen=datetime.fromisoformat(str(last_seen)) if last_seen else None,
+        last_event_id=str(item.get("last_event_id", "")),
+        exit_page=item.get("exit_page"),
+        user_agent=item.get("user_agent"),
+        pages={str(page) for page in item.get("pages", [])},
+        first_touches={
+            str(key): _shard_position(str(value))
+            for key, value in item.get("first_touches", {}).items()
+        },
+    )
+
+
+def page_item(state: PageMinuteState, expires_at: int, updated_at: datetime) -> dict[str, Any]:
+    if state.position is None:
+        raise ValueError(f"page-minute {state.key} has no position to write")
+    return {
+        "page": state.page,
+        "bucket_shard": page_sort_key(state.minute, state.shard_id),
+        "window": state.minute,
+        # The `by-window` index's key: one query per shard answers "top pages this minute".
+        "window_shard": page_sort_key(state.minute, state.shard_id),
+        "shard_id": state.shard_id,
+        "position": state.position.encode(),
+        "views": state.views,
+        "clicks": state.clicks,
+        "sessions": state.sessions,
+        "updated_at": _iso(updated_at),
+        "expires_at": expires_at,
+    }
+
+
+def page_from_item(item: Mapping[str, Any]) -> PageMinuteState:
+    return PageMinuteState(
+        page=str(item["page"]),
+        minute=str(item["window"]),
+        shard_id=str(item["shard_id"]),
+        position=Position.decode(str(item["position"])),
+        views=int(item.get("views", 0)),
+        clicks=int(item.get("clicks", 0)),
+        sessions=int(item.get("sessions", 0)),
+    )
+
+
+def page_key(key: PageMinuteKey, shard_id: str) -> dict[str, str]:
+    return {"page": key.page, "bucket_shard": page_sort_key(key.minute, shard_id)}

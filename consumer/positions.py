@@ -1,0 +1,43 @@
+"""Positions of records inside one shard: (sequence number, sub-sequence number).
+
+Sequence numbers are decimal strings of up to 128 bits; they are comparable only within one
+shard (the local emulator numbers each shard from 1). A KPL-aggregated record becomes several
+user records sharing one sequence number and told apart by their sub-sequence number, so a
+position is the pair. Stored positions are fixed-width strings, so DynamoDB's string
+comparison in a condition expression orders them the way the integers order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+_SEQUENCE_DIGITS: Final = 40  # 2**128 has 39 decimal digits
+_SUB_SEQUENCE_DIGITS: Final = 10
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Position:
+    sequence: int
+    sub_sequence: int = 0
+
+    @classmethod
+    def of(cls, sequence_number: str, sub_sequence_number: int | None = None) -> Position:
+        return cls(int(sequence_number), sub_sequence_number or 0)
+
+    def encode(self) -> str:
+        """Fixed-width text whose string order is the position order."""
+        return f"{self.sequence:0{_SEQUENCE_DIGITS}d}.{self.sub_sequence:0{_SUB_SEQUENCE_DIGITS}d}"
+
+    @classmethod
+    def decode(cls, text: str) -> Position:
+        sequence, _, sub_sequence = text.partition(".")
+        return cls(int(sequence), int(sub_sequence or 0))
+
+    @property
+    def sequence_number(self) -> str:
+        """The sequence number as KCL's checkpointer takes it."""
+        return str(self.sequence)
+
+    def __str__(self) -> str:
+        return f"{self.sequence}/{self.sub_sequence}"

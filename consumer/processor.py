@@ -1,0 +1,239 @@
+"""The record processor: amazon_kclpy's v3 interface around the pure core and the sinks.
+
+One instance per shard, in a process of its own started by the MultiLangDaemon; stdout is
+the protocol channel, so this module never prints (logs go to stderr through structlog).
+
+The commit cycle (DESIGN.md): buffer records; when the batch is due (size, bytes, age),
+archive it to S3, write the aggregate state to DynamoDB with the position guard, and only
+then checkpoint at the last record flushed. amazon_kclpy reports a `process_records` that
+raised as done, which would let KCL move on past records never flushed, so every failure
+here is handled on purpose: AWS errors are retried (`consumer.retry`); a flush that still
+cannot complete, or any unexpected error, ends the process with a non-zero status, and the
+daemon restarts the shard from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import amazon_kclpy.kcl
+from amazon_kclpy.messages import (
+    InitializeInput,
+    LeaseLostInput,
+    ProcessRecordsInput,
+    ShardEndedInput,
+    ShutdownRequestedInput,
+)
+from amazon_kclpy.v3.processor import RecordProcessorBase
+
+from clickstream.events import InvalidEvent, TimestampPolicy, decode_event
+from clickstream.logging import get_logger
+from consumer.aggregate import PositionedEvent, ShardAggregator
+from consumer.batch import DeadLetter, FlushPolicy, PendingBatch, archive_objects
+from consumer.positions import Position
+from consumer.retry import Backoff, GaveUp
+from consumer.sinks import Archive, StateStore
+
+EXIT_FLUSH_FAILED = 3
+EXIT_UNEXPECTED = 4
+
+RETRYABLE_CHECKPOINT_ERRORS = frozenset({"ThrottlingException"})
+LEASE_GONE_CHECKPOINT_ERRORS = frozenset({"ShutdownException", "InvalidStateException"})
+
+
+class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untyped base
+    version = 3
+
+    def __init__(
+        self,
+        store: StateStore,
+        archive: Archive,
+        *,
+        flush_policy: FlushPolicy,
+        checkpoint_backoff: Backoff,
+        max_cached_sessions: int = 50_000,
+        max_cached_page_minutes: int = 50_000,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._store = store
+        self._archive = archive
+        self._policy = flush_policy
+        self._checkpoint_backoff = checkpoint_backoff
+        self._max_sessions = max_cached_sessions
+        self._max_pages = max_cached_page_minutes
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._sleep = sleep
+        self._log: Any = get_logger(component="processor")
+        self._shard_id = "unknown"
+        self._aggregator = ShardAggregator("unknown")
+        self._batch = PendingBatch()
+        self._last_checkpoint: Position | None = None
+        self._lease_gone = False
+        self.totals = {"events": 0, "dead_letters": 0, "flushes": 0, "items_written": 0}
+
+    # -- amazon_kclpy v3 interface ---------------------------------------------------------
+
+    def initialize(self, initialize_input: InitializeInput) -> None:
+        self._shard_id = initialize_input.shard_id
+        self._log = get_logger(component="processor", shard_id=self._shard_id)
+        self._aggregator = ShardAggregator(
+            self._shard_id, max_sessions=self._max_sessions, max_page_minutes=self._max_pages
+        )
+        self._log.info(
+            "initialized",
+            checkpoint=initialize_input.sequence_number,
+            sub_sequence=initialize_input.sub_sequence_number,
+        )
+
+    def process_records(self, process_records_input: ProcessRecordsInput) -> None:
+        with self._stop_on_failure("process_records"):
+            if self._lease_gone:
+                return  # KCL is about to tell us the lease is lost; write nothing meanwhile
+            now = self._clock()
+            policy = TimestampPolicy(now=self._wall_clock())
+            for record in process_records_input.records:
+                self._receive(record, policy, now)
+            if self._policy.due(self._batch, self._clock()):
+                self._flush_and_checkpoint(process_records_input.checkpointer)
+
+    def lease_lost(self, lease_lost_input: LeaseLostInput) -> None:
+        # Another worker owns the shard now and replays from the last checkpoint: anything
+        # not flushed is its to write, and our cached states may already be stale.
+        self._log.info("lease lost: dropping unflushed records", records=self._batch.record_count)
+        self._batch = PendingBatch()
+        self._aggregator.forget_all()
+
+    def shard_ended(self, shard_ended_input: ShardEndedInput) -> None:
+        with self._stop_on_failure("shard_ended"):
+            self._flush()
+            # At shard end KCL needs the checkpoint with no arguments (SHARD_END) before
+            # it starts the children.
+            self._checkpoint(shard_ended_input.checkpointer, None)
+            self._log.info("shard ended", **self.totals)
+
+    def shutdown_requested(self, shutdown_requested_input: ShutdownRequestedInput) -> None:
+        with self._stop_on_failure("shutdown_requested"):
+            if self._lease_gone:
+                return
+            self._flush_and_checkpoint(shutdown_requested_input.checkpointer)
+            self._log.info("shutdown requested: flushed and checkpointed", **self.totals)
+
+    # -- the commit cycle ------------------------------------------------------------------
+
+    def _receive(self, record: Any, policy: TimestampPolicy, now: float) -> None:
+        position = Position.of(record.sequence_number, record.sub_sequence_number)
+        data = base64.b64decode(record.data)
+        try:
+            event = decode_event(data, policy)
+        except InvalidEvent as error:
+            arrival = datetime.fromtimestamp(record.timestamp_millis / 1000, tz=UTC)
+            letter = DeadLetter(position, record.partition_key, arrival, data, error)
+            self._batch.add_dead_letter(letter, now)
+            return
+        self._batch.add_event(PositionedEvent(position, event, data), len(data), now)
+
+    def _flush_and_checkpoint(self, checkpointer: Any) -> None:
+        flushed = self._flush()
+        if flushed is not None and not self._lease_gone:
+            self._checkpoint(checkpointer, flushed)
+
+    def _flush(self) -> Position | None:
+        """Archive, then write state; returns the last position flushed (None: nothing)."""
+        batch = self._batch
+        if batch.is_empty or batch.last_position is None:
+            return None
+        started = self._clock()
+        objects = archive_objects(self._shard_id, batch.events, batch.dead_letters)
+        self._archive.put(objects)
+        sessions, pages = self._aggregator.missing(batch.events)
+        if sessions or pages:
+            self._aggregator.remember(*self._store.load(self._shard_id, sessions, pages))
+        changes = self._aggregator.apply(batch.events, batch.last_position)
+        outcome = self._store.save(changes, self._wall_clock())
+        self._batch = PendingBatch()
+        if outcome.fenced:
+            # Stored state is ahead of ours: another worker holds this shard now. Ours is
+            # stale; what we wrote elsewhere will be overwritten by the owner's replay.
+            self._log.warning(
+                "fenced: newer state already stored; this worker no longer owns the shard",
+                refused=outcome.refused[:5],
+                refused_count=len(outcome.refused),
+            )
+            self._lease_gone = True
+            self._aggregator.forget_all()
+            return None
+        self._aggregator.trim()
+        self.totals["events"] += len(batch.events)
+        self.totals["dead_letters"] += len(batch.dead_letters)
+        self.totals["flushes"] += 1
+        self.totals["items_written"] += outcome.written
+        for letter in batch.dead_letters:
+            self._log.warning(
+                "dead letter",
+                reason=letter.error.reason.value,
+                field=letter.error.field,
+                sequence_number=letter.position.sequence_number,
+            )
+        self._log.debug(
+            "flushed",
+            events=len(batch.events),
+            dead_letters=len(batch.dead_letters),
+            objects=len(objects),
+            items=outcome.written,
+            last_position=str(batch.last_position),
+            flush_ms=round((self._clock() - started) * 1000, 1),
+        )
+        return batch.last_position
+
+    def _checkpoint(self, checkpointer: Any, position: Position | None) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                if position is None:
+                    checkpointer.checkpoint()
+                else:
+                    checkpointer.checkpoint(position.sequence_number, position.sub_sequence)
+            except amazon_kclpy.kcl.CheckpointError as error:
+                code = str(error.value)
+                if code in RETRYABLE_CHECKPOINT_ERRORS:
+                    delay = min(self._checkpoint_backoff.cap_seconds, 0.1 * 2**attempt)
+                    self._log.warning("checkpoint throttled", attempt=attempt, delay_s=delay)
+                    self._sleep(delay)
+                    continue
+                if code in LEASE_GONE_CHECKPOINT_ERRORS:
+                    self._log.warning("checkpoint refused: lease gone", error=code)
+                    self._lease_gone = True
+                    self._aggregator.forget_all()
+                    return
+                raise
+            self._last_checkpoint = position
+            return
+
+    # -- failure policy --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _stop_on_failure(self, during: str) -> Iterator[None]:
+        """Turn any failure into a deliberate exit, since amazon_kclpy would swallow it."""
+        try:
+            yield
+        except GaveUp as error:
+            self._log.error(
+                "flush failed: stopping so the shard restarts from its last checkpoint",
+                during=during,
+                what=error.what,
+                attempts=error.attempts,
+                error=str(error.error),
+            )
+            raise SystemExit(EXIT_FLUSH_FAILED) from error
+        except Exception as error:
+            self._log.exception("unexpected failure: stopping", during=during)
+            raise SystemExit(EXIT_UNEXPECTED) from error

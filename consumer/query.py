@@ -1,0 +1,160 @@
+"""Reading the results back: page stats merged over shards, sessions, dead letters, progress.
+
+Page stats are stored one item per (page, minute, shard); every reader here sums the shards'
+items (exact, since a session is counted on one shard only). The pure merge functions are
+separate from the reads so they are tested without AWS.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+
+from consumer.batch import DEAD_LETTER_PREFIX, RAW_PREFIX
+from consumer.items import page_sort_key
+
+_deserializer = TypeDeserializer()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, set):
+        return sorted(_plain(item) for item in value)
+    return value
+
+
+def _from_dynamo(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _plain(_deserializer.deserialize(value)) for key, value in item.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class PageTotals:
+    page: str
+    views: int
+    clicks: int
+    sessions: int
+    """Distinct sessions per minute, summed over the minutes shown."""
+    minutes: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def merge_pages(items: Iterable[Mapping[str, Any]]) -> list[PageTotals]:
+    """Sum per-shard page-minute items into one row per page, busiest first."""
+    views: Counter[str] = Counter()
+    clicks: Counter[str] = Counter()
+    sessions: Counter[str] = Counter()
+    minutes: dict[str, set[str]] = {}
+    for item in items:
+        page = str(item["page"])
+        views[page] += int(item.get("views", 0))
+        clicks[page] += int(item.get("clicks", 0))
+        sessions[page] += int(item.get("sessions", 0))
+        minutes.setdefault(page, set()).add(str(item["window"]))
+    rows = [
+        PageTotals(page, views[page], clicks[page], sessions[page], len(minutes[page]))
+        for page in minutes
+    ]
+    return sorted(rows, key=lambda row: (-row.views, -row.clicks, row.page))
+
+
+def merge_page_minutes(items: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, int]]]:
+    """page -> minute -> {views, clicks, sessions}, shards summed (the manifest's shape)."""
+    merged: dict[str, dict[str, dict[str, int]]] = {}
+    for item in items:
+        bucket = merged.setdefault(str(item["page"]), {}).setdefault(
+            str(item["window"]), {"views": 0, "clicks": 0, "sessions": 0}
+        )
+        for field in ("views", "clicks", "sessions"):
+            bucket[field] += int(item.get(field, 0))
+    return merged
+
+
+def scan_table(client: Any, table: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+        items += [_from_dynamo(item) for item in page.get("Items", [])]
+    return items
+
+
+def page_items_for_minute(
+    client: Any, table: str, minute: str, shard_ids: Iterable[str]
+) -> list[dict[str, Any]]:
+    """One query of the `by-window` index per shard (shards include closed ones)."""
+    items: list[dict[str, Any]] = []
+    paginator = client.get_paginator("query")
+    for shard_id in shard_ids:
+        for page in paginator.paginate(
+            TableName=table,
+            IndexName="by-window",
+            KeyConditionExpression="window_shard = :key",
+            ExpressionAttributeValues={":key": {"S": page_sort_key(minute, shard_id)}},
+        ):
+            items += [_from_dynamo(item) for item in page.get("Items", [])]
+    return items
+
+
+def shard_ids(kinesis: Any, stream: str) -> list[str]:
+    ids: list[str] = []
+    for page in kinesis.get_paginator("list_shards").paginate(StreamName=stream):
+        ids += [shard["ShardId"] for shard in page.get("Shards", [])]
+    return ids
+
+
+def session(client: Any, table: str, session_id: str) -> dict[str, Any] | None:
+    response = client.get_item(
+        TableName=table, Key={"session_id": {"S": session_id}}, ConsistentRead=True
+    )
+    item = response.get("Item")
+    return None if item is None else _from_dynamo(item)
+
+
+def archived_lines(s3: Any, bucket: str, prefix: str) -> list[bytes]:
+    """Every line of every gzip JSON-lines object under a prefix (tests, demo summary)."""
+    lines: list[bytes] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+        for entry in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
+            lines += [line for line in gzip.decompress(body).split(b"\n") if line]
+    return lines
+
+
+def archived_events(s3: Any, bucket: str) -> list[bytes]:
+    return archived_lines(s3, bucket, RAW_PREFIX)
+
+
+def dead_letters(s3: Any, bucket: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in archived_lines(s3, bucket, DEAD_LETTER_PREFIX)]
+
+
+def lease_checkpoints(client: Any, lease_table: str) -> dict[str, str]:
+    """shard id -> KCL's checkpoint (a sequence number, or TRIM_HORIZON / SHARD_END ...)."""
+    return {
+        str(item["leaseKey"]): str(item.get("checkpoint", ""))
+        for item in scan_table(client, lease_table)
+        if "leaseKey" in item
+    }
+
+
+def caught_up(checkpoints: Mapping[str, str], last_sequences: Mapping[str, str]) -> bool:
+    """Whether every shard's checkpoint has reached the last sequence number written to it."""
+    for shard_id, last in last_sequences.items():
+        checkpoint = checkpoints.get(shard_id, "")
+        if checkpoint == "SHARD_END":
+            continue
+        if not checkpoint.isdigit() or int(checkpoint) < int(last):
+            return False
+    return True

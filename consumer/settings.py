@@ -1,0 +1,143 @@
+"""Consumer settings: one model, `CLICKSTREAM_*` environment variables, parsed once at start.
+
+The same model configures both processes of a worker: `clickstream consume` renders the KCL
+properties from it, and every record processor the daemon starts reads it again from the
+environment it inherits. Names are the same locally and on ECS.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import socket
+from collections.abc import Iterable, Mapping
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from clickstream.errors import ConfigurationError
+
+ENV_PREFIX = "CLICKSTREAM_"
+
+
+class ConsumerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    # Where to read and write.
+    stream_name: str = Field(description="Kinesis stream to consume.")
+    sessions_table: str = Field(description="DynamoDB table of per-session state.")
+    page_stats_table: str = Field(description="DynamoDB table of per-page-minute counters.")
+    alerts_table: str | None = Field(default=None, description="DynamoDB table of alerts.")
+    archive_bucket: str = Field(description="S3 bucket of the raw archive and dead letters.")
+    region: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CLICKSTREAM_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
+        description="AWS region.",
+    )
+    kinesis_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CLICKSTREAM_KINESIS_ENDPOINT", "AWS_ENDPOINT_URL_KINESIS"),
+        description="Kinesis endpoint override (the local emulator); AWS's when unset.",
+    )
+    dynamodb_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "CLICKSTREAM_DYNAMODB_ENDPOINT", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"
+        ),
+        description="DynamoDB endpoint override for KCL's lease tables; AWS's when unset.",
+    )
+
+    # KCL: identity, position, retrieval, leases, shutdown, metrics.
+    application_name: str | None = Field(
+        default=None,
+        description="KCL application (its lease table's name); `<stream>-consumer` when unset.",
+    )
+    worker_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        description="Unique per worker process; KCL's lease owner name.",
+    )
+    initial_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
+    retrieval_mode: Literal["POLLING", "FANOUT"] = "POLLING"
+    max_records: int = Field(default=10_000, ge=1, le=10_000)
+    idle_time_between_reads_ms: int = Field(default=1_000, ge=1)
+    failover_time_ms: int = Field(default=10_000, ge=1_000)
+    shard_sync_interval_ms: int = Field(default=60_000, ge=1_000)
+    lease_assignment_interval_ms: int | None = Field(default=None, ge=1_000)
+    worker_metrics_reporter_freq_ms: int | None = Field(default=None, ge=1_000)
+    parent_shard_poll_interval_ms: int = Field(default=10_000, ge=100)
+    shutdown_grace_ms: int = Field(
+        default=20_000, ge=1_000, description="How long shards get to flush on SIGTERM."
+    )
+    metrics_level: Literal["NONE", "SUMMARY", "DETAILED"] = "SUMMARY"
+    startup_check_seconds: float = Field(
+        default=180.0,
+        ge=5.0,
+        description="How long KCL gets to create its lease table before start counts as failed.",
+    )
+    java: str = Field(default="java", description="The Java 17+ executable running KCL.")
+
+    # The record processor.
+    flush_max_records: int = Field(default=10_000, ge=1)
+    flush_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    flush_max_age_seconds: float = Field(default=1.0, gt=0)
+    retention_days: float = Field(default=30.0, gt=0, description="TTL of every item written.")
+    retry_deadline_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long a flush retries AWS errors before the worker stops on purpose.",
+    )
+    write_threads: int = Field(default=16, ge=1, le=128)
+    max_cached_sessions: int = Field(default=50_000, ge=100)
+    max_cached_page_minutes: int = Field(default=50_000, ge=100)
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _default_application_name(self) -> ConsumerSettings:
+        if self.application_name is None:
+            self.application_name = f"{self.stream_name}-consumer"
+        return self
+
+    @property
+    def kcl_application(self) -> str:
+        return self.application_name or f"{self.stream_name}-consumer"
+
+
+def unknown_settings(
+    environ: Mapping[str, str], known_models: Iterable[type[BaseSettings]]
+) -> list[str]:
+    """`CLICKSTREAM_*` variables no settings model reads: typos, one line each with a hint.
+
+    pydantic-settings ignores unknown variables, and KCL ignores unknown keys, so a typo would
+    otherwise leave a default silently in force.
+    """
+    known: set[str] = set()
+    for model in known_models:
+        prefix = str(model.model_config.get("env_prefix", "")).upper()
+        for name, info in model.model_fields.items():
+            known.add(f"{prefix}{name}".upper())
+            alias = info.validation_alias
+            if isinstance(alias, AliasChoices):
+                known.update(str(choice).upper() for choice in alias.choices)
+    problems = []
+    for variable in sorted(environ):
+        upper = variable.upper()
+        if upper.startswith(ENV_PREFIX) and upper not in known:
+            hint = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.75)
+            problems.append(
+                f"unknown setting {variable}" + (f" (did you mean {hint[0]}?)" if hint else "")
+            )
+    return problems
+
+
+def load_settings() -> ConsumerSettings:
+    """Parse the settings from the environment, refusing unknown `CLICKSTREAM_*` variables."""
+    from clickstream.local.settings import LocalStackSettings
+    from producer.settings import ProducerSettings
+
+    problems = unknown_settings(
+        os.environ, [ConsumerSettings, ProducerSettings, LocalStackSettings]
+    )
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+    return ConsumerSettings()

@@ -1,0 +1,215 @@
+"""The AWS edges of a record processor: state in DynamoDB, archive in S3.
+
+Thin on purpose: the item shapes live in `consumer.items`, the retry policy in
+`consumer.retry`. Clients are injected (tests pass clients bound to the local emulator).
+Writes of one flush run on a small thread pool: conditional puts cannot be batched, and a
+flush waits for the slowest of them.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final, Protocol, TypeVar
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from consumer import items
+from consumer.aggregate import Changes, PageMinuteKey, PageMinuteState, SessionState
+from consumer.batch import ArchiveObject
+from consumer.retry import Backoff, call_with_retries, error_code
+
+T = TypeVar("T")
+
+BATCH_GET_LIMIT: Final = 100
+
+
+class StateStore(Protocol):
+    def load(
+        self, shard_id: str, sessions: set[str], pages: set[PageMinuteKey]
+    ) -> tuple[dict[str, SessionState | None], dict[PageMinuteKey, PageMinuteState | None]]: ...
+
+    def save(self, changes: Changes, now: datetime) -> SaveOutcome: ...
+
+
+class Archive(Protocol):
+    def put(self, objects: Sequence[ArchiveObject]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SaveOutcome:
+    written: int
+    refused: list[str] = field(default_factory=list)
+    """Items whose stored position was newer than ours: another worker has moved on."""
+
+    @property
+    def fenced(self) -> bool:
+        return bool(self.refused)
+
+
+@dataclass(frozen=True, slots=True)
+class Tables:
+    sessions: str
+    page_stats: str
+
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _to_dynamo(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: _serializer.serialize(value) for key, value in item.items()}
+
+
+def _from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: _deserializer.deserialize(value) for key, value in item.items()}
+
+
+def _chunks(values: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+class DynamoStateStore:
+    def __init__(
+        self,
+        client: Any,
+        tables: Tables,
+        *,
+        retention: timedelta,
+        backoff: Backoff,
+        log: Any,
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        self._client = client
+        self._tables = tables
+        self._retention = retention
+        self._backoff = backoff
+        self._log = log
+        self._pool = pool
+
+    def _retrying(self, operation: Callable[[], T], what: str) -> T:
+        return call_with_retries(operation, what=what, backoff=self._backoff, log=self._log)
+
+    def load(
+        self, shard_id: str, sessions: set[str], pages: set[PageMinuteKey]
+    ) -> tuple[dict[str, SessionState | None], dict[PageMinuteKey, PageMinuteState | None]]:
+        requests: list[tuple[str, dict[str, Any]]] = [
+            (self._tables.sessions, {"session_id": session_id}) for session_id in sorted(sessions)
+        ]
+        requests += [(self._tables.page_stats, items.page_key(key, shard_id)) for key in pages]
+        found_sessions: dict[str, SessionState | None] = dict.fromkeys(sessions)
+        found_pages: dict[PageMinuteKey, PageMinuteState | None] = dict.fromkeys(pages)
+        for chunk in _chunks(requests, BATCH_GET_LIMIT):
+            for table, item in self._batch_get(chunk):
+                if table == self._tables.sessions:
+                    session = items.session_from_item(item)
+                    found_sessions[session.session_id] = session
+                else:
+                    page = items.page_from_item(item)
+                    found_pages[page.key] = page
+        return found_sessions, found_pages
+
+    def _batch_get(self, keys: Sequence[tuple[str, dict[str, Any]]]) -> list[tuple[str, Any]]:
+        request: dict[str, Any] = {}
+        for table, key in keys:
+            entry = request.setdefault(table, {"Keys": [], "ConsistentRead": True})
+            entry["Keys"].append(_to_dynamo(key))
+        found: list[tuple[str, Any]] = []
+        while request:
+            response = self._retrying(
+                functools.partial(self._client.batch_get_item, RequestItems=request),
+                "dynamodb:BatchGetItem",
+            )
+            for table, rows in response.get("Responses", {}).items():
+                found += [(table, _from_dynamo(row)) for row in rows]
+            request = response.get("UnprocessedKeys") or {}
+        return found
+
+    def save(self, changes: Changes, now: datetime) -> SaveOutcome:
+        expires_at = int((now + self._retention).timestamp())
+        puts: list[tuple[str, dict[str, Any], str, str, dict[str, Any]]] = []
+        for session in changes.sessions:
+            item = items.session_item(session, expires_at, now)
+            values = {":position": item["position"], ":shard": item["shard_id"]}
+            puts.append(
+                (
+                    self._tables.sessions,
+                    item,
+                    items.SESSION_WRITE_CONDITION,
+                    f"session {session.session_id}",
+                    values,
+                )
+            )
+        for page in changes.pages:
+            item = items.page_item(page, expires_at, now)
+            puts.append(
+                (
+                    self._tables.page_stats,
+                    item,
+                    items.PAGE_WRITE_CONDITION,
+                    f"page {page.page} {page.minute} {page.shard_id}",
+                    {":position": item["position"]},
+                )
+            )
+        results = list(self._pool.map(lambda put: self._put(*put), puts))
+        refused = [subject for subject, accepted in results if not accepted]
+        return SaveOutcome(written=len(puts) - len(refused), refused=refused)
+
+    def _put(
+        self,
+        table: str,
+        item: dict[str, Any],
+        condition: str,
+        subject: str,
+        values: dict[str, Any],
+    ) -> tuple[str, bool]:
+        names = {name: attr for name, attr in items.CONDITION_NAMES.items() if name in condition}
+
+        def put() -> bool:
+            try:
+                self._client.put_item(
+                    TableName=table,
+                    Item=_to_dynamo(item),
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=_to_dynamo(values),
+                )
+            except ClientError as exc:
+                if error_code(exc) == "ConditionalCheckFailedException":
+                    return False
+                raise
+            return True
+
+        return subject, self._retrying(put, f"dynamodb:PutItem {table}")
+
+
+class S3Archive:
+    def __init__(
+        self, client: Any, bucket: str, *, backoff: Backoff, log: Any, pool: ThreadPoolExecutor
+    ) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._backoff = backoff
+        self._log = log
+        self._pool = pool
+
+    def put(self, objects: Sequence[ArchiveObject]) -> None:
+        list(self._pool.map(self._put_one, objects))
+
+    def _put_one(self, archived: ArchiveObject) -> None:
+        call_with_retries(
+            lambda: self._client.put_object(
+                Bucket=self._bucket,
+                Key=archived.key,
+                Body=archived.body,
+                ContentType="application/x-ndjson",
+            ),
+            what="s3:PutObject",
+            backoff=self._backoff,
+            log=self._log,
+        )

@@ -1,0 +1,69 @@
+"""The record processor's process: `python -m consumer.worker`, started by the KCL daemon.
+
+stdin/stdout carry the MultiLangDaemon protocol (JSON lines); logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from amazon_kclpy import kcl
+
+from clickstream import aws
+from clickstream.errors import ClickstreamError
+from clickstream.logging import configure_logging, get_logger
+from consumer.batch import FlushPolicy
+from consumer.processor import ClickstreamProcessor
+from consumer.retry import Backoff
+from consumer.settings import ConsumerSettings, load_settings
+from consumer.sinks import DynamoStateStore, S3Archive, Tables
+
+EXIT_BAD_SETTINGS = 2
+
+
+def build_processor(settings: ConsumerSettings) -> ClickstreamProcessor:
+    log = get_logger(component="sinks")
+    backoff = Backoff(deadline_seconds=settings.retry_deadline_seconds)
+    pool = ThreadPoolExecutor(max_workers=settings.write_threads, thread_name_prefix="sink")
+    # boto3's own retries stay short; consumer.retry does the long, logged backoff.
+    dynamodb = aws.client("dynamodb", region=settings.region, max_attempts=2)
+    s3 = aws.client("s3", region=settings.region, max_attempts=2)
+    store = DynamoStateStore(
+        dynamodb,
+        Tables(sessions=settings.sessions_table, page_stats=settings.page_stats_table),
+        retention=timedelta(days=settings.retention_days),
+        backoff=backoff,
+        log=log,
+        pool=pool,
+    )
+    archive = S3Archive(s3, settings.archive_bucket, backoff=backoff, log=log, pool=pool)
+    return ClickstreamProcessor(
+        store,
+        archive,
+        flush_policy=FlushPolicy(
+            max_records=settings.flush_max_records,
+            max_bytes=settings.flush_max_bytes,
+            max_age_seconds=settings.flush_max_age_seconds,
+        ),
+        checkpoint_backoff=backoff,
+        max_cached_sessions=settings.max_cached_sessions,
+        max_cached_page_minutes=settings.max_cached_page_minutes,
+    )
+
+
+def main() -> int:
+    configure_logging("INFO")
+    try:
+        settings = load_settings()
+    except (ClickstreamError, ValueError) as error:
+        get_logger(component="worker").error("bad settings", error=str(error))
+        return EXIT_BAD_SETTINGS
+    configure_logging(settings.log_level)
+    kcl.KCLProcess(build_processor(settings)).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
