@@ -11,8 +11,9 @@ import json
 import os
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -238,6 +239,12 @@ def produce(
         ),
     ] = None,
     malformed: Annotated[int, typer.Option(min=0, help="Malformed records to mix in.")] = 0,
+    kpl_aggregate: Annotated[
+        bool,
+        typer.Option(
+            help="Pack each session's records into KPL aggregated records (aws-kinesis-agg)."
+        ),
+    ] = False,
     sessions_per_minute: Annotated[float, typer.Option(min=1, help="Session arrival rate.")] = 300,
     stream: Annotated[str | None, typer.Option(help="Stream name (default: settings).")] = None,
     start: Annotated[
@@ -312,7 +319,9 @@ def produce(
         sender = PutRecordsSender(client, stream_name, max_attempts=settings.max_attempts)
         truth.stream = stream_name
         with _Progress(len(records)) as advance:
-            report = send_all(records, sender, rate=rate, on_progress=advance)
+            report = send_all(
+                records, sender, rate=rate, on_progress=advance, kpl_aggregate=kpl_aggregate
+            )
     truth.sent = report.sent
     truth.last_sequence_per_shard = report.last_sequence or None
     if manifest is not None:
@@ -327,10 +336,12 @@ def produce(
 def demo(
     events: Annotated[int, typer.Option(min=1, help="Valid events to produce.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Seed of the generated traffic.")] = 42,
+    workers: Annotated[int, typer.Option(min=1, max=8, help="Worker processes to run.")] = 2,
     keep: Annotated[bool, typer.Option(help="Leave the local stack running afterwards.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
-    """The whole pipeline on this machine: local stack, seeded traffic with anomalies, summary."""
-    from clickstream.streamread import read_stream
+    """The whole pipeline on this machine: local stack, workers, seeded traffic, summary."""
+    from consumer.local_workers import LocalWorker, wait_until_caught_up
 
     settings = LocalStackSettings()
     started_here = local_stack.load_state(settings) is None
@@ -338,7 +349,8 @@ def demo(
         with err.status("starting the local stack and deploying infra/cloudformation.yaml"):
             state = local_stack.up(settings)
         err.print(
-            f"local stack up: stream {state.outputs['StreamName']}, "
+            f"local stack up: stream {state.outputs['StreamName']} "
+            f"({state.outputs['ShardCount']} shards), "
             f"{len(state.applied_locally)} template properties applied locally"
         )
     else:
@@ -346,14 +358,19 @@ def demo(
         err.print("using the local stack that is already running")
     # Exactly what `eval "$(clickstream local env)"` does for a user's shell.
     os.environ.update(state.environment())
+    logs = settings.state_dir / "logs"
+    running = [
+        LocalWorker(f"demo-worker-{n}", logs / f"demo-worker-{n}.log").start()
+        for n in range(1, workers + 1)
+    ]
+    err.print(f"started {workers} workers (clickstream consume --local); logs in {logs}")
     try:
         manifest_path = settings.state_dir / "demo-manifest.json"
-        shards = int(state.outputs["ShardCount"])
         produce(
             events=events,
             seed=seed,
             rate=None,
-            shards_hint=shards,
+            shards_hint=int(state.outputs["ShardCount"]),
             manifest=manifest_path,
             dry_run=False,
             source=None,
@@ -362,32 +379,97 @@ def demo(
             spike=["/pricing@2x6"],
             drop=["/search@3"],
             malformed=max(1, events // 100),
+            kpl_aggregate=False,
             sessions_per_minute=300,
             stream=state.outputs["StreamName"],
+            start=datetime.now(UTC) - timedelta(minutes=30),
             as_json=False,
         )
-        kinesis = aws.client(
-            "kinesis", endpoint_url=state.kinesis_endpoint, region=state.region, local=True
-        )
-        with err.status("reading the stream back (GetRecords)"):
-            records = read_stream(kinesis, state.outputs["StreamName"])
-        per_shard: dict[str, int] = {}
-        for record in records:
-            per_shard[record.shard_id] = per_shard.get(record.shard_id, 0) + 1
-        expected = json.loads(manifest_path.read_text())
-        table = Table(title=f"records in {state.outputs['StreamName']} (GetRecords)")
-        table.add_column("shard")
-        table.add_column("records", justify="right")
-        table.add_column("manifest says", justify="right")
-        for shard_id, count in sorted(per_shard.items()):
-            table.add_row(shard_id, str(count), str(expected["records_per_shard"].get(shard_id)))
-        table.add_row("total", str(len(records)), str(expected["total_records"]))
-        out.print(table)
-        out.print(f"manifest (the ground truth the consumer is checked against): {manifest_path}")
+        truth = Manifest.model_validate_json(manifest_path.read_text())
+        dynamodb = aws.client("dynamodb")
+        with err.status("waiting for the workers to checkpoint every shard's last record"):
+            waited = wait_until_caught_up(
+                dynamodb,
+                f"{state.outputs['StreamName']}-consumer",
+                truth.last_sequence_per_shard or {},
+                running,
+                timeout=600,
+            )
+        err.print(f"workers caught up {waited:.0f} s after the last record was sent")
+        _demo_summary(truth, state.environment(), as_json=as_json)
     finally:
+        with err.status("stopping the workers (SIGTERM: final flush and checkpoint)"):
+            codes = [worker.stop() for worker in running]
+        err.print(f"workers stopped, exit statuses {codes}")
         if started_here and not keep:
             local_stack.down(settings)
             err.print("local stack stopped (use --keep to leave it running)")
+
+
+def _demo_summary(truth: Manifest, environment: dict[str, str], *, as_json: bool) -> None:
+    from clickstream.verify import read_results, verify
+    from consumer import query
+
+    names = {
+        "sessions_table": environment["CLICKSTREAM_SESSIONS_TABLE"],
+        "page_stats_table": environment["CLICKSTREAM_PAGE_STATS_TABLE"],
+        "archive_bucket": environment["CLICKSTREAM_ARCHIVE_BUCKET"],
+    }
+    results = read_results(aws.client("dynamodb"), aws.client("s3"), names)
+    verdict = verify(truth, results)
+    pages = query.merge_pages(results.page_items)[:10]
+    sessions = results.sessions
+    durations = sorted(float(s.get("duration_seconds", 0)) for s in sessions)
+    reasons = Counter(str(letter["reason"]) for letter in results.dead_letters)
+    session_totals = {
+        "sessions": len(sessions),
+        "events": sum(int(s["events"]) for s in sessions),
+        "page_views": sum(int(s["page_views"]) for s in sessions),
+        "clicks": sum(int(s["clicks"]) for s in sessions),
+        "median_duration_seconds": durations[len(durations) // 2] if durations else 0,
+        "bounced_sessions": sum(1 for s in sessions if int(s["events"]) == 1),
+    }
+    if as_json:
+        print_json(
+            {
+                "top_pages": [row.as_dict() for row in pages],
+                "session_totals": session_totals,
+                "dead_letters": dict(reasons),
+                "check_against_manifest": verdict.as_dict(),
+            }
+        )
+        return
+    table = Table(title="top pages (all minutes, shards summed)")
+    for column in ("page", "views", "clicks", "sessions/min (sum)"):
+        table.add_column(column, justify="left" if column == "page" else "right")
+    for row in pages:
+        table.add_row(row.page, str(row.views), str(row.clicks), str(row.sessions))
+    out.print(table)
+    totals = Table(title="sessions")
+    totals.add_column("measure")
+    totals.add_column("value", justify="right")
+    for key, value in session_totals.items():
+        totals.add_row(
+            key.replace("_", " "), f"{value:g}" if isinstance(value, float) else str(value)
+        )
+    out.print(totals)
+    letters = Table(title=f"dead letters ({len(results.dead_letters)})")
+    letters.add_column("reason")
+    letters.add_column("records", justify="right")
+    for reason, count in reasons.most_common():
+        letters.add_row(reason, str(count))
+    out.print(letters)
+    if verdict.exact:
+        out.print(
+            f"[bold green]exact:[/] {verdict.sessions_found} sessions, "
+            f"{verdict.page_minutes_expected} page-minutes, {verdict.archived_events} archived "
+            f"events and {verdict.dead_letters} dead letters all equal the producer's manifest"
+        )
+    else:
+        out.print(f"[bold red]NOT exact:[/] {len(verdict.problems)} differences from the manifest")
+        for problem in verdict.problems[:10]:
+            out.print(f"  {problem}")
+        raise typer.Exit(1)
 
 
 # -- consumer -----------------------------------------------------------------------------

@@ -15,6 +15,8 @@ MAX_PARTITION_KEY_CHARS: Final = 256
 class OutgoingRecord:
     data: bytes
     partition_key: str
+    user_records: int = 1
+    """How many events it carries: more than one for a KPL aggregate."""
 
     @property
     def size(self) -> int:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from clickstream.events import ClickEvent
 from producer.batching import MAX_RECORDS_PER_CALL, OutgoingRecord, batches
 from producer.generator import Record
+from producer.kpl import aggregate_by_partition_key
 from producer.manifest import partition_key_of
 from producer.sender import PutRecordsSender
 
@@ -49,6 +50,7 @@ def send_all(
     *,
     rate: float | None = None,
     on_progress: Callable[[int], None] = lambda sent: None,
+    kpl_aggregate: bool = False,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunReport:
@@ -57,13 +59,16 @@ def send_all(
     # With a target rate, smaller calls keep the flow smooth (about five calls a second).
     per_call = MAX_RECORDS_PER_CALL if rate is None else max(1, min(500, int(rate / 5)))
     done = 0
-    for batch in batches((outgoing(r) for r in records), max_records=per_call):
+    stream: Iterable[OutgoingRecord] = (outgoing(r) for r in records)
+    if kpl_aggregate:
+        stream = list(aggregate_by_partition_key(stream))
+    for batch in batches(stream, max_records=per_call):
         if rate is not None:
             ahead = started + done / rate - clock()
             if ahead > 0:
                 sleep(ahead)
         sender.send(batch)
-        done += len(batch)
+        done += sum(record.user_records for record in batch)
         on_progress(done)
     stats = sender.stats
     return RunReport(
