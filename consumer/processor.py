@@ -4,8 +4,8 @@ One instance per shard, in a process of its own started by the MultiLangDaemon; 
 the protocol channel, so this module never prints (logs go to stderr through structlog).
 
 The commit cycle (DESIGN.md): buffer records; when the batch is due (size, bytes, age),
-archive it to S3, write the aggregate state to DynamoDB with the position guard, and only
-then checkpoint at the last record flushed. amazon_kclpy reports a `process_records` that
+write the aggregate state to DynamoDB with the position guard, archive the batch to S3, and
+only then checkpoint at the last record flushed. amazon_kclpy reports a `process_records` that
 raised as done, which would let KCL move on past records never flushed, so every failure
 here is handled on purpose: AWS errors are retried (`consumer.retry`); a flush that still
 cannot complete, or any unexpected error, ends the process with a non-zero status, and the
@@ -146,13 +146,16 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
             self._checkpoint(checkpointer, flushed)
 
     def _flush(self) -> Position | None:
-        """Archive, then write state; returns the last position flushed (None: nothing)."""
+        """Write state, then the archive; returns the last position flushed (None: nothing).
+
+        State goes first because its write is the guarded one: a worker whose lease moved on
+        (a zombie) is refused there, and then writes no archive object either, where it
+        could otherwise replace the new owner's object of the same key with fewer records.
+        """
         batch = self._batch
         if batch.is_empty or batch.last_position is None:
             return None
         started = self._clock()
-        objects = archive_objects(self._shard_id, batch.events, batch.dead_letters)
-        self._archive.put(objects)
         sessions, pages = self._aggregator.missing(batch.events)
         if sessions or pages:
             self._aggregator.remember(*self._store.load(self._shard_id, sessions, pages))
@@ -160,8 +163,8 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         outcome = self._store.save(changes, self._wall_clock())
         self._batch = PendingBatch()
         if outcome.fenced:
-            # Stored state is ahead of ours: another worker holds this shard now. Ours is
-            # stale; what we wrote elsewhere will be overwritten by the owner's replay.
+            # Stored state is ahead of ours: another worker holds this shard now, and ours
+            # is stale. What we did write is overwritten by the owner's replay.
             self._log.warning(
                 "fenced: newer state already stored; this worker no longer owns the shard",
                 refused=outcome.refused[:5],
@@ -170,6 +173,8 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
             self._lease_gone = True
             self._aggregator.forget_all()
             return None
+        objects = archive_objects(self._shard_id, batch.events, batch.dead_letters)
+        self._archive.put(objects)
         self._aggregator.trim()
         self.totals["events"] += len(batch.events)
         self.totals["dead_letters"] += len(batch.dead_letters)

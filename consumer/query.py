@@ -127,9 +127,13 @@ def archived_lines(s3: Any, bucket: str, prefix: str) -> list[bytes]:
     lines: list[bytes] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
         for entry in page.get("Contents", []):
-            body = s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
-            lines += [line for line in gzip.decompress(body).split(b"\n") if line]
+            lines += object_lines(s3, bucket, entry["Key"])
     return lines
+
+
+def object_lines(s3: Any, bucket: str, key: str) -> list[bytes]:
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return [line for line in gzip.decompress(body).split(b"\n") if line]
 
 
 def archived_events(s3: Any, bucket: str) -> list[bytes]:
