@@ -65,6 +65,10 @@ class DaemonRunner:
     def __init__(self, settings: ConsumerSettings, env: dict[str, str] | None = None) -> None:
         self.settings = settings
         self.env = dict(os.environ if env is None else env)
+        # The record processors read the same settings from the environment they inherit;
+        # defaults computed here (worker id, application name) must reach them as they are.
+        self.env["CLICKSTREAM_WORKER_ID"] = settings.worker_id
+        self.env["CLICKSTREAM_APPLICATION_NAME"] = settings.kcl_application
         self.log = get_logger(component="consume", worker_id=settings.worker_id)
         self._stop_requested = threading.Event()
         self._process: subprocess.Popen[bytes] | None = None

@@ -37,7 +37,7 @@ from consumer.aggregate import PositionedEvent, ShardAggregator
 from consumer.batch import DeadLetter, FlushPolicy, PendingBatch, archive_objects
 from consumer.positions import Position
 from consumer.retry import Backoff, GaveUp
-from consumer.sinks import Archive, StateStore
+from consumer.sinks import Archive, LeaseOwnership, StateStore
 
 EXIT_FLUSH_FAILED = 3
 EXIT_UNEXPECTED = 4
@@ -54,6 +54,7 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         store: StateStore,
         archive: Archive,
         *,
+        lease: LeaseOwnership | None = None,
         flush_policy: FlushPolicy,
         checkpoint_backoff: Backoff,
         max_cached_sessions: int = 50_000,
@@ -64,6 +65,7 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
     ) -> None:
         self._store = store
         self._archive = archive
+        self._lease = lease
         self._policy = flush_policy
         self._checkpoint_backoff = checkpoint_backoff
         self._max_sessions = max_cached_sessions
@@ -156,6 +158,9 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         if batch.is_empty or batch.last_position is None:
             return None
         started = self._clock()
+        if self._lease is not None and not self._lease.still_owner(self._shard_id):
+            self._fenced("another worker holds the lease now")
+            return None
         sessions, pages = self._aggregator.missing(batch.events)
         if sessions or pages:
             self._aggregator.remember(*self._store.load(self._shard_id, sessions, pages))
@@ -165,13 +170,11 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         if outcome.fenced:
             # Stored state is ahead of ours: another worker holds this shard now, and ours
             # is stale. What we did write is overwritten by the owner's replay.
-            self._log.warning(
-                "fenced: newer state already stored; this worker no longer owns the shard",
+            self._fenced(
+                "newer state already stored",
                 refused=outcome.refused[:5],
                 refused_count=len(outcome.refused),
             )
-            self._lease_gone = True
-            self._aggregator.forget_all()
             return None
         objects = archive_objects(self._shard_id, batch.events, batch.dead_letters)
         self._archive.put(objects)
@@ -197,6 +200,17 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
             flush_ms=round((self._clock() - started) * 1000, 1),
         )
         return batch.last_position
+
+    def _fenced(self, why: str, **details: Any) -> None:
+        self._log.warning(
+            "fenced: this worker no longer owns the shard; dropping its state",
+            why=why,
+            records=self._batch.record_count,
+            **details,
+        )
+        self._batch = PendingBatch()
+        self._lease_gone = True
+        self._aggregator.forget_all()
 
     def _checkpoint(self, checkpointer: Any, position: Position | None) -> None:
         attempt = 0

@@ -40,6 +40,10 @@ class Archive(Protocol):
     def put(self, objects: Sequence[ArchiveObject]) -> None: ...
 
 
+class LeaseOwnership(Protocol):
+    def still_owner(self, shard_id: str) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class SaveOutcome:
     written: int
@@ -213,3 +217,36 @@ class S3Archive:
             backoff=self._backoff,
             log=self._log,
         )
+
+
+class KclLeaseTable:
+    """Whether this worker still holds a shard's lease, read from KCL's own lease table.
+
+    Checked before each flush: a worker that lost the lease while paused (a zombie) finds
+    another owner there and writes nothing. KCL fences its checkpoints the same way.
+    """
+
+    def __init__(
+        self, client: Any, table: str, worker_id: str, *, backoff: Backoff, log: Any
+    ) -> None:
+        self._client = client
+        self._table = table
+        self._worker_id = worker_id
+        self._backoff = backoff
+        self._log = log
+
+    def still_owner(self, shard_id: str) -> bool:
+        response = call_with_retries(
+            functools.partial(
+                self._client.get_item,
+                TableName=self._table,
+                Key={"leaseKey": {"S": shard_id}},
+                ConsistentRead=True,
+                ProjectionExpression="leaseOwner",
+            ),
+            what="dynamodb:GetItem lease",
+            backoff=self._backoff,
+            log=self._log,
+        )
+        owner = response.get("Item", {}).get("leaseOwner", {}).get("S")
+        return bool(owner == self._worker_id)

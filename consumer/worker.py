@@ -18,7 +18,7 @@ from consumer.batch import FlushPolicy
 from consumer.processor import ClickstreamProcessor
 from consumer.retry import Backoff
 from consumer.settings import ConsumerSettings, load_settings
-from consumer.sinks import DynamoStateStore, S3Archive, Tables
+from consumer.sinks import DynamoStateStore, KclLeaseTable, S3Archive, Tables
 
 EXIT_BAD_SETTINGS = 2
 
@@ -39,9 +39,17 @@ def build_processor(settings: ConsumerSettings) -> ClickstreamProcessor:
         pool=pool,
     )
     archive = S3Archive(s3, settings.archive_bucket, backoff=backoff, log=log, pool=pool)
+    lease = KclLeaseTable(
+        aws.client("dynamodb", region=settings.region, endpoint_url=settings.dynamodb_endpoint),
+        settings.kcl_application,
+        settings.worker_id,
+        backoff=backoff,
+        log=log,
+    )
     return ClickstreamProcessor(
         store,
         archive,
+        lease=lease,
         flush_policy=FlushPolicy(
             max_records=settings.flush_max_records,
             max_bytes=settings.flush_max_bytes,

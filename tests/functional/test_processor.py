@@ -24,7 +24,7 @@ from consumer.aggregate import Changes
 from consumer.batch import FlushPolicy
 from consumer.processor import EXIT_FLUSH_FAILED, ClickstreamProcessor
 from consumer.retry import Backoff
-from consumer.sinks import DynamoStateStore, S3Archive, SaveOutcome, Tables
+from consumer.sinks import DynamoStateStore, KclLeaseTable, S3Archive, SaveOutcome, Tables
 from producer.generator import TrafficProfile, generate
 from producer.manifest import Manifest, build_manifest
 from tests.support.protocol import ProtocolRecord, ScriptedDaemon, protocol_records
@@ -64,12 +64,39 @@ class Harness:
             pool=self.pool,
         )
 
+    def lease_table(self) -> str:
+        """A lease table shaped like KCL's (hash key leaseKey), for ownership tests."""
+        name = f"leases-{uuid.uuid4().hex[:8]}"
+        self.dynamodb.create_table(
+            TableName=name,
+            AttributeDefinitions=[{"AttributeName": "leaseKey", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "leaseKey", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        return name
+
+    def set_lease_owner(self, table: str, shard_id: str, owner: str) -> None:
+        self.dynamodb.put_item(
+            TableName=table, Item={"leaseKey": {"S": shard_id}, "leaseOwner": {"S": owner}}
+        )
+
+    def lease(self, table: str, worker_id: str) -> KclLeaseTable:
+        return KclLeaseTable(
+            self.dynamodb, table, worker_id, backoff=self.backoff, log=get_logger(component="test")
+        )
+
     def processor(
-        self, *, max_records: int = 10_000, store: Any = None, archive: Any = None
+        self,
+        *,
+        max_records: int = 10_000,
+        store: Any = None,
+        archive: Any = None,
+        lease: KclLeaseTable | None = None,
     ) -> ClickstreamProcessor:
         return ClickstreamProcessor(
             store or self.store(),
             archive or self.archive(),
+            lease=lease,
             flush_policy=FlushPolicy(max_records=max_records, max_age_seconds=3600),
             checkpoint_backoff=self.backoff,
         )
@@ -230,27 +257,56 @@ def test_lease_lost_writes_nothing_and_does_not_checkpoint(harness: Harness) -> 
     assert found.archived == []
 
 
-def test_a_zombie_cannot_overwrite_newer_state(harness: Harness) -> None:
-    # GIVEN a processor that buffered records and then paused (it lost its lease meanwhile)
+def test_a_zombie_whose_lease_moved_writes_nothing(harness: Harness) -> None:
+    # GIVEN KCL's lease table saying worker "zombie" holds the shard, and its processor
+    # buffering records and then pausing
     records, manifest = traffic(seed=105, events=200)
     shard = new_shard()
-    zombie = ScriptedDaemon().initialize(shard).process(records[:100])
-    zombie_processor = harness.processor(max_records=1000)
-    zombie.run(zombie_processor)
-    # AND the new owner processed further and flushed
+    leases = harness.lease_table()
+    harness.set_lease_owner(leases, shard, "zombie")
+    zombie_processor = harness.processor(max_records=1000, lease=harness.lease(leases, "zombie"))
+    ScriptedDaemon().initialize(shard).process(records[:100]).run(zombie_processor)
+    # AND the lease moved to "owner", which processed everything and flushed
+    harness.set_lease_owner(leases, shard, "owner")
     owner = ScriptedDaemon().initialize(shard).process(records).shutdown_requested()
-    owner.run(harness.processor(max_records=1000))
+    owner.run(harness.processor(max_records=1000, lease=harness.lease(leases, "owner")))
     before = harness.results(shard, manifest)
 
     # WHEN the zombie wakes up and flushes
     late = ScriptedDaemon().shutdown_requested()
     late.run(zombie_processor)
 
-    # THEN the position guard refused its writes: no checkpoint, state is the owner's
+    # THEN it wrote nothing (state and archive are the owner's) and did not checkpoint
     assert late.checkpoints == []
     after = harness.results(shard, manifest)
-    assert after.page_items == before.page_items
-    assert after.sessions == before.sessions
+    assert after == before
+    verdict = verify(manifest, after)
+    assert verdict.exact, verdict.problems[:10]
+
+
+def test_the_position_guard_refuses_state_older_than_stored(harness: Harness) -> None:
+    # GIVEN a processor that flushed records 1-50 (its cache now holds their state) and
+    # buffered 51-100 (no lease check: the position guard alone is under test)
+    records, manifest = traffic(seed=109, events=200)
+    shard = new_shard()
+    stale_processor = harness.processor(max_records=50)
+    ScriptedDaemon().initialize(shard).process(records[:50]).process(records[50:99]).run(
+        stale_processor
+    )
+    # AND another processor of the same shard went on to record 200 and flushed
+    owner = ScriptedDaemon().initialize(shard, str(records[49].sequence_number))
+    owner.process(records[50:]).shutdown_requested()
+    owner.run(harness.processor(max_records=1000))
+    before = harness.results(shard, manifest)
+
+    # WHEN the stale processor flushes what it buffered
+    late = ScriptedDaemon().process(records[99:100])
+    late.run(stale_processor)
+
+    # THEN DynamoDB refused its older state; no archive object, no checkpoint
+    assert late.checkpoints == []
+    after = harness.results(shard, manifest)
+    assert after == before
     verdict = verify(manifest, after)
     assert verdict.exact, verdict.problems[:10]
 
