@@ -22,7 +22,7 @@ ENV_PREFIX = "CLICKSTREAM_"
 
 
 class ConsumerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", populate_by_name=True)
 
     # Where to read and write.
     stream_name: str = Field(description="Kinesis stream to consume.")

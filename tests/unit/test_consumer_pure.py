@@ -1,0 +1,280 @@
+"""Pure parts of the consumer: flush policy, archive objects, item shapes, settings, KCL
+properties, result merging, the retry policy, the KPL aggregation used by the producer."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_kinesis_agg.deaggregator import deaggregate_records
+from botocore.exceptions import ClientError
+
+from clickstream.events import ClickEvent, DeadLetterReason, EventType, InvalidEvent
+from consumer import items, properties, query
+from consumer.aggregate import PageMinuteState, PositionedEvent, SessionState, ShardPosition
+from consumer.batch import DeadLetter, FlushPolicy, PendingBatch, archive_objects
+from consumer.positions import Position
+from consumer.retry import Backoff, GaveUp, call_with_retries, is_transient
+from consumer.settings import ConsumerSettings, unknown_settings
+from producer.batching import OutgoingRecord
+from producer.kpl import aggregate_by_partition_key
+from producer.settings import ProducerSettings
+
+AT = datetime(2026, 11, 23, 9, 59, 30, tzinfo=UTC)
+
+
+def click(n: int, at: datetime = AT) -> ClickEvent:
+    return ClickEvent(
+        event_id=f"e-{n}", type=EventType.CLICK, session_id="s1", page="/", timestamp=at
+    )
+
+
+class TestFlushPolicy:
+    def test_nothing_buffered_is_never_due(self) -> None:
+        assert not FlushPolicy().due(PendingBatch(), now=1e9)
+
+    def test_due_on_records_bytes_or_age(self) -> None:
+        policy = FlushPolicy(max_records=3, max_bytes=1000, max_age_seconds=1.0)
+        batch = PendingBatch()
+        batch.add_event(PositionedEvent(Position(1), click(1)), size=10, now=100.0)
+        assert not policy.due(batch, now=100.5)
+        assert policy.due(batch, now=101.0)  # age
+        batch.add_event(PositionedEvent(Position(2), click(2)), size=995, now=100.1)
+        assert policy.due(batch, now=100.2)  # bytes
+        small = PendingBatch()
+        for n in range(3):
+            small.add_event(PositionedEvent(Position(n), click(n)), size=1, now=100.0)
+        assert policy.due(small, now=100.0)  # records
+
+
+class TestArchiveObjects:
+    def test_events_split_by_event_hour_named_by_shard_and_first_position(self) -> None:
+        events = [
+            PositionedEvent(Position(7), click(1, AT), b'{"a":1}'),
+            PositionedEvent(Position(8, 2), click(2, AT + timedelta(minutes=1)), b'{"b":\n2}'),
+            PositionedEvent(Position(9), click(3, AT), b'{"c":3}'),
+        ]
+        objects = archive_objects("shardId-1", events, [])
+        assert [o.key for o in objects] == [
+            "raw/year=2026/month=11/day=23/hour=09/shardId-1-7-0.jsonl.gz",
+            "raw/year=2026/month=11/day=23/hour=10/shardId-1-8-2.jsonl.gz",
+        ]
+        assert gzip.decompress(objects[0].body) == b'{"a":1}\n{"c":3}\n'
+        assert gzip.decompress(objects[1].body) == b'{"b":2}\n'  # made one line
+
+    def test_the_same_flush_gives_the_same_bytes(self) -> None:
+        events = [PositionedEvent(Position(1), click(1), b"{}")]
+        assert archive_objects("s", events, []) == archive_objects("s", events, [])
+
+    def test_dead_letters_keep_reason_field_and_the_data(self) -> None:
+        letter = DeadLetter(
+            Position(3),
+            "pk",
+            AT,
+            b"\xff\xfe",
+            InvalidEvent(DeadLetterReason.NOT_UTF8, "invalid UTF-8 at byte 0"),
+        )
+        (only,) = archive_objects("shardId-9", [], [letter])
+        assert only.key == "dead-letter/year=2026/month=11/day=23/hour=09/shardId-9-3-0.jsonl.gz"
+        line = json.loads(gzip.decompress(only.body))
+        assert line["reason"] == "not_utf8"
+        assert line["data_base64"] == "//4="
+        assert line["sequence_number"] == "3"
+
+
+class TestItems:
+    def test_a_session_item_round_trips(self) -> None:
+        state = SessionState(
+            "s1",
+            written_by=ShardPosition("shardId-1", Position(10**30, 4)),
+            events=3,
+            page_views=1,
+            clicks=2,
+            first_seen=AT,
+            first_event_id="e-1",
+            entry_page="/",
+            last_seen=AT + timedelta(seconds=5),
+            last_event_id="e-3",
+            exit_page="/cart",
+            pages={"/", "/cart"},
+            first_touches={"2026-11-23T09:59|/": ShardPosition("shardId-1", Position(1))},
+        )
+        item = items.session_item(state, expires_at=123, updated_at=AT)
+        assert item["duration_seconds"] == 5
+        assert item["distinct_pages"] == 2
+        assert items.session_from_item(item) == state
+
+    def test_a_page_item_round_trips_and_carries_its_index_key(self) -> None:
+        state = PageMinuteState("/p", "2026-11-23T09:59", "shardId-1", Position(5), 2, 3, 1)
+        item = items.page_item(state, expires_at=1, updated_at=AT)
+        assert item["bucket_shard"] == item["window_shard"] == "2026-11-23T09:59#shardId-1"
+        assert items.page_from_item(item) == state
+
+    def test_an_item_without_a_position_is_never_written(self) -> None:
+        with pytest.raises(ValueError, match="no position"):
+            items.page_item(PageMinuteState("/", "m", "s"), expires_at=1, updated_at=AT)
+
+
+class TestSettings:
+    def test_a_mistyped_variable_is_named_with_a_suggestion(self) -> None:
+        problems = unknown_settings(
+            {"CLICKSTREAM_FLUSH_MAX_AGE_SECOND": "2", "CLICKSTREAM_STREAM_NAME": "x", "HOME": "/"},
+            [ConsumerSettings, ProducerSettings],
+        )
+        assert problems == [
+            "unknown setting CLICKSTREAM_FLUSH_MAX_AGE_SECOND "
+            "(did you mean CLICKSTREAM_FLUSH_MAX_AGE_SECONDS?)"
+        ]
+
+    def test_known_variables_and_aliases_pass(self) -> None:
+        environ = {"CLICKSTREAM_KINESIS_ENDPOINT": "x", "CLICKSTREAM_MAX_ATTEMPTS": "3"}
+        assert unknown_settings(environ, [ConsumerSettings, ProducerSettings]) == []
+
+
+def settings(**values: Any) -> ConsumerSettings:
+    base = {
+        "stream_name": "events",
+        "sessions_table": "s",
+        "page_stats_table": "p",
+        "archive_bucket": "b",
+        "worker_id": "w-1",
+        "kinesis_endpoint": None,
+        "dynamodb_endpoint": None,
+    }
+    return ConsumerSettings(**{**base, **values})
+
+
+class TestProperties:
+    def test_rendered_from_settings_with_the_application_named_after_the_stream(self) -> None:
+        rendered = properties.render(settings(region="eu-west-1"), Path("/opt/run"))
+        assert rendered["applicationName"] == "events-consumer"
+        assert rendered["streamName"] == "events"
+        assert rendered["regionName"] == "eu-west-1"
+        assert rendered["retrievalMode"] == "POLLING"
+        assert rendered["callProcessRecordsEvenForEmptyRecordList"] == "true"
+        assert rendered["executableName"] == "/opt/run"
+        assert "kinesisEndpoint" not in rendered  # unset: AWS's own endpoint
+
+    def test_text_is_java_properties(self) -> None:
+        text = properties.to_text({"a": "x", "b": "C:\\path"})
+        assert text.splitlines()[1:] == ["a = x", "b = C:\\\\path"]
+
+
+class TestQueryMerging:
+    def test_pages_are_summed_over_shards_and_sorted_by_views(self) -> None:
+        rows = query.merge_pages(
+            [
+                {"page": "/a", "window": "m1", "views": 2, "clicks": 1, "sessions": 1},
+                {"page": "/a", "window": "m1", "views": 3, "clicks": 0, "sessions": 2},
+                {"page": "/b", "window": "m2", "views": 9, "clicks": 0, "sessions": 1},
+            ]
+        )
+        assert [(r.page, r.views, r.sessions, r.minutes) for r in rows] == [
+            ("/b", 9, 1, 1),
+            ("/a", 5, 3, 1),
+        ]
+
+    def test_caught_up_needs_every_shard_at_its_last_sequence(self) -> None:
+        last = {"s0": "100", "s1": "200"}
+        assert not query.caught_up({"s0": "100", "s1": "150"}, last)
+        assert not query.caught_up({"s0": "100", "s1": "TRIM_HORIZON"}, last)
+        assert query.caught_up({"s0": "100", "s1": "200"}, last)
+        assert query.caught_up({"s0": "SHARD_END", "s1": "201"}, last)
+
+
+def client_error(code: str, status: int = 400) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Op"
+    )
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.warnings: list[dict[str, Any]] = []
+
+    def warning(self, event: str, **values: Any) -> None:
+        self.warnings.append({"event": event, **values})
+
+
+class TestRetries:
+    def test_throttles_and_5xx_are_retried_then_succeed_with_backoff_logged(self) -> None:
+        failures = [client_error("ThrottlingException"), client_error("Boom", 503)]
+        slept: list[float] = []
+        log = _Log()
+
+        def operation() -> str:
+            if failures:
+                raise failures.pop(0)
+            return "done"
+
+        result = call_with_retries(
+            operation,
+            what="op",
+            backoff=Backoff(),
+            log=log,
+            sleep=slept.append,
+            rng=random.Random(1),
+        )
+        assert result == "done"
+        assert len(slept) == 2
+        assert [w["error"] for w in log.warnings] == ["ThrottlingException", "Boom"]
+
+    def test_an_error_retrying_cannot_fix_gives_up_at_once(self) -> None:
+        def operation() -> None:
+            raise client_error("AccessDenied", 403)
+
+        with pytest.raises(GaveUp) as gave_up:
+            call_with_retries(
+                operation, what="op", backoff=Backoff(), log=_Log(), sleep=lambda _: None
+            )
+        assert gave_up.value.attempts == 1
+
+    def test_the_deadline_ends_the_retries(self) -> None:
+        now = [0.0]
+
+        def sleep(seconds: float) -> None:
+            now[0] += seconds
+
+        def operation() -> None:
+            raise client_error("SlowDown", 503)
+
+        backoff = Backoff(base_seconds=1, cap_seconds=4, deadline_seconds=30)
+        with pytest.raises(GaveUp):
+            call_with_retries(
+                operation, what="op", backoff=backoff, log=_Log(), sleep=sleep, clock=lambda: now[0]
+            )
+        assert now[0] <= 30
+
+    def test_transient_classification(self) -> None:
+        assert is_transient(client_error("ProvisionedThroughputExceededException"))
+        assert not is_transient(client_error("ConditionalCheckFailedException"))
+        assert not is_transient(ValueError("bug"))
+
+
+class TestKplAggregation:
+    def test_each_aggregate_holds_one_partition_key_in_order_and_loses_nothing(self) -> None:
+        records = [
+            OutgoingRecord(f"{key}-{n}".encode(), key) for n in range(120) for key in ("a", "b")
+        ]
+        aggregated = list(aggregate_by_partition_key(records, max_user_records=50))
+        assert sum(r.user_records for r in aggregated) == 240
+        assert len(aggregated) == 6
+        for record in aggregated:
+            kinesis_record = {
+                "kinesis": {
+                    "partitionKey": record.partition_key,
+                    "data": base64.b64encode(record.data).decode(),
+                    "sequenceNumber": "1",
+                    "kinesisSchemaVersion": "1.0",
+                    "approximateArrivalTimestamp": 0,
+                }
+            }
+            users = deaggregate_records([kinesis_record])
+            keys = {u["kinesis"]["partitionKey"] for u in users}
+            assert keys == {record.partition_key}
