@@ -589,6 +589,53 @@ def query_session(
     out.print(table)
 
 
+@app.command()
+@one_line_errors
+def bench(
+    events: Annotated[int, typer.Option(min=100, help="Events per run.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated traffic.")] = 7,
+    rates: Annotated[
+        str, typer.Option(help="Comma-separated arrival rates to simulate, events/s per shard.")
+    ] = "100,1000,5000",
+    as_json: JsonFlag = False,
+) -> None:
+    """Benchmark one record processor through amazon_kclpy's protocol (no daemon, no AWS):
+    events per second, and DynamoDB writes and S3 puts per 1,000 events."""
+    from clickstream import bench as benchmark
+
+    try:
+        arrival_rates = [float(rate) for rate in rates.split(",") if rate.strip()]
+    except ValueError:
+        raise ConfigurationError(f"--rates {rates!r}: expected numbers like 100,1000") from None
+    results = []
+    for rate in arrival_rates:
+        with err.status(f"processing {events} events at {rate:g} events/s per shard"):
+            results.append(benchmark.run(events=events, seed=seed, arrival_rate=rate))
+    if as_json:
+        print_json({"events": events, "seed": seed, "runs": [r.as_dict() for r in results]})
+        return
+    table = Table(title=f"record processor, {events} events, default flush policy")
+    for column in (
+        "arrival (events/s/shard)",
+        "processed events/s",
+        "flushes",
+        "DynamoDB writes /1k events",
+        "DynamoDB reads /1k events",
+        "S3 puts /1k events",
+    ):
+        table.add_column(column, justify="right")
+    for result in results:
+        table.add_row(
+            f"{result.events_per_shard_second:g}",
+            f"{result.events_per_second:,.0f}",
+            str(result.flushes),
+            f"{result.writes_per_1000_events:g}",
+            f"{result.reads_per_1000_events:g}",
+            f"{result.s3_puts_per_1000_events:g}",
+        )
+    out.print(table)
+
+
 def _report_produce(
     truth: Manifest, report: RunReport, manifest: Path | None, *, dry_run: bool, as_json: bool
 ) -> None:
