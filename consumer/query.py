@@ -153,6 +153,15 @@ def lease_checkpoints(client: Any, lease_table: str) -> dict[str, str]:
     }
 
 
+def lease_owners(client: Any, lease_table: str) -> dict[str, str]:
+    """shard id -> the worker holding its lease now (absent while unassigned)."""
+    return {
+        str(item["leaseKey"]): str(item["leaseOwner"])
+        for item in scan_table(client, lease_table)
+        if "leaseKey" in item and item.get("leaseOwner")
+    }
+
+
 def caught_up(checkpoints: Mapping[str, str], last_sequences: Mapping[str, str]) -> bool:
     """Whether every shard's checkpoint has reached the last sequence number written to it."""
     for shard_id, last in last_sequences.items():
