@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consumer import query
-from producer.manifest import Manifest
+from producer.manifest import Manifest, PageMinuteTruth
 
 SESSION_FIELDS = (
     "events",
@@ -75,7 +75,10 @@ def _iso_z(value: Any) -> str | None:
 
 
 def combine(manifests: Sequence[Manifest]) -> Manifest:
-    """Several runs with disjoint sessions and minutes, as one manifest."""
+    """Several runs with disjoint sessions (different seeds) as one manifest.
+
+    Page-minute counts add up: distinct sessions too, since no session is in two runs.
+    """
     first = manifests[0].model_copy(deep=True)
     for other in manifests[1:]:
         first.events += other.events
@@ -87,9 +90,11 @@ def combine(manifests: Sequence[Manifest]) -> Manifest:
         first.sessions.update(other.sessions)
         for page, minutes in other.pages.items():
             mine = first.pages.setdefault(page, {})
-            if mine.keys() & minutes.keys():
-                raise ValueError(f"runs share minutes of {page}; use different start times")
-            mine.update(minutes)
+            for minute, counts in minutes.items():
+                total = mine.setdefault(minute, PageMinuteTruth())
+                total.views += counts.views
+                total.clicks += counts.clicks
+                total.sessions += counts.sessions
         first.malformed_records += other.malformed_records
     return first
 

@@ -348,3 +348,16 @@ def test_a_throttled_checkpoint_is_retried(harness: Harness) -> None:
 
     assert len(daemon.checkpoints) == 3
     assert len(set(daemon.checkpoints)) == 1
+
+
+def test_shard_end_flushes_and_checkpoints_the_end_of_the_shard(harness: Harness) -> None:
+    records, manifest = traffic(seed=110, events=80)
+    shard = new_shard()
+    daemon = ScriptedDaemon().initialize(shard).process(records).shard_ended()
+
+    daemon.run(harness.processor(max_records=1000))
+
+    # KCL needs a checkpoint without a sequence number (SHARD_END) to start the children
+    assert daemon.checkpoints == [(None, None)]
+    verdict = verify(manifest, harness.results(shard, manifest))
+    assert verdict.exact, verdict.problems[:10]
