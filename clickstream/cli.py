@@ -189,13 +189,13 @@ def _stream_target(stream: str | None) -> tuple[str, str | None, str | None]:
     settings = ProducerSettings()
     if stream or settings.stream_name:
         return str(stream or settings.stream_name), None, settings.region
-    state = local_stack.load_state(LocalStackSettings())
-    if state is None:
+    local_settings = LocalStackSettings()
+    if not local_stack.state_path(local_settings).is_file():
         raise ConfigurationError(
             "no stream to write to: pass --stream, set CLICKSTREAM_STREAM_NAME, "
             "or start the local stack with `clickstream local up`"
         )
-    local_stack.running_state(LocalStackSettings())
+    state = local_stack.running_state(local_settings)
     return state.outputs["StreamName"], state.kinesis_endpoint, state.region
 
 
