@@ -6,6 +6,7 @@ its log in a file. Stopping one sends SIGTERM to it alone, as ECS does to a task
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -59,9 +60,17 @@ class LocalWorker:
             self._close()
 
     def kill(self) -> None:
-        """SIGKILL to the worker and everything it started: a crash, nothing flushed."""
+        """SIGKILL to the worker and everything it started: a crash, nothing flushed.
+
+        The KCL daemon runs in a process group of its own (so a terminal's Ctrl-C does not
+        reach it), with the record processors in it: that group is killed with the worker.
+        """
         if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            for child in _children(self.process.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=30)
         self._close()
 
@@ -74,6 +83,19 @@ class LocalWorker:
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _children(pid: int) -> list[int]:
+    """Pids whose parent is `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 def wait_until_caught_up(

@@ -1,0 +1,185 @@
+"""Exact under failure, with the real KCL daemon: crashes, lease moves, AWS faults.
+
+Each scenario runs on a local stack of its own, produces seeded traffic while the failure
+happens, waits until every shard is checkpointed at its last record, and then requires the
+counters, the archive and the dead letters to equal the producer's manifest exactly.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from consumer import query
+from consumer.local_workers import LocalWorker
+from producer.manifest import Manifest
+from tests.support.aws_fault_proxy import AwsFaultProxy
+from tests.support.e2e import E2EStack, cli_stack, finish, produce_args, produce_in_background
+
+pytestmark = pytest.mark.e2e
+
+SHARDS = 4
+START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+
+
+@pytest.fixture
+def e2e(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[E2EStack]:
+    with cli_stack(tmp_path / "state", SHARDS, f"f{abs(hash(request.node.name)) % 10_000}") as s:
+        yield s
+
+
+def warm_up(e2e: E2EStack, tmp_path: Path, workers: list[LocalWorker], seed: int) -> Manifest:
+    """A small first run, consumed: the workers are past KCL's start-up (~40 s) and hold
+    leases, so the failures that follow hit them while they work."""
+    path = tmp_path / "warm-up.json"
+    args = produce_args(path, seed=seed, events=400, malformed=4, start=START - timedelta(hours=1))
+    manifest = finish(produce_in_background(args), path)
+    e2e.wait_caught_up([manifest], workers)
+    return manifest
+
+
+def busiest(e2e: E2EStack, workers: dict[str, LocalWorker]) -> str:
+    """The worker holding the most leases now."""
+    owners = Counter(query.lease_owners(e2e.dynamodb, e2e.lease_table).values())
+    return max(sorted(workers), key=lambda name: owners[name])
+
+
+def wait_for_owners(e2e: E2EStack, allowed: set[str], timeout: float = 90) -> set[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        owners = set(query.lease_owners(e2e.dynamodb, e2e.lease_table).values())
+        if owners and owners <= allowed:
+            return owners
+        if time.monotonic() > deadline:
+            raise AssertionError(f"leases still held by {owners}, expected only {allowed}")
+        time.sleep(1)
+
+
+def no_tracebacks(logs: Path) -> None:
+    for log in logs.glob("*.log"):
+        assert "Traceback" not in log.read_text(errors="replace"), log.name
+
+
+def test_kill_9_mid_stream_several_times(e2e: E2EStack, tmp_path: Path) -> None:
+    # GIVEN two workers and traffic flowing (~25 s of it)
+    logs = tmp_path / "logs"
+    workers = {
+        name: LocalWorker(name, logs / f"{name}-0.log").start() for name in ("crash-a", "crash-b")
+    }
+    warm = warm_up(e2e, tmp_path, list(workers.values()), seed=120)
+    manifest_path = tmp_path / "m.json"
+    producer = produce_in_background(
+        produce_args(manifest_path, seed=21, events=9_000, malformed=90, start=START, rate=300)
+    )
+
+    # WHEN the worker holding the most leases is killed with SIGKILL at random moments,
+    # three times, and restarted each time
+    rng = random.Random(21)
+    for round_number in range(1, 4):
+        time.sleep(rng.uniform(2.0, 6.0))
+        name = busiest(e2e, workers)
+        workers[name].kill()
+        time.sleep(rng.uniform(0.2, 2.0))
+        workers[name] = LocalWorker(name, logs / f"{name}-{round_number}.log").start()
+    manifest = finish(producer, manifest_path)
+    try:
+        e2e.wait_caught_up([warm, manifest], list(workers.values()))
+    finally:
+        for worker in workers.values():
+            worker.stop()
+
+    # THEN nothing was lost and nothing counted or archived twice
+    verdict = e2e.verify([warm, manifest])
+    assert verdict.exact, verdict.problems[:10]
+    assert verdict.archived_events == 9_400
+    assert verdict.dead_letters == 94
+    replays = sum(
+        log.read_text().count('"event": "initialized"') for log in logs.glob("*-[123].log")
+    )
+    assert replays > 0  # the restarted workers did take shards back
+
+
+def test_workers_joining_and_leaving_under_load(e2e: E2EStack, tmp_path: Path) -> None:
+    # GIVEN one worker holding every lease while traffic flows (~25 s of it)
+    logs = tmp_path / "logs"
+    first = LocalWorker("move-a", logs / "a.log").start()
+    warm = warm_up(e2e, tmp_path, [first], seed=122)
+    manifest_path = tmp_path / "m.json"
+    producer = produce_in_background(
+        produce_args(manifest_path, seed=22, events=9_000, malformed=90, start=START, rate=300)
+    )
+
+    # WHEN a second and a third worker join, and then the first one leaves (SIGTERM)
+    second = LocalWorker("move-b", logs / "b.log").start()
+    time.sleep(6)
+    third = LocalWorker("move-c", logs / "c.log").start()
+    time.sleep(10)
+    assert first.stop() == 0, first.log_tail()
+    manifest = finish(producer, manifest_path)
+    try:
+        e2e.wait_caught_up([warm, manifest], [second, third])
+        # THEN the leaver's leases move to the workers that stayed
+        wait_for_owners(e2e, {"move-b", "move-c"})
+    finally:
+        second.stop()
+        third.stop()
+
+    # AND the counts are exact
+    verdict = e2e.verify([warm, manifest])
+    assert verdict.exact, verdict.problems[:10]
+    no_tracebacks(logs)
+
+
+def test_throttles_and_5xx_from_dynamodb_and_s3(e2e: E2EStack, tmp_path: Path) -> None:
+    # GIVEN the processors' DynamoDB and S3 calls going through a proxy that fails 10% of
+    # them, and 50% for 3 s out of every 10 s (KCL's own lease calls go straight to moto)
+    logs = tmp_path / "logs"
+    moto = e2e.state.moto_endpoint
+    with AwsFaultProxy(
+        moto, base_rate=0.10, burst_rate=0.50, burst_seconds=3, period_seconds=10, seed=23
+    ) as proxy:
+        through_proxy = {
+            "AWS_ENDPOINT_URL_DYNAMODB": proxy.endpoint,
+            "AWS_ENDPOINT_URL_S3": proxy.endpoint,
+            "CLICKSTREAM_DYNAMODB_ENDPOINT": moto,
+        }
+        workers = [
+            LocalWorker(name, logs / f"{name}.log", through_proxy).start()
+            for name in ("fault-a", "fault-b")
+        ]
+        warm = warm_up(e2e, tmp_path, workers, seed=123)
+        manifest_path = tmp_path / "m.json"
+        producer = produce_in_background(
+            produce_args(manifest_path, seed=23, events=7_000, malformed=70, start=START, rate=300)
+        )
+        # AND a crash in the middle of it, so a checkpoint ahead of a flush would lose data
+        time.sleep(6)
+        by_name = {worker.worker_id: worker for worker in workers}
+        victim = busiest(e2e, by_name)
+        by_name[victim].kill()
+        by_name[victim] = LocalWorker(victim, logs / f"{victim}-restarted.log", through_proxy)
+        by_name[victim].start()
+        workers = list(by_name.values())
+        manifest = finish(producer, manifest_path)
+        try:
+            e2e.wait_caught_up([warm, manifest], workers)
+        finally:
+            for worker in workers:
+                worker.stop()
+        faulted = sum(proxy.faulted.values())
+        forwarded = sum(proxy.forwarded.values())
+
+    # THEN the faults happened, were retried with logged backoff, and nothing is off
+    assert faulted > 50, proxy.faulted
+    assert faulted / (faulted + forwarded) > 0.1
+    retries = sum(log.read_text().count('"event": "retrying"') for log in logs.glob("*.log"))
+    assert retries > 0
+    verdict = e2e.verify([warm, manifest])
+    assert verdict.exact, verdict.problems[:10]
+    no_tracebacks(logs)

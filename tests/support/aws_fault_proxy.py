@@ -1,0 +1,144 @@
+"""A loopback HTTP proxy in front of moto that fails a chosen share of DynamoDB and S3 calls.
+
+Each request is forwarded to moto, or answered with a fault instead, as AWS would: DynamoDB
+gets a 400 `ThrottlingException` or a 500 `InternalServerError`, S3 a 503 `SlowDown` or a
+500 `InternalError`. The share of failed calls is `base_rate`, raised to `burst_rate` for
+`burst_seconds` out of every `period_seconds`. A faulted call never reaches moto, so a
+retry is the only way its effect can happen.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from clickstream.local.settings import LOOPBACK
+
+_DYNAMODB_FAULTS = [
+    (400, "com.amazonaws.dynamodb.v20120810#ThrottlingException", "Rate of requests exceeds"),
+    (500, "com.amazonaws.dynamodb.v20120810#InternalServerError", "Internal server error"),
+]
+_S3_FAULTS = [(503, "SlowDown", "Please reduce your request rate."), (500, "InternalError", "")]
+
+
+class AwsFaultProxy:
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        base_rate: float,
+        burst_rate: float = 0.0,
+        burst_seconds: float = 0.0,
+        period_seconds: float = 10.0,
+        seed: int = 1,
+    ) -> None:
+        target = urlsplit(upstream)
+        self._upstream = (target.hostname or LOOPBACK, target.port or 80)
+        self.base_rate = base_rate
+        self.burst_rate = burst_rate
+        self.burst_seconds = burst_seconds
+        self.period_seconds = period_seconds
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._started = time.monotonic()
+        self.forwarded: Counter[str] = Counter()
+        self.faulted: Counter[str] = Counter()
+        self._server = ThreadingHTTPServer((LOOPBACK, 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{LOOPBACK}:{self._server.server_address[1]}"
+
+    def __enter__(self) -> AwsFaultProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _fault_now(self) -> bool:
+        phase = (time.monotonic() - self._started) % self.period_seconds
+        rate = self.burst_rate if phase < self.burst_seconds else self.base_rate
+        with self._lock:
+            return self._rng.random() < rate
+
+    def _forward(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        connection = http.client.HTTPConnection(*self._upstream, timeout=60)
+        try:
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+            if body or method in ("POST", "PUT"):
+                headers["Content-Length"] = str(len(body))
+            connection.request(method, path, body=body or None, headers=headers)
+            response = connection.getresponse()
+            return response.status, response.getheaders(), response.read()
+        finally:
+            connection.close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length", "0") or 0)
+                body = self.rfile.read(length) if length else b""
+                target = self.headers.get("X-Amz-Target", "")
+                service = "dynamodb" if target.startswith("DynamoDB_") else "s3"
+                operation = target.split(".")[-1] if target else f"{self.command} object"
+                if proxy._fault_now():
+                    with proxy._lock:
+                        proxy.faulted[f"{service}:{operation}"] += 1
+                    if service == "dynamodb":
+                        status, kind, message = proxy._rng.choice(_DYNAMODB_FAULTS)
+                        payload = json.dumps({"__type": kind, "message": message}).encode()
+                        self._answer(
+                            status, {"Content-Type": "application/x-amz-json-1.0"}, payload
+                        )
+                    else:
+                        status, code, message = proxy._rng.choice(_S3_FAULTS)
+                        xml = (
+                            f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
+                            f"<Message>{message}</Message></Error>"
+                        )
+                        self._answer(status, {"Content-Type": "application/xml"}, xml.encode())
+                    return
+                with proxy._lock:
+                    proxy.forwarded[f"{service}:{operation}"] += 1
+                status, headers, payload = proxy._forward(
+                    self.command, self.path, dict(self.headers.items()), body
+                )
+                passed = {
+                    k: v
+                    for k, v in headers
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection")
+                }
+                self._answer(status, passed, payload)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+        return Handler

@@ -1,0 +1,142 @@
+"""End-to-end helpers: a local stack of a test's own through the CLI, producers, checks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from clickstream import aws
+from clickstream.local import stack
+from clickstream.local.settings import LocalStackSettings
+from clickstream.local.stack import LocalStackState
+from clickstream.verify import Verdict, combine, read_results, verify
+from consumer.local_workers import LocalWorker, wait_until_caught_up
+from producer.manifest import Manifest
+from tests.support.stack import free_port
+
+
+def clickstream(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "clickstream.cli", *args],
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@dataclass
+class E2EStack:
+    state: LocalStackState
+    dynamodb: Any
+    s3: Any
+
+    @property
+    def lease_table(self) -> str:
+        return f"{self.state.outputs['StreamName']}-consumer"
+
+    @property
+    def names(self) -> dict[str, str]:
+        environment = self.state.environment()
+        return {
+            "sessions_table": environment["CLICKSTREAM_SESSIONS_TABLE"],
+            "page_stats_table": environment["CLICKSTREAM_PAGE_STATS_TABLE"],
+            "archive_bucket": environment["CLICKSTREAM_ARCHIVE_BUCKET"],
+        }
+
+    def wait_caught_up(
+        self, manifests: Sequence[Manifest], workers: Sequence[LocalWorker], timeout: float = 420
+    ) -> float:
+        last: dict[str, str] = {}
+        for manifest in manifests:
+            for shard, sequence in (manifest.last_sequence_per_shard or {}).items():
+                if int(sequence) > int(last.get(shard, "0")):
+                    last[shard] = sequence
+        return wait_until_caught_up(self.dynamodb, self.lease_table, last, workers, timeout=timeout)
+
+    def verify(self, manifests: Sequence[Manifest]) -> Verdict:
+        return verify(combine(list(manifests)), read_results(self.dynamodb, self.s3, self.names))
+
+
+@contextlib.contextmanager
+def cli_stack(state_dir: Path, shards: int, name: str) -> Iterator[E2EStack]:
+    """`clickstream local up` on free ports; the environment points the CLI and workers at it."""
+    variables = {
+        "CLICKSTREAM_LOCAL_STATE_DIR": str(state_dir),
+        "CLICKSTREAM_LOCAL_MOTO_PORT": str(free_port()),
+        "CLICKSTREAM_LOCAL_KINESIS_PORT": str(free_port()),
+        "CLICKSTREAM_LOCAL_KINESIS_TLS_PORT": str(free_port()),
+        "CLICKSTREAM_LOCAL_STACK_NAME": name,
+    }
+    saved = dict(os.environ)
+    os.environ.update(variables)
+    for variable in ("CLICKSTREAM_STREAM_NAME", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS"):
+        os.environ.pop(variable, None)
+    try:
+        up = clickstream("local", "up", "--shards", str(shards))
+        assert up.returncode == 0, up.stderr.decode()
+        state = stack.load_state(LocalStackSettings())
+        assert state is not None
+        try:
+            yield E2EStack(
+                state,
+                aws.local_client("dynamodb", state.moto_endpoint, state.region),
+                aws.local_client("s3", state.moto_endpoint, state.region),
+            )
+        finally:
+            down = clickstream("local", "down")
+            assert down.returncode == 0, down.stderr.decode()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def produce_args(
+    manifest: Path,
+    *,
+    seed: int,
+    events: int,
+    malformed: int,
+    start: datetime,
+    rate: float | None = None,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    args = [
+        "produce",
+        "--events",
+        str(events),
+        "--seed",
+        str(seed),
+        "--malformed",
+        str(malformed),
+        "--bots",
+        "1",
+        "--start",
+        start.strftime("%Y-%m-%dT%H:%M:%S"),
+        "--manifest",
+        str(manifest),
+        *extra,
+    ]
+    if rate is not None:
+        args += ["--rate", str(rate)]
+    return args
+
+
+def produce_in_background(args: Sequence[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "clickstream.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def finish(producer: subprocess.Popen[bytes], manifest: Path, timeout: float = 300) -> Manifest:
+    _, stderr = producer.communicate(timeout=timeout)
+    assert producer.returncode == 0, stderr.decode()
+    return Manifest.model_validate_json(manifest.read_text())
