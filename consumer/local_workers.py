@@ -59,6 +59,22 @@ class LocalWorker:
         finally:
             self._close()
 
+    def _signal_all(self, signum: int) -> None:
+        if self.process is None:
+            return
+        for child in _children(self.process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child, signum)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
+
+    def pause(self) -> None:
+        """SIGSTOP to the worker, its daemon and processors: a long GC or VM pause."""
+        self._signal_all(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal_all(signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL to the worker and everything it started: a crash, nothing flushed.
 
@@ -66,11 +82,7 @@ class LocalWorker:
         reach it), with the record processors in it: that group is killed with the worker.
         """
         if self.process is not None and self.process.poll() is None:
-            for child in _children(self.process.pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+            self._signal_all(signal.SIGKILL)
             self.process.wait(timeout=30)
         self._close()
 

@@ -60,6 +60,21 @@ def wait_until_processing(worker: LocalWorker, timeout: float = 90) -> None:
         time.sleep(0.5)
 
 
+def kcl_leader(e2e: E2EStack) -> str:
+    """The worker holding KCL 3's leader lock (it assigns leases)."""
+    table = f"{e2e.lease_table}-CoordinatorState"
+    item = e2e.dynamodb.get_item(TableName=table, Key={"key": {"S": "Leader"}}, ConsistentRead=True)
+    return str(item["Item"]["ownerName"]["S"])
+
+
+def wait_for_a_lease(e2e: E2EStack, worker_id: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while worker_id not in query.lease_owners(e2e.dynamodb, e2e.lease_table).values():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{worker_id} was given no lease within {timeout} s")
+        time.sleep(1)
+
+
 def wait_for_owners(e2e: E2EStack, allowed: set[str], timeout: float = 90) -> set[str]:
     deadline = time.monotonic() + timeout
     while True:
@@ -127,7 +142,9 @@ def test_workers_joining_and_leaving_under_load(e2e: E2EStack, tmp_path: Path) -
     time.sleep(6)
     third = LocalWorker("move-c", logs / "c.log").start()
     time.sleep(10)
+    # (a graceful stop under load: every shard it held flushes and checkpoints)
     assert first.stop() == 0, first.log_tail()
+    assert "shutdown requested: flushed and checkpointed" in first.log_path.read_text()
     manifest = finish(producer, manifest_path)
     try:
         e2e.wait_caught_up([warm, manifest], [second, third])
@@ -190,3 +207,42 @@ def test_throttles_and_5xx_from_dynamodb_and_s3(e2e: E2EStack, tmp_path: Path) -
     verdict = e2e.verify([warm, manifest])
     assert verdict.exact, verdict.problems[:10]
     no_tracebacks(logs)
+
+
+def test_a_paused_worker_wakes_up_as_a_zombie_and_is_fenced(e2e: E2EStack, tmp_path: Path) -> None:
+    # GIVEN two workers, traffic flowing, and a worker frozen (SIGSTOP: a long GC or VM
+    # pause) while it holds leases, for longer than the lease failover time
+    logs = tmp_path / "logs"
+    workers = {name: LocalWorker(name, logs / f"{name}.log").start() for name in ("z-a", "z-b")}
+    warm = warm_up(e2e, tmp_path, list(workers.values()), seed=124)
+    manifest_path = tmp_path / "m.json"
+    producer = produce_in_background(
+        produce_args(manifest_path, seed=24, events=12_000, malformed=120, start=START, rate=300)
+    )
+    # (not the KCL leader: a frozen leader would hold the assignment lock for its 2 minutes)
+    frozen_name = ({"z-a", "z-b"} - {kcl_leader(e2e)}).pop()
+    frozen, other = workers[frozen_name], workers[({"z-a", "z-b"} - {frozen_name}).pop()]
+    wait_for_a_lease(e2e, frozen_name)
+    wait_until_processing(frozen)
+    time.sleep(2)
+    frozen.pause()
+    try:
+        # WHEN the other worker takes its leases over and goes on
+        wait_for_owners(e2e, {other.worker_id})
+        time.sleep(5)
+    finally:
+        # AND the frozen worker wakes up, believing it still holds them
+        frozen.resume()
+    manifest = finish(producer, manifest_path)
+    try:
+        e2e.wait_caught_up([warm, manifest], [other])
+    finally:
+        for worker in workers.values():
+            worker.stop()
+
+    # THEN whatever the zombie still tried was refused (lease check, position guard, or
+    # KCL telling it first), and the counts are exact
+    zombie_log = frozen.log_path.read_text()
+    assert "fenced" in zombie_log or "lease lost" in zombie_log
+    verdict = e2e.verify([warm, manifest])
+    assert verdict.exact, verdict.problems[:10]
