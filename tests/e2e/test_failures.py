@@ -7,15 +7,18 @@ counters, the archive and the dead letters to equal the producer's manifest exac
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from clickstream import aws
 from consumer import query
 from consumer.local_workers import LocalWorker
 from producer.manifest import Manifest
@@ -244,5 +247,85 @@ def test_a_paused_worker_wakes_up_as_a_zombie_and_is_fenced(e2e: E2EStack, tmp_p
     # KCL telling it first), and the counts are exact
     zombie_log = frozen.log_path.read_text()
     assert "fenced" in zombie_log or "lease lost" in zombie_log
+    verdict = e2e.verify([warm, manifest])
+    assert verdict.exact, verdict.problems[:10]
+
+
+def wait_stream_active(kinesis: Any, stream: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while (
+        kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"][
+            "StreamStatus"
+        ]
+        != "ACTIVE"
+    ):
+        assert time.monotonic() < deadline, "stream did not become ACTIVE"
+        time.sleep(0.5)
+
+
+def events_of(logs: Path, event: str) -> list[dict[str, Any]]:
+    found = []
+    for log in logs.glob("*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith("{") and f'"event": "{event}"' in line:
+                found.append(json.loads(line))
+    return found
+
+
+def test_split_and_merge_while_events_flow(e2e: E2EStack, tmp_path: Path) -> None:
+    # GIVEN two workers and traffic flowing
+    logs = tmp_path / "logs"
+    workers = [LocalWorker(name, logs / f"{name}.log").start() for name in ("r-a", "r-b")]
+    warm = warm_up(e2e, tmp_path, workers, seed=125)
+    manifest_path = tmp_path / "m.json"
+    producer = produce_in_background(
+        produce_args(manifest_path, seed=25, events=10_000, malformed=100, start=START, rate=300)
+    )
+    kinesis = aws.local_client("kinesis", e2e.state.kinesis_endpoint, e2e.state.region)
+    stream = e2e.state.outputs["StreamName"]
+    shards = {s["ShardId"]: s for s in kinesis.list_shards(StreamName=stream)["Shards"]}
+
+    # WHEN shard 0 is split in two, and shards 2 and 3 are merged, as the traffic flows
+    time.sleep(5)
+    first = shards["shardId-000000000000"]["HashKeyRange"]
+    middle = (int(first["StartingHashKey"]) + int(first["EndingHashKey"])) // 2
+    kinesis.split_shard(
+        StreamName=stream,
+        ShardToSplit="shardId-000000000000",
+        NewStartingHashKey=str(middle),
+    )
+    wait_stream_active(kinesis, stream)
+    time.sleep(5)
+    kinesis.merge_shards(
+        StreamName=stream,
+        ShardToMerge="shardId-000000000002",
+        AdjacentShardToMerge="shardId-000000000003",
+    )
+    wait_stream_active(kinesis, stream)
+    manifest = finish(producer, manifest_path)
+    try:
+        e2e.wait_caught_up([warm, manifest], workers)
+    finally:
+        for worker in workers:
+            worker.stop()
+
+    # THEN every parent reached its end before any of its children started
+    children = {
+        s["ShardId"]: [s.get("ParentShardId"), s.get("AdjacentParentShardId")]
+        for s in kinesis.list_shards(StreamName=stream)["Shards"]
+        if s.get("ParentShardId")
+    }
+    assert len(children) == 3
+    ended = {e["shard_id"]: e["timestamp"] for e in events_of(logs, "shard ended")}
+    started: dict[str, str] = {}
+    for e in events_of(logs, "initialized"):
+        started.setdefault(e["shard_id"], e["timestamp"])
+        started[e["shard_id"]] = min(started[e["shard_id"]], e["timestamp"])
+    for child, parents in children.items():
+        assert child in started, f"{child} was never processed"
+        for parent in filter(None, parents):
+            assert parent in ended, f"{parent} never reached its end"
+            assert ended[parent] <= started[child], f"{child} started before {parent} ended"
+    # AND the counts are exact across parents and children
     verdict = e2e.verify([warm, manifest])
     assert verdict.exact, verdict.problems[:10]
