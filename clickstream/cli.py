@@ -636,6 +636,56 @@ def bench(
     out.print(table)
 
 
+@app.command()
+@one_line_errors
+def soak(
+    minutes: Annotated[float, typer.Option(min=1, help="How long to run the load.")] = 30,
+    events_per_minute: Annotated[int, typer.Option(min=10, help="Steady load.")] = 6_000,
+    restart_every: Annotated[
+        float, typer.Option(min=30, help="Seconds between worker restarts (SIGTERM, start).")
+    ] = 180,
+    as_json: JsonFlag = False,
+) -> None:
+    """Long steady load on the local stack with workers restarted every few minutes: RSS over
+    time, lag, and the exactness check at the end. Not part of CI (30 minutes by default)."""
+    from clickstream import soak as soak_run
+
+    settings = LocalStackSettings()
+    started_here = local_stack.load_state(settings) is None
+    state = local_stack.up(settings) if started_here else local_stack.running_state(settings)
+    os.environ.update(state.environment())
+    logs = settings.state_dir / "logs"
+
+    def show(sample: soak_run.Sample) -> None:
+        err.print(
+            f"{sample.elapsed_seconds:6.0f} s  rss {sample.rss_mib} MiB  "
+            f"lag {sample.lag_seconds:.1f} s",
+            highlight=False,
+        )
+
+    try:
+        report = soak_run.run(
+            state,
+            minutes=minutes,
+            events_per_minute=events_per_minute,
+            restart_every=restart_every,
+            logs=logs,
+            on_sample=show,
+        )
+    finally:
+        if started_here:
+            local_stack.down(settings)
+    summary = report.as_dict()
+    if as_json:
+        print_json(summary)
+    else:
+        for key, value in summary.items():
+            if key not in ("samples", "verdict"):
+                out.print(f"{key}: {value}", highlight=False)
+    if not report.verdict or not report.verdict.exact:
+        raise typer.Exit(1)
+
+
 def _report_produce(
     truth: Manifest, report: RunReport, manifest: Path | None, *, dry_run: bool, as_json: bool
 ) -> None:

@@ -110,6 +110,16 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants."""
+    tree, frontier = [pid], [pid]
+    while frontier:
+        children = _children(frontier.pop())
+        tree += children
+        frontier += children
+    return tree
+
+
 def wait_until_caught_up(
     dynamodb: Any,
     lease_table: str,

@@ -23,7 +23,14 @@ from consumer import query
 from consumer.local_workers import LocalWorker
 from producer.manifest import Manifest
 from tests.support.aws_fault_proxy import AwsFaultProxy
-from tests.support.e2e import E2EStack, cli_stack, finish, produce_args, produce_in_background
+from tests.support.e2e import (
+    E2EStack,
+    cli_stack,
+    drain,
+    finish,
+    produce_args,
+    produce_in_background,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -116,12 +123,7 @@ def test_kill_9_mid_stream_several_times(e2e: E2EStack, tmp_path: Path) -> None:
         workers[name].kill()
         time.sleep(rng.uniform(0.2, 2.0))
         workers[name] = LocalWorker(name, logs / f"{name}-{round_number}.log").start()
-    manifest = finish(producer, manifest_path)
-    try:
-        e2e.wait_caught_up([warm, manifest], list(workers.values()))
-    finally:
-        for worker in workers.values():
-            worker.stop()
+    manifest = drain(e2e, producer, manifest_path, [warm], list(workers.values()))
 
     # THEN nothing was lost and nothing counted or archived twice
     verdict = e2e.verify([warm, manifest])
@@ -193,12 +195,7 @@ def test_throttles_and_5xx_from_dynamodb_and_s3(e2e: E2EStack, tmp_path: Path) -
         by_name[victim] = LocalWorker(victim, logs / f"{victim}-restarted.log", through_proxy)
         by_name[victim].start()
         workers = list(by_name.values())
-        manifest = finish(producer, manifest_path)
-        try:
-            e2e.wait_caught_up([warm, manifest], workers)
-        finally:
-            for worker in workers:
-                worker.stop()
+        manifest = drain(e2e, producer, manifest_path, [warm], workers)
         faulted = sum(proxy.faulted.values())
         forwarded = sum(proxy.forwarded.values())
 
@@ -236,12 +233,10 @@ def test_a_paused_worker_wakes_up_as_a_zombie_and_is_fenced(e2e: E2EStack, tmp_p
     finally:
         # AND the frozen worker wakes up, believing it still holds them
         frozen.resume()
-    manifest = finish(producer, manifest_path)
     try:
-        e2e.wait_caught_up([warm, manifest], [other])
+        manifest = drain(e2e, producer, manifest_path, [warm], [other])
     finally:
-        for worker in workers.values():
-            worker.stop()
+        frozen.stop()
 
     # THEN whatever the zombie still tried was refused (lease check, position guard, or
     # KCL telling it first), and the counts are exact
@@ -302,12 +297,7 @@ def test_split_and_merge_while_events_flow(e2e: E2EStack, tmp_path: Path) -> Non
         AdjacentShardToMerge="shardId-000000000003",
     )
     wait_stream_active(kinesis, stream)
-    manifest = finish(producer, manifest_path)
-    try:
-        e2e.wait_caught_up([warm, manifest], workers)
-    finally:
-        for worker in workers:
-            worker.stop()
+    manifest = drain(e2e, producer, manifest_path, [warm], workers)
 
     # THEN every parent reached its end before any of its children started
     children = {

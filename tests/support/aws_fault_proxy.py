@@ -9,17 +9,15 @@ retry is the only way its effect can happen.
 
 from __future__ import annotations
 
-import http.client
 import json
 import random
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import urlsplit
 
-from clickstream.local.settings import LOOPBACK
+from tests.support.loopback_proxy import LoopbackProxy
 
 _DYNAMODB_FAULTS = [
     (400, "com.amazonaws.dynamodb.v20120810#ThrottlingException", "Rate of requests exceeds"),
@@ -39,8 +37,6 @@ class AwsFaultProxy:
         period_seconds: float = 10.0,
         seed: int = 1,
     ) -> None:
-        target = urlsplit(upstream)
-        self._upstream = (target.hostname or LOOPBACK, target.port or 80)
         self.base_rate = base_rate
         self.burst_rate = burst_rate
         self.burst_seconds = burst_seconds
@@ -50,41 +46,24 @@ class AwsFaultProxy:
         self._started = time.monotonic()
         self.forwarded: Counter[str] = Counter()
         self.faulted: Counter[str] = Counter()
-        self._server = ThreadingHTTPServer((LOOPBACK, 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._proxy = LoopbackProxy(upstream, self._handler())
 
     @property
     def endpoint(self) -> str:
-        return f"http://{LOOPBACK}:{self._server.server_address[1]}"
+        return self._proxy.endpoint
 
     def __enter__(self) -> AwsFaultProxy:
-        self._thread.start()
+        self._proxy.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._proxy.close()
 
     def _fault_now(self) -> bool:
         phase = (time.monotonic() - self._started) % self.period_seconds
         rate = self.burst_rate if phase < self.burst_seconds else self.base_rate
         with self._lock:
             return self._rng.random() < rate
-
-    def _forward(
-        self, method: str, path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
-        connection = http.client.HTTPConnection(*self._upstream, timeout=60)
-        try:
-            headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
-            if body or method in ("POST", "PUT"):
-                headers["Content-Length"] = str(len(body))
-            connection.request(method, path, body=body or None, headers=headers)
-            response = connection.getresponse()
-            return response.status, response.getheaders(), response.read()
-        finally:
-            connection.close()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
@@ -129,7 +108,7 @@ class AwsFaultProxy:
                     return
                 with proxy._lock:
                     proxy.forwarded[f"{service}:{operation}"] += 1
-                status, headers, payload = proxy._forward(
+                status, headers, payload = proxy._proxy.forward(
                     self.command, self.path, dict(self.headers.items()), body
                 )
                 passed = {

@@ -140,3 +140,20 @@ def finish(producer: subprocess.Popen[bytes], manifest: Path, timeout: float = 3
     _, stderr = producer.communicate(timeout=timeout)
     assert producer.returncode == 0, stderr.decode()
     return Manifest.model_validate_json(manifest.read_text())
+
+
+def drain(
+    e2e: E2EStack,
+    producer: subprocess.Popen[bytes],
+    manifest_path: Path,
+    earlier: Sequence[Manifest],
+    workers: Sequence[LocalWorker],
+) -> Manifest:
+    """Let the producer finish, wait until the workers consumed everything, stop them."""
+    manifest = finish(producer, manifest_path)
+    try:
+        e2e.wait_caught_up([*earlier, manifest], workers)
+    finally:
+        for worker in workers:
+            worker.stop()
+    return manifest

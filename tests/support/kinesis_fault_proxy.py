@@ -9,15 +9,13 @@ can see what a client sent again.
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import urlsplit
 
-from clickstream.local.settings import LOOPBACK
+from tests.support.loopback_proxy import LoopbackProxy
 
 FailurePolicy = Callable[[int, int, bytes], bool]
 """(call number, entry index, entry data) -> whether to fail that entry."""
@@ -25,39 +23,22 @@ FailurePolicy = Callable[[int, int, bytes], bool]
 
 class KinesisFaultProxy:
     def __init__(self, upstream: str, should_fail: FailurePolicy) -> None:
-        target = urlsplit(upstream)
-        self._upstream = (target.hostname or LOOPBACK, target.port or 80)
         self._should_fail = should_fail
         self.put_records_calls: list[list[bytes]] = []
         self.failed_entries: list[bytes] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((LOOPBACK, 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._proxy = LoopbackProxy(upstream, self._handler())
 
     @property
     def endpoint(self) -> str:
-        return f"http://{LOOPBACK}:{self._server.server_address[1]}"
+        return self._proxy.endpoint
 
     def __enter__(self) -> KinesisFaultProxy:
-        self._thread.start()
+        self._proxy.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _forward(
-        self, method: str, path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
-        connection = http.client.HTTPConnection(*self._upstream, timeout=30)
-        try:
-            headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
-            headers["Content-Length"] = str(len(body))
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            return response.status, response.getheaders(), response.read()
-        finally:
-            connection.close()
+        self._proxy.close()
 
     def _put_records(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
         request: dict[str, Any] = json.loads(body)
@@ -71,7 +52,7 @@ class KinesisFaultProxy:
         results: list[dict[str, Any]] = []
         if passed:
             # The signature covers the body: the emulator does not check it, AWS would.
-            status, _, upstream_body = self._forward(
+            status, _, upstream_body = self._proxy.forward(
                 "POST", "/", headers, json.dumps({**request, "Records": passed}).encode()
             )
             if status != 200:
@@ -110,7 +91,7 @@ class KinesisFaultProxy:
                     status, payload = proxy._put_records(headers, body)
                     content_type = "application/x-amz-json-1.1"
                 else:
-                    status, upstream_headers, payload = proxy._forward(
+                    status, upstream_headers, payload = proxy._proxy.forward(
                         "POST", self.path, headers, body
                     )
                     content_type = dict(upstream_headers).get(
