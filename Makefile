@@ -1,5 +1,5 @@
 # The two commands of the README, and the checks they are made of.
-.PHONY: demo test lint typecheck unit bootstrap bench
+.PHONY: demo test lint typecheck unit bootstrap bench soak
 
 bootstrap:
 	./scripts/bootstrap.sh
@@ -23,3 +23,7 @@ test: lint typecheck
 # Figures, not pass/fail: the record processor's throughput and writes per 1,000 events.
 bench: bootstrap
 	.venv/bin/clickstream bench
+
+# Not in CI: 30 minutes of steady load with worker restarts; memory, lag, exactness.
+soak: bootstrap
+	.venv/bin/clickstream soak
