@@ -640,7 +640,7 @@ def bench(
 @one_line_errors
 def soak(
     minutes: Annotated[float, typer.Option(min=1, help="How long to run the load.")] = 30,
-    events_per_minute: Annotated[int, typer.Option(min=10, help="Steady load.")] = 6_000,
+    events_per_minute: Annotated[int, typer.Option(min=10, help="Steady load.")] = 1_500,
     restart_every: Annotated[
         float, typer.Option(min=30, help="Seconds between worker restarts (SIGTERM, start).")
     ] = 180,

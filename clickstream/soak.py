@@ -167,7 +167,7 @@ def _lag(dynamodb: Any, lease_table: str, chunks: list[_Chunk], now: float) -> f
         checkpoints = {}
     for chunk in chunks:
         if not query.caught_up(checkpoints, chunk.manifest.last_sequence_per_shard or {}):
-            return now - chunk.sent_at
+            return max(0.0, now - chunk.sent_at)
     return 0.0
 
 
