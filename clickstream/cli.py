@@ -315,6 +315,7 @@ def produce(
             region=region,
             local=endpoint is not None,
             max_attempts=1,
+            timeout_seconds=settings.timeout_seconds,
         )
         sender = PutRecordsSender(client, stream_name, max_attempts=settings.max_attempts)
         truth.stream = stream_name

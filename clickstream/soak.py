@@ -90,7 +90,9 @@ def run(
     stream = environment["CLICKSTREAM_STREAM_NAME"]
     lease_table = f"{stream}-consumer"
     dynamodb = aws.local_client("dynamodb", state.moto_endpoint, state.region)
-    kinesis = aws.local_client("kinesis", state.kinesis_endpoint, state.region, max_attempts=1)
+    kinesis = aws.local_client(
+        "kinesis", state.kinesis_endpoint, state.region, max_attempts=1, timeout_seconds=120
+    )
     workers = {
         name: LocalWorker(name, logs / f"{name}-0.log").start() for name in ("soak-a", "soak-b")
     }

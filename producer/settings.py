@@ -14,4 +14,12 @@ class ProducerSettings(BaseSettings):
     )
     region: str | None = Field(default=None, description="AWS region; boto3's default if unset.")
     max_attempts: int = Field(default=8, ge=1, le=50, description="PutRecords tries per batch.")
+    timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "How long a PutRecords call may take. A call that times out is sent again and, if "
+            "Kinesis had taken it, its records are in the stream twice: keep this generous."
+        ),
+    )
     log_level: str = "WARNING"

@@ -7,6 +7,7 @@ counters, the archive and the dead letters to equal the producer's manifest exac
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
@@ -19,9 +20,12 @@ from typing import Any
 import pytest
 
 from clickstream import aws
+from clickstream.events import InvalidEvent, TimestampPolicy, decode_event
 from consumer import query
 from consumer.local_workers import LocalWorker
-from producer.manifest import Manifest
+from producer.batching import OutgoingRecord, batches
+from producer.manifest import MalformedTruth, Manifest, build_manifest
+from producer.sender import PutRecordsSender
 from tests.support.aws_fault_proxy import AwsFaultProxy
 from tests.support.e2e import (
     E2EStack,
@@ -319,3 +323,96 @@ def test_split_and_merge_while_events_flow(e2e: E2EStack, tmp_path: Path) -> Non
     # AND the counts are exact across parents and children
     verdict = e2e.verify([warm, manifest])
     assert verdict.exact, verdict.problems[:10]
+
+
+def hostile_corpus(rng: random.Random, count: int) -> list[bytes]:
+    """Records that break the contract in every way the hypothesis corpus of the functional
+    tests explores, drawn deterministically so the run can be repeated."""
+    now = datetime.now(UTC)
+
+    def event(**override: object) -> dict[str, object]:
+        values: dict[str, object] = {
+            "event_id": f"h-{rng.getrandbits(40):010x}",
+            "type": "click",
+            "session_id": f"hs-{rng.getrandbits(32):08x}",
+            "page": "/p",
+            "timestamp": (now - timedelta(minutes=5)).isoformat(),
+        }
+        values.update(override)
+        return values
+
+    def without(values: dict[str, object], field: str) -> dict[str, object]:
+        return {key: value for key, value in values.items() if key != field}  # missing field
+
+    makers = [
+        lambda: bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 300))),  # noise
+        lambda: b"\xc3\x28" + rng.randbytes(20),  # invalid UTF-8
+        lambda: "".join(chr(rng.randint(32, 0x2FFF)) for _ in range(50)).encode(),  # not JSON
+        lambda: json.dumps(rng.choice([[1, 2], 42, None, "x", True])).encode(),  # not an object
+        lambda: json.dumps(without(event(), rng.choice(["type", "page", "timestamp"]))).encode(),
+        lambda: json.dumps(event(x=rng.choice(["12", 1.5, [], {}]))).encode(),  # wrong type
+        lambda: json.dumps(event(page="/ctl\x00\x07")).encode(),  # control characters
+        # a 600 kB field (kinesis-mock drops connections on much larger PutRecords bodies;
+        # the functional corpus covers records over 1 MiB)
+        lambda: json.dumps(event(page="/" + "x" * 600_000)).encode(),
+        lambda: b'{"a":' * 3000 + b"1" + b"}" * 3000,  # deep nesting
+        lambda: json.dumps(
+            event(timestamp=(now + timedelta(days=365 * rng.choice([-9, -2, 3, 40]))).isoformat())
+        ).encode(),  # years away
+    ]
+    return [makers[index % len(makers)]() for index in range(count)]
+
+
+def test_hostile_records_at_scale_are_dead_lettered_with_their_reasons(
+    e2e: E2EStack, tmp_path: Path
+) -> None:
+    # GIVEN two workers, and a stream that receives 1,000 hostile records of ten kinds
+    # (random bytes, bad UTF-8, not JSON, not objects, missing fields, wrong types, control
+    # characters, 600 kB fields, 3,000-deep nesting, timestamps years away) among valid traffic
+    logs = tmp_path / "logs"
+    workers = [LocalWorker(name, logs / f"{name}.log").start() for name in ("h-a", "h-b")]
+    warm = warm_up(e2e, tmp_path, workers, seed=126)
+    corpus = hostile_corpus(random.Random(26), 1_000)
+    # (kinesis-mock takes seconds to take large records in: a generous read timeout)
+    kinesis = aws.local_client(
+        "kinesis", e2e.state.kinesis_endpoint, e2e.state.region, max_attempts=1, timeout_seconds=120
+    )
+    sender = PutRecordsSender(kinesis, e2e.state.outputs["StreamName"])
+    hostile_records = (OutgoingRecord(data, f"pk-{n}") for n, data in enumerate(corpus))
+    for batch in batches(hostile_records, max_bytes=1024 * 1024):
+        sender.send(batch)
+    hostile = build_manifest([], [], seed=None, source="hostile")
+    policy = TimestampPolicy(now=datetime.now(UTC))
+    for data in corpus:
+        with pytest.raises(InvalidEvent) as refused:
+            decode_event(data, policy)
+        hostile.malformed_records.append(
+            MalformedTruth(
+                sha256=hashlib.sha256(data).hexdigest(),
+                expected_reason=refused.value.reason.value,
+            )
+        )
+    hostile.last_sequence_per_shard = {k: str(v) for k, v in sender.stats.last_sequence.items()}
+    # AND valid traffic after it
+    path = tmp_path / "m.json"
+    producer = produce_in_background(
+        produce_args(path, seed=26, events=3_000, malformed=30, start=START, rate=500)
+    )
+    manifest = drain(e2e, producer, path, [warm, hostile], workers)
+
+    # THEN the workers never stopped, every hostile record is one dead letter with its typed
+    # reason, and the valid traffic is exact
+    assert {m.expected_reason for m in hostile.malformed_records} >= {
+        "not_utf8",
+        "not_json",
+        "not_object",
+        "missing_field",
+        "wrong_type",
+        "invalid_value",
+        "too_deep",
+        "timestamp_out_of_range",
+    }
+    verdict = e2e.verify([warm, hostile, manifest])
+    assert verdict.exact, verdict.problems[:10]
+    assert verdict.dead_letters == 4 + 1_000 + 30
+    no_tracebacks(logs)
