@@ -26,6 +26,7 @@ from rich.table import Table
 
 from clickstream import aws
 from clickstream.errors import ClickstreamError, ConfigurationError, ProducerError
+from clickstream.events import minute_key
 from clickstream.local import stack as local_stack
 from clickstream.local.settings import LocalStackSettings
 from clickstream.logging import configure_logging
@@ -45,6 +46,8 @@ local_app = typer.Typer(
     help="The local AWS stack: emulators on loopback, the template deployed.", no_args_is_help=True
 )
 app.add_typer(local_app, name="local")
+anomalies_app = typer.Typer(help="The anomaly rules: measure them.", no_args_is_help=True)
+app.add_typer(anomalies_app, name="anomalies")
 query_app = typer.Typer(help="Read the workers' results: pages and sessions.", no_args_is_help=True)
 app.add_typer(query_app, name="query")
 
@@ -526,7 +529,7 @@ def _results_clients() -> tuple[Any, Any, dict[str, str]]:
         _use_local_stack_environment()
     names = {
         key: os.environ.get(f"CLICKSTREAM_{key.upper()}", "")
-        for key in ("page_stats_table", "sessions_table", "stream_name")
+        for key in ("page_stats_table", "sessions_table", "stream_name", "alerts_table")
     }
     return aws.client("dynamodb"), aws.client("kinesis"), names
 
@@ -588,6 +591,143 @@ def query_session(
     for key in sorted(found):
         table.add_row(key, str(found[key]))
     out.print(table)
+
+
+def _since_minute(since: str | None, now: datetime) -> str | None:
+    """`--since`: a minute (2026-11-23T10:05) or a span back from now (90m, 6h, 2d)."""
+    if since is None:
+        return None
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", since):
+        return since
+    span = re.fullmatch(r"(\d+)([mhd])", since)
+    if span is None:
+        raise ConfigurationError(
+            f"--since {since!r}: expected a minute (YYYY-MM-DDTHH:MM, UTC) "
+            "or a span like 90m, 6h, 2d"
+        )
+    unit = {"m": "minutes", "h": "hours", "d": "days"}[span.group(2)]
+    return minute_key(now - timedelta(**{unit: int(span.group(1))}))
+
+
+@query_app.command("alerts")
+@one_line_errors
+def query_alerts(
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only alerts from this minute (YYYY-MM-DDTHH:MM, UTC) or span (6h) on."),
+    ] = None,
+    rule: Annotated[
+        list[str] | None,
+        typer.Option(help="Only this rule (repeatable): page_spike, page_drop, bot_session."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Anomaly alerts, oldest first: rule, window, subject, observed value against the baseline
+    or threshold."""
+    from consumer import query
+    from consumer.anomaly import Rule
+
+    known = [member.value for member in Rule]
+    unknown = [name for name in rule or [] if name not in known]
+    if unknown:
+        raise ConfigurationError(f"--rule {unknown[0]!r}: expected one of {', '.join(known)}")
+    dynamodb, _, names = _results_clients()
+    if not names["alerts_table"]:
+        raise ConfigurationError("no alerts table: set CLICKSTREAM_ALERTS_TABLE (a stack output)")
+    rows = query.alerts(
+        dynamodb,
+        names["alerts_table"],
+        since=_since_minute(since, datetime.now(UTC)),
+        rules=rule or known,
+    )
+    if as_json:
+        print_json({"since": since, "alerts": rows})
+        return
+    table = Table(title=f"alerts ({len(rows)})")
+    for column in ("window", "rule", "subject", "observed", "baseline", "threshold", "details"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        details = row.get("details", {})
+        table.add_row(
+            str(row["window"]),
+            str(row["rule"]),
+            str(row["subject"]),
+            str(row["observed"]),
+            str(row.get("baseline", "")),
+            str(row["threshold"]),
+            ", ".join(f"{key}={value}" for key, value in sorted(details.items())),
+        )
+    out.print(table)
+
+
+@anomalies_app.command("measure")
+@one_line_errors
+def anomalies_measure(
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(help="Run only this scenario (repeatable); all of them when unset."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run seeded scenarios (normal traffic; injected spikes, drops and bots) through the
+    record processors and the page rule, and print precision and recall per rule and false
+    alerts per hour of normal traffic."""
+    from clickstream import detection
+
+    configure_logging("ERROR")  # the processors log every alert; the figures are the point
+    scenarios = detection.standard_scenarios()
+    names = [s.name for s in scenarios]
+    unknown = [name for name in scenario or [] if name not in names]
+    if unknown:
+        raise ConfigurationError(f"--scenario {unknown[0]!r}: expected one of {', '.join(names)}")
+    chosen = [s for s in scenarios if not scenario or s.name in scenario]
+    outcomes = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
+        task = progress.add_task("scenarios", total=len(chosen))
+        for each in chosen:
+            progress.update(task, description=f"{each.name} ({each.minutes} min of traffic)")
+            outcomes.append(detection.run_scenario(each))
+            progress.advance(task)
+    result = detection.figures(outcomes)
+    if as_json:
+        print_json(result)
+        return
+    runs = Table(title="scenarios")
+    for column in ("scenario", "minutes", "events", "injected", "alerts", "minutes judged"):
+        runs.add_column(column, justify="left" if column == "scenario" else "right")
+    for row in result["scenarios"]:
+        runs.add_row(
+            row["name"],
+            str(row["minutes"]),
+            f"{row['events']:,}",
+            str(row["anomalies"]),
+            str(row["alerts"]),
+            str(row["judged_minutes"]),
+        )
+    out.print(runs)
+    rules = Table(title=f"per rule ({result['normal_hours']:.1f} h of normal traffic judged)")
+    for column in ("rule", "alerts", "precision", "injected", "recall", "false alerts/h normal"):
+        rules.add_column(column, justify="left" if column == "rule" else "right")
+    for name, row in result["rules"].items():
+        rules.add_row(
+            name,
+            str(row["alerts"]),
+            _maybe(row["precision"]),
+            str(row["injected"]),
+            _maybe(row["recall"]),
+            _maybe(row["false_alerts_per_hour_of_normal_traffic"]),
+        )
+    out.print(rules)
+    for name, row in result["rules"].items():
+        for missed in row["missed"]:
+            out.print(f"missed {name}: {missed}")
+        for false in row["false"]:
+            out.print(f"unlabelled {name}: {false}")
+
+
+def _maybe(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
 
 
 @app.command()

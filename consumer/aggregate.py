@@ -14,6 +14,7 @@ at that spot is the one that counts the session for the page-minute, wherever it
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -74,12 +75,28 @@ class SessionState:
     pages: set[str] = field(default_factory=set)
     first_touches: dict[str, ShardPosition] = field(default_factory=dict)
     """`minute|page` -> where the session first touched that page in that minute."""
+    previous_at: datetime | None = None
+    """Time of the event applied last (arrival order): the start of the next gap."""
+    gap_count: int = 0
+    gap_mean: float = 0.0
+    gap_m2: float = 0.0
+    """Running mean and sum of squared differences (Welford) of the gaps between events."""
+    bot_score: float = 0.0
+    bot_alerted: bool = False
+    """A bot alert was raised for this session (it is raised once)."""
 
     @property
     def duration_seconds(self) -> float:
         if self.first_seen is None or self.last_seen is None:
             return 0.0
         return (self.last_seen - self.first_seen).total_seconds()
+
+    @property
+    def gap_variation(self) -> float:
+        """Coefficient of variation of the gaps between events (0: a metronome)."""
+        if self.gap_count < 2 or self.gap_mean <= 0:
+            return 0.0 if self.gap_count >= 2 else float("inf")
+        return math.sqrt(self.gap_m2 / (self.gap_count - 1)) / self.gap_mean
 
     def includes(self, shard_id: str, position: Position) -> bool:
         """Whether the record at this spot is already counted in this state."""
@@ -146,6 +163,13 @@ def apply_to_session(
         state.first_seen, state.first_event_id, state.entry_page = at, event.event_id, event.page
     if state.last_seen is None or (at, event.event_id) > (state.last_seen, state.last_event_id):
         state.last_seen, state.last_event_id, state.exit_page = at, event.event_id, event.page
+    if state.previous_at is not None:
+        gap = abs((at - state.previous_at).total_seconds())
+        state.gap_count += 1
+        delta = gap - state.gap_mean
+        state.gap_mean += delta / state.gap_count
+        state.gap_m2 += delta * (gap - state.gap_mean)
+    state.previous_at = at
     if state.user_agent is None and event.user_agent:
         state.user_agent = event.user_agent
     state.pages.add(event.page)

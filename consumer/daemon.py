@@ -31,6 +31,7 @@ from clickstream import aws, kcl_runtime
 from clickstream.errors import ConfigurationError, ConsumerError
 from clickstream.logging import get_logger
 from consumer import properties
+from consumer.page_watch import start_page_watch
 from consumer.settings import ConsumerSettings
 
 JAVA_SIGTERM_EXIT: Final = 128 + signal.SIGTERM
@@ -71,6 +72,7 @@ class DaemonRunner:
         self.env["CLICKSTREAM_APPLICATION_NAME"] = settings.kcl_application
         self.log = get_logger(component="consume", worker_id=settings.worker_id)
         self._stop_requested = threading.Event()
+        self._companions_stop = threading.Event()
         self._process: subprocess.Popen[bytes] | None = None
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
@@ -115,8 +117,10 @@ class DaemonRunner:
                 self._process.terminate()
                 self._process.wait(timeout=60)
                 raise ConsumerError(failure)
+            start_page_watch(self.settings, self._companions_stop)
             code = self._process.wait()
         finally:
+            self._companions_stop.set()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             shutil.rmtree(files.directory, ignore_errors=True)

@@ -8,12 +8,14 @@ Equal positions are allowed: the same flush written twice (a retried put) is the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
 from consumer.aggregate import PageMinuteKey, PageMinuteState, SessionState, ShardPosition
+from consumer.anomaly import Alert, Rule, ShardProgress
 from consumer.positions import Position
 
 SESSION_WRITE_CONDITION: Final = (
@@ -26,6 +28,10 @@ CONDITION_NAMES: Final = {"#position": "position", "#shard": "shard_id"}
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat(timespec="milliseconds")
+
+
+def _moment(text: object) -> datetime | None:
+    return datetime.fromisoformat(str(text)) if text else None
 
 
 def _shard_position(text: str) -> ShardPosition:
@@ -66,6 +72,13 @@ def session_item(state: SessionState, expires_at: int, updated_at: datetime) -> 
             key: _encode_shard_position(where) for key, where in state.first_touches.items()
         },
         "user_agent": state.user_agent,
+        "previous_at": _iso(state.previous_at),
+        "gap_count": state.gap_count,
+        # Floats go through their shortest repr, so a state read back is the state written.
+        "gap_mean": Decimal(repr(state.gap_mean)),
+        "gap_m2": Decimal(repr(state.gap_m2)),
+        "bot_score": Decimal(repr(state.bot_score)),
+        "bot_alerted": state.bot_alerted,
         "updated_at": _iso(updated_at),
         "expires_at": expires_at,
     }
@@ -83,10 +96,10 @@ def session_from_item(item: Mapping[str, Any]) -> SessionState:
         clicks=int(item.get("clicks", 0)),
         scrolls=int(item.get("scrolls", 0)),
         custom=int(item.get("custom", 0)),
-        first_seen=datetime.fromisoformat(str(first_seen)) if first_seen else None,
+        first_seen=_moment(first_seen),
         first_event_id=str(item.get("first_event_id", "")),
         entry_page=item.get("entry_page"),
-        last_seen=datetime.fromisoformat(str(last_seen)) if last_seen else None,
+        last_seen=_moment(last_seen),
         last_event_id=str(item.get("last_event_id", "")),
         exit_page=item.get("exit_page"),
         user_agent=item.get("user_agent"),
@@ -95,6 +108,12 @@ def session_from_item(item: Mapping[str, Any]) -> SessionState:
             str(key): _shard_position(str(value))
             for key, value in item.get("first_touches", {}).items()
         },
+        previous_at=_moment(item.get("previous_at")),
+        gap_count=int(item.get("gap_count", 0)),
+        gap_mean=float(item.get("gap_mean", 0)),
+        gap_m2=float(item.get("gap_m2", 0)),
+        bot_score=float(item.get("bot_score", 0)),
+        bot_alerted=bool(item.get("bot_alerted", False)),
     )
 
 
@@ -131,3 +150,101 @@ def page_from_item(item: Mapping[str, Any]) -> PageMinuteState:
 
 def page_key(key: PageMinuteKey, shard_id: str) -> dict[str, str]:
     return {"page": key.page, "bucket_shard": page_sort_key(key.minute, shard_id)}
+
+
+# -- alerts table: alerts and shard progress --------------------------------------------------
+
+ALERT_WRITE_CONDITION: Final = "attribute_not_exists(#rule)"
+"""An alert is raised once: the first writer of (rule, window, subject) wins."""
+PROGRESS_RULE: Final = "#progress"
+"""Partition of the alerts table holding one progress item per shard (`#` starts no rule)."""
+
+
+def _number(value: float) -> Decimal | str:
+    # DynamoDB numbers cannot be infinite or NaN; such a value is kept as its text.
+    return Decimal(repr(value)) if math.isfinite(value) else repr(value)
+
+
+def alert_item(
+    alert: Alert, *, raised_by: str, raised_at: datetime, expires_at: int
+) -> dict[str, Any]:
+    return {
+        "rule": alert.rule.value,
+        "window_subject": alert.window_subject,
+        "window": alert.window,
+        "subject": alert.subject,
+        "observed": _number(alert.observed),
+        "threshold": _number(alert.threshold),
+        **({} if alert.baseline is None else {"baseline": _number(alert.baseline)}),
+        "details": {
+            key: _number(value) if isinstance(value, float) else value
+            for key, value in alert.details.items()
+        },
+        "raised_by": raised_by,
+        "raised_at": _iso(raised_at),
+        "expires_at": expires_at,
+    }
+
+
+def _detail(value: object) -> float | int | str:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, int | float):
+        return value
+    return str(value)
+
+
+def alert_from_item(item: Mapping[str, Any]) -> Alert:
+    baseline = item.get("baseline")
+    return Alert(
+        rule=Rule(str(item["rule"])),
+        subject=str(item["subject"]),
+        window=str(item["window"]),
+        observed=float(item["observed"]),
+        baseline=None if baseline is None else float(baseline),
+        threshold=float(item["threshold"]),
+        details={str(key): _detail(value) for key, value in item.get("details", {}).items()},
+    )
+
+
+def progress_update(
+    progress: ShardProgress, *, updated_at: datetime, expires_at: int
+) -> dict[str, Any]:
+    """UpdateItem arguments (less the table) reporting a shard's progress.
+
+    The watermark only moves forward (a replay or a zombie may report an older one, which is
+    then left alone); the other attributes are always this report's.
+    """
+    values: dict[str, Any] = {
+        ":caught_up": progress.caught_up,
+        ":ended": progress.ended,
+        ":updated_at": _iso(updated_at),
+        ":expires_at": expires_at,
+    }
+    assignments = [
+        "caught_up = :caught_up",
+        "ended = :ended",
+        "updated_at = :updated_at",
+        "expires_at = :expires_at",
+    ]
+    arguments: dict[str, Any] = {
+        "Key": {"rule": PROGRESS_RULE, "window_subject": progress.shard_id},
+    }
+    if progress.event_watermark is not None:
+        values[":watermark"] = _iso(progress.event_watermark)
+        assignments.append("watermark = :watermark")
+        arguments["ConditionExpression"] = (
+            "attribute_not_exists(watermark) OR watermark <= :watermark"
+        )
+    arguments["UpdateExpression"] = "SET " + ", ".join(assignments)
+    arguments["ExpressionAttributeValues"] = values
+    return arguments
+
+
+def progress_from_item(item: Mapping[str, Any]) -> ShardProgress:
+    return ShardProgress(
+        shard_id=str(item["window_subject"]),
+        event_watermark=_moment(item.get("watermark")),
+        caught_up=bool(item.get("caught_up", False)),
+        ended=bool(item.get("ended", False)),
+    )

@@ -7,11 +7,13 @@ and apply the same position guard, in Python.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from consumer import items
 from consumer.aggregate import Changes, PageMinuteKey, PageMinuteState, SessionState
+from consumer.anomaly import Alert, ShardProgress
 from consumer.batch import ArchiveObject
 from consumer.sinks import SaveOutcome
 
@@ -71,3 +73,32 @@ class MemoryArchive:
         for archived in objects:
             self.objects[archived.key] = archived.body
         self.puts += len(objects)
+
+
+class MemoryAlerts:
+    """The alerts table in memory: raised once per (rule, window, subject); progress kept."""
+
+    def __init__(self) -> None:
+        self.alerts: dict[tuple[str, str], Alert] = {}
+        self.progress: dict[str, ShardProgress] = {}
+        self.attempts = 0
+
+    def raise_once(self, alerts: Sequence[Alert], now: datetime) -> list[Alert]:
+        raised = []
+        for alert in alerts:
+            self.attempts += 1
+            key = (alert.rule.value, alert.window_subject)
+            if key not in self.alerts:
+                self.alerts[key] = alert
+                raised.append(alert)
+        return raised
+
+    def report_progress(self, progress: ShardProgress, now: datetime) -> None:
+        stored = self.progress.get(progress.shard_id)
+        if stored is not None and stored.event_watermark is not None:
+            if progress.event_watermark is None:
+                # Like DynamoAlerts: a report without a watermark leaves the stored one.
+                progress = replace(progress, event_watermark=stored.event_watermark)
+            elif progress.event_watermark < stored.event_watermark:
+                return  # an older watermark is refused whole, as the conditional update is
+        self.progress[progress.shard_id] = progress

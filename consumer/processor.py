@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,11 +33,13 @@ from amazon_kclpy.v3.processor import RecordProcessorBase
 
 from clickstream.events import InvalidEvent, TimestampPolicy, decode_event
 from clickstream.logging import get_logger
-from consumer.aggregate import PositionedEvent, ShardAggregator
+from consumer.aggregate import PositionedEvent, SessionState, ShardAggregator
+from consumer.anomaly import Alert, BotRules, ShardProgress, assess_session, bot_alert
 from consumer.batch import DeadLetter, FlushPolicy, PendingBatch, archive_objects
+from consumer.metrics import Metrics, announce_alert
 from consumer.positions import Position
 from consumer.retry import Backoff, GaveUp
-from consumer.sinks import Archive, LeaseOwnership, StateStore
+from consumer.sinks import AlertSink, Archive, LeaseOwnership, StateStore
 
 EXIT_FLUSH_FAILED = 3
 EXIT_UNEXPECTED = 4
@@ -55,10 +57,14 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         archive: Archive,
         *,
         lease: LeaseOwnership | None = None,
+        alerts: AlertSink | None = None,
+        bot_rules: BotRules | None = None,
+        metrics: Metrics | None = None,
         flush_policy: FlushPolicy,
         checkpoint_backoff: Backoff,
         max_cached_sessions: int = 50_000,
         max_cached_page_minutes: int = 50_000,
+        progress_interval_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
@@ -66,6 +72,15 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         self._store = store
         self._archive = archive
         self._lease = lease
+        self._alerts = alerts
+        self._bot_rules = bot_rules or BotRules()
+        self._metrics = metrics
+        self._progress_interval = progress_interval_seconds
+        # What the shard's progress report says (see ShardProgress), and when it was sent.
+        self._event_watermark: datetime | None = None
+        self._caught_up = False
+        self._reported: tuple[datetime | None, bool] | None = None
+        self._reported_at = float("-inf")
         self._policy = flush_policy
         self._checkpoint_backoff = checkpoint_backoff
         self._max_sessions = max_cached_sessions
@@ -79,7 +94,13 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         self._batch = PendingBatch()
         self._last_checkpoint: Position | None = None
         self._lease_gone = False
-        self.totals = {"events": 0, "dead_letters": 0, "flushes": 0, "items_written": 0}
+        self.totals = {
+            "events": 0,
+            "dead_letters": 0,
+            "flushes": 0,
+            "items_written": 0,
+            "alerts": 0,
+        }
 
     # -- amazon_kclpy v3 interface ---------------------------------------------------------
 
@@ -101,10 +122,18 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
                 return  # KCL is about to tell us the lease is lost; write nothing meanwhile
             now = self._clock()
             policy = TimestampPolicy(now=self._wall_clock())
-            for record in process_records_input.records:
+            records = process_records_input.records
+            for record in records:
                 self._receive(record, policy, now)
             if self._policy.due(self._batch, self._clock()):
                 self._flush_and_checkpoint(process_records_input.checkpointer)
+            if self._lease_gone:
+                return
+            # KCL also calls with no records when the shard has nothing new: then everything
+            # that arrived is here, and once the batch is flushed the shard is caught up.
+            behind = process_records_input.millis_behind_latest
+            self._caught_up = self._batch.is_empty and (not records or behind == 0)
+            self._report_progress()
 
     def lease_lost(self, lease_lost_input: LeaseLostInput) -> None:
         # Another worker owns the shard now and replays from the last checkpoint: anything
@@ -119,6 +148,7 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
             # At shard end KCL needs the checkpoint with no arguments (SHARD_END) before
             # it starts the children.
             self._checkpoint(shard_ended_input.checkpointer, None)
+            self._report_progress(ended=True)
             self._log.info("shard ended", **self.totals)
 
     def shutdown_requested(self, shutdown_requested_input: ShutdownRequestedInput) -> None:
@@ -165,6 +195,9 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         if sessions or pages:
             self._aggregator.remember(*self._store.load(self._shard_id, sessions, pages))
         changes = self._aggregator.apply(batch.events, batch.last_position)
+        # Alerts go before the state that records them as raised: a crash in between replays
+        # the flush and puts the same alert again, which its conditional put makes harmless.
+        self._raise(self._bot_alerts(changes.sessions))
         outcome = self._store.save(changes, self._wall_clock())
         self._batch = PendingBatch()
         if outcome.fenced:
@@ -183,6 +216,9 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         self.totals["dead_letters"] += len(batch.dead_letters)
         self.totals["flushes"] += 1
         self.totals["items_written"] += outcome.written
+        newest = max(item.event.timestamp for item in batch.events) if batch.events else None
+        if newest is not None and (self._event_watermark is None or newest > self._event_watermark):
+            self._event_watermark = newest
         for letter in batch.dead_letters:
             self._log.warning(
                 "dead letter",
@@ -200,6 +236,47 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
             flush_ms=round((self._clock() - started) * 1000, 1),
         )
         return batch.last_position
+
+    def _bot_alerts(self, sessions: Sequence[SessionState]) -> list[Alert]:
+        """Score the sessions a flush changed; the alerts of those crossing the line."""
+        alerts = []
+        for session in sessions:
+            assessment = assess_session(session, self._bot_rules)
+            session.bot_score = assessment.score
+            if session.bot_alerted:
+                continue
+            alert = bot_alert(session, assessment, self._bot_rules)
+            if alert is not None:
+                session.bot_alerted = True
+                alerts.append(alert)
+        return alerts
+
+    def _raise(self, alerts: Sequence[Alert]) -> None:
+        if not alerts or self._alerts is None:
+            return
+        raised = self._alerts.raise_once(alerts, self._wall_clock())
+        self.totals["alerts"] += len(raised)
+        for alert in raised:
+            announce_alert(self._log, self._metrics, alert)
+
+    def _report_progress(self, *, ended: bool = False) -> None:
+        """Tell the page-traffic rule how far this shard is: when it changed, at most every
+        `progress_interval_seconds` (a busy shard flips between caught up and not all the
+        time), and always at shard end."""
+        if self._alerts is None:
+            return
+        state = (self._event_watermark, self._caught_up)
+        now = self._clock()
+        unchanged = state == self._reported
+        if (
+            not ended
+            and self._reported is not None
+            and (unchanged or now - self._reported_at < self._progress_interval)
+        ):
+            return
+        progress = ShardProgress(self._shard_id, self._event_watermark, self._caught_up, ended)
+        self._alerts.report_progress(progress, self._wall_clock())
+        self._reported, self._reported_at = state, now
 
     def _fenced(self, why: str, **details: Any) -> None:
         self._log.warning(

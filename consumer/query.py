@@ -171,3 +171,28 @@ def caught_up(checkpoints: Mapping[str, str], last_sequences: Mapping[str, str])
         if not checkpoint.isdigit() or int(checkpoint) < int(last):
             return False
     return True
+
+
+def alerts(
+    client: Any, table: str, *, since: str | None = None, rules: Iterable[str]
+) -> list[dict[str, Any]]:
+    """Alerts of the given rules whose window is `since` (a minute) or later, oldest first.
+
+    One query per rule: the sort key starts with the window, so `since` is a key condition.
+    """
+    found: list[dict[str, Any]] = []
+    paginator = client.get_paginator("query")
+    for rule in rules:
+        condition = "#rule = :rule"
+        values: dict[str, Any] = {":rule": {"S": rule}}
+        if since:
+            condition += " AND window_subject >= :since"
+            values[":since"] = {"S": since}
+        for page in paginator.paginate(
+            TableName=table,
+            KeyConditionExpression=condition,
+            ExpressionAttributeNames={"#rule": "rule"},
+            ExpressionAttributeValues=values,
+        ):
+            found += [_from_dynamo(item) for item in page.get("Items", [])]
+    return sorted(found, key=lambda item: (str(item["window"]), str(item["rule"])))

@@ -11,12 +11,14 @@ import difflib
 import os
 import socket
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clickstream.errors import ConfigurationError
+from consumer.anomaly import BotRules, PageRules
 
 ENV_PREFIX = "CLICKSTREAM_"
 
@@ -91,6 +93,26 @@ class ConsumerSettings(BaseSettings):
     max_cached_sessions: int = Field(default=50_000, ge=100)
     max_cached_page_minutes: int = Field(default=50_000, ge=100)
     log_level: str = "INFO"
+    metrics_namespace: str = Field(
+        default="Clickstream", description="CloudWatch namespace of the workers' EMF metrics."
+    )
+
+    # Anomaly rules (consumer.anomaly): bot-like sessions, page traffic spikes and drops.
+    bot_min_events: int = Field(default=20, ge=2, description="Shortest session judged.")
+    bot_max_events_per_second: float = Field(default=1.0, gt=0)
+    bot_min_gap_variation: float = Field(default=0.2, ge=0)
+    bot_max_pages_per_minute: int = Field(default=15, ge=1)
+    bot_clicks_without_views: int = Field(default=20, ge=1)
+    bot_alert_score: float = Field(default=0.5, gt=0, le=1)
+    page_alpha: float = Field(default=0.3, gt=0, le=1)
+    page_history_minutes: int = Field(default=30, ge=2, le=240)
+    page_warmup_minutes: int = Field(default=5, ge=1)
+    page_z_threshold: float = Field(default=4.0, gt=0)
+    page_min_volume: int = Field(default=20, ge=1)
+    page_lateness_seconds: float = Field(default=60.0, ge=0)
+    page_watch_interval_seconds: float = Field(
+        default=10.0, gt=0, description="How often a worker looks for page-minutes to judge."
+    )
 
     @model_validator(mode="after")
     def _default_application_name(self) -> ConsumerSettings:
@@ -101,6 +123,26 @@ class ConsumerSettings(BaseSettings):
     @property
     def kcl_application(self) -> str:
         return self.application_name or f"{self.stream_name}-consumer"
+
+    def bot_rules(self) -> BotRules:
+        return BotRules(
+            min_events=self.bot_min_events,
+            max_events_per_second=self.bot_max_events_per_second,
+            min_gap_variation=self.bot_min_gap_variation,
+            max_pages_per_minute=self.bot_max_pages_per_minute,
+            clicks_without_views=self.bot_clicks_without_views,
+            alert_score=self.bot_alert_score,
+        )
+
+    def page_rules(self) -> PageRules:
+        return PageRules(
+            alpha=self.page_alpha,
+            history_minutes=self.page_history_minutes,
+            warmup_minutes=self.page_warmup_minutes,
+            z_threshold=self.page_z_threshold,
+            min_volume=self.page_min_volume,
+            lateness=timedelta(seconds=self.page_lateness_seconds),
+        )
 
 
 def unknown_settings(

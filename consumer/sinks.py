@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from consumer import items
 from consumer.aggregate import Changes, PageMinuteKey, PageMinuteState, SessionState
+from consumer.anomaly import Alert, ShardProgress
 from consumer.batch import ArchiveObject
 from consumer.retry import Backoff, call_with_retries, error_code
 
@@ -42,6 +43,14 @@ class Archive(Protocol):
 
 class LeaseOwnership(Protocol):
     def still_owner(self, shard_id: str) -> bool: ...
+
+
+class AlertSink(Protocol):
+    def raise_once(self, alerts: Sequence[Alert], now: datetime) -> list[Alert]:
+        """Write each alert unless it exists; returns the ones raised by this call."""
+        ...
+
+    def report_progress(self, progress: ShardProgress, now: datetime) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,3 +259,101 @@ class KclLeaseTable:
         )
         owner = response.get("Item", {}).get("leaseOwner", {}).get("S")
         return bool(owner == self._worker_id)
+
+
+class DynamoAlerts:
+    """The alerts table: alerts raised once by conditional put, and each shard's progress."""
+
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        *,
+        raised_by: str,
+        retention: timedelta,
+        backoff: Backoff,
+        log: Any,
+    ) -> None:
+        self._client = client
+        self._table = table
+        self._raised_by = raised_by
+        self._retention = retention
+        self._backoff = backoff
+        self._log = log
+
+    def raise_once(self, alerts: Sequence[Alert], now: datetime) -> list[Alert]:
+        expires_at = int((now + self._retention).timestamp())
+        raised = []
+        for alert in alerts:
+            item = items.alert_item(
+                alert, raised_by=self._raised_by, raised_at=now, expires_at=expires_at
+            )
+            if self._put_new(item):
+                raised.append(alert)
+        return raised
+
+    def _put_new(self, item: dict[str, Any]) -> bool:
+        def put() -> bool:
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=_to_dynamo(item),
+                    ConditionExpression=items.ALERT_WRITE_CONDITION,
+                    ExpressionAttributeNames={"#rule": "rule"},
+                )
+            except ClientError as exc:
+                if error_code(exc) == "ConditionalCheckFailedException":
+                    return False
+                raise
+            return True
+
+        return call_with_retries(
+            put, what="dynamodb:PutItem alert", backoff=self._backoff, log=self._log
+        )
+
+    def report_progress(self, progress: ShardProgress, now: datetime) -> None:
+        arguments = items.progress_update(
+            progress, updated_at=now, expires_at=int((now + self._retention).timestamp())
+        )
+
+        request = {
+            **arguments,
+            "Key": _to_dynamo(arguments["Key"]),
+            "ExpressionAttributeValues": _to_dynamo(arguments["ExpressionAttributeValues"]),
+        }
+
+        def update() -> None:
+            try:
+                self._client.update_item(TableName=self._table, **request)
+            except ClientError as exc:
+                # An older watermark than the stored one (a replay, a zombie): keep the newer.
+                if error_code(exc) != "ConditionalCheckFailedException":
+                    raise
+
+        call_with_retries(
+            update, what="dynamodb:UpdateItem progress", backoff=self._backoff, log=self._log
+        )
+
+    def progress(self) -> list[ShardProgress]:
+        """Every shard's last report."""
+        rows = query_all(
+            self._client,
+            TableName=self._table,
+            KeyConditionExpression="#rule = :progress",
+            ExpressionAttributeNames={"#rule": "rule"},
+            ExpressionAttributeValues={":progress": {"S": items.PROGRESS_RULE}},
+            ConsistentRead=True,
+        )
+        return [items.progress_from_item(row) for row in rows]
+
+
+def query_all(client: Any, **arguments: Any) -> list[dict[str, Any]]:
+    """Every item a Query matches, page after page, as plain Python values."""
+    found: list[dict[str, Any]] = []
+    while True:
+        response = client.query(**arguments)
+        found += [_from_dynamo(row) for row in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        if not last:
+            return found
+        arguments = {**arguments, "ExclusiveStartKey": last}

@@ -15,10 +15,11 @@ from clickstream import aws
 from clickstream.errors import ClickstreamError
 from clickstream.logging import configure_logging, get_logger
 from consumer.batch import FlushPolicy
+from consumer.metrics import Metrics
 from consumer.processor import ClickstreamProcessor
 from consumer.retry import Backoff
 from consumer.settings import ConsumerSettings, load_settings
-from consumer.sinks import DynamoStateStore, KclLeaseTable, S3Archive, Tables
+from consumer.sinks import DynamoAlerts, DynamoStateStore, KclLeaseTable, S3Archive, Tables
 
 EXIT_BAD_SETTINGS = 2
 
@@ -46,10 +47,25 @@ def build_processor(settings: ConsumerSettings) -> ClickstreamProcessor:
         backoff=backoff,
         log=log,
     )
+    alerts = (
+        DynamoAlerts(
+            dynamodb,
+            settings.alerts_table,
+            raised_by=settings.worker_id,
+            retention=timedelta(days=settings.retention_days),
+            backoff=backoff,
+            log=log,
+        )
+        if settings.alerts_table
+        else None
+    )
     return ClickstreamProcessor(
         store,
         archive,
         lease=lease,
+        alerts=alerts,
+        bot_rules=settings.bot_rules(),
+        metrics=Metrics(settings.metrics_namespace),
         flush_policy=FlushPolicy(
             max_records=settings.flush_max_records,
             max_bytes=settings.flush_max_bytes,

@@ -229,8 +229,14 @@ class TrafficGenerator:
         return begin, begin + timedelta(minutes=1)
 
     def _human_session(
-        self, at: datetime, rng: random.Random, entry_page: str | None = None
+        self,
+        at: datetime,
+        rng: random.Random,
+        entry_page: str | None = None,
+        *,
+        bounce: bool = False,
     ) -> Iterator[ClickEvent]:
+        """One visitor's walk; `bounce` visitors read the page they landed on and leave."""
         profile = self.profile
         width, height, agent = rng.choice(_DEVICES)
         session = _SessionContext(
@@ -277,7 +283,7 @@ class TrafficGenerator:
                     rng,
                     properties={"name": "add_to_cart", "value": rng.randint(1, 500)},
                 )
-            if rng.random() < profile.exit_probability:
+            if bounce or rng.random() < profile.exit_probability:
                 return
             at += timedelta(seconds=think)
             page = self.site.next_page(page, rng)
@@ -341,6 +347,10 @@ class TrafficGenerator:
                 session_rng = random.Random(rng.getrandbits(64))
                 if arrival_kind == "bot":
                     schedule(self._bot_session(next_arrival, session_rng))
+                elif arrival_kind == "spike":
+                    schedule(
+                        self._human_session(next_arrival, session_rng, arrival_page, bounce=True)
+                    )
                 else:
                     schedule(self._human_session(next_arrival, session_rng, arrival_page))
                 next_arrival, arrival_kind, arrival_page = next(arrivals)
@@ -360,8 +370,9 @@ class TrafficGenerator:
             streams.append(iter([(self.start + offset, "bot", None)]))
         for spike in profile.spikes:
             begin, end = self._minute_window(spike.minute)
-            # Each spike visitor lands on the page once: to multiply its usual views by
-            # `factor`, add (factor - 1) times the views it usually gets per second.
+            # Each spike visitor lands on the page once and leaves (a burst from one link,
+            # not a wave through the site, so the labelled anomaly is that one page): to
+            # multiply its usual views by `factor`, add (factor - 1) times its usual views.
             usual_views_per_second = (
                 profile.sessions_per_minute
                 / 60.0
@@ -371,7 +382,7 @@ class TrafficGenerator:
             )
             extra_per_second = (spike.factor - 1) * usual_views_per_second
             spike_rng = random.Random(rng.getrandbits(64))
-            visitors = _poisson_arrivals(spike_rng, begin, extra_per_second, "human", spike.page)
+            visitors = _poisson_arrivals(spike_rng, begin, extra_per_second, "spike", spike.page)
             streams.append(_until(visitors, end))
             self.anomalies.append(
                 Anomaly(

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from clickstream.events import ClickEvent, DeadLetterReason, EventType, InvalidEvent
 from consumer import items, properties, query
 from consumer.aggregate import PageMinuteState, PositionedEvent, SessionState, ShardPosition
+from consumer.anomaly import Alert, Rule, ShardProgress
 from consumer.batch import DeadLetter, FlushPolicy, PendingBatch, archive_objects
 from consumer.positions import Position
 from consumer.retry import Backoff, GaveUp, call_with_retries, is_transient
@@ -104,6 +105,12 @@ class TestItems:
             exit_page="/cart",
             pages={"/", "/cart"},
             first_touches={"2026-11-23T09:59|/": ShardPosition("shardId-1", Position(1))},
+            previous_at=AT + timedelta(seconds=5),
+            gap_count=2,
+            gap_mean=2.5000000000000004,
+            gap_m2=0.1 + 0.2,
+            bot_score=0.25,
+            bot_alerted=True,
         )
         item = items.session_item(state, expires_at=123, updated_at=AT)
         assert item["duration_seconds"] == 5
@@ -115,6 +122,32 @@ class TestItems:
         item = items.page_item(state, expires_at=1, updated_at=AT)
         assert item["bucket_shard"] == item["window_shard"] == "2026-11-23T09:59#shardId-1"
         assert items.page_from_item(item) == state
+
+    def test_an_alert_item_round_trips_and_is_keyed_by_rule_window_and_subject(self) -> None:
+        alert = Alert(
+            Rule.PAGE_SPIKE,
+            "/pricing",
+            "2026-11-23T09:59",
+            observed=300,
+            baseline=50.5,
+            threshold=4.0,
+            details={"z": 35.2, "history_minutes": 30},
+        )
+        item = items.alert_item(alert, raised_by="w-1", raised_at=AT, expires_at=9)
+        assert (item["rule"], item["window_subject"]) == ("page_spike", "2026-11-23T09:59#/pricing")
+        assert item["expires_at"] == 9
+        assert items.alert_from_item(item) == alert
+
+    def test_a_progress_report_moves_the_watermark_forward_only(self) -> None:
+        report = ShardProgress("shardId-1", AT, caught_up=True)
+        update = items.progress_update(report, updated_at=AT, expires_at=9)
+        assert update["Key"] == {"rule": items.PROGRESS_RULE, "window_subject": "shardId-1"}
+        assert "watermark <= :watermark" in update["ConditionExpression"]
+        quiet = items.progress_update(
+            ShardProgress("shardId-1", None, caught_up=True), updated_at=AT, expires_at=9
+        )
+        assert "ConditionExpression" not in quiet
+        assert "watermark" not in quiet["UpdateExpression"]
 
     def test_an_item_without_a_position_is_never_written(self) -> None:
         with pytest.raises(ValueError, match="no position"):

@@ -1,0 +1,149 @@
+"""The page-traffic rule's edge: judge each complete minute of the whole stream, once.
+
+Runs in every `clickstream consume` process beside the KCL daemon (a thread, not a record
+processor: it judges the stream, not a shard). Each pass reads the shards' progress reports,
+works out up to which event time every shard's counts are complete (`stream_watermark`),
+sums the page-stats items of each minute now complete over all shards, and hands the totals
+to the pure `PageTrafficDetector`. Every worker judges the same minutes from the same
+totals, so they raise the same alerts; the alerts table's conditional put keeps the first.
+
+It never stops the worker: counting matters more than alerting, so a failed pass is logged
+(with its error) and the next pass tries again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from clickstream import aws
+from clickstream.logging import get_logger
+from consumer import query
+from consumer.anomaly import (
+    Alert,
+    PageRules,
+    PageTrafficDetector,
+    judge_complete_minutes,
+    stream_watermark,
+)
+from consumer.metrics import Metrics, announce_alert
+from consumer.retry import Backoff
+from consumer.settings import ConsumerSettings
+from consumer.sinks import DynamoAlerts
+
+
+def minute_views(items: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """page -> views of one minute, the shards' items summed."""
+    views: Counter[str] = Counter()
+    for item in items:
+        views[str(item["page"])] += int(item.get("views", 0))
+    return {page: count for page, count in views.items() if count}
+
+
+class PageWatch:
+    def __init__(
+        self,
+        *,
+        dynamodb: Any,
+        kinesis: Any,
+        stream_name: str,
+        page_stats_table: str,
+        alerts: DynamoAlerts,
+        rules: PageRules,
+        log: Any,
+        metrics: Metrics | None = None,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._dynamodb = dynamodb
+        self._kinesis = kinesis
+        self._stream = stream_name
+        self._page_stats = page_stats_table
+        self._alerts = alerts
+        self._log = log
+        self._metrics = metrics
+        self._wall_clock = wall_clock
+        self.detector = PageTrafficDetector(rules)
+        self.raised = 0
+
+    def run(self, stop: threading.Event, interval_seconds: float) -> None:
+        """Pass after pass until `stop` is set."""
+        while not stop.is_set():
+            try:
+                self.run_once()
+            except Exception as error:
+                self._log.warning("page watch pass failed; trying again", error=repr(error))
+            stop.wait(interval_seconds)
+
+    def run_once(self) -> list[Alert]:
+        """Judge every minute that became complete since the last pass; the alerts raised."""
+        progress = self._alerts.progress()
+        open_shards = self._open_shards()
+        rules = self.detector.rules
+        watermark = stream_watermark(progress, open_shards, rules.lateness)
+        if watermark is None:
+            return []
+        shards = sorted({entry.shard_id for entry in progress} | set(open_shards))
+        raised: list[Alert] = []
+
+        def raise_alerts(alerts: list[Alert]) -> None:
+            new = self._alerts.raise_once(alerts, self._wall_clock()) if alerts else []
+            for alert in new:
+                announce_alert(self._log, self._metrics, alert)
+            raised.extend(new)
+
+        judge_complete_minutes(
+            self.detector, watermark, lambda minute: self._views(minute, shards), raise_alerts
+        )
+        self.raised += len(raised)
+        return raised
+
+    def _views(self, minute: str, shards: list[str]) -> dict[str, int]:
+        return minute_views(
+            query.page_items_for_minute(self._dynamodb, self._page_stats, minute, shards)
+        )
+
+    def _open_shards(self) -> list[str]:
+        shards: list[str] = []
+        for page in self._kinesis.get_paginator("list_shards").paginate(StreamName=self._stream):
+            shards += [
+                shard["ShardId"]
+                for shard in page.get("Shards", [])
+                if "EndingSequenceNumber" not in shard.get("SequenceNumberRange", {})
+            ]
+        return shards
+
+
+def start_page_watch(settings: ConsumerSettings, stop: threading.Event) -> threading.Thread | None:
+    """Run the page watch of this worker in a daemon thread (None: no alerts table set)."""
+    if not settings.alerts_table:
+        return None
+    log = get_logger(component="page-watch", worker_id=settings.worker_id)
+    dynamodb = aws.client("dynamodb", region=settings.region)
+    watch = PageWatch(
+        dynamodb=dynamodb,
+        kinesis=aws.client("kinesis", region=settings.region),
+        stream_name=settings.stream_name,
+        page_stats_table=settings.page_stats_table,
+        alerts=DynamoAlerts(
+            dynamodb,
+            settings.alerts_table,
+            raised_by=settings.worker_id,
+            retention=timedelta(days=settings.retention_days),
+            backoff=Backoff(deadline_seconds=settings.page_watch_interval_seconds),
+            log=log,
+        ),
+        rules=settings.page_rules(),
+        log=log,
+        metrics=Metrics(settings.metrics_namespace),
+    )
+    thread = threading.Thread(
+        target=watch.run,
+        args=(stop, settings.page_watch_interval_seconds),
+        name="page-watch",
+        daemon=True,
+    )
+    thread.start()
+    return thread

@@ -1,0 +1,300 @@
+"""The anomaly rules (pure): bot signals, the page baseline, spikes and drops, the watermark."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from clickstream.events import ClickEvent, EventType, minute_key
+from consumer.aggregate import SessionState, apply_to_session
+from consumer.anomaly import (
+    Alert,
+    BotRules,
+    PageRules,
+    PageTrafficDetector,
+    Rule,
+    ShardProgress,
+    assess_session,
+    baseline,
+    bot_alert,
+    evaluate_minute,
+    judge_complete_minutes,
+    stream_watermark,
+)
+from consumer.positions import Position
+
+START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+LATENESS = timedelta(seconds=60)
+
+
+def session_of(steps: list[tuple[float, EventType, str]], session_id: str = "s-1") -> SessionState:
+    state = SessionState(session_id)
+    for number, (second, kind, page) in enumerate(steps, start=1):
+        event = ClickEvent(
+            event_id=f"e-{number:05d}",
+            type=kind,
+            session_id=session_id,
+            page=page,
+            timestamp=START + timedelta(seconds=second),
+        )
+        apply_to_session(state, event, "shardId-0", Position(number))
+    return state
+
+
+def script_session(events: int = 40, interval: float = 0.25) -> SessionState:
+    """A scraper: clicks on a new page every `interval` seconds, never a page view."""
+    return session_of([(i * interval, EventType.CLICK, f"/p/{i}") for i in range(events)], "bot-1")
+
+
+def reader_session() -> SessionState:
+    """A person: a page view, a few clicks while reading, irregular pauses, 12 pages."""
+    steps: list[tuple[float, EventType, str]] = []
+    at = 0.0
+    pauses = [8, 21, 5, 14, 40, 9, 17, 6, 30, 11, 25, 7]
+    for index, pause in enumerate(pauses):
+        page = f"/p/{index % 5}"
+        steps.append((at, EventType.PAGE_VIEW, page))
+        steps.append((at + pause * 0.3, EventType.CLICK, page))
+        steps.append((at + pause * 0.8, EventType.SCROLL, page))
+        at += pause
+    return session_of(steps)
+
+
+# -- bot-like sessions ---------------------------------------------------------------------
+
+
+def test_a_script_fires_every_bot_signal_and_raises_one_explained_alert() -> None:
+    # GIVEN a session of 40 clicks a quarter second apart on 40 pages, no page view
+    state = script_session()
+    rules = BotRules()
+    # WHEN it is assessed
+    assessment = assess_session(state, rules)
+    alert = bot_alert(state, assessment, rules)
+    # THEN all four signals fire and the alert names them with observed values and thresholds
+    assert assessment.score == 1.0
+    assert assessment.fired == [
+        "events_per_second",
+        "gap_variation",
+        "pages_per_minute",
+        "clicks_without_views",
+    ]
+    assert alert is not None
+    assert alert.rule is Rule.BOT_SESSION
+    assert alert.subject == "bot-1"
+    assert alert.window == minute_key(START)
+    assert alert.details["events_per_second"] == pytest.approx(40 / 9.75, rel=1e-3)
+    assert alert.details["gap_variation"] == pytest.approx(0.0, abs=1e-6)
+    assert alert.details["pages_per_minute"] == 40
+    assert alert.details["clicks_without_views_threshold"] == rules.clicks_without_views
+
+
+def test_a_person_reading_pages_scores_zero() -> None:
+    state = reader_session()
+    assessment = assess_session(state, BotRules())
+    assert assessment.score == 0.0
+    assert bot_alert(state, assessment, BotRules()) is None
+
+
+def test_a_short_session_is_not_judged_on_rate_or_regularity() -> None:
+    # GIVEN five fast, regular clicks (a double-click happy visitor, not enough to judge)
+    state = script_session(events=5)
+    assessment = assess_session(state, BotRules())
+    fired = set(assessment.fired)
+    assert "events_per_second" not in fired
+    assert "gap_variation" not in fired
+    assert bot_alert(state, assessment, BotRules()) is None
+
+
+def test_a_slow_but_regular_scraper_is_caught_by_the_other_signals() -> None:
+    # GIVEN a script that waits 2 s between clicks: not fast, but a metronome over many pages
+    state = script_session(events=60, interval=2.0)
+    assessment = assess_session(state, BotRules())
+    assert "events_per_second" not in assessment.fired
+    assert set(assessment.fired) == {"gap_variation", "pages_per_minute", "clicks_without_views"}
+    assert bot_alert(state, assessment, BotRules()) is not None
+
+
+@given(st.lists(st.floats(min_value=0.001, max_value=600), min_size=3, max_size=60))
+def test_the_running_gap_statistics_equal_the_textbook_ones(gaps: list[float]) -> None:
+    moments = [0.0]
+    for gap in gaps:
+        moments.append(moments[-1] + gap)
+    state = session_of([(m, EventType.CLICK, "/") for m in moments])
+    # Timestamps are kept to the microsecond: compare with the gaps as stored.
+    stored = [round((m2 - m1) * 1e6) / 1e6 for m1, m2 in itertools.pairwise(moments)]
+    expected = statistics.stdev(stored) / statistics.mean(stored)
+    assert state.gap_count == len(gaps)
+    assert state.gap_variation == pytest.approx(expected, rel=1e-3, abs=1e-3)
+
+
+# -- the page baseline, spikes and drops -------------------------------------------------------
+
+
+def test_the_baseline_weights_recent_minutes_more() -> None:
+    flat = baseline([100] * 10, alpha=0.3)
+    assert flat.mean == pytest.approx(100)
+    assert flat.variance == pytest.approx(0)
+    rising = baseline([100] * 9 + [200], alpha=0.3)
+    assert rising.mean == pytest.approx(130)
+    assert rising.variance > 0
+    # Never a spread below Poisson noise: a flat history does not make one view a spike.
+    assert flat.deviation == pytest.approx(10)
+
+
+def steady(page: str, views: int, minutes: int = 10) -> list[dict[str, int]]:
+    return [{page: views, "/other": 100} for _ in range(minutes)]
+
+
+def test_a_spike_past_the_threshold_alerts_with_observed_baseline_and_threshold() -> None:
+    rules = PageRules()
+    alerts = evaluate_minute(
+        "2026-11-23T09:10", {"/pricing": 300, "/other": 100}, steady("/pricing", 50), rules
+    )
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert (alert.rule, alert.subject, alert.window) == (
+        Rule.PAGE_SPIKE,
+        "/pricing",
+        "2026-11-23T09:10",
+    )
+    assert alert.observed == 300
+    assert alert.baseline == pytest.approx(50)
+    assert alert.threshold == rules.z_threshold
+    assert alert.details["z"] == pytest.approx((300 - 50) / math.sqrt(50), abs=0.01)
+
+
+def test_a_page_going_from_2_to_6_views_pages_nobody() -> None:
+    # Three times its usual traffic and far past the z threshold, but below the volume floor.
+    history = [{"/quiet": 2} for _ in range(10)]
+    assert evaluate_minute("2026-11-23T09:10", {"/quiet": 6}, history, PageRules()) == []
+    # The same ratio with enough volume does alert.
+    loud = [{"/loud": 20} for _ in range(10)]
+    assert [
+        a.rule for a in evaluate_minute("2026-11-23T09:10", {"/loud": 60}, loud, PageRules())
+    ] == [Rule.PAGE_SPIKE]
+
+
+def test_a_busy_page_without_views_is_a_drop_and_a_quiet_one_is_not() -> None:
+    history = steady("/", 300)
+    for minute in history:
+        minute["/rare"] = 3
+    alerts = evaluate_minute("2026-11-23T09:10", {"/other": 100}, history, PageRules())
+    assert [(a.rule, a.subject, a.observed) for a in alerts] == [(Rule.PAGE_DROP, "/", 0)]
+
+
+def test_nothing_alerts_before_the_warm_up() -> None:
+    rules = PageRules(warmup_minutes=5)
+    history = steady("/pricing", 50, minutes=4)
+    assert evaluate_minute("2026-11-23T09:04", {"/pricing": 500}, history, rules) == []
+
+
+def test_ordinary_noise_raises_nothing() -> None:
+    # Poisson-like wobble around 100 views: within a few standard deviations.
+    history = [{"/": views} for views in (96, 104, 91, 110, 99, 102, 88, 107, 95, 101)]
+    assert evaluate_minute("2026-11-23T09:10", {"/": 118}, history, PageRules()) == []
+
+
+# -- the stream watermark --------------------------------------------------------------------
+
+
+def progress(
+    shard: str, second: float | None, caught_up: bool, ended: bool = False
+) -> ShardProgress:
+    mark = None if second is None else START + timedelta(seconds=second)
+    return ShardProgress(shard, mark, caught_up, ended)
+
+
+def test_the_slowest_working_shard_holds_the_watermark() -> None:
+    reports = [progress("a", 600, False), progress("b", 300, False), progress("c", 900, True)]
+    assert stream_watermark(reports, ["a", "b", "c"], LATENESS) == START + timedelta(seconds=240)
+
+
+def test_when_every_shard_is_caught_up_the_newest_event_counts() -> None:
+    reports = [progress("a", 600, True), progress("b", 300, True), progress("c", None, True)]
+    assert stream_watermark(reports, ["a", "b", "c"], LATENESS) == START + timedelta(seconds=540)
+
+
+def test_an_open_shard_that_has_not_reported_holds_everything_back() -> None:
+    reports = [progress("a", 600, True)]
+    assert stream_watermark(reports, ["a", "b"], LATENESS) is None
+
+
+def test_ended_parents_do_not_hold_back_their_children() -> None:
+    reports = [
+        progress("parent", 100, False, ended=True),
+        progress("child-1", 600, False),
+        progress("child-2", 700, True),
+    ]
+    assert stream_watermark(reports, ["child-1", "child-2"], LATENESS) == START + timedelta(
+        seconds=540
+    )
+
+
+# -- the detector over a run of minutes -----------------------------------------------------
+
+
+def minute(index: int) -> str:
+    return minute_key(START + timedelta(minutes=index))
+
+
+def test_the_detector_judges_each_complete_minute_once_in_order() -> None:
+    # GIVEN 20 minutes of steady traffic with a spike in minute 12 and a drop in minute 16
+    totals = {minute(i): {"/": 200, "/pricing": 50} for i in range(20)}
+    totals[minute(12)]["/pricing"] = 400
+    totals[minute(16)] = {"/pricing": 50}
+    detector = PageTrafficDetector(PageRules(), next_minute=minute(0))
+    raised: list[Alert] = []
+    reads: list[str] = []
+
+    def views_of(m: str) -> dict[str, int]:
+        reads.append(m)
+        return totals.get(m, {})
+
+    # WHEN the watermark reaches minute 10, then the end
+    judge_complete_minutes(detector, START + timedelta(minutes=10), views_of, raised.extend)
+    judged_early = list(raised)
+    judge_complete_minutes(detector, START + timedelta(minutes=20), views_of, raised.extend)
+    # THEN nothing alerts during the first ten, and the spike and the drop alert once each
+    assert judged_early == []
+    assert [(a.rule, a.window, a.subject) for a in raised] == [
+        (Rule.PAGE_SPIKE, minute(12), "/pricing"),
+        (Rule.PAGE_DROP, minute(16), "/"),
+    ]
+    assert detector.next_minute == minute(20)
+    assert sorted(set(m for m in reads if m >= minute(0))) == [minute(i) for i in range(20)]
+
+
+def test_a_minute_whose_alerts_could_not_be_raised_is_judged_again() -> None:
+    totals = {minute(i): {"/": 200} for i in range(12)}
+    totals[minute(10)] = {"/": 2000}
+    detector = PageTrafficDetector(PageRules(), next_minute=minute(0))
+    failures = [RuntimeError("throttled")]
+    raised: list[Alert] = []
+
+    def raise_alerts(alerts: list[Alert]) -> None:
+        if alerts and failures:
+            raise failures.pop()
+        raised.extend(alerts)
+
+    with pytest.raises(RuntimeError):
+        judge_complete_minutes(
+            detector, START + timedelta(minutes=12), lambda m: totals.get(m, {}), raise_alerts
+        )
+    assert detector.next_minute == minute(10)
+    judge_complete_minutes(
+        detector, START + timedelta(minutes=12), lambda m: totals.get(m, {}), raise_alerts
+    )
+    assert [(a.rule, a.window) for a in raised] == [(Rule.PAGE_SPIKE, minute(10))]
+
+
+def test_a_fresh_detector_looks_back_only_its_history() -> None:
+    detector = PageTrafficDetector(PageRules(history_minutes=30))
+    due = detector.due(START + timedelta(hours=5), first_minute=minute(270))
+    assert due[0] == minute(270)
+    assert due[-1] == minute(299)
