@@ -23,12 +23,18 @@ def client(
     local: bool = False,
     max_attempts: int = 3,
     timeout_seconds: float = 10.0,
+    max_connections: int = 10,
 ) -> Any:
-    """A boto3 client with standard retries and bounded timeouts."""
+    """A boto3 client with standard retries and bounded timeouts.
+
+    `max_connections` must cover the threads sharing the client, or urllib3 opens and
+    throws away a connection per extra thread and warns each time.
+    """
     config = Config(
         retries={"mode": "standard", "max_attempts": max_attempts},
         connect_timeout=timeout_seconds,
         read_timeout=timeout_seconds,
+        max_pool_connections=max_connections,
     )
     kwargs: dict[str, Any] = {"region_name": region, "config": config}
     if endpoint_url:

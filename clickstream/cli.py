@@ -380,11 +380,13 @@ def demo(
             source=None,
             allow_invalid=False,
             bots=3,
-            spike=["/pricing@2x6"],
-            drop=["/search@3"],
+            # 100 sessions a minute spread 20,000 events over ~13 minutes of event time: the
+            # page rule needs 5 minutes of history before it judges a minute.
+            spike=["/pricing@8x6"],
+            drop=["/search@10"],
             malformed=max(1, events // 100),
             kpl_aggregate=False,
-            sessions_per_minute=300,
+            sessions_per_minute=100,
             stream=state.outputs["StreamName"],
             start=datetime.now(UTC) - timedelta(minutes=30),
             as_json=False,
@@ -400,7 +402,9 @@ def demo(
                 timeout=600,
             )
         err.print(f"workers caught up {waited:.0f} s after the last record was sent")
-        _demo_summary(truth, state.environment(), as_json=as_json)
+        with err.status("waiting for the workers' page watch to judge the last minutes"):
+            alerts = _await_alerts(truth, dynamodb, state.outputs["AlertsTableName"])
+        _demo_summary(truth, state.environment(), alerts, as_json=as_json)
     finally:
         with err.status("stopping the workers (SIGTERM: final flush and checkpoint)"):
             codes = [worker.stop() for worker in running]
@@ -410,15 +414,32 @@ def demo(
             err.print("local stack stopped (use --keep to leave it running)")
 
 
-def _demo_summary(truth: Manifest, environment: dict[str, str], *, as_json: bool) -> None:
-    from clickstream.verify import read_results, verify
+def _await_alerts(truth: Manifest, dynamodb: Any, table: str, timeout: float = 90) -> list[Any]:
+    """The alerts table once every injected anomaly has its alert, or after `timeout` s."""
+    import time
+
+    from clickstream.detection import unmatched
+    from consumer import items, query
+    from consumer.anomaly import Rule
+
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = query.alerts(dynamodb, table, rules=[rule.value for rule in Rule])
+        alerts = [items.alert_from_item(row) for row in rows]
+        missed, _ = unmatched(truth.anomalies, alerts)
+        if not missed or time.monotonic() > deadline:
+            return alerts
+        time.sleep(2)
+
+
+def _demo_summary(
+    truth: Manifest, environment: dict[str, str], alerts: list[Any], *, as_json: bool
+) -> None:
+    from clickstream.detection import unmatched
+    from clickstream.verify import read_results, result_names, verify
     from consumer import query
 
-    names = {
-        "sessions_table": environment["CLICKSTREAM_SESSIONS_TABLE"],
-        "page_stats_table": environment["CLICKSTREAM_PAGE_STATS_TABLE"],
-        "archive_bucket": environment["CLICKSTREAM_ARCHIVE_BUCKET"],
-    }
+    names = result_names(environment)
     results = read_results(aws.client("dynamodb"), aws.client("s3"), names)
     verdict = verify(truth, results)
     pages = query.merge_pages(results.page_items)[:10]
@@ -433,15 +454,36 @@ def _demo_summary(truth: Manifest, environment: dict[str, str], *, as_json: bool
         "median_duration_seconds": durations[len(durations) // 2] if durations else 0,
         "bounced_sessions": sum(1 for s in sessions if int(s["events"]) == 1),
     }
+    missed, unlabelled = unmatched(truth.anomalies, alerts)
+    detection = {
+        "alerts": [
+            {
+                "rule": a.rule.value,
+                "window": a.window,
+                "subject": a.subject,
+                "observed": a.observed,
+                "baseline": a.baseline,
+                "threshold": a.threshold,
+            }
+            for a in alerts
+        ],
+        "injected": len(truth.anomalies),
+        "found": len(truth.anomalies) - len(missed),
+        "missed": [f"{a.kind} {a.subject} {a.window_start:%H:%M}" for a in missed],
+        "unlabelled": len(unlabelled),
+    }
     if as_json:
         print_json(
             {
                 "top_pages": [row.as_dict() for row in pages],
                 "session_totals": session_totals,
                 "dead_letters": dict(reasons),
+                "anomalies": detection,
                 "check_against_manifest": verdict.as_dict(),
             }
         )
+        if not verdict.exact:
+            raise typer.Exit(1)
         return
     table = Table(title="top pages (all minutes, shards summed)")
     for column in ("page", "views", "clicks", "sessions/min (sum)"):
@@ -463,6 +505,23 @@ def _demo_summary(truth: Manifest, environment: dict[str, str], *, as_json: bool
     for reason, count in reasons.most_common():
         letters.add_row(reason, str(count))
     out.print(letters)
+    raised = Table(title=f"alerts ({len(alerts)})")
+    for column in ("window", "rule", "subject", "observed", "baseline / threshold"):
+        raised.add_column(column, overflow="fold")
+    for alert in alerts:
+        raised.add_row(
+            alert.window,
+            alert.rule.value,
+            alert.subject,
+            f"{alert.observed:g}",
+            f"{alert.baseline:g}" if alert.baseline is not None else f"score ≥ {alert.threshold:g}",
+        )
+    out.print(raised)
+    out.print(
+        f"anomalies: {detection['found']} of {detection['injected']} injected found "
+        f"(spikes, drops, bots), {len(unlabelled)} alerts no label explains"
+        + (f"; missed: {', '.join(f'{a.kind} {a.subject}' for a in missed)}" if missed else "")
+    )
     if verdict.exact:
         out.print(
             f"[bold green]exact:[/] {verdict.sessions_found} sessions, "

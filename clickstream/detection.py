@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from clickstream.events import ClickEvent, minute_key
 from consumer.anomaly import (
@@ -110,7 +110,29 @@ class ScenarioOutcome:
         return any(_matches(anomaly, alert) for alert in self.alerts)
 
 
-def _matches(anomaly: Anomaly, alert: Alert) -> bool:
+class Labelled(Protocol):
+    """An injected anomaly as the generator or a manifest labels it."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def window_start(self) -> datetime: ...
+    @property
+    def window_end(self) -> datetime: ...
+
+
+def unmatched(
+    anomalies: Sequence[Labelled], alerts: Sequence[Alert]
+) -> tuple[list[Labelled], list[Alert]]:
+    """The injected anomalies no alert found, and the alerts no label explains."""
+    missed = [a for a in anomalies if not any(_matches(a, alert) for alert in alerts)]
+    unlabelled = [alert for alert in alerts if not any(_matches(a, alert) for a in anomalies)]
+    return missed, unlabelled
+
+
+def _matches(anomaly: Labelled, alert: Alert) -> bool:
     if RULE_OF_ANOMALY.get(anomaly.kind) is not alert.rule or anomaly.subject != alert.subject:
         return False
     if alert.rule is Rule.BOT_SESSION:

@@ -19,7 +19,7 @@ from typing import Any
 
 from clickstream import aws
 from clickstream.local.stack import LocalStackState
-from clickstream.verify import Verdict, combine, read_results, verify
+from clickstream.verify import Verdict, combine, read_results, result_names, verify
 from consumer import query
 from consumer.local_workers import LocalWorker, process_tree, wait_until_caught_up
 from producer.generator import TrafficProfile, generate
@@ -127,21 +127,14 @@ def run(
                 on_sample(sample)
                 next_sample += 10
             time.sleep(0.5)
-        last: dict[str, str] = {}
-        for chunk in chunks:
-            for shard, sequence in (chunk.manifest.last_sequence_per_shard or {}).items():
-                last[shard] = max(last.get(shard, "0"), sequence, key=int)
+        last = query.last_sequences(c.manifest.last_sequence_per_shard for c in chunks)
         report.catch_up_seconds = wait_until_caught_up(
             dynamodb, lease_table, last, list(workers.values()), timeout=900
         )
     finally:
         for worker in workers.values():
             worker.stop()
-    names = {
-        "sessions_table": environment["CLICKSTREAM_SESSIONS_TABLE"],
-        "page_stats_table": environment["CLICKSTREAM_PAGE_STATS_TABLE"],
-        "archive_bucket": environment["CLICKSTREAM_ARCHIVE_BUCKET"],
-    }
+    names = result_names(environment)
     s3 = aws.local_client("s3", state.moto_endpoint, state.region)
     report.verdict = verify(
         combine([c.manifest for c in chunks]), read_results(dynamodb, s3, names)
@@ -163,10 +156,7 @@ def _send_chunk(kinesis: Any, stream: str, number: int, events: int) -> _Chunk:
 
 def _lag(dynamodb: Any, lease_table: str, chunks: list[_Chunk], now: float) -> float:
     """How long the oldest chunk not yet checkpointed on every shard has been waiting."""
-    try:
-        checkpoints = query.lease_checkpoints(dynamodb, lease_table)
-    except dynamodb.exceptions.ResourceNotFoundException:
-        checkpoints = {}
+    checkpoints = query.lease_checkpoints(dynamodb, lease_table)
     for chunk in chunks:
         if not query.caught_up(checkpoints, chunk.manifest.last_sequence_per_shard or {}):
             return max(0.0, now - chunk.sent_at)

@@ -61,6 +61,15 @@ class Verdict:
         }
 
 
+def result_names(environment: Mapping[str, str]) -> dict[str, str]:
+    """The tables and bucket `read_results` reads, from a stack's CLICKSTREAM_* variables."""
+    return {
+        "sessions_table": environment["CLICKSTREAM_SESSIONS_TABLE"],
+        "page_stats_table": environment["CLICKSTREAM_PAGE_STATS_TABLE"],
+        "archive_bucket": environment["CLICKSTREAM_ARCHIVE_BUCKET"],
+    }
+
+
 def read_results(dynamodb: Any, s3: Any, names: Mapping[str, str]) -> Results:
     return Results(
         sessions=query.scan_table(dynamodb, names["sessions_table"]),

@@ -14,13 +14,17 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 from clickstream.errors import ConsumerError
 from consumer import query
 
 
 class LocalWorker:
+    started: ClassVar[list[LocalWorker]] = []
+    """Every worker started by this process, so a caller that fails half-way (a test, the
+    demo) can still kill what it left running: `kill_leftovers`."""
+
     def __init__(
         self, worker_id: str, log_path: Path, extra_env: Mapping[str, str] | None = None
     ) -> None:
@@ -42,7 +46,17 @@ class LocalWorker:
             stderr=self._log,
             start_new_session=True,
         )
+        LocalWorker.started.append(self)
         return self
+
+    @classmethod
+    def kill_leftovers(cls) -> list[str]:
+        """Kill every worker started here that is still running; their ids."""
+        killed = [worker.worker_id for worker in cls.started if worker.running]
+        for worker in cls.started:
+            worker.kill()
+        cls.started.clear()
+        return killed
 
     @property
     def running(self) -> bool:
@@ -138,10 +152,7 @@ def wait_until_caught_up(
                     f"worker {worker.worker_id} stopped before catching up; its log ends:\n"
                     + worker.log_tail()
                 )
-        try:
-            checkpoints = query.lease_checkpoints(dynamodb, lease_table)
-        except dynamodb.exceptions.ResourceNotFoundException:
-            checkpoints = {}
+        checkpoints = query.lease_checkpoints(dynamodb, lease_table)
         if query.caught_up(checkpoints, last_sequences):
             return time.monotonic() - started
         if time.monotonic() - started > timeout:

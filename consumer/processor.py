@@ -38,7 +38,7 @@ from consumer.anomaly import Alert, BotRules, ShardProgress, assess_session, bot
 from consumer.batch import DeadLetter, FlushPolicy, PendingBatch, archive_objects
 from consumer.metrics import Metrics, announce_alert
 from consumer.positions import Position
-from consumer.retry import Backoff, GaveUp
+from consumer.retry import Backoff, GaveUp, call_with_retries
 from consumer.sinks import AlertSink, Archive, LeaseOwnership, StateStore
 
 EXIT_FLUSH_FAILED = 3
@@ -189,7 +189,7 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
             return None
         started = self._clock()
         if self._lease is not None and not self._lease.still_owner(self._shard_id):
-            self._fenced("another worker holds the lease now")
+            self._fenced("another worker holds the lease now", batch.record_count)
             return None
         sessions, pages = self._aggregator.missing(batch.events)
         if sessions or pages:
@@ -205,6 +205,7 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
             # is stale. What we did write is overwritten by the owner's replay.
             self._fenced(
                 "newer state already stored",
+                batch.record_count,
                 refused=outcome.refused[:5],
                 refused_count=len(outcome.refused),
             )
@@ -278,11 +279,11 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         self._alerts.report_progress(progress, self._wall_clock())
         self._reported, self._reported_at = state, now
 
-    def _fenced(self, why: str, **details: Any) -> None:
+    def _fenced(self, why: str, records: int, **details: Any) -> None:
         self._log.warning(
             "fenced: this worker no longer owns the shard; dropping its state",
             why=why,
-            records=self._batch.record_count,
+            records=records,
             **details,
         )
         self._batch = PendingBatch()
@@ -290,29 +291,31 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         self._aggregator.forget_all()
 
     def _checkpoint(self, checkpointer: Any, position: Position | None) -> None:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                if position is None:
-                    checkpointer.checkpoint()
-                else:
-                    checkpointer.checkpoint(position.sequence_number, position.sub_sequence)
-            except amazon_kclpy.kcl.CheckpointError as error:
-                code = str(error.value)
-                if code in RETRYABLE_CHECKPOINT_ERRORS:
-                    delay = min(self._checkpoint_backoff.cap_seconds, 0.1 * 2**attempt)
-                    self._log.warning("checkpoint throttled", attempt=attempt, delay_s=delay)
-                    self._sleep(delay)
-                    continue
-                if code in LEASE_GONE_CHECKPOINT_ERRORS:
-                    self._log.warning("checkpoint refused: lease gone", error=code)
-                    self._lease_gone = True
-                    self._aggregator.forget_all()
-                    return
+        def checkpoint() -> None:
+            if position is None:
+                checkpointer.checkpoint()
+            else:
+                checkpointer.checkpoint(position.sequence_number, position.sub_sequence)
+
+        try:
+            call_with_retries(
+                checkpoint,
+                what="checkpoint",
+                backoff=self._checkpoint_backoff,
+                log=self._log,
+                retryable=_checkpoint_throttled,
+                sleep=self._sleep,
+            )
+        except GaveUp as gave_up:
+            if _checkpoint_code(gave_up.error) not in LEASE_GONE_CHECKPOINT_ERRORS:
                 raise
-            self._last_checkpoint = position
+            self._log.warning(
+                "checkpoint refused: lease gone", error=_checkpoint_code(gave_up.error)
+            )
+            self._lease_gone = True
+            self._aggregator.forget_all()
             return
+        self._last_checkpoint = position
 
     # -- failure policy --------------------------------------------------------------------
 
@@ -333,3 +336,14 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         except Exception as error:
             self._log.exception("unexpected failure: stopping", during=during)
             raise SystemExit(EXIT_UNEXPECTED) from error
+
+
+def _checkpoint_code(error: BaseException) -> str | None:
+    if isinstance(error, amazon_kclpy.kcl.CheckpointError):
+        return str(error.value)
+    return None
+
+
+def _checkpoint_throttled(error: BaseException) -> bool:
+    """KCL's checkpoint answers a throttled lease-table write with ThrottlingException."""
+    return _checkpoint_code(error) in RETRYABLE_CHECKPOINT_ERRORS

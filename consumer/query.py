@@ -12,31 +12,11 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
-
 from consumer.batch import DEAD_LETTER_PREFIX, RAW_PREFIX
+from consumer.dynamo import from_dynamo
 from consumer.items import page_sort_key
-
-_deserializer = TypeDeserializer()
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, set):
-        return sorted(_plain(item) for item in value)
-    return value
-
-
-def _from_dynamo(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: _plain(_deserializer.deserialize(value)) for key, value in item.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +66,7 @@ def merge_page_minutes(items: Iterable[Mapping[str, Any]]) -> dict[str, dict[str
 def scan_table(client: Any, table: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
-        items += [_from_dynamo(item) for item in page.get("Items", [])]
+        items += [from_dynamo(item) for item in page.get("Items", [])]
     return items
 
 
@@ -103,7 +83,7 @@ def page_items_for_minute(
             KeyConditionExpression="window_shard = :key",
             ExpressionAttributeValues={":key": {"S": page_sort_key(minute, shard_id)}},
         ):
-            items += [_from_dynamo(item) for item in page.get("Items", [])]
+            items += [from_dynamo(item) for item in page.get("Items", [])]
     return items
 
 
@@ -119,7 +99,7 @@ def session(client: Any, table: str, session_id: str) -> dict[str, Any] | None:
         TableName=table, Key={"session_id": {"S": session_id}}, ConsistentRead=True
     )
     item = response.get("Item")
-    return None if item is None else _from_dynamo(item)
+    return None if item is None else from_dynamo(item)
 
 
 def archived_lines(s3: Any, bucket: str, prefix: str) -> list[bytes]:
@@ -145,10 +125,15 @@ def dead_letters(s3: Any, bucket: str) -> list[dict[str, Any]]:
 
 
 def lease_checkpoints(client: Any, lease_table: str) -> dict[str, str]:
-    """shard id -> KCL's checkpoint (a sequence number, or TRIM_HORIZON / SHARD_END ...)."""
+    """shard id -> KCL's checkpoint (a sequence number, or TRIM_HORIZON / SHARD_END ...);
+    empty while KCL has not created its lease table yet."""
+    try:
+        rows = scan_table(client, lease_table)
+    except client.exceptions.ResourceNotFoundException:
+        return {}
     return {
         str(item["leaseKey"]): str(item.get("checkpoint", ""))
-        for item in scan_table(client, lease_table)
+        for item in rows
         if "leaseKey" in item
     }
 
@@ -160,6 +145,16 @@ def lease_owners(client: Any, lease_table: str) -> dict[str, str]:
         for item in scan_table(client, lease_table)
         if "leaseKey" in item and item.get("leaseOwner")
     }
+
+
+def last_sequences(per_run: Iterable[Mapping[str, str] | None]) -> dict[str, str]:
+    """The last sequence number written to each shard over several runs (their manifests'
+    `last_sequence_per_shard`): where a consumer that read everything has checkpointed."""
+    last: dict[str, str] = {}
+    for run in per_run:
+        for shard, sequence in (run or {}).items():
+            last[shard] = max(last.get(shard, "0"), sequence, key=int)
+    return last
 
 
 def caught_up(checkpoints: Mapping[str, str], last_sequences: Mapping[str, str]) -> bool:
@@ -194,5 +189,5 @@ def alerts(
             ExpressionAttributeNames={"#rule": "rule"},
             ExpressionAttributeValues=values,
         ):
-            found += [_from_dynamo(item) for item in page.get("Items", [])]
+            found += [from_dynamo(item) for item in page.get("Items", [])]
     return sorted(found, key=lambda item: (str(item["window"]), str(item["rule"])))

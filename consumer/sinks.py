@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol, TypeVar
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from consumer import items
 from consumer.aggregate import Changes, PageMinuteKey, PageMinuteState, SessionState
 from consumer.anomaly import Alert, ShardProgress
 from consumer.batch import ArchiveObject
+from consumer.dynamo import from_dynamo, to_dynamo
 from consumer.retry import Backoff, call_with_retries, error_code
 
 T = TypeVar("T")
@@ -68,18 +68,6 @@ class SaveOutcome:
 class Tables:
     sessions: str
     page_stats: str
-
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
-
-def _to_dynamo(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _serializer.serialize(value) for key, value in item.items()}
-
-
-def _from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _deserializer.deserialize(value) for key, value in item.items()}
 
 
 def _chunks(values: Sequence[T], size: int) -> Iterable[Sequence[T]]:
@@ -131,7 +119,7 @@ class DynamoStateStore:
         request: dict[str, Any] = {}
         for table, key in keys:
             entry = request.setdefault(table, {"Keys": [], "ConsistentRead": True})
-            entry["Keys"].append(_to_dynamo(key))
+            entry["Keys"].append(to_dynamo(key))
         found: list[tuple[str, Any]] = []
         while request:
             response = self._retrying(
@@ -139,7 +127,7 @@ class DynamoStateStore:
                 "dynamodb:BatchGetItem",
             )
             for table, rows in response.get("Responses", {}).items():
-                found += [(table, _from_dynamo(row)) for row in rows]
+                found += [(table, from_dynamo(row)) for row in rows]
             request = response.get("UnprocessedKeys") or {}
         return found
 
@@ -187,10 +175,10 @@ class DynamoStateStore:
             try:
                 self._client.put_item(
                     TableName=table,
-                    Item=_to_dynamo(item),
+                    Item=to_dynamo(item),
                     ConditionExpression=condition,
                     ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=_to_dynamo(values),
+                    ExpressionAttributeValues=to_dynamo(values),
                 )
             except ClientError as exc:
                 if error_code(exc) == "ConditionalCheckFailedException":
@@ -297,7 +285,7 @@ class DynamoAlerts:
             try:
                 self._client.put_item(
                     TableName=self._table,
-                    Item=_to_dynamo(item),
+                    Item=to_dynamo(item),
                     ConditionExpression=items.ALERT_WRITE_CONDITION,
                     ExpressionAttributeNames={"#rule": "rule"},
                 )
@@ -318,8 +306,8 @@ class DynamoAlerts:
 
         request = {
             **arguments,
-            "Key": _to_dynamo(arguments["Key"]),
-            "ExpressionAttributeValues": _to_dynamo(arguments["ExpressionAttributeValues"]),
+            "Key": to_dynamo(arguments["Key"]),
+            "ExpressionAttributeValues": to_dynamo(arguments["ExpressionAttributeValues"]),
         }
 
         def update() -> None:
@@ -352,7 +340,7 @@ def query_all(client: Any, **arguments: Any) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     while True:
         response = client.query(**arguments)
-        found += [_from_dynamo(row) for row in response.get("Items", [])]
+        found += [from_dynamo(row) for row in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
         if not last:
             return found

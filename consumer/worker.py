@@ -29,8 +29,11 @@ def build_processor(settings: ConsumerSettings) -> ClickstreamProcessor:
     backoff = Backoff(deadline_seconds=settings.retry_deadline_seconds)
     pool = ThreadPoolExecutor(max_workers=settings.write_threads, thread_name_prefix="sink")
     # boto3's own retries stay short; consumer.retry does the long, logged backoff.
-    dynamodb = aws.client("dynamodb", region=settings.region, max_attempts=2)
-    s3 = aws.client("s3", region=settings.region, max_attempts=2)
+    connections = settings.write_threads
+    dynamodb = aws.client(
+        "dynamodb", region=settings.region, max_attempts=2, max_connections=connections
+    )
+    s3 = aws.client("s3", region=settings.region, max_attempts=2, max_connections=connections)
     store = DynamoStateStore(
         dynamodb,
         Tables(sessions=settings.sessions_table, page_stats=settings.page_stats_table),

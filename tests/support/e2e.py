@@ -16,7 +16,8 @@ from clickstream import aws
 from clickstream.local import stack
 from clickstream.local.settings import LocalStackSettings
 from clickstream.local.stack import LocalStackState
-from clickstream.verify import Verdict, combine, read_results, verify
+from clickstream.verify import Verdict, combine, read_results, result_names, verify
+from consumer import query
 from consumer.local_workers import LocalWorker, wait_until_caught_up
 from producer.manifest import Manifest
 from tests.support.stack import free_port
@@ -43,21 +44,12 @@ class E2EStack:
 
     @property
     def names(self) -> dict[str, str]:
-        environment = self.state.environment()
-        return {
-            "sessions_table": environment["CLICKSTREAM_SESSIONS_TABLE"],
-            "page_stats_table": environment["CLICKSTREAM_PAGE_STATS_TABLE"],
-            "archive_bucket": environment["CLICKSTREAM_ARCHIVE_BUCKET"],
-        }
+        return result_names(self.state.environment())
 
     def wait_caught_up(
         self, manifests: Sequence[Manifest], workers: Sequence[LocalWorker], timeout: float = 420
     ) -> float:
-        last: dict[str, str] = {}
-        for manifest in manifests:
-            for shard, sequence in (manifest.last_sequence_per_shard or {}).items():
-                if int(sequence) > int(last.get(shard, "0")):
-                    last[shard] = sequence
+        last = query.last_sequences(m.last_sequence_per_shard for m in manifests)
         return wait_until_caught_up(self.dynamodb, self.lease_table, last, workers, timeout=timeout)
 
     def verify(self, manifests: Sequence[Manifest]) -> Verdict:
@@ -90,8 +82,13 @@ def cli_stack(state_dir: Path, shards: int, name: str) -> Iterator[E2EStack]:
                 aws.local_client("s3", state.moto_endpoint, state.region),
             )
         finally:
+            # A scenario that failed before stopping its workers must not leave them (and
+            # their JVMs) running after the suite.
+            leftovers = LocalWorker.kill_leftovers()
             down = clickstream("local", "down")
             assert down.returncode == 0, down.stderr.decode()
+            if leftovers:
+                print(f"killed workers left running: {leftovers}")
     finally:
         os.environ.clear()
         os.environ.update(saved)

@@ -1,0 +1,278 @@
+"""Alerts on the local stack (moto on loopback, kinesis-mock for the shard list): a bot alert
+raised once through a crash and replay, shard progress reports, two workers' page watches
+raising each page alert once, and `clickstream query alerts`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from clickstream import aws
+from clickstream.local.stack import LocalStackState
+from clickstream.logging import get_logger
+from consumer import items, query
+from consumer.aggregate import Changes, PageMinuteState
+from consumer.anomaly import PageRules, Rule, ShardProgress
+from consumer.batch import FlushPolicy
+from consumer.page_watch import PageWatch
+from consumer.positions import Position
+from consumer.processor import EXIT_FLUSH_FAILED, ClickstreamProcessor
+from consumer.retry import Backoff, GaveUp
+from consumer.sinks import DynamoAlerts, DynamoStateStore, S3Archive, SaveOutcome, Tables
+from producer.generator import TrafficProfile, generate
+from tests.support.protocol import ScriptedDaemon, protocol_records
+
+BACKOFF = Backoff(base_seconds=0.01, cap_seconds=0.05, deadline_seconds=2.0)
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        yield executor
+
+
+@pytest.fixture(scope="module")
+def dynamodb(local_stack: LocalStackState) -> Any:
+    return aws.local_client("dynamodb", local_stack.moto_endpoint, local_stack.region)
+
+
+def fresh_alerts_table(dynamodb: Any) -> str:
+    """An alerts table of its own (the stack's shape), so progress reports of other tests
+    never reach this test's watermark."""
+    name = f"alerts-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=[
+            {"AttributeName": "rule", "AttributeType": "S"},
+            {"AttributeName": "window_subject", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "rule", "KeyType": "HASH"},
+            {"AttributeName": "window_subject", "KeyType": "RANGE"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
+def alerts_sink(dynamodb: Any, table: str, worker: str) -> DynamoAlerts:
+    return DynamoAlerts(
+        dynamodb,
+        table,
+        raised_by=worker,
+        retention=timedelta(days=1),
+        backoff=BACKOFF,
+        log=get_logger(component="test"),
+    )
+
+
+class _StateNeverSaved:
+    """A store whose save always fails: the crash between raising alerts and saving state."""
+
+    def __init__(self, store: DynamoStateStore) -> None:
+        self.store = store
+
+    def load(self, *args: Any) -> Any:
+        return self.store.load(*args)
+
+    def save(self, changes: Changes, now: datetime) -> SaveOutcome:
+        raise GaveUp("dynamodb:PutItem", 1, RuntimeError("ServiceUnavailable"))
+
+
+def test_a_bot_alert_is_raised_once_through_a_crash_and_a_replay(
+    local_stack: LocalStackState, dynamodb: Any, pool: ThreadPoolExecutor
+) -> None:
+    outputs = local_stack.outputs
+    store = DynamoStateStore(
+        dynamodb,
+        Tables(sessions=outputs["SessionsTableName"], page_stats=outputs["PageStatsTableName"]),
+        retention=timedelta(days=1),
+        backoff=BACKOFF,
+        log=get_logger(component="test"),
+        pool=pool,
+    )
+    s3 = aws.local_client("s3", local_stack.moto_endpoint, local_stack.region)
+    archive = S3Archive(
+        s3, outputs["ArchiveBucketName"], backoff=BACKOFF, log=get_logger(component="t"), pool=pool
+    )
+    table = fresh_alerts_table(dynamodb)
+    # GIVEN traffic of one shard holding two scripted sessions among people
+    start = datetime.now(UTC) - timedelta(hours=2)
+    events, anomalies = generate(41, start, 4_000, TrafficProfile(bot_sessions=2))
+    bots = {a.subject for a in anomalies if a.kind == "bot_session"}
+    assert len(bots) == 2
+    records = protocol_records(events)
+    shard = f"shardId-{uuid.uuid4().hex[:12]}"
+
+    def processor(state_store: Any, worker: str) -> ClickstreamProcessor:
+        return ClickstreamProcessor(
+            state_store,
+            archive,
+            alerts=alerts_sink(dynamodb, table, worker),
+            flush_policy=FlushPolicy(max_records=500, max_age_seconds=3600),
+            checkpoint_backoff=BACKOFF,
+            progress_interval_seconds=0.0,
+        )
+
+    # WHEN the first flush raises the alerts and dies before the state is saved
+    crashing = ScriptedDaemon().initialize(shard)
+    for offset in range(0, len(records), 500):
+        crashing.process(records[offset : offset + 500])
+    with pytest.raises(SystemExit) as stopped:
+        crashing.run(processor(_StateNeverSaved(store), "worker-a"))
+    assert stopped.value.code == EXIT_FLUSH_FAILED
+    assert crashing.checkpoints == []
+
+    # AND another worker replays the shard from the start to its end
+    replay = ScriptedDaemon().initialize(shard)
+    for offset in range(0, len(records), 700):
+        replay.process(records[offset : offset + 700])
+    replay.process([])  # KCL's call with no records: the shard is caught up
+    replay.shutdown_requested()
+    second = processor(store, "worker-b")
+    replay.run(second)
+
+    # THEN each bot has exactly one alert, from whichever worker put it first
+    raised = query.alerts(dynamodb, table, rules=[Rule.BOT_SESSION.value])
+    assert sorted(row["subject"] for row in raised) == sorted(bots)
+    for row in raised:
+        assert row["observed"] >= 0.5
+        assert row["details"]["signals"]
+    # AND the sessions carry their score and the mark that the alert is out
+    for bot in bots:
+        session = query.session(dynamodb, outputs["SessionsTableName"], bot)
+        assert session is not None
+        assert session["bot_alerted"] is True
+        assert session["bot_score"] >= 0.5
+    people = [e.session_id for e in events if not e.session_id.startswith("bot-")][:50]
+    for person in people:
+        session = query.session(dynamodb, outputs["SessionsTableName"], person)
+        assert session is not None
+        assert session["bot_alerted"] is False
+    # AND the shard reported how far it got: every event flushed, caught up
+    progress = alerts_sink(dynamodb, table, "reader").progress()
+    assert len(progress) == 1
+    assert progress[0].shard_id == shard
+    assert progress[0].caught_up is True
+    assert progress[0].event_watermark == max(e.timestamp for e in events)
+
+
+MINUTE0 = datetime(2031, 1, 1, 0, 0, tzinfo=UTC)
+
+
+def minute(index: int) -> str:
+    return (MINUTE0 + timedelta(minutes=index)).strftime("%Y-%m-%dT%H:%M")
+
+
+def test_two_workers_page_watches_raise_each_page_alert_once(
+    local_stack: LocalStackState, dynamodb: Any, pool: ThreadPoolExecutor
+) -> None:
+    kinesis = aws.local_client("kinesis", local_stack.kinesis_endpoint, local_stack.region)
+    stream = local_stack.outputs["StreamName"]
+    shards = query.shard_ids(kinesis, stream)
+    alerts_table = fresh_alerts_table(dynamodb)
+    page_stats = local_stack.outputs["PageStatsTableName"]
+    store = DynamoStateStore(
+        dynamodb,
+        Tables(sessions=local_stack.outputs["SessionsTableName"], page_stats=page_stats),
+        retention=timedelta(days=1),
+        backoff=BACKOFF,
+        log=get_logger(component="test"),
+        pool=pool,
+    )
+    # GIVEN 20 minutes of per-shard page counts: /pricing spikes in minute 12, / has no
+    # views in minute 15, and every shard has reported it is caught up past minute 20
+    pages: list[PageMinuteState] = []
+    for index in range(20):
+        totals = {"/": 400, "/pricing": 60, "/about": 8}
+        if index == 12:
+            totals["/pricing"] = 480
+        if index == 15:
+            del totals["/"]
+        for shard_number, shard in enumerate(shards):
+            for page, views in totals.items():
+                share = views // len(shards) + (1 if shard_number < views % len(shards) else 0)
+                pages.append(
+                    PageMinuteState(page, minute(index), shard, Position(index + 1), share, 0, 0)
+                )
+    assert store.save(Changes([], pages), datetime.now(UTC)).written == len(pages)
+    reporter = alerts_sink(dynamodb, alerts_table, "processors")
+    for shard in shards:
+        reporter.report_progress(
+            ShardProgress(shard, MINUTE0 + timedelta(minutes=21, seconds=30), caught_up=True),
+            datetime.now(UTC),
+        )
+
+    def watch(worker: str) -> PageWatch:
+        return PageWatch(
+            dynamodb=dynamodb,
+            kinesis=kinesis,
+            stream_name=stream,
+            page_stats_table=page_stats,
+            alerts=alerts_sink(dynamodb, alerts_table, worker),
+            rules=PageRules(),
+            log=get_logger(component="test"),
+        )
+
+    # WHEN two workers' watches each make a pass
+    first, second = watch("worker-a"), watch("worker-b")
+    first.detector.next_minute = second.detector.next_minute = minute(0)
+    raised_first = first.run_once()
+    raised_second = second.run_once()
+
+    # THEN both judged the same minutes, the first raised the spike and the drop, the second
+    # found them raised already
+    expected = [(Rule.PAGE_SPIKE, minute(12), "/pricing"), (Rule.PAGE_DROP, minute(15), "/")]
+    assert [(a.rule, a.window, a.subject) for a in raised_first] == expected
+    assert raised_second == []
+    assert first.detector.next_minute == second.detector.next_minute == minute(20)
+    stored = query.alerts(dynamodb, alerts_table, rules=[rule.value for rule in Rule])
+    assert [(row["rule"], row["window"], row["subject"]) for row in stored] == [
+        (rule.value, window, subject) for rule, window, subject in expected
+    ]
+    assert {row["raised_by"] for row in stored} == {"worker-a"}
+    spike = stored[0]
+    assert spike["observed"] == 480
+    assert spike["baseline"] == pytest.approx(60, abs=1)
+    assert spike["threshold"] == PageRules().z_threshold
+
+    # AND `clickstream query alerts --json` lists them, filtered by rule and --since
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKSTREAM_")}
+    env.update(local_stack.environment())
+    env["CLICKSTREAM_ALERTS_TABLE"] = alerts_table
+
+    def query_alerts(*args: str) -> Any:
+        result = subprocess.run(
+            [sys.executable, "-m", "clickstream.cli", "query", "alerts", "--json", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)["alerts"]
+
+    assert len(query_alerts()) == 2
+    assert [row["subject"] for row in query_alerts("--rule", "page_drop")] == ["/"]
+    assert [row["rule"] for row in query_alerts("--since", minute(13))] == ["page_drop"]
+    refused = subprocess.run(
+        [sys.executable, "-m", "clickstream.cli", "query", "alerts", "--since", "yesterday"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "--since 'yesterday'" in refused.stderr
+    assert items.PROGRESS_RULE not in json.dumps(query_alerts())
