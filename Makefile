@@ -1,5 +1,5 @@
 # The two commands of the README, and the checks they are made of.
-.PHONY: demo test lint typecheck unit bootstrap bench soak
+.PHONY: demo test lint typecheck unit bootstrap bench soak measure
 
 bootstrap:
 	./scripts/bootstrap.sh
@@ -23,6 +23,10 @@ test: lint typecheck
 # Figures, not pass/fail: the record processor's throughput and writes per 1,000 events.
 bench: bootstrap
 	.venv/bin/clickstream bench
+
+# Figures, not pass/fail: precision and recall of the anomaly rules on seeded scenarios.
+measure: bootstrap
+	.venv/bin/clickstream anomalies measure
 
 # Not in CI: 30 minutes of steady load with worker restarts; memory, lag, exactness.
 soak: bootstrap

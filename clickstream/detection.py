@@ -253,7 +253,7 @@ def run_scenario(
     detector = PageTrafficDetector(page_rules, next_minute=minute_key(start))
     judged = [0]
 
-    def raise_alerts(found: list[Alert]) -> None:
+    def raise_alerts(_minute: str, found: list[Alert]) -> None:
         judged[0] += 1
         alerts.raise_once(found, now)
 

@@ -349,10 +349,10 @@ def judge_complete_minutes(
     detector: PageTrafficDetector,
     watermark: datetime | None,
     views_of: Callable[[str], Mapping[str, int]],
-    raise_alerts: Callable[[list[Alert]], None],
+    raise_alerts: Callable[[str, list[Alert]], None],
 ) -> None:
     """Judge every minute complete under `watermark`, reading totals with `views_of` and
-    handing each minute's alerts to `raise_alerts` before the next minute.
+    handing each minute and its alerts to `raise_alerts` before the next minute.
 
     If raising fails the minute is not counted as judged, so the next call judges it again.
     A detector that has judged nothing starts `history_minutes` before the watermark.
@@ -365,7 +365,7 @@ def judge_complete_minutes(
             detector.remember(earlier, views_of(earlier))
         alerts = detector.judge(minute, views_of(minute))
         try:
-            raise_alerts(alerts)
+            raise_alerts(minute, alerts)
         except BaseException:
             detector.next_minute = minute
             raise

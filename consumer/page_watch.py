@@ -70,6 +70,7 @@ class PageWatch:
 
     def run(self, stop: threading.Event, interval_seconds: float) -> None:
         """Pass after pass until `stop` is set."""
+        self._log.info("page watch started", interval_s=interval_seconds)
         while not stop.is_set():
             try:
                 self.run_once()
@@ -88,11 +89,18 @@ class PageWatch:
         shards = sorted({entry.shard_id for entry in progress} | set(open_shards))
         raised: list[Alert] = []
 
-        def raise_alerts(alerts: list[Alert]) -> None:
+        def raise_alerts(minute: str, alerts: list[Alert]) -> None:
             new = self._alerts.raise_once(alerts, self._wall_clock()) if alerts else []
             for alert in new:
                 announce_alert(self._log, self._metrics, alert)
             raised.extend(new)
+            self._log.info(
+                "minute judged",
+                minute=minute,
+                alerts=len(alerts),
+                raised_here=len(new),
+                watermark=watermark.isoformat(),
+            )
 
         judge_complete_minutes(
             self.detector, watermark, lambda minute: self._views(minute, shards), raise_alerts

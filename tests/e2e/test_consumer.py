@@ -12,11 +12,15 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from consumer import query
+from clickstream.detection import unmatched
+from consumer import items, query
+from consumer.anomaly import Alert, Rule
 from consumer.local_workers import LocalWorker
+from producer.manifest import Manifest
 from tests.support.e2e import (
     E2EStack,
     cli_stack,
@@ -28,6 +32,21 @@ from tests.support.e2e import (
 pytestmark = pytest.mark.e2e
 
 SHARDS = 4
+
+
+def wait_for_alerts(
+    e2e: E2EStack, manifest: Manifest, timeout: float = 120
+) -> tuple[list[Any], list[Alert]]:
+    """Poll the alerts table until every anomaly of the manifest has its alert."""
+    table = e2e.state.outputs["AlertsTableName"]
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = query.alerts(e2e.dynamodb, table, rules=[rule.value for rule in Rule])
+        alerts = [items.alert_from_item(row) for row in rows]
+        missed, unlabelled = unmatched(manifest.anomalies, alerts)
+        if not missed or time.monotonic() > deadline:
+            return list(missed), unlabelled
+        time.sleep(2)
 
 
 @pytest.fixture
@@ -45,10 +64,23 @@ def test_two_workers_count_exactly_through_kpl_input_and_a_graceful_restart(
     worker_b = LocalWorker("e2e-b", tmp_path / "b.log").start()
     restarted: LocalWorker | None = None
     try:
-        # WHEN 20,000 seeded events and 200 malformed records of every kind are produced
+        # WHEN 20,000 seeded events and 200 malformed records of every kind are produced,
+        # over ~13 minutes of event time with a spike, a drop and a bot session injected
         path_1 = tmp_path / "m1.json"
         args_1 = produce_args(
-            path_1, seed=11, events=20_000, malformed=200, start=now - timedelta(hours=3)
+            path_1,
+            seed=11,
+            events=20_000,
+            malformed=200,
+            start=now - timedelta(hours=3),
+            extra=[
+                "--sessions-per-minute",
+                "100",
+                "--spike",
+                "/pricing@8x6",
+                "--drop",
+                "/search@10",
+            ],
         )
         manifest_1 = finish(produce_in_background(args_1), path_1)
         assert len(manifest_1.last_sequence_per_shard or {}) == SHARDS
@@ -67,6 +99,16 @@ def test_two_workers_count_exactly_through_kpl_input_and_a_graceful_restart(
             "wrong_type",
             "timestamp_out_of_range",
         }
+        # AND the workers raised an alert for each injected anomaly, in its window: the bot
+        # from its shard's processor, the spike and the drop from the page watches
+        assert {a.kind for a in manifest_1.anomalies} == {
+            "bot_session",
+            "traffic_spike",
+            "traffic_drop",
+        }
+        missed, unlabelled = wait_for_alerts(e2e, manifest_1)
+        assert missed == []
+        assert len(unlabelled) <= 2, unlabelled
 
         # WHEN KPL-aggregated traffic flows and the worker holding the most leases (call it
         # A) is stopped with SIGTERM meanwhile

@@ -257,9 +257,12 @@ def test_the_detector_judges_each_complete_minute_once_in_order() -> None:
         return totals.get(m, {})
 
     # WHEN the watermark reaches minute 10, then the end
-    judge_complete_minutes(detector, START + timedelta(minutes=10), views_of, raised.extend)
+    def collect(_minute: str, alerts: list[Alert]) -> None:
+        raised.extend(alerts)
+
+    judge_complete_minutes(detector, START + timedelta(minutes=10), views_of, collect)
     judged_early = list(raised)
-    judge_complete_minutes(detector, START + timedelta(minutes=20), views_of, raised.extend)
+    judge_complete_minutes(detector, START + timedelta(minutes=20), views_of, collect)
     # THEN nothing alerts during the first ten, and the spike and the drop alert once each
     assert judged_early == []
     assert [(a.rule, a.window, a.subject) for a in raised] == [
@@ -277,7 +280,7 @@ def test_a_minute_whose_alerts_could_not_be_raised_is_judged_again() -> None:
     failures = [RuntimeError("throttled")]
     raised: list[Alert] = []
 
-    def raise_alerts(alerts: list[Alert]) -> None:
+    def raise_alerts(_minute: str, alerts: list[Alert]) -> None:
         if alerts and failures:
             raise failures.pop()
         raised.extend(alerts)
