@@ -577,6 +577,29 @@ def consume(
     raise typer.Exit(code)
 
 
+@app.command()
+@one_line_errors
+def health(
+    max_age: Annotated[
+        float, typer.Option(min=1, help="Seconds since the worker last touched its file.")
+    ] = 60.0,
+) -> None:
+    """Exit 0 if this container's worker is running its KCL daemon (the container health
+    check): the file `CLICKSTREAM_HEALTH_FILE` was touched within `--max-age` seconds."""
+    import time
+
+    path = os.environ.get("CLICKSTREAM_HEALTH_FILE")
+    if not path:
+        raise ConfigurationError("CLICKSTREAM_HEALTH_FILE is not set: no health file to check")
+    try:
+        age = time.time() - Path(path).stat().st_mtime
+    except FileNotFoundError:
+        raise ConfigurationError(f"unhealthy: {path} does not exist (worker not running)") from None
+    if age > max_age:
+        raise ConfigurationError(f"unhealthy: {path} last touched {age:.0f} s ago")
+    out.print(f"healthy: {path} touched {age:.0f} s ago")
+
+
 def _results_clients() -> tuple[Any, Any, dict[str, str]]:
     """DynamoDB and Kinesis clients and the names to read: from settings, else the local stack."""
     if "CLICKSTREAM_PAGE_STATS_TABLE" not in os.environ:

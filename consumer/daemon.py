@@ -11,6 +11,7 @@ KCL exits 0 even when it gave up initialising, so any exit we did not ask for is
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -60,6 +61,10 @@ def write_runtime_files(settings: ConsumerSettings, python: str = sys.executable
     return DaemonFiles(directory, properties_file, executable, logback)
 
 
+HEALTH_TOUCH_SECONDS: Final = 10.0
+"""How often a running worker touches its health file; `clickstream health` allows 6x that."""
+
+
 class DaemonRunner:
     """Starts the daemon, forwards stop signals to it, and judges how it ended."""
 
@@ -96,7 +101,10 @@ class DaemonRunner:
             )
         files = write_runtime_files(self.settings)
         command = kcl_runtime.daemon_command(
-            java, files.properties_file, log_configuration=files.logback
+            java,
+            files.properties_file,
+            jars_dir=self.settings.kcl_jars_dir,
+            log_configuration=files.logback,
         )
         self.log.info(
             "starting KCL MultiLangDaemon",
@@ -118,13 +126,25 @@ class DaemonRunner:
                 self._process.wait(timeout=60)
                 raise ConsumerError(failure)
             start_page_watch(self.settings, self._companions_stop)
-            code = self._process.wait()
+            code = self._wait_while_healthy(self._process)
         finally:
             self._companions_stop.set()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             shutil.rmtree(files.directory, ignore_errors=True)
         return self._judge(code)
+
+    def _wait_while_healthy(self, process: subprocess.Popen[bytes]) -> int:
+        """Wait for the daemon, touching the health file while it runs (if one is set)."""
+        health = self.settings.health_file
+        while True:
+            if health is not None:
+                with contextlib.suppress(OSError):
+                    health.touch()
+            try:
+                return process.wait(timeout=HEALTH_TOUCH_SECONDS)
+            except subprocess.TimeoutExpired:
+                continue
 
     def _judge(self, code: int) -> int:
         if self._stop_requested.is_set():

@@ -61,6 +61,18 @@ class Metrics:
             stream.flush()
 
 
+METRIC_NAMES: Final = (
+    "EventsProcessed",
+    "DeadLetters",
+    "FlushLatency",
+    "MillisBehindLatest",
+    "AlertsRaised",
+    "WorkerErrors",
+)
+"""Every metric the workers emit, dimension `Stream` (DeadLetters also by `Reason`,
+AlertsRaised also by `Rule`). The template's dashboard and alarms use exactly these."""
+
+
 def announce_alert(log: Any, metrics: Metrics | None, alert: Alert) -> None:
     """What an operator sees of a newly raised alert: a log line and an `AlertsRaised` metric."""
     log.warning(
@@ -74,4 +86,5 @@ def announce_alert(log: Any, metrics: Metrics | None, alert: Alert) -> None:
         **{f"detail_{key}": value for key, value in alert.details.items()},
     )
     if metrics is not None:
+        metrics.emit({"AlertsRaised": (1, "Count")})
         metrics.emit({"AlertsRaised": (1, "Count")}, dimensions={"Rule": alert.rule.value})

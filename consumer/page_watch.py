@@ -76,6 +76,8 @@ class PageWatch:
                 self.run_once()
             except Exception as error:
                 self._log.warning("page watch pass failed; trying again", error=repr(error))
+                if self._metrics is not None:
+                    self._metrics.emit({"WorkerErrors": (1, "Count")})
             stop.wait(interval_seconds)
 
     def run_once(self) -> list[Alert]:
@@ -145,7 +147,7 @@ def start_page_watch(settings: ConsumerSettings, stop: threading.Event) -> threa
         ),
         rules=settings.page_rules(),
         log=log,
-        metrics=Metrics(settings.metrics_namespace),
+        metrics=Metrics(settings.metrics_namespace, dimensions={"Stream": settings.stream_name}),
     )
     thread = threading.Thread(
         target=watch.run,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -81,6 +82,7 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         self._caught_up = False
         self._reported: tuple[datetime | None, bool] | None = None
         self._reported_at = float("-inf")
+        self._millis_behind: int | None = None
         self._policy = flush_policy
         self._checkpoint_backoff = checkpoint_backoff
         self._max_sessions = max_cached_sessions
@@ -123,6 +125,7 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
             now = self._clock()
             policy = TimestampPolicy(now=self._wall_clock())
             records = process_records_input.records
+            self._millis_behind = process_records_input.millis_behind_latest
             for record in records:
                 self._receive(record, policy, now)
             if self._policy.due(self._batch, self._clock()):
@@ -220,6 +223,7 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         newest = max(item.event.timestamp for item in batch.events) if batch.events else None
         if newest is not None and (self._event_watermark is None or newest > self._event_watermark):
             self._event_watermark = newest
+        self._emit_flush_metrics(batch, (self._clock() - started) * 1000)
         for letter in batch.dead_letters:
             self._log.warning(
                 "dead letter",
@@ -237,6 +241,21 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
             flush_ms=round((self._clock() - started) * 1000, 1),
         )
         return batch.last_position
+
+    def _emit_flush_metrics(self, batch: PendingBatch, flush_ms: float) -> None:
+        if self._metrics is None:
+            return
+        values: dict[str, tuple[float, str]] = {
+            "EventsProcessed": (len(batch.events), "Count"),
+            "DeadLetters": (len(batch.dead_letters), "Count"),
+            "FlushLatency": (round(flush_ms, 1), "Milliseconds"),
+        }
+        if self._millis_behind is not None:
+            values["MillisBehindLatest"] = (self._millis_behind, "Milliseconds")
+        self._metrics.emit(values)
+        reasons = Counter(letter.error.reason.value for letter in batch.dead_letters)
+        for reason, count in sorted(reasons.items()):
+            self._metrics.emit({"DeadLetters": (count, "Count")}, dimensions={"Reason": reason})
 
     def _bot_alerts(self, sessions: Sequence[SessionState]) -> list[Alert]:
         """Score the sessions a flush changed; the alerts of those crossing the line."""
@@ -319,12 +338,18 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
 
     # -- failure policy --------------------------------------------------------------------
 
+    def _count_error(self) -> None:
+        if self._metrics is not None:
+            with contextlib.suppress(Exception):  # the exit that follows matters more
+                self._metrics.emit({"WorkerErrors": (1, "Count")})
+
     @contextlib.contextmanager
     def _stop_on_failure(self, during: str) -> Iterator[None]:
         """Turn any failure into a deliberate exit, since amazon_kclpy would swallow it."""
         try:
             yield
         except GaveUp as error:
+            self._count_error()
             self._log.error(
                 "flush failed: stopping so the shard restarts from its last checkpoint",
                 during=during,
@@ -334,6 +359,7 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
             )
             raise SystemExit(EXIT_FLUSH_FAILED) from error
         except Exception as error:
+            self._count_error()
             self._log.exception("unexpected failure: stopping", during=during)
             raise SystemExit(EXIT_UNEXPECTED) from error
 

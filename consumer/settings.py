@@ -12,12 +12,14 @@ import os
 import socket
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clickstream.errors import ConfigurationError
+from clickstream.kcl_runtime import KCL_JARS_DIR
 from consumer.anomaly import BotRules, PageRules
 
 ENV_PREFIX = "CLICKSTREAM_"
@@ -78,6 +80,14 @@ class ConsumerSettings(BaseSettings):
         description="How long KCL gets to create its lease table before start counts as failed.",
     )
     java: str = Field(default="java", description="The Java 17+ executable running KCL.")
+    kcl_jars_dir: Path = Field(
+        default=KCL_JARS_DIR,
+        description="The MultiLangDaemon's jars (bootstrap's .tools/kcl/jars; the image's own).",
+    )
+    health_file: Path | None = Field(
+        default=None,
+        description="Touched every few seconds while the KCL daemon runs (`clickstream health`).",
+    )
 
     # The record processor.
     flush_max_records: int = Field(default=10_000, ge=1)

@@ -68,7 +68,7 @@ def build_processor(settings: ConsumerSettings) -> ClickstreamProcessor:
         lease=lease,
         alerts=alerts,
         bot_rules=settings.bot_rules(),
-        metrics=Metrics(settings.metrics_namespace),
+        metrics=Metrics(settings.metrics_namespace, dimensions={"Stream": settings.stream_name}),
         flush_policy=FlushPolicy(
             max_records=settings.flush_max_records,
             max_bytes=settings.flush_max_bytes,

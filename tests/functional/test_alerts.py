@@ -4,6 +4,7 @@ raising each page alert once, and `clickstream query alerts`."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -23,6 +24,7 @@ from consumer import items, query
 from consumer.aggregate import Changes, PageMinuteState
 from consumer.anomaly import PageRules, Rule, ShardProgress
 from consumer.batch import FlushPolicy
+from consumer.metrics import Metrics
 from consumer.page_watch import PageWatch
 from consumer.positions import Position
 from consumer.processor import EXIT_FLUSH_FAILED, ClickstreamProcessor
@@ -113,11 +115,14 @@ def test_a_bot_alert_is_raised_once_through_a_crash_and_a_replay(
     records = protocol_records(events)
     shard = f"shardId-{uuid.uuid4().hex[:12]}"
 
+    emitted = io.StringIO()
+
     def processor(state_store: Any, worker: str) -> ClickstreamProcessor:
         return ClickstreamProcessor(
             state_store,
             archive,
             alerts=alerts_sink(dynamodb, table, worker),
+            metrics=Metrics(stream=emitted, dimensions={"Stream": "test"}),
             flush_policy=FlushPolicy(max_records=500, max_age_seconds=3600),
             checkpoint_backoff=BACKOFF,
             progress_interval_seconds=0.0,
@@ -158,6 +163,14 @@ def test_a_bot_alert_is_raised_once_through_a_crash_and_a_replay(
         session = query.session(dynamodb, outputs["SessionsTableName"], person)
         assert session is not None
         assert session["bot_alerted"] is False
+    # AND the metrics say so: two alerts raised (by the first worker), every event processed
+    # once by the second, which raised nothing new
+    documents = [json.loads(line) for line in emitted.getvalue().splitlines()]
+    by_rule = [d for d in documents if "AlertsRaised" in d and d.get("Rule") == "bot_session"]
+    assert len(by_rule) == 2
+    assert second.totals["alerts"] == 0
+    assert sum(d.get("EventsProcessed", 0) for d in documents) >= len(events)
+    assert second.totals["events"] == len(events)
     # AND the shard reported how far it got: every event flushed, caught up
     progress = alerts_sink(dynamodb, table, "reader").progress()
     assert len(progress) == 1

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import json
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from consumer import items, properties, query
 from consumer.aggregate import PageMinuteState, PositionedEvent, SessionState, ShardPosition
 from consumer.anomaly import Alert, Rule, ShardProgress
 from consumer.batch import DeadLetter, FlushPolicy, PendingBatch, archive_objects
+from consumer.metrics import METRIC_NAMES, Metrics
 from consumer.positions import Position
 from consumer.retry import Backoff, GaveUp, call_with_retries, is_transient
 from consumer.settings import ConsumerSettings, unknown_settings
@@ -311,3 +314,35 @@ class TestKplAggregation:
             users = deaggregate_records([kinesis_record])
             keys = {u["kinesis"]["partitionKey"] for u in users}
             assert keys == {record.partition_key}
+
+
+class TestMetrics:
+    def test_a_document_is_embedded_metric_format_on_the_given_stream(self) -> None:
+        buffer = io.StringIO()
+        moment = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+        metrics = Metrics("Clickstream", stream=buffer, dimensions={"Stream": "s"})
+        metrics.emit(
+            {"DeadLetters": (3, "Count"), "FlushLatency": (12.5, "Milliseconds")},
+            dimensions={"Reason": "not_json"},
+            at=moment,
+        )
+        (line,) = buffer.getvalue().splitlines()
+        document = json.loads(line)
+        directive = document["_aws"]["CloudWatchMetrics"][0]
+        assert directive["Namespace"] == "Clickstream"
+        assert directive["Dimensions"] == [["Stream", "Reason"]]
+        assert {m["Name"]: m["Unit"] for m in directive["Metrics"]} == {
+            "DeadLetters": "Count",
+            "FlushLatency": "Milliseconds",
+        }
+        assert document["_aws"]["Timestamp"] == int(moment.timestamp() * 1000)
+        assert (document["Stream"], document["Reason"]) == ("s", "not_json")
+        assert (document["DeadLetters"], document["FlushLatency"]) == (3, 12.5)
+
+    def test_every_metric_name_the_workers_emit_is_listed_for_the_template(self) -> None:
+        source = "".join(
+            (Path(__file__).parents[2] / "consumer" / name).read_text()
+            for name in ("processor.py", "page_watch.py", "metrics.py")
+        )
+        emitted = set(re.findall(r'"([A-Z][A-Za-z]+)"\]? ?[:=] \(', source))
+        assert emitted == set(METRIC_NAMES)
