@@ -9,6 +9,7 @@ Anything that fails on the way stops what was started: no orphan process.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import time
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
@@ -209,6 +210,7 @@ def up(settings: LocalStackSettings) -> LocalStackState:
         stream_name = outputs["StreamName"]
         _create_stream(kinesis_client, stream_name, int(outputs["ShardCount"]), timeout)
         applied = _apply_skipped_properties(template, context, settings, kinesis_client)
+        applied += _create_skipped_resources(template, context, settings)
 
         state = LocalStackState(
             started_at=datetime.now(UTC),
@@ -390,6 +392,62 @@ def _apply_skipped_properties(
             )
             applied.append(f"{stream}: retention {retention} h (kinesis-mock)")
     return applied
+
+
+SKIPPED_RESOURCE_TYPES: Final = (
+    "AWS::Glue::Database",
+    "AWS::Glue::Table",
+    "AWS::CloudWatch::Alarm",
+)
+"""Resource types moto's CloudFormation does not create (it warns and goes on) and that
+`local up` creates itself through moto's own APIs, from the template's text."""
+
+
+def _create_skipped_resources(
+    template: dict[str, Any], context: StackContext, settings: LocalStackSettings
+) -> list[str]:
+    """Create the template's resources moto's CloudFormation skipped, in template order.
+
+    Only the data plane is deployed locally (no ImageUri: the workers are local processes),
+    so these are the Athena table and the alarms; each one created is reported.
+    """
+    conditions = evaluate_conditions(template, context)
+    glue = aws.local_client("glue", settings.moto_endpoint, settings.region)
+    cloudwatch = aws.local_client("cloudwatch", settings.moto_endpoint, settings.region)
+    physical_ids = dict(context.physical_ids)
+    created: list[str] = []
+    for logical_id, resource in template.get("Resources", {}).items():
+        kind = resource.get("Type")
+        condition = resource.get("Condition")
+        if kind not in SKIPPED_RESOURCE_TYPES or logical_id in physical_ids:
+            continue
+        if condition is not None and not conditions[condition]:
+            continue
+        here = dataclasses.replace(context, physical_ids=physical_ids)
+        props = resolve(resource.get("Properties", {}), here, conditions)
+        if kind == "AWS::Glue::Database":
+            name = props["DatabaseInput"]["Name"]
+            glue.create_database(DatabaseInput=props["DatabaseInput"])
+        elif kind == "AWS::Glue::Table":
+            name = props["TableInput"]["Name"]
+            glue.create_table(DatabaseName=props["DatabaseName"], TableInput=props["TableInput"])
+            name = f"{props['DatabaseName']}.{name}"
+        else:
+            name = props["AlarmName"]
+            numbers = ("Threshold", "EvaluationPeriods", "Period")
+            alarm = {k: v for k, v in props.items() if k not in numbers}
+            alarm["Dimensions"] = [
+                {"Name": d["Name"], "Value": d["Value"]} for d in props.get("Dimensions", [])
+            ]
+            cloudwatch.put_metric_alarm(
+                **alarm,
+                Threshold=float(props["Threshold"]),
+                EvaluationPeriods=int(props["EvaluationPeriods"]),
+                Period=int(props["Period"]),
+            )
+        physical_ids[logical_id] = name
+        created.append(f"{name}: {kind} created through moto's API (its CloudFormation skips it)")
+    return created
 
 
 def _exists(read: Callable[[], Any]) -> bool:

@@ -31,12 +31,18 @@ def test_resolver_evaluates_the_templates_intrinsics() -> None:
             "StreamRetentionHours": "48",
             "ArchiveTransitionDays": "30",
             "ArchiveGlacierDays": "180",
+            "ImageUri": "",
+            "AlarmEmail": "ops@example.com",
         },
         physical_ids={"ArchiveBucket": "demo-archive"},
         resource_types={"ArchiveBucket": "AWS::S3::Bucket"},
     )
     conditions = evaluate_conditions(template, context)
-    assert conditions == {"EnablePointInTimeRecovery": True}
+    assert conditions == {
+        "EnablePointInTimeRecovery": True,
+        "DeployWorkers": False,
+        "SubscribeAlarmEmail": True,
+    }
     tables = {
         k: resolve(v, context, conditions)
         for k, v in resources_of_type(template, "AWS::DynamoDB::Table").items()

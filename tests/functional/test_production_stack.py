@@ -1,0 +1,156 @@
+"""The whole template, workers included, deployed through CloudFormation onto the local
+stack's moto; and what `local up` adds that moto's CloudFormation skips (Athena table,
+alarms)."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from clickstream import aws
+from clickstream.local.stack import LocalStackState
+from clickstream.paths import DEFAULT_TEMPLATE
+from consumer.batch import RAW_PREFIX, partition_path
+from consumer.metrics import METRIC_NAMES
+from consumer.settings import ConsumerSettings, unknown_settings
+
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/clickstream-worker:0.1.0"
+
+
+def client(state: LocalStackState, service: str) -> Any:
+    return aws.local_client(service, state.moto_endpoint, state.region)
+
+
+@pytest.fixture(scope="module")
+def production(local_stack: LocalStackState) -> dict[str, str]:
+    """A second stack from the same template, with workers: what `aws cloudformation
+    deploy` would create in an account, in the default VPC's subnets."""
+    ec2 = client(local_stack, "ec2")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])
+    cfn = client(local_stack, "cloudformation")
+    parameters = {
+        "ImageUri": IMAGE,
+        "VpcId": vpc["VpcId"],
+        "Subnets": ",".join(s["SubnetId"] for s in subnets["Subnets"][:2]),
+        "DesiredCount": "2",
+        "MinCount": "1",
+        "MaxCount": "4",
+        "AlarmEmail": "ops@example.com",
+        "LogRetentionDays": "14",
+        "GlueDatabaseName": "clickstream_prod",
+    }
+    cfn.create_stack(
+        StackName="prod",
+        TemplateBody=DEFAULT_TEMPLATE.read_text(),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        stack = cfn.describe_stacks(StackName="prod")["Stacks"][0]
+        if not stack["StackStatus"].endswith("IN_PROGRESS") or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+    return {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+
+
+def test_the_worker_service_runs_the_image_with_the_stacks_settings(
+    local_stack: LocalStackState, production: dict[str, str]
+) -> None:
+    ecs = client(local_stack, "ecs")
+    (service,) = ecs.describe_services(
+        cluster=production["WorkerCluster"], services=[production["WorkerService"]]
+    )["services"]
+    assert service["desiredCount"] == 2
+    assert service["launchType"] == "FARGATE"
+    network = service["networkConfiguration"]["awsvpcConfiguration"]
+    assert len(network["subnets"]) == 2
+    assert network["assignPublicIp"] == "DISABLED"
+    task = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+    (container,) = task["containerDefinitions"]
+    assert container["image"] == IMAGE
+    assert container["healthCheck"]["command"] == ["CMD", "clickstream", "health"]
+    assert container["logConfiguration"]["logDriver"] == "awslogs"
+    environment = {e["name"]: e["value"] for e in container["environment"]}
+    assert unknown_settings(environment, [ConsumerSettings]) == []
+    assert environment["CLICKSTREAM_STREAM_NAME"] == production["StreamName"]
+    assert environment["CLICKSTREAM_ALERTS_TABLE"] == production["AlertsTableName"]
+    assert environment["CLICKSTREAM_APPLICATION_NAME"] == f"{production['StreamName']}-consumer"
+    assert task["taskRoleArn"] == production["WorkerTaskRoleArn"]
+
+
+def test_the_task_role_names_every_resource_it_touches(
+    local_stack: LocalStackState, production: dict[str, str]
+) -> None:
+    iam = client(local_stack, "iam")
+    role = production["WorkerTaskRoleArn"].rsplit("/", 1)[1]
+    (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+    if isinstance(document, str):
+        document = json.loads(document)
+    text = json.dumps(document)
+    for resource in (
+        production["StreamArn"],
+        f"table/{production['SessionsTableName']}",
+        f"table/{production['StreamName']}-consumer",
+        f"{production['ArchiveBucketArn']}/raw/*",
+    ):
+        assert resource in text
+    for statement in document["Statement"]:
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        assert not any("*" in action for action in actions)
+
+
+def test_logs_alarms_topic_and_dashboard_exist(
+    local_stack: LocalStackState, production: dict[str, str]
+) -> None:
+    logs = client(local_stack, "logs")
+    (group,) = logs.describe_log_groups(logGroupNamePrefix=production["WorkerLogGroup"])[
+        "logGroups"
+    ]
+    assert group["retentionInDays"] == 14
+    sns = client(local_stack, "sns")
+    assert sns.get_topic_attributes(TopicArn=production["AlarmTopicArn"])["Attributes"]
+    cloudwatch = client(local_stack, "cloudwatch")
+    body = cloudwatch.get_dashboard(DashboardName=production["DashboardName"])["DashboardBody"]
+    widgets = json.loads(body)["widgets"]
+    shown = {metric[1] for w in widgets for metric in w["properties"]["metrics"] if len(metric) > 1}
+    assert set(METRIC_NAMES) <= shown
+    assert production["AthenaTable"] == "clickstream_prod.raw_events"
+
+
+def test_local_up_creates_the_athena_table_and_alarms_moto_skips(
+    local_stack: LocalStackState,
+) -> None:
+    outputs = local_stack.outputs
+    glue = client(local_stack, "glue")
+    database, table_name = outputs["AthenaTable"].split(".")
+    table = glue.get_table(DatabaseName=database, Name=table_name)["Table"]
+    # The projected location of an hour is exactly where the processors archive that hour.
+    template = table["Parameters"]["storage.location.template"]
+    hour = datetime(2026, 11, 23, 9, tzinfo=UTC)
+    projected = (
+        template.replace("${year}", "2026")
+        .replace("${month}", "11")
+        .replace("${day}", "23")
+        .replace("${hour}", "09")
+    )
+    bucket = outputs["ArchiveBucketName"]
+    assert projected == f"s3://{bucket}/{partition_path(RAW_PREFIX, hour)}"
+    assert [key["Name"] for key in table["PartitionKeys"]] == ["year", "month", "day", "hour"]
+    cloudwatch = client(local_stack, "cloudwatch")
+    alarms = cloudwatch.describe_alarms(AlarmNamePrefix=local_stack.stack_name)["MetricAlarms"]
+    assert {a["MetricName"] for a in alarms} == {
+        "GetRecords.IteratorAgeMilliseconds",
+        "DeadLetters",
+        "WorkerErrors",
+    }
+    assert all(a["AlarmActions"] == [outputs["AlarmTopicArn"]] for a in alarms)

@@ -1,0 +1,117 @@
+"""The template's IAM policies: least privilege, read from infra/cloudformation.yaml itself."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from clickstream.local.template import load_template
+from clickstream.paths import DEFAULT_TEMPLATE
+from consumer.metrics import METRIC_NAMES
+
+TEMPLATE = load_template(DEFAULT_TEMPLATE)
+
+NO_RESOURCE_LEVEL_PERMISSIONS = {"cloudwatch:PutMetricData"}
+"""Actions AWS cannot scope by resource: `*` is the only resource they take, so each must
+be narrowed by a condition instead."""
+
+AWS_MANAGED_POLICIES = {"service-role/AmazonECSTaskExecutionRolePolicy"}
+
+
+def statements() -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for logical_id, resource in TEMPLATE["Resources"].items():
+        if resource["Type"] not in ("AWS::IAM::Role", "AWS::IAM::Policy"):
+            continue
+        for policy in resource["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                found.append((logical_id, statement))
+    return found
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_the_template_has_inline_policies_to_check() -> None:
+    assert len(statements()) >= 5
+
+
+@pytest.mark.parametrize(("role", "statement"), statements(), ids=lambda v: str(v)[:40])
+def test_no_statement_allows_a_wildcard_action(role: str, statement: dict[str, Any]) -> None:
+    for action in as_list(statement["Action"]):
+        assert "*" not in action, f"{role}: wildcard action {action}"
+    assert "NotAction" not in statement
+    assert statement["Effect"] == "Allow"
+
+
+@pytest.mark.parametrize(("role", "statement"), statements(), ids=lambda v: str(v)[:40])
+def test_a_wildcard_resource_only_where_aws_allows_nothing_else(
+    role: str, statement: dict[str, Any]
+) -> None:
+    resources = [json.dumps(r) for r in as_list(statement["Resource"])]
+    if '"*"' in resources:
+        assert set(as_list(statement["Action"])) <= NO_RESOURCE_LEVEL_PERMISSIONS, role
+        assert statement.get("Condition"), f"{role}: unscoped `*` resource"
+    for resource in resources:
+        if resource == '"*"':
+            continue
+        # Object prefixes (`/raw/*`) are the only other wildcard: every name is known.
+        assert resource.count("*") == 0 or resource.endswith('/*"}'), (role, resource)
+
+
+def test_objects_may_be_written_under_the_archive_prefixes_only() -> None:
+    writes = [s for _, s in statements() if "s3:PutObject" in as_list(s["Action"])]
+    assert len(writes) == 1
+    prefixes = [r["Fn::Sub"] for r in writes[0]["Resource"]]
+    assert prefixes == ["${ArchiveBucket.Arn}/raw/*", "${ArchiveBucket.Arn}/dead-letter/*"]
+    assert all(as_list(s["Action"]) != ["s3:DeleteObject"] for _, s in statements())
+
+
+def test_metrics_only_in_the_projects_and_kcls_namespaces() -> None:
+    (metrics,) = [s for _, s in statements() if "cloudwatch:PutMetricData" in as_list(s["Action"])]
+    namespaces = metrics["Condition"]["StringEquals"]["cloudwatch:namespace"]
+    assert namespaces == [{"Ref": "MetricsNamespace"}, {"Fn::Sub": "${EventStream}-consumer"}]
+
+
+def test_managed_policies_are_only_the_execution_role_s() -> None:
+    for logical_id, resource in TEMPLATE["Resources"].items():
+        for arn in resource.get("Properties", {}).get("ManagedPolicyArns", []):
+            assert logical_id == "WorkerExecutionRole"
+            assert arn["Fn::Sub"].split(":policy/")[1] in AWS_MANAGED_POLICIES
+
+
+def test_alarms_and_dashboard_use_the_metric_names_the_workers_emit() -> None:
+    ours = {"Ref": "MetricsNamespace"}
+    for resource in TEMPLATE["Resources"].values():
+        if (
+            resource["Type"] == "AWS::CloudWatch::Alarm"
+            and resource["Properties"]["Namespace"] == ours
+        ):
+            assert resource["Properties"]["MetricName"] in METRIC_NAMES
+    body = TEMPLATE["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"][0]
+    used = {
+        metric[1]
+        for widget in json.loads(body)["widgets"]
+        for metric in widget["properties"]["metrics"]
+        if metric[0] == "${Namespace}"
+    }
+    assert used == set(METRIC_NAMES)
+
+
+def test_every_task_environment_variable_is_a_setting_the_worker_reads() -> None:
+    from consumer.settings import ConsumerSettings, unknown_settings
+
+    container = TEMPLATE["Resources"]["WorkerTaskDefinition"]["Properties"]["ContainerDefinitions"][
+        0
+    ]
+    names = {variable["Name"]: "x" for variable in container["Environment"]}
+    assert unknown_settings(names, [ConsumerSettings]) == []
+    required = {
+        f"CLICKSTREAM_{name.upper()}"
+        for name, field in ConsumerSettings.model_fields.items()
+        if field.is_required()
+    }
+    assert required <= set(names)
