@@ -164,7 +164,8 @@ def _substitute(argument: Any, context: StackContext, conditions: Mapping[str, b
             return context.get_att(resource, attribute)
         return context.ref(name)
 
-    return _SUB_VARIABLE.sub(replace, str(text))
+    # `${!name}` is Fn::Sub's escape for a literal `${name}` (Athena's projection template).
+    return _SUB_VARIABLE.sub(replace, str(text)).replace("${!", "${")
 
 
 def resources_of_type(template: Mapping[str, Any], resource_type: str) -> dict[str, Any]:

@@ -115,3 +115,24 @@ def test_every_task_environment_variable_is_a_setting_the_worker_reads() -> None
         if field.is_required()
     }
     assert required <= set(names)
+
+
+def test_the_service_runs_on_fargate_in_the_given_network_with_the_task_role() -> None:
+    resources = TEMPLATE["Resources"]
+    service = resources["WorkerService"]["Properties"]
+    assert service["LaunchType"] == "FARGATE"
+    network = service["NetworkConfiguration"]["AwsvpcConfiguration"]
+    assert network["Subnets"] == {"Ref": "Subnets"}
+    assert network["SecurityGroups"] == [{"Ref": "WorkerSecurityGroup"}]
+    assert network["AssignPublicIp"] == {"Ref": "AssignPublicIp"}
+    task = resources["WorkerTaskDefinition"]["Properties"]
+    assert task["RequiresCompatibilities"] == ["FARGATE"]
+    assert task["NetworkMode"] == "awsvpc"
+    assert task["TaskRoleArn"] == {"Fn::GetAtt": ["WorkerTaskRole", "Arn"]}
+    assert task["ExecutionRoleArn"] == {"Fn::GetAtt": ["WorkerExecutionRole", "Arn"]}
+    # Every worker resource exists only with an image; the data plane always.
+    for name, resource in resources.items():
+        assert (resource.get("Condition") == "DeployWorkers") == name.startswith("Worker"), name
+    group = resources["WorkerSecurityGroup"]["Properties"]
+    assert "SecurityGroupIngress" not in group
+    assert [rule["FromPort"] for rule in group["SecurityGroupEgress"]] == [443]
