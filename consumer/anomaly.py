@@ -332,13 +332,18 @@ class PageTrafficDetector:
         """Alerts of `minute`; then it counts as judged and joins the history."""
         start = parse_minute(minute)
         horizon = minute_key(start - timedelta(minutes=self.rules.history_minutes))
-        window = [
-            self._history[known] for known in sorted(self._history) if horizon <= known < minute
-        ]
+        known_minutes = [known for known in sorted(self._history) if horizon <= known < minute]
         # The stream's history starts at its first minute with traffic: leading empty
         # minutes are no evidence of a quiet page, just of no data yet.
-        while window and not window[0]:
-            window.pop(0)
+        while known_minutes and not self._history[known_minutes[0]]:
+            known_minutes.pop(0)
+        # And that first minute is partial (the stream began inside it): unless the minute
+        # before it had traffic too, it would drag the baseline down and its variance up.
+        if known_minutes:
+            before = minute_key(parse_minute(known_minutes[0]) - timedelta(minutes=1))
+            if not self._history.get(before):
+                known_minutes.pop(0)
+        window = [self._history[known] for known in known_minutes]
         alerts = evaluate_minute(minute, views, window, self.rules)
         self.remember(minute, views)
         self.next_minute = minute_key(start + timedelta(minutes=1))

@@ -301,3 +301,25 @@ def test_a_fresh_detector_looks_back_only_its_history() -> None:
     due = detector.due(START + timedelta(hours=5), first_minute=minute(270))
     assert due[0] == minute(270)
     assert due[-1] == minute(299)
+
+
+def test_the_streams_partial_first_minute_is_left_out_of_the_baseline() -> None:
+    # GIVEN a page's views from the stream's start (which fell late in its first minute),
+    # then a minute without any: the demo's /search drop
+    series = [6, 47, 75, 89, 81, 94, 70, 70, 77, 109, 0]
+    detector = PageTrafficDetector(PageRules(), next_minute=minute(0))
+    raised: list[Alert] = []
+
+    def collect(_minute: str, alerts: list[Alert]) -> None:
+        raised.extend(alerts)
+
+    judge_complete_minutes(
+        detector,
+        START + timedelta(minutes=len(series)),
+        lambda m: {"/search": series[int(m[-2:])]} if int(m[-2:]) < len(series) else {},
+        collect,
+    )
+    # THEN the drop alerts: with the 6 views of the partial minute in the baseline its
+    # spread would be 23 views and z only -3.6
+    assert [(a.rule, a.window, a.observed) for a in raised] == [(Rule.PAGE_DROP, minute(10), 0)]
+    assert raised[0].details["z"] < -4
