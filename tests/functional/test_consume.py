@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 from clickstream.kcl_runtime import classpath
@@ -153,3 +154,88 @@ def test_sigterm_reaches_the_java_process_and_a_clean_stop_exits_0(
     # the daemon got SIGTERM, in a process group of its own (a Ctrl-C does not reach it)
     assert marker.read_text() == "True"
     assert "stopping: SIGTERM to the KCL daemon" in stderr
+
+
+def test_the_health_file_is_fresh_while_the_daemon_runs_and_stale_after(
+    local_stack: LocalStackState, tmp_path: Path
+) -> None:
+    # GIVEN a stand-in daemon that creates its lease table (as KCL does) and keeps running
+    application = f"health-{uuid.uuid4().hex[:8]}"
+    started = tmp_path / "started"
+    java = fake_java(
+        tmp_path,
+        f"""
+        import os, signal, sys, time
+        import boto3
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        boto3.client("dynamodb").create_table(
+            TableName=os.environ["CLICKSTREAM_APPLICATION_NAME"],
+            AttributeDefinitions=[{{"AttributeName": "leaseKey", "AttributeType": "S"}}],
+            KeySchema=[{{"AttributeName": "leaseKey", "KeyType": "HASH"}}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        open({str(started)!r}, "w").close()
+        time.sleep(120)
+        """,
+    )
+    health_file = tmp_path / "health"
+    env = worker_env(
+        local_stack,
+        CLICKSTREAM_JAVA=str(java),
+        CLICKSTREAM_APPLICATION_NAME=application,
+        CLICKSTREAM_HEALTH_FILE=str(health_file),
+    )
+
+    def health(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "clickstream.cli", "health", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    # WHEN no worker has run yet, THEN the check fails and says why
+    missing = health()
+    assert missing.returncode == 1
+    assert "does not exist" in missing.stderr
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "clickstream.cli", "consume"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not health_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        # WHEN the worker runs its daemon, THEN the check passes
+        running = health()
+        assert running.returncode == 0, running.stderr + (
+            worker.stderr.read() if worker.poll() else ""
+        )
+        assert "healthy" in running.stdout
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=60)
+    assert worker.returncode == 0, stderr
+    # WHEN the worker is gone, THEN the file goes stale and the check fails
+    time.sleep(2.5)
+    stale = health("--max-age", "2")
+    assert stale.returncode == 1
+    assert "last touched" in stale.stderr
+
+
+def test_a_jars_directory_without_the_daemon_is_a_one_line_error(
+    local_stack: LocalStackState, tmp_path: Path
+) -> None:
+    (tmp_path / "jars").mkdir()
+    env = worker_env(local_stack, CLICKSTREAM_KCL_JARS_DIR=str(tmp_path / "jars"))
+
+    result = consume(env)
+
+    assert result.returncode == 1
+    assert f"jars are not in {tmp_path / 'jars'}" in result.stderr
+    assert "Traceback" not in result.stderr
