@@ -507,7 +507,8 @@ def _demo_summary(
     out.print(letters)
     raised = Table(title=f"alerts ({len(alerts)})")
     for column in ("window", "rule", "subject", "observed", "baseline / threshold"):
-        raised.add_column(column, overflow="fold")
+        # Windows and rules are short and read best whole; subjects (session ids) may fold.
+        raised.add_column(column, no_wrap=column in ("window", "rule"), overflow="fold")
     for alert in alerts:
         raised.add_row(
             alert.window,
@@ -727,7 +728,7 @@ def query_alerts(
         return
     table = Table(title=f"alerts ({len(rows)})")
     for column in ("window", "rule", "subject", "observed", "baseline", "threshold", "details"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, no_wrap=column in ("window", "rule"), overflow="fold")
     for row in rows:
         details = row.get("details", {})
         table.add_row(
