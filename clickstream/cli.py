@@ -345,6 +345,7 @@ def demo(
     as_json: JsonFlag = False,
 ) -> None:
     """The whole pipeline on this machine: local stack, workers, seeded traffic, summary."""
+    from clickstream.detection import wait_for_alerts
     from consumer.local_workers import LocalWorker, wait_until_caught_up
 
     settings = LocalStackSettings()
@@ -403,7 +404,9 @@ def demo(
             )
         err.print(f"workers caught up {waited:.0f} s after the last record was sent")
         with err.status("waiting for the workers' page watch to judge the last minutes"):
-            alerts = _await_alerts(truth, dynamodb, state.outputs["AlertsTableName"])
+            alerts = wait_for_alerts(
+                dynamodb, state.outputs["AlertsTableName"], truth.anomalies, timeout=90
+            )
         _demo_summary(truth, state.environment(), alerts, as_json=as_json)
     finally:
         with err.status("stopping the workers (SIGTERM: final flush and checkpoint)"):
@@ -412,24 +415,6 @@ def demo(
         if started_here and not keep:
             local_stack.down(settings)
             err.print("local stack stopped (use --keep to leave it running)")
-
-
-def _await_alerts(truth: Manifest, dynamodb: Any, table: str, timeout: float = 90) -> list[Any]:
-    """The alerts table once every injected anomaly has its alert, or after `timeout` s."""
-    import time
-
-    from clickstream.detection import unmatched
-    from consumer import items, query
-    from consumer.anomaly import Rule
-
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = query.alerts(dynamodb, table, rules=[rule.value for rule in Rule])
-        alerts = [items.alert_from_item(row) for row in rows]
-        missed, _ = unmatched(truth.anomalies, alerts)
-        if not missed or time.monotonic() > deadline:
-            return alerts
-        time.sleep(2)
 
 
 def _demo_summary(

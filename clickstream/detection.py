@@ -17,6 +17,7 @@ false alerts per hour are the alerts of normal traffic (no anomalies injected).
 from __future__ import annotations
 
 import itertools
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from clickstream.events import ClickEvent, minute_key
+from consumer import items, query
 from consumer.anomaly import (
     Alert,
     BotRules,
@@ -130,6 +132,21 @@ def unmatched(
     missed = [a for a in anomalies if not any(_matches(a, alert) for alert in alerts)]
     unlabelled = [alert for alert in alerts if not any(_matches(a, alert) for a in anomalies)]
     return missed, unlabelled
+
+
+def wait_for_alerts(
+    dynamodb: Any, table: str, anomalies: Sequence[Labelled], timeout: float
+) -> list[Alert]:
+    """The alerts table's alerts once every labelled anomaly has one, or after `timeout` s
+    (the workers' page watches judge a minute some seconds after the stream passed it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = query.alerts(dynamodb, table, rules=[rule.value for rule in Rule])
+        alerts = [items.alert_from_item(row) for row in rows]
+        missed, _ = unmatched(anomalies, alerts)
+        if not missed or time.monotonic() > deadline:
+            return alerts
+        time.sleep(2)
 
 
 def _matches(anomaly: Labelled, alert: Alert) -> bool:

@@ -83,7 +83,7 @@ class PageWatch:
     def run_once(self) -> list[Alert]:
         """Judge every minute that became complete since the last pass; the alerts raised."""
         progress = self._alerts.progress()
-        open_shards = self._open_shards()
+        open_shards = query.shard_ids(self._kinesis, self._stream, open_only=True)
         rules = self.detector.rules
         watermark = stream_watermark(progress, open_shards, rules.lateness)
         if watermark is None:
@@ -114,16 +114,6 @@ class PageWatch:
         return minute_views(
             query.page_items_for_minute(self._dynamodb, self._page_stats, minute, shards)
         )
-
-    def _open_shards(self) -> list[str]:
-        shards: list[str] = []
-        for page in self._kinesis.get_paginator("list_shards").paginate(StreamName=self._stream):
-            shards += [
-                shard["ShardId"]
-                for shard in page.get("Shards", [])
-                if "EndingSequenceNumber" not in shard.get("SequenceNumberRange", {})
-            ]
-        return shards
 
 
 def start_page_watch(settings: ConsumerSettings, stop: threading.Event) -> threading.Thread | None:

@@ -134,8 +134,7 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
                 return
             # KCL also calls with no records when the shard has nothing new: then everything
             # that arrived is here, and once the batch is flushed the shard is caught up.
-            behind = process_records_input.millis_behind_latest
-            self._caught_up = self._batch.is_empty and (not records or behind == 0)
+            self._caught_up = self._batch.is_empty and (not records or self._millis_behind == 0)
             self._report_progress()
 
     def lease_lost(self, lease_lost_input: LeaseLostInput) -> None:
@@ -287,12 +286,9 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
             return
         state = (self._event_watermark, self._caught_up)
         now = self._clock()
-        unchanged = state == self._reported
-        if (
-            not ended
-            and self._reported is not None
-            and (unchanged or now - self._reported_at < self._progress_interval)
-        ):
+        # Never reported: `_reported` is None (unequal) and `_reported_at` -inf (long ago).
+        too_soon = now - self._reported_at < self._progress_interval
+        if not ended and (state == self._reported or too_soon):
             return
         progress = ShardProgress(self._shard_id, self._event_watermark, self._caught_up, ended)
         self._alerts.report_progress(progress, self._wall_clock())

@@ -70,27 +70,39 @@ def scan_table(client: Any, table: str) -> list[dict[str, Any]]:
     return items
 
 
+def query_items(client: Any, **arguments: Any) -> list[dict[str, Any]]:
+    """Every item one DynamoDB Query matches, page after page, as plain Python values."""
+    items: list[dict[str, Any]] = []
+    for page in client.get_paginator("query").paginate(**arguments):
+        items += [from_dynamo(item) for item in page.get("Items", [])]
+    return items
+
+
 def page_items_for_minute(
     client: Any, table: str, minute: str, shard_ids: Iterable[str]
 ) -> list[dict[str, Any]]:
     """One query of the `by-window` index per shard (shards include closed ones)."""
     items: list[dict[str, Any]] = []
-    paginator = client.get_paginator("query")
     for shard_id in shard_ids:
-        for page in paginator.paginate(
+        items += query_items(
+            client,
             TableName=table,
             IndexName="by-window",
             KeyConditionExpression="window_shard = :key",
             ExpressionAttributeValues={":key": {"S": page_sort_key(minute, shard_id)}},
-        ):
-            items += [from_dynamo(item) for item in page.get("Items", [])]
+        )
     return items
 
 
-def shard_ids(kinesis: Any, stream: str) -> list[str]:
+def shard_ids(kinesis: Any, stream: str, *, open_only: bool = False) -> list[str]:
+    """The stream's shards; `open_only` leaves out those a reshard closed."""
     ids: list[str] = []
     for page in kinesis.get_paginator("list_shards").paginate(StreamName=stream):
-        ids += [shard["ShardId"] for shard in page.get("Shards", [])]
+        ids += [
+            shard["ShardId"]
+            for shard in page.get("Shards", [])
+            if not open_only or "EndingSequenceNumber" not in shard.get("SequenceNumberRange", {})
+        ]
     return ids
 
 
@@ -176,18 +188,17 @@ def alerts(
     One query per rule: the sort key starts with the window, so `since` is a key condition.
     """
     found: list[dict[str, Any]] = []
-    paginator = client.get_paginator("query")
     for rule in rules:
         condition = "#rule = :rule"
         values: dict[str, Any] = {":rule": {"S": rule}}
         if since:
             condition += " AND window_subject >= :since"
             values[":since"] = {"S": since}
-        for page in paginator.paginate(
+        found += query_items(
+            client,
             TableName=table,
             KeyConditionExpression=condition,
             ExpressionAttributeNames={"#rule": "rule"},
             ExpressionAttributeValues=values,
-        ):
-            found += [from_dynamo(item) for item in page.get("Items", [])]
+        )
     return sorted(found, key=lambda item: (str(item["window"]), str(item["rule"])))

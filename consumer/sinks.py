@@ -17,7 +17,7 @@ from typing import Any, Final, Protocol, TypeVar
 
 from botocore.exceptions import ClientError
 
-from consumer import items
+from consumer import items, query
 from consumer.aggregate import Changes, PageMinuteKey, PageMinuteState, SessionState
 from consumer.anomaly import Alert, ShardProgress
 from consumer.batch import ArchiveObject
@@ -324,7 +324,7 @@ class DynamoAlerts:
 
     def progress(self) -> list[ShardProgress]:
         """Every shard's last report."""
-        rows = query_all(
+        rows = query.query_items(
             self._client,
             TableName=self._table,
             KeyConditionExpression="#rule = :progress",
@@ -333,15 +333,3 @@ class DynamoAlerts:
             ConsistentRead=True,
         )
         return [items.progress_from_item(row) for row in rows]
-
-
-def query_all(client: Any, **arguments: Any) -> list[dict[str, Any]]:
-    """Every item a Query matches, page after page, as plain Python values."""
-    found: list[dict[str, Any]] = []
-    while True:
-        response = client.query(**arguments)
-        found += [from_dynamo(row) for row in response.get("Items", [])]
-        last = response.get("LastEvaluatedKey")
-        if not last:
-            return found
-        arguments = {**arguments, "ExclusiveStartKey": last}

@@ -12,15 +12,12 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from clickstream.detection import unmatched
-from consumer import items, query
-from consumer.anomaly import Alert, Rule
+from clickstream.detection import unmatched, wait_for_alerts
+from consumer import query
 from consumer.local_workers import LocalWorker
-from producer.manifest import Manifest
 from tests.support.e2e import (
     E2EStack,
     cli_stack,
@@ -32,21 +29,6 @@ from tests.support.e2e import (
 pytestmark = pytest.mark.e2e
 
 SHARDS = 4
-
-
-def wait_for_alerts(
-    e2e: E2EStack, manifest: Manifest, timeout: float = 120
-) -> tuple[list[Any], list[Alert]]:
-    """Poll the alerts table until every anomaly of the manifest has its alert."""
-    table = e2e.state.outputs["AlertsTableName"]
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = query.alerts(e2e.dynamodb, table, rules=[rule.value for rule in Rule])
-        alerts = [items.alert_from_item(row) for row in rows]
-        missed, unlabelled = unmatched(manifest.anomalies, alerts)
-        if not missed or time.monotonic() > deadline:
-            return list(missed), unlabelled
-        time.sleep(2)
 
 
 @pytest.fixture
@@ -106,7 +88,9 @@ def test_two_workers_count_exactly_through_kpl_input_and_a_graceful_restart(
             "traffic_spike",
             "traffic_drop",
         }
-        missed, unlabelled = wait_for_alerts(e2e, manifest_1)
+        table = e2e.state.outputs["AlertsTableName"]
+        alerts = wait_for_alerts(e2e.dynamodb, table, manifest_1.anomalies, timeout=120)
+        missed, unlabelled = unmatched(manifest_1.anomalies, alerts)
         assert missed == []
         assert len(unlabelled) <= 2, unlabelled
 
