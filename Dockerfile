@@ -33,6 +33,7 @@ RUN uv sync --locked --no-dev --no-install-project
 COPY clickstream clickstream
 COPY consumer consumer
 COPY producer producer
+COPY insights insights
 RUN uv sync --locked --no-dev --no-editable
 
 # -- 3. Runtime: slim Python, a Java 17 runtime, the jars and the venv; not root --------------

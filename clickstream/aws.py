@@ -49,3 +49,15 @@ def client(
 def local_client(service: str, endpoint_url: str, region: str, **options: Any) -> Any:
     """A client for one of the local stack's emulators, with dummy credentials."""
     return client(service, endpoint_url=endpoint_url, region=region, local=True, **options)
+
+
+def shard_ids(kinesis: Any, stream: str, *, open_only: bool = False) -> list[str]:
+    """The stream's shards; `open_only` leaves out those a reshard closed."""
+    ids: list[str] = []
+    for page in kinesis.get_paginator("list_shards").paginate(StreamName=stream):
+        ids += [
+            shard["ShardId"]
+            for shard in page.get("Shards", [])
+            if not open_only or "EndingSequenceNumber" not in shard.get("SequenceNumberRange", {})
+        ]
+    return ids

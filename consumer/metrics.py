@@ -17,7 +17,7 @@ from typing import Any, Final, TextIO
 from aws_embedded_metrics.logger.metrics_context import MetricsContext
 from aws_embedded_metrics.serializers.log_serializer import LogSerializer
 
-from consumer.anomaly import Alert
+from consumer.core.anomaly import Alert
 
 DEFAULT_NAMESPACE: Final = "Clickstream"
 

@@ -21,8 +21,7 @@ from typing import Any
 
 from clickstream import aws
 from clickstream.logging import get_logger
-from consumer import query
-from consumer.anomaly import (
+from consumer.core.anomaly import (
     Alert,
     PageRules,
     PageTrafficDetector,
@@ -32,7 +31,7 @@ from consumer.anomaly import (
 from consumer.metrics import Metrics, announce_alert
 from consumer.retry import Backoff
 from consumer.settings import ConsumerSettings
-from consumer.sinks import DynamoAlerts
+from consumer.sinks import DynamoAlerts, page_items_for_minute
 
 
 def minute_views(items: Iterable[dict[str, Any]]) -> dict[str, int]:
@@ -83,7 +82,7 @@ class PageWatch:
     def run_once(self) -> list[Alert]:
         """Judge every minute that became complete since the last pass; the alerts raised."""
         progress = self._alerts.progress()
-        open_shards = query.shard_ids(self._kinesis, self._stream, open_only=True)
+        open_shards = aws.shard_ids(self._kinesis, self._stream, open_only=True)
         rules = self.detector.rules
         watermark = stream_watermark(progress, open_shards, rules.lateness)
         if watermark is None:
@@ -111,9 +110,7 @@ class PageWatch:
         return raised
 
     def _views(self, minute: str, shards: list[str]) -> dict[str, int]:
-        return minute_views(
-            query.page_items_for_minute(self._dynamodb, self._page_stats, minute, shards)
-        )
+        return minute_views(page_items_for_minute(self._dynamodb, self._page_stats, minute, shards))
 
 
 def start_page_watch(settings: ConsumerSettings, stop: threading.Event) -> threading.Thread | None:

@@ -34,11 +34,11 @@ from amazon_kclpy.v3.processor import RecordProcessorBase
 
 from clickstream.events import InvalidEvent, TimestampPolicy, decode_event
 from clickstream.logging import get_logger
-from consumer.aggregate import PositionedEvent, SessionState, ShardAggregator
-from consumer.anomaly import Alert, BotRules, ShardProgress, assess_session, bot_alert
-from consumer.batch import DeadLetter, FlushPolicy, PendingBatch, archive_objects
+from consumer.core.aggregate import PositionedEvent, SessionState, ShardAggregator
+from consumer.core.anomaly import Alert, BotRules, ShardProgress, assess_session, bot_alert
+from consumer.core.batch import DeadLetter, FlushPolicy, PendingBatch, archive_objects
+from consumer.core.positions import Position
 from consumer.metrics import Metrics, announce_alert
-from consumer.positions import Position
 from consumer.retry import Backoff, GaveUp, call_with_retries
 from consumer.sinks import AlertSink, Archive, LeaseOwnership, StateStore
 

@@ -19,8 +19,8 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clickstream.errors import ConfigurationError
-from clickstream.kcl_runtime import KCL_JARS_DIR
-from consumer.anomaly import BotRules, PageRules
+from consumer.core.anomaly import BotRules, PageRules
+from consumer.kcl_runtime import KCL_JARS_DIR
 
 ENV_PREFIX = "CLICKSTREAM_"
 
@@ -107,7 +107,7 @@ class ConsumerSettings(BaseSettings):
         default="Clickstream", description="CloudWatch namespace of the workers' EMF metrics."
     )
 
-    # Anomaly rules (consumer.anomaly): bot-like sessions, page traffic spikes and drops.
+    # Anomaly rules (consumer.core.anomaly): bot-like sessions, page traffic spikes and drops.
     bot_min_events: int = Field(default=20, ge=2, description="Shortest session judged.")
     bot_max_events_per_second: float = Field(default=1.0, gt=0)
     bot_min_gap_variation: float = Field(default=0.2, ge=0)
@@ -182,14 +182,19 @@ def unknown_settings(
     return problems
 
 
-def load_settings() -> ConsumerSettings:
-    """Parse the settings from the environment, refusing unknown `CLICKSTREAM_*` variables."""
-    from clickstream.local.settings import LocalStackSettings
-    from producer.settings import ProducerSettings
+def load_settings(
+    other_models: Iterable[type[BaseSettings]] = (), *, refuse_unknown: bool = True
+) -> ConsumerSettings:
+    """Parse the settings from the environment, refusing unknown `CLICKSTREAM_*` variables.
 
-    problems = unknown_settings(
-        os.environ, [ConsumerSettings, ProducerSettings, LocalStackSettings]
-    )
-    if problems:
-        raise ConfigurationError("; ".join(problems))
+    `other_models` are the settings of the project's other commands that share the prefix
+    (the producer's, the local stack's): the command line passes them, so a shell prepared
+    for every command is not refused, while the worker itself knows none of them.
+    `refuse_unknown=False` is for the record processors the daemon starts: the `consume`
+    that started the daemon has checked the environment they inherit.
+    """
+    if refuse_unknown:
+        problems = unknown_settings(os.environ, [ConsumerSettings, *other_models])
+        if problems:
+            raise ConfigurationError("; ".join(problems))
     return ConsumerSettings()

@@ -1,6 +1,6 @@
 """The AWS edges of a record processor: state in DynamoDB, archive in S3.
 
-Thin on purpose: the item shapes live in `consumer.items`, the retry policy in
+Thin on purpose: the item shapes live in `consumer.core.items`, the retry policy in
 `consumer.retry`. Clients are injected (tests pass clients bound to the local emulator).
 Writes of one flush run on a small thread pool: conditional puts cannot be batched, and a
 flush waits for the slowest of them.
@@ -17,11 +17,12 @@ from typing import Any, Final, Protocol, TypeVar
 
 from botocore.exceptions import ClientError
 
-from consumer import items, query
-from consumer.aggregate import Changes, PageMinuteKey, PageMinuteState, SessionState
-from consumer.anomaly import Alert, ShardProgress
-from consumer.batch import ArchiveObject
-from consumer.dynamo import from_dynamo, to_dynamo
+from clickstream.dynamo import from_dynamo, query_items, to_dynamo
+from consumer.core import items
+from consumer.core.aggregate import Changes, PageMinuteKey, PageMinuteState, SessionState
+from consumer.core.anomaly import Alert, ShardProgress
+from consumer.core.batch import ArchiveObject
+from consumer.core.items import page_sort_key
 from consumer.retry import Backoff, call_with_retries, error_code
 
 T = TypeVar("T")
@@ -324,7 +325,7 @@ class DynamoAlerts:
 
     def progress(self) -> list[ShardProgress]:
         """Every shard's last report."""
-        rows = query.query_items(
+        rows = query_items(
             self._client,
             TableName=self._table,
             KeyConditionExpression="#rule = :progress",
@@ -333,3 +334,19 @@ class DynamoAlerts:
             ConsistentRead=True,
         )
         return [items.progress_from_item(row) for row in rows]
+
+
+def page_items_for_minute(
+    client: Any, table: str, minute: str, shard_ids: Iterable[str]
+) -> list[dict[str, Any]]:
+    """One query of the `by-window` index per shard (shards include closed ones)."""
+    items: list[dict[str, Any]] = []
+    for shard_id in shard_ids:
+        items += query_items(
+            client,
+            TableName=table,
+            IndexName="by-window",
+            KeyConditionExpression="window_shard = :key",
+            ExpressionAttributeValues={":key": {"S": page_sort_key(minute, shard_id)}},
+        )
+    return items

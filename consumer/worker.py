@@ -14,7 +14,7 @@ from amazon_kclpy import kcl
 from clickstream import aws
 from clickstream.errors import ClickstreamError
 from clickstream.logging import configure_logging, get_logger
-from consumer.batch import FlushPolicy
+from consumer.core.batch import FlushPolicy
 from consumer.metrics import Metrics
 from consumer.processor import ClickstreamProcessor
 from consumer.retry import Backoff
@@ -83,7 +83,8 @@ def build_processor(settings: ConsumerSettings) -> ClickstreamProcessor:
 def main() -> int:
     configure_logging("INFO")
     try:
-        settings = load_settings()
+        # `clickstream consume` checked this environment for unknown variables already.
+        settings = load_settings(refuse_unknown=False)
     except (ClickstreamError, ValueError) as error:
         get_logger(component="worker").error("bad settings", error=str(error))
         return EXIT_BAD_SETTINGS

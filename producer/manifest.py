@@ -10,7 +10,8 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from clickstream.events import ClickEvent, EventType, minute_key
-from producer.generator import Anomaly, MalformedRecord, Record
+from producer.generator import Anomaly, Record
+from producer.malformed import MalformedRecord
 
 HASH_KEY_SPACE = 2**128
 

@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 from clickstream.errors import ProducerError
 from clickstream.events import InvalidEvent, decode_event
-from producer.generator import MalformedRecord, Record
+from producer.generator import Record
+from producer.malformed import MalformedRecord
 
 
 def read_json_lines(lines: Iterable[bytes], *, allow_invalid: bool = False) -> list[Record]:

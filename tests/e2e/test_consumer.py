@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from clickstream.detection import unmatched, wait_for_alerts
-from consumer import query
-from consumer.local_workers import LocalWorker
+from clickstream.local.workers import LocalWorker
+from clickstream.tools.detection import unmatched, wait_for_alerts
+from insights import progress
 from tests.support.e2e import (
     E2EStack,
     cli_stack,
@@ -96,7 +96,7 @@ def test_two_workers_count_exactly_through_kpl_input_and_a_graceful_restart(
 
         # WHEN KPL-aggregated traffic flows and the worker holding the most leases (call it
         # A) is stopped with SIGTERM meanwhile
-        owners = Counter(query.lease_owners(e2e.dynamodb, e2e.lease_table).values())
+        owners = Counter(progress.lease_owners(e2e.dynamodb, e2e.lease_table).values())
         if owners["e2e-b"] > owners["e2e-a"]:
             worker_a, worker_b = worker_b, worker_a
         path_2 = tmp_path / "m2.json"

@@ -21,8 +21,8 @@ import pytest
 
 from clickstream import aws
 from clickstream.events import InvalidEvent, TimestampPolicy, decode_event
-from consumer import query
-from consumer.local_workers import LocalWorker
+from clickstream.local.workers import LocalWorker
+from insights import progress
 from producer.batching import OutgoingRecord, batches
 from producer.manifest import MalformedTruth, Manifest, build_manifest
 from producer.sender import PutRecordsSender
@@ -60,7 +60,7 @@ def warm_up(e2e: E2EStack, tmp_path: Path, workers: list[LocalWorker], seed: int
 
 def busiest(e2e: E2EStack, workers: dict[str, LocalWorker]) -> str:
     """The worker holding the most leases now."""
-    owners = Counter(query.lease_owners(e2e.dynamodb, e2e.lease_table).values())
+    owners = Counter(progress.lease_owners(e2e.dynamodb, e2e.lease_table).values())
     return max(sorted(workers), key=lambda name: owners[name])
 
 
@@ -83,7 +83,7 @@ def kcl_leader(e2e: E2EStack) -> str:
 
 def wait_for_a_lease(e2e: E2EStack, worker_id: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while worker_id not in query.lease_owners(e2e.dynamodb, e2e.lease_table).values():
+    while worker_id not in progress.lease_owners(e2e.dynamodb, e2e.lease_table).values():
         if time.monotonic() > deadline:
             raise AssertionError(f"{worker_id} was given no lease within {timeout} s")
         time.sleep(1)
@@ -92,7 +92,7 @@ def wait_for_a_lease(e2e: E2EStack, worker_id: str, timeout: float = 120) -> Non
 def wait_for_owners(e2e: E2EStack, allowed: set[str], timeout: float = 90) -> set[str]:
     deadline = time.monotonic() + timeout
     while True:
-        owners = set(query.lease_owners(e2e.dynamodb, e2e.lease_table).values())
+        owners = set(progress.lease_owners(e2e.dynamodb, e2e.lease_table).values())
         if owners and owners <= allowed:
             return owners
         if time.monotonic() > deadline:

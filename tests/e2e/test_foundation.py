@@ -14,7 +14,7 @@ import pytest
 from clickstream import aws
 from clickstream.local import processes
 from clickstream.local.processes import require_free_port
-from clickstream.streamread import read_stream
+from clickstream.tools.streamread import read_stream
 from tests.support.stack import free_port
 
 pytestmark = pytest.mark.e2e

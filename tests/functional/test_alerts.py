@@ -20,16 +20,17 @@ import pytest
 from clickstream import aws
 from clickstream.local.stack import LocalStackState
 from clickstream.logging import get_logger
-from consumer import items, query
-from consumer.aggregate import Changes, PageMinuteState
-from consumer.anomaly import PageRules, Rule, ShardProgress
-from consumer.batch import FlushPolicy
+from consumer.core import items
+from consumer.core.aggregate import Changes, PageMinuteState
+from consumer.core.anomaly import PageRules, Rule, ShardProgress
+from consumer.core.batch import FlushPolicy
+from consumer.core.positions import Position
 from consumer.metrics import Metrics
 from consumer.page_watch import PageWatch
-from consumer.positions import Position
 from consumer.processor import EXIT_FLUSH_FAILED, ClickstreamProcessor
 from consumer.retry import Backoff, GaveUp
 from consumer.sinks import DynamoAlerts, DynamoStateStore, S3Archive, SaveOutcome, Tables
+from insights import query
 from producer.generator import TrafficProfile, generate
 from tests.support.protocol import ScriptedDaemon, protocol_records
 
@@ -196,7 +197,7 @@ def test_two_workers_page_watches_raise_each_page_alert_once(
 ) -> None:
     kinesis = aws.local_client("kinesis", local_stack.kinesis_endpoint, local_stack.region)
     stream = local_stack.outputs["StreamName"]
-    shards = query.shard_ids(kinesis, stream)
+    shards = aws.shard_ids(kinesis, stream)
     alerts_table = fresh_alerts_table(dynamodb)
     page_stats = local_stack.outputs["PageStatsTableName"]
     store = DynamoStateStore(

@@ -12,9 +12,9 @@ import time
 import uuid
 from pathlib import Path
 
-from clickstream.kcl_runtime import classpath
 from clickstream.local.stack import LocalStackState
 from consumer import properties
+from consumer.kcl_runtime import classpath
 from consumer.settings import ConsumerSettings
 from tests.support.stack import free_port
 

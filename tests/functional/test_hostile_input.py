@@ -16,11 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clickstream.events import DeadLetterReason
-from consumer.batch import FlushPolicy
-from consumer.memory import MemoryArchive, MemoryStore
+from consumer.core.batch import FlushPolicy
 from consumer.processor import ClickstreamProcessor
-from consumer.protocol_driver import ScriptedDaemon, protocol_records
 from consumer.retry import Backoff
+from consumer.testing import MemoryArchive, MemoryStore, ScriptedDaemon, protocol_records
 
 NOW = datetime.now(UTC)
 REASONS = {reason.value for reason in DeadLetterReason}

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import amazon_kclpy
 
-from clickstream.kcl_runtime import KCL_JARS_DIR, daemon_command
 from clickstream.paths import PROJECT_ROOT
+from consumer.kcl_runtime import KCL_JARS_DIR, daemon_command
 
 POM = PROJECT_ROOT / "infra" / "kcl" / "pom.xml"
 NS = {"m": "http://maven.apache.org/POM/4.0.0"}

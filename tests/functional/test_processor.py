@@ -15,16 +15,16 @@ from typing import Any
 
 import pytest
 
-from clickstream import aws
+from clickstream import aws, dynamo
 from clickstream.local.stack import LocalStackState
 from clickstream.logging import get_logger
-from clickstream.verify import Results, verify
-from consumer import query
-from consumer.aggregate import Changes
-from consumer.batch import FlushPolicy
+from clickstream.tools.verify import Results, verify
+from consumer.core.aggregate import Changes
+from consumer.core.batch import FlushPolicy
 from consumer.processor import EXIT_FLUSH_FAILED, ClickstreamProcessor
 from consumer.retry import Backoff
 from consumer.sinks import DynamoStateStore, KclLeaseTable, S3Archive, SaveOutcome, Tables
+from insights import archive
 from producer.generator import TrafficProfile, generate
 from producer.manifest import Manifest, build_manifest
 from tests.support.protocol import ProtocolRecord, ScriptedDaemon, protocol_records
@@ -104,12 +104,12 @@ class Harness:
     def results(self, shard_id: str, manifest: Manifest) -> Results:
         sessions = [
             item
-            for item in query.scan_table(self.dynamodb, self.tables.sessions)
+            for item in dynamo.scan_table(self.dynamodb, self.tables.sessions)
             if item["session_id"] in manifest.sessions
         ]
         pages = [
             item
-            for item in query.scan_table(self.dynamodb, self.tables.page_stats)
+            for item in dynamo.scan_table(self.dynamodb, self.tables.page_stats)
             if item["shard_id"] == shard_id
         ]
         archived: list[bytes] = []
@@ -119,7 +119,7 @@ class Harness:
         for key in keys:
             if f"/{shard_id}-" not in key:
                 continue
-            lines = query.object_lines(self.s3, self.bucket, key)
+            lines = archive.object_lines(self.s3, self.bucket, key)
             if key.startswith("raw/"):
                 archived += lines
             else:

@@ -15,7 +15,7 @@ import pytest
 from clickstream import aws
 from clickstream.local.stack import LocalStackState
 from clickstream.paths import DEFAULT_TEMPLATE
-from consumer.batch import RAW_PREFIX, partition_path
+from consumer.core.batch import RAW_PREFIX, partition_path
 from consumer.metrics import METRIC_NAMES
 from consumer.settings import ConsumerSettings, unknown_settings
 

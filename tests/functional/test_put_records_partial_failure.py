@@ -7,7 +7,7 @@ from collections import Counter
 
 from clickstream import aws
 from clickstream.local.stack import LocalStackState
-from clickstream.streamread import read_stream
+from clickstream.tools.streamread import read_stream
 from producer.batching import OutgoingRecord
 from producer.sender import PutRecordsSender
 from tests.support.kinesis_fault_proxy import KinesisFaultProxy

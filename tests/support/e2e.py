@@ -16,9 +16,9 @@ from clickstream import aws
 from clickstream.local import stack
 from clickstream.local.settings import LocalStackSettings
 from clickstream.local.stack import LocalStackState
-from clickstream.verify import Verdict, combine, read_results, result_names, verify
-from consumer import query
-from consumer.local_workers import LocalWorker, wait_until_caught_up
+from clickstream.local.workers import LocalWorker, wait_until_caught_up
+from clickstream.tools.verify import Verdict, combine, read_results, result_names, verify
+from insights import progress
 from producer.manifest import Manifest
 from tests.support.stack import free_port
 
@@ -49,7 +49,7 @@ class E2EStack:
     def wait_caught_up(
         self, manifests: Sequence[Manifest], workers: Sequence[LocalWorker], timeout: float = 420
     ) -> float:
-        last = query.last_sequences(m.last_sequence_per_shard for m in manifests)
+        last = progress.last_sequences(m.last_sequence_per_shard for m in manifests)
         return wait_until_caught_up(self.dynamodb, self.lease_table, last, workers, timeout=timeout)
 
     def verify(self, manifests: Sequence[Manifest]) -> Verdict:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from consumer import protocol_driver
-from consumer.protocol_driver import ProtocolRecord, ScriptedDaemon
+from consumer import testing
+from consumer.testing import ProtocolRecord, ScriptedDaemon
 from producer.generator import Record
 from producer.run import outgoing
 
@@ -14,4 +14,4 @@ __all__ = ["ProtocolRecord", "ScriptedDaemon", "protocol_records"]
 
 def protocol_records(records: Iterable[Record], first_sequence: int = 1) -> list[ProtocolRecord]:
     payloads = ((out.data, out.partition_key) for out in map(outgoing, records))
-    return protocol_driver.protocol_records(payloads, first_sequence)
+    return testing.protocol_records(payloads, first_sequence)

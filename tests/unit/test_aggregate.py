@@ -12,14 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clickstream.events import ClickEvent, EventType, minute_key
-from consumer.aggregate import (
+from consumer.core.aggregate import (
     LruCache,
     PageMinuteKey,
     PositionedEvent,
     ShardAggregator,
     ShardPosition,
 )
-from consumer.positions import Position
+from consumer.core.positions import Position
 from producer.generator import TrafficProfile, generate
 from producer.manifest import build_manifest
 

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clickstream.events import ClickEvent, EventType, minute_key
-from consumer.aggregate import SessionState, apply_to_session
-from consumer.anomaly import (
+from consumer.core.aggregate import SessionState, apply_to_session
+from consumer.core.anomaly import (
     Alert,
     BotRules,
     PageRules,
@@ -27,7 +27,7 @@ from consumer.anomaly import (
     judge_complete_minutes,
     stream_watermark,
 )
-from consumer.positions import Position
+from consumer.core.positions import Position
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 LATENESS = timedelta(seconds=60)

@@ -18,14 +18,16 @@ from aws_kinesis_agg.deaggregator import deaggregate_records
 from botocore.exceptions import ClientError
 
 from clickstream.events import ClickEvent, DeadLetterReason, EventType, InvalidEvent
-from consumer import items, properties, query
-from consumer.aggregate import PageMinuteState, PositionedEvent, SessionState, ShardPosition
-from consumer.anomaly import Alert, Rule, ShardProgress
-from consumer.batch import DeadLetter, FlushPolicy, PendingBatch, archive_objects
+from consumer import properties
+from consumer.core import items
+from consumer.core.aggregate import PageMinuteState, PositionedEvent, SessionState, ShardPosition
+from consumer.core.anomaly import Alert, Rule, ShardProgress
+from consumer.core.batch import DeadLetter, FlushPolicy, PendingBatch, archive_objects
+from consumer.core.positions import Position
 from consumer.metrics import METRIC_NAMES, Metrics
-from consumer.positions import Position
 from consumer.retry import Backoff, GaveUp, call_with_retries, is_transient
 from consumer.settings import ConsumerSettings, unknown_settings
+from insights import progress, query
 from producer.batching import OutgoingRecord
 from producer.kpl import aggregate_by_partition_key
 from producer.settings import ProducerSettings
@@ -218,10 +220,10 @@ class TestQueryMerging:
 
     def test_caught_up_needs_every_shard_at_its_last_sequence(self) -> None:
         last = {"s0": "100", "s1": "200"}
-        assert not query.caught_up({"s0": "100", "s1": "150"}, last)
-        assert not query.caught_up({"s0": "100", "s1": "TRIM_HORIZON"}, last)
-        assert query.caught_up({"s0": "100", "s1": "200"}, last)
-        assert query.caught_up({"s0": "SHARD_END", "s1": "201"}, last)
+        assert not progress.caught_up({"s0": "100", "s1": "150"}, last)
+        assert not progress.caught_up({"s0": "100", "s1": "TRIM_HORIZON"}, last)
+        assert progress.caught_up({"s0": "100", "s1": "200"}, last)
+        assert progress.caught_up({"s0": "SHARD_END", "s1": "201"}, last)
 
 
 def client_error(code: str, status: int = 400) -> ClientError:

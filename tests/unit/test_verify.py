@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 import pytest
 
 from clickstream.events import ClickEvent
-from clickstream.verify import Results, combine, verify
-from producer.generator import MalformedRecord, TrafficProfile, generate
+from clickstream.tools.verify import Results, combine, verify
+from producer.generator import TrafficProfile, generate
+from producer.malformed import MalformedRecord
 from producer.manifest import Manifest, build_manifest
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from typing import Final
 
 from clickstream.events import InvalidEvent
-from consumer.aggregate import PositionedEvent
-from consumer.positions import Position
+from consumer.core.aggregate import PositionedEvent
+from consumer.core.positions import Position
 
 RAW_PREFIX: Final = "raw"
 DEAD_LETTER_PREFIX: Final = "dead-letter"

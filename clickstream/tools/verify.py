@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from consumer import query
+from clickstream import dynamo
+from insights import archive, query
 from producer.manifest import Manifest, PageMinuteTruth
 
 SESSION_FIELDS = (
@@ -72,10 +73,10 @@ def result_names(environment: Mapping[str, str]) -> dict[str, str]:
 
 def read_results(dynamodb: Any, s3: Any, names: Mapping[str, str]) -> Results:
     return Results(
-        sessions=query.scan_table(dynamodb, names["sessions_table"]),
-        page_items=query.scan_table(dynamodb, names["page_stats_table"]),
-        archived=query.archived_events(s3, names["archive_bucket"]),
-        dead_letters=query.dead_letters(s3, names["archive_bucket"]),
+        sessions=dynamo.scan_table(dynamodb, names["sessions_table"]),
+        page_items=dynamo.scan_table(dynamodb, names["page_stats_table"]),
+        archived=archive.archived_events(s3, names["archive_bucket"]),
+        dead_letters=archive.dead_letters(s3, names["archive_bucket"]),
     )
 
 

@@ -25,8 +25,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from clickstream.events import ClickEvent, minute_key
-from consumer import items, query
-from consumer.anomaly import (
+from consumer.core import items
+from consumer.core.anomaly import (
     Alert,
     BotRules,
     PageRules,
@@ -35,11 +35,17 @@ from consumer.anomaly import (
     judge_complete_minutes,
     stream_watermark,
 )
-from consumer.batch import FlushPolicy
-from consumer.memory import MemoryAlerts, MemoryArchive, MemoryStore
+from consumer.core.batch import FlushPolicy
 from consumer.processor import ClickstreamProcessor
-from consumer.protocol_driver import ScriptedDaemon, protocol_records
 from consumer.retry import Backoff
+from consumer.testing import (
+    MemoryAlerts,
+    MemoryArchive,
+    MemoryStore,
+    ScriptedDaemon,
+    protocol_records,
+)
+from insights import query
 from producer.generator import Anomaly, DropSpec, SpikeSpec, TrafficGenerator, TrafficProfile
 from producer.manifest import shard_index
 from producer.run import outgoing

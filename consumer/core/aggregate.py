@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Final, Generic, NamedTuple, TypeVar
 
 from clickstream.events import ClickEvent, EventType, minute_key
-from consumer.positions import Position
+from consumer.core.positions import Position
 
 MAX_TRACKED_PAGE_MINUTES: Final = 2_000
 """Per session, how many (minute, page) first touches are remembered (oldest minutes go

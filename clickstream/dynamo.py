@@ -1,4 +1,5 @@
-"""DynamoDB's attribute-value JSON to plain Python values and back, in one place."""
+"""DynamoDB in one place: attribute-value JSON to plain Python values and back, and the
+paginated reads (Query, Scan) every part of the project uses."""
 
 from __future__ import annotations
 
@@ -31,3 +32,18 @@ def from_dynamo(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def to_dynamo(item: Mapping[str, Any]) -> dict[str, Any]:
     return {key: _serializer.serialize(value) for key, value in item.items()}
+
+
+def query_items(client: Any, **arguments: Any) -> list[dict[str, Any]]:
+    """Every item one DynamoDB Query matches, page after page, as plain Python values."""
+    items: list[dict[str, Any]] = []
+    for page in client.get_paginator("query").paginate(**arguments):
+        items += [from_dynamo(item) for item in page.get("Items", [])]
+    return items
+
+
+def scan_table(client: Any, table: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+        items += [from_dynamo(item) for item in page.get("Items", [])]
+    return items

@@ -19,9 +19,9 @@ from typing import Any
 
 from clickstream import aws
 from clickstream.local.stack import LocalStackState
-from clickstream.verify import Verdict, combine, read_results, result_names, verify
-from consumer import query
-from consumer.local_workers import LocalWorker, process_tree, wait_until_caught_up
+from clickstream.local.workers import LocalWorker, process_tree, wait_until_caught_up
+from clickstream.tools.verify import Verdict, combine, read_results, result_names, verify
+from insights import progress
 from producer.generator import TrafficProfile, generate
 from producer.manifest import Manifest, build_manifest
 from producer.run import send_all
@@ -127,7 +127,7 @@ def run(
                 on_sample(sample)
                 next_sample += 10
             time.sleep(0.5)
-        last = query.last_sequences(c.manifest.last_sequence_per_shard for c in chunks)
+        last = progress.last_sequences(c.manifest.last_sequence_per_shard for c in chunks)
         report.catch_up_seconds = wait_until_caught_up(
             dynamodb, lease_table, last, list(workers.values()), timeout=900
         )
@@ -156,9 +156,9 @@ def _send_chunk(kinesis: Any, stream: str, number: int, events: int) -> _Chunk:
 
 def _lag(dynamodb: Any, lease_table: str, chunks: list[_Chunk], now: float) -> float:
     """How long the oldest chunk not yet checkpointed on every shard has been waiting."""
-    checkpoints = query.lease_checkpoints(dynamodb, lease_table)
+    checkpoints = progress.lease_checkpoints(dynamodb, lease_table)
     for chunk in chunks:
-        if not query.caught_up(checkpoints, chunk.manifest.last_sequence_per_shard or {}):
+        if not progress.caught_up(checkpoints, chunk.manifest.last_sequence_per_shard or {}):
             return max(0.0, now - chunk.sent_at)
     return 0.0
 

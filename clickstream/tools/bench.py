@@ -15,11 +15,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from consumer.batch import FlushPolicy
-from consumer.memory import MemoryArchive, MemoryStore
+from consumer.core.batch import FlushPolicy
 from consumer.processor import ClickstreamProcessor
-from consumer.protocol_driver import ScriptedDaemon, protocol_records
 from consumer.retry import Backoff
+from consumer.testing import MemoryArchive, MemoryStore, ScriptedDaemon, protocol_records
 from producer.generator import TrafficProfile, generate
 from producer.run import outgoing
 

@@ -14,9 +14,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from consumer.aggregate import PageMinuteKey, PageMinuteState, SessionState, ShardPosition
-from consumer.anomaly import Alert, Rule, ShardProgress
-from consumer.positions import Position
+from consumer.core.aggregate import PageMinuteKey, PageMinuteState, SessionState, ShardPosition
+from consumer.core.anomaly import Alert, Rule, ShardProgress
+from consumer.core.positions import Position
 
 SESSION_WRITE_CONDITION: Final = (
     "attribute_not_exists(#position) OR #shard <> :shard OR #position <= :position"

@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from clickstream import aws
+
 
 @dataclass(frozen=True, slots=True)
 class StreamRecord:
@@ -13,18 +15,6 @@ class StreamRecord:
     sequence_number: str
     partition_key: str
     data: bytes
-
-
-def list_shard_ids(kinesis: Any, stream_name: str) -> list[str]:
-    shards: list[str] = []
-    kwargs: dict[str, Any] = {"StreamName": stream_name}
-    while True:
-        page = kinesis.list_shards(**kwargs)
-        shards.extend(s["ShardId"] for s in page["Shards"])
-        token = page.get("NextToken")
-        if not token:
-            return shards
-        kwargs = {"NextToken": token}
 
 
 def read_shard(
@@ -55,6 +45,6 @@ def read_shard(
 def read_stream(kinesis: Any, stream_name: str) -> list[StreamRecord]:
     """Every record of every shard of the stream."""
     records: list[StreamRecord] = []
-    for shard_id in list_shard_ids(kinesis, stream_name):
+    for shard_id in aws.shard_ids(kinesis, stream_name):
         records.extend(read_shard(kinesis, stream_name, shard_id))
     return records

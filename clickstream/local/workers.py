@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any, ClassVar
 
 from clickstream.errors import ConsumerError
-from consumer import query
+from insights import progress
 
 
 class LocalWorker:
@@ -152,8 +152,8 @@ def wait_until_caught_up(
                     f"worker {worker.worker_id} stopped before catching up; its log ends:\n"
                     + worker.log_tail()
                 )
-        checkpoints = query.lease_checkpoints(dynamodb, lease_table)
-        if query.caught_up(checkpoints, last_sequences):
+        checkpoints = progress.lease_checkpoints(dynamodb, lease_table)
+        if progress.caught_up(checkpoints, last_sequences):
             return time.monotonic() - started
         if time.monotonic() - started > timeout:
             raise ConsumerError(

@@ -27,7 +27,7 @@ from enum import StrEnum
 from typing import Final
 
 from clickstream.events import minute_key
-from consumer.aggregate import SessionState
+from consumer.core.aggregate import SessionState
 
 MINUTE_FORMAT: Final = "%Y-%m-%dT%H:%M"
 """The format of `clickstream.events.minute_key`, the minute buckets counters use."""

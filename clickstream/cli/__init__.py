@@ -1,0 +1,39 @@
+"""The `clickstream` command line (typer + rich): one module per command group.
+
+Results go to stdout (a table, or one JSON object with --json); progress, logs and errors go
+to stderr. Errors the project raises on purpose print as one line and exit 1.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from clickstream.cli import consume, demo, local, produce, query, tools
+from clickstream.logging import configure_logging
+
+app = typer.Typer(
+    help="Real-time clickstream analytics on Amazon Kinesis.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(local.app, name="local")
+app.command()(produce.produce)
+app.command()(consume.consume)
+app.command()(consume.health)
+app.add_typer(query.app, name="query")
+app.command()(demo.demo)
+app.add_typer(tools.anomalies_app, name="anomalies")
+app.command()(tools.bench)
+app.command()(tools.soak)
+
+
+@app.callback()
+def main(
+    log_level: Annotated[
+        str, typer.Option(help="Log level of the JSON logs on stderr.")
+    ] = "WARNING",
+) -> None:
+    configure_logging(log_level)

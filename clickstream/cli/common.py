@@ -1,0 +1,82 @@
+"""What every command shares: the two consoles, `--json`, one-line errors, where to read."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from botocore.exceptions import BotoCoreError
+from pydantic import ValidationError
+from rich.console import Console
+
+from clickstream import aws
+from clickstream.errors import ClickstreamError, ConfigurationError
+from clickstream.local import stack as local_stack
+from clickstream.local.settings import LocalStackSettings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+out = Console(soft_wrap=True)
+"""Results: stdout."""
+err = Console(stderr=True, soft_wrap=True)
+"""Progress, notes and errors: stderr."""
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+
+
+def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn the project's own errors (and bad settings) into one line on stderr and exit 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except ClickstreamError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except BotoCoreError as exc:  # no region, no credentials, endpoint unreachable
+            err.print(f"[bold red]error:[/] AWS: {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            err.print(f"[bold red]error:[/] setting {where}: {first['msg']}", soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def maybe(value: float | None) -> str:
+    """A figure, or a dash where there is none."""
+    return "-" if value is None else f"{value:g}"
+
+
+def use_local_stack_environment() -> None:
+    """Point this process at the running local stack, as `eval "$(clickstream local env)"`."""
+    os.environ.update(local_stack.running_state(LocalStackSettings()).environment())
+
+
+def results_clients() -> tuple[Any, Any, dict[str, str]]:
+    """DynamoDB and Kinesis clients and the names to read: from settings, else the local stack."""
+    if "CLICKSTREAM_PAGE_STATS_TABLE" not in os.environ:
+        if local_stack.load_state(LocalStackSettings()) is None:
+            raise ConfigurationError(
+                "no tables to read: set CLICKSTREAM_PAGE_STATS_TABLE, CLICKSTREAM_SESSIONS_TABLE "
+                "and CLICKSTREAM_STREAM_NAME (the stack's outputs), or start the local stack"
+            )
+        use_local_stack_environment()
+    names = {
+        key: os.environ.get(f"CLICKSTREAM_{key.upper()}", "")
+        for key in ("page_stats_table", "sessions_table", "stream_name", "alerts_table")
+    }
+    return aws.client("dynamodb"), aws.client("kinesis"), names

@@ -1,0 +1,74 @@
+"""`clickstream consume` (one worker) and `clickstream health` (its container health check)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic_settings import BaseSettings
+
+from clickstream.cli.common import err, one_line_errors, out, use_local_stack_environment
+from clickstream.errors import ConfigurationError
+from clickstream.local.settings import LocalStackSettings
+from clickstream.logging import configure_logging
+from producer.settings import ProducerSettings
+
+OTHER_SETTINGS: tuple[type[BaseSettings], ...] = (ProducerSettings, LocalStackSettings)
+"""The other commands' settings that share the `CLICKSTREAM_` prefix: a shell prepared for
+every command (`eval "$(clickstream local env)"`) must not be refused as full of typos."""
+
+
+@one_line_errors
+def consume(
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="Target the running local stack, with lease timings short enough for it.",
+        ),
+    ] = False,
+    worker_id: Annotated[
+        str | None, typer.Option(help="Lease owner name (default: host-pid); unique per worker.")
+    ] = None,
+) -> None:
+    """Run one worker: the KCL MultiLangDaemon and clickstream's record processor, until
+    SIGTERM/SIGINT, which every shard answers with a final flush and checkpoint."""
+    from consumer.daemon import DaemonRunner
+    from consumer.properties import LOCAL_TIMINGS
+    from consumer.settings import load_settings
+
+    if local:
+        use_local_stack_environment()
+        for name, value in LOCAL_TIMINGS.items():
+            os.environ.setdefault(name, value)
+    if worker_id:
+        os.environ["CLICKSTREAM_WORKER_ID"] = worker_id
+    settings = load_settings(OTHER_SETTINGS)
+    configure_logging(settings.log_level)
+    code = DaemonRunner(settings).run()
+    if code:
+        err.print(f"[bold red]error:[/] the KCL daemon ended with status {code}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@one_line_errors
+def health(
+    max_age: Annotated[
+        float, typer.Option(min=1, help="Seconds since the worker last touched its file.")
+    ] = 60.0,
+) -> None:
+    """Exit 0 if this container's worker is running its KCL daemon (the container health
+    check): the file `CLICKSTREAM_HEALTH_FILE` was touched within `--max-age` seconds."""
+    path = os.environ.get("CLICKSTREAM_HEALTH_FILE")
+    if not path:
+        raise ConfigurationError("CLICKSTREAM_HEALTH_FILE is not set: no health file to check")
+    try:
+        age = time.time() - Path(path).stat().st_mtime
+    except FileNotFoundError:
+        raise ConfigurationError(f"unhealthy: {path} does not exist (worker not running)") from None
+    if age > max_age:
+        raise ConfigurationError(f"unhealthy: {path} last touched {age:.0f} s ago")
+    out.print(f"healthy: {path} touched {age:.0f} s ago")

@@ -1,0 +1,303 @@
+"""`clickstream produce`: seeded traffic (or a replayed file) into the stream, and its manifest.
+
+The command is a short recipe over the functions beside it, which the demo and the soak
+reuse: build the traffic and its ground truth, send it (or write it for a dry run), record
+what was delivered in the manifest, report.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from clickstream import aws
+from clickstream.cli.common import JsonFlag, err, one_line_errors, out
+from clickstream.errors import ConfigurationError, ProducerError
+from clickstream.local import stack as local_stack
+from clickstream.local.settings import LocalStackSettings
+from producer.generator import DropSpec, Record, SpikeSpec, TrafficProfile, generate
+from producer.manifest import Manifest, build_manifest
+from producer.replay import read_json_lines
+from producer.run import RunReport, send_all, write_dry_run
+from producer.sender import PutRecordsSender
+from producer.settings import ProducerSettings
+
+_SPEC = re.compile(r"^(?P<page>/[^@]*)@(?P<minute>\d+)(?:x(?P<factor>\d+(?:\.\d+)?))?$")
+
+
+@one_line_errors
+def produce(
+    events: Annotated[int, typer.Option(min=1, help="Valid events to generate.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same traffic.")] = 1,
+    rate: Annotated[float | None, typer.Option(min=0.1, help="Target records per second.")] = None,
+    shards_hint: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Also count records per shard in the manifest, for K evenly split shards."
+        ),
+    ] = None,
+    manifest: Annotated[
+        Path | None, typer.Option(help="Write the ground-truth manifest here.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Write the records to stdout, not to Kinesis.")
+    ] = False,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="Replay JSON lines from FILE, or - for stdin, instead of generating."
+        ),
+    ] = None,
+    allow_invalid: Annotated[
+        bool,
+        typer.Option(help="With --from, send lines that break the contract instead of stopping."),
+    ] = False,
+    bots: Annotated[int, typer.Option(min=0, help="Bot sessions to inject.")] = 0,
+    spike: Annotated[
+        list[str] | None,
+        typer.Option(help="Traffic spike PAGE@MINUTE[xFACTOR], e.g. /pricing@2x6; repeatable."),
+    ] = None,
+    drop: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Traffic drop PAGE@MINUTE: the page gets no views that minute; repeatable."
+        ),
+    ] = None,
+    malformed: Annotated[int, typer.Option(min=0, help="Malformed records to mix in.")] = 0,
+    kpl_aggregate: Annotated[
+        bool,
+        typer.Option(
+            help="Pack each session's records into KPL aggregated records (aws-kinesis-agg)."
+        ),
+    ] = False,
+    sessions_per_minute: Annotated[float, typer.Option(min=1, help="Session arrival rate.")] = 300,
+    stream: Annotated[str | None, typer.Option(help="Stream name (default: settings).")] = None,
+    start: Annotated[
+        datetime | None,
+        typer.Option(
+            help="Event time of the first session (ISO 8601, UTC if no offset); default now.",
+            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f%z"],
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Generate seeded, realistic traffic (or replay a file) into the Kinesis stream."""
+    if source is not None:
+        records, truth = replayed_traffic(source, allow_invalid, shards_hint=shards_hint)
+    else:
+        profile = TrafficProfile(
+            bot_sessions=bots,
+            spikes=tuple(SpikeSpec(p, m, f or 6.0) for p, m, f in parse_specs(spike, "spike")),
+            drops=tuple(DropSpec(p, m) for p, m, _ in parse_specs(drop, "drop")),
+            malformed=malformed,
+            sessions_per_minute=sessions_per_minute,
+        )
+        records, truth = generated_traffic(
+            seed, start or datetime.now(UTC), events, profile, shards_hint=shards_hint
+        )
+    if dry_run:
+        report = write_dry_run(records, sys.stdout.buffer)
+    else:
+        report = send_to_stream(records, truth, stream, rate=rate, kpl_aggregate=kpl_aggregate)
+    record_delivery(truth, report, manifest)
+    report_produce(truth, report, manifest, dry_run=dry_run, as_json=as_json)
+
+
+def parse_specs(values: list[str] | None, kind: str) -> list[tuple[str, int, float | None]]:
+    """`--spike`/`--drop` values: (page, minute, factor or None) each."""
+    specs = []
+    for value in values or []:
+        match = _SPEC.match(value)
+        if not match:
+            raise ConfigurationError(
+                f"--{kind} {value!r}: expected PAGE@MINUTE (e.g. /pricing@2x6)"
+            )
+        factor = match.group("factor")
+        specs.append(
+            (match.group("page"), int(match.group("minute")), float(factor) if factor else None)
+        )
+    return specs
+
+
+def replayed_traffic(
+    source: str, allow_invalid: bool, *, shards_hint: int | None
+) -> tuple[list[Record], Manifest]:
+    """The records of a JSON-lines file (or stdin, `-`) and their manifest."""
+    stream_in = sys.stdin.buffer if source == "-" else _open_replay(Path(source))
+    with stream_in:
+        records = read_json_lines(stream_in, allow_invalid=allow_invalid)
+    truth = build_manifest(
+        records, [], seed=None, source=f"replay:{source}", shards_hint=shards_hint
+    )
+    return records, truth
+
+
+def generated_traffic(
+    seed: int,
+    start: datetime,
+    events: int,
+    profile: TrafficProfile,
+    *,
+    shards_hint: int | None,
+) -> tuple[list[Record], Manifest]:
+    """Seeded traffic and its manifest; refuses an anomaly that falls after the last event."""
+    try:
+        first = start if start.tzinfo else start.replace(tzinfo=UTC)
+        records, anomalies = generate(seed, first, events, profile)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    truth = build_manifest(
+        records, anomalies, seed=seed, source="generated", shards_hint=shards_hint
+    )
+    injected = {(a.kind, a.subject) for a in truth.anomalies}
+    specs: list[SpikeSpec | DropSpec] = [*profile.spikes, *profile.drops]
+    for spec in specs:
+        kind = "traffic_spike" if isinstance(spec, SpikeSpec) else "traffic_drop"
+        if (kind, spec.page) not in injected:
+            raise ConfigurationError(
+                f"the {kind} on {spec.page} at minute {spec.minute} falls after the last "
+                f"event; generate more events or pick an earlier minute"
+            )
+    return records, truth
+
+
+def stream_target(stream: str | None) -> tuple[str, str | None, str | None]:
+    """(stream name, Kinesis endpoint or None for boto3's own, region) to write to."""
+    settings = ProducerSettings()
+    if stream or settings.stream_name:
+        return str(stream or settings.stream_name), None, settings.region
+    local_settings = LocalStackSettings()
+    if not local_stack.state_path(local_settings).is_file():
+        raise ConfigurationError(
+            "no stream to write to: pass --stream, set CLICKSTREAM_STREAM_NAME, "
+            "or start the local stack with `clickstream local up`"
+        )
+    state = local_stack.running_state(local_settings)
+    return state.outputs["StreamName"], state.kinesis_endpoint, state.region
+
+
+def send_to_stream(
+    records: Sequence[Record],
+    truth: Manifest,
+    stream: str | None,
+    *,
+    rate: float | None,
+    kpl_aggregate: bool,
+) -> RunReport:
+    """PutRecords every record into the stream, with a progress bar on stderr."""
+    stream_name, endpoint, region = stream_target(stream)
+    settings = ProducerSettings()
+    # Retries are ours (only the failed entries); botocore must not resend whole calls.
+    client = aws.client(
+        "kinesis",
+        endpoint_url=endpoint,
+        region=region,
+        local=endpoint is not None,
+        max_attempts=1,
+        timeout_seconds=settings.timeout_seconds,
+    )
+    sender = PutRecordsSender(client, stream_name, max_attempts=settings.max_attempts)
+    truth.stream = stream_name
+    with SendProgress(len(records)) as advance:
+        return send_all(
+            records, sender, rate=rate, on_progress=advance, kpl_aggregate=kpl_aggregate
+        )
+
+
+def record_delivery(truth: Manifest, report: RunReport, manifest: Path | None) -> None:
+    """What was sent (and where each shard ends) into the manifest, written when asked."""
+    truth.sent = report.sent
+    truth.last_sequence_per_shard = report.last_sequence or None
+    if manifest is not None:
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        manifest.write_text(truth.model_dump_json(indent=1))
+
+
+def report_produce(
+    truth: Manifest, report: RunReport, manifest: Path | None, *, dry_run: bool, as_json: bool
+) -> None:
+    summary = {
+        "stream": truth.stream,
+        "dry_run": dry_run,
+        "events": truth.events,
+        "malformed": truth.malformed,
+        "sent": report.sent,
+        "sessions": len(truth.sessions),
+        "pages": len(truth.pages),
+        "anomalies": [f"{a.kind} {a.subject}" for a in truth.anomalies],
+        "put_records_calls": report.calls,
+        "retried_entries": report.retried_entries,
+        "seconds": round(report.seconds, 2),
+        "records_per_second": round(report.records_per_second, 1),
+        "records_per_shard": truth.records_per_shard,
+        "manifest": str(manifest) if manifest else None,
+    }
+    if as_json:
+        # In a dry run stdout carries the records, so the summary goes to stderr.
+        (sys.stderr if dry_run else sys.stdout).write(json.dumps(summary, indent=2) + "\n")
+        return
+    console = err if dry_run else out  # stdout carries the records in a dry run
+    console.print(
+        f"{'wrote' if dry_run else 'sent'} {report.sent} records ({truth.events} events, "
+        f"{truth.malformed} malformed, {len(truth.sessions)} sessions) "
+        f"{'to stdout' if dry_run else f'to {truth.stream}'} in {report.seconds:.1f}s "
+        f"({report.records_per_second:.0f}/s, {report.calls} calls, "
+        f"{report.retried_entries} entries retried)",
+        highlight=False,
+    )
+    for anomaly in truth.anomalies:
+        console.print(
+            f"  injected {anomaly.kind}: {anomaly.subject} "
+            f"{anomaly.window_start:%H:%M:%S}-{anomaly.window_end:%H:%M:%S}"
+        )
+    if manifest:
+        console.print(f"  manifest: {manifest}")
+
+
+def _open_replay(path: Path) -> Any:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise ProducerError(f"cannot read {path}: {exc.strerror}") from None
+
+
+class SendProgress:
+    """A rich progress bar on a terminal; plain lines every 10% otherwise."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.bar: Progress | None = None
+        self.next_line = 0.1
+
+    def __enter__(self) -> Callable[[int], None]:
+        if err.is_terminal:
+            self.bar = Progress(
+                TextColumn("sending"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+            )
+            self.bar.start()
+            task = self.bar.add_task("send", total=self.total)
+            return lambda done: self.bar.update(task, completed=done) if self.bar else None
+        return self._line
+
+    def _line(self, done: int) -> None:
+        if done >= self.total * self.next_line or done == self.total:
+            sys.stderr.write(f"sent {done}/{self.total}\n")
+            while self.next_line <= done / self.total:
+                self.next_line += 0.1
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar:
+            self.bar.stop()

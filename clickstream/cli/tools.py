@@ -1,0 +1,176 @@
+"""Operator tools: `clickstream bench`, `clickstream soak`, `clickstream anomalies measure`."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from clickstream.cli.common import JsonFlag, err, maybe, one_line_errors, out, print_json
+from clickstream.errors import ConfigurationError
+from clickstream.local import stack as local_stack
+from clickstream.local.settings import LocalStackSettings
+from clickstream.logging import configure_logging
+from clickstream.tools import bench as benchmark
+from clickstream.tools import detection
+from clickstream.tools import soak as soak_run
+
+anomalies_app = typer.Typer(help="The anomaly rules: measure them.", no_args_is_help=True)
+
+
+@anomalies_app.command("measure")
+@one_line_errors
+def anomalies_measure(
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(help="Run only this scenario (repeatable); all of them when unset."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run seeded scenarios (normal traffic; injected spikes, drops and bots) through the
+    record processors and the page rule, and print precision and recall per rule and false
+    alerts per hour of normal traffic."""
+    configure_logging("ERROR")  # the processors log every alert; the figures are the point
+    scenarios = detection.standard_scenarios()
+    names = [s.name for s in scenarios]
+    unknown = [name for name in scenario or [] if name not in names]
+    if unknown:
+        raise ConfigurationError(f"--scenario {unknown[0]!r}: expected one of {', '.join(names)}")
+    chosen = [s for s in scenarios if not scenario or s.name in scenario]
+    outcomes = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
+        task = progress.add_task("scenarios", total=len(chosen))
+        for each in chosen:
+            progress.update(task, description=f"{each.name} ({each.minutes} min of traffic)")
+            outcomes.append(detection.run_scenario(each))
+            progress.advance(task)
+    result = detection.figures(outcomes)
+    if as_json:
+        print_json(result)
+        return
+    runs = Table(title="scenarios")
+    for column in ("scenario", "minutes", "events", "injected", "alerts", "minutes judged"):
+        runs.add_column(column, justify="left" if column == "scenario" else "right")
+    for row in result["scenarios"]:
+        runs.add_row(
+            row["name"],
+            str(row["minutes"]),
+            f"{row['events']:,}",
+            str(row["anomalies"]),
+            str(row["alerts"]),
+            str(row["judged_minutes"]),
+        )
+    out.print(runs)
+    rules = Table(title=f"per rule ({result['normal_hours']:.1f} h of normal traffic judged)")
+    for column in ("rule", "alerts", "precision", "injected", "recall", "false alerts/h normal"):
+        rules.add_column(column, justify="left" if column == "rule" else "right")
+    for name, row in result["rules"].items():
+        rules.add_row(
+            name,
+            str(row["alerts"]),
+            maybe(row["precision"]),
+            str(row["injected"]),
+            maybe(row["recall"]),
+            maybe(row["false_alerts_per_hour_of_normal_traffic"]),
+        )
+    out.print(rules)
+    for name, row in result["rules"].items():
+        for missed in row["missed"]:
+            out.print(f"missed {name}: {missed}")
+        for false in row["false"]:
+            out.print(f"unlabelled {name}: {false}")
+
+
+@one_line_errors
+def bench(
+    events: Annotated[int, typer.Option(min=100, help="Events per run.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated traffic.")] = 7,
+    rates: Annotated[
+        str, typer.Option(help="Comma-separated arrival rates to simulate, events/s per shard.")
+    ] = "100,1000,5000",
+    as_json: JsonFlag = False,
+) -> None:
+    """Benchmark one record processor through amazon_kclpy's protocol (no daemon, no AWS):
+    events per second, and DynamoDB writes and S3 puts per 1,000 events."""
+    try:
+        arrival_rates = [float(rate) for rate in rates.split(",") if rate.strip()]
+    except ValueError:
+        raise ConfigurationError(f"--rates {rates!r}: expected numbers like 100,1000") from None
+    results = []
+    for rate in arrival_rates:
+        with err.status(f"processing {events} events at {rate:g} events/s per shard"):
+            results.append(benchmark.run(events=events, seed=seed, arrival_rate=rate))
+    if as_json:
+        print_json({"events": events, "seed": seed, "runs": [r.as_dict() for r in results]})
+        return
+    table = Table(title=f"record processor, {events} events, default flush policy")
+    for column in (
+        "arrival (events/s/shard)",
+        "processed events/s",
+        "flushes",
+        "DynamoDB writes /1k events",
+        "DynamoDB reads /1k events",
+        "S3 puts /1k events",
+    ):
+        table.add_column(column, justify="right")
+    for result in results:
+        table.add_row(
+            f"{result.events_per_shard_second:g}",
+            f"{result.events_per_second:,.0f}",
+            str(result.flushes),
+            f"{result.writes_per_1000_events:g}",
+            f"{result.reads_per_1000_events:g}",
+            f"{result.s3_puts_per_1000_events:g}",
+        )
+    out.print(table)
+
+
+@one_line_errors
+def soak(
+    minutes: Annotated[float, typer.Option(min=1, help="How long to run the load.")] = 30,
+    events_per_minute: Annotated[int, typer.Option(min=10, help="Steady load.")] = 1_500,
+    restart_every: Annotated[
+        float, typer.Option(min=30, help="Seconds between worker restarts (SIGTERM, start).")
+    ] = 180,
+    as_json: JsonFlag = False,
+) -> None:
+    """Long steady load on the local stack with workers restarted every few minutes: RSS over
+    time, lag, and the exactness check at the end. Not part of CI (30 minutes by default)."""
+    settings = LocalStackSettings()
+    started_here = local_stack.load_state(settings) is None
+    state = local_stack.up(settings) if started_here else local_stack.running_state(settings)
+    os.environ.update(state.environment())
+    logs = settings.state_dir / "logs"
+
+    def show(sample: soak_run.Sample) -> None:
+        err.print(
+            f"{sample.elapsed_seconds:6.0f} s  rss {sample.rss_mib} MiB  "
+            f"lag {sample.lag_seconds:.1f} s",
+            highlight=False,
+        )
+
+    try:
+        report = soak_run.run(
+            state,
+            minutes=minutes,
+            events_per_minute=events_per_minute,
+            restart_every=restart_every,
+            logs=logs,
+            on_sample=show,
+        )
+    finally:
+        if started_here:
+            local_stack.down(settings)
+    summary = report.as_dict()
+    if as_json:
+        print_json(summary)
+    else:
+        for key, value in summary.items():
+            if key not in ("samples", "verdict"):
+                out.print(f"{key}: {value}", highlight=False)
+    if not report.verdict or not report.verdict.exact:
+        raise typer.Exit(1)

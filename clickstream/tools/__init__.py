@@ -1,0 +1,1 @@
+"""Operator tools: the benchmark, the soak, the exactness check, anomaly measurement."""

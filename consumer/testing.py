@@ -1,0 +1,247 @@
+"""Test doubles shipped with the consumer, for tests and the benchmark (as bytewax ships
+`bytewax.testing`).
+
+- In-memory sinks with the DynamoDB and S3 sinks' semantics: they store the very item shapes
+  the DynamoDB store writes (so serialising is measured too) and apply the same position
+  guard, in Python.
+- `ScriptedDaemon` drives a record processor through amazon_kclpy's real protocol code without
+  the daemon: it plays the MultiLangDaemon's side of the JSON-lines protocol, handing the
+  processor's `KCLProcess` one action per `readline()`, answering each checkpoint request the
+  processor writes (successfully, or with the error a test chooses), and keeping every line
+  the processor wrote to its stdout so tests can check that nothing else ever went there.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from amazon_kclpy import kcl
+
+from consumer.core import items
+from consumer.core.aggregate import Changes, PageMinuteKey, PageMinuteState, SessionState
+from consumer.core.anomaly import Alert, ShardProgress
+from consumer.core.batch import ArchiveObject
+from consumer.sinks import SaveOutcome
+
+# -- in-memory sinks ------------------------------------------------------------------------
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.sessions: dict[str, dict[str, Any]] = {}
+        self.pages: dict[tuple[str, str], dict[str, Any]] = {}
+        self.reads = 0
+        self.writes = 0
+
+    def load(
+        self, shard_id: str, sessions: set[str], pages: set[PageMinuteKey]
+    ) -> tuple[dict[str, SessionState | None], dict[PageMinuteKey, PageMinuteState | None]]:
+        self.reads += len(sessions) + len(pages)
+        found_sessions: dict[str, SessionState | None] = {}
+        for session_id in sessions:
+            item = self.sessions.get(session_id)
+            found_sessions[session_id] = None if item is None else items.session_from_item(item)
+        found_pages: dict[PageMinuteKey, PageMinuteState | None] = {}
+        for key in pages:
+            page_item = self.pages.get((key.page, items.page_sort_key(key.minute, shard_id)))
+            found_pages[key] = None if page_item is None else items.page_from_item(page_item)
+        return found_sessions, found_pages
+
+    def save(self, changes: Changes, now: datetime) -> SaveOutcome:
+        refused: list[str] = []
+        for session in changes.sessions:
+            item = items.session_item(session, expires_at=0, updated_at=now)
+            stored = self.sessions.get(session.session_id)
+            if (
+                stored is not None
+                and stored["shard_id"] == item["shard_id"]
+                and stored["position"] > item["position"]
+            ):
+                refused.append(f"session {session.session_id}")
+                continue
+            self.sessions[session.session_id] = item
+        for page in changes.pages:
+            item = items.page_item(page, expires_at=0, updated_at=now)
+            key = (item["page"], item["bucket_shard"])
+            stored_page = self.pages.get(key)
+            if stored_page is not None and stored_page["position"] > item["position"]:
+                refused.append(f"page {key}")
+                continue
+            self.pages[key] = item
+        self.writes += changes.item_count
+        return SaveOutcome(written=changes.item_count - len(refused), refused=refused)
+
+
+class MemoryArchive:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.puts = 0
+
+    def put(self, objects: Sequence[ArchiveObject]) -> None:
+        for archived in objects:
+            self.objects[archived.key] = archived.body
+        self.puts += len(objects)
+
+
+class MemoryAlerts:
+    """The alerts table in memory: raised once per (rule, window, subject); progress kept."""
+
+    def __init__(self) -> None:
+        self.alerts: dict[tuple[str, str], Alert] = {}
+        self.progress: dict[str, ShardProgress] = {}
+        self.attempts = 0
+
+    def raise_once(self, alerts: Sequence[Alert], now: datetime) -> list[Alert]:
+        raised = []
+        for alert in alerts:
+            self.attempts += 1
+            key = (alert.rule.value, alert.window_subject)
+            if key not in self.alerts:
+                self.alerts[key] = alert
+                raised.append(alert)
+        return raised
+
+    def report_progress(self, progress: ShardProgress, now: datetime) -> None:
+        stored = self.progress.get(progress.shard_id)
+        if stored is not None and stored.event_watermark is not None:
+            if progress.event_watermark is None:
+                # Like DynamoAlerts: a report without a watermark leaves the stored one.
+                progress = replace(progress, event_watermark=stored.event_watermark)
+            elif progress.event_watermark < stored.event_watermark:
+                return  # an older watermark is refused whole, as the conditional update is
+        self.progress[progress.shard_id] = progress
+
+
+# -- the scripted daemon --------------------------------------------------------------------
+
+SEQUENCE_BASE = 49_680_477_731_447_033_642_919_771_787_628_839_273_462_071_122_875_000_000
+"""Real Kinesis sequence numbers are this long; the processor must not assume small ones."""
+
+
+@dataclass
+class ProtocolRecord:
+    data: bytes
+    partition_key: str
+    sequence_number: int
+    sub_sequence_number: int = 0
+    arrival_ms: int = 1_795_400_000_000
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "action": "record",
+            "data": base64.b64encode(self.data).decode("ascii"),
+            "partitionKey": self.partition_key,
+            "sequenceNumber": str(self.sequence_number),
+            "subSequenceNumber": self.sub_sequence_number,
+            "approximateArrivalTimestamp": self.arrival_ms,
+        }
+
+
+def protocol_records(
+    payloads: Iterable[tuple[bytes, str]], first_sequence: int = 1
+) -> list[ProtocolRecord]:
+    """(data, partition key) pairs as consecutive records of one shard."""
+    return [
+        ProtocolRecord(data, partition_key, SEQUENCE_BASE + first_sequence + index)
+        for index, (data, partition_key) in enumerate(payloads)
+    ]
+
+
+@dataclass
+class ScriptedDaemon:
+    actions: deque[dict[str, Any]] = field(default_factory=deque)
+    written: list[dict[str, Any]] = field(default_factory=list)
+    checkpoint_errors: deque[str | None] = field(default_factory=deque)
+    """Answers for the next checkpoint requests; None (or nothing left) means success."""
+    on_action: Callable[[dict[str, Any]], None] | None = None
+    """Called with each action as the processor reads it (a benchmark moves its clock)."""
+
+    # -- what a test scripts ----------------------------------------------------------------
+
+    def initialize(self, shard_id: str, checkpoint: str = "TRIM_HORIZON") -> ScriptedDaemon:
+        self.actions.append(
+            {
+                "action": "initialize",
+                "shardId": shard_id,
+                "sequenceNumber": checkpoint,
+                "subSequenceNumber": 0,
+            }
+        )
+        return self
+
+    def process(self, records: Iterable[ProtocolRecord]) -> ScriptedDaemon:
+        self.actions.append(
+            {
+                "action": "processRecords",
+                "millisBehindLatest": 0,
+                "records": [record.as_json() for record in records],
+            }
+        )
+        return self
+
+    def shutdown_requested(self) -> ScriptedDaemon:
+        self.actions.append({"action": "shutdownRequested"})
+        return self
+
+    def lease_lost(self) -> ScriptedDaemon:
+        self.actions.append({"action": "leaseLost"})
+        return self
+
+    def shard_ended(self) -> ScriptedDaemon:
+        self.actions.append({"action": "shardEnded"})
+        return self
+
+    def run(self, processor: Any) -> None:
+        kcl.KCLProcess(processor, input_file=self, output_file=self, error_file=sys.stderr).run()
+
+    # -- the file-like sides amazon_kclpy reads and writes ------------------------------------
+
+    def readline(self) -> str:
+        if not self.actions:
+            return ""
+        action = self.actions.popleft()
+        if self.on_action is not None:
+            self.on_action(action)
+        return json.dumps(action) + "\n"
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            message = json.loads(line)  # anything that is not protocol JSON fails here
+            self.written.append(message)
+            if message["action"] == "checkpoint":
+                error = self.checkpoint_errors.popleft() if self.checkpoint_errors else None
+                self.actions.appendleft(
+                    {
+                        "action": "checkpoint",
+                        "sequenceNumber": message["sequenceNumber"],
+                        "subSequenceNumber": message["subSequenceNumber"],
+                        "error": error,
+                    }
+                )
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+    # -- what a test checks -------------------------------------------------------------------
+
+    @property
+    def checkpoints(self) -> list[tuple[str | None, int | None]]:
+        return [
+            (message["sequenceNumber"], message["subSequenceNumber"])
+            for message in self.written
+            if message["action"] == "checkpoint"
+        ]
+
+    @property
+    def statuses(self) -> list[str]:
+        return [m["responseFor"] for m in self.written if m["action"] == "status"]

@@ -1,0 +1,31 @@
+"""Reading the S3 archive back: raw events and dead letters (gzip JSON lines)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from typing import Any
+
+from consumer.core.batch import DEAD_LETTER_PREFIX, RAW_PREFIX
+
+
+def archived_lines(s3: Any, bucket: str, prefix: str) -> list[bytes]:
+    """Every line of every gzip JSON-lines object under a prefix (tests, demo summary)."""
+    lines: list[bytes] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+        for entry in page.get("Contents", []):
+            lines += object_lines(s3, bucket, entry["Key"])
+    return lines
+
+
+def object_lines(s3: Any, bucket: str, key: str) -> list[bytes]:
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return [line for line in gzip.decompress(body).split(b"\n") if line]
+
+
+def archived_events(s3: Any, bucket: str) -> list[bytes]:
+    return archived_lines(s3, bucket, RAW_PREFIX)
+
+
+def dead_letters(s3: Any, bucket: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in archived_lines(s3, bucket, DEAD_LETTER_PREFIX)]
