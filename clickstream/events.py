@@ -68,6 +68,11 @@ class DeadLetterReason(StrEnum):
     WRONG_TYPE = "wrong_type"
     INVALID_VALUE = "invalid_value"
     TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+    PARTITION_KEY_MISMATCH = "partition_key_mismatch"
+    """The record's partition key is not its session id: the session's records could reach
+    two shards, whose processors would each hold a part of the session."""
+    UNSTORABLE = "unstorable"
+    """Valid, but an item it would change cannot be stored (a DynamoDB limit, named)."""
 
 
 class InvalidEvent(ValueError):

@@ -63,6 +63,7 @@ class Metrics:
 
 METRIC_NAMES: Final = (
     "EventsProcessed",
+    "DuplicateEvents",
     "DeadLetters",
     "FlushLatency",
     "MillisBehindLatest",

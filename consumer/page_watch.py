@@ -8,7 +8,9 @@ to the pure `PageTrafficDetector`. Every worker judges the same minutes from the
 totals, so they raise the same alerts; the alerts table's conditional put keeps the first.
 
 It never stops the worker: counting matters more than alerting, so a failed pass is logged
-(with its error) and the next pass tries again.
+(with its error) and the next pass tries again. A minute that keeps failing (an error
+retrying cannot fix, or `MAX_MINUTE_ATTEMPTS` passes in a row) is logged and skipped: it is
+never retried every pass forever.
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ from consumer.core.anomaly import (
     stream_watermark,
 )
 from consumer.metrics import Metrics, announce_alert
-from consumer.retry import Backoff
+from consumer.retry import Backoff, GaveUp, is_transient
 from consumer.settings import ConsumerSettings
 from consumer.sinks import DynamoAlerts, page_items_for_minute
+
+MAX_MINUTE_ATTEMPTS = 3
+"""Passes a minute may fail in a row (transient errors) before it is skipped."""
 
 
 def minute_views(items: Iterable[dict[str, Any]]) -> dict[str, int]:
@@ -66,6 +71,9 @@ class PageWatch:
         self._wall_clock = wall_clock
         self.detector = PageTrafficDetector(rules)
         self.raised = 0
+        self.skipped: list[str] = []
+        self._attempts: dict[str, int] = {}
+        self._reading: str | None = None
 
     def run(self, stop: threading.Event, interval_seconds: float) -> None:
         """Pass after pass until `stop` is set."""
@@ -103,13 +111,46 @@ class PageWatch:
                 watermark=watermark.isoformat(),
             )
 
-        judge_complete_minutes(
-            self.detector, watermark, lambda minute: self._views(minute, shards), raise_alerts
-        )
+        while True:
+            try:
+                judge_complete_minutes(
+                    self.detector,
+                    watermark,
+                    lambda minute: self._views(minute, shards),
+                    raise_alerts,
+                )
+                break
+            except Exception as error:
+                self._skip_or_retry(error)  # re-raises unless the minute is skipped
         self.raised += len(raised)
         return raised
 
+    def _skip_or_retry(self, error: Exception) -> None:
+        """Re-raise (the next pass tries the minute again) unless the minute has failed for
+        good: then log it, count it as an error, and go on without it."""
+        minute, self._reading = self._reading or self.detector.next_minute, None
+        if minute is None:
+            raise error
+        attempts = self._attempts[minute] = self._attempts.get(minute, 0) + 1
+        cause = error.error if isinstance(error, GaveUp) else error
+        if is_transient(cause) and attempts < MAX_MINUTE_ATTEMPTS:
+            raise error
+        self._log.error(
+            "minute cannot be judged: skipped", minute=minute, attempts=attempts, error=repr(error)
+        )
+        if self._metrics is not None:
+            self._metrics.emit({"WorkerErrors": (1, "Count")})
+        self.skipped.append(minute)
+        del self._attempts[minute]
+        self.detector.unknown(minute)
+
     def _views(self, minute: str, shards: list[str]) -> dict[str, int]:
+        self._reading = minute
+        views = self._read_views(minute, shards)
+        self._reading = None
+        return views
+
+    def _read_views(self, minute: str, shards: list[str]) -> dict[str, int]:
         return minute_views(page_items_for_minute(self._dynamodb, self._page_stats, minute, shards))
 
 

@@ -32,12 +32,25 @@ from amazon_kclpy.messages import (
 )
 from amazon_kclpy.v3.processor import RecordProcessorBase
 
-from clickstream.events import InvalidEvent, TimestampPolicy, decode_event
+from clickstream.events import DeadLetterReason, InvalidEvent, TimestampPolicy, decode_event
 from clickstream.logging import get_logger
-from consumer.core.aggregate import PositionedEvent, SessionState, ShardAggregator
+from consumer.core.aggregate import (
+    Changes,
+    PositionedEvent,
+    SessionState,
+    ShardAggregator,
+)
 from consumer.core.anomaly import Alert, BotRules, ShardProgress, assess_session, bot_alert
 from consumer.core.batch import DeadLetter, FlushPolicy, PendingBatch, archive_objects
+from consumer.core.limits import ItemLimits, Unstorable, unstorable_changes
 from consumer.core.positions import Position
+from consumer.core.storable import (
+    Storable,
+    keys_of,
+    split_by_items,
+    unstorable_letter,
+    without_unstorable,
+)
 from consumer.metrics import Metrics, announce_alert
 from consumer.retry import Backoff, GaveUp, call_with_retries
 from consumer.sinks import AlertSink, Archive, LeaseOwnership, StateStore
@@ -65,6 +78,8 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         checkpoint_backoff: Backoff,
         max_cached_sessions: int = 50_000,
         max_cached_page_minutes: int = 50_000,
+        keep_query_params: frozenset[str] = frozenset(),
+        item_limits: ItemLimits | None = None,
         progress_interval_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -87,6 +102,8 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         self._checkpoint_backoff = checkpoint_backoff
         self._max_sessions = max_cached_sessions
         self._max_pages = max_cached_page_minutes
+        self._keep_query_params = keep_query_params
+        self._item_limits = item_limits or ItemLimits()
         self._clock = clock
         self._wall_clock = wall_clock
         self._sleep = sleep
@@ -98,6 +115,7 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         self._lease_gone = False
         self.totals = {
             "events": 0,
+            "duplicates": 0,
             "dead_letters": 0,
             "flushes": 0,
             "items_written": 0,
@@ -110,7 +128,10 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         self._shard_id = initialize_input.shard_id
         self._log = get_logger(component="processor", shard_id=self._shard_id)
         self._aggregator = ShardAggregator(
-            self._shard_id, max_sessions=self._max_sessions, max_page_minutes=self._max_pages
+            self._shard_id,
+            max_sessions=self._max_sessions,
+            max_page_minutes=self._max_pages,
+            keep_query_params=self._keep_query_params,
         )
         self._log.info(
             "initialized",
@@ -123,11 +144,16 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
             if self._lease_gone:
                 return  # KCL is about to tell us the lease is lost; write nothing meanwhile
             now = self._clock()
-            policy = TimestampPolicy(now=self._wall_clock())
             records = process_records_input.records
             self._millis_behind = process_records_input.millis_behind_latest
             for record in records:
-                self._receive(record, policy, now)
+                self._receive(record, now)
+            if records:
+                self._log.debug(
+                    "records received",
+                    count=len(records),
+                    last_sequence=records[-1].sequence_number,
+                )
             if self._policy.due(self._batch, self._clock()):
                 self._flush_and_checkpoint(process_records_input.checkpointer)
             if self._lease_gone:
@@ -146,38 +172,86 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
 
     def shard_ended(self, shard_ended_input: ShardEndedInput) -> None:
         with self._stop_on_failure("shard_ended"):
-            self._flush()
+            if not self._lease_gone:
+                self._flush()
+            if self._lease_gone:
+                # A fenced flush wrote nothing: SHARD_END would tell KCL this shard is done
+                # and its children may start, while its last records are counted nowhere.
+                self._log.warning(
+                    "shard ended while fenced: no SHARD_END checkpoint; the owner finishes it",
+                    **self.totals,
+                )
+                return
             # At shard end KCL needs the checkpoint with no arguments (SHARD_END) before
             # it starts the children.
             self._checkpoint(shard_ended_input.checkpointer, None)
+            if self._lease_gone:
+                self._log.warning("shard ended: SHARD_END checkpoint refused", **self.totals)
+                return
             self._report_progress(ended=True)
-            self._log.info("shard ended", **self.totals)
+            self._log.info("shard ended: flushed, SHARD_END checkpointed", **self.totals)
 
     def shutdown_requested(self, shutdown_requested_input: ShutdownRequestedInput) -> None:
+        # KCL sends this when the worker shuts down, and in KCL 3's graceful lease handoff,
+        # where the lease already names the next owner and this worker stays the checkpoint
+        # owner until it has flushed and checkpointed (see KclLeaseTable.still_owner).
         with self._stop_on_failure("shutdown_requested"):
             if self._lease_gone:
+                self._log.info("shutdown requested: lease already gone, nothing written")
                 return
-            self._flush_and_checkpoint(shutdown_requested_input.checkpointer)
-            self._log.info("shutdown requested: flushed and checkpointed", **self.totals)
+            pending = self._batch.record_count
+            checkpointed = self._flush_and_checkpoint(shutdown_requested_input.checkpointer)
+            if checkpointed is not None:
+                self._log.info(
+                    "shutdown requested: flushed and checkpointed",
+                    records=pending,
+                    checkpoint=str(checkpointed),
+                    **self.totals,
+                )
+            elif self._lease_gone:
+                self._log.warning(
+                    "shutdown requested: fenced, nothing written or checkpointed",
+                    records=pending,
+                    **self.totals,
+                )
+            else:
+                self._log.info(
+                    "shutdown requested: nothing new since the last checkpoint",
+                    checkpoint=str(self._last_checkpoint),
+                    **self.totals,
+                )
 
     # -- the commit cycle ------------------------------------------------------------------
 
-    def _receive(self, record: Any, policy: TimestampPolicy, now: float) -> None:
+    def _receive(self, record: Any, now: float) -> None:
         position = Position.of(record.sequence_number, record.sub_sequence_number)
         data = base64.b64decode(record.data)
+        millis = record.timestamp_millis
+        # Plausibility is judged against the record's arrival in the stream, not this clock:
+        # every pass over the record (a replay included) then decides the same.
+        arrival = datetime.fromtimestamp(millis / 1000, tz=UTC) if millis else self._wall_clock()
         try:
-            event = decode_event(data, policy)
+            event = decode_event(data, TimestampPolicy(now=arrival))
+            if record.partition_key != event.session_id:
+                raise InvalidEvent(
+                    DeadLetterReason.PARTITION_KEY_MISMATCH,
+                    "the partition key must be the session id, so a session stays on one shard",
+                    "session_id",
+                )
         except InvalidEvent as error:
-            arrival = datetime.fromtimestamp(record.timestamp_millis / 1000, tz=UTC)
             letter = DeadLetter(position, record.partition_key, arrival, data, error)
             self._batch.add_dead_letter(letter, now)
             return
-        self._batch.add_event(PositionedEvent(position, event, data), len(data), now)
+        positioned = PositionedEvent(position, event, data, record.partition_key, arrival)
+        self._batch.add_event(positioned, len(data), now)
 
-    def _flush_and_checkpoint(self, checkpointer: Any) -> None:
+    def _flush_and_checkpoint(self, checkpointer: Any) -> Position | None:
+        """Flush, then checkpoint what was flushed; the position checkpointed, if any."""
         flushed = self._flush()
-        if flushed is not None and not self._lease_gone:
-            self._checkpoint(checkpointer, flushed)
+        if flushed is None or self._lease_gone:
+            return None
+        self._checkpoint(checkpointer, flushed)
+        return None if self._lease_gone else flushed
 
     def _flush(self) -> Position | None:
         """Write state, then the archive; returns the last position flushed (None: nothing).
@@ -193,10 +267,11 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         if self._lease is not None and not self._lease.still_owner(self._shard_id):
             self._fenced("another worker holds the lease now", batch.record_count)
             return None
-        sessions, pages = self._aggregator.missing(batch.events)
-        if sessions or pages:
-            self._aggregator.remember(*self._store.load(self._shard_id, sessions, pages))
+        self._load(batch.events)
         changes = self._aggregator.apply(batch.events, batch.last_position)
+        storable = self._without_unstorable(batch, changes)
+        changes, events = storable.changes, storable.events
+        letters = [*batch.dead_letters, *storable.letters]
         # Alerts go before the state that records them as raised: a crash in between replays
         # the flush and puts the same alert again, which its conditional put makes harmless.
         self._raise(self._bot_alerts(changes.sessions))
@@ -212,18 +287,24 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
                 refused_count=len(outcome.refused),
             )
             return None
-        objects = archive_objects(self._shard_id, batch.events, batch.dead_letters)
+        if outcome.unstorable:
+            events, refused = self._refused_by_dynamodb(events, outcome.unstorable)
+            letters += refused
+        objects = archive_objects(self._shard_id, events, letters)
         self._archive.put(objects)
         self._aggregator.trim()
-        self.totals["events"] += len(batch.events)
-        self.totals["dead_letters"] += len(batch.dead_letters)
+        self.totals["events"] += len(events)
+        self.totals["duplicates"] += len(changes.duplicates)
+        self.totals["dead_letters"] += len(letters)
         self.totals["flushes"] += 1
         self.totals["items_written"] += outcome.written
-        newest = max(item.event.timestamp for item in batch.events) if batch.events else None
+        newest = max(item.event.timestamp for item in events) if events else None
         if newest is not None and (self._event_watermark is None or newest > self._event_watermark):
             self._event_watermark = newest
-        self._emit_flush_metrics(batch, (self._clock() - started) * 1000)
-        for letter in batch.dead_letters:
+        self._emit_flush_metrics(
+            len(events), len(changes.duplicates), letters, (self._clock() - started) * 1000
+        )
+        for letter in letters:
             self._log.warning(
                 "dead letter",
                 reason=letter.error.reason.value,
@@ -232,8 +313,9 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
             )
         self._log.debug(
             "flushed",
-            events=len(batch.events),
-            dead_letters=len(batch.dead_letters),
+            events=len(events),
+            duplicates=len(changes.duplicates),
+            dead_letters=len(letters),
             objects=len(objects),
             items=outcome.written,
             last_position=str(batch.last_position),
@@ -241,18 +323,63 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         )
         return batch.last_position
 
-    def _emit_flush_metrics(self, batch: PendingBatch, flush_ms: float) -> None:
+    def _load(self, events: Sequence[PositionedEvent]) -> None:
+        """Read the states these events touch that are not cached."""
+        sessions, pages = self._aggregator.missing(events)
+        if sessions or pages:
+            self._aggregator.remember(*self._store.load(self._shard_id, sessions, pages))
+
+    def _without_unstorable(self, batch: PendingBatch, changes: Changes) -> Storable:
+        assert batch.last_position is not None
+        now = self._wall_clock()
+        storable = without_unstorable(
+            self._aggregator,
+            batch.events,
+            changes,
+            batch.last_position,
+            check=lambda candidate: unstorable_changes(candidate, now, self._item_limits),
+            load=self._load,
+            now=now,
+        )
+        if storable.letters:
+            self._log.warning(
+                "unstorable items: their events are dead letters",
+                limits=storable.limits_hit[:5],
+                events=len(storable.letters),
+            )
+        return storable
+
+    def _refused_by_dynamodb(
+        self, events: list[PositionedEvent], refused: Sequence[Unstorable]
+    ) -> tuple[list[PositionedEvent], list[DeadLetter]]:
+        """The last guard: DynamoDB refused items the size check passed. Their events become
+        dead letters and the shard goes on; the cached states they touched are dropped."""
+        bad, kept = split_by_items(self._aggregator, events, refused)
+        self._aggregator.forget(*keys_of(self._aggregator, (item for item, _ in bad)))
+        self._log.error(
+            "DynamoDB refused items the size check passed: their events are dead letters "
+            "(other items of the same events may count them)",
+            limits=[problem.limit for problem in refused[:5]],
+            events=len(bad),
+        )
+        now = self._wall_clock()
+        return kept, [unstorable_letter(item, limit, now) for item, limit in bad]
+
+    def _emit_flush_metrics(
+        self, events: int, duplicates: int, letters: Sequence[DeadLetter], flush_ms: float
+    ) -> None:
         if self._metrics is None:
             return
         values: dict[str, tuple[float, str]] = {
-            "EventsProcessed": (len(batch.events), "Count"),
-            "DeadLetters": (len(batch.dead_letters), "Count"),
+            "EventsProcessed": (events, "Count"),
+            "DuplicateEvents": (duplicates, "Count"),
+            "DeadLetters": (len(letters), "Count"),
             "FlushLatency": (round(flush_ms, 1), "Milliseconds"),
         }
         if self._millis_behind is not None:
             values["MillisBehindLatest"] = (self._millis_behind, "Milliseconds")
         self._metrics.emit(values)
-        reasons = Counter(letter.error.reason.value for letter in batch.dead_letters)
+        reasons = Counter(letter.error.reason.value for letter in letters)
         for reason, count in sorted(reasons.items()):
             self._metrics.emit({"DeadLetters": (count, "Count")}, dimensions={"Reason": reason})
 

@@ -13,10 +13,10 @@ import socket
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from clickstream.errors import ConfigurationError
 from consumer.core.anomaly import BotRules, PageRules
@@ -102,6 +102,13 @@ class ConsumerSettings(BaseSettings):
     write_threads: int = Field(default=16, ge=1, le=128)
     max_cached_sessions: int = Field(default=50_000, ge=100)
     max_cached_page_minutes: int = Field(default=50_000, ge=100)
+    page_key_query_params: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(),
+        description=(
+            "Query parameters a page key keeps (comma-separated, e.g. `q,category`); every "
+            "other parameter, and the fragment, is dropped from page keys."
+        ),
+    )
     log_level: str = "INFO"
     metrics_namespace: str = Field(
         default="Clickstream", description="CloudWatch namespace of the workers' EMF metrics."
@@ -123,6 +130,13 @@ class ConsumerSettings(BaseSettings):
     page_watch_interval_seconds: float = Field(
         default=10.0, gt=0, description="How often a worker looks for page-minutes to judge."
     )
+
+    @field_validator("page_key_query_params", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(name.strip() for name in value.split(",") if name.strip())
+        return value
 
     @model_validator(mode="after")
     def _default_application_name(self) -> ConsumerSettings:

@@ -23,11 +23,27 @@ from consumer.core.aggregate import Changes, PageMinuteKey, PageMinuteState, Ses
 from consumer.core.anomaly import Alert, ShardProgress
 from consumer.core.batch import ArchiveObject
 from consumer.core.items import page_sort_key
-from consumer.retry import Backoff, call_with_retries, error_code
+from consumer.core.limits import ALERTS_KEYS, Unstorable, violation
+from consumer.retry import Backoff, call_with_retries, error_code, is_transient
 
 T = TypeVar("T")
 
 BATCH_GET_LIMIT: Final = 100
+_WRITTEN: Final = "written"
+_REFUSED: Final = "refused"
+
+
+class UnprocessedKeys(Exception):
+    """BatchGetItem left keys unprocessed: asked again after a backoff."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} keys unprocessed")
+
+
+def _unstorable(change: SessionState | PageMinuteState, reason: str) -> Unstorable:
+    if isinstance(change, SessionState):
+        return Unstorable(reason, session_id=change.session_id)
+    return Unstorable(reason, page=change.key)
 
 
 class StateStore(Protocol):
@@ -59,6 +75,8 @@ class SaveOutcome:
     written: int
     refused: list[str] = field(default_factory=list)
     """Items whose stored position was newer than ours: another worker has moved on."""
+    unstorable: list[Unstorable] = field(default_factory=list)
+    """Items DynamoDB refused as invalid (ValidationException): not retried, not written."""
 
     @property
     def fenced(self) -> bool:
@@ -122,14 +140,25 @@ class DynamoStateStore:
             entry = request.setdefault(table, {"Keys": [], "ConsistentRead": True})
             entry["Keys"].append(to_dynamo(key))
         found: list[tuple[str, Any]] = []
-        while request:
-            response = self._retrying(
-                functools.partial(self._client.batch_get_item, RequestItems=request),
-                "dynamodb:BatchGetItem",
-            )
+
+        def get_round() -> None:
+            # Keys DynamoDB did not get to (throttling, response size) come back unprocessed:
+            # asked again with the same backoff and deadline as a throttled call.
+            nonlocal request
+            response = self._client.batch_get_item(RequestItems=request)
             for table, rows in response.get("Responses", {}).items():
-                found += [(table, from_dynamo(row)) for row in rows]
+                found.extend((table, from_dynamo(row)) for row in rows)
             request = response.get("UnprocessedKeys") or {}
+            if request:
+                raise UnprocessedKeys(sum(len(entry["Keys"]) for entry in request.values()))
+
+        call_with_retries(
+            get_round,
+            what="dynamodb:BatchGetItem",
+            backoff=self._backoff,
+            log=self._log,
+            retryable=lambda error: isinstance(error, UnprocessedKeys) or is_transient(error),
+        )
         return found
 
     def save(self, changes: Changes, now: datetime) -> SaveOutcome:
@@ -159,8 +188,17 @@ class DynamoStateStore:
                 )
             )
         results = list(self._pool.map(lambda put: self._put(*put), puts))
-        refused = [subject for subject, accepted in results if not accepted]
-        return SaveOutcome(written=len(puts) - len(refused), refused=refused)
+        refused = [subject for subject, status in results if status == _REFUSED]
+        states: list[SessionState | PageMinuteState] = [*changes.sessions, *changes.pages]
+        unstorable: list[Unstorable] = []
+        for (_, status), state in zip(results, states, strict=True):
+            if status not in (_WRITTEN, _REFUSED):
+                unstorable.append(_unstorable(state, status))
+        return SaveOutcome(
+            written=len(puts) - len(refused) - len(unstorable),
+            refused=refused,
+            unstorable=unstorable,
+        )
 
     def _put(
         self,
@@ -169,10 +207,11 @@ class DynamoStateStore:
         condition: str,
         subject: str,
         values: dict[str, Any],
-    ) -> tuple[str, bool]:
+    ) -> tuple[str, str]:
+        """(subject, _WRITTEN | _REFUSED | DynamoDB's reason for refusing it as invalid)."""
         names = {name: attr for name, attr in items.CONDITION_NAMES.items() if name in condition}
 
-        def put() -> bool:
+        def put() -> str:
             try:
                 self._client.put_item(
                     TableName=table,
@@ -183,9 +222,14 @@ class DynamoStateStore:
                 )
             except ClientError as exc:
                 if error_code(exc) == "ConditionalCheckFailedException":
-                    return False
+                    return _REFUSED
+                if error_code(exc) == "ValidationException":
+                    # Retrying cannot fix an invalid item; the processor dead-letters its
+                    # events and goes on (a shard must never stop on one item).
+                    message = str(exc.response.get("Error", {}).get("Message", exc))
+                    return f"DynamoDB: {message}"[:300]
                 raise
-            return True
+            return _WRITTEN
 
         return subject, self._retrying(put, f"dynamodb:PutItem {table}")
 
@@ -222,6 +266,11 @@ class KclLeaseTable:
 
     Checked before each flush: a worker that lost the lease while paused (a zombie) finds
     another owner there and writes nothing. KCL fences its checkpoints the same way.
+
+    KCL 3's graceful handoff moves `leaseOwner` to the next worker at once and leaves
+    `checkpointOwner` naming the current one until it has flushed and checkpointed (its
+    `shutdownRequested`): the worker that owns the shard's writes is the checkpoint owner
+    while there is one, the lease owner otherwise (KCL's own `Lease.actualOwner`).
     """
 
     def __init__(
@@ -240,14 +289,22 @@ class KclLeaseTable:
                 TableName=self._table,
                 Key={"leaseKey": {"S": shard_id}},
                 ConsistentRead=True,
-                ProjectionExpression="leaseOwner",
+                ProjectionExpression="leaseOwner, checkpointOwner",
             ),
             what="dynamodb:GetItem lease",
             backoff=self._backoff,
             log=self._log,
         )
-        owner = response.get("Item", {}).get("leaseOwner", {}).get("S")
-        return bool(owner == self._worker_id)
+        item = response.get("Item", {})
+        lease_owner = item.get("leaseOwner", {}).get("S")
+        checkpoint_owner = item.get("checkpointOwner", {}).get("S")
+        if checkpoint_owner == self._worker_id and lease_owner != self._worker_id:
+            self._log.info(
+                "lease handoff in progress: still the checkpoint owner",
+                shard_id=shard_id,
+                next_owner=lease_owner,
+            )
+        return bool((checkpoint_owner or lease_owner) == self._worker_id)
 
 
 class DynamoAlerts:
@@ -277,6 +334,12 @@ class DynamoAlerts:
             item = items.alert_item(
                 alert, raised_by=self._raised_by, raised_at=now, expires_at=expires_at
             )
+            problem = violation(item, ALERTS_KEYS)
+            if problem:
+                self._log.error(
+                    "alert cannot be stored; not raised", rule=alert.rule.value, limit=problem
+                )
+                continue
             if self._put_new(item):
                 raised.append(alert)
         return raised
@@ -292,6 +355,15 @@ class DynamoAlerts:
                 )
             except ClientError as exc:
                 if error_code(exc) == "ConditionalCheckFailedException":
+                    return False
+                if error_code(exc) == "ValidationException":
+                    # An alert that cannot be stored is logged, not retried: counting goes on.
+                    self._log.error(
+                        "alert refused by DynamoDB; not raised",
+                        rule=item.get("rule"),
+                        window_subject=str(item.get("window_subject"))[:200],
+                        error=str(exc)[:300],
+                    )
                     return False
                 raise
             return True

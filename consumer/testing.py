@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import sys
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,13 +29,24 @@ from consumer.core import items
 from consumer.core.aggregate import Changes, PageMinuteKey, PageMinuteState, SessionState
 from consumer.core.anomaly import Alert, ShardProgress
 from consumer.core.batch import ArchiveObject
+from consumer.core.limits import (
+    PAGE_STATS_KEYS,
+    SESSIONS_KEYS,
+    ItemLimits,
+    Unstorable,
+    violation,
+)
 from consumer.sinks import SaveOutcome
 
 # -- in-memory sinks ------------------------------------------------------------------------
 
 
 class MemoryStore:
-    def __init__(self) -> None:
+    """The sessions and page-stats tables in memory. Like DynamoDB, it refuses (as invalid,
+    writing nothing) an item beyond `limits`: DynamoDB's own by default."""
+
+    def __init__(self, limits: ItemLimits | None = None) -> None:
+        self.limits = limits or ItemLimits()
         self.sessions: dict[str, dict[str, Any]] = {}
         self.pages: dict[tuple[str, str], dict[str, Any]] = {}
         self.reads = 0
@@ -56,8 +68,13 @@ class MemoryStore:
 
     def save(self, changes: Changes, now: datetime) -> SaveOutcome:
         refused: list[str] = []
+        unstorable: list[Unstorable] = []
         for session in changes.sessions:
             item = items.session_item(session, expires_at=0, updated_at=now)
+            problem = violation(item, SESSIONS_KEYS, self.limits)
+            if problem:
+                unstorable.append(Unstorable(problem, session_id=session.session_id))
+                continue
             stored = self.sessions.get(session.session_id)
             if (
                 stored is not None
@@ -69,6 +86,10 @@ class MemoryStore:
             self.sessions[session.session_id] = item
         for page in changes.pages:
             item = items.page_item(page, expires_at=0, updated_at=now)
+            problem = violation(item, PAGE_STATS_KEYS, self.limits)
+            if problem:
+                unstorable.append(Unstorable(problem, page=page.key))
+                continue
             key = (item["page"], item["bucket_shard"])
             stored_page = self.pages.get(key)
             if stored_page is not None and stored_page["position"] > item["position"]:
@@ -76,7 +97,8 @@ class MemoryStore:
                 continue
             self.pages[key] = item
         self.writes += changes.item_count
-        return SaveOutcome(written=changes.item_count - len(refused), refused=refused)
+        written = changes.item_count - len(refused) - len(unstorable)
+        return SaveOutcome(written=written, refused=refused, unstorable=unstorable)
 
 
 class MemoryArchive:
@@ -131,7 +153,8 @@ class ProtocolRecord:
     partition_key: str
     sequence_number: int
     sub_sequence_number: int = 0
-    arrival_ms: int = 1_795_400_000_000
+    arrival_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    """When the record reached the stream (Kinesis' ApproximateArrivalTimestamp): now."""
 
     def as_json(self) -> dict[str, Any]:
         return {

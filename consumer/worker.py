@@ -77,6 +77,7 @@ def build_processor(settings: ConsumerSettings) -> ClickstreamProcessor:
         checkpoint_backoff=backoff,
         max_cached_sessions=settings.max_cached_sessions,
         max_cached_page_minutes=settings.max_cached_page_minutes,
+        keep_query_params=settings.page_key_query_params,
     )
 
 

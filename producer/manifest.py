@@ -10,6 +10,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from clickstream.events import ClickEvent, EventType, minute_key
+from clickstream.pagekey import page_key
 from producer.generator import Anomaly, Record
 from producer.malformed import MalformedRecord
 
@@ -55,7 +56,10 @@ class Manifest(BaseModel):
     source: str
     stream: str | None = None
     events: int
+    """Distinct events: a record re-sending an event id of its session counts once."""
     malformed: int
+    duplicates: int = 0
+    """Records that re-sent an event (same session, same event id): counted nowhere."""
     total_records: int
     sent: int = 0
     first_event_at: datetime | None = None
@@ -80,6 +84,19 @@ def partition_key_of(record: Record) -> str:
     return record.session_id if isinstance(record, ClickEvent) else record.partition_key
 
 
+def _count_type(kind: EventType, truth: SessionTruth, bucket: PageMinuteTruth) -> None:
+    if kind is EventType.PAGE_VIEW:
+        truth.page_views += 1
+        bucket.views += 1
+    elif kind is EventType.CLICK:
+        truth.clicks += 1
+        bucket.clicks += 1
+    elif kind is EventType.SCROLL:
+        truth.scrolls += 1
+    else:
+        truth.custom += 1
+
+
 def build_manifest(
     records: Iterable[Record],
     anomalies: Iterable[Anomaly],
@@ -87,7 +104,14 @@ def build_manifest(
     seed: int | None,
     source: str,
     shards_hint: int | None = None,
+    keep_query_params: Iterable[str] = (),
 ) -> Manifest:
+    """The ground truth of `records` as the consumer must count it: pages by their page key
+    (`clickstream.pagekey`, with the consumer's allow-list of query parameters), and an event
+    re-sent with the same id in the same session counted once."""
+    keep = frozenset(keep_query_params)
+    seen: set[tuple[str, str]] = set()
+    duplicates = 0
     sessions: dict[str, SessionTruth] = defaultdict(SessionTruth)
     session_pages: dict[str, set[str]] = defaultdict(set)
     pages: dict[str, dict[str, PageMinuteTruth]] = defaultdict(lambda: defaultdict(PageMinuteTruth))
@@ -108,6 +132,11 @@ def build_manifest(
                 MalformedTruth(sha256=record.sha256, expected_reason=record.expected_reason.value)
             )
             continue
+        if (record.session_id, record.event_id) in seen:
+            duplicates += 1
+            continue
+        seen.add((record.session_id, record.event_id))
+        page = page_key(record.page, keep)
         events += 1
         at = record.timestamp
         first = at if first is None or at < first else first
@@ -115,23 +144,13 @@ def build_manifest(
         types[record.type.value] += 1
         truth = sessions[record.session_id]
         truth.events += 1
-        session_pages[record.session_id].add(record.page)
+        session_pages[record.session_id].add(page)
         if truth.first_seen is None or at < truth.first_seen:
-            truth.first_seen, truth.entry_page = at, record.page
+            truth.first_seen, truth.entry_page = at, page
         if truth.last_seen is None or at >= truth.last_seen:
-            truth.last_seen, truth.exit_page = at, record.page
-        bucket = pages[record.page][minute_key(at)]
-        if record.type is EventType.PAGE_VIEW:
-            truth.page_views += 1
-            bucket.views += 1
-        elif record.type is EventType.CLICK:
-            truth.clicks += 1
-            bucket.clicks += 1
-        elif record.type is EventType.SCROLL:
-            truth.scrolls += 1
-        else:
-            truth.custom += 1
-        page_minute_sessions[(record.page, minute_key(at))].add(record.session_id)
+            truth.last_seen, truth.exit_page = at, page
+        _count_type(record.type, truth, pages[page][minute_key(at)])
+        page_minute_sessions[(page, minute_key(at))].add(record.session_id)
 
     for session_id, truth in sessions.items():
         truth.distinct_pages = len(session_pages[session_id])
@@ -143,7 +162,8 @@ def build_manifest(
         source=source,
         events=events,
         malformed=len(malformed),
-        total_records=events + len(malformed),
+        duplicates=duplicates,
+        total_records=events + duplicates + len(malformed),
         first_event_at=first,
         last_event_at=last,
         event_types=dict(types),

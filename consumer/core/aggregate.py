@@ -22,12 +22,19 @@ from datetime import datetime
 from typing import Final, Generic, NamedTuple, TypeVar
 
 from clickstream.events import ClickEvent, EventType, minute_key
+from clickstream.pagekey import page_key
 from consumer.core.positions import Position
+from consumer.core.sketch import (
+    MAX_RECENT_EVENT_IDS,
+    MAX_TRACKED_PAGE_MINUTES,
+    DistinctCounter,
+    RecentIds,
+    Touches,
+    hash64,
+)
 
-MAX_TRACKED_PAGE_MINUTES: Final = 2_000
-"""Per session, how many (minute, page) first touches are remembered (oldest minutes go
-first). Bounds a crawler's item size well under DynamoDB's 400 KB; a late event for a
-forgotten minute of such a session counts it in that minute's distinct sessions again."""
+MAX_STORED_TEXT_BYTES: Final = 512
+"""Every free-text field a session item keeps (the user agent) is cut to this many bytes."""
 
 
 K = TypeVar("K")
@@ -53,6 +60,9 @@ class PositionedEvent:
     event: ClickEvent
     raw: bytes = b""
     """The record's data as received: what the archive keeps."""
+    partition_key: str = ""
+    arrival: datetime | None = None
+    """Kinesis' ApproximateArrivalTimestamp of the record (None in pure tests)."""
 
 
 @dataclass(slots=True)
@@ -72,9 +82,12 @@ class SessionState:
     last_event_id: str = ""
     exit_page: str | None = None
     user_agent: str | None = None
-    pages: set[str] = field(default_factory=set)
-    first_touches: dict[str, ShardPosition] = field(default_factory=dict)
-    """`minute|page` -> where the session first touched that page in that minute."""
+    pages: DistinctCounter = field(default_factory=DistinctCounter)
+    """Distinct page keys: exact up to a bound, estimated beyond (`consumer.core.sketch`)."""
+    first_touches: Touches = field(default_factory=dict)
+    """(minute, page) -> where the session first touched that page in that minute (hashed)."""
+    recent_ids: RecentIds = field(default_factory=dict)
+    """The session's most recent event ids -> where each was first seen (hashed)."""
     previous_at: datetime | None = None
     """Time of the event applied last (arrival order): the start of the next gap."""
     gap_count: int = 0
@@ -133,20 +146,55 @@ class Changes:
 
     sessions: list[SessionState]
     pages: list[PageMinuteState]
+    duplicates: frozenset[Position] = frozenset()
+    """Records that re-sent an event of their session: counted nowhere, archived nowhere."""
 
     @property
     def item_count(self) -> int:
         return len(self.sessions) + len(self.pages)
 
 
-def touch_key(key: PageMinuteKey) -> str:
-    return f"{key.minute}|{key.page}"
+def minute_number(at: datetime) -> int:
+    """Minutes since the epoch: the minute of `minute_key`, as a number."""
+    return int(at.timestamp() // 60)
+
+
+def touch_key(page: str, at: datetime) -> tuple[int, int]:
+    """The first-touch key of a page key in the minute of `at`."""
+    return minute_number(at), hash64(page)
+
+
+def where_hash(where: ShardPosition) -> int:
+    return hash64(f"{where.shard_id}/{where.position.encode()}")
+
+
+def first_sighting(state: SessionState, event_id: str, here: ShardPosition) -> bool:
+    """Whether the record at `here` is the first of its session with this event id.
+
+    A re-sent event (a beacon retry, a producer retry after a timeout) carries the id of one
+    seen before at another position: it is a duplicate, counted and archived nowhere. The
+    answer depends only on the records, so a replay decides every record as before. Beyond
+    the `MAX_RECENT_EVENT_IDS` most recent ids of the session an id is forgotten and its
+    re-send counted again. The caller records the id (`remember_id`) when it applies a record
+    the session did not include yet.
+    """
+    seen = state.recent_ids.get(hash64(event_id))
+    return seen is None or seen == where_hash(here)
+
+
+def remember_id(state: SessionState, event_id: str, here: ShardPosition) -> None:
+    key = hash64(event_id)
+    if key not in state.recent_ids:
+        state.recent_ids[key] = where_hash(here)
+        if len(state.recent_ids) > MAX_RECENT_EVENT_IDS:
+            del state.recent_ids[next(iter(state.recent_ids))]  # the oldest id goes
 
 
 def apply_to_session(
-    state: SessionState, event: ClickEvent, shard_id: str, position: Position
+    state: SessionState, event: ClickEvent, page: str, shard_id: str, position: Position
 ) -> None:
-    """Fold one event into a session (the caller has checked it is not included yet)."""
+    """Fold one event, whose page key is `page`, into a session (the caller has checked it
+    is not included yet and not a duplicate)."""
     state.events += 1
     if event.type is EventType.PAGE_VIEW:
         state.page_views += 1
@@ -160,9 +208,9 @@ def apply_to_session(
     # Ties on the timestamp break on the event id, so entry and exit pages do not depend on
     # the order records arrived in (a producer's retry can reorder a session's records).
     if state.first_seen is None or (at, event.event_id) < (state.first_seen, state.first_event_id):
-        state.first_seen, state.first_event_id, state.entry_page = at, event.event_id, event.page
+        state.first_seen, state.first_event_id, state.entry_page = at, event.event_id, page
     if state.last_seen is None or (at, event.event_id) > (state.last_seen, state.last_event_id):
-        state.last_seen, state.last_event_id, state.exit_page = at, event.event_id, event.page
+        state.last_seen, state.last_event_id, state.exit_page = at, event.event_id, page
     if state.previous_at is not None:
         gap = abs((at - state.previous_at).total_seconds())
         state.gap_count += 1
@@ -171,19 +219,26 @@ def apply_to_session(
         state.gap_m2 += delta * (gap - state.gap_mean)
     state.previous_at = at
     if state.user_agent is None and event.user_agent:
-        state.user_agent = event.user_agent
-    state.pages.add(event.page)
-    touch = touch_key(PageMinuteKey(event.page, minute_key(at)))
+        state.user_agent = _cut(event.user_agent, MAX_STORED_TEXT_BYTES)
+    page_hash = hash64(page)
+    state.pages.add(page_hash)
+    touch = (minute_number(at), page_hash)
     if touch not in state.first_touches:
-        state.first_touches[touch] = ShardPosition(shard_id, position)
+        state.first_touches[touch] = where_hash(ShardPosition(shard_id, position))
         if len(state.first_touches) > MAX_TRACKED_PAGE_MINUTES:
-            del state.first_touches[min(state.first_touches)]  # keys start with the minute
+            # Oldest minute first. A late event for a forgotten minute of such a session
+            # counts it in that minute's distinct sessions again: where exactness stops.
+            del state.first_touches[min(state.first_touches)]
+
+
+def _cut(text: str, limit: int) -> str:
+    return text.encode()[:limit].decode(errors="ignore")
 
 
 def apply_to_page(
     state: PageMinuteState,
     event: ClickEvent,
-    first_touch: ShardPosition | None,
+    first_touch: int | None,
     here: ShardPosition,
 ) -> None:
     """Fold one event into its page-minute; the session counts where it first touched it."""
@@ -191,7 +246,7 @@ def apply_to_page(
         state.views += 1
     elif event.type is EventType.CLICK:
         state.clicks += 1
-    if first_touch is None or first_touch == here:
+    if first_touch is None or first_touch == where_hash(here):
         state.sessions += 1
 
 
@@ -226,6 +281,9 @@ class LruCache(Generic[K, V]):
             dropped += 1
         return dropped
 
+    def discard(self, key: K) -> None:
+        self._entries.pop(key, None)
+
     def clear(self) -> None:
         self._entries.clear()
 
@@ -239,11 +297,21 @@ class ShardAggregator:
     """
 
     def __init__(
-        self, shard_id: str, *, max_sessions: int = 50_000, max_page_minutes: int = 50_000
+        self,
+        shard_id: str,
+        *,
+        max_sessions: int = 50_000,
+        max_page_minutes: int = 50_000,
+        keep_query_params: frozenset[str] = frozenset(),
     ) -> None:
         self.shard_id = shard_id
+        self._keep = keep_query_params
         self._sessions: LruCache[str, SessionState] = LruCache(max_sessions)
         self._pages: LruCache[PageMinuteKey, PageMinuteState] = LruCache(max_page_minutes)
+
+    def page_minute(self, event: ClickEvent) -> PageMinuteKey:
+        """The page-minute an event counts in: its canonical page key and its minute."""
+        return PageMinuteKey(page_key(event.page, self._keep), minute_key(event.timestamp))
 
     def missing(self, events: Iterable[PositionedEvent]) -> tuple[set[str], set[PageMinuteKey]]:
         """The keys these events touch that are not cached: read them before `apply`."""
@@ -253,7 +321,7 @@ class ShardAggregator:
             event = item.event
             if event.session_id not in self._sessions:
                 sessions.add(event.session_id)
-            key = PageMinuteKey(event.page, minute_key(event.timestamp))
+            key = self.page_minute(event)
             if key not in self._pages:
                 pages.add(key)
         return sessions, pages
@@ -279,26 +347,41 @@ class ShardAggregator:
         """
         changed_sessions: dict[str, SessionState] = {}
         changed_pages: dict[PageMinuteKey, PageMinuteState] = {}
+        duplicates: set[Position] = set()
         for item in events:
             event, position = item.event, item.position
             session = self._sessions.get(event.session_id)
-            key = PageMinuteKey(event.page, minute_key(event.timestamp))
+            key = self.page_minute(event)
             page = self._pages.get(key)
             if session is None or page is None:
                 raise KeyError(f"state for {event.session_id} / {key} was not read first")
+            here = ShardPosition(self.shard_id, position)
+            if not first_sighting(session, event.event_id, here):
+                duplicates.add(position)
+                continue
             if not session.includes(self.shard_id, position):
-                apply_to_session(session, event, self.shard_id, position)
+                remember_id(session, event.event_id, here)
+                apply_to_session(session, event, key.page, self.shard_id, position)
                 changed_sessions[event.session_id] = session
             if not page.includes(position):
-                here = ShardPosition(self.shard_id, position)
-                apply_to_page(page, event, session.first_touches.get(touch_key(key)), here)
+                first_touch = session.first_touches.get(touch_key(key.page, event.timestamp))
+                apply_to_page(page, event, first_touch, here)
                 changed_pages[key] = page
         end = ShardPosition(self.shard_id, flush_end)
         for session in changed_sessions.values():
             session.written_by = end
         for page in changed_pages.values():
             page.position = flush_end
-        return Changes(list(changed_sessions.values()), list(changed_pages.values()))
+        return Changes(
+            list(changed_sessions.values()), list(changed_pages.values()), frozenset(duplicates)
+        )
+
+    def forget(self, sessions: Iterable[str], pages: Iterable[PageMinuteKey]) -> None:
+        """Drop these cached states: the next touch reads them from the store again."""
+        for session_id in sessions:
+            self._sessions.discard(session_id)
+        for key in pages:
+            self._pages.discard(key)
 
     def trim(self) -> None:
         """Forget least recently used states beyond capacity (call after a flush)."""

@@ -104,8 +104,8 @@ class BotAssessment:
 
 def busiest_minute_pages(state: SessionState) -> int:
     """Distinct pages in the session's busiest minute, from its first touches
-    (`minute|page` keys)."""
-    per_minute = Counter(key.partition("|")[0] for key in state.first_touches)
+    ((minute, page) keys)."""
+    per_minute = Counter(minute for minute, _ in state.first_touches)
     return max(per_minute.values(), default=0)
 
 
@@ -298,6 +298,8 @@ class PageTrafficDetector:
         self.rules = rules
         self.next_minute = next_minute
         self._history: dict[str, dict[str, int]] = {}
+        self._unknown: set[str] = set()
+        """Minutes whose totals could not be read: left out of every baseline."""
 
     def due(self, watermark: datetime | None, *, first_minute: str | None = None) -> list[str]:
         """The minutes that are complete and not judged yet, oldest first."""
@@ -321,12 +323,25 @@ class PageTrafficDetector:
             minute_key(start - timedelta(minutes=back))
             for back in range(self.rules.history_minutes, 0, -1)
         ]
-        return [earlier for earlier in wanted if earlier not in self._history]
+        return [
+            earlier
+            for earlier in wanted
+            if earlier not in self._history and earlier not in self._unknown
+        ]
 
     def remember(self, minute: str, views: Mapping[str, int]) -> None:
         self._history[minute] = dict(views)
         for stale in sorted(self._history)[: -self.rules.history_minutes - 1]:
             del self._history[stale]
+        horizon = minute_key(parse_minute(minute) - timedelta(minutes=self.rules.history_minutes))
+        self._unknown = {unknown for unknown in self._unknown if unknown >= horizon}
+
+    def unknown(self, minute: str) -> None:
+        """The totals of `minute` cannot be read: it is not judged (if it is the next one,
+        it counts as passed) and no baseline includes it."""
+        self._unknown.add(minute)
+        if minute == self.next_minute:
+            self.next_minute = minute_key(parse_minute(minute) + timedelta(minutes=1))
 
     def judge(self, minute: str, views: Mapping[str, int]) -> list[Alert]:
         """Alerts of `minute`; then it counts as judged and joins the history."""

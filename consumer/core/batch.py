@@ -137,16 +137,21 @@ def archive_line(item: PositionedEvent) -> bytes:
 def archive_objects(
     shard_id: str, events: Sequence[PositionedEvent], dead_letters: Sequence[DeadLetter]
 ) -> list[ArchiveObject]:
-    """The S3 objects of one flush: events by event-time hour, dead letters by arrival hour."""
+    """The S3 objects of one flush: events by event-time hour, dead letters by arrival hour.
+
+    Records are taken in shard order whatever order they are passed in (dead letters found
+    at flush time come after those found on arrival), so each object's key is the position
+    of the first record of its partition: the same on every replay.
+    """
     event_groups: dict[str, tuple[str, list[bytes]]] = {}
-    for item in events:
+    for item in sorted(events, key=_position_of_event):
         partition = partition_path(RAW_PREFIX, item.event.timestamp)
         if partition not in event_groups:
             key = object_key(RAW_PREFIX, item.event.timestamp, shard_id, item.position)
             event_groups[partition] = (key, [])
         event_groups[partition][1].append(archive_line(item))
     dead_groups: dict[str, tuple[str, list[bytes]]] = {}
-    for letter in dead_letters:
+    for letter in sorted(dead_letters, key=_position_of_letter):
         partition = partition_path(DEAD_LETTER_PREFIX, letter.arrival)
         if partition not in dead_groups:
             key = object_key(DEAD_LETTER_PREFIX, letter.arrival, shard_id, letter.position)
@@ -157,3 +162,11 @@ def archive_objects(
         ArchiveObject(key, _gzip_lines(lines), len(lines))
         for key, lines in [*event_groups.values(), *dead_groups.values()]
     ]
+
+
+def _position_of_event(item: PositionedEvent) -> Position:
+    return item.position
+
+
+def _position_of_letter(letter: DeadLetter) -> Position:
+    return letter.position

@@ -17,6 +17,13 @@ from typing import Any, Final
 from consumer.core.aggregate import PageMinuteKey, PageMinuteState, SessionState, ShardPosition
 from consumer.core.anomaly import Alert, Rule, ShardProgress
 from consumer.core.positions import Position
+from consumer.core.sketch import (
+    DistinctCounter,
+    recent_from_bytes,
+    recent_to_bytes,
+    touches_from_bytes,
+    touches_to_bytes,
+)
 
 SESSION_WRITE_CONDITION: Final = (
     "attribute_not_exists(#position) OR #shard <> :shard OR #position <= :position"
@@ -34,13 +41,12 @@ def _moment(text: object) -> datetime | None:
     return datetime.fromisoformat(str(text)) if text else None
 
 
-def _shard_position(text: str) -> ShardPosition:
-    shard_id, _, position = text.rpartition("/")
-    return ShardPosition(shard_id, Position.decode(position))
-
-
-def _encode_shard_position(where: ShardPosition) -> str:
-    return f"{where.shard_id}/{where.position.encode()}"
+def _bytes(value: object) -> bytes:
+    """A binary attribute as read back (bytes, or boto3's Binary wrapper), b"" when absent."""
+    if value is None:
+        return b""
+    raw: Any = getattr(value, "value", value)
+    return bytes(raw)
 
 
 def page_sort_key(minute: str, shard_id: str) -> str:
@@ -66,11 +72,13 @@ def session_item(state: SessionState, expires_at: int, updated_at: datetime) -> 
         "last_event_id": state.last_event_id,
         "exit_page": state.exit_page,
         "duration_seconds": Decimal(str(state.duration_seconds)),
-        "distinct_pages": len(state.pages),
-        "pages": sorted(state.pages),
-        "first_touches": {
-            key: _encode_shard_position(where) for key, where in state.first_touches.items()
-        },
+        "distinct_pages": state.pages.count(),
+        "distinct_pages_exact": state.pages.exact,
+        # Hashed, fixed-size records in binary attributes (consumer.core.sketch); empty ones
+        # are left out.
+        "pages": state.pages.to_bytes() or None,
+        "first_touches": touches_to_bytes(state.first_touches) or None,
+        "recent_event_ids": recent_to_bytes(state.recent_ids) or None,
         "user_agent": state.user_agent,
         "previous_at": _iso(state.previous_at),
         "gap_count": state.gap_count,
@@ -103,11 +111,9 @@ def session_from_item(item: Mapping[str, Any]) -> SessionState:
         last_event_id=str(item.get("last_event_id", "")),
         exit_page=item.get("exit_page"),
         user_agent=item.get("user_agent"),
-        pages={str(page) for page in item.get("pages", [])},
-        first_touches={
-            str(key): _shard_position(str(value))
-            for key, value in item.get("first_touches", {}).items()
-        },
+        pages=DistinctCounter.from_bytes(_bytes(item.get("pages"))),
+        first_touches=touches_from_bytes(_bytes(item.get("first_touches"))),
+        recent_ids=recent_from_bytes(_bytes(item.get("recent_event_ids"))),
         previous_at=_moment(item.get("previous_at")),
         gap_count=int(item.get("gap_count", 0)),
         gap_mean=float(item.get("gap_mean", 0)),

@@ -12,10 +12,12 @@ import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from clickstream import aws
 from clickstream.local.stack import LocalStackState
@@ -26,7 +28,7 @@ from consumer.core.anomaly import PageRules, Rule, ShardProgress
 from consumer.core.batch import FlushPolicy
 from consumer.core.positions import Position
 from consumer.metrics import Metrics
-from consumer.page_watch import PageWatch
+from consumer.page_watch import MAX_MINUTE_ATTEMPTS, PageWatch
 from consumer.processor import EXIT_FLUSH_FAILED, ClickstreamProcessor
 from consumer.retry import Backoff, GaveUp
 from consumer.sinks import DynamoAlerts, DynamoStateStore, S3Archive, SaveOutcome, Tables
@@ -188,13 +190,38 @@ def test_a_bot_alert_is_raised_once_through_a_crash_and_a_replay(
 MINUTE0 = datetime(2031, 1, 1, 0, 0, tzinfo=UTC)
 
 
-def minute(index: int) -> str:
-    return (MINUTE0 + timedelta(minutes=index)).strftime("%Y-%m-%dT%H:%M")
+def minute(index: int, base: datetime = MINUTE0) -> str:
+    return (base + timedelta(minutes=index)).strftime("%Y-%m-%dT%H:%M")
 
 
-def test_two_workers_page_watches_raise_each_page_alert_once(
-    local_stack: LocalStackState, dynamodb: Any, pool: ThreadPoolExecutor
-) -> None:
+@dataclass
+class Minutes:
+    """20 minutes of per-shard page counts in the page-stats table, every shard reported
+    caught up past them: /pricing spikes in minute 12, / has no views in minute 15."""
+
+    kinesis: Any
+    stream: str
+    page_stats: str
+    alerts_table: str
+    base: datetime
+
+    def watch(self, dynamodb: Any, worker: str, kind: type[PageWatch] = PageWatch) -> PageWatch:
+        watch = kind(
+            dynamodb=dynamodb,
+            kinesis=self.kinesis,
+            stream_name=self.stream,
+            page_stats_table=self.page_stats,
+            alerts=alerts_sink(dynamodb, self.alerts_table, worker),
+            rules=PageRules(),
+            log=get_logger(component="test"),
+        )
+        watch.detector.next_minute = minute(0, self.base)
+        return watch
+
+
+def seed_minutes(
+    local_stack: LocalStackState, dynamodb: Any, pool: ThreadPoolExecutor, base: datetime
+) -> Minutes:
     kinesis = aws.local_client("kinesis", local_stack.kinesis_endpoint, local_stack.region)
     stream = local_stack.outputs["StreamName"]
     shards = aws.shard_ids(kinesis, stream)
@@ -208,8 +235,6 @@ def test_two_workers_page_watches_raise_each_page_alert_once(
         log=get_logger(component="test"),
         pool=pool,
     )
-    # GIVEN 20 minutes of per-shard page counts: /pricing spikes in minute 12, / has no
-    # views in minute 15, and every shard has reported it is caught up past minute 20
     pages: list[PageMinuteState] = []
     for index in range(20):
         totals = {"/": 400, "/pricing": 60, "/about": 8}
@@ -221,30 +246,30 @@ def test_two_workers_page_watches_raise_each_page_alert_once(
             for page, views in totals.items():
                 share = views // len(shards) + (1 if shard_number < views % len(shards) else 0)
                 pages.append(
-                    PageMinuteState(page, minute(index), shard, Position(index + 1), share, 0, 0)
+                    PageMinuteState(
+                        page, minute(index, base), shard, Position(index + 1), share, 0, 0
+                    )
                 )
     assert store.save(Changes([], pages), datetime.now(UTC)).written == len(pages)
     reporter = alerts_sink(dynamodb, alerts_table, "processors")
     for shard in shards:
         reporter.report_progress(
-            ShardProgress(shard, MINUTE0 + timedelta(minutes=21, seconds=30), caught_up=True),
+            ShardProgress(shard, base + timedelta(minutes=21, seconds=30), caught_up=True),
             datetime.now(UTC),
         )
+    return Minutes(kinesis, stream, page_stats, alerts_table, base)
 
-    def watch(worker: str) -> PageWatch:
-        return PageWatch(
-            dynamodb=dynamodb,
-            kinesis=kinesis,
-            stream_name=stream,
-            page_stats_table=page_stats,
-            alerts=alerts_sink(dynamodb, alerts_table, worker),
-            rules=PageRules(),
-            log=get_logger(component="test"),
-        )
+
+def test_two_workers_page_watches_raise_each_page_alert_once(
+    local_stack: LocalStackState, dynamodb: Any, pool: ThreadPoolExecutor
+) -> None:
+    # GIVEN 20 minutes of per-shard page counts: /pricing spikes in minute 12, / has no
+    # views in minute 15, and every shard has reported it is caught up past minute 20
+    minutes = seed_minutes(local_stack, dynamodb, pool, MINUTE0)
+    alerts_table = minutes.alerts_table
 
     # WHEN two workers' watches each make a pass
-    first, second = watch("worker-a"), watch("worker-b")
-    first.detector.next_minute = second.detector.next_minute = minute(0)
+    first, second = minutes.watch(dynamodb, "worker-a"), minutes.watch(dynamodb, "worker-b")
     raised_first = first.run_once()
     raised_second = second.run_once()
 
@@ -295,3 +320,38 @@ def test_two_workers_page_watches_raise_each_page_alert_once(
     assert refused.returncode != 0
     assert "--since 'yesterday'" in refused.stderr
     assert items.PROGRESS_RULE not in json.dumps(query_alerts())
+
+
+class _MinuteFails(PageWatch):
+    """A page watch whose reads of one minute fail with a chosen error code."""
+
+    failing_minute = ""
+    code = "ValidationException"
+
+    def _read_views(self, minute: str, shards: list[str]) -> dict[str, int]:
+        if minute == self.failing_minute:
+            raise ClientError({"Error": {"Code": self.code, "Message": "no"}}, "Query")
+        return super()._read_views(minute, shards)
+
+
+@pytest.mark.parametrize(("code", "passes"), [("ValidationException", 1), ("Throttling", 3)])
+def test_a_minute_that_cannot_be_judged_is_skipped_not_retried_forever(
+    local_stack: LocalStackState, dynamodb: Any, pool: ThreadPoolExecutor, code: str, passes: int
+) -> None:
+    # GIVEN the 20 minutes, and a watch whose reads of the spike's minute always fail
+    base = datetime(2032 + passes, 1, 1, tzinfo=UTC)
+    minutes = seed_minutes(local_stack, dynamodb, pool, base)
+    watch = minutes.watch(dynamodb, "worker-a", _MinuteFails)
+    assert isinstance(watch, _MinuteFails)
+    watch.failing_minute, watch.code = minute(12, base), code
+    # WHEN it makes passes: an error retrying cannot fix skips the minute at once, a
+    # transient one after MAX_MINUTE_ATTEMPTS passes
+    for _ in range(passes - 1):
+        with pytest.raises(ClientError):
+            watch.run_once()
+    raised = watch.run_once()
+    # THEN the minute is skipped (logged), and the minutes after it are judged
+    assert passes == MAX_MINUTE_ATTEMPTS or code == "ValidationException"
+    assert watch.skipped == [minute(12, base)]
+    assert [(a.rule, a.window) for a in raised] == [(Rule.PAGE_DROP, minute(15, base))]
+    assert watch.detector.next_minute == minute(20, base)

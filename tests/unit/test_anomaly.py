@@ -43,7 +43,7 @@ def session_of(steps: list[tuple[float, EventType, str]], session_id: str = "s-1
             page=page,
             timestamp=START + timedelta(seconds=second),
         )
-        apply_to_session(state, event, "shardId-0", Position(number))
+        apply_to_session(state, event, page, "shardId-0", Position(number))
     return state
 
 

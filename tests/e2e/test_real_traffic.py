@@ -1,0 +1,230 @@
+"""Real traffic with the real KCL daemon: what our generator never sends, and KCL 3 handoffs.
+
+- Long tracking URLs, a 2,000-character path, a crawler of 2,500 distinct pages, 200 events
+  re-sent with their own ids, then ordinary traffic on the same shards: no worker stops and
+  everything is exact (pages under their page keys, duplicates once).
+- A KCL 3 graceful lease handoff: the old owner flushes and checkpoints, the new owner starts
+  exactly there (no replay).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clickstream import aws, dynamo
+from clickstream.events import ClickEvent, EventType
+from clickstream.local.workers import LocalWorker
+from clickstream.pagekey import MAX_PAGE_KEY_BYTES
+from consumer.core.limits import MAX_ITEM_BYTES, item_size
+from insights import progress, query
+from producer.batching import batches
+from producer.generator import Record, TrafficProfile, generate
+from producer.manifest import Manifest, build_manifest
+from producer.run import outgoing
+from producer.sender import PutRecordsSender
+from tests.support.e2e import (
+    E2EStack,
+    cli_stack,
+    drain,
+    finish,
+    produce_args,
+    produce_in_background,
+)
+
+pytestmark = pytest.mark.e2e
+
+SHARDS = 2
+NOW = datetime.now(UTC).replace(microsecond=0)
+CRAWL_GAP = timedelta(seconds=0.2)
+FLUSHED = "shutdown requested: flushed and checkpointed"
+FENCED = "fenced: this worker no longer owns the shard; dropping its state"
+
+
+@pytest.fixture
+def e2e(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[E2EStack]:
+    with cli_stack(tmp_path / "state", SHARDS, f"t{abs(hash(request.node.name)) % 10_000}") as s:
+        yield s
+
+
+def send(e2e: E2EStack, records: list[Record], source: str) -> Manifest:
+    """PutRecords these records (partition key = session id) and their manifest."""
+    kinesis = aws.local_client(
+        "kinesis", e2e.state.kinesis_endpoint, e2e.state.region, max_attempts=1, timeout_seconds=60
+    )
+    sender = PutRecordsSender(kinesis, e2e.state.outputs["StreamName"])
+    for batch in batches(outgoing(record) for record in records):
+        sender.send(batch)
+    manifest = build_manifest(records, [], seed=None, source=source)
+    manifest.last_sequence_per_shard = {k: str(v) for k, v in sender.stats.last_sequence.items()}
+    return manifest
+
+
+def page_view(session: str, n: int, page: str, at: datetime) -> ClickEvent:
+    return ClickEvent(
+        event_id=f"{session}-{n}", type=EventType.PAGE_VIEW, session_id=session, page=page,
+        timestamp=at, user_agent="Mozilla/5.0 (compatible; Crawly/2.1)",
+    )  # fmt: skip
+
+
+def log_lines(path: Path, event: str) -> list[dict[str, Any]]:
+    return [
+        json.loads(line)
+        for line in path.read_text(errors="replace").splitlines()
+        if line.startswith("{") and f'"event": "{event}"' in line
+    ]
+
+
+def test_long_urls_a_crawler_and_resent_events_never_stop_a_shard(
+    e2e: E2EStack, tmp_path: Path
+) -> None:
+    start = NOW - timedelta(minutes=40)
+    logs = tmp_path / "logs"
+    workers = [LocalWorker(name, logs / f"{name}.log").start() for name in ("rt-a", "rt-b")]
+    # GIVEN a 1,500-character tracking URL, a 2,000-character path, a crawler session of
+    # 2,500 page views over 2,500 distinct 120-character paths
+    tracking = ("https://Shop.Example.com/pricing?" + "&".join(
+        f"utm_{n}={'campaign' * 3}" for n in range(80)
+    ))[:1500]  # fmt: skip
+    long_path = "/docs/" + "deep/" * 398 + "end"
+    hostile: list[Record] = [
+        page_view("visitor-1", 1, tracking, start),
+        page_view("visitor-2", 1, long_path[:2000], start + timedelta(seconds=1)),
+    ]
+    hostile += [
+        page_view(
+            "crawler-1", n, f"/catalog/{n:05d}/" + "x" * 105, start + timedelta(seconds=n / 5)
+        )
+        for n in range(2_500)
+    ]
+    # AND 1,000 ordinary events, 200 of them re-sent with their own event ids
+    ordinary, _ = generate(31, start + timedelta(minutes=2), 1_000, TrafficProfile())
+    resent = [record for record in ordinary if isinstance(record, ClickEvent)][::5][:200]
+    first = send(e2e, [*hostile, *ordinary, *resent], "hostile")
+    # AND then ordinary traffic on the same shards
+    path = tmp_path / "m.json"
+    producer = produce_in_background(
+        produce_args(path, seed=32, events=3_000, malformed=30, start=start, rate=500)
+    )
+
+    # WHEN the workers have read it all
+    manifest = drain(e2e, producer, path, [first], workers)
+
+    # THEN no worker stopped on any of it
+    for worker in workers:
+        text = worker.log_path.read_text(errors="replace")
+        assert "flush failed" not in text, worker.log_tail()
+        assert "unexpected failure" not in text, worker.log_tail()
+        assert log_lines(worker.log_path, FLUSHED) or (
+            log_lines(worker.log_path, "shutdown requested: nothing new since the last checkpoint")
+        )
+    # AND everything is exact: the long URLs under their page keys, the re-sent events once
+    assert first.duplicates == 200
+    verdict = e2e.verify([first, manifest])
+    assert verdict.exact, verdict.problems[:10]
+    assert verdict.archived_events == first.events + manifest.events
+    pages = {
+        row.page
+        for row in query.merge_pages(dynamo.scan_table(e2e.dynamodb, e2e.names["page_stats_table"]))
+    }
+    assert "shop.example.com/pricing" in pages
+    long_keys = [page for page in pages if page.startswith("/docs/deep/")]
+    assert len(long_keys) == 1
+    assert len(long_keys[0].encode()) <= MAX_PAGE_KEY_BYTES
+    # AND the crawler is stored within DynamoDB's limits and flagged by the bot rule
+    crawler = query.session(e2e.dynamodb, e2e.names["sessions_table"], "crawler-1")
+    assert crawler is not None
+    assert crawler["events"] == 2_500
+    assert crawler["distinct_pages_exact"] is False
+    raw = e2e.dynamodb.get_item(
+        TableName=e2e.names["sessions_table"], Key={"session_id": {"S": "crawler-1"}}
+    )["Item"]
+    assert item_size(raw) < MAX_ITEM_BYTES / 4
+    alerts = query.alerts(e2e.dynamodb, e2e.state.outputs["AlertsTableName"], rules=["bot_session"])
+    assert "crawler-1" in {alert["subject"] for alert in alerts}
+
+
+def handoff(e2e: E2EStack, shard_id: str, old_owner: str, new_owner: str) -> None:
+    """What KCL 3's LeaseAssignmentManager writes to rebalance a lease gracefully
+    (`DynamoDBLeaseRefresher.initiateGracefulLeaseHandoff`): the lease names the next owner
+    at once and the current one as checkpoint owner, on the condition that nobody else
+    started a handoff. Both daemons do the rest themselves."""
+    e2e.dynamodb.update_item(
+        TableName=e2e.lease_table,
+        Key={"leaseKey": {"S": shard_id}},
+        UpdateExpression="SET leaseOwner = :new, checkpointOwner = :old",
+        ConditionExpression="leaseOwner = :old AND attribute_not_exists(checkpointOwner)",
+        ExpressionAttributeValues={":new": {"S": new_owner}, ":old": {"S": old_owner}},
+    )
+
+
+def test_a_graceful_lease_handoff_checkpoints_where_the_next_owner_starts(
+    e2e: E2EStack, tmp_path: Path
+) -> None:
+    # GIVEN one worker holding every lease and processing traffic, and a second one idle
+    logs = tmp_path / "logs"
+    old = LocalWorker("ho-a", logs / "ho-a.log").start()
+    warm_path = tmp_path / "warm.json"
+    warm = finish(
+        produce_in_background(
+            produce_args(
+                warm_path, seed=41, events=400, malformed=4, start=NOW - timedelta(hours=1)
+            )
+        ),
+        warm_path,
+    )
+    e2e.wait_caught_up([warm], [old])
+    new = LocalWorker("ho-b", logs / "ho-b.log").start()
+    path = tmp_path / "m.json"
+    producer = produce_in_background(
+        produce_args(
+            path, seed=42, events=6_000, malformed=60, start=NOW - timedelta(minutes=30), rate=300
+        )
+    )
+    time.sleep(15)  # the new worker's daemon is up and traffic flows
+    owners = progress.lease_owners(e2e.dynamodb, e2e.lease_table)
+    shard_id = sorted(shard for shard, owner in owners.items() if owner == "ho-a")[0]
+
+    # WHEN KCL hands that shard's lease over gracefully from the old worker to the new one
+    handoff(e2e, shard_id, "ho-a", "ho-b")
+    deadline = time.monotonic() + 120
+    while progress.lease_owners(e2e.dynamodb, e2e.lease_table).get(shard_id) != "ho-b" or (
+        "checkpointOwner" in e2e.dynamodb.get_item(
+            TableName=e2e.lease_table, Key={"leaseKey": {"S": shard_id}}, ConsistentRead=True
+        )["Item"]
+    ):  # fmt: skip
+        assert time.monotonic() < deadline, old.log_tail()
+        time.sleep(1)
+    manifest = drain(e2e, producer, path, [warm], [old, new])
+
+    # THEN the old owner flushed and checkpointed that shard (it was not fenced as a zombie)
+    mine = [
+        entry
+        for entry in log_lines(old.log_path, "shutdown requested: flushed and checkpointed")
+        if entry["shard_id"] == shard_id
+    ]
+    assert mine, old.log_tail()
+    final_checkpoint = mine[0]["checkpoint"].split("/")[0]
+    fenced = [
+        entry
+        for entry in log_lines(
+            old.log_path, "fenced: this worker no longer owns the shard; dropping its state"
+        )
+        if entry["shard_id"] == shard_id
+    ]
+    assert not fenced
+    # AND the new owner started exactly at that checkpoint: no record replayed
+    started = [
+        entry for entry in log_lines(new.log_path, "initialized") if entry["shard_id"] == shard_id
+    ]
+    assert started, new.log_tail()
+    assert started[0]["checkpoint"] == final_checkpoint
+    # AND the counts are exact
+    verdict = e2e.verify([warm, manifest])
+    assert verdict.exact, verdict.problems[:10]
