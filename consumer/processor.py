@@ -112,6 +112,8 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         self._aggregator = ShardAggregator("unknown")
         self._batch = PendingBatch()
         self._last_checkpoint: Position | None = None
+        self._started_at = "unknown"
+        """The checkpoint KCL started this shard's processing at."""
         self._lease_gone = False
         self.totals = {
             "events": 0,
@@ -126,6 +128,7 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
 
     def initialize(self, initialize_input: InitializeInput) -> None:
         self._shard_id = initialize_input.shard_id
+        self._started_at = str(initialize_input.sequence_number)
         self._log = get_logger(component="processor", shard_id=self._shard_id)
         self._aggregator = ShardAggregator(
             self._shard_id,
@@ -215,9 +218,10 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
                     **self.totals,
                 )
             else:
+                last = self._last_checkpoint
                 self._log.info(
                     "shutdown requested: nothing new since the last checkpoint",
-                    checkpoint=str(self._last_checkpoint),
+                    checkpoint=str(last) if last is not None else self._started_at,
                     **self.totals,
                 )
 

@@ -3,13 +3,14 @@
 - Long tracking URLs, a 2,000-character path, a crawler of 2,500 distinct pages, 200 events
   re-sent with their own ids, then ordinary traffic on the same shards: no worker stops and
   everything is exact (pages under their page keys, duplicates once).
-- A KCL 3 graceful lease handoff: the old owner flushes and checkpoints, the new owner starts
-  exactly there (no replay).
+- A KCL 3 graceful lease handoff, as KCL's own lease assignment starts it when a worker
+  joins: the old owner flushes and checkpoints, the new owner starts exactly there.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,20 +24,14 @@ from clickstream.events import ClickEvent, EventType
 from clickstream.local.workers import LocalWorker
 from clickstream.pagekey import MAX_PAGE_KEY_BYTES
 from consumer.core.limits import MAX_ITEM_BYTES, item_size
-from insights import progress, query
+from insights import query
 from producer.batching import batches
 from producer.generator import Record, TrafficProfile, generate
 from producer.manifest import Manifest, build_manifest
 from producer.run import outgoing
 from producer.sender import PutRecordsSender
-from tests.support.e2e import (
-    E2EStack,
-    cli_stack,
-    drain,
-    finish,
-    produce_args,
-    produce_in_background,
-)
+from tests.support import e2e as support
+from tests.support.e2e import E2EStack
 
 pytestmark = pytest.mark.e2e
 
@@ -44,12 +39,15 @@ SHARDS = 2
 NOW = datetime.now(UTC).replace(microsecond=0)
 CRAWL_GAP = timedelta(seconds=0.2)
 FLUSHED = "shutdown requested: flushed and checkpointed"
+NOTHING_NEW = "shutdown requested: nothing new since the last checkpoint"
 FENCED = "fenced: this worker no longer owns the shard; dropping its state"
 
 
 @pytest.fixture
 def e2e(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[E2EStack]:
-    with cli_stack(tmp_path / "state", SHARDS, f"t{abs(hash(request.node.name)) % 10_000}") as s:
+    with support.cli_stack(
+        tmp_path / "state", SHARDS, f"t{abs(hash(request.node.name)) % 10_000}"
+    ) as s:
         yield s
 
 
@@ -109,21 +107,19 @@ def test_long_urls_a_crawler_and_resent_events_never_stop_a_shard(
     first = send(e2e, [*hostile, *ordinary, *resent], "hostile")
     # AND then ordinary traffic on the same shards
     path = tmp_path / "m.json"
-    producer = produce_in_background(
-        produce_args(path, seed=32, events=3_000, malformed=30, start=start, rate=500)
+    producer = support.produce_in_background(
+        support.produce_args(path, seed=32, events=3_000, malformed=30, start=start, rate=500)
     )
 
     # WHEN the workers have read it all
-    manifest = drain(e2e, producer, path, [first], workers)
+    manifest = support.drain(e2e, producer, path, [first], workers)
 
     # THEN no worker stopped on any of it
     for worker in workers:
         text = worker.log_path.read_text(errors="replace")
         assert "flush failed" not in text, worker.log_tail()
         assert "unexpected failure" not in text, worker.log_tail()
-        assert log_lines(worker.log_path, FLUSHED) or (
-            log_lines(worker.log_path, "shutdown requested: nothing new since the last checkpoint")
-        )
+        assert log_lines(worker.log_path, FLUSHED) or log_lines(worker.log_path, NOTHING_NEW)
     # AND everything is exact: the long URLs under their page keys, the re-sent events once
     assert first.duplicates == 200
     verdict = e2e.verify([first, manifest])
@@ -150,81 +146,68 @@ def test_long_urls_a_crawler_and_resent_events_never_stop_a_shard(
     assert "crawler-1" in {alert["subject"] for alert in alerts}
 
 
-def handoff(e2e: E2EStack, shard_id: str, old_owner: str, new_owner: str) -> None:
-    """What KCL 3's LeaseAssignmentManager writes to rebalance a lease gracefully
-    (`DynamoDBLeaseRefresher.initiateGracefulLeaseHandoff`): the lease names the next owner
-    at once and the current one as checkpoint owner, on the condition that nobody else
-    started a handoff. Both daemons do the rest themselves."""
-    e2e.dynamodb.update_item(
-        TableName=e2e.lease_table,
-        Key={"leaseKey": {"S": shard_id}},
-        UpdateExpression="SET leaseOwner = :new, checkpointOwner = :old",
-        ConditionExpression="leaseOwner = :old AND attribute_not_exists(checkpointOwner)",
-        ExpressionAttributeValues={":new": {"S": new_owner}, ":old": {"S": old_owner}},
-    )
+HANDOFF = re.compile(r"Initiated graceful lease handoff for lease (\S+) from (\S+) to (\S+)\.")
+SHUTDOWN = ("shutdown requested: flushed and checkpointed", NOTHING_NEW)
+
+
+def first_handoff(logs: Path, timeout: float) -> tuple[str, str, str]:
+    """(shard, old owner, new owner) of the first graceful lease handoff KCL 3's
+    LeaseAssignmentManager started (it logs each one)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for log in sorted(logs.glob("*.log")):
+            found = HANDOFF.search(log.read_text(errors="replace"))
+            if found:
+                shard, old, new = found.groups()
+                return shard, old, new
+        time.sleep(1)
+    raise AssertionError(f"KCL started no graceful lease handoff within {timeout} s")
 
 
 def test_a_graceful_lease_handoff_checkpoints_where_the_next_owner_starts(
     e2e: E2EStack, tmp_path: Path
 ) -> None:
-    # GIVEN one worker holding every lease and processing traffic, and a second one idle
+    # GIVEN one worker holding both leases and processing traffic
     logs = tmp_path / "logs"
-    old = LocalWorker("ho-a", logs / "ho-a.log").start()
+    workers = {"ho-a": LocalWorker("ho-a", logs / "ho-a.log").start()}
     warm_path = tmp_path / "warm.json"
-    warm = finish(
-        produce_in_background(
-            produce_args(
-                warm_path, seed=41, events=400, malformed=4, start=NOW - timedelta(hours=1)
-            )
-        ),
-        warm_path,
+    warm_args = support.produce_args(
+        warm_path, seed=41, events=400, malformed=4, start=NOW - timedelta(hours=1)
     )
-    e2e.wait_caught_up([warm], [old])
-    new = LocalWorker("ho-b", logs / "ho-b.log").start()
+    warm = support.finish(support.produce_in_background(warm_args), warm_path)
+    e2e.wait_caught_up([warm], list(workers.values()))
     path = tmp_path / "m.json"
-    producer = produce_in_background(
-        produce_args(
+    producer = support.produce_in_background(
+        support.produce_args(
             path, seed=42, events=6_000, malformed=60, start=NOW - timedelta(minutes=30), rate=300
         )
     )
-    time.sleep(15)  # the new worker's daemon is up and traffic flows
-    owners = progress.lease_owners(e2e.dynamodb, e2e.lease_table)
-    shard_id = sorted(shard for shard, owner in owners.items() if owner == "ho-a")[0]
-
-    # WHEN KCL hands that shard's lease over gracefully from the old worker to the new one
-    handoff(e2e, shard_id, "ho-a", "ho-b")
+    # WHEN a second worker joins and KCL 3's lease assignment rebalances a lease to it by a
+    # graceful handoff (the lease names the new owner, the old one stays checkpoint owner)
+    workers["ho-b"] = LocalWorker("ho-b", logs / "ho-b.log").start()
+    shard_id, old_name, new_name = first_handoff(logs, timeout=180)
+    old, new = workers[old_name], workers[new_name]
     deadline = time.monotonic() + 120
-    while progress.lease_owners(e2e.dynamodb, e2e.lease_table).get(shard_id) != "ho-b" or (
-        "checkpointOwner" in e2e.dynamodb.get_item(
-            TableName=e2e.lease_table, Key={"leaseKey": {"S": shard_id}}, ConsistentRead=True
-        )["Item"]
-    ):  # fmt: skip
-        assert time.monotonic() < deadline, old.log_tail()
+    while not [e for e in log_lines(new.log_path, "initialized") if e["shard_id"] == shard_id]:
+        assert time.monotonic() < deadline, new.log_tail()
         time.sleep(1)
-    manifest = drain(e2e, producer, path, [warm], [old, new])
+    manifest = support.drain(e2e, producer, path, [warm], list(workers.values()))
 
-    # THEN the old owner flushed and checkpointed that shard (it was not fenced as a zombie)
-    mine = [
+    # THEN the old owner was not fenced as a zombie: it flushed what it had and checkpointed
+    # (or had nothing new since its last checkpoint), and said where
+    fenced = [e for e in log_lines(old.log_path, FENCED) if e["shard_id"] == shard_id]
+    assert not fenced, fenced
+    shutdowns = [
         entry
-        for entry in log_lines(old.log_path, "shutdown requested: flushed and checkpointed")
+        for event in SHUTDOWN
+        for entry in log_lines(old.log_path, event)
         if entry["shard_id"] == shard_id
     ]
-    assert mine, old.log_tail()
-    final_checkpoint = mine[0]["checkpoint"].split("/")[0]
-    fenced = [
-        entry
-        for entry in log_lines(
-            old.log_path, "fenced: this worker no longer owns the shard; dropping its state"
-        )
-        if entry["shard_id"] == shard_id
-    ]
-    assert not fenced
-    # AND the new owner started exactly at that checkpoint: no record replayed
-    started = [
-        entry for entry in log_lines(new.log_path, "initialized") if entry["shard_id"] == shard_id
-    ]
-    assert started, new.log_tail()
-    assert started[0]["checkpoint"] == final_checkpoint
+    assert shutdowns, old.log_tail()
+    handed_over_at = min(shutdowns, key=lambda entry: entry["timestamp"])["checkpoint"]
+    # AND the new owner started exactly there: no record replayed, none skipped
+    started = [e for e in log_lines(new.log_path, "initialized") if e["shard_id"] == shard_id]
+    assert started[0]["checkpoint"] == handed_over_at.split("/")[0]
     # AND the counts are exact
     verdict = e2e.verify([warm, manifest])
     assert verdict.exact, verdict.problems[:10]

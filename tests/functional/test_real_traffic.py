@@ -318,3 +318,77 @@ def test_the_manifest_counts_page_keys_and_resent_events_as_the_consumer_does() 
     assert list(manifest.pages) == ["/a"]
     assert manifest.sessions["s"].distinct_pages == 1
     assert DeadLetterReason.UNSTORABLE.value == "unstorable"
+
+
+# -- smaller mends ----------------------------------------------------------------------------
+
+
+class _Unprocessing:
+    """A DynamoDB client whose BatchGetItem leaves every key unprocessed `times` times."""
+
+    def __init__(self, times: int) -> None:
+        self.times = times
+        self.calls = 0
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls <= self.times:
+            return {"Responses": {}, "UnprocessedKeys": RequestItems}
+        return {"Responses": {table: [] for table in RequestItems}, "UnprocessedKeys": {}}
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def warning(self, event: str, **values: Any) -> None:
+        if event == "retrying":
+            self.waits.append(values["delay_s"])
+
+
+def test_unprocessed_keys_are_asked_again_with_backoff_and_a_deadline() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from consumer.core.aggregate import PageMinuteKey
+    from consumer.sinks import DynamoStateStore, Tables
+
+    def store(client: Any, deadline: float) -> DynamoStateStore:
+        return DynamoStateStore(
+            client,
+            Tables("sessions", "pages"),
+            retention=timedelta(days=1),
+            backoff=Backoff(base_seconds=0.001, cap_seconds=0.01, deadline_seconds=deadline),
+            log=log,
+            pool=ThreadPoolExecutor(1),
+        )
+
+    # GIVEN DynamoDB leaving every key unprocessed three times, then answering
+    log, patient = _Log(), _Unprocessing(times=3)
+    # WHEN the store reads a session and a page-minute
+    sessions, pages = store(patient, deadline=5).load(
+        SHARD, {"s-1"}, {PageMinuteKey("/", "2026-11-23T10:00")}
+    )
+    # THEN it asked again after a logged backoff each time, and found nothing stored
+    assert patient.calls == 4
+    assert len(log.waits) == 3
+    assert sessions == {"s-1": None}
+    assert list(pages.values()) == [None]
+    # AND when DynamoDB never processes them, the deadline ends it with GaveUp
+    with pytest.raises(GaveUp):
+        store(_Unprocessing(times=10**9), deadline=0.05).load(SHARD, {"s-1"}, set())
+
+
+def test_a_log_line_before_logging_is_configured_goes_to_stderr() -> None:
+    import subprocess
+    import sys
+
+    program = (
+        "import structlog\n"
+        "from consumer import processor\n"  # what a record processor imports
+        "structlog.get_logger().warning('early')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, timeout=60, check=True
+    )
+    assert done.stdout == b""
+    assert b'"event": "early"' in done.stderr

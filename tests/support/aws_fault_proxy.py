@@ -15,9 +15,8 @@ import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler
-from typing import Any
 
-from tests.support.loopback_proxy import LoopbackProxy
+from tests.support.loopback_proxy import LoopbackProxy, ProxyFixture, ProxyHandler
 
 _DYNAMODB_FAULTS = [
     (400, "com.amazonaws.dynamodb.v20120810#ThrottlingException", "Rate of requests exceeds"),
@@ -26,7 +25,7 @@ _DYNAMODB_FAULTS = [
 _S3_FAULTS = [(503, "SlowDown", "Please reduce your request rate."), (500, "InternalError", "")]
 
 
-class AwsFaultProxy:
+class AwsFaultProxy(ProxyFixture):
     def __init__(
         self,
         upstream: str,
@@ -48,17 +47,6 @@ class AwsFaultProxy:
         self.faulted: Counter[str] = Counter()
         self._proxy = LoopbackProxy(upstream, self._handler())
 
-    @property
-    def endpoint(self) -> str:
-        return self._proxy.endpoint
-
-    def __enter__(self) -> AwsFaultProxy:
-        self._proxy.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._proxy.close()
-
     def _fault_now(self) -> bool:
         phase = (time.monotonic() - self._started) % self.period_seconds
         rate = self.burst_rate if phase < self.burst_seconds else self.base_rate
@@ -68,24 +56,9 @@ class AwsFaultProxy:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
+        class Handler(ProxyHandler):
             def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length", "0") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = self.request_body()
                 target = self.headers.get("X-Amz-Target", "")
                 service = "dynamodb" if target.startswith("DynamoDB_") else "s3"
                 operation = target.split(".")[-1] if target else f"{self.command} object"
@@ -95,28 +68,18 @@ class AwsFaultProxy:
                     if service == "dynamodb":
                         status, kind, message = proxy._rng.choice(_DYNAMODB_FAULTS)
                         payload = json.dumps({"__type": kind, "message": message}).encode()
-                        self._answer(
-                            status, {"Content-Type": "application/x-amz-json-1.0"}, payload
-                        )
+                        self.answer(status, {"Content-Type": "application/x-amz-json-1.0"}, payload)
                     else:
                         status, code, message = proxy._rng.choice(_S3_FAULTS)
                         xml = (
                             f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
                             f"<Message>{message}</Message></Error>"
                         )
-                        self._answer(status, {"Content-Type": "application/xml"}, xml.encode())
+                        self.answer(status, {"Content-Type": "application/xml"}, xml.encode())
                     return
                 with proxy._lock:
                     proxy.forwarded[f"{service}:{operation}"] += 1
-                status, headers, payload = proxy._proxy.forward(
-                    self.command, self.path, dict(self.headers.items()), body
-                )
-                passed = {
-                    k: v
-                    for k, v in headers
-                    if k.lower() not in ("content-length", "transfer-encoding", "connection")
-                }
-                self._answer(status, passed, payload)
+                self.relay(proxy._proxy, body)
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 

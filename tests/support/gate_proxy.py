@@ -9,23 +9,18 @@ from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler
-from typing import Any
 
-from tests.support.loopback_proxy import LoopbackProxy
+from tests.support.loopback_proxy import LoopbackProxy, ProxyFixture, ProxyHandler
 
 
-class GateProxy:
+class GateProxy(ProxyFixture):
     def __init__(self, upstream: str) -> None:
         self._open = threading.Event()
         self._open.set()
-        self._lock = threading.Lock()
+        self._count_lock = threading.Lock()
         self.held = 0
         """Requests that arrived while the gate was closed."""
         self._proxy = LoopbackProxy(upstream, self._handler())
-
-    @property
-    def endpoint(self) -> str:
-        return self._proxy.endpoint
 
     def close_gate(self) -> None:
         self._open.clear()
@@ -33,38 +28,23 @@ class GateProxy:
     def open_gate(self) -> None:
         self._open.set()
 
-    def __enter__(self) -> GateProxy:
-        self._proxy.start()
-        return self
-
     def __exit__(self, *exc: object) -> None:
-        self._open.set()
-        self._proxy.close()
+        self._open.set()  # release whatever still waits, then stop
+        super().__exit__(*exc)
+
+    def _hold_while_closed(self) -> None:
+        if not self._open.is_set():
+            with self._count_lock:
+                self.held += 1
+            self._open.wait(timeout=600)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         gate = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
+        class Handler(ProxyHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if not gate._open.is_set():
-                    with gate._lock:
-                        gate.held += 1
-                    gate._open.wait(timeout=600)
-                status, headers, answer = gate._proxy.forward(
-                    "POST", self.path, dict(self.headers.items()), body
-                )
-                self.send_response(status)
-                for name, value in headers:
-                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+                body = self.request_body()
+                gate._hold_while_closed()
+                self.relay(gate._proxy, body)
 
         return Handler

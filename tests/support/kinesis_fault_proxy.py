@@ -15,30 +15,19 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.support.loopback_proxy import LoopbackProxy
+from tests.support.loopback_proxy import LoopbackProxy, ProxyFixture, ProxyHandler
 
 FailurePolicy = Callable[[int, int, bytes], bool]
 """(call number, entry index, entry data) -> whether to fail that entry."""
 
 
-class KinesisFaultProxy:
+class KinesisFaultProxy(ProxyFixture):
     def __init__(self, upstream: str, should_fail: FailurePolicy) -> None:
         self._should_fail = should_fail
         self.put_records_calls: list[list[bytes]] = []
         self.failed_entries: list[bytes] = []
         self._lock = threading.Lock()
         self._proxy = LoopbackProxy(upstream, self._handler())
-
-    @property
-    def endpoint(self) -> str:
-        return self._proxy.endpoint
-
-    def __enter__(self) -> KinesisFaultProxy:
-        self._proxy.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._proxy.close()
 
     def _put_records(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
         request: dict[str, Any] = json.loads(body)
@@ -77,14 +66,9 @@ class KinesisFaultProxy:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
+        class Handler(ProxyHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                body = self.request_body()
                 headers = dict(self.headers.items())
                 target = self.headers.get("X-Amz-Target", "")
                 if target.endswith(".PutRecords"):
@@ -97,10 +81,6 @@ class KinesisFaultProxy:
                     content_type = dict(upstream_headers).get(
                         "Content-Type", "application/x-amz-json-1.1"
                     )
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.answer(status, {"Content-Type": content_type}, payload)
 
         return Handler
