@@ -38,8 +38,6 @@ pytestmark = pytest.mark.e2e
 SHARDS = 2
 NOW = datetime.now(UTC).replace(microsecond=0)
 CRAWL_GAP = timedelta(seconds=0.2)
-FLUSHED = "shutdown requested: flushed and checkpointed"
-NOTHING_NEW = "shutdown requested: nothing new since the last checkpoint"
 FENCED = "fenced: this worker no longer owns the shard; dropping its state"
 
 
@@ -119,7 +117,7 @@ def test_long_urls_a_crawler_and_resent_events_never_stop_a_shard(
         text = worker.log_path.read_text(errors="replace")
         assert "flush failed" not in text, worker.log_tail()
         assert "unexpected failure" not in text, worker.log_tail()
-        assert log_lines(worker.log_path, FLUSHED) or log_lines(worker.log_path, NOTHING_NEW)
+        assert support.stopped_gracefully(worker.log_path), worker.log_tail()
     # AND everything is exact: the long URLs under their page keys, the re-sent events once
     assert first.duplicates == 200
     verdict = e2e.verify([first, manifest])
@@ -147,7 +145,6 @@ def test_long_urls_a_crawler_and_resent_events_never_stop_a_shard(
 
 
 HANDOFF = re.compile(r"Initiated graceful lease handoff for lease (\S+) from (\S+) to (\S+)\.")
-SHUTDOWN = ("shutdown requested: flushed and checkpointed", NOTHING_NEW)
 
 
 def first_handoff(logs: Path, timeout: float) -> tuple[str, str, str]:
@@ -199,7 +196,7 @@ def test_a_graceful_lease_handoff_checkpoints_where_the_next_owner_starts(
     assert not fenced, fenced
     shutdowns = [
         entry
-        for event in SHUTDOWN
+        for event in support.GRACEFUL_SHUTDOWN
         for entry in log_lines(old.log_path, event)
         if entry["shard_id"] == shard_id
     ]

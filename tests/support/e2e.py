@@ -154,3 +154,22 @@ def drain(
         for worker in workers:
             worker.stop()
     return manifest
+
+
+GRACEFUL_SHUTDOWN = (
+    "shutdown requested: flushed and checkpointed",
+    "shutdown requested: nothing new since the last checkpoint",
+)
+"""What a processor logs when KCL asks it to shut down and it checkpoints its last record:
+after flushing what it had, or with nothing buffered since its last checkpoint."""
+
+
+def stopped_gracefully(log: Path) -> bool:
+    """The worker's shards answered a shutdown with their final checkpoint; none was fenced
+    and no flush failed."""
+    text = log.read_text(errors="replace")
+    return (
+        any(f'"event": "{event}"' in text for event in GRACEFUL_SHUTDOWN)
+        and '"event": "fenced' not in text
+        and "flush failed" not in text
+    )
