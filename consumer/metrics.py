@@ -60,6 +60,28 @@ class Metrics:
                 stream.write(document + "\n")
             stream.flush()
 
+    def flushed(
+        self,
+        events: int,
+        duplicates: int,
+        dead_letters: Mapping[str, int],
+        flush_ms: float,
+        millis_behind: int | None,
+    ) -> None:
+        """A processor's flush: events, re-sent events, dead letters (also by reason), its
+        latency, and how far behind the stream the shard was."""
+        values: dict[str, tuple[float, str]] = {
+            "EventsProcessed": (events, "Count"),
+            "DuplicateEvents": (duplicates, "Count"),
+            "DeadLetters": (sum(dead_letters.values()), "Count"),
+            "FlushLatency": (round(flush_ms, 1), "Milliseconds"),
+        }
+        if millis_behind is not None:
+            values["MillisBehindLatest"] = (millis_behind, "Milliseconds")
+        self.emit(values)
+        for reason, count in sorted(dead_letters.items()):
+            self.emit({"DeadLetters": (count, "Count")}, dimensions={"Reason": reason})
+
 
 METRIC_NAMES: Final = (
     "EventsProcessed",

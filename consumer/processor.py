@@ -305,9 +305,12 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         newest = max(item.event.timestamp for item in events) if events else None
         if newest is not None and (self._event_watermark is None or newest > self._event_watermark):
             self._event_watermark = newest
-        self._emit_flush_metrics(
-            len(events), len(changes.duplicates), letters, (self._clock() - started) * 1000
-        )
+        if self._metrics is not None:
+            reasons = Counter(letter.error.reason.value for letter in letters)
+            flush_ms = (self._clock() - started) * 1000
+            self._metrics.flushed(
+                len(events), len(changes.duplicates), reasons, flush_ms, self._millis_behind
+            )
         for letter in letters:
             self._log.warning(
                 "dead letter",
@@ -368,24 +371,6 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         )
         now = self._wall_clock()
         return kept, [unstorable_letter(item, limit, now) for item, limit in bad]
-
-    def _emit_flush_metrics(
-        self, events: int, duplicates: int, letters: Sequence[DeadLetter], flush_ms: float
-    ) -> None:
-        if self._metrics is None:
-            return
-        values: dict[str, tuple[float, str]] = {
-            "EventsProcessed": (events, "Count"),
-            "DuplicateEvents": (duplicates, "Count"),
-            "DeadLetters": (len(letters), "Count"),
-            "FlushLatency": (round(flush_ms, 1), "Milliseconds"),
-        }
-        if self._millis_behind is not None:
-            values["MillisBehindLatest"] = (self._millis_behind, "Milliseconds")
-        self._metrics.emit(values)
-        reasons = Counter(letter.error.reason.value for letter in letters)
-        for reason, count in sorted(reasons.items()):
-            self._metrics.emit({"DeadLetters": (count, "Count")}, dimensions={"Reason": reason})
 
     def _bot_alerts(self, sessions: Sequence[SessionState]) -> list[Alert]:
         """Score the sessions a flush changed; the alerts of those crossing the line."""

@@ -341,6 +341,9 @@ def log_events(log: Path, event: str) -> list[dict[str, Any]]:
     ]
 
 
+SHARD_ENDED = "shard ended: flushed, SHARD_END checkpointed"
+
+
 def test_split_and_merge_while_events_flow(e2e: E2EStack, tmp_path: Path) -> None:
     # GIVEN two workers and traffic flowing
     logs = tmp_path / "logs"
@@ -380,7 +383,7 @@ def test_split_and_merge_while_events_flow(e2e: E2EStack, tmp_path: Path) -> Non
         if s.get("ParentShardId")
     }
     assert len(children) == 3
-    ended = {e["shard_id"]: e["timestamp"] for e in events_of(logs, "shard ended")}
+    ended = {e["shard_id"]: e["timestamp"] for e in events_of(logs, SHARD_ENDED)}
     started: dict[str, str] = {}
     for e in events_of(logs, "initialized"):
         started.setdefault(e["shard_id"], e["timestamp"])
