@@ -33,6 +33,7 @@ from consumer.core.limits import (
     PAGE_STATS_KEYS,
     SESSIONS_KEYS,
     ItemLimits,
+    KeySchema,
     Unstorable,
     violation,
 )
@@ -71,34 +72,48 @@ class MemoryStore:
         unstorable: list[Unstorable] = []
         for session in changes.sessions:
             item = items.session_item(session, expires_at=0, updated_at=now)
-            problem = violation(item, SESSIONS_KEYS, self.limits)
-            if problem:
-                unstorable.append(Unstorable(problem, session_id=session.session_id))
-                continue
             stored = self.sessions.get(session.session_id)
-            if (
+            newer = (
                 stored is not None
                 and stored["shard_id"] == item["shard_id"]
                 and stored["position"] > item["position"]
-            ):
+            )
+            why = self._put(self.sessions, session.session_id, item, SESSIONS_KEYS, newer)
+            if why:
+                unstorable.append(Unstorable(why, session_id=session.session_id))
+            elif why is not None:
                 refused.append(f"session {session.session_id}")
-                continue
-            self.sessions[session.session_id] = item
         for page in changes.pages:
             item = items.page_item(page, expires_at=0, updated_at=now)
-            problem = violation(item, PAGE_STATS_KEYS, self.limits)
-            if problem:
-                unstorable.append(Unstorable(problem, page=page.key))
-                continue
             key = (item["page"], item["bucket_shard"])
             stored_page = self.pages.get(key)
-            if stored_page is not None and stored_page["position"] > item["position"]:
+            newer = stored_page is not None and stored_page["position"] > item["position"]
+            why = self._put(self.pages, key, item, PAGE_STATS_KEYS, newer)
+            if why:
+                unstorable.append(Unstorable(why, page=page.key))
+            elif why is not None:
                 refused.append(f"page {key}")
-                continue
-            self.pages[key] = item
         self.writes += changes.item_count
         written = changes.item_count - len(refused) - len(unstorable)
         return SaveOutcome(written=written, refused=refused, unstorable=unstorable)
+
+    def _put(
+        self,
+        table: dict[Any, dict[str, Any]],
+        key: Any,
+        item: dict[str, Any],
+        schema: KeySchema,
+        stored_is_newer: bool,
+    ) -> str | None:
+        """None when stored; the limit it breaks when refused as invalid (as DynamoDB does);
+        "" when the stored item is newer (the position guard)."""
+        problem = violation(item, schema, self.limits)
+        if problem:
+            return problem
+        if stored_is_newer:
+            return ""
+        table[key] = item
+        return None
 
 
 class MemoryArchive:
