@@ -22,7 +22,6 @@ from consumer.core import items
 from consumer.core.aggregate import Changes, PageMinuteKey, PageMinuteState, SessionState
 from consumer.core.anomaly import Alert, ShardProgress
 from consumer.core.batch import ArchiveObject
-from consumer.core.items import page_sort_key
 from consumer.core.limits import ALERTS_KEYS, Unstorable, violation
 from consumer.retry import Backoff, call_with_retries, error_code, is_transient
 
@@ -412,13 +411,13 @@ def page_items_for_minute(
     client: Any, table: str, minute: str, shard_ids: Iterable[str]
 ) -> list[dict[str, Any]]:
     """One query of the `by-window` index per shard (shards include closed ones)."""
-    items: list[dict[str, Any]] = []
+    found: list[dict[str, Any]] = []
     for shard_id in shard_ids:
-        items += query_items(
+        found += query_items(
             client,
             TableName=table,
             IndexName="by-window",
             KeyConditionExpression="window_shard = :key",
-            ExpressionAttributeValues={":key": {"S": page_sort_key(minute, shard_id)}},
+            ExpressionAttributeValues={":key": {"S": items.page_sort_key(minute, shard_id)}},
         )
-    return items
+    return found

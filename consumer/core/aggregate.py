@@ -159,17 +159,19 @@ def minute_number(at: datetime) -> int:
     return int(at.timestamp() // 60)
 
 
-def touch_key(page: str, at: datetime) -> tuple[int, int]:
-    """The first-touch key of a page key in the minute of `at`."""
-    return minute_number(at), hash64(page)
+def touch_key(page_hash: int, at: datetime) -> tuple[int, int]:
+    """The first-touch key of a page (its key's hash) in the minute of `at`."""
+    return minute_number(at), page_hash
 
 
-def where_hash(where: ShardPosition) -> int:
-    return hash64(f"{where.shard_id}/{where.position.encode()}")
+def where_hash(shard_id: str, position: Position) -> int:
+    """A record's place (shard and position), hashed as the session's bookkeeping keeps it."""
+    return hash64(f"{shard_id}/{position.encode()}")
 
 
-def first_sighting(state: SessionState, event_id: str, here: ShardPosition) -> bool:
-    """Whether the record at `here` is the first of its session with this event id.
+def first_sighting(state: SessionState, id_hash: int, here: int) -> bool:
+    """Whether the record at `here` (`where_hash`) is the first of its session with the
+    event id whose hash is `id_hash`.
 
     A re-sent event (a beacon retry, a producer retry after a timeout) carries the id of one
     seen before at another position: it is a duplicate, counted and archived nowhere. The
@@ -178,23 +180,23 @@ def first_sighting(state: SessionState, event_id: str, here: ShardPosition) -> b
     re-send counted again. The caller records the id (`remember_id`) when it applies a record
     the session did not include yet.
     """
-    seen = state.recent_ids.get(hash64(event_id))
-    return seen is None or seen == where_hash(here)
+    seen = state.recent_ids.get(id_hash)
+    return seen is None or seen == here
 
 
-def remember_id(state: SessionState, event_id: str, here: ShardPosition) -> None:
-    key = hash64(event_id)
-    if key not in state.recent_ids:
-        state.recent_ids[key] = where_hash(here)
+def remember_id(state: SessionState, id_hash: int, here: int) -> None:
+    if id_hash not in state.recent_ids:
+        state.recent_ids[id_hash] = here
         if len(state.recent_ids) > MAX_RECENT_EVENT_IDS:
             del state.recent_ids[next(iter(state.recent_ids))]  # the oldest id goes
 
 
 def apply_to_session(
-    state: SessionState, event: ClickEvent, page: str, shard_id: str, position: Position
+    state: SessionState, event: ClickEvent, page: str, page_hash: int, here: int
 ) -> None:
-    """Fold one event, whose page key is `page`, into a session (the caller has checked it
-    is not included yet and not a duplicate)."""
+    """Fold one event, whose page key is `page` (hashed: `page_hash`) and whose record sits
+    at `here` (`where_hash`), into a session (the caller has checked it is not included yet
+    and not a duplicate)."""
     state.events += 1
     if event.type is EventType.PAGE_VIEW:
         state.page_views += 1
@@ -220,11 +222,10 @@ def apply_to_session(
     state.previous_at = at
     if state.user_agent is None and event.user_agent:
         state.user_agent = _cut(event.user_agent, MAX_STORED_TEXT_BYTES)
-    page_hash = hash64(page)
     state.pages.add(page_hash)
-    touch = (minute_number(at), page_hash)
+    touch = touch_key(page_hash, at)
     if touch not in state.first_touches:
-        state.first_touches[touch] = where_hash(ShardPosition(shard_id, position))
+        state.first_touches[touch] = here
         if len(state.first_touches) > MAX_TRACKED_PAGE_MINUTES:
             # Oldest minute first. A late event for a forgotten minute of such a session
             # counts it in that minute's distinct sessions again: where exactness stops.
@@ -239,14 +240,15 @@ def apply_to_page(
     state: PageMinuteState,
     event: ClickEvent,
     first_touch: int | None,
-    here: ShardPosition,
+    here: int,
 ) -> None:
-    """Fold one event into its page-minute; the session counts where it first touched it."""
+    """Fold one event (its record at `here`, `where_hash`) into its page-minute; the session
+    counts where it first touched it."""
     if event.type is EventType.PAGE_VIEW:
         state.views += 1
     elif event.type is EventType.CLICK:
         state.clicks += 1
-    if first_touch is None or first_touch == where_hash(here):
+    if first_touch is None or first_touch == here:
         state.sessions += 1
 
 
@@ -355,16 +357,19 @@ class ShardAggregator:
             page = self._pages.get(key)
             if session is None or page is None:
                 raise KeyError(f"state for {event.session_id} / {key} was not read first")
-            here = ShardPosition(self.shard_id, position)
-            if not first_sighting(session, event.event_id, here):
+            # Each hash once per record: the hot path of the processor.
+            here = where_hash(self.shard_id, position)
+            id_hash = hash64(event.event_id)
+            if not first_sighting(session, id_hash, here):
                 duplicates.add(position)
                 continue
+            page_hash = hash64(key.page)
             if not session.includes(self.shard_id, position):
-                remember_id(session, event.event_id, here)
-                apply_to_session(session, event, key.page, self.shard_id, position)
+                remember_id(session, id_hash, here)
+                apply_to_session(session, event, key.page, page_hash, here)
                 changed_sessions[event.session_id] = session
             if not page.includes(position):
-                first_touch = session.first_touches.get(touch_key(key.page, event.timestamp))
+                first_touch = session.first_touches.get(touch_key(page_hash, event.timestamp))
                 apply_to_page(page, event, first_touch, here)
                 changed_pages[key] = page
         end = ShardPosition(self.shard_id, flush_end)

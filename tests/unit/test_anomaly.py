@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clickstream.events import ClickEvent, EventType, minute_key
-from consumer.core.aggregate import SessionState, apply_to_session
+from consumer.core.aggregate import SessionState, apply_to_session, where_hash
 from consumer.core.anomaly import (
     Alert,
     BotRules,
@@ -28,6 +28,7 @@ from consumer.core.anomaly import (
     stream_watermark,
 )
 from consumer.core.positions import Position
+from consumer.core.sketch import hash64
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 LATENESS = timedelta(seconds=60)
@@ -43,7 +44,8 @@ def session_of(steps: list[tuple[float, EventType, str]], session_id: str = "s-1
             page=page,
             timestamp=START + timedelta(seconds=second),
         )
-        apply_to_session(state, event, page, "shardId-0", Position(number))
+        here = where_hash("shardId-0", Position(number))
+        apply_to_session(state, event, page, hash64(page), here)
     return state
 
 
