@@ -21,3 +21,7 @@ class ProducerError(ClickstreamError):
 
 class ConsumerError(ClickstreamError):
     """The consumer (the KCL daemon or a record processor) cannot go on."""
+
+
+class CollectorError(ClickstreamError):
+    """The collector cannot start or cannot reach its stream."""

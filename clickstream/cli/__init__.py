@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from clickstream.cli import consume, demo, local, produce, query, tools
+from clickstream.cli import collect, consume, demo, local, produce, query, tools
 from clickstream.logging import configure_logging
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(local.app, name="local")
 app.command()(produce.produce)
 app.command()(consume.consume)
+app.command()(collect.collect)
 app.command()(consume.health)
 app.add_typer(query.app, name="query")
 app.command()(demo.demo)

@@ -14,9 +14,14 @@ from clickstream.cli.common import err, one_line_errors, out, use_local_stack_en
 from clickstream.errors import ConfigurationError
 from clickstream.local.settings import LocalStackSettings
 from clickstream.logging import configure_logging
+from collector.settings import CollectorSettings
 from producer.settings import ProducerSettings
 
-OTHER_SETTINGS: tuple[type[BaseSettings], ...] = (ProducerSettings, LocalStackSettings)
+OTHER_SETTINGS: tuple[type[BaseSettings], ...] = (
+    ProducerSettings,
+    LocalStackSettings,
+    CollectorSettings,
+)
 """The other commands' settings that share the `CLICKSTREAM_` prefix: a shell prepared for
 every command (`eval "$(clickstream local env)"`) must not be refused as full of typos."""
 

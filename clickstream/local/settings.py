@@ -36,6 +36,14 @@ class LocalStackSettings(BaseSettings):
         description="The installed npm package kinesis-local (scripts/bootstrap.sh puts it here).",
     )
     startup_timeout_seconds: float = Field(default=60.0, gt=0)
+    collector_port: int = Field(
+        default=8080, ge=1, le=65535, description="The collector, with `local up --collector`."
+    )
+    write_key: str = Field(
+        default="local-write-key",
+        min_length=8,
+        description="The local collector's write key (a local stack has no secrets).",
+    )
 
     @property
     def moto_endpoint(self) -> str:

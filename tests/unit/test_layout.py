@@ -98,6 +98,8 @@ def broken_rule(edge: Import) -> str | None:
         return "the producer imports neither consumer, insights, nor the shell"
     if within(module, "insights") and within(imported, "producer", *SHELL):
         return "the read side imports neither the producer nor the shell"
+    if within(module, "collector") and within(imported, "consumer", "producer", "insights", *SHELL):
+        return "the collector imports only the kernel"
     return None
 
 
@@ -142,6 +144,8 @@ def write(root: Path, relative: str, text: str) -> None:
         ("consumer/page_watch.py", "from insights import query\n", "worker"),
         ("producer/run.py", "from consumer.core.items import page_item\n", "producer"),
         ("insights/query.py", "from producer.manifest import Manifest\n", "read side"),
+        ("collector/app.py", "from consumer.metrics import Metrics\n", "collector"),
+        ("collector/intake.py", "from clickstream.cli import app\n", "collector"),
     ],
 )
 def test_the_checker_reports_each_broken_rule(

@@ -1,0 +1,44 @@
+"""`clickstream collect`: the HTTP collector (the front door) until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from clickstream.cli.common import one_line_errors, use_local_stack_environment
+from clickstream.local.settings import LocalStackSettings
+from clickstream.logging import configure_logging
+
+
+@one_line_errors
+def collect(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port [8080].")] = None,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="Send to the running local stack's stream, with its write key, any origin.",
+        ),
+    ] = False,
+) -> None:
+    """Take events over HTTP (our /v1/events and Segment's tracking API) into the stream;
+    each request is answered once its events are in it. Serves the tracker, /clickstream.js."""
+    from collector.server import serve
+    from collector.settings import CollectorSettings
+
+    if local:
+        use_local_stack_environment()
+        local_settings = LocalStackSettings()
+        os.environ.setdefault("CLICKSTREAM_COLLECTOR_WRITE_KEYS", local_settings.write_key)
+        os.environ.setdefault("CLICKSTREAM_COLLECTOR_ALLOWED_ORIGINS", "*")
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    settings = CollectorSettings(**overrides)  # type: ignore[arg-type]
+    configure_logging(settings.log_level)
+    serve(settings)

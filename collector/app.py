@@ -1,0 +1,240 @@
+"""The collector's HTTP edge (Starlette): read the request, call the pure intake, wait for
+delivery, answer. Every answer is JSON shaped like Segment's: `{"success": true}` or
+`{"success": false, "message": ...}`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any, Final, Protocol
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from clickstream.emf import EmfWriter
+from clickstream.logging import get_logger
+from collector import intake
+from collector.delivery import Deliverer, Overloaded, Undelivered
+from collector.intake import Edge, Intake, Refused, StreamRecord
+from collector.metrics import CollectorMetrics
+from collector.segment import CALL_TYPES, SHORT_PATHS
+from collector.settings import CollectorSettings
+
+log = get_logger(component="collector")
+
+BATCH_PATHS: Final = ("batch", "import", "b")
+"""Segment's `/v1/batch` (and its old name `/v1/import`); analytics.js 2.0 batches to `/b`
+under its API host, which is `<host>/v1`."""
+
+READY_CACHE_SECONDS: Final = 2.0
+
+
+class Stream(Protocol):
+    stream_name: str
+
+    async def put_records(self, records: Any) -> list[str | None]: ...
+
+    async def ready(self) -> tuple[bool, str]: ...
+
+
+StreamFactory = Callable[[CollectorSettings], AbstractAsyncContextManager[Stream]]
+
+
+def tracker_script() -> bytes:
+    return resources.files("collector").joinpath("static/clickstream.js").read_bytes()
+
+
+class Collector:
+    """The app's state: settings, the deliverer, metrics and the stream's readiness."""
+
+    def __init__(self, settings: CollectorSettings, stream: Stream, writer: EmfWriter) -> None:
+        self.settings = settings
+        self.stream = stream
+        self.deliverer = Deliverer(
+            stream.put_records,
+            linger_seconds=settings.linger_ms / 1000,
+            max_records=settings.max_batch_records,
+            max_bytes=settings.max_batch_bytes,
+            max_concurrent_puts=settings.max_concurrent_puts,
+            in_flight_limit=settings.in_flight_events,
+            timeout_seconds=settings.delivery_timeout_seconds,
+        )
+        self.metrics = CollectorMetrics(writer)
+        self.write_keys = [key.get_secret_value() for key in settings.write_keys]
+        self._ready: tuple[float, bool, str] = (0.0, False, "not checked")
+        self.tracker = tracker_script()
+
+    async def ready(self) -> tuple[bool, str]:
+        checked_at, ok, why = self._ready
+        if time.monotonic() - checked_at > READY_CACHE_SECONDS:
+            ok, why = await self.stream.ready()
+            self._ready = (time.monotonic(), ok, why)
+        return ok, why
+
+    def edge(self, request: Request) -> Edge:
+        return Edge(
+            received_at=datetime.now(UTC),
+            user_agent=request.headers.get("user-agent"),
+            client_ip=request.client.host if request.client else None,
+            ip_policy=self.settings.client_ip,
+            max_event_bytes=self.settings.max_event_bytes,
+        )
+
+    async def body(self, request: Request) -> bytes:
+        """The body, refused past the size limit before it is all read."""
+        limit = self.settings.max_request_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise Refused(413, f"request body of {declared} bytes exceeds {limit}")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Refused(413, f"request body exceeds {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def accept(self, request: Request, read: Callable[[Any, Edge], Intake]) -> Response:
+        try:
+            authorization = request.headers.get("authorization")
+            if authorization and not intake.key_is_known(
+                intake.write_key_from(authorization, None), self.write_keys
+            ):
+                raise Refused(401, "unknown write key")
+            body = intake.decode_body(
+                await self.body(request),
+                content_type=request.headers.get("content-type"),
+                content_encoding=request.headers.get("content-encoding"),
+                max_bytes=self.settings.max_request_bytes,
+            )
+            key = intake.write_key_from(authorization, body)
+            if not intake.key_is_known(key, self.write_keys):
+                raise Refused(401, "unknown write key" if key else "missing write key")
+            accepted = read(body, self.edge(request))
+        except Refused as refused:
+            self.metrics.request(0, {f"http_{refused.status}": 1})
+            return _answer(refused.status, refused.reason)
+        except ClientDisconnect:
+            return Response(status_code=499)
+        return await self.deliver(accepted.records, accepted)
+
+    async def deliver(self, records: list[StreamRecord], accepted: Intake) -> Response:
+        try:
+            await self.deliverer.deliver(records)
+        except (Overloaded, Undelivered) as exc:
+            self.metrics.unavailable += 1
+            log.warning("answered 503", why=str(exc), events=len(records))
+            return _answer(
+                503,
+                f"not accepted, send again: {exc}",
+                {"Retry-After": str(self.settings.retry_after_seconds)},
+            )
+        self.metrics.request(len(records), accepted.rejected_by_reason())
+        content: dict[str, Any] = {"success": True}
+        if accepted.rejected:
+            content["rejected"] = [
+                {"index": r.index, "reason": r.reason, "message": r.detail}
+                for r in accepted.rejected
+            ]
+        return JSONResponse(content)
+
+
+def _answer(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"success": False, "message": message}, status, headers=headers)
+
+
+def create_app(
+    settings: CollectorSettings, open_stream: StreamFactory, writer: EmfWriter | None = None
+) -> Starlette:
+    """The ASGI app. `open_stream` opens the stream for the app's lifetime (aiobotocore in
+    production, a loopback stand-in in the benchmark)."""
+    state: dict[str, Collector] = {}
+
+    def collector() -> Collector:
+        return state["collector"]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_stream(settings) as stream:
+            state["collector"] = made = Collector(
+                settings,
+                stream,
+                writer
+                or EmfWriter(settings.metrics_namespace, dimensions={"Stream": stream.stream_name}),
+            )
+            made.deliverer.start()
+            metrics_task = asyncio.get_running_loop().create_task(_emit_metrics(made))
+            log.info("collector ready", stream=stream.stream_name)
+            try:
+                yield
+            finally:
+                left = await made.deliverer.close(settings.shutdown_grace_seconds)
+                metrics_task.cancel()
+                made.metrics.emit(made.deliverer.take_stats())
+                log.info("collector stopped", undelivered=left)
+
+    async def own(request: Request) -> Response:
+        return await collector().accept(request, intake.own_events)
+
+    def segment_route(call: str | None) -> Callable[[Request], Any]:
+        async def handle(request: Request) -> Response:
+            return await collector().accept(
+                request, lambda body, edge: intake.segment_messages(body, call, edge)
+            )
+
+        return handle
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def ready(request: Request) -> Response:
+        ok, why = await collector().ready()
+        return JSONResponse({"ready": ok, "stream": why}, 200 if ok else 503)
+
+    async def tracker(request: Request) -> Response:
+        return Response(
+            collector().tracker,
+            media_type="application/javascript",
+            headers={"Cache-Control": "public, max-age=300"},
+        )
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+        Route("/clickstream.js", tracker, methods=["GET"]),
+        Route("/v1/events", own, methods=["POST"]),
+    ]
+    for call in CALL_TYPES:
+        routes.append(Route(f"/v1/{call}", segment_route(call), methods=["POST"]))
+    for short, call in SHORT_PATHS.items():
+        routes.append(Route(f"/v1/{short}", segment_route(call), methods=["POST"]))
+    for path in BATCH_PATHS:
+        routes.append(Route(f"/v1/{path}", segment_route(None), methods=["POST"]))
+    middleware = []
+    if settings.allowed_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.allowed_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Content-Type", "Content-Encoding", "Authorization"],
+                allow_credentials=False,
+                max_age=600,
+            )
+        )
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+async def _emit_metrics(collector: Collector) -> None:
+    while True:
+        await asyncio.sleep(collector.settings.metrics_interval_seconds)
+        collector.metrics.emit(collector.deliverer.take_stats())

@@ -1,0 +1,245 @@
+"""From an HTTP request's bytes to stream records, or a refusal saying why. Pure.
+
+Everything here is a function of the request and the server's clock (`received_at`), so
+the edge (`collector.app`) only reads the request and writes the answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import ipaddress
+import json
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from clickstream.events import (
+    ClickEvent,
+    DeadLetterReason,
+    InvalidEvent,
+    TimestampPolicy,
+    event_from_mapping,
+)
+from collector import segment
+from collector.settings import ClientIpPolicy
+
+TEXT_TYPES: Final = ("application/json", "text/plain")
+"""What we parse as JSON: `text/plain` is what `navigator.sendBeacon` and analytics.js send,
+because a cross-origin POST of that type needs no CORS preflight."""
+
+
+class Refused(Exception):
+    """The whole request is refused: `status` and a one-line `reason` go back to the client."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(f"{status}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRecord:
+    """One event as it goes into Kinesis: partition key = session id."""
+
+    partition_key: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int
+    reason: str
+    detail: str
+
+
+@dataclass(slots=True)
+class Intake:
+    records: list[StreamRecord] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+    def rejected_by_reason(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for rejection in self.rejected:
+            counts[rejection.reason] = counts.get(rejection.reason, 0) + 1
+        return counts
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """What the server knows of a request: its clock, the header user agent and address."""
+
+    received_at: datetime
+    user_agent: str | None = None
+    client_ip: str | None = None
+    ip_policy: ClientIpPolicy = ClientIpPolicy.DROP
+    max_event_bytes: int = 32 * 1024
+    max_age: timedelta = timedelta(days=30)
+    max_future: timedelta = timedelta(days=1)
+
+
+def decode_body(
+    body: bytes, *, content_type: str | None, content_encoding: str | None, max_bytes: int
+) -> Any:
+    """The request's JSON, gunzipped when it says so, never more than `max_bytes` of it."""
+    media_type = (content_type or "application/json").split(";")[0].strip().lower()
+    if media_type not in TEXT_TYPES:
+        raise Refused(415, f"content type {media_type} is not application/json or text/plain")
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding == "gzip":
+        body = _gunzip(body, max_bytes)
+    elif encoding != "identity":
+        raise Refused(415, f"content encoding {encoding} is not gzip")
+    if len(body) > max_bytes:
+        raise Refused(413, f"request body of {len(body)} bytes exceeds {max_bytes}")
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        raise Refused(400, "invalid JSON: the body is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        detail = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+        raise Refused(400, f"invalid JSON: {detail}") from None
+    except RecursionError:
+        raise Refused(400, "invalid JSON: nested too deeply") from None
+
+
+def _gunzip(body: bytes, max_bytes: int) -> bytes:
+    # Bounded: a few KB of gzip can inflate to gigabytes (a "zip bomb").
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        inflated = inflater.decompress(body, max_bytes + 1)
+    except zlib.error:
+        raise Refused(400, "the body is not valid gzip") from None
+    if len(inflated) > max_bytes or inflater.unconsumed_tail:
+        raise Refused(413, f"request body inflates past {max_bytes} bytes")
+    if not inflater.eof:
+        raise Refused(400, "the gzip body is truncated")
+    return inflated
+
+
+def write_key_from(authorization: str | None, body: Any) -> str | None:
+    """HTTP Basic with the key as user name and an empty password (Segment's server
+    libraries), or `writeKey` in the body (analytics.js, which sends no headers)."""
+    if authorization and authorization[:6].lower() == "basic ":
+        try:
+            user = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return user.split(":", 1)[0] or None
+    if isinstance(body, Mapping):
+        key = body.get("writeKey")
+        if isinstance(key, str) and key:
+            return key
+        batch = body.get("batch")
+        if isinstance(batch, list) and batch and isinstance(batch[0], Mapping):
+            first = batch[0].get("writeKey")
+            return first if isinstance(first, str) and first else None
+    if isinstance(body, list) and body and isinstance(body[0], Mapping):
+        first = body[0].get("writeKey")
+        return first if isinstance(first, str) and first else None
+    return None
+
+
+def key_is_known(key: str | None, known: Iterable[str]) -> bool:
+    """Constant time in the key's content: every known key is compared, all the way."""
+    if not key:
+        return False
+    offered = key.encode()
+    found = False
+    for candidate in known:
+        found |= hmac.compare_digest(offered, candidate.encode())
+    return found
+
+
+def truncated_ip(address: str | None) -> str | None:
+    """The network, not the host: /24 of IPv4, /48 of IPv6 (what analytics tools call
+    IP anonymisation)."""
+    if not address:
+        return None
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+
+
+def _finish(values: dict[str, Any], edge: Edge) -> tuple[StreamRecord, ClickEvent]:
+    """Edge enrichment, then the same validation the consumer applies."""
+    values["received_at"] = edge.received_at.isoformat(timespec="milliseconds")
+    if not values.get("user_agent") and edge.user_agent:
+        values["user_agent"] = edge.user_agent[:1024]
+    values.pop("client_ip", None)  # never trust a client's claim of its own address
+    if edge.ip_policy is ClientIpPolicy.TRUNCATE and (kept := truncated_ip(edge.client_ip)):
+        values["client_ip"] = kept
+    policy = TimestampPolicy(edge.received_at, edge.max_age, edge.max_future)
+    event = event_from_mapping(values, policy)
+    data = json.dumps(values, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    if len(data) > edge.max_event_bytes:
+        raise Refused(413, f"an event of {len(data)} bytes exceeds {edge.max_event_bytes}")
+    return StreamRecord(event.session_id, data), event
+
+
+def _collect(candidates: Sequence[Any], edge: Edge, convert: Any) -> Intake:
+    intake = Intake()
+    for index, candidate in enumerate(candidates):
+        try:
+            values = convert(candidate)
+            record, _ = _finish(values, edge)
+        except InvalidEvent as exc:
+            intake.rejected.append(Rejection(index, exc.reason.value, str(exc)))
+            continue
+        intake.records.append(record)
+    if candidates and not intake.records:
+        first = intake.rejected[0]
+        raise Refused(400, f"no valid event: event {first.index}: {first.detail}")
+    return intake
+
+
+def own_events(body: Any, edge: Edge) -> Intake:
+    """`POST /v1/events`: a JSON array of contract events, or `{"events": [...]}` with an
+    optional `sent_at` (the client's clock when it sent; corrects each event's timestamp)."""
+    sent_at: Any = None
+    if isinstance(body, Mapping):
+        sent_at = body.get("sent_at")
+        body = body.get("events")
+    if not isinstance(body, list):
+        raise Refused(400, "expected a JSON array of events or an object with `events`")
+
+    def convert(candidate: Any) -> dict[str, Any]:
+        if not isinstance(candidate, Mapping):
+            raise InvalidEvent(DeadLetterReason.NOT_OBJECT, "an event must be a JSON object")
+        values = dict(candidate)
+        happened, _ = segment.corrected_time(values.get("timestamp"), sent_at, edge.received_at)
+        if happened is not None and sent_at is not None:
+            values["timestamp"] = happened.isoformat()
+        return values
+
+    return _collect(body, edge, convert)
+
+
+def segment_messages(body: Any, call: str | None, edge: Edge) -> Intake:
+    """A Segment call (`call` set) carries one message; `/v1/batch` and analytics.js' batch
+    path carry `{"batch": [...], "sentAt": ...}` or a bare array."""
+    batch_sent_at: Any = None
+    if call is None:
+        if isinstance(body, Mapping):
+            batch_sent_at = body.get("sentAt")
+            body = body.get("batch")
+        if not isinstance(body, list):
+            raise Refused(400, "expected `batch`, an array of Segment messages")
+        messages: list[Any] = body
+    else:
+        if not isinstance(body, Mapping):
+            raise Refused(400, "expected a Segment message, a JSON object")
+        messages = [body]
+
+    def convert(message: Any) -> dict[str, Any]:
+        return segment.to_contract(
+            message, call, received_at=edge.received_at, batch_sent_at=batch_sent_at
+        )
+
+    return _collect(messages, edge, convert)

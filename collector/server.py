@@ -1,0 +1,59 @@
+"""`clickstream collect`: the collector under uvicorn until SIGTERM/SIGINT.
+
+uvicorn answers SIGTERM by closing the listening socket, letting requests in flight finish
+(each waits for its events to reach the stream) for up to `shutdown_grace_seconds`, then
+running the app's shutdown, which sends whatever is still queued. Nothing accepted is
+dropped; a request that arrives after the signal finds no listener and is sent again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import uvicorn
+
+from clickstream.errors import ConfigurationError
+from collector.app import Stream, create_app
+from collector.kinesis import KinesisStream, kinesis_client
+from collector.settings import CollectorSettings
+
+
+@contextlib.asynccontextmanager
+async def open_kinesis(settings: CollectorSettings) -> AsyncIterator[Stream]:
+    assert settings.stream_name is not None  # checked by `serve`
+    async with kinesis_client(
+        settings.region, max_connections=settings.max_concurrent_puts + 2
+    ) as client:
+        yield KinesisStream(client, settings.stream_name)
+
+
+def check(settings: CollectorSettings) -> None:
+    if not settings.stream_name:
+        raise ConfigurationError(
+            "no stream: set CLICKSTREAM_COLLECTOR_STREAM_NAME (or CLICKSTREAM_STREAM_NAME)"
+        )
+    if not settings.write_keys:
+        raise ConfigurationError(
+            "no write keys: set CLICKSTREAM_COLLECTOR_WRITE_KEYS (comma-separated; on ECS the "
+            "task definition injects it from Secrets Manager)"
+        )
+
+
+def serve(settings: CollectorSettings) -> None:
+    check(settings)
+    config = uvicorn.Config(
+        create_app(settings, open_kinesis),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,  # our structlog set-up owns logging (JSON on stderr)
+        proxy_headers=settings.trusted_proxies is not None,
+        forwarded_allow_ips=settings.trusted_proxies,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        server_header=False,
+    )
+    uvicorn.Server(config).run()

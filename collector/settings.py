@@ -1,0 +1,106 @@
+"""Collector settings (`CLICKSTREAM_COLLECTOR_*` environment variables), parsed once at start."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+class ClientIpPolicy(StrEnum):
+    DROP = "drop"
+    """The default: the client's address is never written anywhere."""
+    TRUNCATE = "truncate"
+    """Kept as `client_ip` with the host part zeroed: /24 for IPv4, /48 for IPv6."""
+
+
+def _comma_separated(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class CollectorSettings(BaseSettings):
+    """Every field is `CLICKSTREAM_COLLECTOR_<NAME>`; the stream name may also come from
+    `CLICKSTREAM_STREAM_NAME`, which the workers and the local stack's environment use."""
+
+    model_config = SettingsConfigDict(env_prefix="CLICKSTREAM_COLLECTOR_", extra="ignore")
+
+    stream_name: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "CLICKSTREAM_COLLECTOR_STREAM_NAME", "CLICKSTREAM_STREAM_NAME"
+        ),
+        description="The Kinesis stream events go to.",
+    )
+    region: str | None = Field(default=None, description="AWS region; boto3's default if unset.")
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8080, ge=1, le=65535)
+    write_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Accepted write keys, comma-separated (several at once for rotation). In AWS the "
+            "task definition injects this variable from Secrets Manager or SSM."
+        ),
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins browsers may send from (CORS), comma-separated; `*` for any.",
+    )
+    client_ip: ClientIpPolicy = ClientIpPolicy.DROP
+    trusted_proxies: str | None = Field(
+        default=None,
+        description=(
+            "Addresses whose X-Forwarded-For is believed (`*` behind a load balancer that is "
+            "the only way in); unset: the connection's address is the client's."
+        ),
+    )
+    linger_ms: float = Field(
+        default=10.0,
+        ge=0,
+        le=1000,
+        description="How long a PutRecords batch waits for more requests' events.",
+    )
+    max_batch_records: int = Field(default=500, ge=1, le=500)
+    max_batch_bytes: int = Field(default=5 * MIB, ge=64 * KIB, le=5 * MIB)
+    max_concurrent_puts: int = Field(default=8, ge=1, le=64)
+    in_flight_events: int = Field(
+        default=20_000,
+        ge=1,
+        description=(
+            "Events accepted but not yet in the stream, across requests; past it new requests "
+            "get 503 with Retry-After instead of waiting."
+        ),
+    )
+    delivery_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a request waits for its events to reach the stream before 503.",
+    )
+    retry_after_seconds: int = Field(default=2, ge=1, le=600)
+    max_event_bytes: int = Field(default=32 * KIB, ge=1 * KIB, le=1 * MIB)
+    max_request_bytes: int = Field(default=500 * KIB, ge=1 * KIB, le=5 * MIB)
+    shutdown_grace_seconds: float = Field(
+        default=30.0, gt=0, description="On SIGTERM, how long requests in flight may finish."
+    )
+    metrics_namespace: str = "Clickstream"
+    metrics_interval_seconds: float = Field(default=10.0, gt=0)
+    log_level: str = "WARNING"
+
+    @field_validator("write_keys", "allowed_origins", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _comma_separated(value)
+
+    @field_validator("write_keys")
+    @classmethod
+    def _keys_not_trivial(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        for key in keys:
+            if len(key.get_secret_value()) < 8:
+                raise ValueError("a write key must have at least 8 characters")
+        return keys
