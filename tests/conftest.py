@@ -19,6 +19,12 @@ def _logging() -> None:
 
 
 @pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """Async tests (`pytest.mark.anyio`, anyio's own plugin) run on asyncio, as the collector."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
 def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> LocalStackSettings:
     return isolated_settings(tmp_path_factory.mktemp("local-stack"))
 

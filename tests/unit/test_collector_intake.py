@@ -1,0 +1,250 @@
+"""The collector's pure intake: bodies, write keys, Segment's calls onto the contract."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from clickstream.events import decode_event
+from collector import intake, segment
+from collector.intake import Edge, Refused
+from collector.settings import ClientIpPolicy
+
+NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
+
+
+def edge(**changes: Any) -> Edge:
+    values: dict[str, Any] = {"received_at": NOW, "user_agent": "Mozilla/5.0 (test)"}
+    values.update(changes)
+    return Edge(**values)
+
+
+def stored(body: Any, call: str | None = "track", **edge_changes: Any) -> list[dict[str, Any]]:
+    """What the collector would put into the stream for a Segment body, decoded again with
+    the consumer's own gate (so the records are valid contract events)."""
+    result = intake.segment_messages(body, call, edge(**edge_changes))
+    for record in result.records:
+        event = decode_event(record.data, None)
+        assert record.partition_key == event.session_id
+    return [json.loads(record.data) for record in result.records]
+
+
+def message(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "messageId": "m-1",
+        "anonymousId": "anon-1",
+        "timestamp": NOW.isoformat(),
+        "context": {"page": {"path": "/pricing", "referrer": "https://news.example/"}},
+    }
+    base.update(fields)
+    return base
+
+
+def test_a_page_call_is_a_page_view_of_its_page() -> None:
+    [event] = stored(message(properties={"path": "/docs/start", "title": "Start"}), "page")
+    assert event["type"] == "page_view"
+    assert event["page"] == "/docs/start"
+    assert event["event_id"] == "m-1"
+    assert event["referrer"] == "https://news.example/"
+    assert event["properties"]["title"] == "Start"
+
+
+def test_a_track_call_is_a_custom_event_with_its_name_and_properties() -> None:
+    [event] = stored(message(event="Signed Up", properties={"plan": "pro"}))
+    assert event["type"] == "custom"
+    assert event["page"] == "/pricing"
+    assert event["properties"]["event"] == "Signed Up"
+    assert event["properties"]["properties"] == {"plan": "pro"}
+
+
+@pytest.mark.parametrize("name", ["click", "Clicked", "Element Clicked"])
+def test_a_track_named_like_a_click_with_coordinates_is_a_click(name: str) -> None:
+    [event] = stored(message(event=name, properties={"x": 120, "y": 48.0, "id": "buy"}))
+    assert (event["type"], event["x"], event["y"]) == ("click", 120, 48)
+    assert event["properties"]["id"] == "buy"
+
+
+def test_a_click_named_track_without_whole_pixel_coordinates_stays_custom() -> None:
+    [event] = stored(message(event="click", properties={"x": "12px", "y": 3}))
+    assert event["type"] == "custom"
+
+
+def test_screen_identify_group_and_alias() -> None:
+    [screen] = stored(message(name="Home Feed", context={}), "screen")
+    assert (screen["type"], screen["page"]) == ("page_view", "/screens/Home%20Feed")
+    [identify] = stored(message(userId="u-7", traits={"plan": "pro"}), "identify")
+    assert identify["type"] == "custom"
+    assert identify["properties"]["call"] == "identify"
+    assert identify["properties"]["traits"] == {"plan": "pro"}
+    assert identify["user_id"] == "u-7"
+    [group] = stored(message(groupId="g-1", context={}), "group")
+    assert group["properties"]["groupId"] == "g-1"
+    assert group["page"] == segment.NO_PAGE
+    [alias] = stored(message(previousId="old", userId="new"), "alias")
+    assert alias["properties"]["previousId"] == "old"
+
+
+def test_the_batch_endpoint_takes_each_messages_own_type_and_the_batch_sent_at() -> None:
+    sent = NOW - timedelta(hours=2)  # the device's clock is two hours behind
+    body = {
+        "batch": [
+            message(
+                type="page", messageId="p", timestamp=(sent - timedelta(seconds=5)).isoformat()
+            ),
+            message(type="track", messageId="t", event="x", timestamp=sent.isoformat()),
+        ],
+        "sentAt": sent.isoformat(),
+    }
+    page, track = stored(body, None)
+    assert page["type"] == "page_view"
+    assert track["type"] == "custom"
+    # Segment's correction: timestamp + (receivedAt - sentAt)
+    assert datetime.fromisoformat(page["timestamp"]) == NOW - timedelta(seconds=5)
+    assert datetime.fromisoformat(track["timestamp"]) == NOW
+
+
+def test_a_message_of_unknown_type_in_a_batch_is_rejected_with_its_index() -> None:
+    body = [message(type="page"), message(type="hover", messageId="h")]
+    result = intake.segment_messages(body, None, edge())
+    assert len(result.records) == 1
+    assert [(r.index, r.reason) for r in result.rejected] == [(1, "invalid_value")]
+
+
+@pytest.mark.parametrize(
+    ("fields", "session", "source"),
+    [
+        ({"context": {"sessionId": "ctx-9"}}, "ctx-9", "context"),
+        (
+            {"integrations": {"Actions Amplitude": {"session_id": 1732363200000}}},
+            "anon-1:1732363200000",
+            "amplitude",
+        ),
+        ({"properties": {"session_id": "prop-3"}}, "prop-3", "properties"),
+        ({}, "anon-1", "visitor"),
+    ],
+)
+def test_the_session_comes_from_the_first_usual_place(
+    fields: dict[str, Any], session: str, source: str
+) -> None:
+    [event] = stored(message(**fields))
+    assert event["session_id"] == session
+    assert event["properties"]["session_source"] == source
+
+
+def test_a_message_without_message_id_gets_the_same_id_each_time_it_is_sent() -> None:
+    bare = message()
+    del bare["messageId"]
+    first, again = stored(bare)[0]["event_id"], stored(dict(bare))[0]["event_id"]
+    assert first == again
+    assert first.startswith("sha-")
+
+
+def test_edge_enrichment_received_at_user_agent_and_no_raw_ip() -> None:
+    [event] = stored(message(), client_ip="203.0.113.77")
+    assert event["received_at"].startswith("2026-11-23T12:00:00")
+    assert event["user_agent"] == "Mozilla/5.0 (test)"
+    assert "client_ip" not in event
+    [kept] = stored(message(), client_ip="203.0.113.77", ip_policy=ClientIpPolicy.TRUNCATE)
+    assert kept["client_ip"] == "203.0.113.0"
+    assert intake.truncated_ip("2001:db8:85a3:1:2:3:4:5") == "2001:db8:85a3::"
+
+
+def test_own_events_with_sent_at_are_corrected_for_the_clients_clock() -> None:
+    skewed = NOW + timedelta(days=3)  # a client clock three days ahead
+    body = {
+        "sent_at": skewed.isoformat(),
+        "events": [
+            {
+                "event_id": "e1",
+                "type": "click",
+                "session_id": "s1",
+                "page": "/",
+                "timestamp": (skewed - timedelta(seconds=2)).isoformat(),
+                "x": 1,
+                "y": 2,
+            }
+        ],
+    }
+    [record] = intake.own_events(body, edge()).records
+    assert decode_event(record.data, None).timestamp == NOW - timedelta(seconds=2)
+
+
+def test_own_events_that_all_break_the_contract_are_refused_with_the_reason() -> None:
+    with pytest.raises(Refused) as refused:
+        intake.own_events([{"event_id": "e1", "type": "hover"}], edge())
+    assert refused.value.status == 400
+    assert "event 0" in refused.value.reason
+
+
+def test_an_event_past_the_size_limit_is_refused_413() -> None:
+    body = [message(type="track", properties={"blob": "x" * 40_000})]
+    with pytest.raises(Refused) as refused:
+        intake.segment_messages(body, None, edge())
+    assert refused.value.status == 413
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "words"),
+    [
+        (b"{not json", {}, 400, "invalid JSON"),
+        (b"\xff\xfe", {}, 400, "invalid JSON"),
+        (b"[]", {"content_type": "application/xml"}, 415, "content type"),
+        (b"[]", {"content_encoding": "br"}, 415, "content encoding"),
+        (b"x" * 600, {}, 413, "exceeds"),
+        (b"not gzip", {"content_encoding": "gzip"}, 400, "gzip"),
+        (gzip.compress(b"[" + b"0," * 5000 + b"0]"), {"content_encoding": "gzip"}, 413, "inflates"),
+    ],
+)
+def test_bodies_refused_with_a_reason(
+    body: bytes, headers: dict[str, str], status: int, words: str
+) -> None:
+    options: dict[str, Any] = {"content_type": "text/plain", "content_encoding": None}
+    options.update(headers)
+    with pytest.raises(Refused) as refused:
+        intake.decode_body(body, max_bytes=512, **options)
+    assert refused.value.status == status
+    assert words in refused.value.reason
+
+
+def test_text_plain_and_gzip_bodies_are_json() -> None:
+    value = {"events": [1, 2]}
+    raw = json.dumps(value).encode()
+    assert (
+        intake.decode_body(
+            raw, content_type="text/plain;charset=UTF-8", content_encoding=None, max_bytes=1024
+        )
+        == value
+    )
+    assert (
+        intake.decode_body(
+            gzip.compress(raw),
+            content_type="application/json",
+            content_encoding="gzip",
+            max_bytes=1024,
+        )
+        == value
+    )
+
+
+def test_write_key_from_basic_auth_or_from_the_body() -> None:
+    basic = "Basic " + base64.b64encode(b"key-12345:").decode()
+    assert intake.write_key_from(basic, None) == "key-12345"
+    assert intake.write_key_from(None, {"writeKey": "body-key-1"}) == "body-key-1"
+    assert intake.write_key_from(None, {"batch": [{"writeKey": "in-batch-1"}]}) == "in-batch-1"
+    assert intake.write_key_from(None, [{"writeKey": "in-array-1"}]) == "in-array-1"
+    assert intake.write_key_from("Basic !!!", None) is None
+    assert intake.write_key_from(None, {"events": []}) is None
+
+
+def test_any_of_several_write_keys_is_accepted_and_nothing_else() -> None:
+    keys = ["old-key-123", "new-key-456"]
+    assert intake.key_is_known("old-key-123", keys)
+    assert intake.key_is_known("new-key-456", keys)
+    assert not intake.key_is_known("new-key-45", keys)
+    assert not intake.key_is_known(None, keys)
+    assert not intake.key_is_known("", keys)
