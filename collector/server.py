@@ -9,6 +9,7 @@ dropped; a request that arrives after the signal finds no listener and is sent a
 from __future__ import annotations
 
 import contextlib
+import signal
 from collections.abc import AsyncIterator
 
 import uvicorn
@@ -56,4 +57,9 @@ def serve(settings: CollectorSettings) -> None:
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
         server_header=False,
     )
+    # uvicorn handles SIGTERM/SIGINT itself (drain, then shutdown), then raises the signal
+    # again for whatever handler was there before it. That handler is this no-op, so a drained
+    # collector exits 0 instead of dying by the signal it already answered.
+    for handled in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(handled, lambda number, frame: None)
     uvicorn.Server(config).run()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -24,12 +25,16 @@ FailurePolicy = Callable[[int, int, bytes], bool]
 class KinesisFaultProxy(ProxyFixture):
     def __init__(self, upstream: str, should_fail: FailurePolicy) -> None:
         self._should_fail = should_fail
+        self.delay_seconds = 0.0
+        """How long each PutRecords call is held before it is handled (a slow stream)."""
         self.put_records_calls: list[list[bytes]] = []
         self.failed_entries: list[bytes] = []
         self._lock = threading.Lock()
         self._proxy = LoopbackProxy(upstream, self._handler())
 
     def _put_records(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+        if self.delay_seconds:
+            time.sleep(self.delay_seconds)
         request: dict[str, Any] = json.loads(body)
         entries = request["Records"]
         data = [base64.b64decode(e["Data"]) for e in entries]

@@ -1,0 +1,333 @@
+"""The collector against the local stack: a real server process, real Kinesis calls (kinesis-mock
+over loopback, or a fault proxy in front of it), records read back from the stream."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from clickstream import aws
+from clickstream.events import ClickEvent, decode_event
+from clickstream.local.stack import LocalStackState
+from clickstream.tools.streamread import read_stream
+from tests.support.collector import WRITE_KEYS, new_stream, running_collector
+from tests.support.kinesis_fault_proxy import KinesisFaultProxy
+
+OLD_KEY, NEW_KEY = WRITE_KEYS
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def basic(key: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+
+
+def stream_events(state: LocalStackState, stream: str) -> list[tuple[str, ClickEvent]]:
+    """(partition key, event) of every record in the stream, through the consumer's gate."""
+    kinesis = aws.local_client("kinesis", state.kinesis_endpoint, state.region)
+    return [(r.partition_key, decode_event(r.data, None)) for r in read_stream(kinesis, stream)]
+
+
+def own_event(event_id: str, session: str = "s-1", **fields: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "event_id": event_id,
+        "type": "click",
+        "session_id": session,
+        "page": "/pricing",
+        "timestamp": now_iso(),
+        "x": 10,
+        "y": 20,
+    }
+    values.update(fields)
+    return values
+
+
+@pytest.fixture(scope="module")
+def collector_stream(local_stack: LocalStackState) -> str:
+    return new_stream(local_stack)
+
+
+@pytest.fixture(scope="module")
+def collector(
+    local_stack: LocalStackState, collector_stream: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    with running_collector(
+        local_stack,
+        collector_stream,
+        tmp_path_factory.mktemp("collector"),
+        allowed_origins="https://shop.example",
+        max_request_bytes=500 * 1024,
+    ) as running:
+        yield running.url
+
+
+def test_each_segment_call_and_both_auth_styles_map_to_the_contract(
+    local_stack: LocalStackState, collector_stream: str, collector: str
+) -> None:
+    page_context = {"page": {"path": "/docs", "referrer": "https://ref.example/"}}
+    common = {"anonymousId": "anon-42", "timestamp": now_iso(), "context": page_context}
+    calls: list[tuple[str, dict[str, Any], str]] = [
+        ("track", {"messageId": "seg-track", "event": "Signed Up"}, "custom"),
+        ("page", {"messageId": "seg-page", "properties": {"path": "/docs"}}, "page_view"),
+        ("screen", {"messageId": "seg-screen", "name": "Home"}, "page_view"),
+        ("identify", {"messageId": "seg-identify", "traits": {"plan": "pro"}}, "custom"),
+        ("group", {"messageId": "seg-group", "groupId": "g-1"}, "custom"),
+        ("alias", {"messageId": "seg-alias", "previousId": "p-1", "userId": "u-1"}, "custom"),
+        (
+            "t",
+            {"messageId": "seg-short-t", "event": "click", "properties": {"x": 3, "y": 4}},
+            "click",
+        ),
+        ("p", {"messageId": "seg-short-p"}, "page_view"),
+    ]
+    expected: dict[str, str] = {}
+    for index, (path, fields, kind) in enumerate(calls):
+        message = {**common, **fields}
+        if index % 2:  # analytics.js: key in the body, text/plain, no headers
+            response = httpx.post(
+                f"{collector}/v1/{path}",
+                content=json.dumps({**message, "writeKey": NEW_KEY}),
+                headers={"Content-Type": "text/plain"},
+            )
+        else:  # server libraries: HTTP Basic, key as user name, empty password
+            response = httpx.post(f"{collector}/v1/{path}", json=message, headers=basic(OLD_KEY))
+        assert (response.status_code, response.json()) == (200, {"success": True}), path
+        expected[fields["messageId"]] = kind
+    batch = {
+        "batch": [
+            {**common, "type": "page", "messageId": "seg-batch-1"},
+            {**common, "type": "track", "event": "Buy", "messageId": "seg-batch-2"},
+        ],
+        "sentAt": now_iso(),
+        "writeKey": OLD_KEY,
+    }
+    for path in ("batch", "b"):  # Segment's /v1/batch; analytics.js 2.0's batching path
+        body = json.loads(json.dumps(batch).replace("seg-batch", f"seg-{path}"))
+        response = httpx.post(f"{collector}/v1/{path}", json=body)
+        assert response.status_code == 200, response.text
+        expected[f"seg-{path}-1"], expected[f"seg-{path}-2"] = "page_view", "custom"
+    gzipped = gzip.compress(json.dumps([own_event("own-gzip")]).encode())
+    response = httpx.post(
+        f"{collector}/v1/events",
+        content=gzipped,
+        headers={**basic(NEW_KEY), "Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    expected["own-gzip"] = "click"
+
+    found = {
+        event.event_id: (key, event) for key, event in stream_events(local_stack, collector_stream)
+    }
+    assert {k: found[k][1].type.value for k in expected if k in found} == expected
+    for key, event in (found[k] for k in expected):
+        assert key == event.session_id  # partition key = session id
+        assert event.user_agent  # from the request's header when the event had none
+    assert found["seg-page"][1].page == "/docs"
+    assert found["seg-page"][1].referrer == "https://ref.example/"
+    assert found["seg-screen"][1].page == "/screens/Home"
+    assert (found["seg-short-t"][1].x, found["seg-short-t"][1].y) == (3, 4)
+    assert found["seg-track"][1].session_id == "anon-42"  # a visitor-level session
+
+
+def test_refusals_carry_a_status_and_a_reason_and_reach_nothing(
+    local_stack: LocalStackState, collector_stream: str, collector: str
+) -> None:
+    before = len(stream_events(local_stack, collector_stream))
+    cases = [
+        (b"{nope", {"Content-Type": "text/plain", **basic(OLD_KEY)}, 400, "invalid JSON"),
+        (json.dumps([own_event("k")]).encode(), {}, 401, "missing write key"),
+        (json.dumps([own_event("k")]).encode(), basic("not-a-key-at-all"), 401, "unknown"),
+        (
+            json.dumps([own_event("big", properties={"b": "x" * 40_000})]).encode(),
+            basic(OLD_KEY),
+            413,
+            "exceeds",
+        ),
+        (b"[" + b"1," * 300_000 + b"1]", basic(OLD_KEY), 413, "exceeds"),
+        (json.dumps([own_event("bad", type="hover")]).encode(), basic(OLD_KEY), 400, "type"),
+    ]
+    for body, headers, status, words in cases:
+        response = httpx.post(f"{collector}/v1/events", content=body, headers=headers)
+        assert response.status_code == status, response.text
+        assert response.json()["success"] is False
+        assert words in response.json()["message"]
+    assert len(stream_events(local_stack, collector_stream)) == before
+
+
+def test_a_partly_valid_batch_names_what_was_rejected(
+    local_stack: LocalStackState, collector_stream: str, collector: str
+) -> None:
+    body = [own_event("partly-good"), own_event("partly-bad", timestamp=12)]
+    response = httpx.post(f"{collector}/v1/events", json=body, headers=basic(OLD_KEY))
+    assert response.status_code == 200
+    assert response.json()["rejected"][0]["index"] == 1
+    assert response.json()["rejected"][0]["reason"] == "timestamp_out_of_range"
+    ids = {event.event_id for _, event in stream_events(local_stack, collector_stream)}
+    assert "partly-good" in ids
+    assert "partly-bad" not in ids
+
+
+def test_cors_preflight_for_configured_origins_only(collector: str) -> None:
+    asked = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+    }
+    allowed = httpx.options(
+        f"{collector}/v1/events", headers={"Origin": "https://shop.example", **asked}
+    )
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
+    assert "access-control-allow-credentials" not in allowed.headers
+    other = httpx.options(
+        f"{collector}/v1/events", headers={"Origin": "https://evil.example", **asked}
+    )
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_the_tracker_health_and_readiness_are_served(collector: str) -> None:
+    script = httpx.get(f"{collector}/clickstream.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("application/javascript")
+    assert b"sendBeacon" in script.content
+    assert httpx.get(f"{collector}/health").json() == {"status": "ok"}
+    assert httpx.get(f"{collector}/ready").json() == {"ready": True, "stream": "ACTIVE"}
+
+
+async def post_all(url: str, bodies: list[list[dict[str, Any]]]) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=len(bodies))
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        return await asyncio.gather(
+            *(client.post(f"{url}/v1/events", json=body, headers=basic(OLD_KEY)) for body in bodies)
+        )
+
+
+def bodies(prefix: str, requests: int, per_request: int) -> list[list[dict[str, Any]]]:
+    return [
+        [own_event(f"{prefix}-{r}-{i}", session=f"{prefix}-s{r}") for i in range(per_request)]
+        for r in range(requests)
+    ]
+
+
+def test_concurrent_requests_are_batched_into_put_records_of_at_most_500(
+    local_stack: LocalStackState, tmp_path: Path
+) -> None:
+    stream = new_stream(local_stack, shards=2)
+    with (
+        KinesisFaultProxy(local_stack.kinesis_endpoint, lambda *_: False) as proxy,
+        running_collector(
+            local_stack, stream, tmp_path, kinesis_endpoint=proxy.endpoint, linger_ms=50
+        ) as collector,
+    ):
+        sent = bodies("batched", 120, 10)
+        responses = asyncio.run(post_all(collector.url, sent))
+        assert [r.status_code for r in responses] == [200] * 120
+    calls = proxy.put_records_calls
+    assert sum(len(call) for call in calls) == 1200
+    assert len(calls) < 120 / 2, "requests were not batched together"
+    assert max(len(call) for call in calls) <= 500
+    stored = sorted(event.event_id for _, event in stream_events(local_stack, stream))
+    assert stored == sorted(event["event_id"] for body in sent for event in body)
+
+
+def test_a_partial_failure_resends_only_the_failed_entries_before_answering(
+    local_stack: LocalStackState, tmp_path: Path
+) -> None:
+    stream = new_stream(local_stack)
+    with (
+        KinesisFaultProxy(
+            local_stack.kinesis_endpoint, lambda call, index, data: call == 0 and index in (1, 4)
+        ) as proxy,
+        running_collector(local_stack, stream, tmp_path, kinesis_endpoint=proxy.endpoint) as c,
+    ):
+        body = [own_event(f"partial-{i}") for i in range(6)]
+        response = httpx.post(f"{c.url}/v1/events", json=body, headers=basic(OLD_KEY))
+        assert response.status_code == 200
+        # THEN by the time it answered, the second call had carried the two refused entries
+        assert len(proxy.put_records_calls) == 2
+        assert proxy.put_records_calls[1] == proxy.failed_entries
+        assert [json.loads(d)["event_id"] for d in proxy.failed_entries] == [
+            "partial-1",
+            "partial-4",
+        ]
+    stored = sorted(event.event_id for _, event in stream_events(local_stack, stream))
+    assert stored == sorted(e["event_id"] for e in body)
+
+
+def test_a_throttling_stream_gets_503_with_retry_after_and_loses_nothing_accepted(
+    local_stack: LocalStackState, tmp_path: Path
+) -> None:
+    stream = new_stream(local_stack)
+    throttling = threading.Event()
+    throttling.set()
+    with (
+        KinesisFaultProxy(local_stack.kinesis_endpoint, lambda *_: throttling.is_set()) as proxy,
+        running_collector(
+            local_stack,
+            stream,
+            tmp_path,
+            kinesis_endpoint=proxy.endpoint,
+            in_flight_events=30,
+            delivery_timeout_seconds=1.5,
+            retry_after_seconds=1,
+        ) as collector,
+    ):
+        # GIVEN a stream that refuses every entry: no request can be answered 200
+        sent = bodies("throttled", 8, 10)
+        responses = asyncio.run(post_all(collector.url, sent))
+        assert {r.status_code for r in responses} == {503}
+        assert {r.headers["retry-after"] for r in responses} == {"1"}
+        refused_at_once = [r for r in responses if "in flight" in r.json()["message"]]
+        assert refused_at_once, "the in-flight budget did not refuse anything"
+        # WHEN the stream recovers and the clients send again (same event ids)
+        throttling.clear()
+        pending, accepted = list(sent), []
+        for _ in range(10):
+            again = asyncio.run(post_all(collector.url, pending))
+            accepted += [b for b, r in zip(pending, again, strict=True) if r.status_code == 200]
+            pending = [b for b, r in zip(pending, again, strict=True) if r.status_code != 200]
+            if not pending:
+                break
+            time.sleep(1)
+        assert not pending
+    # THEN every accepted event is in the stream, and nothing that was throttled got in early
+    stored = [event.event_id for _, event in stream_events(local_stack, stream)]
+    assert sorted(stored) == sorted(e["event_id"] for body in accepted for e in body)
+    assert proxy.failed_entries, "the proxy never throttled"
+
+
+def test_sigterm_with_requests_in_flight_loses_nothing(
+    local_stack: LocalStackState, tmp_path: Path
+) -> None:
+    stream = new_stream(local_stack)
+    with (
+        KinesisFaultProxy(local_stack.kinesis_endpoint, lambda *_: False) as proxy,
+        running_collector(local_stack, stream, tmp_path, kinesis_endpoint=proxy.endpoint) as c,
+    ):
+        proxy.delay_seconds = 1.5  # each PutRecords is slow: requests are in flight a while
+        sent = bodies("sigterm", 20, 5)
+
+        async def post_then_stop() -> tuple[list[httpx.Response], int]:
+            posting = asyncio.create_task(post_all(c.url, sent))
+            await asyncio.sleep(0.7)
+            assert not posting.done()
+            code = await asyncio.to_thread(c.stop)
+            return await posting, code
+
+        responses, code = asyncio.run(post_then_stop())
+        assert code == 0, c.log.read_text()[-2000:]
+        assert [r.status_code for r in responses] == [200] * 20
+    stored = sorted(event.event_id for _, event in stream_events(local_stack, stream))
+    assert stored == sorted(e["event_id"] for body in sent for e in body)
