@@ -7,14 +7,15 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
 def plain(value: Any) -> Any:
-    """Decimals as ints (when whole) or floats, sets as sorted lists, recursively."""
+    """Decimals as ints (when whole) or floats, sets as sorted lists, boto3's Binary as bytes,
+    recursively."""
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, list):
@@ -23,6 +24,8 @@ def plain(value: Any) -> Any:
         return {key: plain(item) for key, item in value.items()}
     if isinstance(value, set):
         return sorted(plain(item) for item in value)
+    if isinstance(value, Binary):
+        return bytes(value)
     return value
 
 

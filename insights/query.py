@@ -64,7 +64,13 @@ def session(client: Any, table: str, session_id: str) -> dict[str, Any] | None:
         TableName=table, Key={"session_id": {"S": session_id}}, ConsistentRead=True
     )
     item = response.get("Item")
-    return None if item is None else from_dynamo(item)
+    return None if item is None else readable_session(from_dynamo(item))
+
+
+def readable_session(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A session as its reader wants it: the binary attributes are the consumer's bookkeeping
+    (page sketch, first touches, recent event ids), already summed up in the counters."""
+    return {key: value for key, value in item.items() if not isinstance(value, bytes | bytearray)}
 
 
 def alerts(

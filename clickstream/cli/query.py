@@ -67,7 +67,6 @@ def query_session(
     found = query.session(dynamodb, names["sessions_table"], session_id)
     if found is None:
         raise ConfigurationError(f"no session {session_id!r} in {names['sessions_table']}")
-    found.pop("first_touches", None)  # bookkeeping for exactly-once counting, not a result
     if as_json:
         print_json(found)
         return

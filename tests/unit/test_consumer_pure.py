@@ -356,3 +356,19 @@ class TestMetrics:
         assert document["_aws"]["Timestamp"] == int(moment.timestamp() * 1000)
         assert (document["Stream"], document["Reason"]) == ("s", "not_json")
         assert (document["DeadLetters"], document["FlushLatency"]) == (3, 12.5)
+
+
+def test_a_session_read_for_people_leaves_out_the_binary_bookkeeping() -> None:
+    from insights.query import readable_session
+
+    item = {"session_id": "s", "events": 3, "pages": b"\x01", "first_touches": b"\x02"}
+    assert readable_session(item) == {"session_id": "s", "events": 3}
+
+
+def test_binary_attributes_read_back_as_bytes() -> None:
+    from clickstream.dynamo import from_dynamo
+
+    assert from_dynamo({"pages": {"B": b"\x01\x02"}, "n": {"N": "3"}}) == {
+        "pages": b"\x01\x02",
+        "n": 3,
+    }
