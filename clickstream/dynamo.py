@@ -25,7 +25,8 @@ def plain(value: Any) -> Any:
     if isinstance(value, set):
         return sorted(plain(item) for item in value)
     if isinstance(value, Binary):
-        return bytes(value)
+        wrapped: Any = value  # boto3-stubs' Binary does not declare `value`, which boto3 sets
+        return bytes(wrapped.value)
     return value
 
 
