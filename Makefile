@@ -1,5 +1,5 @@
 # The two commands of the README, and the checks they are made of.
-.PHONY: demo test lint typecheck unit bootstrap bench soak measure
+.PHONY: demo test lint typecheck unit bootstrap browser bench soak measure
 
 bootstrap:
 	./scripts/bootstrap.sh
@@ -16,8 +16,12 @@ lint: bootstrap
 typecheck: bootstrap
 	.venv/bin/mypy
 
+# Debian's chromium and chromedriver, for the tests that drive a real browser.
+browser:
+	./scripts/browser.sh
+
 # Everything: lint, types, unit, functional and end-to-end tests (emulators on loopback).
-test: lint typecheck
+test: lint typecheck browser
 	.venv/bin/pytest
 
 # Figures, not pass/fail: the record processor's throughput and writes per 1,000 events.

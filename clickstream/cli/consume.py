@@ -64,9 +64,16 @@ def health(
     max_age: Annotated[
         float, typer.Option(min=1, help="Seconds since the worker last touched its file.")
     ] = 60.0,
+    collector: Annotated[
+        bool, typer.Option("--collector", help="Check this container's collector instead.")
+    ] = False,
 ) -> None:
     """Exit 0 if this container's worker is running its KCL daemon (the container health
-    check): the file `CLICKSTREAM_HEALTH_FILE` was touched within `--max-age` seconds."""
+    check): the file `CLICKSTREAM_HEALTH_FILE` was touched within `--max-age` seconds.
+    With --collector: the collector on this host answers /health."""
+    if collector:
+        collector_health()
+        return
     path = os.environ.get("CLICKSTREAM_HEALTH_FILE")
     if not path:
         raise ConfigurationError("CLICKSTREAM_HEALTH_FILE is not set: no health file to check")
@@ -77,3 +84,18 @@ def health(
     if age > max_age:
         raise ConfigurationError(f"unhealthy: {path} last touched {age:.0f} s ago")
     out.print(f"healthy: {path} touched {age:.0f} s ago")
+
+
+def collector_health() -> None:
+    import httpx
+
+    from collector.settings import CollectorSettings
+
+    url = f"http://127.0.0.1:{CollectorSettings().port}/health"
+    try:
+        response = httpx.get(url, timeout=3)
+    except httpx.HTTPError as exc:
+        raise ConfigurationError(f"unhealthy: {url}: {exc}") from None
+    if response.status_code != 200:
+        raise ConfigurationError(f"unhealthy: {url} answered {response.status_code}")
+    out.print(f"healthy: {url}")

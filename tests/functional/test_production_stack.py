@@ -34,7 +34,13 @@ def production(local_stack: LocalStackState) -> dict[str, str]:
     vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
     subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])
     cfn = client(local_stack, "cloudformation")
+    secret = client(local_stack, "secretsmanager").create_secret(
+        Name="prod/collector-write-keys", SecretString="key-one-123,key-two-456"
+    )
     parameters = {
+        "CollectorWriteKeysSecretArn": secret["ARN"],
+        "LoadBalancerSubnets": ",".join(s["SubnetId"] for s in subnets["Subnets"][:2]),
+        "CollectorAllowedOrigins": "https://www.example.com",
         "ImageUri": IMAGE,
         "VpcId": vpc["VpcId"],
         "Subnets": ",".join(s["SubnetId"] for s in subnets["Subnets"][:2]),
@@ -163,3 +169,32 @@ def test_local_up_creates_the_athena_table_and_alarms_moto_skips(
         "WorkerErrors",
     }
     assert all(a["AlarmActions"] == [outputs["AlarmTopicArn"]] for a in alarms)
+
+
+def test_the_collector_is_deployed_behind_a_load_balancer_over_http_without_a_certificate(
+    local_stack: LocalStackState, production: dict[str, str]
+) -> None:
+    assert production["CollectorProtocol"] == "HTTP only: no certificate given"
+    elb = client(local_stack, "elbv2")
+    (balancer,) = [
+        b
+        for b in elb.describe_load_balancers()["LoadBalancers"]
+        if production["CollectorUrl"] == f"http://{b['DNSName']}"
+    ]
+    assert balancer["Scheme"] == "internet-facing"
+    (listener,) = elb.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]
+    assert (listener["Port"], listener["Protocol"]) == (80, "HTTP")
+    target_group_arn = listener["DefaultActions"][0]["TargetGroupArn"]
+    (group,) = elb.describe_target_groups(TargetGroupArns=[target_group_arn])["TargetGroups"]
+    assert (group["HealthCheckPath"], group["Port"], group["TargetType"]) == ("/ready", 8080, "ip")
+    ecs = client(local_stack, "ecs")
+    (service,) = ecs.describe_services(
+        cluster=production["WorkerCluster"], services=[production["CollectorService"]]
+    )["services"]
+    assert service["desiredCount"] == 2
+    task = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+    (container,) = task["containerDefinitions"]
+    assert container["image"] == IMAGE
+    environment = {e["name"]: e["value"] for e in container["environment"]}
+    assert environment["CLICKSTREAM_COLLECTOR_STREAM_NAME"] == production["StreamName"]
+    assert environment["CLICKSTREAM_COLLECTOR_ALLOWED_ORIGINS"] == "https://www.example.com"

@@ -71,15 +71,21 @@ def test_objects_may_be_written_under_the_archive_prefixes_only() -> None:
 
 
 def test_metrics_only_in_the_projects_and_kcls_namespaces() -> None:
-    (metrics,) = [s for _, s in statements() if "cloudwatch:PutMetricData" in as_list(s["Action"])]
-    namespaces = metrics["Condition"]["StringEquals"]["cloudwatch:namespace"]
-    assert namespaces == [{"Ref": "MetricsNamespace"}, {"Fn::Sub": "${EventStream}-consumer"}]
+    found = {
+        role: statement["Condition"]["StringEquals"]["cloudwatch:namespace"]
+        for role, statement in statements()
+        if "cloudwatch:PutMetricData" in as_list(statement["Action"])
+    }
+    assert found == {
+        "WorkerTaskRole": [{"Ref": "MetricsNamespace"}, {"Fn::Sub": "${EventStream}-consumer"}],
+        "CollectorTaskRole": {"Ref": "MetricsNamespace"},
+    }
 
 
 def test_managed_policies_are_only_the_execution_role_s() -> None:
     for logical_id, resource in TEMPLATE["Resources"].items():
         for arn in resource.get("Properties", {}).get("ManagedPolicyArns", []):
-            assert logical_id == "WorkerExecutionRole"
+            assert logical_id in {"WorkerExecutionRole", "CollectorExecutionRole"}
             assert arn["Fn::Sub"].split(":policy/")[1] in AWS_MANAGED_POLICIES
 
 
@@ -130,9 +136,63 @@ def test_the_service_runs_on_fargate_in_the_given_network_with_the_task_role() -
     assert task["NetworkMode"] == "awsvpc"
     assert task["TaskRoleArn"] == {"Fn::GetAtt": ["WorkerTaskRole", "Arn"]}
     assert task["ExecutionRoleArn"] == {"Fn::GetAtt": ["WorkerExecutionRole", "Arn"]}
-    # Every worker resource exists only with an image; the data plane always.
+    # Every worker resource exists only with an image, the collector's only with write keys
+    # too; the data plane always.
     for name, resource in resources.items():
         assert (resource.get("Condition") == "DeployWorkers") == name.startswith("Worker"), name
+        collector_conditions = {"DeployCollector", "CollectorHttps"}
+        in_collector = resource.get("Condition") in collector_conditions
+        assert in_collector == name.startswith("Collector"), name
     group = resources["WorkerSecurityGroup"]["Properties"]
     assert "SecurityGroupIngress" not in group
     assert [rule["FromPort"] for rule in group["SecurityGroupEgress"]] == [443]
+
+
+def test_the_collector_task_role_may_only_put_records_and_read_the_streams_status() -> None:
+    role = TEMPLATE["Resources"]["CollectorTaskRole"]["Properties"]
+    (policy,) = role["Policies"]
+    write, metrics = policy["PolicyDocument"]["Statement"]
+    assert write["Action"] == ["kinesis:PutRecords", "kinesis:DescribeStreamSummary"]
+    assert write["Resource"] == {"Fn::GetAtt": ["EventStream", "Arn"]}
+    assert metrics["Action"] == "cloudwatch:PutMetricData"
+
+
+def test_the_collector_task_reads_its_keys_from_the_secret_and_knows_every_variable() -> None:
+    from collector.settings import CollectorSettings
+    from consumer.settings import unknown_settings
+
+    task = TEMPLATE["Resources"]["CollectorTaskDefinition"]["Properties"]
+    (container,) = task["ContainerDefinitions"]
+    assert (container["EntryPoint"], container["Command"]) == (["clickstream"], ["collect"])
+    names = {variable["Name"]: "x" for variable in container["Environment"]}
+    assert unknown_settings(names, [CollectorSettings]) == []
+    assert "CLICKSTREAM_COLLECTOR_WRITE_KEYS" not in names  # never in the template's text
+    assert container["Secrets"] == [
+        {
+            "Name": "CLICKSTREAM_COLLECTOR_WRITE_KEYS",
+            "ValueFrom": {"Ref": "CollectorWriteKeysSecretArn"},
+        }
+    ]
+    reader = TEMPLATE["Resources"]["CollectorExecutionRole"]["Properties"]["Policies"][0]
+    (statement,) = reader["PolicyDocument"]["Statement"]
+    assert statement["Resource"] == {"Ref": "CollectorWriteKeysSecretArn"}
+    assert container["HealthCheck"]["Command"] == ["CMD", "clickstream", "health", "--collector"]
+
+
+def test_the_collector_sits_behind_the_load_balancer_checked_on_ready() -> None:
+    resources = TEMPLATE["Resources"]
+    group = resources["CollectorTargetGroup"]["Properties"]
+    assert (group["HealthCheckPath"], group["TargetType"], group["Port"]) == ("/ready", "ip", 8080)
+    listener = resources["CollectorListener"]["Properties"]
+    assert listener["Port"] == {"Fn::If": ["CollectorHttps", 443, 80]}
+    assert listener["Protocol"] == {"Fn::If": ["CollectorHttps", "HTTPS", "HTTP"]}
+    service = resources["CollectorService"]["Properties"]
+    (attachment,) = service["LoadBalancers"]
+    assert attachment["TargetGroupArn"] == {"Ref": "CollectorTargetGroup"}
+    tasks = resources["CollectorSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert [rule["SourceSecurityGroupId"] for rule in tasks] == [
+        {"Ref": "CollectorLoadBalancerSecurityGroup"}
+    ]
+    scaling = resources["CollectorRequestScaling"]["Properties"]
+    metric = scaling["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]
+    assert metric["PredefinedMetricType"] == "ALBRequestCountPerTarget"
