@@ -22,4 +22,8 @@ class ProducerSettings(BaseSettings):
             "Kinesis had taken it, its records are in the stream twice: keep this generous."
         ),
     )
+    write_key: str | None = Field(
+        default=None,
+        description="The collector's write key for `produce --collector` (the local one if unset).",
+    )
     log_level: str = "WARNING"

@@ -21,6 +21,7 @@ from clickstream.cli.produce import (
     generated_traffic,
     record_delivery,
     report_produce,
+    send_through_collector,
     send_to_stream,
 )
 from clickstream.local import stack as local_stack
@@ -73,7 +74,7 @@ def _stack(settings: LocalStackSettings, start: bool) -> LocalStackState:
         err.print("using the local stack that is already running")
         return local_stack.running_state(settings)
     with err.status("starting the local stack and deploying infra/cloudformation.yaml"):
-        state = local_stack.up(settings)
+        state = local_stack.up(settings, collector=True)
     err.print(
         f"local stack up: stream {state.outputs['StreamName']} "
         f"({state.outputs['ShardCount']} shards), "
@@ -98,9 +99,16 @@ def _send_demo_traffic(
     start = datetime.now(UTC) - timedelta(minutes=30)
     shards = int(state.outputs["ShardCount"])
     records, truth = generated_traffic(seed, start, events, profile, shards_hint=shards)
-    report = send_to_stream(
-        records, truth, state.outputs["StreamName"], rate=None, kpl_aggregate=False
-    )
+    # Through the front door when the stack runs a collector (`local up --collector`, as the
+    # demo starts it): the generator posts browser-sized batches, 2xx = in the stream.
+    collector = next((e.endpoint for e in state.emulators if e.name == "collector"), None)
+    if collector:
+        err.print(f"sending the events through the collector at {collector}")
+        report = send_through_collector(records, truth, state.outputs["StreamName"], collector)
+    else:
+        report = send_to_stream(
+            records, truth, state.outputs["StreamName"], rate=None, kpl_aggregate=False
+        )
     manifest_path = settings.state_dir / "demo-manifest.json"
     record_delivery(truth, report, manifest_path)
     report_produce(truth, report, manifest_path, dry_run=False, as_json=False)

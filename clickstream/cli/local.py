@@ -22,12 +22,19 @@ app = typer.Typer(
 def local_up(
     as_json: JsonFlag = False,
     shards: Annotated[int | None, typer.Option(help="Stream shard count.")] = None,
+    collector: Annotated[
+        bool,
+        typer.Option(
+            "--collector",
+            help="Also start the HTTP collector on loopback (CLICKSTREAM_LOCAL_COLLECTOR_PORT).",
+        ),
+    ] = False,
 ) -> None:
     """Start the emulators, deploy infra/cloudformation.yaml through CloudFormation, wait."""
     overrides = {"shard_count": shards} if shards else {}
     settings = LocalStackSettings(**overrides)  # type: ignore[arg-type]
     with err.status("starting the local stack (kinesis-mock, moto) and deploying the template"):
-        state = local_stack.up(settings)
+        state = local_stack.up(settings, collector=collector)
     if as_json:
         print_json(
             {
@@ -48,6 +55,8 @@ def local_up(
     out.print(table)
     for item in state.applied_locally:
         err.print(f"applied locally (the emulator ignored it in the template): {item}")
+    if collector:
+        err.print(f"collector write key (local only): {settings.write_key}")
     err.print('next: eval "$(clickstream local env)" to point boto3, the AWS CLI and KCL here')
 
 

@@ -80,6 +80,15 @@ def produce(
     ] = False,
     sessions_per_minute: Annotated[float, typer.Option(min=1, help="Session arrival rate.")] = 300,
     stream: Annotated[str | None, typer.Option(help="Stream name (default: settings).")] = None,
+    collector: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "Post the events to this collector (e.g. http://127.0.0.1:8080) as browsers "
+                "do, instead of PutRecords; malformed records still go straight to the stream."
+            ),
+        ),
+    ] = None,
     start: Annotated[
         datetime | None,
         typer.Option(
@@ -105,6 +114,8 @@ def produce(
         )
     if dry_run:
         report = write_dry_run(records, sys.stdout.buffer)
+    elif collector:
+        report = send_through_collector(records, truth, stream, collector)
     else:
         report = send_to_stream(records, truth, stream, rate=rate, kpl_aggregate=kpl_aggregate)
     record_delivery(truth, report, manifest)
@@ -210,6 +221,41 @@ def send_to_stream(
         return send_all(
             records, sender, rate=rate, on_progress=advance, kpl_aggregate=kpl_aggregate
         )
+
+
+def send_through_collector(
+    records: Sequence[Record], truth: Manifest, stream: str | None, collector_url: str
+) -> RunReport:
+    """Valid events posted to the collector in browser-sized batches (each session's in
+    order); malformed records, which no browser sends, straight into the stream as a buggy
+    producer would. A collector's answer carries no sequence numbers, so the last record of
+    each shard is read back from the stream once every event is in (2xx = in the stream)."""
+    import asyncio
+
+    from clickstream.events import ClickEvent
+    from clickstream.tools.streamread import read_stream
+    from producer.http import post_events
+
+    events = [r for r in records if isinstance(r, ClickEvent)]
+    malformed = [r for r in records if not isinstance(r, ClickEvent)]
+    write_key = ProducerSettings().write_key or LocalStackSettings().write_key
+    with SendProgress(len(events)) as advance:
+        posted = asyncio.run(post_events(collector_url, write_key, events, on_progress=advance))
+    direct = send_to_stream(malformed, truth, stream, rate=None, kpl_aggregate=False)
+    stream_name, endpoint, region = stream_target(stream)
+    kinesis = aws.client("kinesis", endpoint_url=endpoint, region=region, local=bool(endpoint))
+    last: dict[str, str] = {}
+    for record in read_stream(kinesis, stream_name):
+        if record.shard_id not in last or int(record.sequence_number) > int(last[record.shard_id]):
+            last[record.shard_id] = record.sequence_number
+    return RunReport(
+        len(records),
+        posted.events + direct.sent,
+        posted.requests + direct.calls,
+        posted.retried_requests + direct.retried_entries,
+        posted.seconds + direct.seconds,
+        dict(sorted(last.items())),
+    )
 
 
 def record_delivery(truth: Manifest, report: RunReport, manifest: Path | None) -> None:

@@ -86,6 +86,25 @@ def kinesis_mock_spec(settings: LocalStackSettings) -> EmulatorSpec:
     )
 
 
+def collector_spec(settings: LocalStackSettings, environment: dict[str, str]) -> EmulatorSpec:
+    """The collector beside the emulators: `python -m collector`, on loopback, sending to the
+    stack's stream with the local write key, from any origin (pages on other local ports)."""
+    return EmulatorSpec(
+        name="collector",
+        argv=[sys.executable, "-m", "collector"],
+        env={
+            **environment,
+            "CLICKSTREAM_COLLECTOR_HOST": LOOPBACK,
+            "CLICKSTREAM_COLLECTOR_PORT": str(settings.collector_port),
+            "CLICKSTREAM_COLLECTOR_WRITE_KEYS": settings.write_key,
+            "CLICKSTREAM_COLLECTOR_ALLOWED_ORIGINS": "*",
+            "CLICKSTREAM_COLLECTOR_LOG_LEVEL": "INFO",
+        },
+        ports=(settings.collector_port,),
+        marker="collector",
+    )
+
+
 def start(spec: EmulatorSpec, log_dir: Path) -> subprocess.Popen[bytes]:
     """Start an emulator in its own session, so it outlives the CLI and stops as a group."""
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ Anything that fails on the way stops what was started: no orphan process.
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from pydantic import BaseModel
 from clickstream import aws
 from clickstream.errors import LocalStackError
 from clickstream.local import emulator_gaps, processes
-from clickstream.local.settings import LocalStackSettings
+from clickstream.local.settings import LOOPBACK, LocalStackSettings
 from clickstream.local.template import (
     StackContext,
     lint_errors,
@@ -128,6 +129,20 @@ def _wait_until(probe: Callable[[], T], what: str, timeout: float, alive: Callab
     raise LocalStackError(f"{what} did not answer within {timeout:.0f}s: {last_error}")
 
 
+def _require_free_ports(settings: LocalStackSettings, *, collector: bool) -> None:
+    port_settings = {
+        settings.moto_port: "CLICKSTREAM_LOCAL_MOTO_PORT",
+        settings.kinesis_port: "CLICKSTREAM_LOCAL_KINESIS_PORT",
+        settings.kinesis_tls_port: "CLICKSTREAM_LOCAL_KINESIS_TLS_PORT",
+    }
+    if len(port_settings) < 3 or (collector and settings.collector_port in port_settings):
+        raise LocalStackError("the local stack's ports must differ")
+    if collector:
+        port_settings[settings.collector_port] = "CLICKSTREAM_LOCAL_COLLECTOR_PORT"
+    for port, setting in port_settings.items():
+        processes.require_free_port(port, setting)
+
+
 @contextmanager
 def _stopped_on_failure(started: list[EmulatorState]) -> Iterator[None]:
     try:
@@ -138,7 +153,7 @@ def _stopped_on_failure(started: list[EmulatorState]) -> Iterator[None]:
         raise
 
 
-def up(settings: LocalStackSettings) -> LocalStackState:
+def up(settings: LocalStackSettings, *, collector: bool = False) -> LocalStackState:
     existing = load_state(settings)
     if existing is not None:
         alive = [e for e in existing.emulators if processes.is_running(e.pid, e.marker)]
@@ -152,15 +167,7 @@ def up(settings: LocalStackSettings) -> LocalStackState:
     # The stack exists to run the KCL workers against it; say so now, not at the first worker.
     processes.require_command("java", "to run the KCL workers against the stack (Java 17+)")
     specs = [processes.kinesis_mock_spec(settings), processes.moto_spec(settings)]
-    port_settings = {
-        settings.moto_port: "CLICKSTREAM_LOCAL_MOTO_PORT",
-        settings.kinesis_port: "CLICKSTREAM_LOCAL_KINESIS_PORT",
-        settings.kinesis_tls_port: "CLICKSTREAM_LOCAL_KINESIS_TLS_PORT",
-    }
-    if len(port_settings) < 3:
-        raise LocalStackError("the local stack's three ports must differ")
-    for port, setting in port_settings.items():
-        processes.require_free_port(port, setting)
+    _require_free_ports(settings, collector=collector)
     template = load_template(settings.template)
     problems = lint_errors(settings.template, settings.region)
     if problems:
@@ -217,10 +224,49 @@ def up(settings: LocalStackSettings) -> LocalStackState:
             outputs=outputs,
             applied_locally=applied,
         )
+        if collector:
+            # First in the list, so `down` stops it (and it drains) before the emulators; in
+            # `started` too, so a failure from here on stops it.
+            front_door = _start_collector(settings, state.environment(), log_dir)
+            started.insert(0, front_door)
+            state.emulators.insert(0, front_door)
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         state_path(settings).write_text(state.model_dump_json(indent=2))
     log.info("local_stack_up", stack=settings.stack_name, applied_locally=applied)
     return state
+
+
+def _start_collector(
+    settings: LocalStackSettings, environment: dict[str, str], log_dir: Path
+) -> EmulatorState:
+    spec = processes.collector_spec(settings, environment)
+    proc = processes.start(spec, log_dir)
+    collector = EmulatorState(
+        name="collector",
+        pid=proc.pid,
+        marker=spec.marker,
+        endpoint=f"http://{LOOPBACK}:{settings.collector_port}",
+        log=str(log_dir / "collector.log"),
+    )
+
+    def alive() -> None:
+        if proc.poll() is not None:
+            tail = processes.log_tail(Path(collector.log))
+            raise LocalStackError(f"the collector exited with code {proc.returncode}: {tail}")
+
+    _wait_until(
+        lambda: _collector_answers(collector.endpoint),
+        "the collector",
+        settings.startup_timeout_seconds,
+        alive,
+    )
+    return collector
+
+
+def _collector_answers(endpoint: str) -> None:
+    with urllib.request.urlopen(f"{endpoint}/ready", timeout=3) as response:  # noqa: S310
+        if response.status != 200:
+            raise OSError(f"{endpoint}/ready answered {response.status}")
 
 
 def _deploy(cfn: Any, settings: LocalStackSettings) -> tuple[dict[str, str], StackContext]:
@@ -344,6 +390,12 @@ def status(settings: LocalStackSettings) -> dict[str, Any]:
 
 
 def _answers(emulator: EmulatorState, region: str) -> bool:
+    if emulator.name == "collector":
+        try:
+            _collector_answers(emulator.endpoint)
+        except OSError:
+            return False
+        return True
     service = "kinesis" if emulator.name == "kinesis-mock" else "cloudformation"
     probe = aws.client(
         service,

@@ -1,0 +1,94 @@
+"""Posting events to a collector as browsers do: a session's events in small batches, in
+order, many sessions at once; a 503 (or a lost connection) sent again with the same event
+ids after the Retry-After the collector asked for."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from clickstream.errors import ProducerError
+from clickstream.events import ClickEvent
+
+RETRYABLE = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass
+class HttpReport:
+    requests: int = 0
+    events: int = 0
+    retried_requests: int = 0
+    seconds: float = 0.0
+
+
+def session_batches(
+    events: Sequence[ClickEvent], batch_size: int
+) -> dict[str, list[list[ClickEvent]]]:
+    """Each session's events in order, cut into batches: a browser's queue flushes."""
+    by_session: dict[str, list[ClickEvent]] = {}
+    for event in events:
+        by_session.setdefault(event.session_id, []).append(event)
+    return {
+        session: [mine[start : start + batch_size] for start in range(0, len(mine), batch_size)]
+        for session, mine in by_session.items()
+    }
+
+
+async def post_events(
+    url: str,
+    write_key: str,
+    events: Sequence[ClickEvent],
+    *,
+    batch_size: int = 10,
+    concurrency: int = 16,
+    max_attempts: int = 8,
+    on_progress: Callable[[int], None] = lambda done: None,
+) -> HttpReport:
+    """Every event into the collector at `url`, or `ProducerError` saying which was refused."""
+    endpoint = url.rstrip("/") + "/v1/events"
+    report = HttpReport()
+    started = time.monotonic()
+    sessions = asyncio.Queue[list[list[ClickEvent]]]()
+    for batches in session_batches(events, batch_size).values():
+        sessions.put_nowait(batches)
+
+    async def post(client: httpx.AsyncClient, batch: list[ClickEvent]) -> None:
+        body = json.dumps({"events": [json.loads(e.to_record()) for e in batch]})
+        for attempt in range(1, max_attempts + 1):
+            report.requests += 1
+            try:
+                response = await client.post(endpoint, content=body, auth=(write_key, ""))
+            except httpx.TransportError as exc:
+                wait, problem = min(8.0, 0.2 * 2**attempt), f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code == 200:
+                    report.events += len(batch)
+                    on_progress(report.events)
+                    return
+                if response.status_code not in RETRYABLE:
+                    raise ProducerError(
+                        f"the collector refused a batch ({response.status_code}): {response.text}"
+                    )
+                after = response.headers.get("retry-after", "")
+                wait = float(after) if after.isdigit() else min(8.0, 0.2 * 2**attempt)
+                problem = f"{response.status_code}: {response.text[:200]}"
+            report.retried_requests += 1
+            if attempt == max_attempts:
+                raise ProducerError(f"{endpoint}: gave up after {attempt} tries ({problem})")
+            await asyncio.sleep(wait)
+
+    async def visitor(client: httpx.AsyncClient) -> None:
+        while not sessions.empty():
+            for batch in sessions.get_nowait():
+                await post(client, batch)
+
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        await asyncio.gather(*(visitor(client) for _ in range(concurrency)))
+    report.seconds = time.monotonic() - started
+    return report
