@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -86,16 +87,36 @@ def anomalies_measure(
 
 
 @one_line_errors
+class BenchTarget(StrEnum):
+    CONSUMER = "consumer"
+    COLLECTOR = "collector"
+
+
 def bench(
+    target: Annotated[
+        BenchTarget, typer.Argument(help="What to measure: the record processor or the collector.")
+    ] = BenchTarget.CONSUMER,
     events: Annotated[int, typer.Option(min=100, help="Events per run.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Seed of the generated traffic.")] = 7,
     rates: Annotated[
         str, typer.Option(help="Comma-separated arrival rates to simulate, events/s per shard.")
     ] = "100,1000,5000",
+    batch_sizes: Annotated[
+        str, typer.Option(help="collector: comma-separated events per request.")
+    ] = "1,10,100",
+    seconds: Annotated[float, typer.Option(min=1, help="collector: seconds per batch size.")] = 10,
+    connections: Annotated[
+        int, typer.Option(min=1, help="collector: concurrent client connections.")
+    ] = 32,
     as_json: JsonFlag = False,
 ) -> None:
     """Benchmark one record processor through amazon_kclpy's protocol (no daemon, no AWS):
-    events per second, and DynamoDB writes and S3 puts per 1,000 events."""
+    events per second, and DynamoDB writes and S3 puts per 1,000 events. `bench collector`:
+    the collector's events/s and p50/p99 latency per batch size against a fast loopback
+    stand-in for Kinesis, and where its CPU goes."""
+    if target is BenchTarget.COLLECTOR:
+        bench_collector(batch_sizes, seconds, connections, as_json=as_json)
+        return
     try:
         arrival_rates = [float(rate) for rate in rates.split(",") if rate.strip()]
     except ValueError:
@@ -174,3 +195,46 @@ def soak(
                 out.print(f"{key}: {value}", highlight=False)
     if not report.verdict or not report.verdict.exact:
         raise typer.Exit(1)
+
+
+def bench_collector(batch_sizes: str, seconds: float, connections: int, *, as_json: bool) -> None:
+    from clickstream.tools import collector_bench
+
+    try:
+        sizes = tuple(int(size) for size in batch_sizes.split(",") if size.strip())
+    except ValueError:
+        raise ConfigurationError(f"--batch-sizes {batch_sizes!r}: expected 1,10,100") from None
+    with err.status(f"posting batches of {batch_sizes} events for {seconds:g} s each"):
+        results = collector_bench.run(sizes, seconds=seconds, connections=connections)
+    if as_json:
+        print_json({"connections": connections, "runs": [r.as_dict() for r in results]})
+        return
+    table = Table(title=f"collector, {connections} connections, loopback Kinesis stand-in")
+    columns = (
+        "events/request",
+        "events/s",
+        "requests/s",
+        "p50 ms",
+        "p99 ms",
+        "collector CPU %",
+        "events per CPU-s",
+        "intake µs/event",
+        "rest µs/event",
+        "failed",
+    )
+    for column in columns:
+        table.add_column(column, justify="right")
+    for r in results:
+        table.add_row(
+            str(r.batch_size),
+            f"{r.events_per_second:,.0f}",
+            f"{r.requests_per_second:,.0f}",
+            f"{r.p50_ms:g}",
+            f"{r.p99_ms:g}",
+            f"{r.collector_cpu_percent:g}",
+            f"{r.events_per_cpu_second:,.0f}",
+            f"{r.intake_us_per_event:g}",
+            f"{r.other_us_per_event:g}",
+            str(r.failed_requests),
+        )
+    out.print(table)

@@ -7,6 +7,9 @@ import asyncio
 import base64
 import gzip
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +23,7 @@ import pytest
 from clickstream import aws
 from clickstream.events import ClickEvent, decode_event
 from clickstream.local.stack import LocalStackState
+from clickstream.paths import PROJECT_ROOT
 from clickstream.tools.streamread import read_stream
 from tests.support.collector import WRITE_KEYS, new_stream, running_collector
 from tests.support.kinesis_fault_proxy import KinesisFaultProxy
@@ -331,3 +335,38 @@ def test_sigterm_with_requests_in_flight_loses_nothing(
         assert [r.status_code for r in responses] == [200] * 20
     stored = sorted(event.event_id for _, event in stream_events(local_stack, stream))
     assert stored == sorted(e["event_id"] for body in sent for e in body)
+
+
+def test_the_locust_file_load_tests_a_collector_without_failures(
+    local_stack: LocalStackState, collector_stream: str, collector: str
+) -> None:
+    # GIVEN the Locust file users run against a deployed collector
+    before = len(stream_events(local_stack, collector_stream))
+    locust = Path(sys.executable).with_name("locust")
+    # WHEN a few simulated visitors run for a few seconds
+    result = subprocess.run(
+        [
+            str(locust),
+            "-f",
+            str(PROJECT_ROOT / "loadtest" / "locustfile.py"),
+            "--headless",
+            "--users",
+            "6",
+            "--spawn-rate",
+            "6",
+            "--run-time",
+            "6s",
+            "--host",
+            collector,
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+        ],
+        env={**os.environ, "CLICKSTREAM_WRITE_KEY": OLD_KEY},
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    # THEN every request succeeded (Locust exits 1 on any failure) and events reached the stream
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert len(stream_events(local_stack, collector_stream)) > before
