@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -72,6 +73,7 @@ class Collector:
         self.write_keys = [key.get_secret_value() for key in settings.write_keys]
         self._ready: tuple[float, bool, str] = (0.0, False, "not checked")
         self.tracker = tracker_script()
+        self.tracker_gzipped = gzip.compress(self.tracker, 9)
 
     async def ready(self) -> tuple[bool, str]:
         checked_at, ok, why = self._ready
@@ -201,11 +203,11 @@ def create_app(
         return JSONResponse({"ready": ok, "stream": why}, 200 if ok else 503)
 
     async def tracker(request: Request) -> Response:
-        return Response(
-            collector().tracker,
-            media_type="application/javascript",
-            headers={"Cache-Control": "public, max-age=300"},
-        )
+        headers = {"Cache-Control": "public, max-age=300", "Vary": "Accept-Encoding"}
+        body = collector().tracker
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            body, headers["Content-Encoding"] = collector().tracker_gzipped, "gzip"
+        return Response(body, media_type="application/javascript", headers=headers)
 
     routes = [
         Route("/health", health, methods=["GET"]),

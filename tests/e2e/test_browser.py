@@ -83,18 +83,29 @@ def test_a_browser_session_is_counted_exactly_and_its_clicks_archived_with_coord
                     "return JSON.parse(sessionStorage.getItem('clickstream:session')).id"
                 )
                 driver.get("about:blank")  # pagehide: the queue leaves by sendBeacon
-            # THEN the stream receives the session's events (the beacon is asynchronous)
-            deadline = time.monotonic() + 60
-            while True:
-                mine = [
-                    r for r in read_stream(_kinesis(e2e), stream) if r.partition_key == session_id
-                ]
-                if len(mine) >= 7 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.5)
+                # THEN the stream receives the session's events. The browser stays open while
+                # they travel: a beacon is sent after the page is gone, by the browser, and
+                # quitting it at once (which no visitor's browser does) would cancel it.
+                deadline = time.monotonic() + 60
+                while True:
+                    mine = [
+                        r
+                        for r in read_stream(_kinesis(e2e), stream)
+                        if r.partition_key == session_id
+                    ]
+                    if len(mine) >= 7 or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.5)
             kinds = Counter(json.loads(r.data)["type"] for r in mine)
-            log = collector.log.read_text()[-3000:]
-        assert kinds == {"page_view": 2, "click": 3, "scroll": 2}, f"{kinds}\n{log}"
+            seen = [
+                (r.partition_key, json.loads(r.data).get("type"))
+                for r in read_stream(_kinesis(e2e), stream)
+            ]
+            requests = _requests_answered(collector.log)
+        assert kinds == {"page_view": 2, "click": 3, "scroll": 2}, (
+            f"{kinds}; session {session_id}; collector answered {requests} requests; "
+            f"the stream holds {seen[:20]}"
+        )
         last = {r.shard_id: r.sequence_number for r in read_stream(_kinesis(e2e), stream)}
         wait_until_caught_up(e2e.dynamodb, e2e.lease_table, last, [worker], timeout=300)
     finally:
@@ -116,6 +127,15 @@ def test_a_browser_session_is_counted_exactly_and_its_clicks_archived_with_coord
     buy = next(c for c in clicks if (c["x"], c["y"]) == (100, 200))
     assert buy["properties"]["selector"] == "button#buy"
     assert buy["viewport_width"] > 0
+
+
+def _requests_answered(log: Path) -> int:
+    """CollectorRequests summed over the collector's EMF lines."""
+    total = 0
+    for line in log.read_text().splitlines():
+        if '"CollectorRequests"' in line:
+            total += int(json.loads(line).get("CollectorRequests", 0))
+    return total
 
 
 def _kinesis(e2e: E2EStack) -> object:

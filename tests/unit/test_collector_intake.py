@@ -248,3 +248,11 @@ def test_any_of_several_write_keys_is_accepted_and_nothing_else() -> None:
     assert not intake.key_is_known("new-key-45", keys)
     assert not intake.key_is_known(None, keys)
     assert not intake.key_is_known("", keys)
+
+
+def test_the_tracker_stays_small() -> None:
+    from collector.app import tracker_script
+
+    script = tracker_script()
+    assert b"sendBeacon" in script
+    assert len(gzip.compress(script, 9)) <= 4096  # README states its gzipped size
