@@ -1,5 +1,5 @@
 # The two commands of the README, and the checks they are made of.
-.PHONY: demo test lint typecheck unit bootstrap browser bench soak measure
+.PHONY: demo test lint typecheck unit bootstrap browser bench bench-collector soak measure
 
 bootstrap:
 	./scripts/bootstrap.sh
@@ -27,6 +27,10 @@ test: lint typecheck browser
 # Figures, not pass/fail: the record processor's throughput and writes per 1,000 events.
 bench: bootstrap
 	.venv/bin/clickstream bench
+
+# Figures, not pass/fail: the collector's events/s and latency against a loopback Kinesis stand-in.
+bench-collector: bootstrap
+	.venv/bin/clickstream bench collector
 
 # Figures, not pass/fail: precision and recall of the anomaly rules on seeded scenarios.
 measure: bootstrap

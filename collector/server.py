@@ -9,6 +9,7 @@ dropped; a request that arrives after the signal finds no listener and is sent a
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 from collections.abc import AsyncIterator
 
@@ -23,9 +24,9 @@ from collector.settings import CollectorSettings
 @contextlib.asynccontextmanager
 async def open_kinesis(settings: CollectorSettings) -> AsyncIterator[Stream]:
     assert settings.stream_name is not None  # checked by `serve`
-    async with kinesis_client(
-        settings.region, max_connections=settings.max_concurrent_puts + 2
-    ) as client:
+    # botocore reads AWS_DEFAULT_REGION but not AWS_REGION, which some platforms set alone.
+    region = settings.region or os.environ.get("AWS_REGION")
+    async with kinesis_client(region, max_connections=settings.max_concurrent_puts + 2) as client:
         yield KinesisStream(client, settings.stream_name)
 
 

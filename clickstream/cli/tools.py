@@ -86,12 +86,12 @@ def anomalies_measure(
             out.print(f"unlabelled {name}: {false}")
 
 
-@one_line_errors
 class BenchTarget(StrEnum):
     CONSUMER = "consumer"
     COLLECTOR = "collector"
 
 
+@one_line_errors
 def bench(
     target: Annotated[
         BenchTarget, typer.Argument(help="What to measure: the record processor or the collector.")
@@ -107,7 +107,7 @@ def bench(
     seconds: Annotated[float, typer.Option(min=1, help="collector: seconds per batch size.")] = 10,
     connections: Annotated[
         int, typer.Option(min=1, help="collector: concurrent client connections.")
-    ] = 32,
+    ] = 16,
     as_json: JsonFlag = False,
 ) -> None:
     """Benchmark one record processor through amazon_kclpy's protocol (no daemon, no AWS):

@@ -203,7 +203,7 @@ def run(
     batch_sizes: tuple[int, ...] = (1, 10, 100),
     *,
     seconds: float = 10.0,
-    connections: int = 32,
+    connections: int = 16,
     log_dir: Path = Path(".clickstream/bench"),
 ) -> list[CollectorRun]:
     results = []
