@@ -34,6 +34,7 @@ COPY clickstream clickstream
 COPY consumer consumer
 COPY producer producer
 COPY insights insights
+COPY collector collector
 RUN uv sync --locked --no-dev --no-editable
 
 # -- 3. Runtime: slim Python, a Java 17 runtime, the jars and the venv; not root --------------

@@ -29,7 +29,9 @@ class CollectorSettings(BaseSettings):
     """Every field is `CLICKSTREAM_COLLECTOR_<NAME>`; the stream name may also come from
     `CLICKSTREAM_STREAM_NAME`, which the workers and the local stack's environment use."""
 
-    model_config = SettingsConfigDict(env_prefix="CLICKSTREAM_COLLECTOR_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="CLICKSTREAM_COLLECTOR_", extra="ignore", populate_by_name=True
+    )
 
     stream_name: str | None = Field(
         default=None,

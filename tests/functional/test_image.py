@@ -93,3 +93,15 @@ def test_the_runtime_is_pinned_unprivileged_and_runs_consume() -> None:
     assert 'ENTRYPOINT ["clickstream", "consume"]' in DOCKERFILE
     assert 'CMD ["clickstream", "health"]' in DOCKERFILE
     assert "CLICKSTREAM_KCL_JARS_DIR=/opt/kcl/jars" in DOCKERFILE
+
+
+def test_every_package_the_wheel_needs_is_copied_into_the_image() -> None:
+    packages = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["hatch"][
+        "build"
+    ]["targets"]["wheel"]["packages"]
+    copied = {
+        line.split()[1]
+        for line in (PROJECT_ROOT / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ") and "--from" not in line
+    }
+    assert set(packages) <= copied

@@ -256,3 +256,19 @@ def test_the_tracker_stays_small() -> None:
     script = tracker_script()
     assert b"sendBeacon" in script
     assert len(gzip.compress(script, 9)) <= 4096  # README states its gzipped size
+
+
+def test_the_collector_refuses_to_start_without_a_stream_or_write_keys() -> None:
+    from clickstream.errors import ConfigurationError
+    from collector.server import check
+    from collector.settings import CollectorSettings
+
+    with pytest.raises(ConfigurationError, match="no write keys"):
+        check(CollectorSettings(stream_name="s", write_keys=[]))
+    with pytest.raises(ConfigurationError, match="no stream"):
+        check(CollectorSettings(stream_name=None, write_keys=["key-12345"]))  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="at least 8"):
+        CollectorSettings(write_keys="short")  # type: ignore[arg-type]
+    assert CollectorSettings(write_keys="key-one-1, key-two-2").write_keys[
+        1
+    ].get_secret_value() == ("key-two-2")
