@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -162,3 +163,31 @@ def test_backoff_doubles_up_to_the_cap_with_jitter_below_the_step() -> None:
     assert backoff_seconds(1, 0.05, 2.0, 0.0) == pytest.approx(0.025)
     assert backoff_seconds(3, 0.05, 2.0, 0.999) == pytest.approx(0.2, rel=0.01)
     assert backoff_seconds(30, 0.05, 2.0, 0.0) == pytest.approx(1.0)
+
+
+def test_the_collector_metrics_carry_exactly_the_documented_names() -> None:
+    import io
+
+    from clickstream.emf import EmfWriter
+    from collector.delivery import DeliveryStats
+    from collector.metrics import METRIC_NAMES, CollectorMetrics
+
+    buffer = io.StringIO()
+    metrics = CollectorMetrics(EmfWriter(stream=buffer, dimensions={"Stream": "s"}))
+    metrics.request(8, {"not_json": 2})
+    metrics.unavailable += 1
+    stats = DeliveryStats(calls=2, latencies_ms=[float(n) for n in range(250)])
+    stats.entries_refused[THROTTLED] = 3
+    metrics.emit(stats)
+    documents = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    names = {m["Name"] for d in documents for m in d["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert names == set(METRIC_NAMES)
+    first = documents[0]
+    assert (first["EventsAccepted"], first["EventsRejected"], first["ServiceUnavailable"]) == (
+        8,
+        2,
+        1,
+    )
+    assert first["PutRecordsThrottled"] == 3
+    assert len(first["PutRecordsLatency"]) == 100  # EMF's limit per metric, spread kept
+    assert documents[1]["Reason"] == "not_json"

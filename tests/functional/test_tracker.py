@@ -1,0 +1,157 @@
+"""clickstream.js in Debian's headless chromium against a real collector (no workers): what it
+sends, what it sends again, and what it must not send."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clickstream import aws
+from clickstream.local.stack import LocalStackState
+from clickstream.tools.streamread import read_stream
+from tests.support.browser import headless_chromium, page_server
+from tests.support.collector import WRITE_KEYS, new_stream, running_collector
+from tests.support.kinesis_fault_proxy import KinesisFaultProxy
+
+PAGE = """<!doctype html><html><head><meta charset="utf-8"></head>
+<body style="margin:0;height:2000px">
+<button id="b" style="position:absolute;left:10px;top:10px">b</button>
+<script src="{collector}/clickstream.js" data-write-key="{key}" data-flush-ms="500"{extra}></script>
+</body></html>"""
+
+
+def events_of(state: LocalStackState, stream: str) -> list[dict[str, Any]]:
+    kinesis = aws.local_client("kinesis", state.kinesis_endpoint, state.region)
+    return [json.loads(r.data) for r in read_stream(kinesis, stream)]
+
+
+def wait_for(
+    state: LocalStackState, stream: str, count: int, seconds: float = 30
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + seconds
+    while True:
+        found = events_of(state, stream)
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.3)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    root = tmp_path / "site"
+    root.mkdir()
+    with page_server(root) as origin:
+        yield root, origin
+
+
+def write_page(root: Path, collector: str, extra: str = "") -> None:
+    (root / "index.html").write_text(
+        PAGE.format(collector=collector, key=WRITE_KEYS[0], extra=extra)
+    )
+
+
+def test_a_batch_the_collector_could_not_take_is_sent_again_with_the_same_ids(
+    local_stack: LocalStackState, site: tuple[Path, str], tmp_path: Path
+) -> None:
+    root, origin = site
+    stream = new_stream(local_stack)
+    throttling = threading.Event()
+    throttling.set()
+    with (
+        KinesisFaultProxy(local_stack.kinesis_endpoint, lambda *_: throttling.is_set()) as proxy,
+        running_collector(
+            local_stack,
+            stream,
+            tmp_path,
+            kinesis_endpoint=proxy.endpoint,
+            allowed_origins="*",
+            delivery_timeout_seconds=1,
+            retry_after_seconds=1,
+        ) as collector,
+        headless_chromium() as driver,
+    ):
+        write_page(root, collector.url)
+        # GIVEN a stream that refuses everything: the collector answers 503
+        driver.get(f"{origin}/index.html")
+        driver.find_element("id", "b").click()
+        time.sleep(3)  # the tracker's flushes get 503s and keep the batch
+        assert proxy.failed_entries, "the tracker never sent"
+        refused_ids = {json.loads(d)["event_id"] for d in proxy.failed_entries}
+        assert events_of(local_stack, stream) == []
+        # WHEN the stream recovers
+        throttling.clear()
+        stored = wait_for(local_stack, stream, 2)
+    # THEN the events arrive, with the ids they had when they were refused, once each
+    ids = [event["event_id"] for event in stored]
+    assert sorted(ids) == sorted(set(ids))
+    assert set(ids) == refused_ids
+    assert sorted(event["type"] for event in stored) == ["click", "page_view"]
+
+
+def test_opt_out_and_global_privacy_control_send_nothing(
+    local_stack: LocalStackState, site: tuple[Path, str], tmp_path: Path
+) -> None:
+    root, origin = site
+    stream = new_stream(local_stack)
+    with (
+        running_collector(local_stack, stream, tmp_path, allowed_origins="*") as collector,
+        headless_chromium() as driver,
+    ):
+        write_page(root, collector.url, ' data-respect-gpc="true"')
+        # GIVEN a visitor whose first page view was sent, who then opted out
+        driver.get(f"{origin}/index.html")
+        assert [e["type"] for e in wait_for(local_stack, stream, 1)] == ["page_view"]
+        driver.execute_script("clickstream.optOut()")
+        driver.get(f"{origin}/index.html")
+        driver.find_element("id", "b").click()
+        driver.execute_script("clickstream.flush()")
+        # AND a visitor whose browser sends Global Privacy Control
+        driver.execute_script("clickstream.optIn(); localStorage.clear(); sessionStorage.clear()")
+        driver.execute_cdp_cmd(
+            "Page.addScriptToEvaluateOnNewDocument",
+            {"source": "Object.defineProperty(navigator, 'globalPrivacyControl', {value: true})"},
+        )
+        driver.get(f"{origin}/index.html")
+        driver.find_element("id", "b").click()
+        driver.execute_script("clickstream.flush()")
+        time.sleep(2)
+        # THEN nothing was sent after the opt-out, nor under GPC
+        sent = [e["type"] for e in events_of(local_stack, stream)]
+    assert sent == ["page_view"]
+
+
+def test_a_session_is_renewed_after_thirty_idle_minutes(
+    local_stack: LocalStackState, site: tuple[Path, str], tmp_path: Path
+) -> None:
+    root, origin = site
+    stream = new_stream(local_stack)
+    with (
+        running_collector(local_stack, stream, tmp_path, allowed_origins="*") as collector,
+        headless_chromium() as driver,
+    ):
+        write_page(root, collector.url)
+        driver.get(f"{origin}/index.html")
+        first = driver.execute_script("return JSON.parse(sessionStorage['clickstream:session']).id")
+        driver.get(f"{origin}/index.html")  # a second page within the session
+        assert (
+            driver.execute_script("return JSON.parse(sessionStorage['clickstream:session']).id")
+            == first
+        )
+        # 31 minutes without activity, as the tracker's clock sees it
+        driver.execute_script(
+            "var s = JSON.parse(sessionStorage['clickstream:session']);"
+            "s.last -= 31 * 60 * 1000; sessionStorage['clickstream:session'] = JSON.stringify(s);"
+        )
+        driver.get(f"{origin}/index.html")
+        renewed = driver.execute_script(
+            "return JSON.parse(sessionStorage['clickstream:session']).id"
+        )
+        stored = wait_for(local_stack, stream, 3)
+    assert renewed != first
+    assert sorted(e["session_id"] for e in stored) == sorted([first, first, renewed])
