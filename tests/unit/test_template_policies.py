@@ -104,7 +104,9 @@ def test_alarms_and_dashboard_use_the_metric_names_the_workers_emit() -> None:
         for metric in widget["properties"]["metrics"]
         if metric[0] == "${Namespace}"
     }
-    assert used == set(METRIC_NAMES)
+    from collector.metrics import METRIC_NAMES as COLLECTOR_METRIC_NAMES
+
+    assert used == set(METRIC_NAMES) | set(COLLECTOR_METRIC_NAMES)
 
 
 def test_every_task_environment_variable_is_a_setting_the_worker_reads() -> None:
