@@ -25,7 +25,9 @@ def test_resolver_evaluates_the_templates_intrinsics() -> None:
         stack_name="demo",
         region="eu-west-1",
         account_id="111122223333",
+        # What a deployed stack reports: every parameter, defaults included.
         parameters={
+            **{name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()},
             "PointInTimeRecovery": "true",
             "ShardCount": "2",
             "StreamRetentionHours": "48",
@@ -41,6 +43,9 @@ def test_resolver_evaluates_the_templates_intrinsics() -> None:
     assert conditions == {
         "EnablePointInTimeRecovery": True,
         "DeployWorkers": False,
+        "DeployCollector": False,
+        "CollectorHttps": False,
+        "CollectorAccessLogs": False,
         "SubscribeAlarmEmail": True,
     }
     tables = {
