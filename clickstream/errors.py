@@ -25,3 +25,7 @@ class ConsumerError(ClickstreamError):
 
 class CollectorError(ClickstreamError):
     """The collector cannot start or cannot reach its stream."""
+
+
+class InsightsError(ClickstreamError):
+    """The read side cannot answer: a bad query, an unreachable archive or table."""

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from clickstream.cli import collect, consume, demo, local, produce, query, tools
+from clickstream.cli import collect, consume, demo, local, produce, query, sql, tools
 from clickstream.logging import configure_logging
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.command()(consume.consume)
 app.command()(collect.collect)
 app.command()(consume.health)
 app.add_typer(query.app, name="query")
+app.command()(sql.sql)
 app.command()(demo.demo)
 app.add_typer(tools.anomalies_app, name="anomalies")
 app.command()(tools.bench)

@@ -1,0 +1,157 @@
+"""SQL over the S3 archive with DuckDB: the Athena table's name, columns and partitions.
+
+DuckDB reads S3 through its `httpfs` extension, which it would otherwise download from its
+own site at run time. Here it comes from PyPI (`duckdb-extension-httpfs`, pinned to the
+same version as `duckdb`), installed at set-up, and is loaded from that file; DuckDB checks
+the extension's signature when it loads it, and automatic install and load are switched
+off, so nothing is ever fetched at run time.
+
+`raw_events` has exactly the Glue table's columns and partitions (year, month, day, hour),
+so a query written for Athena runs here unchanged; `dead_letters` is the same over the
+dead-letter prefix (by arrival hour). Filters on the partitions prune objects by path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import duckdb
+
+from clickstream.errors import InsightsError
+
+RAW_EVENT_COLUMNS: Final = (
+    ("event_id", "VARCHAR"),
+    ("type", "VARCHAR"),
+    ("session_id", "VARCHAR"),
+    ("page", "VARCHAR"),
+    ("timestamp", "VARCHAR"),
+    ("anonymous_id", "VARCHAR"),
+    ("user_id", "VARCHAR"),
+    ("user_agent", "VARCHAR"),
+    ("referrer", "VARCHAR"),
+    ("x", "INTEGER"),
+    ("y", "INTEGER"),
+    ("viewport_width", "INTEGER"),
+    ("viewport_height", "INTEGER"),
+    ("properties", "VARCHAR"),
+)
+"""The Athena table `raw_events` of infra/cloudformation.yaml, in its order (a test compares)."""
+
+DEAD_LETTER_COLUMNS: Final = (
+    ("reason", "VARCHAR"),
+    ("field", "VARCHAR"),
+    ("detail", "VARCHAR"),
+    ("shard_id", "VARCHAR"),
+    ("sequence_number", "VARCHAR"),
+    ("sub_sequence_number", "INTEGER"),
+    ("partition_key", "VARCHAR"),
+    ("arrival_time", "VARCHAR"),
+    ("sha256", "VARCHAR"),
+    ("data_base64", "VARCHAR"),
+)
+
+PARTITIONS: Final = ("year", "month", "day", "hour")
+VIEWS: Final = {
+    "raw_events": ("raw", RAW_EVENT_COLUMNS),
+    "dead_letters": ("dead-letter", DEAD_LETTER_COLUMNS),
+}
+
+
+@dataclass(frozen=True)
+class ArchiveLocation:
+    """Where the archive is and how to reach it: real S3 (no endpoint) or an emulator."""
+
+    bucket: str
+    region: str
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+    endpoint_url: str | None = None
+
+
+def httpfs_extension() -> Path:
+    """The httpfs extension file installed from PyPI for this DuckDB version."""
+    import duckdb_extension_httpfs
+
+    version = duckdb.__version__
+    found = Path(duckdb_extension_httpfs.__file__).parent / "extensions" / f"v{version}"
+    path = found / "httpfs.duckdb_extension"
+    if not path.is_file():
+        raise InsightsError(
+            f"DuckDB's httpfs extension for DuckDB {version} is not installed at {path}: "
+            "pin duckdb-extension-httpfs to the same version as duckdb"
+        )
+    return path
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def connect(archive: ArchiveLocation) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the archive's views; nothing is read until a query runs."""
+    connection = duckdb.connect(
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    )
+    connection.execute(f"LOAD {_quote(str(httpfs_extension()))}")
+    secret = [
+        "TYPE s3",
+        f"KEY_ID {_quote(archive.access_key_id)}",
+        f"SECRET {_quote(archive.secret_access_key)}",
+        f"REGION {_quote(archive.region)}",
+    ]
+    if archive.session_token:
+        secret.append(f"SESSION_TOKEN {_quote(archive.session_token)}")
+    if archive.endpoint_url:
+        scheme, _, host = archive.endpoint_url.partition("://")
+        secret += [
+            f"ENDPOINT {_quote(host.rstrip('/'))}",
+            "URL_STYLE 'path'",
+            f"USE_SSL {'true' if scheme == 'https' else 'false'}",
+        ]
+    connection.execute(f"CREATE SECRET archive ({', '.join(secret)})")
+    for view, (prefix, columns) in VIEWS.items():
+        pattern = f"s3://{archive.bucket}/{prefix}/year=*/month=*/day=*/hour=*/*.jsonl.gz"
+        types = ", ".join(f"{_quote(name)}: {_quote(kind)}" for name, kind in columns)
+        hive = ", ".join(f"{_quote(name)}: 'INTEGER'" for name in PARTITIONS)
+        names = ", ".join(f'"{name}"' for name, _ in columns)
+        # Only our own constants and the quoted bucket name are spliced in.
+        statement = (
+            f"CREATE VIEW {view} AS SELECT {names}, year, month, day, hour FROM read_json("  # noqa: S608
+            f"{_quote(pattern)}, format = 'newline_delimited', compression = 'gzip', "
+            f"columns = {{{types}}}, hive_partitioning = true, hive_types = {{{hive}}})"
+        )
+        try:
+            connection.execute(statement)
+        except duckdb.IOException as exc:
+            # DuckDB lists the objects when the view is made: no objects yet (a new stack, no
+            # dead letters) is an empty view with the same columns, anything else an error.
+            if "No files found" not in str(exc):
+                raise InsightsError(f"cannot read the archive: {_first_line(exc)}") from None
+            empty = (
+                ", ".join(f'CAST(NULL AS {kind}) AS "{name}"' for name, kind in columns)
+                + ", "
+                + ", ".join(f"CAST(NULL AS INTEGER) AS {name}" for name in PARTITIONS)
+            )
+            connection.execute(f"CREATE VIEW {view} AS SELECT {empty} WHERE false")
+    return connection
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0]
+
+
+def run(
+    connection: duckdb.DuckDBPyConnection, query: str
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Column names and rows of one query, or `InsightsError` in one line."""
+    try:
+        result = connection.execute(query)
+        columns = [description[0] for description in result.description or []]
+        return columns, result.fetchall()
+    except duckdb.IOException as exc:
+        raise InsightsError(f"cannot read the archive: {_first_line(exc)}") from None
+    except duckdb.Error as exc:
+        raise InsightsError(f"query failed: {_first_line(exc)}") from None

@@ -1,0 +1,204 @@
+"""`clickstream sql`'s engine: DuckDB over an archive in the local stack's S3 (moto), written by
+the consumer's own archive code from seeded traffic, checked against the producer's manifest."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+
+from clickstream import aws
+from clickstream.errors import InsightsError
+from clickstream.events import ClickEvent, InvalidEvent, decode_event
+from clickstream.local.stack import LocalStackState
+from clickstream.local.template import load_template
+from clickstream.pagekey import page_key
+from clickstream.paths import DEFAULT_TEMPLATE
+from consumer.core.aggregate import PositionedEvent
+from consumer.core.batch import DeadLetter, archive_objects
+from consumer.core.positions import Position
+from insights import sql
+from producer.generator import TrafficProfile, generate
+from producer.malformed import MalformedRecord
+from producer.manifest import Manifest, build_manifest
+
+START = datetime(2026, 11, 20, 9, 5, tzinfo=UTC)
+
+
+@dataclass
+class Archive:
+    location: sql.ArchiveLocation
+    manifest: Manifest
+    malformed: list[MalformedRecord]
+
+
+def fill(s3: object, bucket: str, seed: int) -> tuple[Manifest, list[MalformedRecord]]:
+    """Seeded traffic archived as the processors archive it (one shard, arrival = event time)."""
+    records, anomalies = generate(
+        seed, START, 3000, TrafficProfile(malformed=40, sessions_per_minute=120)
+    )
+    events, letters = [], []
+    for sequence, record in enumerate(records, start=1):
+        position = Position(sequence)
+        if isinstance(record, ClickEvent):
+            events.append(PositionedEvent(position, record, record.to_record(), record.session_id))
+            continue
+        try:
+            decode_event(record.data, None)
+        except InvalidEvent as error:
+            letters.append(DeadLetter(position, record.partition_key, START, record.data, error))
+    for chunk in range(0, len(events), 500):  # several flushes, as a processor makes them
+        part = events[chunk : chunk + 500]
+        for item in archive_objects("shardId-000000000000", part, letters if chunk == 0 else []):
+            s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)  # type: ignore[attr-defined]
+    manifest = build_manifest(records, anomalies, seed=seed, source="test")
+    return manifest, [r for r in records if isinstance(r, MalformedRecord)]
+
+
+@pytest.fixture(scope="module")
+def archive(local_stack: LocalStackState) -> Archive:
+    s3 = aws.local_client("s3", local_stack.moto_endpoint, local_stack.region)
+    bucket = f"sqltest-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    manifest, malformed = fill(s3, bucket, seed=5)
+    location = sql.ArchiveLocation(
+        bucket, local_stack.region, "test", "test", endpoint_url=local_stack.moto_endpoint
+    )
+    return Archive(location, manifest, malformed)
+
+
+def test_counts_per_page_and_type_for_an_hour_equal_the_manifest(archive: Archive) -> None:
+    connection = sql.connect(archive.location)
+    _, rows = sql.run(
+        connection,
+        "SELECT page, type, count(*) AS n FROM raw_events "
+        "WHERE year = 2026 AND month = 11 AND day = 20 AND hour = 9 "
+        "AND type IN ('page_view', 'click') GROUP BY page, type",
+    )
+    found: Counter[tuple[str, str]] = Counter()
+    for page, kind, count in rows:
+        found[(page_key(page), kind)] += count
+    expected: Counter[tuple[str, str]] = Counter()
+    for page, minutes in archive.manifest.pages.items():
+        for minute, truth in minutes.items():
+            if minute.startswith("2026-11-20T09:"):
+                expected[(page, "page_view")] += truth.views
+                expected[(page, "click")] += truth.clicks
+    assert +expected == found
+    assert sum(found.values()) > 1000
+
+
+def test_every_event_once_and_the_dead_letters_by_reason(archive: Archive) -> None:
+    connection = sql.connect(archive.location)
+    _, [(events, distinct)] = sql.run(
+        connection, "SELECT count(*), count(DISTINCT event_id) FROM raw_events"
+    )
+    assert events == distinct == archive.manifest.events
+    _, rows = sql.run(connection, "SELECT reason, count(*) FROM dead_letters GROUP BY reason")
+    assert dict(rows) == dict(Counter(m.expected_reason.value for m in archive.malformed))
+
+
+def test_the_views_have_the_athena_tables_name_columns_and_partitions(archive: Archive) -> None:
+    (table,) = [
+        resource["Properties"]["TableInput"]
+        for resource in load_template(DEFAULT_TEMPLATE)["Resources"].values()
+        if resource["Type"] == "AWS::Glue::Table"
+    ]
+    assert table["Name"] == "raw_events"
+    athena_columns = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]
+    athena_partitions = [c["Name"] for c in table["PartitionKeys"]]
+    connection = sql.connect(archive.location)
+    columns, _ = sql.run(connection, "SELECT * FROM raw_events LIMIT 1")
+    assert columns == athena_columns + athena_partitions
+    assert [name for name, _ in sql.RAW_EVENT_COLUMNS] == athena_columns
+
+
+def test_partition_filters_prune_objects(local_stack: LocalStackState, archive: Archive) -> None:
+    # GIVEN an object in another hour that cannot be read at all
+    s3 = aws.local_client("s3", local_stack.moto_endpoint, local_stack.region)
+    bucket = f"sqlprune-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    fill(s3, bucket, seed=6)
+    s3.put_object(
+        Bucket=bucket, Key="raw/year=2026/month=11/day=21/hour=03/bad.jsonl.gz", Body=b"x"
+    )
+    connection = sql.connect(
+        sql.ArchiveLocation(
+            bucket, local_stack.region, "t", "t", endpoint_url=local_stack.moto_endpoint
+        )
+    )
+    # WHEN a query filters on the good hour, THEN the bad object is never opened
+    _, [(count,)] = sql.run(
+        connection, "SELECT count(*) FROM raw_events WHERE day = 20 AND hour = 9"
+    )
+    assert count > 0
+    # AND a query over everything reads it and says so in one line
+    with pytest.raises(InsightsError) as failed:
+        sql.run(connection, "SELECT count(*) FROM raw_events")
+    assert "\n" not in str(failed.value)
+
+
+def test_a_bad_query_and_an_unreachable_archive_are_one_line_errors(archive: Archive) -> None:
+    connection = sql.connect(archive.location)
+    with pytest.raises(InsightsError, match="query failed"):
+        sql.run(connection, "SELEC nothing")
+    gone = sql.ArchiveLocation("nowhere", "us-east-1", "t", "t", endpoint_url="http://127.0.0.1:9")
+    with pytest.raises(InsightsError, match="cannot read the archive") as failed:
+        sql.connect(gone)
+    assert "\n" not in str(failed.value)
+
+
+def test_an_archive_without_objects_yet_gives_empty_views(local_stack: LocalStackState) -> None:
+    s3 = aws.local_client("s3", local_stack.moto_endpoint, local_stack.region)
+    bucket = f"sqlempty-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    location = sql.ArchiveLocation(
+        bucket, local_stack.region, "t", "t", endpoint_url=local_stack.moto_endpoint
+    )
+    connection = sql.connect(location)
+    for view in ("raw_events", "dead_letters"):
+        columns, rows = sql.run(connection, f"SELECT * FROM {view}")
+        assert rows == []
+        assert columns[-4:] == ["year", "month", "day", "hour"]
+
+
+def test_the_command_prints_table_json_and_csv_and_one_line_errors(
+    local_stack: LocalStackState, archive: Archive
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        **local_stack.environment(),
+        "CLICKSTREAM_ARCHIVE_BUCKET": archive.location.bucket,
+    }
+    query = "SELECT type, count(*) AS n FROM raw_events GROUP BY type ORDER BY type"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "clickstream.cli", "sql", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    as_json = run(query, "--format", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    counts = {row["type"]: row["n"] for row in json.loads(as_json.stdout)}
+    assert sum(counts.values()) == archive.manifest.events
+    as_csv = run(query, "--format", "csv")
+    assert as_csv.stdout.splitlines()[0] == "type,n"
+    assert len(as_csv.stdout.splitlines()) == len(counts) + 1
+    assert "page_view" in run(query).stdout
+    bad = run("SELECT * FROM nowhere")
+    assert bad.returncode == 1
+    assert bad.stderr.strip().startswith("error: query failed")
+    assert len(bad.stderr.strip().splitlines()) == 1
