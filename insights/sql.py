@@ -86,7 +86,8 @@ def httpfs_extension() -> Path:
     return path
 
 
-def _quote(text: str) -> str:
+def quote(text: str) -> str:
+    """A SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -95,32 +96,32 @@ def connect(archive: ArchiveLocation) -> duckdb.DuckDBPyConnection:
     connection = duckdb.connect(
         config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
     )
-    connection.execute(f"LOAD {_quote(str(httpfs_extension()))}")
+    connection.execute(f"LOAD {quote(str(httpfs_extension()))}")
     secret = [
         "TYPE s3",
-        f"KEY_ID {_quote(archive.access_key_id)}",
-        f"SECRET {_quote(archive.secret_access_key)}",
-        f"REGION {_quote(archive.region)}",
+        f"KEY_ID {quote(archive.access_key_id)}",
+        f"SECRET {quote(archive.secret_access_key)}",
+        f"REGION {quote(archive.region)}",
     ]
     if archive.session_token:
-        secret.append(f"SESSION_TOKEN {_quote(archive.session_token)}")
+        secret.append(f"SESSION_TOKEN {quote(archive.session_token)}")
     if archive.endpoint_url:
         scheme, _, host = archive.endpoint_url.partition("://")
         secret += [
-            f"ENDPOINT {_quote(host.rstrip('/'))}",
+            f"ENDPOINT {quote(host.rstrip('/'))}",
             "URL_STYLE 'path'",
             f"USE_SSL {'true' if scheme == 'https' else 'false'}",
         ]
     connection.execute(f"CREATE SECRET archive ({', '.join(secret)})")
     for view, (prefix, columns) in VIEWS.items():
         pattern = f"s3://{archive.bucket}/{prefix}/year=*/month=*/day=*/hour=*/*.jsonl.gz"
-        types = ", ".join(f"{_quote(name)}: {_quote(kind)}" for name, kind in columns)
-        hive = ", ".join(f"{_quote(name)}: 'INTEGER'" for name in PARTITIONS)
+        types = ", ".join(f"{quote(name)}: {quote(kind)}" for name, kind in columns)
+        hive = ", ".join(f"{quote(name)}: 'INTEGER'" for name in PARTITIONS)
         names = ", ".join(f'"{name}"' for name, _ in columns)
         # Only our own constants and the quoted bucket name are spliced in.
         statement = (
             f"CREATE VIEW {view} AS SELECT {names}, year, month, day, hour FROM read_json("  # noqa: S608
-            f"{_quote(pattern)}, format = 'newline_delimited', compression = 'gzip', "
+            f"{quote(pattern)}, format = 'newline_delimited', compression = 'gzip', "
             f"columns = {{{types}}}, hive_partitioning = true, hive_types = {{{hive}}})"
         )
         try:

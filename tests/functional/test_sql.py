@@ -6,7 +6,8 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -202,3 +203,84 @@ def test_the_command_prints_table_json_and_csv_and_one_line_errors(
     assert bad.returncode == 1
     assert bad.stderr.strip().startswith("error: query failed")
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_the_heatmap_bins_equal_the_generators_clicks_for_a_page(archive: Archive) -> None:
+    from clickstream.events import EventType
+    from insights.heatmap import Click, bins, clicks_of_page
+
+    # GIVEN the traffic the archive was filled with: the generator knows where it clicked
+    records, _ = generate(5, START, 3000, TrafficProfile(malformed=40, sessions_per_minute=120))
+    clicks = [r for r in records if isinstance(r, ClickEvent) and r.type is EventType.CLICK]
+    busiest = Counter(page_key(c.page) for c in clicks).most_common(1)[0][0]
+    truth = [
+        Click(c.session_id, c.timestamp, c.x or 0, c.y or 0, c.viewport_width, c.page)
+        for c in clicks
+        if page_key(c.page) == busiest
+    ]
+    # WHEN the page's clicks are read back from the archive
+    read = clicks_of_page(sql.connect(archive.location), busiest, START.replace(minute=0))
+    # THEN they bin exactly as the generator's
+    assert bins(read) == bins(truth)
+    assert len(read) == len(truth) > 20
+
+
+def test_rage_clicks_are_found_where_a_session_made_them_and_nowhere_else(
+    local_stack: LocalStackState, tmp_path: Path
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    s3 = aws.local_client("s3", local_stack.moto_endpoint, local_stack.region)
+    bucket = f"sqlrage-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    fill(s3, bucket, seed=7)  # ordinary traffic: no rage clicks in it
+    at = START + timedelta(minutes=3)
+    burst = [
+        ClickEvent(
+            event_id=f"rage-{n}",
+            type="click",
+            session_id="s-rage",
+            page="/pricing",
+            timestamp=at + timedelta(milliseconds=150 * n),
+            x=300 + n,
+            y=200 - n,
+            viewport_width=1280,
+        )
+        for n in range(4)
+    ]
+    events = [
+        PositionedEvent(Position(10_000 + n), e, e.to_record(), e.session_id)
+        for n, e in enumerate(burst)
+    ]
+    for item in archive_objects("shardId-000000000001", events, []):
+        s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)
+    env = {**os.environ, **local_stack.environment(), "CLICKSTREAM_ARCHIVE_BUCKET": bucket}
+    png = tmp_path / "pricing.png"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "clickstream.cli",
+            "heatmap",
+            "/pricing",
+            "--since",
+            START.replace(minute=0).isoformat(),
+            "--out",
+            str(png),
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [(r["session_id"], r["clicks"]) for r in report["rage_clicks"]] == [("s-rage", 4)]
+    assert report["png"] == str(png)
+    assert png.read_bytes().startswith(b"\x89PNG")
+    assert sum(c["clicks"] for c in report["width_classes"]["large"]) >= 4

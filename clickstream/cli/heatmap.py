@@ -1,0 +1,97 @@
+"""`clickstream heatmap PAGE`: a page's clicks from the archive, as a PNG density map or bins."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from clickstream.cli.common import JsonFlag, err, one_line_errors, out, print_json
+from clickstream.cli.sql import archive_location
+from clickstream.errors import ConfigurationError
+from clickstream.pagekey import page_key
+
+
+def since_time(text: str, now: datetime) -> datetime:
+    """`--since`: a span back from now (90m, 24h, 7d) or an ISO 8601 time (UTC if no offset)."""
+    span = re.fullmatch(r"(\d+)([mhd])", text)
+    if span:
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[span.group(2)]
+        return now - timedelta(**{unit: int(span.group(1))})
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigurationError(
+            f"--since {text!r}: expected a span like 90m, 24h, 7d or an ISO 8601 time"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@one_line_errors
+def heatmap(
+    page: Annotated[str, typer.Argument(help="The page: a path, a URL or its page key.")],
+    since: Annotated[str, typer.Option(help="From when: 90m, 24h, 7d or ISO 8601.")] = "24h",
+    width: Annotated[
+        str | None,
+        typer.Option(
+            help="Viewport class: small (≤ 640 px), medium (≤ 1024), large; default "
+            "the one with the most clicks."
+        ),
+    ] = None,
+    output: Annotated[Path, typer.Option("--out", help="Where to write the PNG.")] = Path(
+        "heatmap.png"
+    ),
+    as_json: JsonFlag = False,
+) -> None:
+    """The page's clicks from the archive on a 16-pixel grid of document coordinates, one map
+    per viewport-width class, drawn as a density map (PNG), and its rage clicks (three or more
+    clicks of a session within a second and 30 px)."""
+    from insights import heatmap as maps
+    from insights import sql
+
+    key = page_key(page)
+    start = since_time(since, datetime.now(UTC))
+    connection = sql.connect(archive_location())
+    clicks = maps.clicks_of_page(connection, key, start)
+    found = maps.bins(clicks)
+    rages = maps.rage_clicks(clicks)
+    if width is not None and width not in {name for name, _ in maps.WIDTH_CLASSES}:
+        raise ConfigurationError(f"--width {width!r}: expected small, medium or large")
+    chosen = width or max(found, key=lambda name: sum(found[name].values()), default=None)
+    wrote = None
+    if chosen is not None and found.get(chosen):
+        output.write_bytes(maps.render_png(found[chosen], title=f"{key} ({chosen})"))
+        wrote = str(output)
+    if as_json:
+        print_json(
+            {
+                "page": key,
+                "since": start.isoformat(),
+                "clicks": len(clicks),
+                **maps.bins_as_json(found),
+                "rage_clicks": [r.as_dict() for r in rages],
+                "png": wrote,
+            }
+        )
+        return
+    table = Table(title=f"clicks on {key} since {start:%Y-%m-%d %H:%M} UTC")
+    table.add_column("viewport class")
+    table.add_column("clicks", justify="right")
+    table.add_column("cells", justify="right")
+    for name, cells in sorted(found.items()):
+        table.add_row(name, str(sum(cells.values())), str(len(cells)))
+    out.print(table)
+    out.print(f"rage clicks: {len(rages)}")
+    for rage in rages:
+        out.print(
+            f"  {rage.started_at:%H:%M:%S} session {rage.session_id}: {rage.clicks} clicks "
+            f"at ({rage.x}, {rage.y})"
+        )
+    if wrote:
+        err.print(f"wrote {wrote} ({chosen} viewports)")
+    else:
+        err.print("no clicks to draw")

@@ -1,0 +1,242 @@
+"""Click heatmaps and rage clicks from the archive. Pure except `clicks_of_page`, which reads.
+
+Clicks are binned on a 16-pixel grid of document coordinates (what the tracker and the
+contract record: `x`, `y` from the page's top left), kept apart by viewport-width class, so
+a responsive layout's three layouts are three maps, not one smear. Rage clicks follow
+PostHog's definition: three or more clicks of one session within one second, within 30 px
+of each other.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from clickstream.pagekey import page_key
+
+GRID: Final = 16
+WIDTH_CLASSES: Final = (("small", 640), ("medium", 1024), ("large", None))
+"""Viewport widths up to 640 px (phones), up to 1,024 (tablets, small windows), wider."""
+UNKNOWN_WIDTH: Final = "unknown"
+RAGE_MIN_CLICKS: Final = 3
+RAGE_WINDOW: Final = timedelta(seconds=1)
+RAGE_RADIUS_PX: Final = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    session_id: str
+    at: datetime
+    x: int
+    y: int
+    viewport_width: int | None
+    page: str
+
+
+@dataclass(frozen=True, slots=True)
+class RageClick:
+    session_id: str
+    page: str
+    started_at: datetime
+    clicks: int
+    x: int
+    y: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "page": self.page,
+            "started_at": self.started_at.isoformat(),
+            "clicks": self.clicks,
+            "x": self.x,
+            "y": self.y,
+        }
+
+
+def width_class(viewport_width: int | None) -> str:
+    if viewport_width is None:
+        return UNKNOWN_WIDTH
+    for name, widest in WIDTH_CLASSES:
+        if widest is None or viewport_width <= widest:
+            return name
+    return UNKNOWN_WIDTH  # unreachable: the last class has no bound
+
+
+def bins(clicks: Iterable[Click], grid: int = GRID) -> dict[str, Counter[tuple[int, int]]]:
+    """Per width class, clicks per grid cell, keyed by the cell's top-left corner in pixels."""
+    found: dict[str, Counter[tuple[int, int]]] = {}
+    for click in clicks:
+        cell = (click.x // grid * grid, click.y // grid * grid)
+        found.setdefault(width_class(click.viewport_width), Counter())[cell] += 1
+    return found
+
+
+def rage_clicks(
+    clicks: Iterable[Click],
+    *,
+    min_clicks: int = RAGE_MIN_CLICKS,
+    window: timedelta = RAGE_WINDOW,
+    radius: float = RAGE_RADIUS_PX,
+) -> list[RageClick]:
+    """Bursts of `min_clicks` or more clicks of one session on one page within `window`, each
+    within `radius` of the burst's first click; a burst is reported once, with its size."""
+    by_session: dict[tuple[str, str], list[Click]] = {}
+    for click in clicks:
+        by_session.setdefault((click.session_id, page_key(click.page)), []).append(click)
+    found: list[RageClick] = []
+    for (session, page), mine in by_session.items():
+        mine.sort(key=lambda c: c.at)
+        start = 0
+        while start < len(mine):
+            first = mine[start]
+            burst = [first]
+            for later in mine[start + 1 :]:
+                if later.at - first.at > window:
+                    break
+                if math.dist((later.x, later.y), (first.x, first.y)) <= radius:
+                    burst.append(later)
+            if len(burst) >= min_clicks:
+                found.append(
+                    RageClick(
+                        session,
+                        page,
+                        first.at,
+                        len(burst),
+                        round(sum(c.x for c in burst) / len(burst)),
+                        round(sum(c.y for c in burst) / len(burst)),
+                    )
+                )
+                start = mine.index(burst[-1]) + 1
+            else:
+                start += 1
+    return sorted(found, key=lambda r: (r.started_at, r.session_id))
+
+
+def clicks_of_page(connection: Any, key: str, since: datetime) -> list[Click]:
+    """The archive's clicks whose page key is `key`, since `since`: partitions before that
+    hour are pruned, SQL keeps the pages whose text holds the key's path (a cheap superset),
+    and the key itself is checked here, as the consumer computes it."""
+    from insights import sql
+
+    path = key if key.startswith("/") else "/" + key.partition("/")[2]
+    prefix = path.partition("?")[0].partition("…~")[0][:64] or "/"
+    hour = since.replace(minute=0, second=0, microsecond=0)
+    query = (
+        # Numbers and one quoted literal only.
+        "SELECT session_id, timestamp, x, y, viewport_width, page FROM raw_events "  # noqa: S608
+        "WHERE type = 'click' AND x IS NOT NULL AND y IS NOT NULL "
+        f"AND make_timestamp(year, month, day, hour, 0, 0) >= "
+        f"make_timestamp({hour.year}, {hour.month}, {hour.day}, {hour.hour}, 0, 0) "
+        f"AND strpos(page, {sql.quote(prefix)}) > 0"
+    )
+    _, rows = sql.run(connection, query)
+    clicks = []
+    for session, at, x, y, width, page in rows:
+        moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+        if page_key(page) == key and moment >= since:
+            clicks.append(Click(session, moment, x, y, width, page))
+    return clicks
+
+
+def _ramp(value: float) -> tuple[int, int, int, int]:
+    """Transparent blue through green and yellow to red, as heat."""
+    stops = (
+        (0.0, (0, 0, 255, 0)),
+        (0.25, (0, 0, 255, 140)),
+        (0.5, (0, 220, 0, 180)),
+        (0.75, (255, 230, 0, 210)),
+        (1.0, (255, 0, 0, 235)),
+    )
+    for (low, a), (high, b) in itertools.pairwise(stops):
+        if value <= high:
+            t = (value - low) / (high - low)
+            return tuple(round(a[i] + (b[i] - a[i]) * t) for i in range(4))  # type: ignore[return-value]
+    return stops[-1][1]
+
+
+def render_png(
+    cells: Counter[tuple[int, int]], *, title: str, grid: int = GRID, width: int | None = None
+) -> bytes:
+    """A density map: each cell's clicks spread by a Gaussian kernel, coloured by a ramp,
+    with a legend naming the click count. `width`: the page width to draw (default: the
+    rightmost click)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    right = max((x for x, _ in cells), default=0) + grid * 4
+    bottom = max((y for _, y in cells), default=0) + grid * 4
+    page_width, page_height = max(width or right, 320), max(bottom, 240)
+    # Counts on a grid of cells, spread by a Gaussian kernel, coloured, then scaled up.
+    columns, rows = page_width // grid + 1, page_height // grid + 1
+    values = gaussian_density(cells, columns, rows, grid)
+    peak = max(values, default=0.0) or 1.0
+    heat = Image.new("RGBA", (columns, rows))
+    heat.putdata([_ramp(min(1.0, value / peak)) for value in values])
+    heat = heat.resize((page_width, page_height), Image.Resampling.BILINEAR)
+    legend_height = 36
+    canvas = Image.new("RGBA", (page_width, page_height + legend_height), (250, 250, 250, 255))
+    canvas.alpha_composite(heat, (0, legend_height))
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=14)
+    total = sum(cells.values())
+    draw.text((8, 10), f"{title}: {total} clicks", fill=(20, 20, 20, 255), font=font)
+    busiest = max(cells.values(), default=0)
+    draw.text(
+        (page_width - 300, 10),
+        f"density, max {busiest}/cell",
+        fill=(20, 20, 20, 255),
+        font=font,
+    )
+    for step in range(100):  # the ramp, low to high
+        draw.line(
+            [(page_width - 110 + step, 12), (page_width - 110 + step, 24)],
+            fill=(*_ramp(step / 99)[:3], 255),
+        )
+    buffer = io.BytesIO()
+    canvas.convert("RGB").save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def gaussian_density(
+    cells: Counter[tuple[int, int]], columns: int, rows: int, grid: int, sigma: float = 1.2
+) -> list[float]:
+    """Row-major density of `columns` x `rows` cells: each cell's clicks spread by a
+    Gaussian of `sigma` cells (separable: across, then down)."""
+    reach = max(1, math.ceil(3 * sigma))
+    kernel = [math.exp(-(d * d) / (2 * sigma * sigma)) for d in range(-reach, reach + 1)]
+    across = [0.0] * (columns * rows)
+    for (x, y), count in cells.items():
+        column, row = x // grid, y // grid
+        if not (0 <= column < columns and 0 <= row < rows):
+            continue
+        for offset, weight in enumerate(kernel, start=-reach):
+            if 0 <= column + offset < columns:
+                across[row * columns + column + offset] += count * weight
+    down = [0.0] * (columns * rows)
+    for row in range(rows):
+        for column in range(columns):
+            value = across[row * columns + column]
+            if not value:
+                continue
+            for offset, weight in enumerate(kernel, start=-reach):
+                if 0 <= row + offset < rows:
+                    down[(row + offset) * columns + column] += value * weight
+    return down
+
+
+def bins_as_json(found: dict[str, Counter[tuple[int, int]]], grid: int = GRID) -> dict[str, Any]:
+    return {
+        "grid_px": grid,
+        "width_classes": {
+            name: sorted(
+                ({"x": x, "y": y, "clicks": n} for (x, y), n in cells.items()),
+                key=lambda cell: (cell["y"], cell["x"]),
+            )
+            for name, cells in sorted(found.items())
+        },
+    }

@@ -1,0 +1,77 @@
+"""Heatmap bins, width classes, rage clicks and the PNG: pure."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from PIL import Image
+
+from insights.heatmap import Click, bins, bins_as_json, rage_clicks, render_png, width_class
+
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+def click(
+    session: str, ms: int, x: int, y: int, width: int | None = 1280, page: str = "/p"
+) -> Click:
+    return Click(session, T0 + timedelta(milliseconds=ms), x, y, width, page)
+
+
+def test_width_classes_keep_layouts_apart() -> None:
+    assert [width_class(w) for w in (320, 640, 641, 1024, 1025, None)] == [
+        "small",
+        "small",
+        "medium",
+        "medium",
+        "large",
+        "unknown",
+    ]
+
+
+def test_clicks_are_binned_on_a_16_pixel_grid_per_width_class() -> None:
+    found = bins([click("a", 0, 5, 5), click("a", 1, 15, 0), click("b", 2, 16, 31, width=400)])
+    assert found == {"large": Counter({(0, 0): 2}), "small": Counter({(16, 16): 1})}
+    assert bins_as_json(found)["width_classes"]["large"] == [{"x": 0, "y": 0, "clicks": 2}]
+
+
+def test_rage_clicks_are_three_clicks_within_a_second_and_30_px_in_one_session() -> None:
+    clicks = [
+        # a rage burst: four clicks in 600 ms within 12 px
+        click("rage", 0, 100, 100),
+        click("rage", 200, 108, 104),
+        click("rage", 400, 96, 110),
+        click("rage", 600, 102, 99),
+        # near misses: two clicks; three spread over 1.5 s; three 40 px apart; three sessions
+        click("two", 0, 10, 10),
+        click("two", 100, 10, 10),
+        click("slow", 0, 10, 10),
+        click("slow", 700, 10, 10),
+        click("slow", 1500, 10, 10),
+        click("far", 0, 10, 10),
+        click("far", 100, 50, 10),
+        click("far", 200, 90, 10),
+        click("s1", 0, 10, 10),
+        click("s2", 10, 10, 10),
+        click("s3", 20, 10, 10),
+        # the same session on another page does not join the burst
+        click("split", 0, 10, 10),
+        click("split", 100, 10, 10, page="/q"),
+        click("split", 200, 10, 10),
+    ]
+    (found,) = rage_clicks(clicks)
+    assert (found.session_id, found.page, found.clicks) == ("rage", "/p", 4)
+    assert (found.x, found.y) == (102, 103)
+    assert found.started_at == T0
+
+
+def test_the_png_is_a_density_map_with_a_legend() -> None:
+    cells = Counter({(160, 320): 40, (800, 96): 3})
+    image = Image.open(io.BytesIO(render_png(cells, title="/pricing (large)")))
+    assert image.format == "PNG"
+    assert image.size[0] >= 800
+    hot = image.getpixel((168, 36 + 328))
+    cold = image.getpixel((500, 36 + 370))
+    assert hot != cold  # the busy cell is coloured, an empty place is the background
+    assert cold == (250, 250, 250)
