@@ -75,3 +75,16 @@ def test_the_png_is_a_density_map_with_a_legend() -> None:
     cold = image.getpixel((500, 36 + 370))
     assert hot != cold  # the busy cell is coloured, an empty place is the background
     assert cold == (250, 250, 250)
+
+
+def test_since_takes_a_span_or_a_time() -> None:
+    import pytest
+
+    from clickstream.cli.heatmap import since_time
+    from clickstream.errors import ConfigurationError
+
+    assert since_time("90m", T0) == T0 - timedelta(minutes=90)
+    assert since_time("2d", T0) == T0 - timedelta(days=2)
+    assert since_time("2026-11-23T08:00", T0) == datetime(2026, 11, 23, 8, tzinfo=UTC)
+    with pytest.raises(ConfigurationError, match="--since"):
+        since_time("yesterday", T0)
