@@ -107,6 +107,8 @@ class Collector:
 
     async def accept(self, request: Request, read: Callable[[Any, Edge], Intake]) -> Response:
         try:
+            # A key in the header is checked before the body is read; only without one does
+            # the body's `writeKey` count (analytics.js sends no headers).
             authorization = request.headers.get("authorization")
             if authorization and not intake.key_is_known(
                 intake.write_key_from(authorization, None), self.write_keys
@@ -118,9 +120,10 @@ class Collector:
                 content_encoding=request.headers.get("content-encoding"),
                 max_bytes=self.settings.max_request_bytes,
             )
-            key = intake.write_key_from(authorization, body)
-            if not intake.key_is_known(key, self.write_keys):
-                raise Refused(401, "unknown write key" if key else "missing write key")
+            if not authorization:
+                key = intake.write_key_from(None, body)
+                if not intake.key_is_known(key, self.write_keys):
+                    raise Refused(401, "unknown write key" if key else "missing write key")
             accepted = read(body, self.edge(request))
         except Refused as refused:
             self.metrics.request(0, {f"http_{refused.status}": 1})

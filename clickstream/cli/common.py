@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
@@ -59,6 +61,15 @@ def print_json(value: Any) -> None:
 def maybe(value: float | None) -> str:
     """A figure, or a dash where there is none."""
     return "-" if value is None else f"{value:g}"
+
+
+def span_back(text: str, now: datetime) -> datetime | None:
+    """A span back from now (90m, 6h, 2d) as a time, or None when `text` is no span."""
+    span = re.fullmatch(r"(\d+)([mhd])", text)
+    if span is None:
+        return None
+    unit = {"m": "minutes", "h": "hours", "d": "days"}[span.group(2)]
+    return now - timedelta(**{unit: int(span.group(1))})
 
 
 def use_local_stack_environment() -> None:

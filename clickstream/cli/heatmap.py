@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from clickstream.cli.common import JsonFlag, err, one_line_errors, out, print_json
+from clickstream.cli.common import JsonFlag, err, one_line_errors, out, print_json, span_back
 from clickstream.cli.sql import archive_location
 from clickstream.errors import ConfigurationError
 from clickstream.pagekey import page_key
@@ -18,10 +17,9 @@ from clickstream.pagekey import page_key
 
 def since_time(text: str, now: datetime) -> datetime:
     """`--since`: a span back from now (90m, 24h, 7d) or an ISO 8601 time (UTC if no offset)."""
-    span = re.fullmatch(r"(\d+)([mhd])", text)
-    if span:
-        unit = {"m": "minutes", "h": "hours", "d": "days"}[span.group(2)]
-        return now - timedelta(**{unit: int(span.group(1))})
+    start = span_back(text, now)
+    if start is not None:
+        return start
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from clickstream import aws, dynamo
-from clickstream.cli.common import JsonFlag, one_line_errors, out, print_json, results_clients
+from clickstream.cli.common import (
+    JsonFlag,
+    one_line_errors,
+    out,
+    print_json,
+    results_clients,
+    span_back,
+)
 from clickstream.errors import ConfigurationError
 from clickstream.events import minute_key
 
@@ -84,14 +91,13 @@ def since_minute(since: str | None, now: datetime) -> str | None:
         return None
     if re.fullmatch(_MINUTE, since):
         return since
-    span = re.fullmatch(r"(\d+)([mhd])", since)
-    if span is None:
+    start = span_back(since, now)
+    if start is None:
         raise ConfigurationError(
             f"--since {since!r}: expected a minute (YYYY-MM-DDTHH:MM, UTC) "
             "or a span like 90m, 6h, 2d"
         )
-    unit = {"m": "minutes", "h": "hours", "d": "days"}[span.group(2)]
-    return minute_key(now - timedelta(**{unit: int(span.group(1))}))
+    return minute_key(start)
 
 
 @app.command("alerts")
