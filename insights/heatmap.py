@@ -144,6 +144,33 @@ def clicks_of_page(connection: Any, key: str, since: datetime) -> list[Click]:
     return clicks
 
 
+def rage_candidates(connection: Any, since: datetime) -> list[Click]:
+    """Every click since `since` that could belong to a rage burst, on any page: SQL keeps
+    the clicks with two more of their session within a second either side (a superset of
+    every burst's members), so `rage_clicks` judges a few clicks, not the whole archive."""
+    from insights import sql
+
+    hour = since.replace(minute=0, second=0, microsecond=0)
+    after = since.strftime("%Y-%m-%dT%H:%M:%S")
+    query = (
+        # Numbers and one quoted literal only. The archive writes UTC times ending in Z.
+        "SELECT session_id, timestamp, x, y, viewport_width, page FROM ("  # noqa: S608
+        " SELECT *, count(*) OVER (PARTITION BY session_id ORDER BY click_at RANGE BETWEEN"
+        " INTERVAL 1 SECOND PRECEDING AND INTERVAL 1 SECOND FOLLOWING) AS near FROM ("
+        "  SELECT *, try_cast(timestamp AS TIMESTAMP) AS click_at FROM raw_events"
+        "  WHERE type = 'click' AND x IS NOT NULL AND y IS NOT NULL"
+        "  AND make_timestamp(year, month, day, hour, 0, 0) >= "
+        f"make_timestamp({hour.year}, {hour.month}, {hour.day}, {hour.hour}, 0, 0))"
+        f" WHERE click_at >= {sql.quote(after)}::TIMESTAMP)"
+        f" WHERE near >= {RAGE_MIN_CLICKS}"
+    )
+    _, rows = sql.run(connection, query)
+    return [
+        Click(session, datetime.fromisoformat(at.replace("Z", "+00:00")), x, y, width, page)
+        for session, at, x, y, width, page in rows
+    ]
+
+
 def _ramp(value: float) -> tuple[int, int, int, int]:
     """Transparent blue through green and yellow to red, as heat."""
     stops = (

@@ -10,7 +10,18 @@ from typing import Annotated
 
 import typer
 
-from clickstream.cli import collect, consume, demo, heatmap, local, produce, query, sql, tools
+from clickstream.cli import (
+    collect,
+    consume,
+    dashboard,
+    demo,
+    heatmap,
+    local,
+    produce,
+    query,
+    sql,
+    tools,
+)
 from clickstream.logging import configure_logging
 
 app = typer.Typer(
@@ -27,6 +38,7 @@ app.command()(consume.health)
 app.add_typer(query.app, name="query")
 app.command()(sql.sql)
 app.command()(heatmap.heatmap)
+app.command()(dashboard.dashboard)
 app.command()(demo.demo)
 app.add_typer(tools.anomalies_app, name="anomalies")
 app.command()(tools.bench)

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from clickstream import aws
+from clickstream import aws, dynamo
 from clickstream.cli.common import JsonFlag, err, one_line_errors, out, print_json
 from clickstream.cli.produce import (
     generated_traffic,
@@ -50,6 +50,9 @@ def demo(
     state = _stack(settings, started_here)
     # Exactly what `eval "$(clickstream local env)"` does for a user's shell.
     os.environ.update(state.environment())
+    with err.status("starting the dashboard"):
+        board = local_stack.start_dashboard(settings)
+    err.print(f"dashboard at {board.endpoint}/ : watch the traffic arrive", highlight=False)
     logs = settings.state_dir / "logs"
     running = [
         LocalWorker(f"demo-worker-{n}", logs / f"demo-worker-{n}.log").start()
@@ -59,14 +62,23 @@ def demo(
     try:
         truth = _send_demo_traffic(state, settings, events=events, seed=seed)
         alerts = _wait_for_results(state, truth, running)
-        _summary(truth, state.environment(), alerts, as_json=as_json)
+        picture = _busiest_page_heatmap(state.environment(), settings)
+        _summary(
+            truth,
+            state.environment(),
+            alerts,
+            as_json=as_json,
+            shown={"dashboard": f"{board.endpoint}/", "heatmap": picture},
+        )
     finally:
         with err.status("stopping the workers (SIGTERM: final flush and checkpoint)"):
             codes = [worker.stop() for worker in running]
         err.print(f"workers stopped, exit statuses {codes}")
         if started_here and not keep:
             local_stack.down(settings)
-            err.print("local stack stopped (use --keep to leave it running)")
+            err.print("local stack and dashboard stopped (--keep leaves them running)")
+        else:
+            err.print(f"the dashboard runs at {board.endpoint}/ until `clickstream local down`")
 
 
 def _stack(settings: LocalStackSettings, start: bool) -> LocalStackState:
@@ -134,8 +146,35 @@ def _wait_for_results(
         )
 
 
+def _busiest_page_heatmap(environment: dict[str, str], settings: LocalStackSettings) -> str | None:
+    """The heatmap of the page with the most views, as `clickstream heatmap` draws it."""
+    from clickstream.cli.sql import archive_location
+    from insights import heatmap, sql
+
+    names = result_names(environment)
+    pages = query.merge_pages(dynamo.scan_table(aws.client("dynamodb"), names["page_stats_table"]))
+    if not pages:
+        return None
+    busiest = pages[0].page
+    since = datetime.now(UTC) - timedelta(hours=24)
+    clicks = heatmap.clicks_of_page(sql.connect(archive_location()), busiest, since)
+    found = heatmap.bins(clicks)
+    widest = max(found, key=lambda name: sum(found[name].values()), default=None)
+    if widest is None:
+        return None
+    path = settings.state_dir / "demo-heatmap.png"
+    path.write_bytes(heatmap.render_png(found[widest], title=f"{busiest} ({widest})"))
+    err.print(f"heatmap of the busiest page, {busiest}: {path} ({len(clicks)} clicks)")
+    return str(path)
+
+
 def _summary(
-    truth: Manifest, environment: dict[str, str], alerts: list[Alert], *, as_json: bool
+    truth: Manifest,
+    environment: dict[str, str],
+    alerts: list[Alert],
+    *,
+    as_json: bool,
+    shown: dict[str, str | None],
 ) -> None:
     names = result_names(environment)
     results = read_results(aws.client("dynamodb"), aws.client("s3"), names)
@@ -152,12 +191,16 @@ def _summary(
                 "dead_letters": dict(reasons),
                 "anomalies": detection,
                 "check_against_manifest": verdict.as_dict(),
+                **shown,
             }
         )
     else:
         _print_tables(pages, totals, reasons, alerts)
         _print_detection(detection)
         _print_verdict(verdict)
+        out.print(f"dashboard: {shown['dashboard']}", highlight=False)
+        if shown["heatmap"]:
+            out.print(f"heatmap of the busiest page: {shown['heatmap']}", highlight=False)
     if not verdict.exact:
         raise typer.Exit(1)
 

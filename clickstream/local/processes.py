@@ -105,6 +105,21 @@ def collector_spec(settings: LocalStackSettings, environment: dict[str, str]) ->
     )
 
 
+def dashboard_spec(settings: LocalStackSettings, environment: dict[str, str]) -> EmulatorSpec:
+    """`clickstream dashboard` on loopback, reading the stack's tables and bucket."""
+    return EmulatorSpec(
+        name="dashboard",
+        argv=[sys.executable, "-m", "clickstream.cli", "dashboard"],
+        env={
+            **environment,
+            "CLICKSTREAM_DASHBOARD_HOST": LOOPBACK,
+            "CLICKSTREAM_DASHBOARD_PORT": str(settings.dashboard_port),
+        },
+        ports=(settings.dashboard_port,),
+        marker="dashboard",
+    )
+
+
 def start(spec: EmulatorSpec, log_dir: Path) -> subprocess.Popen[bytes]:
     """Start an emulator in its own session, so it outlives the CLI and stops as a group."""
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,9 @@ class LocalStackSettings(BaseSettings):
     collector_port: int = Field(
         default=8080, ge=1, le=65535, description="The collector, with `local up --collector`."
     )
+    dashboard_port: int = Field(
+        default=8050, ge=1, le=65535, description="The dashboard `clickstream demo` leaves."
+    )
     write_key: str = Field(
         default="local-write-key",
         min_length=8,

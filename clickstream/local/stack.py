@@ -36,6 +36,8 @@ log = get_logger(component="local-stack")
 T = TypeVar("T")
 
 _STATE_FILE = "state.json"
+DASHBOARD = "dashboard"
+"""The emulator list's name for the dashboard: optional, so a stack without it still runs."""
 REQUIRED_OUTPUTS = (
     "StreamName",
     "ShardCount",
@@ -108,7 +110,8 @@ def load_state(settings: LocalStackSettings) -> LocalStackState | None:
 def running_state(settings: LocalStackSettings) -> LocalStackState:
     """The state of a running stack, or a clear error saying how to start one."""
     state = load_state(settings)
-    if state is None or not all(processes.is_running(e.pid, e.marker) for e in state.emulators):
+    needed = [e for e in (state.emulators if state else []) if e.name != DASHBOARD]
+    if state is None or not all(processes.is_running(e.pid, e.marker) for e in needed):
         raise LocalStackError(
             f"no local stack is running (state dir {settings.state_dir}); "
             "start one with `clickstream local up`"
@@ -264,9 +267,52 @@ def _start_collector(
 
 
 def _collector_answers(endpoint: str) -> None:
-    with urllib.request.urlopen(f"{endpoint}/ready", timeout=3) as response:  # noqa: S310
+    _answers_ok(f"{endpoint}/ready")
+
+
+def _answers_ok(url: str) -> None:
+    with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310
         if response.status != 200:
-            raise OSError(f"{endpoint}/ready answered {response.status}")
+            raise OSError(f"{url} answered {response.status}")
+
+
+def start_dashboard(settings: LocalStackSettings) -> EmulatorState:
+    """`clickstream dashboard` beside the running stack (the demo's last step), listed with
+    the emulators so that `local down` stops it; the one already running, if any."""
+    state = running_state(settings)
+    for emulator in state.emulators:
+        if emulator.name == DASHBOARD and processes.is_running(emulator.pid, emulator.marker):
+            return emulator
+    processes.require_free_port(settings.dashboard_port, "CLICKSTREAM_LOCAL_DASHBOARD_PORT")
+    log_dir = settings.state_dir / "logs"
+    spec = processes.dashboard_spec(settings, state.environment())
+    proc = processes.start(spec, log_dir)
+    dashboard = EmulatorState(
+        name=DASHBOARD,
+        pid=proc.pid,
+        marker=spec.marker,
+        endpoint=f"http://{LOOPBACK}:{settings.dashboard_port}",
+        log=str(log_dir / f"{DASHBOARD}.log"),
+    )
+
+    def alive() -> None:
+        if proc.poll() is not None:
+            tail = processes.log_tail(Path(dashboard.log))
+            raise LocalStackError(f"the dashboard exited with code {proc.returncode}: {tail}")
+
+    try:
+        _wait_until(
+            lambda: _answers_ok(f"{dashboard.endpoint}/health"),
+            "the dashboard",
+            settings.startup_timeout_seconds,
+            alive,
+        )
+    except BaseException:
+        processes.stop(dashboard.pid, dashboard.marker)
+        raise
+    state.emulators = [dashboard, *(e for e in state.emulators if e.name != DASHBOARD)]
+    state_path(settings).write_text(state.model_dump_json(indent=2))
+    return dashboard
 
 
 def _deploy(cfn: Any, settings: LocalStackSettings) -> tuple[dict[str, str], StackContext]:
@@ -390,9 +436,11 @@ def status(settings: LocalStackSettings) -> dict[str, Any]:
 
 
 def _answers(emulator: EmulatorState, region: str) -> bool:
-    if emulator.name == "collector":
+    if emulator.name in ("collector", DASHBOARD):
         try:
-            _collector_answers(emulator.endpoint)
+            _answers_ok(
+                emulator.endpoint + ("/ready" if emulator.name == "collector" else "/health")
+            )
         except OSError:
             return False
         return True

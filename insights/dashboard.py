@@ -1,0 +1,221 @@
+"""What the dashboard shows, assembled from the readers and kept for a refresh interval.
+
+One `Dashboard` serves every open page: a snapshot is computed at most once per refresh
+interval whatever the number of viewers, and heatmaps (DuckDB over the archive) once per
+heatmap interval per page. A source that fails does not blank the others: its error is
+part of the snapshot, and the page shows it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from clickstream.errors import ClickstreamError
+from clickstream.events import minute_key
+from clickstream.logging import get_logger
+from clickstream.pagekey import page_key
+from consumer.core.anomaly import Rule
+from insights import heatmap as maps
+from insights import live, query
+from insights.live_sources import ArchiveTail, PageMinutes, shard_lags
+from insights.settings import DashboardSettings
+
+log = get_logger(component="dashboard")
+
+READ_ERRORS = (BotoCoreError, ClientError, ClickstreamError, OSError)
+"""What a read may fail with and the dashboard survives: shown on the page, tried again."""
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where the figures come from: the stack's outputs and clients for them."""
+
+    stream_name: str
+    page_stats_table: str
+    alerts_table: str | None
+    lease_table: str
+    archive_bucket: str
+    dynamodb: Any
+    kinesis: Any
+    s3: Any
+    duckdb: Callable[[], Any]
+    """Opens a DuckDB connection with the archive's views (`insights.sql.connect`)."""
+
+
+class Dashboard:
+    def __init__(
+        self,
+        sources: Sources,
+        settings: DashboardSettings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._sources = sources
+        self._settings = settings
+        self._clock = clock
+        self._window = timedelta(minutes=settings.window_minutes)
+        self._archive = ArchiveTail(sources.s3, sources.archive_bucket)
+        self._pages = PageMinutes(
+            sources.dynamodb,
+            sources.page_stats_table,
+            fresh_for=timedelta(seconds=settings.refresh_seconds),
+        )
+        self._lock = threading.Lock()
+        self._snapshot: dict[str, Any] | None = None
+        self._snapshot_at = 0.0
+        self._sql_lock = threading.Lock()
+        self._connection: Any = None
+        self._heatmaps: dict[tuple[str, str | None], tuple[float, dict[str, Any], bytes]] = {}
+        self._rage: tuple[float, dict[str, Any]] | None = None
+
+    # -- the live snapshot ---------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The figures, computed again when the last ones are a refresh interval old."""
+        with self._lock:
+            if (
+                self._snapshot is None
+                or time.monotonic() - self._snapshot_at >= self._settings.refresh_seconds
+            ):
+                self._snapshot = self._compute()
+                self._snapshot_at = time.monotonic()
+            return self._snapshot
+
+    def _compute(self) -> dict[str, Any]:
+        now = self._clock()
+        errors: list[dict[str, str]] = []
+        figures: dict[str, Any] = {
+            "as_of": now.isoformat(),
+            "window_minutes": self._settings.window_minutes,
+            "active_minutes": self._settings.active_minutes,
+            "recent_minutes": self._settings.recent_minutes,
+            "refresh_seconds": self._settings.refresh_seconds,
+        }
+        minutes = live.window_minutes(now, self._settings.window_minutes)
+        figures |= self._part("archive", errors, lambda: self._archive_figures(now, minutes))
+        figures |= self._part("page stats", errors, lambda: self._page_figures(now, minutes))
+        figures |= self._part("alerts", errors, lambda: self._alerts(minutes[0]))
+        figures |= self._part("shards", errors, self._shards)
+        figures |= self._part("rage clicks", errors, lambda: {"rage_clicks": self._rages(now)})
+        figures["errors"] = errors
+        return figures
+
+    def _part(
+        self, name: str, errors: list[dict[str, str]], read: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
+        try:
+            return read()
+        except READ_ERRORS as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.warning("dashboard read failed", source=name, error=message)
+            errors.append({"source": name, "error": message})
+            return {}
+
+    def _archive_figures(self, now: datetime, minutes: list[str]) -> dict[str, Any]:
+        self._archive.refresh(now, self._window)
+        tallies = self._archive.raw_tallies()
+        per_minute = live.events_per_minute(tallies, minutes)
+        since_active = now - timedelta(minutes=self._settings.active_minutes)
+        return {
+            "events_per_minute": per_minute,
+            "events_in_window": sum(row["total"] for row in per_minute),
+            "active_sessions": live.active_sessions(tallies, since_active),
+            "dead_letters": dict(self._archive.dead_letters(now - self._window).most_common()),
+        }
+
+    def _page_figures(self, now: datetime, minutes: list[str]) -> dict[str, Any]:
+        from clickstream.aws import shard_ids
+
+        shards = shard_ids(self._sources.kinesis, self._sources.stream_name)
+        self._pages.refresh(now, minutes, shards)
+        recent_from = minute_key(now - timedelta(minutes=self._settings.recent_minutes - 1))
+        rows = live.top_pages(self._pages.items(), recent_from=recent_from)
+        return {"top_pages": [row.as_dict() for row in rows]}
+
+    def _alerts(self, first_minute: str) -> dict[str, Any]:
+        if not self._sources.alerts_table:
+            return {"alerts": []}
+        found = query.alerts(
+            self._sources.dynamodb,
+            self._sources.alerts_table,
+            since=first_minute,
+            rules=[rule.value for rule in Rule],
+        )
+        keep = ("rule", "window", "subject", "observed", "baseline", "threshold", "raised_at")
+        return {
+            "alerts": [
+                {key: _plain_number(item.get(key)) for key in keep}
+                for item in reversed(found)  # newest first
+            ]
+        }
+
+    def _shards(self) -> dict[str, Any]:
+        lags = shard_lags(
+            self._sources.kinesis,
+            self._sources.dynamodb,
+            self._sources.stream_name,
+            self._sources.lease_table,
+        )
+        return {"shards": [lag.as_dict() for lag in lags]}
+
+    # -- archive SQL: rage clicks and heatmaps ----------------------------------------------
+
+    def _sql(self) -> Any:
+        if self._connection is None:
+            self._connection = self._sources.duckdb()
+        return self._connection
+
+    def _rages(self, now: datetime) -> dict[str, Any]:
+        if self._rage and time.monotonic() - self._rage[0] < self._settings.heatmap_refresh_seconds:
+            return self._rage[1]
+        with self._sql_lock:
+            candidates = maps.rage_candidates(self._sql(), now - self._window)
+        found = maps.rage_clicks(candidates)
+        by_page = Counter(rage.page for rage in found)
+        figures = {"count": len(found), "by_page": dict(by_page.most_common())}
+        self._rage = (time.monotonic(), figures)
+        return figures
+
+    def heatmap(self, page: str, width: str | None) -> tuple[dict[str, Any], bytes]:
+        """A page's heatmap over the window: its bins and rage clicks, and the PNG of the
+        width class asked for (default: the one with the most clicks)."""
+        key = (page_key(page), width)
+        kept = self._heatmaps.get(key)
+        if kept and time.monotonic() - kept[0] < self._settings.heatmap_refresh_seconds:
+            return kept[1], kept[2]
+        since = self._clock() - self._window
+        with self._sql_lock:
+            clicks = maps.clicks_of_page(self._sql(), key[0], since)
+        found = maps.bins(clicks)
+        chosen = width or max(found, key=lambda name: sum(found[name].values()), default=None)
+        png = b""
+        if chosen is not None and found.get(chosen):
+            png = maps.render_png(found[chosen], title=f"{key[0]} ({chosen})")
+        figures = {
+            "page": key[0],
+            "since": since.isoformat(),
+            "clicks": len(clicks),
+            "width_class": chosen,
+            "clicks_per_width_class": {name: sum(c.values()) for name, c in sorted(found.items())},
+            "rage_clicks": [rage.as_dict() for rage in maps.rage_clicks(clicks)],
+        }
+        if len(self._heatmaps) > 64:  # a page chooser is not a cache of every page
+            self._heatmaps.clear()
+        self._heatmaps[key] = (time.monotonic(), figures, png)
+        return figures, png
+
+
+def _plain_number(value: Any) -> Any:
+    """DynamoDB numbers (Decimal) as JSON numbers."""
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value

@@ -1,0 +1,179 @@
+"""The live dashboard's reads: the archive's new objects, page-stats minutes, shard lag.
+
+Each reader keeps what it read and asks again only for what may have changed: archive
+objects are immutable, so each is fetched once (a LIST of the window's hour partitions per
+refresh finds the new ones); a page-stats minute is re-queried often while young and rarely
+once settled. The figures are computed by the pure functions of `insights.live`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from botocore.exceptions import ClientError
+
+from clickstream.dynamo import scan_table
+from clickstream.events import minute_key
+from consumer.core.batch import DEAD_LETTER_PREFIX, RAW_PREFIX, partition_path
+from consumer.sinks import page_items_for_minute
+from insights import live
+from insights.archive import object_lines
+
+T = TypeVar("T")
+READ_THREADS = 8
+"""Archive objects fetched at once (the S3 client's pool holds 10 connections)."""
+
+
+class ArchiveTail:
+    """The archive objects of the last window: raw ones tallied, dead letters per reason."""
+
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self._s3 = s3
+        self._bucket = bucket
+        self._raw: dict[str, live.RawTally] = {}
+        self._dead: dict[str, Counter[tuple[str, str]]] = {}
+        self.objects_read = 0
+
+    def refresh(self, now: datetime, window: timedelta) -> None:
+        hours = live.hours_covering(now - window, now)
+        self._raw = self._read_new(RAW_PREFIX, hours, self._raw, live.tally_raw)
+        self._dead = self._read_new(DEAD_LETTER_PREFIX, hours, self._dead, live.tally_dead_letters)
+
+    def raw_tallies(self) -> list[live.RawTally]:
+        return list(self._raw.values())
+
+    def dead_letters(self, since: datetime) -> Counter[str]:
+        """Dead letters per reason that arrived from `since`'s minute on."""
+        first = minute_key(since)
+        reasons: Counter[str] = Counter()
+        for tally in self._dead.values():
+            for (minute, reason), count in tally.items():
+                if minute >= first:
+                    reasons[reason] += count
+        return reasons
+
+    def _read_new(
+        self,
+        prefix: str,
+        hours: Iterable[datetime],
+        kept: dict[str, T],
+        tally: Callable[[list[bytes]], T],
+    ) -> dict[str, T]:
+        """The objects of these hours' partitions: those kept, and the new ones read; objects
+        of hours that left the window are dropped."""
+        now_kept: dict[str, T] = {}
+        new: list[str] = []
+        paginator = self._s3.get_paginator("list_objects_v2")
+        for hour in hours:
+            partition = partition_path(prefix, hour) + "/"
+            for page in paginator.paginate(Bucket=self._bucket, Prefix=partition):
+                for entry in page.get("Contents", []):
+                    key = str(entry["Key"])
+                    if key in kept:
+                        now_kept[key] = kept[key]
+                    else:
+                        new.append(key)
+        # A dashboard opened on a busy hour has thousands of objects to read once: in
+        # parallel, as S3 serves them best.
+        with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+            tallies = pool.map(lambda key: tally(object_lines(self._s3, self._bucket, key)), new)
+            now_kept |= dict(zip(new, tallies, strict=True))
+        self.objects_read += len(new)
+        return now_kept
+
+
+class PageMinutes:
+    """Page-stats items of the window's minutes, one query of the `by-window` index per
+    minute and shard, re-read on the cadence `live.minutes_to_read` sets."""
+
+    def __init__(
+        self,
+        dynamodb: Any,
+        table: str,
+        *,
+        fresh_for: timedelta,
+        settled_after: timedelta = timedelta(minutes=3),
+        settled_per_refresh: int = 6,
+    ) -> None:
+        self._dynamodb = dynamodb
+        self._table = table
+        self._fresh_for = fresh_for
+        self._settled_after = settled_after
+        self._settled_per_refresh = settled_per_refresh
+        self._items: dict[str, list[dict[str, Any]]] = {}
+        self._read_at: dict[str, datetime] = {}
+        self.queries = 0
+
+    def refresh(self, now: datetime, minutes: list[str], shard_ids: list[str]) -> None:
+        due = live.minutes_to_read(
+            self._read_at,
+            minutes,
+            now,
+            fresh_for=self._fresh_for,
+            settled_after=self._settled_after,
+            settled_per_refresh=self._settled_per_refresh,
+        )
+        with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+            found = pool.map(
+                lambda minute: page_items_for_minute(
+                    self._dynamodb, self._table, minute, shard_ids
+                ),
+                due,
+            )
+            for minute, items in zip(due, found, strict=True):
+                self._items[minute] = items
+                self._read_at[minute] = now
+        self.queries += len(due) * len(shard_ids)
+        wanted = set(minutes)
+        for minute in [m for m in self._items if m not in wanted]:
+            del self._items[minute]
+            del self._read_at[minute]
+
+    def items(self) -> list[dict[str, Any]]:
+        return [item for minute in sorted(self._items) for item in self._items[minute]]
+
+
+def shard_lags(kinesis: Any, dynamodb: Any, stream: str, lease_table: str) -> list[live.ShardLag]:
+    """Each shard's checkpoint (KCL's lease table) against the stream: one GetRecords of one
+    record just after it, whose `MillisBehindLatest` says how far the newest record is."""
+    from clickstream.aws import shard_ids
+
+    try:
+        leases = {str(row["leaseKey"]): row for row in scan_table(dynamodb, lease_table)}
+    except dynamodb.exceptions.ResourceNotFoundException:
+        leases = {}  # no worker has started yet
+    lags = []
+    for shard in shard_ids(kinesis, stream):
+        lease = leases.get(shard)
+        checkpoint = str(lease["checkpoint"]) if lease and "checkpoint" in lease else None
+        owner = str(lease["leaseOwner"]) if lease and lease.get("leaseOwner") else None
+        behind: int | None = None
+        has_records = False
+        if checkpoint is not None and checkpoint != "SHARD_END":
+            try:
+                behind, has_records = _read_after(kinesis, stream, shard, checkpoint)
+            except ClientError:
+                behind = None  # throttled or trimmed: said as "unknown", tried next time
+        lags.append(
+            live.ShardLag(
+                shard, owner, checkpoint, behind, live.shard_state(checkpoint, behind, has_records)
+            )
+        )
+    return lags
+
+
+def _read_after(kinesis: Any, stream: str, shard: str, checkpoint: str) -> tuple[int, bool]:
+    if checkpoint.isdigit():
+        position = {
+            "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+            "StartingSequenceNumber": checkpoint,
+        }
+    else:  # TRIM_HORIZON or LATEST: nothing processed yet
+        position = {"ShardIteratorType": checkpoint}
+    iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard, **position)
+    answer = kinesis.get_records(ShardIterator=iterator["ShardIterator"], Limit=1)
+    return int(answer.get("MillisBehindLatest", 0)), bool(answer.get("Records"))

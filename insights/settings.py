@@ -1,0 +1,58 @@
+"""The dashboard's settings: `CLICKSTREAM_DASHBOARD_*` (what it reads comes from the stack's
+outputs, as for `clickstream query`)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
+
+
+class DashboardSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLICKSTREAM_DASHBOARD_", extra="ignore")
+
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address to listen on; anything but loopback requires a token.",
+    )
+    port: int = Field(default=8050, ge=1, le=65535)
+    token: SecretStr | None = Field(
+        default=None,
+        description="Required of every request when set (`?token=` once, then a cookie); "
+        "generated when the host is not loopback and none is given.",
+    )
+    refresh_seconds: float = Field(
+        default=5.0, ge=1, description="How often the page asks for new figures."
+    )
+    window_minutes: int = Field(
+        default=60, ge=5, le=24 * 60, description="The chart's span, and the alerts'."
+    )
+    active_minutes: int = Field(
+        default=30, ge=1, description="A session is active when its last event is this recent."
+    )
+    recent_minutes: int = Field(default=5, ge=1, description="Top pages' 'now' column.")
+    heatmap_refresh_seconds: float = Field(
+        default=60.0,
+        ge=5,
+        description="How long a heatmap and the rage-click count are reused: both read the "
+        "window's archive objects again through DuckDB.",
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value()) < 16:
+            raise ValueError("a dashboard token needs 16 characters or more")
+        return token
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

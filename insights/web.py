@@ -1,0 +1,145 @@
+"""`clickstream dashboard`: the live page and its JSON, under uvicorn.
+
+The page is ours and self-contained (HTML, CSS, and a script that draws its chart as SVG):
+nothing is loaded from elsewhere, and the Content-Security-Policy says so to the browser.
+Bound to loopback by default; any other address requires a token, given once as `?token=`
+(kept in a same-site cookie) or as `Authorization: Bearer`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from importlib import resources
+from typing import Any, Final
+from urllib.parse import urlencode
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from clickstream.logging import get_logger
+from insights.dashboard import READ_ERRORS, Dashboard
+from insights.heatmap import WIDTH_CLASSES
+
+log = get_logger(component="dashboard")
+
+COOKIE: Final = "clickstream_dashboard"
+ASSETS: Final = {
+    "dashboard.js": "text/javascript; charset=utf-8",
+    "dashboard.css": "text/css; charset=utf-8",
+}
+SECURITY_HEADERS: Final = {
+    # Everything from this server; images may be the heatmap's blob URLs.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def _asset(name: str) -> bytes:
+    return resources.files("insights").joinpath(f"static/{name}").read_bytes()
+
+
+class TokenGate(BaseHTTPMiddleware):
+    """Every request but `/health` carries the token: header, cookie, or `?token=` (which
+    sets the cookie and redirects to the same URL without it, out of the address bar)."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        super().__init__(app)
+        self._token = token
+
+    def _matches(self, given: str | None) -> bool:
+        return given is not None and hmac.compare_digest(given.encode(), self._token.encode())
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        if request.url.path == "/health":
+            return await call_next(request)
+        bearer = request.headers.get("authorization", "")
+        if self._matches(bearer.removeprefix("Bearer ")) or self._matches(
+            request.cookies.get(COOKIE)
+        ):
+            return await call_next(request)
+        if self._matches(request.query_params.get("token")):
+            rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+            target = request.url.path + ("?" + urlencode(rest) if rest else "")
+            redirect = RedirectResponse(target, status_code=303)
+            redirect.set_cookie(COOKIE, self._token, httponly=True, samesite="strict")
+            return redirect
+        return PlainTextResponse(
+            "a token is required: open the URL `clickstream dashboard` printed", status_code=401
+        )
+
+
+def create_app(dashboard: Dashboard, *, token: str | None) -> Starlette:
+    page = _asset("dashboard.html")
+    assets = {name: _asset(name) for name in ASSETS}
+
+    async def index(request: Request) -> Response:
+        return Response(page, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
+
+    async def asset(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in assets:
+            return PlainTextResponse("not found", status_code=404)
+        return Response(assets[name], media_type=ASSETS[name], headers=SECURITY_HEADERS)
+
+    async def snapshot(request: Request) -> Response:
+        figures = await run_in_threadpool(dashboard.snapshot)
+        return JSONResponse(figures, headers=SECURITY_HEADERS)
+
+    async def heatmap(request: Request) -> Response:
+        page = request.query_params.get("page", "").strip()
+        width = request.query_params.get("width") or None
+        if not page:
+            return _problem(400, "page: which page's heatmap? (?page=/path)")
+        if width is not None and width not in {name for name, _ in WIDTH_CLASSES}:
+            return _problem(400, f"width {width!r}: expected small, medium or large")
+        try:
+            figures, png = await run_in_threadpool(dashboard.heatmap, page, width)
+        except READ_ERRORS as exc:
+            return _problem(502, f"reading the archive failed: {exc}")
+        if request.url.path.endswith(".png"):
+            if not png:
+                return _problem(404, f"no clicks on {figures['page']} in the window")
+            return Response(png, media_type="image/png", headers=SECURITY_HEADERS)
+        return JSONResponse(figures, headers=SECURITY_HEADERS)
+
+    async def health(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    middleware = [Middleware(TokenGate, token=token)] if token else []
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/static/{name}", asset),
+            Route("/api/snapshot", snapshot),
+            Route("/api/heatmap", heatmap),
+            Route("/api/heatmap.png", heatmap),
+            Route("/health", health),
+        ],
+        middleware=middleware,
+    )
+
+
+def _problem(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=SECURITY_HEADERS)
+
+
+def serve(dashboard: Dashboard, *, host: str, port: int, token: str | None) -> None:
+    config = uvicorn.Config(
+        create_app(dashboard, token=token),
+        host=host,
+        port=port,
+        lifespan="off",
+        access_log=False,
+        log_config=None,  # our structlog set-up owns logging (JSON on stderr)
+        server_header=False,
+    )
+    uvicorn.Server(config).run()
