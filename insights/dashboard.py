@@ -97,6 +97,7 @@ class Dashboard:
             "active_minutes": self._settings.active_minutes,
             "recent_minutes": self._settings.recent_minutes,
             "refresh_seconds": self._settings.refresh_seconds,
+            "heatmap_refresh_seconds": self._settings.heatmap_refresh_seconds,
         }
         minutes = live.window_minutes(now, self._settings.window_minutes)
         figures |= self._part("archive", errors, lambda: self._archive_figures(now, minutes))

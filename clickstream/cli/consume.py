@@ -15,12 +15,14 @@ from clickstream.errors import ConfigurationError
 from clickstream.local.settings import LocalStackSettings
 from clickstream.logging import configure_logging
 from collector.settings import CollectorSettings
+from insights.settings import DashboardSettings
 from producer.settings import ProducerSettings
 
 OTHER_SETTINGS: tuple[type[BaseSettings], ...] = (
     ProducerSettings,
     LocalStackSettings,
     CollectorSettings,
+    DashboardSettings,
 )
 """The other commands' settings that share the `CLICKSTREAM_` prefix: a shell prepared for
 every command (`eval "$(clickstream local env)"`) must not be refused as full of typos."""

@@ -60,7 +60,7 @@ def demo(
     ]
     err.print(f"started {workers} workers (clickstream consume --local); logs in {logs}")
     try:
-        truth = _send_demo_traffic(state, settings, events=events, seed=seed)
+        truth = _send_demo_traffic(state, settings, events=events, seed=seed, as_json=as_json)
         alerts = _wait_for_results(state, truth, running)
         picture = _busiest_page_heatmap(state.environment(), settings)
         _summary(
@@ -96,7 +96,12 @@ def _stack(settings: LocalStackSettings, start: bool) -> LocalStackState:
 
 
 def _send_demo_traffic(
-    state: LocalStackState, settings: LocalStackSettings, *, events: int, seed: int
+    state: LocalStackState,
+    settings: LocalStackSettings,
+    *,
+    events: int,
+    seed: int,
+    as_json: bool,
 ) -> Manifest:
     """The demo's traffic: three bots, a spike on /pricing, a drop on /search, 1% malformed."""
     # 100 sessions a minute spread 20,000 events over ~13 minutes of event time: the page
@@ -123,7 +128,7 @@ def _send_demo_traffic(
         )
     manifest_path = settings.state_dir / "demo-manifest.json"
     record_delivery(truth, report, manifest_path)
-    report_produce(truth, report, manifest_path, dry_run=False, as_json=False)
+    report_produce(truth, report, manifest_path, dry_run=False, as_json=False, stdout_taken=as_json)
     return truth
 
 

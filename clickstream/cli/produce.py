@@ -268,8 +268,16 @@ def record_delivery(truth: Manifest, report: RunReport, manifest: Path | None) -
 
 
 def report_produce(
-    truth: Manifest, report: RunReport, manifest: Path | None, *, dry_run: bool, as_json: bool
+    truth: Manifest,
+    report: RunReport,
+    manifest: Path | None,
+    *,
+    dry_run: bool,
+    as_json: bool,
+    stdout_taken: bool = False,
 ) -> None:
+    """The run's summary. `stdout_taken`: stdout carries something else (the demo's JSON), so
+    the summary goes to stderr, as in a dry run, whose stdout carries the records."""
     summary = {
         "stream": truth.stream,
         "dry_run": dry_run,
@@ -287,10 +295,10 @@ def report_produce(
         "manifest": str(manifest) if manifest else None,
     }
     if as_json:
-        # In a dry run stdout carries the records, so the summary goes to stderr.
-        (sys.stderr if dry_run else sys.stdout).write(json.dumps(summary, indent=2) + "\n")
+        taken = dry_run or stdout_taken
+        (sys.stderr if taken else sys.stdout).write(json.dumps(summary, indent=2) + "\n")
         return
-    console = err if dry_run else out  # stdout carries the records in a dry run
+    console = err if dry_run or stdout_taken else out
     console.print(
         f"{'wrote' if dry_run else 'sent'} {report.sent} records ({truth.events} events, "
         f"{truth.malformed} malformed, {len(truth.sessions)} sessions) "

@@ -12,6 +12,7 @@
   let chosenPage = null; // the heatmap's page: the busiest until the viewer picks one
   let pickedByViewer = false;
   let heatmapAt = 0;
+  let heatmapSeconds = 60;
 
   function element(tag, text, className) {
     const node = document.createElement(tag);
@@ -32,6 +33,13 @@
       return tr;
     }));
     if (emptyId) $(emptyId).hidden = rows.length > 0;
+  }
+
+  function minuteCell(minute) {
+    const cell = element("td", String(minute).slice(11));
+    cell.title = `${minute} UTC`;
+    cell.dataset.minute = minute;
+    return cell;
   }
 
   function svg(tag, attributes) {
@@ -95,7 +103,9 @@
 
   function render(snapshot) {
     refreshSeconds = snapshot.refresh_seconds || refreshSeconds;
+    heatmapSeconds = snapshot.heatmap_refresh_seconds || heatmapSeconds;
     asOf = snapshot.as_of;
+    document.body.dataset.asOf = asOf;
     const span = `last ${snapshot.window_minutes} min, UTC`;
     $("chart-span").textContent = span;
     $("pages-span").textContent = span;
@@ -112,7 +122,7 @@
     if (snapshot.alerts) {
       $("alert-count").textContent = number(snapshot.alerts.length);
       fillTable("alerts", snapshot.alerts, (alert) => [
-        element("td", alert.window), element("td", alert.rule), element("td", alert.subject),
+        minuteCell(alert.window), element("td", alert.rule), element("td", alert.subject),
         element("td", alert.observed, "number"),
         element("td", alert.baseline !== undefined && alert.baseline !== null
           ? `${alert.baseline} / ${alert.threshold}` : `score ≥ ${alert.threshold}`, "number"),
@@ -238,7 +248,7 @@
       document.body.dataset.state = "ok";
       lastSuccess = Date.now();
       render(snapshot);
-      if (chosenPage && Date.now() - heatmapAt > 60000) loadHeatmap();
+      if (chosenPage && Date.now() - heatmapAt > heatmapSeconds * 1000) loadHeatmap();
     } catch (problem) {
       showErrors([`cannot read the figures: ${problem.message}`]);
     }

@@ -1,0 +1,232 @@
+"""End to end: `clickstream demo --keep` (local stack, collector, real KCL workers, the
+demo's traffic with its injected anomalies) with the dashboard open in Debian's headless
+chromium from before the traffic flows until it shows the manifest's numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clickstream.local.workers import LocalWorker
+from clickstream.paths import PROJECT_ROOT
+from producer.manifest import Manifest
+from tests.support.browser import headless_chromium
+from tests.support.e2e import clickstream
+from tests.support.stack import free_port
+
+pytestmark = pytest.mark.e2e
+
+ARTIFACTS = Path(os.environ.get("CLICKSTREAM_TEST_ARTIFACTS", PROJECT_ROOT / "test-artifacts"))
+DEMO_DEADLINE_SECONDS = 600
+"""The demo's whole run: stack up, 20,000 events through the collector, workers caught up."""
+SETTLE_SECONDS = 180
+"""After the demo: the settled minutes' re-reads and one heatmap refresh, with room."""
+
+READ_PAGE = """
+const minutes = {};
+for (const group of document.querySelectorAll("#chart g.minute")) {
+  const counts = {};
+  for (const bar of group.querySelectorAll("rect")) counts[bar.dataset.type] = +bar.dataset.count;
+  minutes[group.dataset.minute] = counts;
+}
+const rows = (id) => Array.from(document.querySelectorAll(`#${id} tbody tr`))
+  .map((tr) => Array.from(tr.cells).map((td) => td.dataset.minute || td.textContent));
+const image = document.getElementById("heatmap-image");
+return {
+  state: document.body.dataset.state,
+  as_of: document.body.dataset.asOf || null,
+  errors: document.getElementById("errors").textContent,
+  minutes: minutes,
+  events: document.getElementById("events-total").textContent,
+  active: document.getElementById("active-sessions").textContent,
+  pages: rows("top-pages"),
+  alerts: rows("alerts"),
+  dead_letters: rows("dead-letters"),
+  shards: rows("shards"),
+  heatmap: {page: image.dataset.page || null, clicks: image.dataset.clicks || null,
+            drawn: !image.hidden && image.complete && image.naturalWidth > 0},
+};
+"""
+
+
+@pytest.fixture
+def demo_environment(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A stack of the test's own: its state dir and free loopback ports."""
+    variables = {
+        "CLICKSTREAM_LOCAL_STATE_DIR": str(tmp_path / "state"),
+        "CLICKSTREAM_LOCAL_STACK_NAME": "e2edashboard",
+        **{
+            f"CLICKSTREAM_LOCAL_{name}_PORT": str(free_port())
+            for name in ("MOTO", "KINESIS", "KINESIS_TLS", "COLLECTOR", "DASHBOARD")
+        },
+        # So the heatmap catches up within the test's wait (default: once a minute).
+        "CLICKSTREAM_DASHBOARD_HEATMAP_REFRESH_SECONDS": "10",
+    }
+    saved = dict(os.environ)
+    os.environ.update(variables)
+    for variable in ("CLICKSTREAM_STREAM_NAME", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS"):
+        os.environ.pop(variable, None)
+    try:
+        yield variables
+    finally:
+        LocalWorker.kill_leftovers()
+        down = clickstream("local", "down")
+        os.environ.clear()
+        os.environ.update(saved)
+        assert down.returncode == 0, down.stderr.decode()
+
+
+def wait_for_dashboard(url: str, demo: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if demo.poll() is not None:
+            pytest.fail(f"the demo exited ({demo.returncode}) first: {log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url + "health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    pytest.fail(f"the dashboard never answered at {url}: {log.read_text()[-3000:]}")
+
+
+def number(text: str) -> int | None:
+    """A figure as the page prints it (1,234), None for its placeholder."""
+    digits = text.replace(",", "")
+    return int(digits) if digits.isdigit() else None
+
+
+def expected_figures(manifest: Manifest, summary: dict[str, Any]) -> dict[str, Any]:
+    """What the page must show, from the manifest and the demo's own summary."""
+    per_minute: dict[str, Counter[str]] = {}
+    views: Counter[str] = Counter()
+    clicks: Counter[str] = Counter()
+    sessions: Counter[str] = Counter()
+    for page, minutes in manifest.pages.items():
+        for minute, truth in minutes.items():
+            per_minute.setdefault(minute, Counter()).update(
+                {"page_view": truth.views, "click": truth.clicks}
+            )
+            views[page] += truth.views
+            clicks[page] += truth.clicks
+            sessions[page] += truth.sessions
+    ranked = sorted(views, key=lambda p: (-views[p], -clicks[p], p))[:10]
+    return {
+        "minutes": per_minute,
+        "events": manifest.events,
+        "pages": [[p, f"{views[p]:,}", f"{clicks[p]:,}", f"{sessions[p]:,}"] for p in ranked],
+        "alerts": sorted(
+            (a["window"], a["rule"], a["subject"]) for a in summary["anomalies"]["alerts"]
+        ),
+        "dead_letters": dict(summary["dead_letters"]),
+        "busiest": ranked[0],
+        "busiest_clicks": clicks[ranked[0]],
+    }
+
+
+def differences(shown: dict[str, Any], want: dict[str, Any], manifest: Manifest) -> list[str]:
+    """What the page shows that differs from the manifest (empty: it shows them all)."""
+    found = []
+    for minute, counts in want["minutes"].items():
+        on_chart = shown["minutes"].get(minute, {})
+        for kind in ("page_view", "click"):
+            if on_chart.get(kind, 0) != counts[kind]:
+                found.append(f"{minute} {kind}: {on_chart.get(kind, 0)} != {counts[kind]}")
+    if number(shown["events"]) != want["events"]:
+        found.append(f"events in the window: {shown['events']} != {want['events']}")
+    if [row[:4] for row in shown["pages"]] != want["pages"]:
+        found.append(f"top pages: {shown['pages'][:3]}... != {want['pages'][:3]}...")
+    alerts = sorted((row[0], row[1], row[2]) for row in shown["alerts"])
+    if alerts != want["alerts"]:
+        found.append(f"alerts: {alerts} != {want['alerts']}")
+    letters = {row[0]: number(row[1]) for row in shown["dead_letters"]}
+    if letters != want["dead_letters"]:
+        found.append(f"dead letters: {letters} != {want['dead_letters']}")
+    if shown["as_of"]:
+        as_of = datetime.fromisoformat(shown["as_of"])
+        since = as_of - timedelta(minutes=30)
+        active = sum(1 for s in manifest.sessions.values() if s.last_seen and s.last_seen >= since)
+        if number(shown["active"]) != active:
+            found.append(f"active sessions at {shown['as_of']}: {shown['active']} != {active}")
+    states = [row[2] for row in shown["shards"]]
+    if len(states) != 4 or set(states) != {"caught up"}:
+        found.append(f"shards: {states}")
+    heatmap = shown["heatmap"]
+    if not heatmap["drawn"] or heatmap["page"] != want["busiest"]:
+        found.append(f"heatmap: {heatmap} (want {want['busiest']} drawn)")
+    elif int(heatmap["clicks"]) != want["busiest_clicks"]:
+        found.append(f"heatmap clicks: {heatmap['clicks']} != {want['busiest_clicks']}")
+    return found
+
+
+def test_the_dashboard_shows_the_demos_numbers_live_and_its_heatmap(
+    demo_environment: dict[str, str], tmp_path: Path
+) -> None:
+    # GIVEN the demo running: stack, dashboard, workers, then 20,000 events and anomalies
+    log = tmp_path / "demo.log"
+    with log.open("wb") as stderr:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "clickstream.cli", "demo", "--keep", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
+    url = f"http://127.0.0.1:{demo_environment['CLICKSTREAM_LOCAL_DASHBOARD_PORT']}/"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        wait_for_dashboard(url, demo, log)
+        with headless_chromium(1400, 1800) as browser:
+            # WHEN the page is opened while the traffic flows, and never reloaded
+            browser.get(url)
+            totals_seen = set()
+            deadline = time.monotonic() + DEMO_DEADLINE_SECONDS
+            while demo.poll() is None and time.monotonic() < deadline:
+                shown = browser.execute_script(READ_PAGE)
+                assert shown["state"] in ("loading", "ok"), (shown["state"], shown["errors"])
+                totals_seen.add(shown["events"])
+                time.sleep(2)
+            output, _ = demo.communicate(timeout=60)
+            assert demo.returncode == 0, log.read_text()[-3000:]
+            summary = json.loads(output)
+            assert summary["check_against_manifest"]["exact"], summary["check_against_manifest"]
+            manifest = Manifest.model_validate_json(
+                (
+                    Path(demo_environment["CLICKSTREAM_LOCAL_STATE_DIR"]) / "demo-manifest.json"
+                ).read_text()
+            )
+            want = expected_figures(manifest, summary)
+            # THEN within a bounded wait it shows the manifest's numbers, fresh and error-free
+            deadline = time.monotonic() + SETTLE_SECONDS
+            while True:
+                shown = browser.execute_script(READ_PAGE)
+                assert shown["state"] == "ok", (shown["state"], shown["errors"])
+                totals_seen.add(shown["events"])
+                problems = differences(shown, want, manifest)
+                if not problems or time.monotonic() > deadline:
+                    break
+                time.sleep(2)
+            browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+            assert not problems, problems
+            # AND it updated itself as the traffic arrived (the page was never reloaded)
+            assert len(totals_seen) >= 2, totals_seen
+            assert len(want["alerts"]) == 5  # the demo's spike, drop and three bots
+            as_of = datetime.fromisoformat(shown["as_of"])
+            assert abs((datetime.now(as_of.tzinfo) - as_of).total_seconds()) < 30
+        # AND the demo printed the dashboard's URL and wrote the busiest page's heatmap
+        assert summary["dashboard"] == url
+        picture = Path(summary["heatmap"])
+        assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()

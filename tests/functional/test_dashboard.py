@@ -1,0 +1,244 @@
+"""The dashboard against the local stack (moto's S3 and DynamoDB, kinesis-mock): its figures
+from an archive and page-stats items the consumer's own code wrote from seeded traffic,
+checked against the manifest; a failing source; the token gate; the heatmap endpoints."""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+
+from clickstream import aws, dynamo
+from clickstream.events import ClickEvent
+from clickstream.local.stack import LocalStackState
+from consumer.core.aggregate import PageMinuteState, PositionedEvent
+from consumer.core.anomaly import Alert, Rule
+from consumer.core.batch import archive_objects
+from consumer.core.items import alert_item, page_item
+from consumer.core.positions import Position
+from insights import sql
+from insights.dashboard import Dashboard, Sources
+from insights.settings import DashboardSettings
+from insights.web import COOKIE, create_app
+from producer.malformed import MalformedRecord
+from producer.manifest import Manifest
+from tests.functional.test_sql import START, fill
+
+with warnings.catch_warnings():
+    # Starlette 1.x suggests httpx2 for its test client; the pinned httpx still drives it.
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+NOW = START + timedelta(minutes=31, seconds=30)
+"""The dashboard's clock: the seeded traffic (START to 2.5 minutes later) is in its last hour,
+and the 30 minutes of active sessions end in its middle."""
+SHARD = "shardId-000000000000"
+TOKEN = "a-dashboard-token-for-tests"
+
+
+@dataclass
+class Board:
+    dashboard: Dashboard
+    manifest: Manifest
+    malformed: list[MalformedRecord]
+    sources: Sources
+
+
+def rage_burst() -> list[ClickEvent]:
+    """Four clicks of one session within 450 ms and 4 px on /pricing."""
+    at = START + timedelta(minutes=3)
+    return [
+        ClickEvent(
+            event_id=f"rage-{n}",
+            type="click",
+            session_id="s-rage",
+            page="/pricing",
+            timestamp=at + timedelta(milliseconds=150 * n),
+            x=300 + n,
+            y=200 - n,
+            viewport_width=1280,
+        )
+        for n in range(4)
+    ]
+
+
+def write_page_items(dynamodb: object, table: str, manifest: Manifest) -> None:
+    """The manifest's page-minutes as a processor of one shard writes them."""
+    for page, minutes in manifest.pages.items():
+        for minute, truth in minutes.items():
+            state = PageMinuteState(
+                page, minute, SHARD, Position(1), truth.views, truth.clicks, truth.sessions
+            )
+            item = page_item(state, expires_at=2_000_000_000, updated_at=NOW)
+            dynamodb.put_item(TableName=table, Item=dynamo.to_dynamo(item))  # type: ignore[attr-defined]
+
+
+def sources(stack: LocalStackState, bucket: str, **changes: str) -> Sources:
+    location = sql.ArchiveLocation(
+        bucket, stack.region, "test", "test", endpoint_url=stack.moto_endpoint
+    )
+    names = {
+        "page_stats_table": stack.outputs["PageStatsTableName"],
+        "alerts_table": stack.outputs["AlertsTableName"],
+        **changes,
+    }
+    return Sources(
+        stream_name=stack.outputs["StreamName"],
+        page_stats_table=names["page_stats_table"],
+        alerts_table=names["alerts_table"],
+        lease_table=f"{stack.outputs['StreamName']}-consumer",
+        archive_bucket=bucket,
+        dynamodb=aws.local_client("dynamodb", stack.moto_endpoint, stack.region),
+        kinesis=aws.local_client("kinesis", stack.kinesis_endpoint, stack.region),
+        s3=aws.local_client("s3", stack.moto_endpoint, stack.region),
+        duckdb=lambda: sql.connect(location),
+    )
+
+
+@pytest.fixture(scope="module")
+def board(local_stack: LocalStackState) -> Board:
+    s3 = aws.local_client("s3", local_stack.moto_endpoint, local_stack.region)
+    bucket = f"dashboard-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    manifest, malformed = fill(s3, bucket, seed=11)
+    burst = [
+        PositionedEvent(Position(90_000 + n), e, e.to_record(), e.session_id)
+        for n, e in enumerate(rage_burst())
+    ]
+    for item in archive_objects("shardId-000000000001", burst, []):
+        s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)
+    found = sources(local_stack, bucket)
+    write_page_items(found.dynamodb, found.page_stats_table, manifest)
+    alert = Alert(Rule.PAGE_SPIKE, "/pricing", "2026-11-20T09:12", 50.0, 8.0, 4.0)
+    found.dynamodb.put_item(
+        TableName=found.alerts_table,
+        Item=dynamo.to_dynamo(
+            alert_item(alert, raised_by="test", raised_at=NOW, expires_at=2_000_000_000)
+        ),
+    )
+    settings = DashboardSettings(heatmap_refresh_seconds=5)
+    return Board(Dashboard(found, settings, clock=lambda: NOW), manifest, malformed, found)
+
+
+def test_the_figures_equal_the_manifest(board: Board) -> None:
+    # GIVEN an archive and page-stats items of seeded traffic, a rage burst and an alert
+    # WHEN the dashboard takes its snapshot
+    figures = board.dashboard.snapshot()
+    # THEN nothing failed
+    assert figures["errors"] == []
+    # AND page views and clicks per minute are the manifest's, every event counted once
+    expected: dict[str, Counter[str]] = {}
+    for minutes in board.manifest.pages.values():
+        for minute, truth in minutes.items():
+            expected.setdefault(minute, Counter()).update(
+                {"page_view": truth.views, "click": truth.clicks}
+            )
+    rows = {row["minute"]: row for row in figures["events_per_minute"]}
+    assert len(rows) == 60
+    for minute, counts in expected.items():
+        burst = 4 if minute == "2026-11-20T09:08" else 0
+        assert (rows[minute]["page_view"], rows[minute]["click"] - burst) == (
+            counts["page_view"],
+            counts["click"],
+        ), minute
+    assert figures["events_in_window"] == board.manifest.events + 4
+    # AND sessions whose last event is in the last 30 minutes are active
+    since = NOW - timedelta(minutes=30)
+    active = [s for s in board.manifest.sessions.values() if s.last_seen and s.last_seen >= since]
+    assert figures["active_sessions"] == len(active) + 1  # and the rage session, at 09:08
+    assert 0 < len(active) < len(board.manifest.sessions)
+    # AND the dead letters are the malformed records, by the reason each was made for
+    reasons = Counter(record.expected_reason for record in board.malformed)
+    assert figures["dead_letters"] == dict(reasons)
+    # AND the top pages sum the page-minute items, busiest first
+    totals = {
+        page: (sum(t.views for t in minutes.values()), sum(t.clicks for t in minutes.values()))
+        for page, minutes in board.manifest.pages.items()
+    }
+    ranked = sorted(totals, key=lambda page: (-totals[page][0], -totals[page][1], page))
+    assert [(row["page"], row["views"], row["clicks"]) for row in figures["top_pages"]] == [
+        (page, *totals[page]) for page in ranked[:10]
+    ]
+    # AND the alert, the rage burst (and no other), every shard of the stream
+    assert [(a["rule"], a["window"], a["subject"]) for a in figures["alerts"]] == [
+        ("page_spike", "2026-11-20T09:12", "/pricing")
+    ]
+    assert figures["alerts"][0]["observed"] == 50
+    assert figures["rage_clicks"] == {"count": 1, "by_page": {"/pricing": 1}}
+    assert [shard["shard_id"] for shard in figures["shards"]] == [
+        f"shardId-00000000000{n}" for n in range(4)
+    ]
+
+
+def test_a_failing_source_is_shown_as_an_error_and_the_others_still_are(
+    local_stack: LocalStackState,
+) -> None:
+    # GIVEN a dashboard whose archive bucket does not exist
+    broken = sources(local_stack, f"missing-{uuid.uuid4().hex[:8]}")
+    dashboard = Dashboard(broken, DashboardSettings(), clock=lambda: NOW)
+    # WHEN it takes its snapshot
+    figures = dashboard.snapshot()
+    # THEN the archive's and the rage clicks' errors are named, the tables' figures are there
+    assert {error["source"] for error in figures["errors"]} == {"archive", "rage clicks"}
+    assert "events_per_minute" not in figures
+    assert figures["top_pages"]
+    assert len(figures["shards"]) == 4
+
+
+def test_off_loopback_every_request_but_health_needs_the_token(board: Board) -> None:
+    client = TestClient(create_app(board.dashboard, token=TOKEN), follow_redirects=False)
+    # GIVEN no token: only the health check answers
+    assert client.get("/health").status_code == 200
+    assert client.get("/").status_code == 401
+    assert client.get("/api/snapshot").status_code == 401
+    assert client.get("/?token=wrong-token-of-some-length").status_code == 401
+    # WHEN the printed URL is opened: a cookie, and the token out of the address bar
+    first = client.get(f"/?token={TOKEN}&page=%2Fpricing")
+    assert first.status_code == 303
+    assert first.headers["location"] == "/?page=%2Fpricing"
+    assert first.cookies[COOKIE] == TOKEN
+    assert "httponly" in first.headers["set-cookie"].lower()
+    # THEN the cookie opens the page and its figures, as a bearer header does
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert client.get("/static/dashboard.js").status_code == 200
+    bearer = TestClient(create_app(board.dashboard, token=TOKEN))
+    answer = bearer.get("/api/snapshot", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 200
+    assert answer.json()["as_of"] == NOW.isoformat()
+
+
+def test_the_heatmap_endpoints_give_bins_rage_clicks_and_a_png(board: Board) -> None:
+    client = TestClient(create_app(board.dashboard, token=None))
+    figures = client.get("/api/heatmap", params={"page": "/pricing"}).json()
+    assert [(r["session_id"], r["clicks"]) for r in figures["rage_clicks"]] == [("s-rage", 4)]
+    clicks = sum(truth.clicks for truth in board.manifest.pages.get("/pricing", {}).values())
+    assert figures["clicks"] == clicks + 4
+    assert figures["clicks_per_width_class"][figures["width_class"]] > 0
+    picture = client.get("/api/heatmap.png", params={"page": "/pricing"})
+    assert picture.headers["content-type"] == "image/png"
+    assert picture.content.startswith(b"\x89PNG")
+    nothing = client.get("/api/heatmap.png", params={"page": "/never-clicked"})
+    assert nothing.status_code == 404
+    assert client.get("/api/heatmap").status_code == 400
+    assert client.get("/api/heatmap", params={"page": "/", "width": "huge"}).status_code == 400
+
+
+def test_the_page_loads_nothing_from_elsewhere() -> None:
+    import re
+    from importlib import resources
+
+    for name in ("dashboard.html", "dashboard.js", "dashboard.css"):
+        text = resources.files("insights").joinpath(f"static/{name}").read_text()
+        # The SVG namespace is a name, not a fetch.
+        without_namespace = text.replace("http://www.w3.org/2000/svg", "")
+        assert "http://" not in without_namespace, name
+        assert "https://" not in without_namespace, name
+        for target in re.findall(r'(?:src|href)="([^"]*)"', text):
+            assert target.startswith(("/static/", "data:")), (name, target)
+        assert "@import" not in text, name
