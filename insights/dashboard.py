@@ -8,6 +8,7 @@ part of the snapshot, and the page shows it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -71,7 +72,6 @@ class Dashboard:
         self._snapshot: dict[str, Any] | None = None
         self._snapshot_at = 0.0
         self._sql_lock = threading.Lock()
-        self._connection: Any = None
         self._heatmaps: dict[tuple[str, str | None], tuple[float, dict[str, Any], bytes]] = {}
         self._rage: tuple[float, dict[str, Any]] | None = None
 
@@ -169,15 +169,15 @@ class Dashboard:
     # -- archive SQL: rage clicks and heatmaps ----------------------------------------------
 
     def _sql(self) -> Any:
-        if self._connection is None:
-            self._connection = self._sources.duckdb()
-        return self._connection
+        """A new connection each time: its views list the archive's objects when made (an
+        archive with none yet gives an empty view), and a reading happens once a minute."""
+        return self._sources.duckdb()
 
     def _rages(self, now: datetime) -> dict[str, Any]:
         if self._rage and time.monotonic() - self._rage[0] < self._settings.heatmap_refresh_seconds:
             return self._rage[1]
-        with self._sql_lock:
-            candidates = maps.rage_candidates(self._sql(), now - self._window)
+        with self._sql_lock, contextlib.closing(self._sql()) as connection:
+            candidates = maps.rage_candidates(connection, now - self._window)
         found = maps.rage_clicks(candidates)
         by_page = Counter(rage.page for rage in found)
         figures = {"count": len(found), "by_page": dict(by_page.most_common())}
@@ -192,8 +192,8 @@ class Dashboard:
         if kept and time.monotonic() - kept[0] < self._settings.heatmap_refresh_seconds:
             return kept[1], kept[2]
         since = self._clock() - self._window
-        with self._sql_lock:
-            clicks = maps.clicks_of_page(self._sql(), key[0], since)
+        with self._sql_lock, contextlib.closing(self._sql()) as connection:
+            clicks = maps.clicks_of_page(connection, key[0], since)
         found = maps.bins(clicks)
         chosen = width or max(found, key=lambda name: sum(found[name].values()), default=None)
         png = b""

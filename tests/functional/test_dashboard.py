@@ -4,6 +4,7 @@ checked against the manifest; a failing source; the token gate; the heatmap endp
 
 from __future__ import annotations
 
+import time
 import uuid
 import warnings
 from collections import Counter
@@ -187,6 +188,34 @@ def test_a_failing_source_is_shown_as_an_error_and_the_others_still_are(
     assert "events_per_minute" not in figures
     assert figures["top_pages"]
     assert len(figures["shards"]) == 4
+
+
+def test_a_dashboard_opened_before_the_first_object_shows_those_that_come(
+    local_stack: LocalStackState,
+) -> None:
+    # GIVEN a dashboard on an archive with no objects yet (a stack whose traffic has not come)
+    s3 = aws.local_client("s3", local_stack.moto_endpoint, local_stack.region)
+    bucket = f"dashboard-late-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    settings = DashboardSettings(refresh_seconds=1, heatmap_refresh_seconds=5)
+    dashboard = Dashboard(sources(local_stack, bucket), settings, clock=lambda: NOW)
+    first = dashboard.snapshot()
+    assert (first["events_in_window"], first["rage_clicks"]["count"]) == (0, 0)
+    assert dashboard.heatmap("/pricing", None)[0]["clicks"] == 0
+    # WHEN the traffic's objects arrive, and a refresh interval passes
+    manifest, _ = fill(s3, bucket, seed=11)
+    burst = [
+        PositionedEvent(Position(90_000 + n), e, e.to_record(), e.session_id)
+        for n, e in enumerate(rage_burst())
+    ]
+    for item in archive_objects("shardId-000000000001", burst, []):
+        s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)
+    time.sleep(5.1)
+    # THEN every figure from the archive shows them: no view stays as empty as it was made
+    later = dashboard.snapshot()
+    assert later["events_in_window"] == manifest.events + 4
+    assert later["rage_clicks"]["count"] == 1
+    assert dashboard.heatmap("/pricing", None)[0]["clicks"] >= 4
 
 
 def test_off_loopback_every_request_but_health_needs_the_token(board: Board) -> None:
