@@ -27,6 +27,12 @@ class DashboardSettings(BaseSettings):
     refresh_seconds: float = Field(
         default=5.0, ge=1, description="How often the page asks for new figures."
     )
+    stale_after_seconds: float = Field(
+        default=30.0,
+        ge=5,
+        description="The page calls its figures stale when they are this old (or when no "
+        "answer came for three refresh intervals).",
+    )
     window_minutes: int = Field(
         default=60, ge=5, le=24 * 60, description="The chart's span, and the alerts'."
     )

@@ -9,6 +9,8 @@
   let refreshSeconds = 5;
   let lastSuccess = 0; // Date.now() of the last snapshot received
   let asOf = null;
+  let dataAge = 0; // seconds between the figures' reading and their serving (server clock)
+  let staleAfter = 30;
   let chosenPage = null; // the heatmap's page: the busiest until the viewer picks one
   let pickedByViewer = false;
   let heatmapAt = 0;
@@ -104,7 +106,9 @@
   function render(snapshot) {
     refreshSeconds = snapshot.refresh_seconds || refreshSeconds;
     heatmapSeconds = snapshot.heatmap_refresh_seconds || heatmapSeconds;
+    staleAfter = snapshot.stale_after_seconds || staleAfter;
     asOf = snapshot.as_of;
+    dataAge = (Date.parse(snapshot.served_at) - Date.parse(snapshot.as_of)) / 1000;
     document.body.dataset.asOf = asOf;
     const span = `last ${snapshot.window_minutes} min, UTC`;
     $("chart-span").textContent = span;
@@ -228,14 +232,15 @@
 
   function updateStatus() {
     if (!lastSuccess) return;
-    const age = (Date.now() - lastSuccess) / 1000;
-    const stale = age > 3 * refreshSeconds;
+    // Stale: the server's figures are old (a source slow to answer), or no answer came.
+    const age = dataAge + (Date.now() - lastSuccess) / 1000;
+    const stale = age > staleAfter || Date.now() - lastSuccess > 3 * refreshSeconds * 1000;
     if (document.body.dataset.state !== "error") {
       document.body.dataset.state = stale ? "stale" : "ok";
     }
     const shown = asOf ? asOf.slice(11, 19) : "?";
     $("status").textContent = stale
-      ? `stale: last update ${Math.round(age)} s ago (as of ${shown} UTC)`
+      ? `stale: figures ${Math.round(age)} s old (as of ${shown} UTC)`
       : `live: as of ${shown} UTC, every ${refreshSeconds} s`;
     $("status").dataset.asOf = asOf || "";
   }
