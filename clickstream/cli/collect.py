@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from clickstream.cli.common import one_line_errors, use_local_stack_environment
+from clickstream.cli.common import given, one_line_errors, use_local_stack_environment
 from clickstream.local.settings import LocalStackSettings
 from clickstream.logging import configure_logging
 
@@ -34,11 +34,6 @@ def collect(
         local_settings = LocalStackSettings()
         os.environ.setdefault("CLICKSTREAM_COLLECTOR_WRITE_KEYS", local_settings.write_key)
         os.environ.setdefault("CLICKSTREAM_COLLECTOR_ALLOWED_ORIGINS", "*")
-    overrides: dict[str, object] = {}
-    if host is not None:
-        overrides["host"] = host
-    if port is not None:
-        overrides["port"] = port
-    settings = CollectorSettings(**overrides)  # type: ignore[arg-type]
+    settings = CollectorSettings(**given(host=host, port=port))  # type: ignore[arg-type]
     configure_logging(settings.log_level)
     serve(settings)

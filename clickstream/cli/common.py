@@ -63,6 +63,11 @@ def maybe(value: float | None) -> str:
     return "-" if value is None else f"{value:g}"
 
 
+def given(**options: object) -> dict[str, object]:
+    """The options a user gave (those not None): overrides for a settings model."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
 def span_back(text: str, now: datetime) -> datetime | None:
     """A span back from now (90m, 6h, 2d) as a time, or None when `text` is no span."""
     span = re.fullmatch(r"(\d+)([mhd])", text)

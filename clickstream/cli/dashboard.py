@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from clickstream import aws
-from clickstream.cli.common import err, one_line_errors, results_clients
+from clickstream.cli.common import err, given, one_line_errors, results_clients
 from clickstream.cli.sql import archive_location
 from clickstream.errors import ConfigurationError
 
@@ -30,12 +30,7 @@ def dashboard(
     from insights.settings import DashboardSettings, is_loopback
     from insights.web import serve
 
-    overrides: dict[str, object] = {}
-    if host is not None:
-        overrides["host"] = host
-    if port is not None:
-        overrides["port"] = port
-    settings = DashboardSettings(**overrides)  # type: ignore[arg-type]
+    settings = DashboardSettings(**given(host=host, port=port))  # type: ignore[arg-type]
     token = settings.token.get_secret_value() if settings.token else None
     if token is None and not is_loopback(settings.host):
         token = secrets.token_urlsafe(24)

@@ -109,7 +109,8 @@ def dashboard_spec(settings: LocalStackSettings, environment: dict[str, str]) ->
     """`clickstream dashboard` on loopback, reading the stack's tables and bucket."""
     return EmulatorSpec(
         name="dashboard",
-        argv=[sys.executable, "-m", "clickstream.cli", "dashboard"],
+        # INFO: each snapshot's time per source goes to the log, for a dashboard that lags.
+        argv=[sys.executable, "-m", "clickstream.cli", "--log-level", "INFO", "dashboard"],
         env={
             **environment,
             "CLICKSTREAM_DASHBOARD_HOST": LOOPBACK,

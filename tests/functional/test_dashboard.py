@@ -14,11 +14,9 @@ from datetime import timedelta
 import pytest
 
 from clickstream import aws, dynamo
-from clickstream.events import ClickEvent
 from clickstream.local.stack import LocalStackState
-from consumer.core.aggregate import PageMinuteState, PositionedEvent
+from consumer.core.aggregate import PageMinuteState
 from consumer.core.anomaly import Alert, Rule
-from consumer.core.batch import archive_objects
 from consumer.core.items import alert_item, page_item
 from consumer.core.positions import Position
 from insights import sql
@@ -27,7 +25,7 @@ from insights.settings import DashboardSettings
 from insights.web import COOKIE, create_app
 from producer.malformed import MalformedRecord
 from producer.manifest import Manifest
-from tests.functional.test_sql import START, fill
+from tests.support.archive import START, fill, put_rage_burst
 
 with warnings.catch_warnings():
     # Starlette 1.x suggests httpx2 for its test client; the pinned httpx still drives it.
@@ -47,24 +45,6 @@ class Board:
     manifest: Manifest
     malformed: list[MalformedRecord]
     sources: Sources
-
-
-def rage_burst() -> list[ClickEvent]:
-    """Four clicks of one session within 450 ms and 4 px on /pricing."""
-    at = START + timedelta(minutes=3)
-    return [
-        ClickEvent(
-            event_id=f"rage-{n}",
-            type="click",
-            session_id="s-rage",
-            page="/pricing",
-            timestamp=at + timedelta(milliseconds=150 * n),
-            x=300 + n,
-            y=200 - n,
-            viewport_width=1280,
-        )
-        for n in range(4)
-    ]
 
 
 def write_page_items(dynamodb: object, table: str, manifest: Manifest) -> None:
@@ -106,12 +86,7 @@ def board(local_stack: LocalStackState) -> Board:
     bucket = f"dashboard-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
     manifest, malformed = fill(s3, bucket, seed=11)
-    burst = [
-        PositionedEvent(Position(90_000 + n), e, e.to_record(), e.session_id)
-        for n, e in enumerate(rage_burst())
-    ]
-    for item in archive_objects("shardId-000000000001", burst, []):
-        s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)
+    put_rage_burst(s3, bucket)
     found = sources(local_stack, bucket)
     write_page_items(found.dynamodb, found.page_stats_table, manifest)
     alert = Alert(Rule.PAGE_SPIKE, "/pricing", "2026-11-20T09:12", 50.0, 8.0, 4.0)
@@ -204,12 +179,7 @@ def test_a_dashboard_opened_before_the_first_object_shows_those_that_come(
     assert dashboard.heatmap("/pricing", None)[0]["clicks"] == 0
     # WHEN the traffic's objects arrive, and a refresh interval passes
     manifest, _ = fill(s3, bucket, seed=11)
-    burst = [
-        PositionedEvent(Position(90_000 + n), e, e.to_record(), e.session_id)
-        for n, e in enumerate(rage_burst())
-    ]
-    for item in archive_objects("shardId-000000000001", burst, []):
-        s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)
+    put_rage_burst(s3, bucket)
     time.sleep(5.1)
     # THEN the figures, computed again in the background, show them all: no view stays as
     # empty as it was made

@@ -6,27 +6,22 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from clickstream import aws
 from clickstream.errors import InsightsError
-from clickstream.events import ClickEvent, InvalidEvent, decode_event
+from clickstream.events import ClickEvent
 from clickstream.local.stack import LocalStackState
 from clickstream.local.template import load_template
 from clickstream.pagekey import page_key
 from clickstream.paths import DEFAULT_TEMPLATE
-from consumer.core.aggregate import PositionedEvent
-from consumer.core.batch import DeadLetter, archive_objects
-from consumer.core.positions import Position
 from insights import sql
 from producer.generator import TrafficProfile, generate
 from producer.malformed import MalformedRecord
-from producer.manifest import Manifest, build_manifest
-
-START = datetime(2026, 11, 20, 9, 5, tzinfo=UTC)
+from producer.manifest import Manifest
+from tests.support.archive import START, fill, put_rage_burst
 
 
 @dataclass
@@ -34,29 +29,6 @@ class Archive:
     location: sql.ArchiveLocation
     manifest: Manifest
     malformed: list[MalformedRecord]
-
-
-def fill(s3: object, bucket: str, seed: int) -> tuple[Manifest, list[MalformedRecord]]:
-    """Seeded traffic archived as the processors archive it (one shard, arrival = event time)."""
-    records, anomalies = generate(
-        seed, START, 3000, TrafficProfile(malformed=40, sessions_per_minute=120)
-    )
-    events, letters = [], []
-    for sequence, record in enumerate(records, start=1):
-        position = Position(sequence)
-        if isinstance(record, ClickEvent):
-            events.append(PositionedEvent(position, record, record.to_record(), record.session_id))
-            continue
-        try:
-            decode_event(record.data, None)
-        except InvalidEvent as error:
-            letters.append(DeadLetter(position, record.partition_key, START, record.data, error))
-    for chunk in range(0, len(events), 500):  # several flushes, as a processor makes them
-        part = events[chunk : chunk + 500]
-        for item in archive_objects("shardId-000000000000", part, letters if chunk == 0 else []):
-            s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)  # type: ignore[attr-defined]
-    manifest = build_manifest(records, anomalies, seed=seed, source="test")
-    return manifest, [r for r in records if isinstance(r, MalformedRecord)]
 
 
 @pytest.fixture(scope="module")
@@ -237,26 +209,7 @@ def test_rage_clicks_are_found_where_a_session_made_them_and_nowhere_else(
     bucket = f"sqlrage-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
     fill(s3, bucket, seed=7)  # ordinary traffic: no rage clicks in it
-    at = START + timedelta(minutes=3)
-    burst = [
-        ClickEvent(
-            event_id=f"rage-{n}",
-            type="click",
-            session_id="s-rage",
-            page="/pricing",
-            timestamp=at + timedelta(milliseconds=150 * n),
-            x=300 + n,
-            y=200 - n,
-            viewport_width=1280,
-        )
-        for n in range(4)
-    ]
-    events = [
-        PositionedEvent(Position(10_000 + n), e, e.to_record(), e.session_id)
-        for n, e in enumerate(burst)
-    ]
-    for item in archive_objects("shardId-000000000001", events, []):
-        s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)
+    put_rage_burst(s3, bucket)
     env = {**os.environ, **local_stack.environment(), "CLICKSTREAM_ARCHIVE_BUCKET": bucket}
     png = tmp_path / "pricing.png"
     result = subprocess.run(

@@ -1,0 +1,66 @@
+"""An archive written by the consumer's own archive code, for the read side's tests: seeded
+traffic (with its manifest) and a crafted rage-click burst."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from clickstream.events import ClickEvent, InvalidEvent, decode_event
+from consumer.core.aggregate import PositionedEvent
+from consumer.core.batch import DeadLetter, archive_objects
+from consumer.core.positions import Position
+from producer.generator import TrafficProfile, generate
+from producer.malformed import MalformedRecord
+from producer.manifest import Manifest, build_manifest
+
+START = datetime(2026, 11, 20, 9, 5, tzinfo=UTC)
+"""The seeded traffic's first event: about 2.5 minutes of it follow."""
+RAGE_SESSION = "s-rage"
+
+
+def fill(s3: object, bucket: str, seed: int) -> tuple[Manifest, list[MalformedRecord]]:
+    """Seeded traffic archived as the processors archive it (one shard, arrival = event time)."""
+    records, anomalies = generate(
+        seed, START, 3000, TrafficProfile(malformed=40, sessions_per_minute=120)
+    )
+    events, letters = [], []
+    for sequence, record in enumerate(records, start=1):
+        position = Position(sequence)
+        if isinstance(record, ClickEvent):
+            events.append(PositionedEvent(position, record, record.to_record(), record.session_id))
+            continue
+        try:
+            decode_event(record.data, None)
+        except InvalidEvent as error:
+            letters.append(DeadLetter(position, record.partition_key, START, record.data, error))
+    for chunk in range(0, len(events), 500):  # several flushes, as a processor makes them
+        part = events[chunk : chunk + 500]
+        for item in archive_objects("shardId-000000000000", part, letters if chunk == 0 else []):
+            s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)  # type: ignore[attr-defined]
+    manifest = build_manifest(records, anomalies, seed=seed, source="test")
+    return manifest, [r for r in records if isinstance(r, MalformedRecord)]
+
+
+def put_rage_burst(s3: object, bucket: str) -> None:
+    """Four clicks of one session on /pricing within 450 ms and 4 px, three minutes after
+    START, archived as shard 1's processor would."""
+    at = START + timedelta(minutes=3)
+    burst = [
+        ClickEvent(
+            event_id=f"rage-{n}",
+            type="click",
+            session_id=RAGE_SESSION,
+            page="/pricing",
+            timestamp=at + timedelta(milliseconds=150 * n),
+            x=300 + n,
+            y=200 - n,
+            viewport_width=1280,
+        )
+        for n in range(4)
+    ]
+    events = [
+        PositionedEvent(Position(90_000 + n), e, e.to_record(), e.session_id)
+        for n, e in enumerate(burst)
+    ]
+    for item in archive_objects("shardId-000000000001", events, []):
+        s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)  # type: ignore[attr-defined]
