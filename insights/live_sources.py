@@ -146,8 +146,8 @@ def shard_lags(kinesis: Any, dynamodb: Any, stream: str, lease_table: str) -> li
         leases = {str(row["leaseKey"]): row for row in scan_table(dynamodb, lease_table)}
     except dynamodb.exceptions.ResourceNotFoundException:
         leases = {}  # no worker has started yet
-    lags = []
-    for shard in shard_ids(kinesis, stream):
+
+    def lag_of(shard: str) -> live.ShardLag:
         lease = leases.get(shard)
         checkpoint = str(lease["checkpoint"]) if lease and "checkpoint" in lease else None
         owner = str(lease["leaseOwner"]) if lease and lease.get("leaseOwner") else None
@@ -158,12 +158,11 @@ def shard_lags(kinesis: Any, dynamodb: Any, stream: str, lease_table: str) -> li
                 behind, has_records = _read_after(kinesis, stream, shard, checkpoint)
             except ClientError:
                 behind = None  # throttled or trimmed: said as "unknown", tried next time
-        lags.append(
-            live.ShardLag(
-                shard, owner, checkpoint, behind, live.shard_state(checkpoint, behind, has_records)
-            )
-        )
-    return lags
+        state = live.shard_state(checkpoint, behind, has_records)
+        return live.ShardLag(shard, owner, checkpoint, behind, state)
+
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        return list(pool.map(lag_of, shard_ids(kinesis, stream)))
 
 
 def _read_after(kinesis: Any, stream: str, shard: str, checkpoint: str) -> tuple[int, bool]:
