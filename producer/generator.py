@@ -6,7 +6,8 @@ popularity), with log-normal think times between page views, clicks at coordinat
 its viewport and scrolls in between. Optional anomalies, each labelled in the manifest:
 bot sessions (fast, regular clicks over many pages and no page views), a traffic spike on
 one page in a given minute (a burst of visitors landing there), a traffic drop (the page
-stops getting views for a minute) and malformed records of several kinds.
+stops getting views for a minute), rage clicks (a visitor clicking one spot four times in
+half a second) and malformed records of several kinds.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ _DEVICES = (
     (390, 844, "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) Mobile/15E148 Safari"),
     (412, 915, "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 Chrome/131.0 Mobile"),
 )
+RAGE_CLICKS = 4
+"""Clicks in an injected rage burst: over the three that make one (PostHog's definition)."""
 _BOT_USER_AGENTS = ("python-requests/2.32.3", "Mozilla/5.0 (compatible; scraper/1.0)")
 _REFERRERS = (
     None,
@@ -77,6 +80,8 @@ class TrafficProfile:
     bot_sessions: int = 0
     bot_events: int = 120
     bot_interval_seconds: float = 0.25
+    rage_sessions: int = 0
+    """Visitors who click one spot four times within half a second (rage clicks)."""
     spikes: tuple[SpikeSpec, ...] = ()
     drops: tuple[DropSpec, ...] = ()
     malformed: int = 0
@@ -314,6 +319,45 @@ class TrafficGenerator:
                 y=rng.randint(0, 719),
             )
 
+    def _rage_session(self, at: datetime, rng: random.Random) -> Iterator[ClickEvent]:
+        """A visitor clicking a spot that does nothing: a page view, four clicks within 450 ms
+        and 3 px of the spot, then on to another page."""
+        width, height, agent = rng.choice(_DEVICES)
+        session = _SessionContext(
+            session_id=self._new_session_id("rage"),
+            anonymous_id=f"a-{rng.getrandbits(48):012x}",
+            user_id=None,
+            user_agent=agent,
+            referrer=rng.choice(_REFERRERS),
+            viewport=(width, height),
+        )
+        page = self.site.popular(rng)
+        yield self._event(session, EventType.PAGE_VIEW, at, page, rng)
+        spot = (rng.randint(20, width - 21), rng.randint(20, height - 21))
+        first = at + timedelta(seconds=rng.uniform(3, 8))
+        step = timedelta(milliseconds=150)
+        self.anomalies.append(
+            Anomaly(
+                kind="rage_clicks",
+                subject=page,
+                window_start=first,
+                window_end=first + step * (RAGE_CLICKS - 1),
+                detail={"session_id": session.session_id, "clicks": RAGE_CLICKS},
+            )
+        )
+        for index in range(RAGE_CLICKS):
+            yield self._event(
+                session,
+                EventType.CLICK,
+                first + step * index,
+                page,
+                rng,
+                x=spot[0] + rng.randint(-3, 3),
+                y=spot[1] + rng.randint(-3, 3),
+            )
+        later = first + timedelta(seconds=rng.uniform(2, 5))
+        yield self._event(session, EventType.PAGE_VIEW, later, self.site.next_page(page, rng), rng)
+
     # -- the merged stream ----------------------------------------------------------------
 
     def events(self) -> Iterator[ClickEvent]:
@@ -334,6 +378,8 @@ class TrafficGenerator:
                 session_rng = random.Random(rng.getrandbits(64))
                 if arrival_kind == "bot":
                     schedule(self._bot_session(next_arrival, session_rng))
+                elif arrival_kind == "rage":
+                    schedule(self._rage_session(next_arrival, session_rng))
                 elif arrival_kind == "spike":
                     schedule(
                         self._human_session(next_arrival, session_rng, arrival_page, bounce=True)
@@ -355,6 +401,10 @@ class TrafficGenerator:
             # Bots start over the first few minutes, one every 40 s or so.
             offset = timedelta(seconds=20 + index * 40 + rng.uniform(0, 10))
             streams.append(iter([(self.start + offset, "bot", None)]))
+        for index in range(profile.rage_sessions):
+            # Rage clicks come later, one every two minutes or so.
+            offset = timedelta(seconds=90 + index * 120 + rng.uniform(0, 30))
+            streams.append(iter([(self.start + offset, "rage", None)]))
         for spike in profile.spikes:
             begin, end = self._minute_window(spike.minute)
             # Each spike visitor lands on the page once and leaves (a burst from one link,

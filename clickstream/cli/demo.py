@@ -28,7 +28,7 @@ from clickstream.local import stack as local_stack
 from clickstream.local.settings import LocalStackSettings
 from clickstream.local.stack import LocalStackState
 from clickstream.local.workers import LocalWorker, wait_until_caught_up
-from clickstream.tools.detection import unmatched, wait_for_alerts
+from clickstream.tools.detection import alerting, unmatched, wait_for_alerts
 from clickstream.tools.verify import Results, Verdict, read_results, result_names, verify
 from consumer.core.anomaly import Alert
 from insights import query
@@ -103,11 +103,13 @@ def _send_demo_traffic(
     seed: int,
     as_json: bool,
 ) -> Manifest:
-    """The demo's traffic: three bots, a spike on /pricing, a drop on /search, 1% malformed."""
+    """The demo's traffic: three bots, a spike on /pricing, a drop on /search, two visitors'
+    rage clicks, 1% malformed."""
     # 100 sessions a minute spread 20,000 events over ~13 minutes of event time: the page
     # rule needs 5 minutes of history before it judges a minute.
     profile = TrafficProfile(
         bot_sessions=3,
+        rage_sessions=2,
         spikes=(SpikeSpec("/pricing", 8, 6.0),),
         drops=(DropSpec("/search", 10),),
         malformed=max(1, events // 100),
@@ -238,10 +240,19 @@ def detection_summary(truth: Manifest, alerts: list[Alert]) -> dict[str, Any]:
             }
             for a in alerts
         ],
-        "injected": len(truth.anomalies),
-        "found": len(truth.anomalies) - len(missed),
+        "injected": len(alerting(truth.anomalies)),
+        "found": len(alerting(truth.anomalies)) - len(missed),
         "missed": [f"{a.kind} {a.subject} {a.window_start:%H:%M}" for a in missed],
         "unlabelled": len(unlabelled),
+        "rage_clicks": [
+            {
+                "page": a.subject,
+                "session_id": a.detail.get("session_id"),
+                "at": a.window_start.isoformat(),
+            }
+            for a in truth.anomalies
+            if a.kind == "rage_clicks"
+        ],
     }
 
 
@@ -292,6 +303,7 @@ def _print_detection(detection: dict[str, Any]) -> None:
         f"anomalies: {detection['found']} of {detection['injected']} injected found "
         f"(spikes, drops, bots), {detection['unlabelled']} alerts no label explains"
         + (f"; missed: {', '.join(missed)}" if missed else "")
+        + f"; {len(detection['rage_clicks'])} visitors' rage clicks injected (on the dashboard)"
     )
 
 

@@ -147,7 +147,17 @@
           : `${(shard.millis_behind / 1000).toFixed(1)} s`, "number"),
       ]);
     }
-    if (snapshot.rage_clicks) $("rage-count").textContent = number(snapshot.rage_clicks.count);
+    if (snapshot.rage_clicks) {
+      $("rage-count").textContent = number(snapshot.rage_clicks.count);
+      const pages = Object.entries(snapshot.rage_clicks.by_page);
+      $("rage-pages").replaceChildren(...pages.slice(0, 3).map(([page, count], index) => {
+        const pick = element("button", `${index ? ", " : "on "}${page} (${count})`);
+        pick.type = "button";
+        pick.title = `heatmap of ${page}`;
+        pick.addEventListener("click", () => choosePage(page));
+        return pick;
+      }));
+    }
     const errors = snapshot.errors || [];
     showErrors(errors.map((e) => `${e.source}: ${e.error}`));
   }

@@ -50,6 +50,7 @@ return {
   errors: document.getElementById("errors").textContent,
   minutes: minutes,
   events: document.getElementById("events-total").textContent,
+  rage: document.getElementById("rage-count").textContent,
   active: document.getElementById("active-sessions").textContent,
   pages: rows("top-pages"),
   alerts: rows("alerts"),
@@ -131,6 +132,7 @@ def expected_figures(manifest: Manifest, summary: dict[str, Any]) -> dict[str, A
             (a["window"], a["rule"], a["subject"]) for a in summary["anomalies"]["alerts"]
         ),
         "dead_letters": dict(summary["dead_letters"]),
+        "rage_clicks": len(summary["anomalies"]["rage_clicks"]),
         "busiest": ranked[0],
         "busiest_clicks": clicks[ranked[0]],
     }
@@ -160,6 +162,8 @@ def differences(shown: dict[str, Any], want: dict[str, Any], manifest: Manifest)
         active = sum(1 for s in manifest.sessions.values() if s.last_seen and s.last_seen >= since)
         if number(shown["active"]) != active:
             found.append(f"active sessions at {shown['as_of']}: {shown['active']} != {active}")
+    if number(shown["rage"]) != want["rage_clicks"]:
+        found.append(f"rage clicks: {shown['rage']} != {want['rage_clicks']}")
     states = [row[2] for row in shown["shards"]]
     if len(states) != 4 or set(states) != {"caught up"}:
         found.append(f"shards: {states}")
@@ -221,6 +225,7 @@ def test_the_dashboard_shows_the_demos_numbers_live_and_its_heatmap(
             # AND it updated itself as the traffic arrived (the page was never reloaded)
             assert len(totals_seen) >= 2, totals_seen
             assert len(want["alerts"]) == 5  # the demo's spike, drop and three bots
+            assert want["rage_clicks"] == 2  # and two visitors' rage clicks
             as_of = datetime.fromisoformat(shown["as_of"])
             assert abs((datetime.now(as_of.tzinfo) - as_of).total_seconds()) < 30
         # AND the demo printed the dashboard's URL and wrote the busiest page's heatmap

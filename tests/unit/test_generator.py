@@ -94,6 +94,32 @@ def test_bot_sessions_click_fast_and_regularly_and_are_labelled() -> None:
         assert mine[-1].timestamp <= bot.window_end + timedelta(milliseconds=5)
 
 
+def test_rage_sessions_make_the_bursts_they_are_labelled_with_and_no_one_else_does() -> None:
+    from insights.heatmap import Click, rage_clicks
+
+    def bursts(records: list[ClickEvent | MalformedRecord]) -> set[tuple[str, str]]:
+        clicks = [
+            Click(e.session_id, e.timestamp, e.x, e.y, e.viewport_width, e.page)
+            for e in events_only(records)
+            if e.type is EventType.CLICK and e.x is not None and e.y is not None
+        ]
+        return {(rage.session_id, rage.page) for rage in rage_clicks(clicks)}
+
+    # GIVEN two rage sessions in 6,000 events of ordinary traffic
+    records, anomalies = generate(
+        42, START, 6000, TrafficProfile(rage_sessions=2, sessions_per_minute=100)
+    )
+    labelled = {
+        (str(a.detail["session_id"]), a.subject) for a in anomalies if a.kind == "rage_clicks"
+    }
+    # THEN the rage-click rule finds exactly the labelled bursts, of four clicks each
+    assert len(labelled) == 2
+    assert bursts(records) == labelled
+    # AND the same traffic without them has none (people do not click like that by chance)
+    ordinary, _ = generate(42, START, 6000, TrafficProfile(sessions_per_minute=100))
+    assert bursts(ordinary) == set()
+
+
 def test_spike_multiplies_the_page_views_in_its_minute() -> None:
     page = page_catalog(120)[10]
     baseline = events_only(generate(9, START, 30_000)[0])
