@@ -173,6 +173,10 @@ class TrafficGenerator:
             if page not in self.site.pages:
                 raise ValueError(f"page {page!r} is not one of the site's pages")
         self.anomalies: list[Anomaly] = []
+        # Rage sessions draw from their own generator and ids, so adding them leaves every
+        # other session of the seed as it was.
+        self._rage_rng = random.Random(f"rage:{seed}")
+        self._rage_counter = itertools.count(1)
         self._session_counter = itertools.count(1)
         self._event_counter = itertools.count(1)
 
@@ -323,8 +327,9 @@ class TrafficGenerator:
         """A visitor clicking a spot that does nothing: a page view, four clicks within 450 ms
         and 3 px of the spot, then on to another page."""
         width, height, agent = rng.choice(_DEVICES)
+        digest = hashlib.sha256(f"rage:{self.seed}:{next(self._rage_counter)}".encode())
         session = _SessionContext(
-            session_id=self._new_session_id("rage"),
+            session_id=f"rage-{digest.hexdigest()[:16]}",
             anonymous_id=f"a-{rng.getrandbits(48):012x}",
             user_id=None,
             user_agent=agent,
@@ -375,7 +380,8 @@ class TrafficGenerator:
         next_arrival, arrival_kind, arrival_page = next(arrivals)
         while True:
             while not heap or next_arrival <= heap[0][0]:
-                session_rng = random.Random(rng.getrandbits(64))
+                drawn_from = self._rage_rng if arrival_kind == "rage" else rng
+                session_rng = random.Random(drawn_from.getrandbits(64))
                 if arrival_kind == "bot":
                     schedule(self._bot_session(next_arrival, session_rng))
                 elif arrival_kind == "rage":
@@ -403,7 +409,7 @@ class TrafficGenerator:
             streams.append(iter([(self.start + offset, "bot", None)]))
         for index in range(profile.rage_sessions):
             # Rage clicks come later, one every two minutes or so.
-            offset = timedelta(seconds=90 + index * 120 + rng.uniform(0, 30))
+            offset = timedelta(seconds=90 + index * 120 + self._rage_rng.uniform(0, 30))
             streams.append(iter([(self.start + offset, "rage", None)]))
         for spike in profile.spikes:
             begin, end = self._minute_window(spike.minute)
