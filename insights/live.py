@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from clickstream.events import minute_key
+from insights.query import PageTotals, merge_pages
 
 EVENT_TYPES: Final = ("page_view", "click", "scroll", "custom")
 """The chart's series, in stacking order; any other type is counted under `other`."""
@@ -115,37 +116,25 @@ def active_sessions(tallies: Iterable[RawTally], since: datetime) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class PageRow:
-    page: str
-    views: int
-    clicks: int
-    sessions: int
-    """Distinct sessions per minute, summed over the minutes of the window."""
+class PageRow(PageTotals):
     recent_views: int
     """Views in the last few minutes: "now"."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def top_pages(
     items: Iterable[Mapping[str, Any]], *, recent_from: str, top: int = 10
 ) -> list[PageRow]:
     """Page-minute items (one per page, minute and shard) summed per page over the window,
-    busiest first; `recent_views` counts the minutes from `recent_from` on."""
-    views: Counter[str] = Counter()
-    clicks: Counter[str] = Counter()
-    sessions: Counter[str] = Counter()
+    busiest first (`merge_pages`); `recent_views` counts the minutes from `recent_from` on."""
+    items = list(items)
     recent: Counter[str] = Counter()
     for item in items:
-        page = str(item["page"])
-        views[page] += int(item.get("views", 0))
-        clicks[page] += int(item.get("clicks", 0))
-        sessions[page] += int(item.get("sessions", 0))
         if str(item["window"]) >= recent_from:
-            recent[page] += int(item.get("views", 0))
-    pages = sorted(set(views) | set(clicks), key=lambda p: (-views[p], -clicks[p], p))
-    return [PageRow(p, views[p], clicks[p], sessions[p], recent[p]) for p in pages[:top]]
+            recent[str(item["page"])] += int(item.get("views", 0))
+    return [
+        PageRow(row.page, row.views, row.clicks, row.sessions, row.minutes, recent[row.page])
+        for row in merge_pages(items)[:top]
+    ]
 
 
 def minutes_to_read(

@@ -351,15 +351,8 @@ class TrafficGenerator:
             )
         )
         for index in range(RAGE_CLICKS):
-            yield self._event(
-                session,
-                EventType.CLICK,
-                first + step * index,
-                page,
-                rng,
-                x=spot[0] + rng.randint(-3, 3),
-                y=spot[1] + rng.randint(-3, 3),
-            )
+            x, y = spot[0] + rng.randint(-3, 3), spot[1] + rng.randint(-3, 3)
+            yield self._event(session, EventType.CLICK, first + step * index, page, rng, x=x, y=y)
         later = first + timedelta(seconds=rng.uniform(2, 5))
         yield self._event(session, EventType.PAGE_VIEW, later, self.site.next_page(page, rng), rng)
 
