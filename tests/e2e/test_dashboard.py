@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from clickstream.local.workers import LocalWorker
@@ -83,10 +85,40 @@ def demo_environment(tmp_path: Path) -> Iterator[dict[str, str]]:
         yield variables
     finally:
         LocalWorker.kill_leftovers()
+        kill_processes_of(Path(variables["CLICKSTREAM_LOCAL_STATE_DIR"]))
         down = clickstream("local", "down")
         os.environ.clear()
         os.environ.update(saved)
         assert down.returncode == 0, down.stderr.decode()
+
+
+def kill_processes_of(state_dir: Path) -> None:
+    """The demo's workers (and their JVMs) that outlive a demo killed by a failed test: any
+    process whose environment names this test's state dir, but the stack's own processes,
+    which `local down` stops."""
+    own = str(state_dir)
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if process.environ().get("CLICKSTREAM_LOCAL_STATE_DIR") != own:
+                continue
+            if "consume" not in (process.info["cmdline"] or []):
+                continue
+            for child in [*process.children(recursive=True), process]:
+                child.kill()
+        except psutil.Error:
+            continue
+
+
+def stop_demo(demo: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C first: the demo stops its workers gracefully; then, if need be, SIGKILL."""
+    if demo.poll() is not None:
+        return
+    demo.send_signal(signal.SIGINT)
+    try:
+        demo.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        demo.kill()
+        demo.wait()
 
 
 def wait_for_dashboard(url: str, demo: subprocess.Popen[bytes], log: Path) -> None:
@@ -233,6 +265,4 @@ def test_the_dashboard_shows_the_demos_numbers_live_and_its_heatmap(
         picture = Path(summary["heatmap"])
         assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait()
+        stop_demo(demo)
