@@ -24,6 +24,7 @@ from clickstream.cli.produce import (
     send_through_collector,
     send_to_stream,
 )
+from clickstream.errors import LocalStackError
 from clickstream.local import stack as local_stack
 from clickstream.local.settings import LocalStackSettings
 from clickstream.local.stack import LocalStackState
@@ -50,9 +51,7 @@ def demo(
     state = _stack(settings, started_here)
     # Exactly what `eval "$(clickstream local env)"` does for a user's shell.
     os.environ.update(state.environment())
-    with err.status("starting the dashboard"):
-        board = local_stack.start_dashboard(settings)
-    err.print(f"dashboard at {board.endpoint}/ : watch the traffic arrive", highlight=False)
+    dashboard = _start_dashboard(settings)
     logs = settings.state_dir / "logs"
     running = [
         LocalWorker(f"demo-worker-{n}", logs / f"demo-worker-{n}.log").start()
@@ -68,7 +67,7 @@ def demo(
             state.environment(),
             alerts,
             as_json=as_json,
-            shown={"dashboard": f"{board.endpoint}/", "heatmap": picture},
+            shown={"dashboard": dashboard, "heatmap": picture},
         )
     finally:
         with err.status("stopping the workers (SIGTERM: final flush and checkpoint)"):
@@ -77,8 +76,8 @@ def demo(
         if started_here and not keep:
             local_stack.down(settings)
             err.print("local stack and dashboard stopped (--keep leaves them running)")
-        else:
-            err.print(f"the dashboard runs at {board.endpoint}/ until `clickstream local down`")
+        elif dashboard:
+            err.print(f"the dashboard runs at {dashboard} until `clickstream local down`")
 
 
 def _stack(settings: LocalStackSettings, start: bool) -> LocalStackState:
@@ -93,6 +92,19 @@ def _stack(settings: LocalStackSettings, start: bool) -> LocalStackState:
         f"{len(state.applied_locally)} template properties applied locally"
     )
     return state
+
+
+def _start_dashboard(settings: LocalStackSettings) -> str | None:
+    """The dashboard beside the stack, its URL; a demo without one (its port taken, say)
+    still runs and checks everything, so a failure here is a warning."""
+    try:
+        with err.status("starting the dashboard"):
+            board = local_stack.start_dashboard(settings)
+    except LocalStackError as exc:
+        err.print(f"[yellow]warning:[/] no dashboard: {exc}", highlight=False, soft_wrap=True)
+        return None
+    err.print(f"dashboard at {board.endpoint}/ : watch the traffic arrive", highlight=False)
+    return f"{board.endpoint}/"
 
 
 def _send_demo_traffic(
@@ -205,7 +217,8 @@ def _summary(
         _print_tables(pages, totals, reasons, alerts)
         _print_detection(detection)
         _print_verdict(verdict)
-        out.print(f"dashboard: {shown['dashboard']}", highlight=False)
+        if shown["dashboard"]:
+            out.print(f"dashboard: {shown['dashboard']}", highlight=False)
         if shown["heatmap"]:
             out.print(f"heatmap of the busiest page: {shown['heatmap']}", highlight=False)
     if not verdict.exact:

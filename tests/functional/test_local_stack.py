@@ -155,3 +155,47 @@ def test_a_template_the_stack_cannot_use_stops_everything_it_started(
     for port in (settings.moto_port, settings.kinesis_port, settings.kinesis_tls_port):
         require_free_port(port, "-")
     assert stack.load_state(settings) is None
+
+
+def test_the_dashboard_runs_beside_the_stack_and_a_taken_port_only_warns(
+    local_stack: LocalStackState, stack_settings: LocalStackSettings
+) -> None:
+    import json
+    import urllib.request
+
+    from clickstream.cli.demo import _start_dashboard
+    from clickstream.local import processes
+    from tests.support.stack import free_port
+
+    saved = stack.state_path(stack_settings).read_text()
+    settings = stack_settings.model_copy(update={"dashboard_port": free_port()})
+    board = None
+    try:
+        # GIVEN the running stack WHEN the demo starts its dashboard
+        url = _start_dashboard(settings)
+        # THEN it answers on loopback with figures, listed first among the stack's processes
+        assert url == f"http://{LOOPBACK}:{settings.dashboard_port}/"
+        with urllib.request.urlopen(url + "api/snapshot", timeout=60) as answer:
+            figures = json.load(answer)
+        assert figures["errors"] == []
+        assert len(figures["shards"]) == int(local_stack.outputs["ShardCount"])
+        assert listening_addresses(settings.dashboard_port) == {"0100007F"}  # 127.0.0.1 only
+        state = stack.running_state(settings)
+        board = state.emulators[0]
+        assert board.name == "dashboard"
+        # AND asked again, the same process answers
+        assert stack.start_dashboard(settings).pid == board.pid
+        assert any(
+            e["name"] == "dashboard" and e["answers"] for e in stack.status(settings)["emulators"]
+        )
+        # AND with its port taken, the demo goes on without one (a warning, not an error)
+        with socket.socket() as taken:
+            taken.bind((LOOPBACK, 0))
+            taken.listen()
+            busy = settings.model_copy(update={"dashboard_port": taken.getsockname()[1]})
+            stack.state_path(settings).write_text(saved)  # as if none were running
+            assert _start_dashboard(busy) is None
+    finally:
+        if board is not None:
+            processes.stop(board.pid, board.marker)
+        stack.state_path(stack_settings).write_text(saved)
