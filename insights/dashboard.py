@@ -195,7 +195,7 @@ class Dashboard:
         keep = ("rule", "window", "subject", "observed", "baseline", "threshold", "raised_at")
         return {
             "alerts": [
-                {key: _plain_number(item.get(key)) for key in keep}
+                {key: item.get(key) for key in keep}
                 for item in reversed(found)  # newest first
             ]
         }
@@ -215,15 +215,12 @@ class Dashboard:
 
     # -- archive SQL: rage clicks and heatmaps ----------------------------------------------
 
-    def _sql(self) -> Any:
-        """A new connection each time: its views list the archive's objects when made (an
-        archive with none yet gives an empty view), and a reading happens once a minute."""
-        return self._sources.duckdb()
-
     def _rages(self, now: datetime) -> dict[str, Any]:
         if self._rage and time.monotonic() - self._rage[0] < self._settings.heatmap_refresh_seconds:
             return self._rage[1]
-        with self._sql_lock, contextlib.closing(self._sql()) as connection:
+        # A new connection each reading: its views list the archive's objects when made (an
+        # archive with none yet gives an empty view); a reading happens once a minute.
+        with self._sql_lock, contextlib.closing(self._sources.duckdb()) as connection:
             candidates = maps.rage_candidates(connection, now - self._window)
         found = maps.rage_clicks(candidates)
         by_page = Counter(rage.page for rage in found)
@@ -239,10 +236,10 @@ class Dashboard:
         if kept and time.monotonic() - kept[0] < self._settings.heatmap_refresh_seconds:
             return kept[1], kept[2]
         since = self._clock() - self._window
-        with self._sql_lock, contextlib.closing(self._sql()) as connection:
+        with self._sql_lock, contextlib.closing(self._sources.duckdb()) as connection:
             clicks = maps.clicks_of_page(connection, key[0], since)
         found = maps.bins(clicks)
-        chosen = width or max(found, key=lambda name: sum(found[name].values()), default=None)
+        chosen = width or maps.busiest_class(found)
         png = b""
         if chosen is not None and found.get(chosen):
             png = maps.render_png(found[chosen], title=f"{key[0]} ({chosen})")
@@ -258,12 +255,3 @@ class Dashboard:
             self._heatmaps.clear()
         self._heatmaps[key] = (time.monotonic(), figures, png)
         return figures, png
-
-
-def _plain_number(value: Any) -> Any:
-    """DynamoDB numbers (Decimal) as JSON numbers."""
-    from decimal import Decimal
-
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    return value

@@ -77,6 +77,11 @@ def bins(clicks: Iterable[Click], grid: int = GRID) -> dict[str, Counter[tuple[i
     return found
 
 
+def busiest_class(found: dict[str, Counter[tuple[int, int]]]) -> str | None:
+    """The width class with the most clicks (None without clicks): the map to show first."""
+    return max(found, key=lambda name: sum(found[name].values()), default=None)
+
+
 def rage_clicks(
     clicks: Iterable[Click],
     *,

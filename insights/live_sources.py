@@ -16,11 +16,10 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from clickstream.dynamo import scan_table
 from clickstream.events import minute_key
 from consumer.core.batch import DEAD_LETTER_PREFIX, RAW_PREFIX, partition_path
 from consumer.sinks import page_items_for_minute
-from insights import live
+from insights import live, progress
 from insights.archive import object_lines
 
 T = TypeVar("T")
@@ -36,7 +35,6 @@ class ArchiveTail:
         self._bucket = bucket
         self._raw: dict[str, live.RawTally] = {}
         self._dead: dict[str, Counter[tuple[str, str]]] = {}
-        self.objects_read = 0
 
     def refresh(self, now: datetime, window: timedelta) -> None:
         hours = live.hours_covering(now - window, now)
@@ -82,7 +80,6 @@ class ArchiveTail:
         with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
             tallies = pool.map(lambda key: tally(object_lines(self._s3, self._bucket, key)), new)
             now_kept |= dict(zip(new, tallies, strict=True))
-        self.objects_read += len(new)
         return now_kept
 
 
@@ -106,7 +103,6 @@ class PageMinutes:
         self._settled_per_refresh = settled_per_refresh
         self._items: dict[str, list[dict[str, Any]]] = {}
         self._read_at: dict[str, datetime] = {}
-        self.queries = 0
 
     def refresh(self, now: datetime, minutes: list[str], shard_ids: list[str]) -> None:
         due = live.minutes_to_read(
@@ -127,7 +123,6 @@ class PageMinutes:
             for minute, items in zip(due, found, strict=True):
                 self._items[minute] = items
                 self._read_at[minute] = now
-        self.queries += len(due) * len(shard_ids)
         wanted = set(minutes)
         for minute in [m for m in self._items if m not in wanted]:
             del self._items[minute]
@@ -142,10 +137,7 @@ def shard_lags(kinesis: Any, dynamodb: Any, stream: str, lease_table: str) -> li
     record just after it, whose `MillisBehindLatest` says how far the newest record is."""
     from clickstream.aws import shard_ids
 
-    try:
-        leases = {str(row["leaseKey"]): row for row in scan_table(dynamodb, lease_table)}
-    except dynamodb.exceptions.ResourceNotFoundException:
-        leases = {}  # no worker has started yet
+    leases = progress.leases(dynamodb, lease_table)
 
     def lag_of(shard: str) -> live.ShardLag:
         lease = leases.get(shard)

@@ -8,17 +8,22 @@ from typing import Any
 from clickstream.dynamo import scan_table
 
 
-def lease_checkpoints(client: Any, lease_table: str) -> dict[str, str]:
-    """shard id -> KCL's checkpoint (a sequence number, or TRIM_HORIZON / SHARD_END ...);
-    empty while KCL has not created its lease table yet."""
+def leases(client: Any, lease_table: str) -> dict[str, dict[str, Any]]:
+    """shard id -> KCL's lease item (checkpoint, owner, ...); empty while KCL has not created
+    its lease table yet."""
     try:
         rows = scan_table(client, lease_table)
     except client.exceptions.ResourceNotFoundException:
         return {}
+    return {str(item["leaseKey"]): item for item in rows if "leaseKey" in item}
+
+
+def lease_checkpoints(client: Any, lease_table: str) -> dict[str, str]:
+    """shard id -> KCL's checkpoint (a sequence number, or TRIM_HORIZON / SHARD_END ...);
+    empty while KCL has not created its lease table yet."""
     return {
-        str(item["leaseKey"]): str(item.get("checkpoint", ""))
-        for item in rows
-        if "leaseKey" in item
+        shard: str(item.get("checkpoint", ""))
+        for shard, item in leases(client, lease_table).items()
     }
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from clickstream import aws, dynamo
+from clickstream import aws
 from clickstream.cli.common import JsonFlag, err, one_line_errors, out, print_json
 from clickstream.cli.produce import (
     generated_traffic,
@@ -61,13 +62,13 @@ def demo(
     try:
         truth = _send_demo_traffic(state, settings, events=events, seed=seed, as_json=as_json)
         alerts = _wait_for_results(state, truth, running)
-        picture = _busiest_page_heatmap(state.environment(), settings)
         _summary(
             truth,
             state.environment(),
             alerts,
             as_json=as_json,
-            shown={"dashboard": dashboard, "heatmap": picture},
+            dashboard=dashboard,
+            heatmap_to=settings.state_dir / "demo-heatmap.png",
         )
     finally:
         with err.status("stopping the workers (SIGTERM: final flush and checkpoint)"):
@@ -165,23 +166,17 @@ def _wait_for_results(
         )
 
 
-def _busiest_page_heatmap(environment: dict[str, str], settings: LocalStackSettings) -> str | None:
+def _busiest_page_heatmap(busiest: str, path: Path) -> str | None:
     """The heatmap of the page with the most views, as `clickstream heatmap` draws it."""
     from clickstream.cli.sql import archive_location
     from insights import heatmap, sql
 
-    names = result_names(environment)
-    pages = query.merge_pages(dynamo.scan_table(aws.client("dynamodb"), names["page_stats_table"]))
-    if not pages:
-        return None
-    busiest = pages[0].page
     since = datetime.now(UTC) - timedelta(hours=24)
     clicks = heatmap.clicks_of_page(sql.connect(archive_location()), busiest, since)
     found = heatmap.bins(clicks)
-    widest = max(found, key=lambda name: sum(found[name].values()), default=None)
+    widest = heatmap.busiest_class(found)
     if widest is None:
         return None
-    path = settings.state_dir / "demo-heatmap.png"
     path.write_bytes(heatmap.render_png(found[widest], title=f"{busiest} ({widest})"))
     err.print(f"heatmap of the busiest page, {busiest}: {path} ({len(clicks)} clicks)")
     return str(path)
@@ -193,7 +188,8 @@ def _summary(
     alerts: list[Alert],
     *,
     as_json: bool,
-    shown: dict[str, str | None],
+    dashboard: str | None,
+    heatmap_to: Path,
 ) -> None:
     names = result_names(environment)
     results = read_results(aws.client("dynamodb"), aws.client("s3"), names)
@@ -202,6 +198,10 @@ def _summary(
     totals = session_totals(results)
     reasons = Counter(str(letter["reason"]) for letter in results.dead_letters)
     detection = detection_summary(truth, alerts)
+    shown = {
+        "dashboard": dashboard,
+        "heatmap": _busiest_page_heatmap(pages[0].page, heatmap_to) if pages else None,
+    }
     if as_json:
         print_json(
             {

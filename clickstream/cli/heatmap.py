@@ -59,7 +59,7 @@ def heatmap(
     rages = maps.rage_clicks(clicks)
     if width is not None and width not in {name for name, _ in maps.WIDTH_CLASSES}:
         raise ConfigurationError(f"--width {width!r}: expected small, medium or large")
-    chosen = width or max(found, key=lambda name: sum(found[name].values()), default=None)
+    chosen = width or maps.busiest_class(found)
     wrote = None
     if chosen is not None and found.get(chosen):
         output.write_bytes(maps.render_png(found[chosen], title=f"{key} ({chosen})"))

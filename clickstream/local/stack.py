@@ -38,6 +38,8 @@ T = TypeVar("T")
 _STATE_FILE = "state.json"
 DASHBOARD = "dashboard"
 """The emulator list's name for the dashboard: optional, so a stack without it still runs."""
+HEALTH_PATHS = {"collector": "/ready", DASHBOARD: "/health"}
+"""Our own HTTP processes beside the emulators, and the path that says each is up."""
 REQUIRED_OUTPUTS = (
     "StreamName",
     "ShardCount",
@@ -258,16 +260,12 @@ def _start_collector(
             raise LocalStackError(f"the collector exited with code {proc.returncode}: {tail}")
 
     _wait_until(
-        lambda: _collector_answers(collector.endpoint),
+        lambda: _answers_ok(collector.endpoint + HEALTH_PATHS["collector"]),
         "the collector",
         settings.startup_timeout_seconds,
         alive,
     )
     return collector
-
-
-def _collector_answers(endpoint: str) -> None:
-    _answers_ok(f"{endpoint}/ready")
 
 
 def _answers_ok(url: str) -> None:
@@ -302,7 +300,7 @@ def start_dashboard(settings: LocalStackSettings) -> EmulatorState:
 
     try:
         _wait_until(
-            lambda: _answers_ok(f"{dashboard.endpoint}/health"),
+            lambda: _answers_ok(dashboard.endpoint + HEALTH_PATHS[DASHBOARD]),
             "the dashboard",
             settings.startup_timeout_seconds,
             alive,
@@ -436,11 +434,9 @@ def status(settings: LocalStackSettings) -> dict[str, Any]:
 
 
 def _answers(emulator: EmulatorState, region: str) -> bool:
-    if emulator.name in ("collector", DASHBOARD):
+    if emulator.name in HEALTH_PATHS:
         try:
-            _answers_ok(
-                emulator.endpoint + ("/ready" if emulator.name == "collector" else "/health")
-            )
+            _answers_ok(emulator.endpoint + HEALTH_PATHS[emulator.name])
         except OSError:
             return False
         return True
