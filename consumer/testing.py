@@ -29,6 +29,7 @@ from consumer.core import items
 from consumer.core.aggregate import Changes, PageMinuteKey, PageMinuteState, SessionState
 from consumer.core.anomaly import Alert, ShardProgress
 from consumer.core.batch import ArchiveObject
+from consumer.core.billing import Ledger, item_bytes, read_units, write_units
 from consumer.core.limits import (
     PAGE_STATS_KEYS,
     SESSIONS_KEYS,
@@ -46,8 +47,10 @@ class MemoryStore:
     """The sessions and page-stats tables in memory. Like DynamoDB, it refuses (as invalid,
     writing nothing) an item beyond `limits`: DynamoDB's own by default."""
 
-    def __init__(self, limits: ItemLimits | None = None) -> None:
+    def __init__(self, limits: ItemLimits | None = None, ledger: Ledger | None = None) -> None:
         self.limits = limits or ItemLimits()
+        self.ledger = ledger or Ledger()
+        """What the calls would cost on DynamoDB (`consumer.core.billing`)."""
         self.sessions: dict[str, dict[str, Any]] = {}
         self.pages: dict[tuple[str, str], dict[str, Any]] = {}
         self.reads = 0
@@ -57,14 +60,20 @@ class MemoryStore:
         self, shard_id: str, sessions: set[str], pages: set[PageMinuteKey]
     ) -> tuple[dict[str, SessionState | None], dict[PageMinuteKey, PageMinuteState | None]]:
         self.reads += len(sessions) + len(pages)
+        units = 0
         found_sessions: dict[str, SessionState | None] = {}
         for session_id in sessions:
             item = self.sessions.get(session_id)
+            units += read_units(0 if item is None else item_bytes(item))
             found_sessions[session_id] = None if item is None else items.session_from_item(item)
         found_pages: dict[PageMinuteKey, PageMinuteState | None] = {}
         for key in pages:
             page_item = self.pages.get((key.page, items.page_sort_key(key.minute, shard_id)))
+            units += read_units(0 if page_item is None else item_bytes(page_item))
             found_pages[key] = None if page_item is None else items.page_from_item(page_item)
+        keys = len(sessions) + len(pages)
+        # BatchGetItem takes 100 keys a call (consumer.sinks.BATCH_GET_LIMIT).
+        self.ledger.read("state reads", units, calls=-(-keys // 100))
         return found_sessions, found_pages
 
     def save(self, changes: Changes, now: datetime) -> SaveOutcome:
@@ -78,6 +87,7 @@ class MemoryStore:
                 and stored["shard_id"] == item["shard_id"]
                 and stored["position"] > item["position"]
             )
+            self.ledger.write("session puts", _put_units(stored, item))
             why = self._put(self.sessions, session.session_id, item, SESSIONS_KEYS, newer)
             if why:
                 unstorable.append(Unstorable(why, session_id=session.session_id))
@@ -88,6 +98,10 @@ class MemoryStore:
             key = (item["page"], item["bucket_shard"])
             stored_page = self.pages.get(key)
             newer = stored_page is not None and stored_page["position"] > item["position"]
+            self.ledger.write("page puts", _put_units(stored_page, item))
+            index_units = _index_units(stored_page, item, items.PAGE_INDEX_PROJECTION)
+            if index_units:
+                self.ledger.write("page index writes", index_units, calls=0)
             why = self._put(self.pages, key, item, PAGE_STATS_KEYS, newer)
             if why:
                 unstorable.append(Unstorable(why, page=page.key))
@@ -116,29 +130,58 @@ class MemoryStore:
         return None
 
 
+def _put_units(stored: dict[str, Any] | None, item: dict[str, Any]) -> int:
+    """A put replacing `stored` is billed on the larger of the two."""
+    return write_units(max(item_bytes(item), 0 if stored is None else item_bytes(stored)))
+
+
+def _index_units(stored: dict[str, Any] | None, item: dict[str, Any], projection: str) -> int:
+    """The write units a page-stats put costs in the `by-window` index. The index's keys
+    never change, so with KEYS_ONLY only a new item writes there; with ALL, any change."""
+    if projection == "KEYS_ONLY":
+        keys = {name: item[name] for name in ("page", "bucket_shard", "window_shard")}
+        return write_units(item_bytes(keys)) if stored is None else 0
+    return write_units(item_bytes(item)) if stored != item else 0
+
+
 class MemoryArchive:
-    def __init__(self) -> None:
+    def __init__(self, ledger: Ledger | None = None) -> None:
         self.objects: dict[str, bytes] = {}
         self.puts = 0
+        self.ledger = ledger or Ledger()
 
     def put(self, objects: Sequence[ArchiveObject]) -> None:
         for archived in objects:
             self.objects[archived.key] = archived.body
         self.puts += len(objects)
+        self.ledger.call("s3 puts", len(objects))
+
+
+class MemoryLease:
+    """KCL's lease table as the lease check reads it: this worker always the owner."""
+
+    def __init__(self, ledger: Ledger | None = None) -> None:
+        self.ledger = ledger or Ledger()
+
+    def still_owner(self, shard_id: str) -> bool:
+        self.ledger.read("lease checks", read_units(0))
+        return True
 
 
 class MemoryAlerts:
     """The alerts table in memory: raised once per (rule, window, subject); progress kept."""
 
-    def __init__(self) -> None:
+    def __init__(self, ledger: Ledger | None = None) -> None:
         self.alerts: dict[tuple[str, str], Alert] = {}
         self.progress: dict[str, ShardProgress] = {}
         self.attempts = 0
+        self.ledger = ledger or Ledger()
 
     def raise_once(self, alerts: Sequence[Alert], now: datetime) -> list[Alert]:
         raised = []
         for alert in alerts:
             self.attempts += 1
+            self.ledger.write("alert puts", 1)
             key = (alert.rule.value, alert.window_subject)
             if key not in self.alerts:
                 self.alerts[key] = alert
@@ -146,6 +189,7 @@ class MemoryAlerts:
         return raised
 
     def report_progress(self, progress: ShardProgress, now: datetime) -> None:
+        self.ledger.write("progress reports", 1)
         stored = self.progress.get(progress.shard_id)
         if stored is not None and stored.event_watermark is not None:
             if progress.event_watermark is None:
@@ -283,3 +327,44 @@ class ScriptedDaemon:
     @property
     def statuses(self) -> list[str]:
         return [m["responseFor"] for m in self.written if m["action"] == "status"]
+
+
+class PreRenderedDaemon:
+    """The daemon's side of the protocol with every action rendered before the run, so a
+    benchmark times the record processor and amazon_kclpy's reading of the lines, not the
+    making of them. Each line may carry a moment, set as `now` when the processor reads it
+    (a simulated clock); checkpoint requests are answered with success."""
+
+    def __init__(self, lines: Sequence[tuple[str, float]]) -> None:
+        self._lines = deque(lines)
+        self._answers: deque[str] = deque()
+        self.now = 0.0
+        self.checkpoints = 0
+
+    def readline(self) -> str:
+        if self._answers:
+            return self._answers.popleft()
+        if not self._lines:
+            return ""
+        line, self.now = self._lines.popleft()
+        return line
+
+    def write(self, text: str) -> int:
+        if '"checkpoint"' in text:
+            for line in text.splitlines():
+                if line.strip():
+                    message = json.loads(line)
+                    if message["action"] == "checkpoint":
+                        self.checkpoints += 1
+                        self._answers.append(json.dumps({**message, "error": None}) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+    def run(self, processor: Any) -> None:
+        kcl.KCLProcess(processor, input_file=self, output_file=self, error_file=sys.stderr).run()
+
+
+def render_action(action: dict[str, Any]) -> str:
+    return json.dumps(action) + "\n"

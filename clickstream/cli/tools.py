@@ -96,7 +96,12 @@ def bench(
     target: Annotated[
         BenchTarget, typer.Argument(help="What to measure: the record processor or the collector.")
     ] = BenchTarget.CONSUMER,
-    events: Annotated[int, typer.Option(min=100, help="Events per run.")] = 20_000,
+    seconds_of_traffic: Annotated[
+        float,
+        typer.Option(
+            "--traffic-seconds", min=10, help="consumer: seconds of traffic per rate (steady)."
+        ),
+    ] = 300,
     seed: Annotated[int, typer.Option(help="Seed of the generated traffic.")] = 7,
     rates: Annotated[
         str, typer.Option(help="Comma-separated arrival rates to simulate, events/s per shard.")
@@ -111,7 +116,9 @@ def bench(
     as_json: JsonFlag = False,
 ) -> None:
     """Benchmark one record processor through amazon_kclpy's protocol (no daemon, no AWS):
-    events per second, and DynamoDB writes and S3 puts per 1,000 events. `bench collector`:
+    every call it makes per 1,000 events, billed as AWS bills it (DynamoDB write and read
+    units, KCL's checkpoints and lease renewals, S3 PUTs) and in dollars per million events,
+    and its events per second against the bare protocol ceiling. `bench collector`:
     the collector's events/s and p50/p99 latency per batch size against a fast loopback
     stand-in for Kinesis, and where its CPU goes."""
     if target is BenchTarget.COLLECTOR:
@@ -123,31 +130,52 @@ def bench(
         raise ConfigurationError(f"--rates {rates!r}: expected numbers like 100,1000") from None
     results = []
     for rate in arrival_rates:
-        with err.status(f"processing {events} events at {rate:g} events/s per shard"):
+        events = round(rate * seconds_of_traffic)
+        with err.status(f"processing {events:,} events at {rate:g} events/s per shard"):
             results.append(benchmark.run(events=events, seed=seed, arrival_rate=rate))
     if as_json:
-        print_json({"events": events, "seed": seed, "runs": [r.as_dict() for r in results]})
+        print_json({"seed": seed, "runs": [r.as_dict() for r in results]})
         return
-    table = Table(title=f"record processor, {events} events, default flush policy")
-    for column in (
-        "arrival (events/s/shard)",
-        "processed events/s",
-        "flushes",
-        "DynamoDB writes /1k events",
-        "DynamoDB reads /1k events",
-        "S3 puts /1k events",
-    ):
-        table.add_column(column, justify="right")
-    for result in results:
-        table.add_row(
-            f"{result.events_per_shard_second:g}",
-            f"{result.events_per_second:,.0f}",
-            str(result.flushes),
-            f"{result.writes_per_1000_events:g}",
-            f"{result.reads_per_1000_events:g}",
-            f"{result.s3_puts_per_1000_events:g}",
-        )
-    out.print(table)
+    show_bench(results)
+
+
+def show_bench(results: list[benchmark.BenchResult]) -> None:
+    rates = [f"{r.events_per_shard_second:g} /s" for r in results]
+    calls = Table(title="per 1,000 events: calls (write units, read units)")
+    calls.add_column("what")
+    for rate in rates:
+        calls.add_column(rate, justify="right")
+    kinds = sorted({kind for r in results for kind in r.per_1000_events})
+    for kind in kinds:
+        cells = []
+        for result in results:
+            figures = result.per_1000_events.get(kind)
+            if figures is None:
+                cells.append("-")
+                continue
+            units = [f"{figures.write_units:g} WU"] if figures.write_units else []
+            units += [f"{figures.read_units:g} RU"] if figures.read_units else []
+            cells.append(f"{figures.calls:g}" + (f" ({', '.join(units)})" if units else ""))
+        calls.add_row(kind, *cells)
+    rows: list[tuple[str, list[str]]] = [
+        ("events (sessions)", [f"{r.events:,} ({r.sessions:,})" for r in results]),
+        ("traffic seconds", [f"{r.traffic_seconds:g}" for r in results]),
+        ("write units /1k events", [f"{r.write_units_per_1000_events:g}" for r in results]),
+        ("read units /1k events", [f"{r.read_units_per_1000_events:g}" for r in results]),
+        ("S3 PUTs /1k events", [f"{r.s3_puts_per_1000_events:g}" for r in results]),
+        ("$ per million events", [f"{r.dollars_per_million_events:.3f}" for r in results]),
+        ("processor events/s", [f"{r.events_per_second:,}" for r in results]),
+        ("protocol ceiling events/s", [f"{r.ceiling_events_per_second:,}" for r in results]),
+        ("ratio to the ceiling", [f"{r.ratio_to_ceiling:.3f}" for r in results]),
+    ]
+    summary = Table(title="record processor, default settings, one shard")
+    summary.add_column("")
+    for rate in rates:
+        summary.add_column(rate, justify="right")
+    for label, cells in rows:
+        summary.add_row(label, *cells)
+    out.print(calls)
+    out.print(summary)
 
 
 @one_line_errors

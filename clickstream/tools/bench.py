@@ -1,46 +1,159 @@
-"""`clickstream bench`: the record processor's own cost, through amazon_kclpy's protocol code.
+"""`clickstream bench`: what one record processor costs per event, and how fast it runs.
 
-One processor, as the daemon runs one per shard: generated traffic is turned into the
-protocol's JSON lines, read and answered by amazon_kclpy's `KCLProcess` exactly as in a
-worker, with the sinks in memory (so the figures are the processor's CPU, not the
-emulator's). The processor's clock is simulated from an arrival rate, so its 1-second age
-flushes happen as often as they would with that much traffic per shard; DynamoDB writes per
-1,000 events follow from that, and are what a deployment pays for.
+One processor, as the daemon runs one per shard, fed one shard's steady traffic at a given
+rate (`bench_traffic`: concurrency in proportion to the rate) through amazon_kclpy's own
+protocol code, with the sinks in memory. Its clock follows the traffic, so its cadences
+(page counters, sessions, archive objects, checkpoints) fire as often as they would on a
+shard with that much traffic, and every call it makes is billed as AWS would bill it
+(`consumer.core.billing`): DynamoDB write and read units, KCL's checkpoints and lease
+renewals, S3 PUTs.
+
+Speed is the processor's alone: the protocol lines are rendered before the clock starts
+(the daemon's serialisation is Java's work), and the same lines are read by a processor that
+only decodes each record and checkpoints each delivery: the bare protocol ceiling. The ratio
+of the two says how much of a worker's CPU is ours.
 """
 
 from __future__ import annotations
 
+import base64
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from amazon_kclpy.messages import ProcessRecordsInput
+from amazon_kclpy.v3.processor import RecordProcessorBase
+
+from clickstream.tools.bench_traffic import (
+    Delivery,
+    deliveries,
+    distinct_sessions,
+    shard_traffic,
+    traffic_seconds,
+)
 from consumer.core.batch import FlushPolicy
+from consumer.core.billing import Ledger, dollars_per_million_events
 from consumer.processor import ClickstreamProcessor
 from consumer.retry import Backoff
-from consumer.testing import MemoryArchive, MemoryStore, ScriptedDaemon, protocol_records
-from producer.generator import TrafficProfile, generate
-from producer.run import outgoing
+from consumer.testing import (
+    MemoryAlerts,
+    MemoryArchive,
+    MemoryLease,
+    MemoryStore,
+    PreRenderedDaemon,
+    render_action,
+)
+
+SHARD = "shardId-000000000000"
+FAILOVER_SECONDS = 10.0
+"""KCL renews each lease it holds every third of `failoverTimeMillis` (the default 10 s)."""
+SEQUENCE_BASE = 49_680_477_731_447_033_642_919_771_787_628_839_273_462_071_122_875_000_000
+
+
+@dataclass(frozen=True)
+class CallFigures:
+    calls: float
+    write_units: float
+    read_units: float
 
 
 @dataclass(frozen=True)
 class BenchResult:
     events_per_shard_second: float
-    """The simulated arrival rate on the shard."""
+    """The arrival rate on the shard."""
     events: int
+    sessions: int
+    """Distinct sessions in the run's traffic."""
+    traffic_seconds: float
     dead_letters: int
-    wall_seconds: float
+    processor_seconds: float
     events_per_second: float
-    flushes: int
-    dynamodb_writes: int
-    dynamodb_reads: int
-    s3_puts: int
-    writes_per_1000_events: float
-    reads_per_1000_events: float
-    s3_puts_per_1000_events: float
+    ceiling_events_per_second: float
+    """The bare protocol path on the same lines: decode each record, checkpoint each poll."""
+    ratio_to_ceiling: float
+    per_1000_events: dict[str, CallFigures] = field(default_factory=dict)
+    """Calls and capacity units by what they were for."""
+    write_units_per_1000_events: float = 0.0
+    read_units_per_1000_events: float = 0.0
+    s3_puts_per_1000_events: float = 0.0
+    dollars_per_million_events: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class CeilingProcessor(RecordProcessorBase):  # type: ignore[misc]  # untyped base
+    """The least a record processor can do: decode each record, checkpoint each delivery."""
+
+    version = 3
+
+    def initialize(self, initialize_input: Any) -> None:
+        self.records = 0
+
+    def process_records(self, process_records_input: ProcessRecordsInput) -> None:
+        records = process_records_input.records
+        for record in records:
+            base64.b64decode(record.data)
+        self.records += len(records)
+        if records:
+            last = records[-1]
+            process_records_input.checkpointer.checkpoint(
+                last.sequence_number, last.sub_sequence_number
+            )
+
+    def lease_lost(self, lease_lost_input: Any) -> None:
+        return None
+
+    def shard_ended(self, shard_ended_input: Any) -> None:
+        shard_ended_input.checkpointer.checkpoint()
+
+    def shutdown_requested(self, shutdown_requested_input: Any) -> None:
+        return None
+
+
+def protocol_lines(polls: Sequence[Delivery]) -> list[tuple[str, float]]:
+    """The daemon's actions for one shard's run, rendered, each with its moment."""
+    lines = [
+        (
+            render_action(
+                {
+                    "action": "initialize",
+                    "shardId": SHARD,
+                    "sequenceNumber": "TRIM_HORIZON",
+                    "subSequenceNumber": 0,
+                }
+            ),
+            0.0,
+        )
+    ]
+    sequence = SEQUENCE_BASE
+    for poll in polls:
+        rendered = []
+        for record in poll.records:
+            sequence += 1
+            rendered.append(
+                {
+                    "action": "record",
+                    "data": base64.b64encode(record.data).decode("ascii"),
+                    "partitionKey": record.partition_key,
+                    "sequenceNumber": str(sequence),
+                    "subSequenceNumber": 0,
+                    "approximateArrivalTimestamp": record.arrival_ms,
+                }
+            )
+        action = {"action": "processRecords", "millisBehindLatest": 0, "records": rendered}
+        lines.append((render_action(action), poll.at))
+    end = polls[-1].at if polls else 0.0
+    lines.append((render_action({"action": "shutdownRequested"}), end))
+    return lines
+
+
+def _timed(lines: list[tuple[str, float]], processor: Any, daemon: PreRenderedDaemon) -> float:
+    began = time.perf_counter()
+    daemon.run(processor)
+    return time.perf_counter() - began
 
 
 def run(
@@ -49,55 +162,77 @@ def run(
     seed: int,
     arrival_rate: float,
     poll_seconds: float = 1.0,
-    malformed: int = 0,
+    make_processor: Callable[..., Any] | None = None,
 ) -> BenchResult:
-    """Process `events` generated events as one shard receiving `arrival_rate` events/s.
+    """Process `events` steady events as one shard receiving `arrival_rate` events/s."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    records = shard_traffic(events, seed, arrival_rate, start)
+    polls = deliveries(records, poll_seconds)
+    lines = protocol_lines(polls)
+    wall_start = datetime.fromtimestamp(records[0].arrival_ms / 1000, tz=UTC)
 
-    Records come in deliveries of what arrives between two polls (KCL's polling reads once
-    per `idleTimeBetweenReadsInMillis`, at most 10,000 records).
-    """
-    delivery_size = max(1, min(10_000, round(arrival_rate * poll_seconds)))
-    start = datetime.now(UTC) - timedelta(hours=1)
-    records, _ = generate(seed, start, events, TrafficProfile(malformed=malformed))
-    payloads = [(out.data, out.partition_key) for out in map(outgoing, records)]
-    shard_records = protocol_records(payloads)
+    ceiling_daemon = PreRenderedDaemon(lines)
+    ceiling = CeilingProcessor()
+    ceiling_seconds = _timed(lines, ceiling, ceiling_daemon)
 
-    simulated_now = [0.0]
+    ledger = Ledger()
+    store, archive = MemoryStore(ledger=ledger), MemoryArchive(ledger=ledger)
+    daemon = PreRenderedDaemon(lines)
+    build = make_processor or default_processor
+    processor = build(
+        store,
+        archive,
+        lease=MemoryLease(ledger),
+        alerts=MemoryAlerts(ledger),
+        clock=lambda: daemon.now,
+        wall_clock=lambda: wall_start + timedelta(seconds=daemon.now),
+    )
+    seconds = _timed(lines, processor, daemon)
 
-    def advance(action: dict[str, Any]) -> None:
-        if action["action"] == "processRecords":
-            simulated_now[0] += len(action["records"]) / arrival_rate
+    processed = processor.totals["events"] + processor.totals["dead_letters"]
+    span = traffic_seconds(records)
+    ledger.write("checkpoints", daemon.checkpoints, calls=daemon.checkpoints)
+    renewals = round(span / (FAILOVER_SECONDS / 3))
+    ledger.write("lease renewals", renewals, calls=renewals)
+    per = 1000 / processed if processed else 0.0
+    figures = {
+        what: CallFigures(
+            round(charge.calls * per, 2),
+            round(charge.write_units * per, 2),
+            round(charge.read_units * per, 2),
+        )
+        for what, charge in sorted(ledger.charges.items())
+    }
+    s3_puts = ledger.calls("s3 puts")
+    rate = processed / seconds if seconds else 0.0
+    ceiling_rate = ceiling.records / ceiling_seconds if ceiling_seconds else 0.0
+    return BenchResult(
+        events_per_shard_second=arrival_rate,
+        events=processor.totals["events"],
+        sessions=distinct_sessions(records),
+        traffic_seconds=round(span, 1),
+        dead_letters=processor.totals["dead_letters"],
+        processor_seconds=round(seconds, 3),
+        events_per_second=round(rate),
+        ceiling_events_per_second=round(ceiling_rate),
+        ratio_to_ceiling=round(rate / ceiling_rate, 3) if ceiling_rate else 0.0,
+        per_1000_events=figures,
+        write_units_per_1000_events=round(ledger.write_units * per, 1),
+        read_units_per_1000_events=round(ledger.read_units * per, 1),
+        s3_puts_per_1000_events=round(s3_puts * per, 3),
+        dollars_per_million_events=round(
+            dollars_per_million_events(processed, ledger.write_units, ledger.read_units, s3_puts),
+            3,
+        ),
+    )
 
-    daemon = ScriptedDaemon(on_action=advance).initialize("shardId-000000000000")
-    for offset in range(0, len(shard_records), delivery_size):
-        daemon.process(shard_records[offset : offset + delivery_size])
-    daemon.shutdown_requested()
 
-    store, archive = MemoryStore(), MemoryArchive()
-    processor = ClickstreamProcessor(
+def default_processor(store: Any, archive: Any, **sinks_and_clocks: Any) -> ClickstreamProcessor:
+    """The processor as a worker builds it, with its default settings."""
+    return ClickstreamProcessor(
         store,
         archive,
         flush_policy=FlushPolicy(),
         checkpoint_backoff=Backoff(),
-        clock=lambda: simulated_now[0],
-    )
-    began = time.perf_counter()
-    daemon.run(processor)
-    wall = time.perf_counter() - began
-
-    processed = processor.totals["events"]
-    per_thousand = 1000 / processed if processed else 0.0
-    return BenchResult(
-        events_per_shard_second=arrival_rate,
-        events=processed,
-        dead_letters=processor.totals["dead_letters"],
-        wall_seconds=round(wall, 3),
-        events_per_second=round(processed / wall, 1) if wall else 0.0,
-        flushes=processor.totals["flushes"],
-        dynamodb_writes=store.writes,
-        dynamodb_reads=store.reads,
-        s3_puts=archive.puts,
-        writes_per_1000_events=round(store.writes * per_thousand, 1),
-        reads_per_1000_events=round(store.reads * per_thousand, 1),
-        s3_puts_per_1000_events=round(archive.puts * per_thousand, 2),
+        **sinks_and_clocks,
     )

@@ -30,6 +30,8 @@ SESSION_WRITE_CONDITION: Final = (
 )
 """A session moves to a child shard after a reshard; positions only compare within a shard."""
 PAGE_WRITE_CONDITION: Final = "attribute_not_exists(#position) OR #position <= :position"
+PAGE_INDEX_PROJECTION: Final = "ALL"
+"""The page-stats `by-window` index's projection in the template (a unit test compares)."""
 CONDITION_NAMES: Final = {"#position": "position", "#shard": "shard_id"}
 
 
