@@ -1,11 +1,12 @@
 """DynamoDB in one place: attribute-value JSON to plain Python values and back, and the
-paginated reads (Query, Scan) every part of the project uses."""
+paginated reads (Query, Scan, BatchGetItem) every part of the project uses."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 
@@ -51,3 +52,34 @@ def scan_table(client: Any, table: str) -> list[dict[str, Any]]:
     for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
         items += [from_dynamo(item) for item in page.get("Items", [])]
     return items
+
+
+BATCH_GET_KEYS: Final = 100
+_UNPROCESSED_ROUNDS: Final = 8
+
+
+def get_items(
+    client: Any, table: str, keys: Sequence[Mapping[str, Any]], *, consistent: bool = False
+) -> list[dict[str, Any]]:
+    """The items of `keys` (plain values) that exist, 100 keys a BatchGetItem; keys DynamoDB
+    leaves unprocessed (throttling, response size) are asked again after a short backoff."""
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(keys), BATCH_GET_KEYS):
+        request: dict[str, Any] = {
+            table: {
+                "Keys": [to_dynamo(key) for key in keys[start : start + BATCH_GET_KEYS]],
+                "ConsistentRead": consistent,
+            }
+        }
+        for attempt in range(_UNPROCESSED_ROUNDS):
+            response = client.batch_get_item(RequestItems=request)
+            found += [from_dynamo(item) for item in response.get("Responses", {}).get(table, [])]
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            time.sleep(min(2.0, 0.05 * 2**attempt))
+        else:
+            raise RuntimeError(
+                f"DynamoDB left {table} keys unprocessed {_UNPROCESSED_ROUNDS} times"
+            )
+    return found

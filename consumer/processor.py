@@ -36,21 +36,18 @@ from clickstream.events import DeadLetterReason, InvalidEvent, TimestampPolicy, 
 from clickstream.logging import get_logger
 from consumer.core.aggregate import (
     Changes,
+    PageMinuteKey,
+    PageMinuteState,
     PositionedEvent,
     SessionState,
     ShardAggregator,
 )
-from consumer.core.anomaly import Alert, BotRules, ShardProgress, assess_session, bot_alert
-from consumer.core.batch import DeadLetter, FlushPolicy, PendingBatch, archive_objects
-from consumer.core.limits import ItemLimits, Unstorable, unstorable_changes
+from consumer.core.anomaly import Alert, BotRules, ShardProgress, score_sessions
+from consumer.core.batch import DeadLetter, archive_objects, archived
+from consumer.core.limits import ItemLimits
+from consumer.core.pending import Cadences, CommitWindow, DirtyStates, Watermark
 from consumer.core.positions import Position
-from consumer.core.storable import (
-    Storable,
-    keys_of,
-    split_by_items,
-    unstorable_letter,
-    without_unstorable,
-)
+from consumer.guards import UnstorableGuards
 from consumer.metrics import Metrics, announce_alert
 from consumer.retry import Backoff, GaveUp, call_with_retries
 from consumer.sinks import AlertSink, Archive, LeaseOwnership, StateStore
@@ -58,11 +55,16 @@ from consumer.sinks import AlertSink, Archive, LeaseOwnership, StateStore
 EXIT_FLUSH_FAILED = 3
 EXIT_UNEXPECTED = 4
 
+SESSION_IDLE_SECONDS = 600.0
+"""A written session unused this long is dropped from the cache (read again if it returns)."""
+PAGE_IDLE_SECONDS = 180.0
+"""A written page-minute unused this long is dropped from the cache."""
+
 RETRYABLE_CHECKPOINT_ERRORS = frozenset({"ThrottlingException"})
 LEASE_GONE_CHECKPOINT_ERRORS = frozenset({"ShutdownException", "InvalidStateException"})
 
 
-class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untyped base
+class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: ignore[misc]
     version = 3
 
     def __init__(
@@ -74,7 +76,7 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         alerts: AlertSink | None = None,
         bot_rules: BotRules | None = None,
         metrics: Metrics | None = None,
-        flush_policy: FlushPolicy,
+        cadences: Cadences,
         checkpoint_backoff: Backoff,
         max_cached_sessions: int = 50_000,
         max_cached_page_minutes: int = 50_000,
@@ -93,12 +95,11 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         self._metrics = metrics
         self._progress_interval = progress_interval_seconds
         # What the shard's progress report says (see ShardProgress), and when it was sent.
-        self._event_watermark: datetime | None = None
         self._caught_up = False
         self._reported: tuple[datetime | None, bool] | None = None
         self._reported_at = float("-inf")
         self._millis_behind: int | None = None
-        self._policy = flush_policy
+        self._cadences = cadences
         self._checkpoint_backoff = checkpoint_backoff
         self._max_sessions = max_cached_sessions
         self._max_pages = max_cached_page_minutes
@@ -110,7 +111,12 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         self._log: Any = get_logger(component="processor")
         self._shard_id = "unknown"
         self._aggregator = ShardAggregator("unknown")
-        self._batch = PendingBatch()
+        self._window = CommitWindow()
+        self._dirty_sessions: DirtyStates[str, SessionState] = DirtyStates()
+        self._dirty_pages: DirtyStates[PageMinuteKey, PageMinuteState] = DirtyStates()
+        self._applied_end: Position | None = None
+        """The last record folded into the cached states."""
+        self._watermark = Watermark()
         self._last_checkpoint: Position | None = None
         self._started_at = "unknown"
         """The checkpoint KCL started this shard's processing at."""
@@ -147,36 +153,49 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
             if self._lease_gone:
                 return  # KCL is about to tell us the lease is lost; write nothing meanwhile
             now = self._clock()
+            self._aggregator.at(now)
             records = process_records_input.records
             self._millis_behind = process_records_input.millis_behind_latest
-            for record in records:
-                self._receive(record, now)
+            events = [e for e in (self._receive(record, now) for record in records) if e]
+            if events:
+                self._apply(events, now)
             if records:
                 self._log.debug(
                     "records received",
                     count=len(records),
                     last_sequence=records[-1].sequence_number,
                 )
-            if self._policy.due(self._batch, self._clock()):
-                self._flush_and_checkpoint(process_records_input.checkpointer)
+            if not self._lease_gone:
+                self._write_due(self._clock())
+            if not self._lease_gone and self._cadences.commit_due(self._window, self._clock()):
+                self._commit_and_checkpoint(process_records_input.checkpointer)
             if self._lease_gone:
                 return
             # KCL also calls with no records when the shard has nothing new: then everything
-            # that arrived is here, and once the batch is flushed the shard is caught up.
-            self._caught_up = self._batch.is_empty and (not records or self._millis_behind == 0)
+            # that arrived is here, and once its page-minutes are written the shard is
+            # caught up as far as the page-traffic rule is concerned.
+            self._caught_up = not self._dirty_pages and (not records or self._millis_behind == 0)
             self._report_progress()
 
     def lease_lost(self, lease_lost_input: LeaseLostInput) -> None:
         # Another worker owns the shard now and replays from the last checkpoint: anything
-        # not flushed is its to write, and our cached states may already be stale.
-        self._log.info("lease lost: dropping unflushed records", records=self._batch.record_count)
-        self._batch = PendingBatch()
+        # not written is its to write, and our cached states may already be stale.
+        self._log.info(
+            "lease lost: dropping what was not written", records=self._window.record_count
+        )
+        self._drop_pending()
+
+    def _drop_pending(self) -> None:
+        self._window = CommitWindow()
+        self._dirty_sessions.clear()
+        self._dirty_pages.clear()
+        self._watermark.forget_pending()
         self._aggregator.forget_all()
 
     def shard_ended(self, shard_ended_input: ShardEndedInput) -> None:
         with self._stop_on_failure("shard_ended"):
             if not self._lease_gone:
-                self._flush()
+                self._commit()
             if self._lease_gone:
                 # A fenced flush wrote nothing: SHARD_END would tell KCL this shard is done
                 # and its children may start, while its last records are counted nowhere.
@@ -202,8 +221,8 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
             if self._lease_gone:
                 self._log.info("shutdown requested: lease already gone, nothing written")
                 return
-            pending = self._batch.record_count
-            checkpointed = self._flush_and_checkpoint(shutdown_requested_input.checkpointer)
+            pending = self._window.record_count
+            checkpointed = self._commit_and_checkpoint(shutdown_requested_input.checkpointer)
             if checkpointed is not None:
                 self._log.info(
                     "shutdown requested: flushed and checkpointed",
@@ -227,13 +246,15 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
 
     # -- the commit cycle ------------------------------------------------------------------
 
-    def _receive(self, record: Any, now: float) -> None:
+    def _receive(self, record: Any, now: float) -> PositionedEvent | None:
+        """Decode a record into the commit window: its event, or None (a dead letter)."""
         position = Position.of(record.sequence_number, record.sub_sequence_number)
         data = base64.b64decode(record.data)
         millis = record.timestamp_millis
         # Plausibility is judged against the record's arrival in the stream, not this clock:
         # every pass over the record (a replay included) then decides the same.
         arrival = datetime.fromtimestamp(millis / 1000, tz=UTC) if millis else self._wall_clock()
+        self._window.received(position, len(data), now)
         try:
             event = decode_event(data, TimestampPolicy(now=arrival))
             if record.partition_key != event.session_id:
@@ -243,74 +264,35 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
                     "session_id",
                 )
         except InvalidEvent as error:
-            letter = DeadLetter(position, record.partition_key, arrival, data, error)
-            self._batch.add_dead_letter(letter, now)
-            return
-        positioned = PositionedEvent(position, event, data, record.partition_key, arrival)
-        self._batch.add_event(positioned, len(data), now)
-
-    def _flush_and_checkpoint(self, checkpointer: Any) -> Position | None:
-        """Flush, then checkpoint what was flushed; the position checkpointed, if any."""
-        flushed = self._flush()
-        if flushed is None or self._lease_gone:
+            self._dead_letters([DeadLetter(position, record.partition_key, arrival, data, error)])
             return None
-        self._checkpoint(checkpointer, flushed)
-        return None if self._lease_gone else flushed
+        return PositionedEvent(position, event, data, record.partition_key, arrival)
 
-    def _flush(self) -> Position | None:
-        """Write state, then the archive; returns the last position flushed (None: nothing).
-
-        State goes first because its write is the guarded one: a worker whose lease moved on
-        (a zombie) is refused there, and then writes no archive object either, where it
-        could otherwise replace the new owner's object of the same key with fewer records.
-        """
-        batch = self._batch
-        if batch.is_empty or batch.last_position is None:
-            return None
-        started = self._clock()
-        if self._lease is not None and not self._lease.still_owner(self._shard_id):
-            self._fenced("another worker holds the lease now", batch.record_count)
-            return None
-        self._load(batch.events)
-        changes = self._aggregator.apply(batch.events, batch.last_position)
-        storable = self._without_unstorable(batch, changes)
-        changes, events = storable.changes, storable.events
-        letters = [*batch.dead_letters, *storable.letters]
+    def _apply(self, events: list[PositionedEvent], now: float) -> None:
+        """Fold a delivery's events into the cached states, which wait for their cadence."""
+        first, last = events[0].position, events[-1].position
+        self._load(events)
+        changes = self._aggregator.apply(events, last)
+        storable = self._without_unstorable(events, changes, last, now)
+        changes = storable.changes
+        self._dead_letters(storable.letters)
         # Alerts go before the state that records them as raised: a crash in between replays
-        # the flush and puts the same alert again, which its conditional put makes harmless.
-        self._raise(self._bot_alerts(changes.sessions))
-        outcome = self._store.save(changes, self._wall_clock())
-        self._batch = PendingBatch()
-        if outcome.fenced:
-            # Stored state is ahead of ours: another worker holds this shard now, and ours
-            # is stale. What we did write is overwritten by the owner's replay.
-            self._fenced(
-                "newer state already stored",
-                batch.record_count,
-                refused=outcome.refused[:5],
-                refused_count=len(outcome.refused),
-            )
-            return None
-        if outcome.unstorable:
-            events, refused = self._refused_by_dynamodb(events, outcome.unstorable)
-            letters += refused
-        objects = archive_objects(self._shard_id, events, letters)
-        self._archive.put(objects)
-        self._aggregator.trim()
-        self.totals["events"] += len(events)
+        # the events and puts the same alert again, which its conditional put makes harmless.
+        self._raise(score_sessions(changes.sessions, self._bot_rules))
+        for session in changes.sessions:
+            self._dirty_sessions.mark(session.session_id, session, now, first)
+        for page in changes.pages:
+            self._dirty_pages.mark(page.key, page, now, first)
+        self._window.events.extend(archived(item) for item in storable.events)
+        self._applied_end = last
+        self.totals["events"] += len(storable.events)
         self.totals["duplicates"] += len(changes.duplicates)
+        newest = max((item.event.timestamp for item in storable.events), default=None)
+        self._watermark.applied(last, newest)
+
+    def _dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        self._window.dead_letters.extend(letters)
         self.totals["dead_letters"] += len(letters)
-        self.totals["flushes"] += 1
-        self.totals["items_written"] += outcome.written
-        newest = max(item.event.timestamp for item in events) if events else None
-        if newest is not None and (self._event_watermark is None or newest > self._event_watermark):
-            self._event_watermark = newest
-        if self._metrics is not None:
-            reasons = Counter(letter.error.reason.value for letter in letters)
-            flush_ms = (self._clock() - started) * 1000
-            self._metrics.flushed(
-                len(events), len(changes.duplicates), reasons, flush_ms, self._millis_behind
-            )
         for letter in letters:
             self._log.warning(
                 "dead letter",
@@ -318,73 +300,100 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
                 field=letter.error.field,
                 sequence_number=letter.position.sequence_number,
             )
+
+    def _write_due(self, now: float) -> None:
+        """Write the page-minutes and sessions that have waited their cadence."""
+        pages = self._dirty_pages.due(now, self._cadences.page_seconds)
+        sessions = self._dirty_sessions.due(now, self._cadences.session_seconds)
+        if pages or sessions:
+            self._write([state for _, state in sessions], [state for _, state in pages])
+
+    def _write(self, sessions: list[SessionState], pages: list[PageMinuteState]) -> bool:
+        """Write states (each with the position of the last record it includes); False when
+        this worker turns out to be fenced."""
+        if self._lease is not None and not self._lease.still_owner(self._shard_id):
+            self._fenced("another worker holds the lease now", self._window.record_count)
+            return False
+        started = self._clock()
+        outcome = self._store.save(Changes(sessions, pages), self._wall_clock())
+        if outcome.fenced:
+            # Stored state is ahead of ours: another worker holds this shard now, and ours
+            # is stale. What we did write is overwritten by the owner's replay.
+            self._fenced(
+                "newer state already stored",
+                self._window.record_count,
+                refused=outcome.refused[:5],
+                refused_count=len(outcome.refused),
+            )
+            return False
+        if outcome.unstorable:
+            self._refused_by_dynamodb(outcome.unstorable)
+        self._dirty_sessions.written(session.session_id for session in sessions)
+        self._dirty_pages.written(page.key for page in pages)
+        self.totals["items_written"] += outcome.written
+        self._watermark.written(self._dirty_pages.oldest_position())
         self._log.debug(
-            "flushed",
-            events=len(events),
-            duplicates=len(changes.duplicates),
-            dead_letters=len(letters),
-            objects=len(objects),
+            "written",
+            sessions=len(sessions),
+            pages=len(pages),
             items=outcome.written,
-            last_position=str(batch.last_position),
-            flush_ms=round((self._clock() - started) * 1000, 1),
+            write_ms=round((self._clock() - started) * 1000, 1),
         )
-        return batch.last_position
+        return True
+
+    def _commit(self) -> Position | None:
+        """Write every changed state, archive the window: the position a checkpoint may name
+        now (None: nothing received since the last one, or fenced)."""
+        window = self._window
+        if window.is_empty or window.last_position is None:
+            return None
+        started = self._clock()
+        sessions = [state for _, state in self._dirty_sessions.all()]
+        pages = [state for _, state in self._dirty_pages.all()]
+        if (sessions or pages) and not self._write(sessions, pages):
+            return None
+        if self._lease_gone:
+            return None
+        objects = archive_objects(self._shard_id, window.events, window.dead_letters)
+        self._archive.put(objects)
+        self._window = CommitWindow()
+        self.totals["flushes"] += 1
+        now = self._clock()
+        self._aggregator.trim(
+            sessions_idle_before=now - SESSION_IDLE_SECONDS,
+            pages_idle_before=now - PAGE_IDLE_SECONDS,
+        )
+        if self._metrics is not None:
+            reasons = Counter(letter.error.reason.value for letter in window.dead_letters)
+            self._metrics.flushed(
+                len(window.events),
+                window.record_count - len(window.events) - len(window.dead_letters),
+                reasons,
+                (now - started) * 1000,
+                self._millis_behind,
+            )
+        self._log.debug(
+            "committed",
+            records=window.record_count,
+            objects=len(objects),
+            last_position=str(window.last_position),
+            commit_ms=round((now - started) * 1000, 1),
+        )
+        return window.last_position
+
+    def _commit_and_checkpoint(self, checkpointer: Any) -> Position | None:
+        """Commit, then checkpoint what was committed; the position checkpointed, if any."""
+        committed = self._commit()
+        if committed is None or self._lease_gone:
+            return None
+        self._checkpoint(checkpointer, committed)
+        return None if self._lease_gone else committed
 
     def _load(self, events: Sequence[PositionedEvent]) -> None:
         """Read the states these events touch that are not cached."""
         sessions, pages = self._aggregator.missing(events)
         if sessions or pages:
             self._aggregator.remember(*self._store.load(self._shard_id, sessions, pages))
-
-    def _without_unstorable(self, batch: PendingBatch, changes: Changes) -> Storable:
-        assert batch.last_position is not None
-        now = self._wall_clock()
-        storable = without_unstorable(
-            self._aggregator,
-            batch.events,
-            changes,
-            batch.last_position,
-            check=lambda candidate: unstorable_changes(candidate, now, self._item_limits),
-            load=self._load,
-            now=now,
-        )
-        if storable.letters:
-            self._log.warning(
-                "unstorable items: their events are dead letters",
-                limits=storable.limits_hit[:5],
-                events=len(storable.letters),
-            )
-        return storable
-
-    def _refused_by_dynamodb(
-        self, events: list[PositionedEvent], refused: Sequence[Unstorable]
-    ) -> tuple[list[PositionedEvent], list[DeadLetter]]:
-        """The last guard: DynamoDB refused items the size check passed. Their events become
-        dead letters and the shard goes on; the cached states they touched are dropped."""
-        bad, kept = split_by_items(self._aggregator, events, refused)
-        self._aggregator.forget(*keys_of(self._aggregator, (item for item, _ in bad)))
-        self._log.error(
-            "DynamoDB refused items the size check passed: their events are dead letters "
-            "(other items of the same events may count them)",
-            limits=[problem.limit for problem in refused[:5]],
-            events=len(bad),
-        )
-        now = self._wall_clock()
-        return kept, [unstorable_letter(item, limit, now) for item, limit in bad]
-
-    def _bot_alerts(self, sessions: Sequence[SessionState]) -> list[Alert]:
-        """Score the sessions a flush changed; the alerts of those crossing the line."""
-        alerts = []
-        for session in sessions:
-            assessment = assess_session(session, self._bot_rules)
-            session.bot_score = assessment.score
-            if session.bot_alerted:
-                continue
-            alert = bot_alert(session, assessment, self._bot_rules)
-            if alert is not None:
-                session.bot_alerted = True
-                alerts.append(alert)
-        return alerts
 
     def _raise(self, alerts: Sequence[Alert]) -> None:
         if not alerts or self._alerts is None:
@@ -400,13 +409,13 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
         time), and always at shard end."""
         if self._alerts is None:
             return
-        state = (self._event_watermark, self._caught_up)
+        state = (self._watermark.value, self._caught_up)
         now = self._clock()
         # Never reported: `_reported` is None (unequal) and `_reported_at` -inf (long ago).
         too_soon = now - self._reported_at < self._progress_interval
         if not ended and (state == self._reported or too_soon):
             return
-        progress = ShardProgress(self._shard_id, self._event_watermark, self._caught_up, ended)
+        progress = ShardProgress(self._shard_id, self._watermark.value, self._caught_up, ended)
         self._alerts.report_progress(progress, self._wall_clock())
         self._reported, self._reported_at = state, now
 
@@ -417,9 +426,8 @@ class ClickstreamProcessor(RecordProcessorBase):  # type: ignore[misc]  # untype
             records=records,
             **details,
         )
-        self._batch = PendingBatch()
+        self._drop_pending()
         self._lease_gone = True
-        self._aggregator.forget_all()
 
     def _checkpoint(self, checkpointer: Any, position: Position | None) -> None:
         def checkpoint() -> None:

@@ -20,9 +20,19 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from clickstream.errors import ConfigurationError
 from consumer.core.anomaly import BotRules, PageRules
+from consumer.core.pending import Cadences
 from consumer.kcl_runtime import KCL_JARS_DIR
 
 ENV_PREFIX = "CLICKSTREAM_"
+RENAMED = {
+    "CLICKSTREAM_FLUSH_MAX_AGE_SECONDS": (
+        "CLICKSTREAM_PAGE_FLUSH_SECONDS, CLICKSTREAM_SESSION_FLUSH_SECONDS and "
+        "CLICKSTREAM_COMMIT_SECONDS"
+    ),
+    "CLICKSTREAM_FLUSH_MAX_RECORDS": "CLICKSTREAM_COMMIT_MAX_RECORDS",
+    "CLICKSTREAM_FLUSH_MAX_BYTES": "CLICKSTREAM_COMMIT_MAX_BYTES",
+}
+"""Settings replaced when each output got its own cadence (issue 15)."""
 
 
 class ConsumerSettings(BaseSettings):
@@ -89,10 +99,30 @@ class ConsumerSettings(BaseSettings):
         description="Touched every few seconds while the KCL daemon runs (`clickstream health`).",
     )
 
-    # The record processor.
-    flush_max_records: int = Field(default=10_000, ge=1)
-    flush_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
-    flush_max_age_seconds: float = Field(default=1.0, gt=0)
+    # The record processor's cadences (consumer.core.pending; docs/design.md "Cadences"):
+    # each output waits as long as its readers can bear, since every write is billed.
+    page_flush_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="A changed page-minute counter is written within this (live dashboard).",
+    )
+    session_flush_seconds: float = Field(
+        default=50.0,
+        gt=0,
+        description="A changed session item is written within this (a write per session).",
+    )
+    commit_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "Records are archived (one object per hour partition) and checkpointed within "
+            "this; a restart replays at most about this much."
+        ),
+    )
+    commit_max_records: int = Field(default=100_000, ge=1, description="... or this many.")
+    commit_max_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="... or this many bytes of records."
+    )
     retention_days: float = Field(default=30.0, gt=0, description="TTL of every item written.")
     retry_deadline_seconds: float = Field(
         default=300.0,
@@ -137,6 +167,24 @@ class ConsumerSettings(BaseSettings):
         if isinstance(value, str):
             return frozenset(name.strip() for name in value.split(",") if name.strip())
         return value
+
+    @model_validator(mode="after")
+    def _cadences_in_order(self) -> ConsumerSettings:
+        if not self.page_flush_seconds <= self.session_flush_seconds <= self.commit_seconds:
+            raise ValueError(
+                "CLICKSTREAM_PAGE_FLUSH_SECONDS <= CLICKSTREAM_SESSION_FLUSH_SECONDS <= "
+                "CLICKSTREAM_COMMIT_SECONDS must hold (a commit writes every changed state)"
+            )
+        return self
+
+    def cadences(self) -> Cadences:
+        return Cadences(
+            page_seconds=self.page_flush_seconds,
+            session_seconds=self.session_flush_seconds,
+            commit_seconds=self.commit_seconds,
+            max_records=self.commit_max_records,
+            max_bytes=self.commit_max_bytes,
+        )
 
     @model_validator(mode="after")
     def _default_application_name(self) -> ConsumerSettings:
@@ -188,7 +236,9 @@ def unknown_settings(
     problems = []
     for variable in sorted(environ):
         upper = variable.upper()
-        if upper.startswith(ENV_PREFIX) and upper not in known:
+        if upper in RENAMED:
+            problems.append(f"{variable} is gone: see {RENAMED[upper]}")
+        elif upper.startswith(ENV_PREFIX) and upper not in known:
             hint = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.75)
             problems.append(
                 f"unknown setting {variable}" + (f" (did you mean {hint[0]}?)" if hint else "")

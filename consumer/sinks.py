@@ -17,7 +17,7 @@ from typing import Any, Final, Protocol, TypeVar
 
 from botocore.exceptions import ClientError
 
-from clickstream.dynamo import from_dynamo, query_items, to_dynamo
+from clickstream.dynamo import from_dynamo, get_items, query_items, to_dynamo
 from consumer.core import items
 from consumer.core.aggregate import Changes, PageMinuteKey, PageMinuteState, SessionState
 from consumer.core.anomaly import Alert, ShardProgress
@@ -410,14 +410,20 @@ class DynamoAlerts:
 def page_items_for_minute(
     client: Any, table: str, minute: str, shard_ids: Iterable[str]
 ) -> list[dict[str, Any]]:
-    """One query of the `by-window` index per shard (shards include closed ones)."""
-    found: list[dict[str, Any]] = []
+    """The page-stats items of a minute: one query of the `by-window` index per shard (shards
+    include closed ones) for the keys, then the items themselves.
+
+    The index projects keys only: its keys never change, so a counter's rewrites cost the
+    index nothing (with every attribute projected, each rewrite was billed twice).
+    """
+    keys: list[dict[str, Any]] = []
     for shard_id in shard_ids:
-        found += query_items(
+        keys += query_items(
             client,
             TableName=table,
             IndexName="by-window",
             KeyConditionExpression="window_shard = :key",
             ExpressionAttributeValues={":key": {"S": items.page_sort_key(minute, shard_id)}},
         )
-    return found
+    wanted = [{"page": key["page"], "bucket_shard": key["bucket_shard"]} for key in keys]
+    return get_items(client, table, wanted)

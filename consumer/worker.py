@@ -14,7 +14,6 @@ from amazon_kclpy import kcl
 from clickstream import aws
 from clickstream.errors import ClickstreamError
 from clickstream.logging import configure_logging, get_logger
-from consumer.core.batch import FlushPolicy
 from consumer.metrics import Metrics
 from consumer.processor import ClickstreamProcessor
 from consumer.retry import Backoff
@@ -69,11 +68,7 @@ def build_processor(settings: ConsumerSettings) -> ClickstreamProcessor:
         alerts=alerts,
         bot_rules=settings.bot_rules(),
         metrics=Metrics(settings.metrics_namespace, dimensions={"Stream": settings.stream_name}),
-        flush_policy=FlushPolicy(
-            max_records=settings.flush_max_records,
-            max_bytes=settings.flush_max_bytes,
-            max_age_seconds=settings.flush_max_age_seconds,
-        ),
+        cadences=settings.cadences(),
         checkpoint_backoff=backoff,
         max_cached_sessions=settings.max_cached_sessions,
         max_cached_page_minutes=settings.max_cached_page_minutes,

@@ -105,7 +105,7 @@ def bench(
     seed: Annotated[int, typer.Option(help="Seed of the generated traffic.")] = 7,
     rates: Annotated[
         str, typer.Option(help="Comma-separated arrival rates to simulate, events/s per shard.")
-    ] = "100,1000,5000",
+    ] = "100,1000",
     batch_sizes: Annotated[
         str, typer.Option(help="collector: comma-separated events per request.")
     ] = "1,10,100",

@@ -33,8 +33,8 @@ from clickstream.tools.bench_traffic import (
     shard_traffic,
     traffic_seconds,
 )
-from consumer.core.batch import FlushPolicy
 from consumer.core.billing import Ledger, dollars_per_million_events
+from consumer.core.pending import Cadences
 from consumer.processor import ClickstreamProcessor
 from consumer.retry import Backoff
 from consumer.testing import (
@@ -232,7 +232,7 @@ def default_processor(store: Any, archive: Any, **sinks_and_clocks: Any) -> Clic
     return ClickstreamProcessor(
         store,
         archive,
-        flush_policy=FlushPolicy(),
+        cadences=Cadences(),
         checkpoint_backoff=Backoff(),
         **sinks_and_clocks,
     )

@@ -91,7 +91,7 @@ def deliveries(records: list[ShardRecord], poll_seconds: float) -> list[Delivery
     while index < len(records):
         at = poll * poll_seconds
         cutoff = first_ms + at * 1000
-        batch = []
+        batch: list[ShardRecord] = []
         while (
             index < len(records)
             and records[index].arrival_ms <= cutoff

@@ -35,7 +35,7 @@ from consumer.core.anomaly import (
     judge_complete_minutes,
     stream_watermark,
 )
-from consumer.core.batch import FlushPolicy
+from consumer.core.pending import Cadences
 from consumer.processor import ClickstreamProcessor
 from consumer.retry import Backoff
 from consumer.testing import (
@@ -329,7 +329,7 @@ def _process_shard(
         archive,
         alerts=alerts,
         bot_rules=bot_rules,
-        flush_policy=FlushPolicy(),
+        cadences=Cadences(),
         checkpoint_backoff=Backoff(),
         progress_interval_seconds=0.0,
         clock=lambda: clock[0],

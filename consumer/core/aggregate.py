@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Generic, NamedTuple, TypeVar
@@ -31,6 +31,7 @@ from consumer.core.sketch import (
     RecentIds,
     Touches,
     hash64,
+    place_of,
 )
 
 MAX_STORED_TEXT_BYTES: Final = 512
@@ -166,7 +167,7 @@ def touch_key(page_hash: int, at: datetime) -> tuple[int, int]:
 
 def where_hash(shard_id: str, position: Position) -> int:
     """A record's place (shard and position), hashed as the session's bookkeeping keeps it."""
-    return hash64(f"{shard_id}/{position.encode()}")
+    return place_of(hash64(f"{shard_id}/{position.encode()}"))
 
 
 def first_sighting(state: SessionState, id_hash: int, here: int) -> bool:
@@ -253,21 +254,28 @@ def apply_to_page(
 
 
 class LruCache(Generic[K, V]):
-    """A dict that forgets its least recently used entries beyond a capacity."""
+    """A dict that forgets its least recently used entries beyond a capacity, or idle ones.
+
+    `now` is set by the owner (the processor's clock); each use stamps the entry with it.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
+        self.now = 0.0
         self._entries: OrderedDict[K, V] = OrderedDict()
+        self._used: dict[K, float] = {}
 
     def get(self, key: K) -> V | None:
         value = self._entries.get(key)
         if value is not None:
             self._entries.move_to_end(key)
+            self._used[key] = self.now
         return value
 
     def put(self, key: K, value: V) -> None:
         self._entries[key] = value
         self._entries.move_to_end(key)
+        self._used[key] = self.now
 
     def __contains__(self, key: object) -> bool:
         return key in self._entries
@@ -275,19 +283,28 @@ class LruCache(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def trim(self) -> int:
-        """Forget the oldest entries beyond capacity; returns how many went."""
-        dropped = 0
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
-            dropped += 1
-        return dropped
+    def trim(self, pinned: Container[K] = (), idle_before: float | None = None) -> int:
+        """Forget the least recently used entries beyond capacity, and those unused since
+        `idle_before`, never a pinned one (a state not written yet); returns how many went."""
+        excess = len(self._entries) - self.capacity
+        victims: list[K] = []
+        for key in self._entries:  # least recently used first
+            idle = idle_before is not None and self._used[key] < idle_before
+            if len(victims) >= excess and not idle:
+                break
+            if key not in pinned:
+                victims.append(key)
+        for key in victims:
+            self.discard(key)
+        return len(victims)
 
     def discard(self, key: K) -> None:
         self._entries.pop(key, None)
+        self._used.pop(key, None)
 
     def clear(self) -> None:
         self._entries.clear()
+        self._used.clear()
 
 
 class ShardAggregator:
@@ -388,10 +405,23 @@ class ShardAggregator:
         for key in pages:
             self._pages.discard(key)
 
-    def trim(self) -> None:
-        """Forget least recently used states beyond capacity (call after a flush)."""
-        self._sessions.trim()
-        self._pages.trim()
+    def at(self, now: float) -> None:
+        """The processor's clock for what is used next (idle states are forgotten by it)."""
+        self._sessions.now = now
+        self._pages.now = now
+
+    def trim(
+        self,
+        *,
+        pinned_sessions: Container[str] = (),
+        pinned_pages: Container[PageMinuteKey] = (),
+        sessions_idle_before: float | None = None,
+        pages_idle_before: float | None = None,
+    ) -> None:
+        """Forget least recently used states beyond capacity and idle ones, never a pinned
+        one (changed and not written yet): a forgotten state is read again when touched."""
+        self._sessions.trim(pinned_sessions, sessions_idle_before)
+        self._pages.trim(pinned_pages, pages_idle_before)
 
     def forget_all(self) -> None:
         """Drop every cached state (lease lost: another worker owns the shard now)."""

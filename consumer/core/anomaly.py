@@ -157,6 +157,22 @@ def bot_alert(state: SessionState, assessment: BotAssessment, rules: BotRules) -
     )
 
 
+def score_sessions(sessions: Iterable[SessionState], rules: BotRules) -> list[Alert]:
+    """Score the sessions a delivery changed (kept in each state); the alerts of those
+    crossing the line for the first time (marked raised in the state)."""
+    alerts = []
+    for session in sessions:
+        assessment = assess_session(session, rules)
+        session.bot_score = assessment.score
+        if session.bot_alerted:
+            continue
+        alert = bot_alert(session, assessment, rules)
+        if alert is not None:
+            session.bot_alerted = True
+            alerts.append(alert)
+    return alerts
+
+
 # -- page traffic -----------------------------------------------------------------------------
 
 

@@ -1,9 +1,10 @@
-"""What one flush holds and writes to the archive. Pure: no I/O; time comes from the caller.
+"""What the archive keeps of a commit window, and its objects. Pure: no I/O.
 
-A flush is every record received since the last one: valid events and dead letters, in
-shard order. Archive objects are a pure function of (partition, shard, first position of
-that partition in the flush), and their bodies are deterministic gzip, so a replay that
-repeats a flush rewrites the same objects byte for byte (DESIGN.md, "Archive keys").
+A commit window is every record received since the last checkpoint (`consumer.core.pending`):
+valid events and dead letters, in shard order. Archive objects are a pure function of
+(partition, shard, first position of that partition in the window), and their bodies are
+deterministic gzip, so a replay from the checkpoint writes its objects under the same keys,
+replacing what a crash left (DESIGN.md, "Archive keys").
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import gzip
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
@@ -23,24 +24,6 @@ from consumer.core.positions import Position
 
 RAW_PREFIX: Final = "raw"
 DEAD_LETTER_PREFIX: Final = "dead-letter"
-
-
-@dataclass(frozen=True, slots=True)
-class FlushPolicy:
-    """When a processor must flush: enough records, enough bytes, or the oldest is old enough."""
-
-    max_records: int = 10_000
-    max_bytes: int = 16 * 1024 * 1024
-    max_age_seconds: float = 1.0
-
-    def due(self, batch: PendingBatch, now: float) -> bool:
-        if batch.started_at is None:
-            return False
-        return (
-            batch.record_count >= self.max_records
-            or batch.byte_count >= self.max_bytes
-            or now - batch.started_at >= self.max_age_seconds
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,35 +49,16 @@ class DeadLetter:
         }
 
 
-@dataclass(slots=True)
-class PendingBatch:
-    """Records received and not yet flushed, in shard order."""
+@dataclass(frozen=True, slots=True)
+class ArchivedEvent:
+    """A valid event as the archive keeps it: its line, where it sits, when it happened."""
 
-    events: list[PositionedEvent] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    last_position: Position | None = None
-    started_at: float | None = None
-    record_count: int = 0
-    byte_count: int = 0
-
-    def _received(self, position: Position, size: int, now: float) -> None:
-        if self.started_at is None:
-            self.started_at = now
-        self.last_position = position
-        self.record_count += 1
-        self.byte_count += size
-
-    def add_event(self, event: PositionedEvent, size: int, now: float) -> None:
-        self.events.append(event)
-        self._received(event.position, size, now)
-
-    def add_dead_letter(self, dead_letter: DeadLetter, now: float) -> None:
-        self.dead_letters.append(dead_letter)
-        self._received(dead_letter.position, len(dead_letter.data), now)
-
-    @property
-    def is_empty(self) -> bool:
-        return self.record_count == 0
+    position: Position
+    line: bytes
+    timestamp: datetime
+    session_id: str
+    partition_key: str
+    arrival: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +98,20 @@ def archive_line(item: PositionedEvent) -> bytes:
     return raw
 
 
+def archived(item: PositionedEvent) -> ArchivedEvent:
+    """What the archive keeps of an event until its window is committed."""
+    return ArchivedEvent(
+        item.position,
+        archive_line(item),
+        item.event.timestamp,
+        item.event.session_id,
+        item.partition_key,
+        item.arrival,
+    )
+
+
 def archive_objects(
-    shard_id: str, events: Sequence[PositionedEvent], dead_letters: Sequence[DeadLetter]
+    shard_id: str, events: Sequence[ArchivedEvent], dead_letters: Sequence[DeadLetter]
 ) -> list[ArchiveObject]:
     """The S3 objects of one flush: events by event-time hour, dead letters by arrival hour.
 
@@ -145,11 +121,11 @@ def archive_objects(
     """
     event_groups: dict[str, tuple[str, list[bytes]]] = {}
     for item in sorted(events, key=_position_of_event):
-        partition = partition_path(RAW_PREFIX, item.event.timestamp)
+        partition = partition_path(RAW_PREFIX, item.timestamp)
         if partition not in event_groups:
-            key = object_key(RAW_PREFIX, item.event.timestamp, shard_id, item.position)
+            key = object_key(RAW_PREFIX, item.timestamp, shard_id, item.position)
             event_groups[partition] = (key, [])
-        event_groups[partition][1].append(archive_line(item))
+        event_groups[partition][1].append(item.line)
     dead_groups: dict[str, tuple[str, list[bytes]]] = {}
     for letter in sorted(dead_letters, key=_position_of_letter):
         partition = partition_path(DEAD_LETTER_PREFIX, letter.arrival)
@@ -164,7 +140,7 @@ def archive_objects(
     ]
 
 
-def _position_of_event(item: PositionedEvent) -> Position:
+def _position_of_event(item: ArchivedEvent) -> Position:
     return item.position
 
 

@@ -30,7 +30,7 @@ SESSION_WRITE_CONDITION: Final = (
 )
 """A session moves to a child shard after a reshard; positions only compare within a shard."""
 PAGE_WRITE_CONDITION: Final = "attribute_not_exists(#position) OR #position <= :position"
-PAGE_INDEX_PROJECTION: Final = "ALL"
+PAGE_INDEX_PROJECTION: Final = "KEYS_ONLY"
 """The page-stats `by-window` index's projection in the template (a unit test compares)."""
 CONDITION_NAMES: Final = {"#position": "position", "#shard": "shard_id"}
 
@@ -75,14 +75,16 @@ def session_item(state: SessionState, expires_at: int, updated_at: datetime) -> 
         "exit_page": state.exit_page,
         "duration_seconds": Decimal(str(state.duration_seconds)),
         "distinct_pages": state.pages.count(),
-        "distinct_pages_exact": state.pages.exact,
+        # Left out while exact (the common case): readers take an absent flag as exact.
+        "distinct_pages_exact": None if state.pages.exact else False,
         # Hashed, fixed-size records in binary attributes (consumer.core.sketch); empty ones
         # are left out.
         "pages": state.pages.to_bytes() or None,
         "first_touches": touches_to_bytes(state.first_touches) or None,
         "recent_event_ids": recent_to_bytes(state.recent_ids) or None,
         "user_agent": state.user_agent,
-        "previous_at": _iso(state.previous_at),
+        # Left out when it is the last event's time (records in order, the common case).
+        "previous_at": None if state.previous_at == state.last_seen else _iso(state.previous_at),
         "gap_count": state.gap_count,
         # Floats go through their shortest repr, so a state read back is the state written.
         "gap_mean": Decimal(repr(state.gap_mean)),
@@ -116,7 +118,7 @@ def session_from_item(item: Mapping[str, Any]) -> SessionState:
         pages=DistinctCounter.from_bytes(_bytes(item.get("pages"))),
         first_touches=touches_from_bytes(_bytes(item.get("first_touches"))),
         recent_ids=recent_from_bytes(_bytes(item.get("recent_event_ids"))),
-        previous_at=_moment(item.get("previous_at")),
+        previous_at=_moment(item.get("previous_at", last_seen)),
         gap_count=int(item.get("gap_count", 0)),
         gap_mean=float(item.get("gap_mean", 0)),
         gap_m2=float(item.get("gap_m2", 0)),

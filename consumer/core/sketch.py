@@ -7,6 +7,9 @@ entries has odds of about 1 in 10^12) and capped:
 
 - distinct pages: exact up to `EXACT_DISTINCT_PAGES`, estimated beyond by a HyperLogLog of
   `HLL_REGISTERS` one-byte registers (standard error 1.04 / sqrt(1024) ≈ 3.3 %);
+Places of records (shard and position) are kept as 32-bit hashes (`place_of`): they are only
+compared for equality between one session's records.
+
 - first touches (minute, page) -> where the session first touched that page that minute,
   at most `MAX_TRACKED_PAGE_MINUTES`, oldest minutes forgotten first;
 - recent event ids -> where each was first seen, at most `MAX_RECENT_EVENT_IDS`, oldest
@@ -36,10 +39,21 @@ MAX_RECENT_EVENT_IDS: Final = 256
 _EXACT_TAG: Final = b"E"
 _HLL_TAG: Final = b"H"
 _HASH: Final = struct.Struct(">Q")
-_TOUCH: Final = struct.Struct(">IQQ")
-"""(minute number, page hash, position hash)."""
-_RECENT: Final = struct.Struct(">QQ")
-"""(event id hash, position hash)."""
+_TOUCH: Final = struct.Struct(">IQI")
+"""(minute number, page hash, place hash)."""
+_RECENT: Final = struct.Struct(">QI")
+"""(event id hash, place hash)."""
+_FORMAT_2: Final = b"\x02"
+"""Leads the records since places are hashed to 32 bits (an odd length: the first format's
+records were 20 and 16 bytes, always an even length, and are read too)."""
+_TOUCH_1: Final = struct.Struct(">IQQ")
+_RECENT_1: Final = struct.Struct(">QQ")
+
+
+def place_of(hash_64: int) -> int:
+    """A record's place hash as kept (32 bits): equality among one session's records is all
+    it is used for, and a false match needs two of its records 1 in 4 billion alike."""
+    return hash_64 >> 32
 
 
 def hash64(text: str) -> int:
@@ -122,11 +136,16 @@ Touches = dict[tuple[int, int], int]
 
 
 def touches_to_bytes(touches: Touches) -> bytes:
-    return b"".join(_TOUCH.pack(m, p, where) for (m, p), where in sorted(touches.items()))
+    if not touches:
+        return b""
+    records = (_TOUCH.pack(m, p, where) for (m, p), where in sorted(touches.items()))
+    return _FORMAT_2 + b"".join(records)
 
 
 def touches_from_bytes(data: bytes) -> Touches:
-    return {(m, p): where for m, p, where in _TOUCH.iter_unpack(data)}
+    if data[:1] == _FORMAT_2 and len(data) % 2 == 1:
+        return {(m, p): where for m, p, where in _TOUCH.iter_unpack(data[1:])}
+    return {(m, p): place_of(where) for m, p, where in _TOUCH_1.iter_unpack(data)}
 
 
 RecentIds = dict[int, int]
@@ -134,8 +153,12 @@ RecentIds = dict[int, int]
 
 
 def recent_to_bytes(recent: RecentIds) -> bytes:
-    return b"".join(_RECENT.pack(event, where) for event, where in recent.items())
+    if not recent:
+        return b""
+    return _FORMAT_2 + b"".join(_RECENT.pack(event, where) for event, where in recent.items())
 
 
 def recent_from_bytes(data: bytes) -> RecentIds:
-    return dict(_RECENT.iter_unpack(data))
+    if data[:1] == _FORMAT_2 and len(data) % 2 == 1:
+        return dict(_RECENT.iter_unpack(data[1:]))
+    return {event: place_of(where) for event, where in _RECENT_1.iter_unpack(data)}

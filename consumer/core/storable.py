@@ -37,11 +37,14 @@ def without_unstorable(
     flush_end: Position,
     *,
     check: Callable[[Changes], list[Unstorable]],
-    load: Callable[[Sequence[PositionedEvent]], None],
+    restore: Callable[[set[str], set[PageMinuteKey], Sequence[PositionedEvent]], None],
     now: datetime,
 ) -> Storable:
-    """`changes` (the aggregator's for `events`) made storable; `load` caches the states
-    the given events touch that the aggregator forgot."""
+    """`changes` (the aggregator's for `events`) made storable.
+
+    `restore(sessions, pages, kept)` is called once the aggregator has forgotten the states
+    the unstorable events touched: it rebuilds them as they were before `events` (the store's
+    item and what the processor applied since) and caches every state `kept` touches."""
     kept = [e for e in events if e.position not in changes.duplicates]
     letters: list[DeadLetter] = []
     limits_hit: list[str] = []
@@ -51,7 +54,7 @@ def without_unstorable(
         limits_hit += [problem.limit for problem in problems]
         sessions, pages = keys_of(aggregator, (item for item, _ in bad))
         aggregator.forget(sessions, pages)
-        load(kept)
+        restore(sessions, pages, kept)
         again = aggregator.apply(kept, flush_end)
         changes = Changes(
             [s for s in changes.sessions if s.session_id not in sessions] + again.sessions,

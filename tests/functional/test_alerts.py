@@ -25,7 +25,7 @@ from clickstream.logging import get_logger
 from consumer.core import items
 from consumer.core.aggregate import Changes, PageMinuteState
 from consumer.core.anomaly import PageRules, Rule, ShardProgress
-from consumer.core.batch import FlushPolicy
+from consumer.core.pending import Cadences
 from consumer.core.positions import Position
 from consumer.metrics import Metrics
 from consumer.page_watch import MAX_MINUTE_ATTEMPTS, PageWatch
@@ -129,7 +129,7 @@ def test_a_bot_alert_is_raised_once_through_a_crash_and_a_replay(
             archive,
             alerts=alerts_sink(dynamodb, table, worker),
             metrics=Metrics(stream=emitted, dimensions={"Stream": "test"}),
-            flush_policy=FlushPolicy(max_records=500, max_age_seconds=3600),
+            cadences=Cadences.by_records(500),
             checkpoint_backoff=BACKOFF,
             progress_interval_seconds=0.0,
         )

@@ -73,13 +73,13 @@ def test_every_rendered_key_is_a_property_the_installed_kcl_sets() -> None:
 
 
 def test_a_mistyped_setting_is_refused_before_anything_starts(local_stack: LocalStackState) -> None:
-    env = worker_env(local_stack, CLICKSTREAM_FLUSH_MAX_AGE_SECOND="5")
+    env = worker_env(local_stack, CLICKSTREAM_COMMIT_SECOND="5")
 
     result = consume(env)
 
     assert result.returncode == 1
-    assert "unknown setting CLICKSTREAM_FLUSH_MAX_AGE_SECOND" in result.stderr
-    assert "did you mean CLICKSTREAM_FLUSH_MAX_AGE_SECONDS" in result.stderr
+    assert "unknown setting CLICKSTREAM_COMMIT_SECOND" in result.stderr
+    assert "did you mean CLICKSTREAM_COMMIT_SECONDS" in result.stderr
     assert "starting KCL" not in result.stderr
 
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clickstream.events import DeadLetterReason
-from consumer.core.batch import FlushPolicy
+from consumer.core.pending import Cadences
 from consumer.processor import ClickstreamProcessor
 from consumer.retry import Backoff
 from consumer.testing import MemoryArchive, MemoryStore, ScriptedDaemon, protocol_records
@@ -145,7 +145,7 @@ def test_hostile_records_are_counted_or_dead_lettered_never_fatal(
     processor = ClickstreamProcessor(
         store,
         archive,
-        flush_policy=FlushPolicy(max_records=flush_every),
+        cadences=Cadences(max_records=flush_every),
         checkpoint_backoff=Backoff(),
     )
 

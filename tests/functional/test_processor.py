@@ -20,7 +20,7 @@ from clickstream.local.stack import LocalStackState
 from clickstream.logging import get_logger
 from clickstream.tools.verify import Results, verify
 from consumer.core.aggregate import Changes
-from consumer.core.batch import FlushPolicy
+from consumer.core.pending import Cadences
 from consumer.processor import EXIT_FLUSH_FAILED, ClickstreamProcessor
 from consumer.retry import Backoff
 from consumer.sinks import DynamoStateStore, KclLeaseTable, S3Archive, SaveOutcome, Tables
@@ -97,7 +97,7 @@ class Harness:
             store or self.store(),
             archive or self.archive(),
             lease=lease,
-            flush_policy=FlushPolicy(max_records=max_records, max_age_seconds=3600),
+            cadences=Cadences.by_records(max_records),
             checkpoint_backoff=self.backoff,
         )
 

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from clickstream.events import ClickEvent, DeadLetterReason, EventType
-from consumer.core.batch import FlushPolicy
 from consumer.core.limits import ItemLimits
+from consumer.core.pending import Cadences
 from consumer.metrics import METRIC_NAMES, Metrics
 from consumer.processor import EXIT_FLUSH_FAILED, ClickstreamProcessor
 from consumer.retry import Backoff, GaveUp
@@ -72,7 +72,7 @@ def run(
     processor = ClickstreamProcessor(
         store,
         archive,
-        flush_policy=FlushPolicy(max_records=flush_every),
+        cadences=Cadences(max_records=flush_every),
         checkpoint_backoff=Backoff(),
         **options,
     )
@@ -252,7 +252,7 @@ def test_timestamps_are_judged_against_the_arrival_so_a_late_replay_decides_the_
             ClickstreamProcessor(
                 MemoryStore(),
                 archive,
-                flush_policy=FlushPolicy(),
+                cadences=Cadences(),
                 checkpoint_backoff=Backoff(),
                 wall_clock=lambda: wall_clock,
             )

@@ -8,6 +8,7 @@ import gzip
 import io
 import json
 import random
+import struct
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,9 +23,17 @@ from consumer import properties
 from consumer.core import items
 from consumer.core.aggregate import PageMinuteState, PositionedEvent, SessionState, ShardPosition
 from consumer.core.anomaly import Alert, Rule, ShardProgress
-from consumer.core.batch import DeadLetter, FlushPolicy, PendingBatch, archive_objects
+from consumer.core.batch import DeadLetter, archive_objects, archived
+from consumer.core.pending import Cadences, CommitWindow, DirtyStates
 from consumer.core.positions import Position
-from consumer.core.sketch import DistinctCounter, hash64
+from consumer.core.sketch import (
+    DistinctCounter,
+    hash64,
+    place_of,
+    recent_from_bytes,
+    recent_to_bytes,
+    touches_from_bytes,
+)
 from consumer.metrics import Metrics
 from consumer.retry import Backoff, GaveUp, call_with_retries, is_transient
 from consumer.settings import ConsumerSettings, unknown_settings
@@ -42,22 +51,43 @@ def click(n: int, at: datetime = AT) -> ClickEvent:
     )
 
 
-class TestFlushPolicy:
-    def test_nothing_buffered_is_never_due(self) -> None:
-        assert not FlushPolicy().due(PendingBatch(), now=1e9)
+class TestCadences:
+    def test_nothing_received_is_never_due(self) -> None:
+        assert not Cadences().commit_due(CommitWindow(), now=1e9)
 
-    def test_due_on_records_bytes_or_age(self) -> None:
-        policy = FlushPolicy(max_records=3, max_bytes=1000, max_age_seconds=1.0)
-        batch = PendingBatch()
-        batch.add_event(PositionedEvent(Position(1), click(1)), size=10, now=100.0)
-        assert not policy.due(batch, now=100.5)
-        assert policy.due(batch, now=101.0)  # age
-        batch.add_event(PositionedEvent(Position(2), click(2)), size=995, now=100.1)
-        assert policy.due(batch, now=100.2)  # bytes
-        small = PendingBatch()
+    def test_a_commit_is_due_on_records_bytes_or_age(self) -> None:
+        cadences = Cadences(
+            page_seconds=1.0, session_seconds=1.0, commit_seconds=1.0, max_records=3, max_bytes=1000
+        )
+        window = CommitWindow()
+        window.received(Position(1), size=10, now=100.0)
+        assert not cadences.commit_due(window, now=100.5)
+        assert cadences.commit_due(window, now=101.0)  # age
+        window.received(Position(2), size=995, now=100.1)
+        assert cadences.commit_due(window, now=100.2)  # bytes
+        small = CommitWindow()
         for n in range(3):
-            small.add_event(PositionedEvent(Position(n), click(n)), size=1, now=100.0)
-        assert policy.due(small, now=100.0)  # records
+            small.received(Position(n), size=1, now=100.0)
+        assert cadences.commit_due(small, now=100.0)  # records
+
+    def test_cadences_out_of_order_are_refused(self) -> None:
+        with pytest.raises(ValueError, match="page_seconds <= session_seconds"):
+            Cadences(page_seconds=10, session_seconds=5)
+
+    def test_dirty_states_come_due_oldest_first_and_keep_their_first_change(self) -> None:
+        # GIVEN states changed at 100 (a), 101 (b) and a changed again at 102
+        dirty: DirtyStates[str, int] = DirtyStates()
+        dirty.mark("a", 1, now=100.0, from_position=Position(1))
+        dirty.mark("b", 2, now=101.0, from_position=Position(5))
+        dirty.mark("a", 3, now=102.0, from_position=Position(9))
+        # THEN at 102.5 with a 2-second cadence only a is due, with its newest state, and the
+        # oldest unwritten change is a's first
+        assert dirty.due(102.5, wait=2.0) == [("a", 3)]
+        assert dirty.oldest_position() == Position(1)
+        # WHEN a is written THEN b is the oldest
+        dirty.written(["a"])
+        assert dirty.oldest_position() == Position(5)
+        assert dirty.due(102.5, wait=2.0) == []
 
 
 class TestArchiveObjects:
@@ -67,7 +97,7 @@ class TestArchiveObjects:
             PositionedEvent(Position(8, 2), click(2, AT + timedelta(minutes=1)), b'{"b":\n2}'),
             PositionedEvent(Position(9), click(3, AT), b'{"c":3}'),
         ]
-        objects = archive_objects("shardId-1", events, [])
+        objects = archive_objects("shardId-1", [archived(e) for e in events], [])
         assert [o.key for o in objects] == [
             "raw/year=2026/month=11/day=23/hour=09/shardId-1-7-0.jsonl.gz",
             "raw/year=2026/month=11/day=23/hour=10/shardId-1-8-2.jsonl.gz",
@@ -84,12 +114,12 @@ class TestArchiveObjects:
             DeadLetter(Position(n), "k", AT, b"\xff", InvalidEvent(DeadLetterReason.NOT_UTF8, "x"))
             for n in (4, 5)
         ]
-        first = archive_objects("s", events, letters)
+        first = archive_objects("s", [archived(e) for e in events], letters)
         # WHEN the replay archives it an hour later (gzip would stamp the time), its records
         # handed over in another order
         later = time.time() + 3600
         monkeypatch.setattr(time, "time", lambda: later)
-        again = archive_objects("s", events[::-1], letters[::-1])
+        again = archive_objects("s", [archived(e) for e in events[::-1]], letters[::-1])
         # THEN the objects are the same, byte for byte
         assert again == first
 
@@ -124,7 +154,7 @@ class TestItems:
             last_event_id="e-3",
             exit_page="/cart",
             pages=DistinctCounter.of([hash64("/"), hash64("/cart")]),
-            first_touches={(29_400_000, hash64("/")): hash64("shardId-1/1")},
+            first_touches={(29_400_000, hash64("/")): place_of(hash64("shardId-1/1"))},
             recent_ids={hash64("e-1"): 7, hash64("e-3"): 9},
             previous_at=AT + timedelta(seconds=5),
             gap_count=2,
@@ -137,6 +167,16 @@ class TestItems:
         assert item["duration_seconds"] == 5
         assert item["distinct_pages"] == 2
         assert items.session_from_item(item) == state
+
+    def test_bookkeeping_written_in_the_first_format_reads_as_the_same_places(self) -> None:
+        # GIVEN an item of a worker before places were cut to 32 bits (16- and 20-byte records)
+        where = hash64("shardId-1/1")
+        old_recent = struct.pack(">QQ", hash64("e-1"), where)
+        old_touches = struct.pack(">IQQ", 29_400_000, hash64("/"), where)
+        # WHEN it is read THEN each place is the one the processor computes today
+        assert recent_from_bytes(old_recent) == {hash64("e-1"): place_of(where)}
+        assert touches_from_bytes(old_touches) == {(29_400_000, hash64("/")): place_of(where)}
+        assert recent_from_bytes(recent_to_bytes({1: 2})) == {1: 2}
 
     def test_a_page_item_round_trips_and_carries_its_index_key(self) -> None:
         state = PageMinuteState("/p", "2026-11-23T09:59", "shardId-1", Position(5), 2, 3, 1)
@@ -178,12 +218,11 @@ class TestItems:
 class TestSettings:
     def test_a_mistyped_variable_is_named_with_a_suggestion(self) -> None:
         problems = unknown_settings(
-            {"CLICKSTREAM_FLUSH_MAX_AGE_SECOND": "2", "CLICKSTREAM_STREAM_NAME": "x", "HOME": "/"},
+            {"CLICKSTREAM_COMMIT_SECOND": "2", "CLICKSTREAM_STREAM_NAME": "x", "HOME": "/"},
             [ConsumerSettings, ProducerSettings],
         )
         assert problems == [
-            "unknown setting CLICKSTREAM_FLUSH_MAX_AGE_SECOND "
-            "(did you mean CLICKSTREAM_FLUSH_MAX_AGE_SECONDS?)"
+            "unknown setting CLICKSTREAM_COMMIT_SECOND (did you mean CLICKSTREAM_COMMIT_SECONDS?)"
         ]
 
     def test_known_variables_and_aliases_pass(self) -> None:

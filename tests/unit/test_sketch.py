@@ -9,6 +9,7 @@ from consumer.core.sketch import (
     HLL_REGISTERS,
     DistinctCounter,
     hash64,
+    place_of,
     recent_from_bytes,
     recent_to_bytes,
     touches_from_bytes,
@@ -37,8 +38,8 @@ def test_beyond_the_bound_an_estimate_within_ten_percent_in_a_fixed_size(distinc
 
 
 def test_touches_and_recent_ids_round_trip_in_order() -> None:
-    touches = {(29_400_000 + n, hash64(f"/p/{n}")): hash64(f"s/{n}") for n in range(50)}
+    touches = {(29_400_000 + n, hash64(f"/p/{n}")): place_of(hash64(f"s/{n}")) for n in range(50)}
     assert touches_from_bytes(touches_to_bytes(touches)) == touches
-    recent = {hash64(f"e-{n}"): hash64(f"s/{n}") for n in range(300, 0, -1)}
+    recent = {hash64(f"e-{n}"): place_of(hash64(f"s/{n}")) for n in range(300, 0, -1)}
     back = recent_from_bytes(recent_to_bytes(recent))
     assert list(back.items()) == list(recent.items())  # oldest first is kept

@@ -1,0 +1,175 @@
+"""What a record processor holds between writes, and when each part is due. Pure.
+
+Each kind of output has its own cadence (`Cadences`), because each costs and serves
+differently: a page-minute counter is small and read live (the dashboard), so it is written
+within seconds of a change; a session item is larger and read for reports, so it is written
+once it has waited `session_seconds`, however many events changed it meanwhile; archive
+objects are billed per PUT and read best large, so the records of a whole commit window go
+out together. The checkpoint closes a window: every state is written and every record
+archived up to its last record, so a restart from there loses nothing, and the positions in
+the items make whatever it replays harmless (`consumer.core.aggregate`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from consumer.core.batch import ArchivedEvent, DeadLetter
+from consumer.core.positions import Position
+
+K = TypeVar("K")
+S = TypeVar("S")
+
+
+@dataclass(frozen=True, slots=True)
+class Cadences:
+    """How long each output may wait (seconds of the processor's clock), and how much."""
+
+    page_seconds: float = 2.0
+    """A changed page-minute counter is written within this (plus one poll)."""
+    session_seconds: float = 50.0
+    """A changed session item is written within this (plus one poll)."""
+    commit_seconds: float = 60.0
+    """Records are archived and checkpointed within this (plus one poll): archive objects
+    hold this long of the shard's records, and a restart replays at most about this much."""
+    max_records: int = 100_000
+    """A commit comes sooner when this many records wait (memory)."""
+    max_bytes: int = 64 * 1024 * 1024
+    """... or this many bytes of them."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.page_seconds <= self.session_seconds <= self.commit_seconds:
+            raise ValueError(
+                "cadences must satisfy 0 < page_seconds <= session_seconds <= commit_seconds"
+            )
+
+    @classmethod
+    def by_records(cls, max_records: int) -> Cadences:
+        """Every output written at each commit, and a commit every `max_records` records
+        (tests that place crashes between commits)."""
+        hour = 3600.0
+        return cls(hour, hour, hour, max_records=max_records)
+
+    def commit_due(self, window: CommitWindow, now: float) -> bool:
+        if window.started_at is None:
+            return False
+        return (
+            window.record_count >= self.max_records
+            or window.byte_count >= self.max_bytes
+            or now - window.started_at >= self.commit_seconds
+        )
+
+
+@dataclass(slots=True)
+class CommitWindow:
+    """Every record received since the last checkpoint, as the archive will keep it."""
+
+    events: list[ArchivedEvent] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    first_position: Position | None = None
+    last_position: Position | None = None
+    started_at: float | None = None
+    record_count: int = 0
+    byte_count: int = 0
+
+    def received(self, position: Position, size: int, now: float) -> None:
+        """Count a record (event, duplicate or dead letter) into the window."""
+        if self.started_at is None:
+            self.started_at = now
+            self.first_position = position
+        self.last_position = position
+        self.record_count += 1
+        self.byte_count += size
+
+    @property
+    def is_empty(self) -> bool:
+        return self.record_count == 0
+
+
+@dataclass(slots=True)
+class Dirty(Generic[S]):
+    state: S
+    since: float
+    """When it first changed after its last write (the processor's clock)."""
+    from_position: Position
+    """No record before this position changed it since its last write."""
+
+
+class DirtyStates(Generic[K, S]):
+    """States changed since they were last written, oldest change first."""
+
+    def __init__(self) -> None:
+        self._entries: dict[K, Dirty[S]] = {}
+
+    def mark(self, key: K, state: S, now: float, from_position: Position) -> None:
+        entry = self._entries.get(key)
+        if entry is None:
+            self._entries[key] = Dirty(state, now, from_position)
+        else:
+            entry.state = state  # a state read again after a guard keeps its first change
+
+    def due(self, now: float, wait: float) -> list[tuple[K, S]]:
+        """The states that have waited `wait` seconds or more (insertion order is age order)."""
+        found = []
+        for key, entry in self._entries.items():
+            if now - entry.since < wait:
+                break
+            found.append((key, entry.state))
+        return found
+
+    def oldest_position(self) -> Position | None:
+        """The first position of the oldest change not written (positions grow with age)."""
+        for entry in self._entries.values():
+            return entry.from_position
+        return None
+
+    def all(self) -> list[tuple[K, S]]:
+        return [(key, entry.state) for key, entry in self._entries.items()]
+
+    def written(self, keys: Iterable[K]) -> None:
+        for key in keys:
+            self._entries.pop(key, None)
+
+    def entry(self, key: K) -> Dirty[S] | None:
+        return self._entries.get(key)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+
+class Watermark:
+    """The newest event time whose page-minutes are all written: what a shard tells the
+    page-traffic rule (which judges a minute once every shard's watermark has passed it)."""
+
+    def __init__(self) -> None:
+        self.value: datetime | None = None
+        self._newest: datetime | None = None
+        self._pending: deque[tuple[Position, datetime]] = deque()
+        """(a delivery's last position, the newest event time up to it), oldest first."""
+
+    def applied(self, last: Position, newest: datetime | None) -> None:
+        """A delivery ending at `last` was applied; `newest` is its newest event time."""
+        if newest is not None and (self._newest is None or newest > self._newest):
+            self._newest = newest
+        if self._newest is not None:
+            self._pending.append((last, self._newest))
+
+    def written(self, oldest_unwritten: Position | None) -> None:
+        """Page-minutes were written; `oldest_unwritten` is where the oldest change still
+        waiting began (None: none waits)."""
+        pending = self._pending
+        while pending and (oldest_unwritten is None or pending[0][0] < oldest_unwritten):
+            _, self.value = pending.popleft()
+
+    def forget_pending(self) -> None:
+        self._pending.clear()

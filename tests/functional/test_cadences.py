@@ -1,0 +1,178 @@
+"""Each output on its own cadence, and still exact: page-minutes written every few seconds,
+sessions later, archive and checkpoint at the end of a commit window, on the local stack's
+real tables and bucket (moto on loopback), through amazon_kclpy's protocol code.
+
+The processor's clock moves one second per delivery, as KCL's polls do; a crash is the
+daemon's lines ending without a shutdown, so whatever the processor had not written is lost
+with it and the next owner replays from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from clickstream.local.stack import LocalStackState
+from clickstream.tools.verify import verify
+from consumer.core.pending import Cadences
+from consumer.processor import ClickstreamProcessor
+from tests.functional.test_processor import Harness, new_shard, traffic
+from tests.support.protocol import ProtocolRecord, ScriptedDaemon
+
+CADENCES = Cadences(page_seconds=2, session_seconds=5, commit_seconds=12)
+PER_DELIVERY = 20
+
+
+@pytest.fixture(scope="module")
+def harness(local_stack: LocalStackState) -> Iterator[Harness]:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        yield Harness(local_stack, pool)
+
+
+class Clocked:
+    """A processor whose clock moves one second with each delivery it reads."""
+
+    def __init__(self, harness: Harness, **sinks: Any) -> None:
+        self.now = 0.0
+        self.processor = ClickstreamProcessor(
+            sinks.pop("store", None) or harness.store(),
+            harness.archive(),
+            cadences=CADENCES,
+            checkpoint_backoff=harness.backoff,
+            clock=lambda: self.now,
+            **sinks,
+        )
+
+    def tick(self, action: dict[str, Any]) -> None:
+        if action["action"] == "processRecords":
+            self.now += 1.0
+
+    def daemon(self, shard: str, checkpoint: str = "TRIM_HORIZON") -> ScriptedDaemon:
+        return ScriptedDaemon(on_action=self.tick).initialize(shard, checkpoint)
+
+
+def deliver(daemon: ScriptedDaemon, records: list[ProtocolRecord], size: int) -> ScriptedDaemon:
+    for start in range(0, len(records), size):
+        daemon.process(records[start : start + size])
+    return daemon
+
+
+def test_page_minutes_are_written_before_sessions_and_both_before_the_checkpoint(
+    harness: Harness,
+) -> None:
+    # GIVEN 8 deliveries (8 s of the processor's clock), less than one commit window
+    records, manifest = traffic(seed=301, events=160)
+    shard = new_shard()
+    clocked = Clocked(harness)
+    daemon = deliver(clocked.daemon(shard), records, PER_DELIVERY)
+    # WHEN the processor has read them (no shutdown: its lines just end)
+    daemon.run(clocked.processor)
+    found = harness.results(shard, manifest)
+    # THEN page-minutes were written (every 2 s) and sessions (every 5 s), while nothing was
+    # archived or checkpointed yet: the commit window (12 s) is still open
+    assert found.page_items
+    assert found.sessions
+    assert found.archived == []
+    assert daemon.checkpoints == []
+    # AND page-minutes changed in the last two seconds, and sessions in the last five, wait
+    assert sum(int(item["views"]) for item in found.page_items) < manifest.event_types["page_view"]
+    assert sum(int(item["events"]) for item in found.sessions) < len(records)
+
+
+def test_a_commit_writes_everything_then_archives_then_checkpoints_exactly(
+    harness: Harness,
+) -> None:
+    # GIVEN 30 deliveries: two commit windows and a part
+    records, manifest = traffic(seed=302, events=600, malformed=6)
+    shard = new_shard()
+    clocked = Clocked(harness)
+    daemon = deliver(clocked.daemon(shard), records, PER_DELIVERY).shutdown_requested()
+    # WHEN the processor runs to its shutdown
+    daemon.run(clocked.processor)
+    # THEN it checkpointed when each window was 12 s old (the 13th delivery, opened at the
+    # 1st; the 26th) and at shutdown, and every output equals the manifest
+    assert daemon.checkpoints == [
+        (str(records[13 * PER_DELIVERY - 1].sequence_number), 0),
+        (str(records[26 * PER_DELIVERY - 1].sequence_number), 0),
+        (str(records[-1].sequence_number), 0),
+    ]
+    verdict = verify(manifest, harness.results(shard, manifest))
+    assert verdict.exact, verdict.problems[:10]
+    assert verdict.dead_letters == 6
+
+
+@pytest.mark.parametrize("crash_after", [5, 13, 19])
+def test_a_crash_mid_window_is_replayed_from_the_checkpoint_exactly(
+    harness: Harness, crash_after: int
+) -> None:
+    # GIVEN a processor that dies after `crash_after` deliveries: page-minutes and some
+    # sessions written past its last checkpoint, the rest of its window lost
+    records, manifest = traffic(seed=303 + crash_after, events=500)
+    shard = new_shard()
+    first = Clocked(harness)
+    cut = crash_after * PER_DELIVERY
+    crashed = deliver(first.daemon(shard), records[:cut], PER_DELIVERY)
+    crashed.run(first.processor)
+    checkpoint = crashed.checkpoints[-1][0] if crashed.checkpoints else "TRIM_HORIZON"
+    assert checkpoint is not None
+    sequences = [str(record.sequence_number) for record in records]
+    replay_from = sequences.index(checkpoint) + 1 if crashed.checkpoints else 0
+    assert len(crashed.checkpoints) == (1 if crash_after >= 13 else 0)
+    # WHEN the next owner replays from that checkpoint, in other delivery sizes, to the end
+    second = Clocked(harness)
+    replay = deliver(second.daemon(shard, checkpoint), records[replay_from:], 33)
+    replay.shutdown_requested().run(second.processor)
+    # THEN every counter, session and archived record is there once
+    verdict = verify(manifest, harness.results(shard, manifest))
+    assert verdict.exact, verdict.problems[:10]
+    assert verdict.archived_events == len(records)
+
+
+def test_a_lease_lost_mid_window_writes_nothing_more_and_the_new_owner_is_exact(
+    harness: Harness,
+) -> None:
+    # GIVEN a worker that wrote page-minutes and sessions ahead of its checkpoint, then lost
+    # the lease (KCL gave the shard to another worker)
+    records, manifest = traffic(seed=320, events=400)
+    shard = new_shard()
+    leaving = Clocked(harness)
+    old = deliver(leaving.daemon(shard), records[:160], PER_DELIVERY).lease_lost()
+    old.run(leaving.processor)
+    assert old.checkpoints == []
+    # WHEN the new owner takes the shard from the start (no checkpoint held) to the end
+    arriving = Clocked(harness)
+    new = deliver(arriving.daemon(shard), records, 45).shutdown_requested()
+    new.run(arriving.processor)
+    # THEN the outputs are exact: what the old owner wrote ahead is skipped, not recounted
+    verdict = verify(manifest, harness.results(shard, manifest))
+    assert verdict.exact, verdict.problems[:10]
+    assert verdict.archived_events == len(records)
+
+
+def test_a_zombie_with_changes_waiting_is_fenced_at_its_next_write(harness: Harness) -> None:
+    # GIVEN KCL's lease table naming "zombie", whose processor has changes waiting
+    records, manifest = traffic(seed=321, events=300)
+    shard = new_shard()
+    leases = harness.lease_table()
+    harness.set_lease_owner(leases, shard, "zombie")
+    zombie = Clocked(harness, lease=harness.lease(leases, "zombie"))
+    deliver(zombie.daemon(shard), records[:60], PER_DELIVERY).run(zombie.processor)
+    # AND the lease moved to "owner", which processed everything
+    harness.set_lease_owner(leases, shard, "owner")
+    owner = Clocked(harness, lease=harness.lease(leases, "owner"))
+    done = deliver(owner.daemon(shard), records, 50).shutdown_requested()
+    done.run(owner.processor)
+    before = harness.results(shard, manifest)
+    # WHEN the zombie wakes up, its page-minutes and sessions long due
+    zombie.now += 60
+    late = deliver(ScriptedDaemon(on_action=zombie.tick), records[60:80], 20)
+    late.shutdown_requested().run(zombie.processor)
+    # THEN it wrote and checkpointed nothing
+    assert late.checkpoints == []
+    after = harness.results(shard, manifest)
+    assert after == before
+    verdict = verify(manifest, after)
+    assert verdict.exact, verdict.problems[:10]
