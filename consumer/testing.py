@@ -53,6 +53,8 @@ class MemoryStore:
         """What the calls would cost on DynamoDB (`consumer.core.billing`)."""
         self.sessions: dict[str, dict[str, Any]] = {}
         self.pages: dict[tuple[str, str], dict[str, Any]] = {}
+        self._sizes: dict[Any, int] = {}
+        """Billed size of each stored item, by key (not measured twice)."""
         self.reads = 0
         self.writes = 0
 
@@ -87,8 +89,12 @@ class MemoryStore:
                 and stored["shard_id"] == item["shard_id"]
                 and stored["position"] > item["position"]
             )
-            self.ledger.write("session puts", _put_units(stored, item))
+            size = item_bytes(item)
+            sized: tuple[str, Any] = ("session", session.session_id)
+            self.ledger.write("session puts", write_units(max(size, self._sizes.get(sized, 0))))
             why = self._put(self.sessions, session.session_id, item, SESSIONS_KEYS, newer)
+            if why is None:
+                self._sizes[sized] = size
             if why:
                 unstorable.append(Unstorable(why, session_id=session.session_id))
             elif why is not None:
@@ -98,11 +104,14 @@ class MemoryStore:
             key = (item["page"], item["bucket_shard"])
             stored_page = self.pages.get(key)
             newer = stored_page is not None and stored_page["position"] > item["position"]
-            self.ledger.write("page puts", _put_units(stored_page, item))
+            size, sized = item_bytes(item), ("page", key)
+            self.ledger.write("page puts", write_units(max(size, self._sizes.get(sized, 0))))
             index_units = _index_units(stored_page, item, items.PAGE_INDEX_PROJECTION)
             if index_units:
                 self.ledger.write("page index writes", index_units, calls=0)
             why = self._put(self.pages, key, item, PAGE_STATS_KEYS, newer)
+            if why is None:
+                self._sizes[sized] = size
             if why:
                 unstorable.append(Unstorable(why, page=page.key))
             elif why is not None:
@@ -128,11 +137,6 @@ class MemoryStore:
             return ""
         table[key] = item
         return None
-
-
-def _put_units(stored: dict[str, Any] | None, item: dict[str, Any]) -> int:
-    """A put replacing `stored` is billed on the larger of the two."""
-    return write_units(max(item_bytes(item), 0 if stored is None else item_bytes(stored)))
 
 
 def _index_units(stored: dict[str, Any] | None, item: dict[str, Any], projection: str) -> int:

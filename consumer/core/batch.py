@@ -10,6 +10,7 @@ replacing what a crash left (DESIGN.md, "Archive keys").
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import hashlib
 import json
@@ -74,7 +75,13 @@ def _iso(moment: datetime) -> str:
 
 def partition_path(prefix: str, moment: datetime) -> str:
     """Hive-style event-time partition, as the Glue table's partition projection reads it."""
-    at = moment.astimezone(UTC)
+    return _partition_of_hour(prefix, int(moment.timestamp() // 3600))
+
+
+@functools.lru_cache(maxsize=4096)
+def _partition_of_hour(prefix: str, hour: int) -> str:
+    # Formatting a date per event was a good share of the processor's time; hours repeat.
+    at = datetime.fromtimestamp(hour * 3600, tz=UTC)
     return f"{prefix}/year={at:%Y}/month={at:%m}/day={at:%d}/hour={at:%H}"
 
 

@@ -34,6 +34,9 @@ DOLLARS_PER_MILLION_S3_PUTS: Final = 5.0
 
 
 def number_bytes(value: int | float | Decimal) -> int:
+    if isinstance(value, int):
+        text = str(abs(value)).rstrip("0") or "0"  # trailing zeros are not significant
+        return 1 + math.ceil(len(text) / 2) + (1 if value < 0 else 0)
     digits = Decimal(value).normalize().as_tuple().digits
     return 1 + math.ceil(len(digits) / 2) + (1 if value < 0 else 0)
 

@@ -102,6 +102,12 @@ class DistinctCounter:
             estimate = m * math.log(m / zeros)  # linear counting: better for small counts
         return round(estimate)
 
+    def byte_size(self) -> int:
+        """The length of `to_bytes()`, without making it."""
+        if self._exact is not None:
+            return 1 + _HASH.size * len(self._exact)
+        return 1 + HLL_REGISTERS
+
     def to_bytes(self) -> bytes:
         if self._exact is not None:
             return _EXACT_TAG + b"".join(_HASH.pack(h) for h in sorted(self._exact))
@@ -135,6 +141,11 @@ Touches = dict[tuple[int, int], int]
 """(minute number, page hash) -> hash of the shard and position of the first touch."""
 
 
+def touches_bytes(count: int) -> int:
+    """The stored size of `count` first touches."""
+    return 1 + count * _TOUCH.size
+
+
 def touches_to_bytes(touches: Touches) -> bytes:
     if not touches:
         return b""
@@ -150,6 +161,11 @@ def touches_from_bytes(data: bytes) -> Touches:
 
 RecentIds = dict[int, int]
 """event id hash -> hash of the shard and position where it was first seen, oldest first."""
+
+
+def recent_bytes(count: int) -> int:
+    """The stored size of `count` recent ids."""
+    return 1 + count * _RECENT.size
 
 
 def recent_to_bytes(recent: RecentIds) -> bytes:
