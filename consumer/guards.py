@@ -47,6 +47,11 @@ class UnstorableGuards:
     def _dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         raise NotImplementedError
 
+    def _pages_changed(
+        self, pages: Sequence[PageMinuteState], last: Position, now: float, first: Position
+    ) -> None:
+        raise NotImplementedError
+
     def _without_unstorable(
         self, events: list[PositionedEvent], changes: Changes, last: Position, now: float
     ) -> Storable:
@@ -104,8 +109,7 @@ class UnstorableGuards:
             rebuilt = self._aggregator.apply(earlier, self._applied_end)
             for session in rebuilt.sessions:
                 self._dirty_sessions.mark(session.session_id, session, now, earlier[0].position)
-            for page in rebuilt.pages:
-                self._dirty_pages.mark(page.key, page, now, earlier[0].position)
+            self._pages_changed(rebuilt.pages, self._applied_end, now, earlier[0].position)
 
     def _refused_by_dynamodb(self, refused: Sequence[Unstorable]) -> None:
         """The last guard: DynamoDB refused items the size check passed. The events that

@@ -15,14 +15,12 @@ daemon restarts the shard from its last checkpoint.
 from __future__ import annotations
 
 import base64
-import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import amazon_kclpy.kcl
 from amazon_kclpy.messages import (
     InitializeInput,
     LeaseLostInput,
@@ -47,21 +45,22 @@ from consumer.core.batch import DeadLetter, archive_objects, archived
 from consumer.core.limits import ItemLimits
 from consumer.core.pending import Cadences, CommitWindow, DirtyStates, Watermark
 from consumer.core.positions import Position
+from consumer.core.rollup import LiveRollups, MinuteRollup
+from consumer.failures import (
+    LEASE_GONE_CHECKPOINT_ERRORS,
+    checkpoint_code,
+    checkpoint_throttled,
+    stop_on_failure,
+)
 from consumer.guards import UnstorableGuards
 from consumer.metrics import Metrics, announce_alert
 from consumer.retry import Backoff, GaveUp, call_with_retries
 from consumer.sinks import AlertSink, Archive, LeaseOwnership, StateStore
 
-EXIT_FLUSH_FAILED = 3
-EXIT_UNEXPECTED = 4
-
 SESSION_IDLE_SECONDS = 600.0
 """A written session unused this long is dropped from the cache (read again if it returns)."""
 PAGE_IDLE_SECONDS = 180.0
 """A written page-minute unused this long is dropped from the cache."""
-
-RETRYABLE_CHECKPOINT_ERRORS = frozenset({"ThrottlingException"})
-LEASE_GONE_CHECKPOINT_ERRORS = frozenset({"ShutdownException", "InvalidStateException"})
 
 
 class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: ignore[misc]
@@ -114,6 +113,7 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
         self._window = CommitWindow()
         self._dirty_sessions: DirtyStates[str, SessionState] = DirtyStates()
         self._dirty_pages: DirtyStates[PageMinuteKey, PageMinuteState] = DirtyStates()
+        self._rollups = LiveRollups("unknown")
         self._applied_end: Position | None = None
         """The last record folded into the cached states."""
         self._watermark = Watermark()
@@ -136,6 +136,7 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
         self._shard_id = initialize_input.shard_id
         self._started_at = str(initialize_input.sequence_number)
         self._log = get_logger(component="processor", shard_id=self._shard_id)
+        self._rollups = LiveRollups(self._shard_id)
         self._aggregator = ShardAggregator(
             self._shard_id,
             max_sessions=self._max_sessions,
@@ -149,7 +150,7 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
         )
 
     def process_records(self, process_records_input: ProcessRecordsInput) -> None:
-        with self._stop_on_failure("process_records"):
+        with stop_on_failure("process_records", self._log, self._metrics):
             if self._lease_gone:
                 return  # KCL is about to tell us the lease is lost; write nothing meanwhile
             now = self._clock()
@@ -189,11 +190,12 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
         self._window = CommitWindow()
         self._dirty_sessions.clear()
         self._dirty_pages.clear()
+        self._rollups.clear()
         self._watermark.forget_pending()
         self._aggregator.forget_all()
 
     def shard_ended(self, shard_ended_input: ShardEndedInput) -> None:
-        with self._stop_on_failure("shard_ended"):
+        with stop_on_failure("shard_ended", self._log, self._metrics):
             if not self._lease_gone:
                 self._commit()
             if self._lease_gone:
@@ -217,7 +219,7 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
         # KCL sends this when the worker shuts down, and in KCL 3's graceful lease handoff,
         # where the lease already names the next owner and this worker stays the checkpoint
         # owner until it has flushed and checkpointed (see KclLeaseTable.still_owner).
-        with self._stop_on_failure("shutdown_requested"):
+        with stop_on_failure("shutdown_requested", self._log, self._metrics):
             if self._lease_gone:
                 self._log.info("shutdown requested: lease already gone, nothing written")
                 return
@@ -281,8 +283,7 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
         self._raise(score_sessions(changes.sessions, self._bot_rules))
         for session in changes.sessions:
             self._dirty_sessions.mark(session.session_id, session, now, first)
-        for page in changes.pages:
-            self._dirty_pages.mark(page.key, page, now, first)
+        self._pages_changed(changes.pages, last, now, first)
         self._window.events.extend(archived(item) for item in storable.events)
         self._applied_end = last
         self.totals["events"] += len(storable.events)
@@ -301,21 +302,44 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
                 sequence_number=letter.position.sequence_number,
             )
 
-    def _write_due(self, now: float) -> None:
-        """Write the page-minutes and sessions that have waited their cadence."""
-        pages = self._dirty_pages.due(now, self._cadences.page_seconds)
-        sessions = self._dirty_sessions.due(now, self._cadences.session_seconds)
-        if pages or sessions:
-            self._write([state for _, state in sessions], [state for _, state in pages])
+    def _pages_changed(
+        self, pages: Sequence[PageMinuteState], last: Position, now: float, first: Position
+    ) -> None:
+        """Page-minutes changed by records up to `last`: they wait for their cadence, and
+        their minutes' live rollups for theirs (read from the store on first touch)."""
+        minutes = self._rollups.missing(pages)
+        if minutes:
+            self._rollups.remember(self._store.load_rollups(self._shard_id, minutes))
+        for page in pages:
+            self._dirty_pages.mark(page.key, page, now, first)
+        self._rollups.changed(pages, last, now, first)
 
-    def _write(self, sessions: list[SessionState], pages: list[PageMinuteState]) -> bool:
+    def _write_due(self, now: float) -> None:
+        """Write the rollups, sessions and page-minutes that have waited their cadence."""
+        rollups = self._rollups.dirty.due(now, self._cadences.live_seconds)
+        pages = self._dirty_pages.due(now, self._cadences.item_seconds)
+        sessions = self._dirty_sessions.due(now, self._cadences.item_seconds)
+        if rollups or pages or sessions:
+            self._write(
+                [state for _, state in sessions],
+                [state for _, state in pages],
+                [state for _, state in rollups],
+            )
+
+    def _write(
+        self,
+        sessions: list[SessionState],
+        pages: list[PageMinuteState],
+        rollups: list[MinuteRollup] | None = None,
+    ) -> bool:
         """Write states (each with the position of the last record it includes); False when
         this worker turns out to be fenced."""
         if self._lease is not None and not self._lease.still_owner(self._shard_id):
             self._fenced("another worker holds the lease now", self._window.record_count)
             return False
         started = self._clock()
-        outcome = self._store.save(Changes(sessions, pages), self._wall_clock())
+        changes = Changes(sessions, pages, rollups=rollups or [])
+        outcome = self._store.save(changes, self._wall_clock())
         if outcome.fenced:
             # Stored state is ahead of ours: another worker holds this shard now, and ours
             # is stale. What we did write is overwritten by the owner's replay.
@@ -328,8 +352,10 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
             return False
         if outcome.unstorable:
             self._refused_by_dynamodb(outcome.unstorable)
+        self._rollups.forget(outcome.refused_rollups)
         self._dirty_sessions.written(session.session_id for session in sessions)
         self._dirty_pages.written(page.key for page in pages)
+        self._rollups.dirty.written(rollup.minute for rollup in rollups or [])
         self.totals["items_written"] += outcome.written
         self._watermark.written(self._dirty_pages.oldest_position())
         self._log.debug(
@@ -350,7 +376,8 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
         started = self._clock()
         sessions = [state for _, state in self._dirty_sessions.all()]
         pages = [state for _, state in self._dirty_pages.all()]
-        if (sessions or pages) and not self._write(sessions, pages):
+        rollups = [state for _, state in self._rollups.dirty.all()]
+        if (sessions or pages or rollups) and not self._write(sessions, pages, rollups):
             return None
         if self._lease_gone:
             return None
@@ -363,6 +390,7 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
             sessions_idle_before=now - SESSION_IDLE_SECONDS,
             pages_idle_before=now - PAGE_IDLE_SECONDS,
         )
+        self._rollups.forget_idle(now - PAGE_IDLE_SECONDS)
         if self._metrics is not None:
             reasons = Counter(letter.error.reason.value for letter in window.dead_letters)
             self._metrics.flushed(
@@ -442,54 +470,16 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
                 what="checkpoint",
                 backoff=self._checkpoint_backoff,
                 log=self._log,
-                retryable=_checkpoint_throttled,
+                retryable=checkpoint_throttled,
                 sleep=self._sleep,
             )
         except GaveUp as gave_up:
-            if _checkpoint_code(gave_up.error) not in LEASE_GONE_CHECKPOINT_ERRORS:
+            if checkpoint_code(gave_up.error) not in LEASE_GONE_CHECKPOINT_ERRORS:
                 raise
             self._log.warning(
-                "checkpoint refused: lease gone", error=_checkpoint_code(gave_up.error)
+                "checkpoint refused: lease gone", error=checkpoint_code(gave_up.error)
             )
             self._lease_gone = True
             self._aggregator.forget_all()
             return
         self._last_checkpoint = position
-
-    # -- failure policy --------------------------------------------------------------------
-
-    def _count_error(self) -> None:
-        if self._metrics is not None:
-            with contextlib.suppress(Exception):  # the exit that follows matters more
-                self._metrics.emit({"WorkerErrors": (1, "Count")})
-
-    @contextlib.contextmanager
-    def _stop_on_failure(self, during: str) -> Iterator[None]:
-        """Turn any failure into a deliberate exit, since amazon_kclpy would swallow it."""
-        try:
-            yield
-        except GaveUp as error:
-            self._count_error()
-            self._log.error(
-                "flush failed: stopping so the shard restarts from its last checkpoint",
-                during=during,
-                what=error.what,
-                attempts=error.attempts,
-                error=str(error.error),
-            )
-            raise SystemExit(EXIT_FLUSH_FAILED) from error
-        except Exception as error:
-            self._count_error()
-            self._log.exception("unexpected failure: stopping", during=during)
-            raise SystemExit(EXIT_UNEXPECTED) from error
-
-
-def _checkpoint_code(error: BaseException) -> str | None:
-    if isinstance(error, amazon_kclpy.kcl.CheckpointError):
-        return str(error.value)
-    return None
-
-
-def _checkpoint_throttled(error: BaseException) -> bool:
-    """KCL's checkpoint answers a throttled lease-table write with ThrottlingException."""
-    return _checkpoint_code(error) in RETRYABLE_CHECKPOINT_ERRORS

@@ -26,7 +26,7 @@ from consumer.kcl_runtime import KCL_JARS_DIR
 ENV_PREFIX = "CLICKSTREAM_"
 RENAMED = {
     "CLICKSTREAM_FLUSH_MAX_AGE_SECONDS": (
-        "CLICKSTREAM_PAGE_FLUSH_SECONDS, CLICKSTREAM_SESSION_FLUSH_SECONDS and "
+        "CLICKSTREAM_LIVE_FLUSH_SECONDS, CLICKSTREAM_ITEM_FLUSH_SECONDS and "
         "CLICKSTREAM_COMMIT_SECONDS"
     ),
     "CLICKSTREAM_FLUSH_MAX_RECORDS": "CLICKSTREAM_COMMIT_MAX_RECORDS",
@@ -101,15 +101,21 @@ class ConsumerSettings(BaseSettings):
 
     # The record processor's cadences (consumer.core.pending; docs/design.md "Cadences"):
     # each output waits as long as its readers can bear, since every write is billed.
-    page_flush_seconds: float = Field(
+    live_flush_seconds: float = Field(
         default=2.0,
         gt=0,
-        description="A changed page-minute counter is written within this (live dashboard).",
+        description=(
+            "A changed page counter is in its minute's live rollup within this (the "
+            "dashboard's top pages)."
+        ),
     )
-    session_flush_seconds: float = Field(
+    item_flush_seconds: float = Field(
         default=50.0,
         gt=0,
-        description="A changed session item is written within this (a write per session).",
+        description=(
+            "A changed session or page-minute item is written within this (`query`, the "
+            "page-traffic rule)."
+        ),
     )
     commit_seconds: float = Field(
         default=60.0,
@@ -170,17 +176,17 @@ class ConsumerSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _cadences_in_order(self) -> ConsumerSettings:
-        if not self.page_flush_seconds <= self.session_flush_seconds <= self.commit_seconds:
+        if not self.live_flush_seconds <= self.item_flush_seconds <= self.commit_seconds:
             raise ValueError(
-                "CLICKSTREAM_PAGE_FLUSH_SECONDS <= CLICKSTREAM_SESSION_FLUSH_SECONDS <= "
+                "CLICKSTREAM_LIVE_FLUSH_SECONDS <= CLICKSTREAM_ITEM_FLUSH_SECONDS <= "
                 "CLICKSTREAM_COMMIT_SECONDS must hold (a commit writes every changed state)"
             )
         return self
 
     def cadences(self) -> Cadences:
         return Cadences(
-            page_seconds=self.page_flush_seconds,
-            session_seconds=self.session_flush_seconds,
+            live_seconds=self.live_flush_seconds,
+            item_seconds=self.item_flush_seconds,
             commit_seconds=self.commit_seconds,
             max_records=self.commit_max_records,
             max_bytes=self.commit_max_bytes,

@@ -23,6 +23,14 @@ from consumer.core.aggregate import Changes, PageMinuteKey, PageMinuteState, Ses
 from consumer.core.anomaly import Alert, ShardProgress
 from consumer.core.batch import ArchiveObject
 from consumer.core.limits import ALERTS_KEYS, Unstorable, violation
+from consumer.core.rollup import (
+    ROLLUP_PAGE,
+    MinuteRollup,
+    rollup_from_item,
+    rollup_item,
+    rollup_key,
+    rollup_rows,
+)
 from consumer.retry import Backoff, call_with_retries, error_code, is_transient
 
 T = TypeVar("T")
@@ -50,6 +58,8 @@ class StateStore(Protocol):
         self, shard_id: str, sessions: set[str], pages: set[PageMinuteKey]
     ) -> tuple[dict[str, SessionState | None], dict[PageMinuteKey, PageMinuteState | None]]: ...
 
+    def load_rollups(self, shard_id: str, minutes: set[str]) -> dict[str, MinuteRollup | None]: ...
+
     def save(self, changes: Changes, now: datetime) -> SaveOutcome: ...
 
 
@@ -76,6 +86,9 @@ class SaveOutcome:
     """Items whose stored position was newer than ours: another worker has moved on."""
     unstorable: list[Unstorable] = field(default_factory=list)
     """Items DynamoDB refused as invalid (ValidationException): not retried, not written."""
+    refused_rollups: list[str] = field(default_factory=list)
+    """Minutes whose stored rollup was newer: a live view, refreshed from the store, never
+    a reason to stop (the lease check and the items' positions fence a stale worker)."""
 
     @property
     def fenced(self) -> bool:
@@ -133,6 +146,15 @@ class DynamoStateStore:
                     found_pages[page.key] = page
         return found_sessions, found_pages
 
+    def load_rollups(self, shard_id: str, minutes: set[str]) -> dict[str, MinuteRollup | None]:
+        found: dict[str, MinuteRollup | None] = dict.fromkeys(minutes)
+        keys = [(self._tables.page_stats, rollup_key(m, shard_id)) for m in sorted(minutes)]
+        for chunk in _chunks(keys, BATCH_GET_LIMIT):
+            for _, item in self._batch_get(chunk):
+                rollup = rollup_from_item(item)
+                found[rollup.minute] = rollup
+        return found
+
     def _batch_get(self, keys: Sequence[tuple[str, dict[str, Any]]]) -> list[tuple[str, Any]]:
         request: dict[str, Any] = {}
         for table, key in keys:
@@ -186,17 +208,39 @@ class DynamoStateStore:
                     {":position": item["position"]},
                 )
             )
+        for rollup in changes.rollups:
+            item = rollup_item(rollup, expires_at, now)
+            puts.append(
+                (
+                    self._tables.page_stats,
+                    item,
+                    items.PAGE_WRITE_CONDITION,
+                    f"rollup {rollup.minute} {rollup.shard_id}",
+                    {":position": item["position"]},
+                )
+            )
         results = list(self._pool.map(lambda put: self._put(*put), puts))
-        refused = [subject for subject, status in results if status == _REFUSED]
         states: list[SessionState | PageMinuteState] = [*changes.sessions, *changes.pages]
+        refused = [subject for subject, status in results[: len(states)] if status == _REFUSED]
+        refused_rollups = [
+            rollup.minute
+            for rollup, (_, status) in zip(changes.rollups, results[len(states) :], strict=True)
+            if status == _REFUSED
+        ]
         unstorable: list[Unstorable] = []
-        for (_, status), state in zip(results, states, strict=True):
+        for (_, status), state in zip(results, states, strict=False):
             if status not in (_WRITTEN, _REFUSED):
                 unstorable.append(_unstorable(state, status))
+        for subject, status in results[len(states) :]:
+            if status not in (_WRITTEN, _REFUSED):
+                # Bounded by construction; the page-minute items hold the same counters.
+                self._log.error("rollup refused by DynamoDB; not written", rollup=subject)
+        failed = sum(status not in (_WRITTEN, _REFUSED) for _, status in results)
         return SaveOutcome(
-            written=len(puts) - len(refused) - len(unstorable),
+            written=len(puts) - len(refused) - len(refused_rollups) - failed,
             refused=refused,
             unstorable=unstorable,
+            refused_rollups=refused_rollups,
         )
 
     def _put(
@@ -405,6 +449,18 @@ class DynamoAlerts:
             ConsistentRead=True,
         )
         return [items.progress_from_item(row) for row in rows]
+
+
+def rollup_rows_for_minute(client: Any, table: str, minute: str) -> list[dict[str, Any]]:
+    """A minute's live page counters: every shard's rollup of it (one Query), as page-minute
+    rows (each shard's busiest pages; `consumer.core.rollup`)."""
+    found = query_items(
+        client,
+        TableName=table,
+        KeyConditionExpression="page = :rollup AND begins_with(bucket_shard, :minute)",
+        ExpressionAttributeValues={":rollup": {"S": ROLLUP_PAGE}, ":minute": {"S": minute + "#"}},
+    )
+    return [row for item in found for row in rollup_rows(item)]
 
 
 def page_items_for_minute(

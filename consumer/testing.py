@@ -38,6 +38,7 @@ from consumer.core.limits import (
     Unstorable,
     violation,
 )
+from consumer.core.rollup import MinuteRollup, rollup_from_item, rollup_item, rollup_sort_key
 from consumer.sinks import SaveOutcome
 
 # -- in-memory sinks ------------------------------------------------------------------------
@@ -53,6 +54,8 @@ class MemoryStore:
         """What the calls would cost on DynamoDB (`consumer.core.billing`)."""
         self.sessions: dict[str, dict[str, Any]] = {}
         self.pages: dict[tuple[str, str], dict[str, Any]] = {}
+        self.rollups: dict[str, dict[str, Any]] = {}
+        """Live rollup items by sort key (minute#shard)."""
         self._sizes: dict[Any, int] = {}
         """Billed size of each stored item, by key (not measured twice)."""
         self.reads = 0
@@ -78,9 +81,30 @@ class MemoryStore:
         self.ledger.read("state reads", units, calls=-(-keys // 100))
         return found_sessions, found_pages
 
+    def load_rollups(self, shard_id: str, minutes: set[str]) -> dict[str, MinuteRollup | None]:
+        found: dict[str, MinuteRollup | None] = {}
+        for minute in minutes:
+            item = self.rollups.get(rollup_sort_key(minute, shard_id))
+            self.ledger.read("state reads", read_units(0 if item is None else item_bytes(item)))
+            found[minute] = None if item is None else rollup_from_item(item)
+        return found
+
     def save(self, changes: Changes, now: datetime) -> SaveOutcome:
         refused: list[str] = []
+        refused_rollups: list[str] = []
         unstorable: list[Unstorable] = []
+        for rollup in changes.rollups:
+            item = rollup_item(rollup, expires_at=0, updated_at=now)
+            sort_key = str(item["bucket_shard"])
+            stored_rollup = self.rollups.get(sort_key)
+            size = item_bytes(item)
+            sized: tuple[str, Any] = ("rollup", sort_key)
+            self.ledger.write("live rollup puts", write_units(max(size, self._sizes.get(sized, 0))))
+            if stored_rollup is not None and stored_rollup["position"] > item["position"]:
+                refused_rollups.append(rollup.minute)
+            else:
+                self.rollups[sort_key] = item
+                self._sizes[sized] = size
         for session in changes.sessions:
             item = items.session_item(session, expires_at=0, updated_at=now)
             stored = self.sessions.get(session.session_id)
@@ -90,7 +114,7 @@ class MemoryStore:
                 and stored["position"] > item["position"]
             )
             size = item_bytes(item)
-            sized: tuple[str, Any] = ("session", session.session_id)
+            sized = ("session", session.session_id)
             self.ledger.write("session puts", write_units(max(size, self._sizes.get(sized, 0))))
             why = self._put(self.sessions, session.session_id, item, SESSIONS_KEYS, newer)
             if why is None:
@@ -117,8 +141,13 @@ class MemoryStore:
             elif why is not None:
                 refused.append(f"page {key}")
         self.writes += changes.item_count
-        written = changes.item_count - len(refused) - len(unstorable)
-        return SaveOutcome(written=written, refused=refused, unstorable=unstorable)
+        written = changes.item_count - len(refused) - len(refused_rollups) - len(unstorable)
+        return SaveOutcome(
+            written=written,
+            refused=refused,
+            unstorable=unstorable,
+            refused_rollups=refused_rollups,
+        )
 
     def _put(
         self,

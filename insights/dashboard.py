@@ -175,10 +175,7 @@ class Dashboard:
         }
 
     def _page_figures(self, now: datetime, minutes: list[str]) -> dict[str, Any]:
-        from clickstream.aws import shard_ids
-
-        shards = shard_ids(self._sources.kinesis, self._sources.stream_name)
-        self._pages.refresh(now, minutes, shards)
+        self._pages.refresh(now, minutes)
         recent_from = minute_key(now - timedelta(minutes=self._settings.recent_minutes - 1))
         rows = live.top_pages(self._pages.items(), recent_from=recent_from)
         return {"top_pages": [row.as_dict() for row in rows]}

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from clickstream.events import minute_key
 from consumer.core.batch import DEAD_LETTER_PREFIX, RAW_PREFIX, partition_path
-from consumer.sinks import page_items_for_minute
+from consumer.sinks import rollup_rows_for_minute
 from insights import live, progress
 from insights.archive import object_lines
 
@@ -84,8 +84,9 @@ class ArchiveTail:
 
 
 class PageMinutes:
-    """Page-stats items of the window's minutes, one query of the `by-window` index per
-    minute and shard, re-read on the cadence `live.minutes_to_read` sets."""
+    """The window's minutes' live page counters (every shard's rollup of a minute: one Query
+    per minute, `consumer.core.rollup`), re-read on the cadence `live.minutes_to_read`
+    sets."""
 
     def __init__(
         self,
@@ -104,7 +105,7 @@ class PageMinutes:
         self._items: dict[str, list[dict[str, Any]]] = {}
         self._read_at: dict[str, datetime] = {}
 
-    def refresh(self, now: datetime, minutes: list[str], shard_ids: list[str]) -> None:
+    def refresh(self, now: datetime, minutes: list[str]) -> None:
         due = live.minutes_to_read(
             self._read_at,
             minutes,
@@ -115,9 +116,7 @@ class PageMinutes:
         )
         with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
             found = pool.map(
-                lambda minute: page_items_for_minute(
-                    self._dynamodb, self._table, minute, shard_ids
-                ),
+                lambda minute: rollup_rows_for_minute(self._dynamodb, self._table, minute),
                 due,
             )
             for minute, items in zip(due, found, strict=True):

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from clickstream.dynamo import from_dynamo, query_items
+from consumer.core.rollup import is_rollup
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +30,15 @@ class PageTotals:
 
 
 def merge_pages(items: Iterable[Mapping[str, Any]]) -> list[PageTotals]:
-    """Sum per-shard page-minute items into one row per page, busiest first."""
+    """Sum per-shard page-minute items into one row per page, busiest first (rollup items
+    of a page-stats scan are left out: their pages' items are counted already)."""
     views: Counter[str] = Counter()
     clicks: Counter[str] = Counter()
     sessions: Counter[str] = Counter()
     minutes: dict[str, set[str]] = {}
     for item in items:
+        if is_rollup(item):
+            continue
         page = str(item["page"])
         views[page] += int(item.get("views", 0))
         clicks[page] += int(item.get("clicks", 0))

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from clickstream import aws, dynamo
+from clickstream import dynamo
 from clickstream.cli.common import (
     JsonFlag,
     one_line_errors,
@@ -37,17 +37,18 @@ def query_pages(
     as_json: JsonFlag = False,
 ) -> None:
     """Top pages by views, summed over the shards' items (one minute, or all of them)."""
-    from consumer.sinks import page_items_for_minute
+    from consumer.core.rollup import page_minute_items
+    from consumer.sinks import rollup_rows_for_minute
     from insights import query
 
-    dynamodb, kinesis, names = results_clients()
+    dynamodb, _, names = results_clients()
     if minute is not None:
         if not re.fullmatch(_MINUTE, minute):
             raise ConfigurationError(f"--minute {minute!r}: expected YYYY-MM-DDTHH:MM (UTC)")
-        shard_ids = aws.shard_ids(kinesis, names["stream_name"])
-        items = page_items_for_minute(dynamodb, names["page_stats_table"], minute, shard_ids)
+        # The minute's live rollups: every shard's busiest pages, current within seconds.
+        items = rollup_rows_for_minute(dynamodb, names["page_stats_table"], minute)
     else:
-        items = dynamo.scan_table(dynamodb, names["page_stats_table"])
+        items = page_minute_items(dynamo.scan_table(dynamodb, names["page_stats_table"]))
     rows = query.merge_pages(items)[:top]
     if as_json:
         print_json({"minute": minute, "pages": [row.as_dict() for row in rows]})

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clickstream import dynamo
+from consumer.core.rollup import page_minute_items
 from insights import archive, query
 from producer.manifest import Manifest, PageMinuteTruth
 
@@ -78,7 +79,7 @@ def result_names(environment: Mapping[str, str]) -> dict[str, str]:
 def read_results(dynamodb: Any, s3: Any, names: Mapping[str, str]) -> Results:
     return Results(
         sessions=dynamo.scan_table(dynamodb, names["sessions_table"]),
-        page_items=dynamo.scan_table(dynamodb, names["page_stats_table"]),
+        page_items=page_minute_items(dynamo.scan_table(dynamodb, names["page_stats_table"])),
         archived=archive.archived_events(s3, names["archive_bucket"]),
         dead_letters=archive.dead_letters(s3, names["archive_bucket"]),
     )

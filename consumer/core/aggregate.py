@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Final, Generic, NamedTuple, TypeVar
 
 from clickstream.events import ClickEvent, EventType, minute_key
 from clickstream.pagekey import page_key
@@ -37,6 +37,9 @@ from consumer.core.sketch import (
 MAX_STORED_TEXT_BYTES: Final = 512
 """Every free-text field a session item keeps (the user agent) is cut to this many bytes."""
 
+
+if TYPE_CHECKING:
+    from consumer.core.rollup import MinuteRollup
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -149,10 +152,12 @@ class Changes:
     pages: list[PageMinuteState]
     duplicates: frozenset[Position] = frozenset()
     """Records that re-sent an event of their session: counted nowhere, archived nowhere."""
+    rollups: list[MinuteRollup] = field(default_factory=list)
+    """Minutes' live page counters to write (`consumer.core.rollup`)."""
 
     @property
     def item_count(self) -> int:
-        return len(self.sessions) + len(self.pages)
+        return len(self.sessions) + len(self.pages) + len(self.rollups)
 
 
 def minute_number(at: datetime) -> int:

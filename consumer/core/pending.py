@@ -1,9 +1,11 @@
 """What a record processor holds between writes, and when each part is due. Pure.
 
 Each kind of output has its own cadence (`Cadences`), because each costs and serves
-differently: a page-minute counter is small and read live (the dashboard), so it is written
-within seconds of a change; a session item is larger and read for reports, so it is written
-once it has waited `session_seconds`, however many events changed it meanwhile; archive
+differently: a minute's live page counters (one rollup item per minute and shard,
+`consumer.core.rollup`) are read live by the dashboard, so they are written within seconds
+of a change; session and page-minute items are read for reports and by the page-traffic
+rule, so each is written once it has waited `item_seconds`, however many events changed it
+meanwhile; archive
 objects are billed per PUT and read best large, so the records of a whole commit window go
 out together. The checkpoint closes a window: every state is written and every record
 archived up to its last record, so a restart from there loses nothing, and the positions in
@@ -29,10 +31,10 @@ S = TypeVar("S")
 class Cadences:
     """How long each output may wait (seconds of the processor's clock), and how much."""
 
-    page_seconds: float = 2.0
-    """A changed page-minute counter is written within this (plus one poll)."""
-    session_seconds: float = 50.0
-    """A changed session item is written within this (plus one poll)."""
+    live_seconds: float = 2.0
+    """A changed page counter is in its minute's live rollup within this (plus one poll)."""
+    item_seconds: float = 50.0
+    """A changed session or page-minute item is written within this (plus one poll)."""
     commit_seconds: float = 60.0
     """Records are archived and checkpointed within this (plus one poll): archive objects
     hold this long of the shard's records, and a restart replays at most about this much."""
@@ -42,9 +44,9 @@ class Cadences:
     """... or this many bytes of them."""
 
     def __post_init__(self) -> None:
-        if not 0 < self.page_seconds <= self.session_seconds <= self.commit_seconds:
+        if not 0 < self.live_seconds <= self.item_seconds <= self.commit_seconds:
             raise ValueError(
-                "cadences must satisfy 0 < page_seconds <= session_seconds <= commit_seconds"
+                "cadences must satisfy 0 < live_seconds <= item_seconds <= commit_seconds"
             )
 
     @classmethod

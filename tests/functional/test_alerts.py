@@ -27,9 +27,10 @@ from consumer.core.aggregate import Changes, PageMinuteState
 from consumer.core.anomaly import PageRules, Rule, ShardProgress
 from consumer.core.pending import Cadences
 from consumer.core.positions import Position
+from consumer.failures import EXIT_FLUSH_FAILED
 from consumer.metrics import Metrics
 from consumer.page_watch import MAX_MINUTE_ATTEMPTS, PageWatch
-from consumer.processor import EXIT_FLUSH_FAILED, ClickstreamProcessor
+from consumer.processor import ClickstreamProcessor
 from consumer.retry import Backoff, GaveUp
 from consumer.sinks import DynamoAlerts, DynamoStateStore, S3Archive, SaveOutcome, Tables
 from insights import query
@@ -89,6 +90,9 @@ class _DiesAfterTheFirstAlert:
 
     def load(self, *args: Any) -> Any:
         return self.store.load(*args)
+
+    def load_rollups(self, *args: Any) -> Any:
+        return self.store.load_rollups(*args)
 
     def save(self, changes: Changes, now: datetime) -> SaveOutcome:
         if any(session.bot_alerted for session in changes.sessions):

@@ -15,14 +15,16 @@ from typing import Any
 
 import pytest
 
+from clickstream import dynamo
 from clickstream.local.stack import LocalStackState
 from clickstream.tools.verify import verify
 from consumer.core.pending import Cadences
+from consumer.core.rollup import is_rollup, rollup_rows
 from consumer.processor import ClickstreamProcessor
 from tests.functional.test_processor import Harness, new_shard, traffic
 from tests.support.protocol import ProtocolRecord, ScriptedDaemon
 
-CADENCES = Cadences(page_seconds=2, session_seconds=5, commit_seconds=12)
+CADENCES = Cadences(live_seconds=2, item_seconds=5, commit_seconds=12)
 PER_DELIVERY = 20
 
 
@@ -60,9 +62,16 @@ def deliver(daemon: ScriptedDaemon, records: list[ProtocolRecord], size: int) ->
     return daemon
 
 
-def test_page_minutes_are_written_before_sessions_and_both_before_the_checkpoint(
-    harness: Harness,
-) -> None:
+def live_views(harness: Harness, shard: str) -> int:
+    rollups = [
+        item
+        for item in dynamo.scan_table(harness.dynamodb, harness.tables.page_stats)
+        if is_rollup(item) and item["shard_id"] == shard
+    ]
+    return sum(row["views"] for item in rollups for row in rollup_rows(item))
+
+
+def test_live_counters_lead_the_items_and_both_lead_the_checkpoint(harness: Harness) -> None:
     # GIVEN 8 deliveries (8 s of the processor's clock), less than one commit window
     records, manifest = traffic(seed=301, events=160)
     shard = new_shard()
@@ -71,14 +80,15 @@ def test_page_minutes_are_written_before_sessions_and_both_before_the_checkpoint
     # WHEN the processor has read them (no shutdown: its lines just end)
     daemon.run(clocked.processor)
     found = harness.results(shard, manifest)
-    # THEN page-minutes were written (every 2 s) and sessions (every 5 s), while nothing was
-    # archived or checkpointed yet: the commit window (12 s) is still open
+    # THEN the live rollups (every 2 s), page-minute items and sessions (every 5 s) were
+    # written, while nothing was archived or checkpointed: the window (12 s) is still open
     assert found.page_items
     assert found.sessions
     assert found.archived == []
     assert daemon.checkpoints == []
-    # AND page-minutes changed in the last two seconds, and sessions in the last five, wait
-    assert sum(int(item["views"]) for item in found.page_items) < manifest.event_types["page_view"]
+    # AND the live counters are ahead of the items, and changes of the last seconds wait
+    item_views = sum(int(item["views"]) for item in found.page_items)
+    assert 0 < item_views < live_views(harness, shard) < manifest.event_types["page_view"]
     assert sum(int(item["events"]) for item in found.sessions) < len(records)
 
 
@@ -102,6 +112,8 @@ def test_a_commit_writes_everything_then_archives_then_checkpoints_exactly(
     verdict = verify(manifest, harness.results(shard, manifest))
     assert verdict.exact, verdict.problems[:10]
     assert verdict.dead_letters == 6
+    # AND the live counters, after the last commit, hold every page view too
+    assert live_views(harness, shard) == manifest.event_types["page_view"]
 
 
 @pytest.mark.parametrize("crash_after", [5, 13, 19])

@@ -19,6 +19,7 @@ from consumer.core.aggregate import PageMinuteState
 from consumer.core.anomaly import Alert, Rule
 from consumer.core.items import alert_item, page_item
 from consumer.core.positions import Position
+from consumer.core.rollup import MinuteRollup, rollup_item
 from insights import sql
 from insights.dashboard import Dashboard, Sources
 from insights.settings import DashboardSettings
@@ -48,7 +49,9 @@ class Board:
 
 
 def write_page_items(dynamodb: object, table: str, manifest: Manifest) -> None:
-    """The manifest's page-minutes as a processor of one shard writes them."""
+    """The manifest's page-minutes as a processor of one shard writes them: the items, and
+    each minute's live rollup."""
+    rollups: dict[str, MinuteRollup] = {}
     for page, minutes in manifest.pages.items():
         for minute, truth in minutes.items():
             state = PageMinuteState(
@@ -56,6 +59,10 @@ def write_page_items(dynamodb: object, table: str, manifest: Manifest) -> None:
             )
             item = page_item(state, expires_at=2_000_000_000, updated_at=NOW)
             dynamodb.put_item(TableName=table, Item=dynamo.to_dynamo(item))  # type: ignore[attr-defined]
+            rollups.setdefault(minute, MinuteRollup(minute, SHARD)).update(state, Position(1))
+    for rollup in rollups.values():
+        item = rollup_item(rollup, expires_at=2_000_000_000, updated_at=NOW)
+        dynamodb.put_item(TableName=table, Item=dynamo.to_dynamo(item))  # type: ignore[attr-defined]
 
 
 def sources(stack: LocalStackState, bucket: str, **changes: str) -> Sources:

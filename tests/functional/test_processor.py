@@ -21,7 +21,9 @@ from clickstream.logging import get_logger
 from clickstream.tools.verify import Results, verify
 from consumer.core.aggregate import Changes
 from consumer.core.pending import Cadences
-from consumer.processor import EXIT_FLUSH_FAILED, ClickstreamProcessor
+from consumer.core.rollup import page_minute_items
+from consumer.failures import EXIT_FLUSH_FAILED
+from consumer.processor import ClickstreamProcessor
 from consumer.retry import Backoff
 from consumer.sinks import DynamoStateStore, KclLeaseTable, S3Archive, SaveOutcome, Tables
 from insights import archive
@@ -109,7 +111,7 @@ class Harness:
         ]
         pages = [
             item
-            for item in dynamo.scan_table(self.dynamodb, self.tables.page_stats)
+            for item in page_minute_items(dynamo.scan_table(self.dynamodb, self.tables.page_stats))
             if item["shard_id"] == shard_id
         ]
         archived: list[bytes] = []
@@ -208,6 +210,9 @@ class _FailsHalfway:
 
     def load(self, *args: Any) -> Any:
         return self.store.load(*args)
+
+    def load_rollups(self, *args: Any) -> Any:
+        return self.store.load_rollups(*args)
 
     def save(self, changes: Changes, now: datetime) -> SaveOutcome:
         half = Changes(changes.sessions[: len(changes.sessions) // 2], changes.pages[::2])

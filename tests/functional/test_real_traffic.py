@@ -21,8 +21,9 @@ import pytest
 from clickstream.events import ClickEvent, DeadLetterReason, EventType
 from consumer.core.limits import ItemLimits
 from consumer.core.pending import Cadences
+from consumer.failures import EXIT_FLUSH_FAILED
 from consumer.metrics import METRIC_NAMES, Metrics
-from consumer.processor import EXIT_FLUSH_FAILED, ClickstreamProcessor
+from consumer.processor import ClickstreamProcessor
 from consumer.retry import Backoff, GaveUp
 from consumer.testing import (
     MemoryAlerts,

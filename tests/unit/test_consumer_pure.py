@@ -57,7 +57,7 @@ class TestCadences:
 
     def test_a_commit_is_due_on_records_bytes_or_age(self) -> None:
         cadences = Cadences(
-            page_seconds=1.0, session_seconds=1.0, commit_seconds=1.0, max_records=3, max_bytes=1000
+            live_seconds=1.0, item_seconds=1.0, commit_seconds=1.0, max_records=3, max_bytes=1000
         )
         window = CommitWindow()
         window.received(Position(1), size=10, now=100.0)
@@ -71,8 +71,8 @@ class TestCadences:
         assert cadences.commit_due(small, now=100.0)  # records
 
     def test_cadences_out_of_order_are_refused(self) -> None:
-        with pytest.raises(ValueError, match="page_seconds <= session_seconds"):
-            Cadences(page_seconds=10, session_seconds=5)
+        with pytest.raises(ValueError, match="live_seconds <= item_seconds"):
+            Cadences(live_seconds=10, item_seconds=5)
 
     def test_dirty_states_come_due_oldest_first_and_keep_their_first_change(self) -> None:
         # GIVEN states changed at 100 (a), 101 (b) and a changed again at 102

@@ -1,0 +1,166 @@
+"""A shard's live page counters: one item per (minute, shard) holding its busiest pages. Pure.
+
+A page-minute item is billed a write unit each time it is written, and a live dashboard
+wants every busy page's counter within seconds: written every two seconds, the per-page
+items were the largest part of what a small site paid per event. So what is live is one
+item per minute and shard, written on the short cadence, listing the shard's
+`MAX_ROLLUP_PAGES` busiest pages of that minute with their counters (exact, the same states
+the page-minute items hold); the page-minute items themselves are written on the slower
+cadence of the session items, for `query pages` and the page-traffic rule.
+
+The rollup lives in the page-stats table under the page key `ROLLUP_PAGE`, which no page key
+can be (page keys are paths or host names followed by a path). It has no `window_shard`, so
+the `by-window` index (sparse) never lists it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from consumer.core.aggregate import PageMinuteState
+from consumer.core.pending import DirtyStates
+from consumer.core.positions import Position
+
+ROLLUP_PAGE: Final = "#top"
+MAX_ROLLUP_PAGES: Final = 100
+"""At most this many pages per (minute, shard): 100 keys of at most 512 bytes keep the item
+far inside DynamoDB's 400 KB; a site's top pages are inside it on every shard."""
+
+
+@dataclass(slots=True)
+class MinuteRollup:
+    minute: str
+    shard_id: str
+    position: Position | None = None
+    """The last record of the shard it includes."""
+    pages: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    """page key -> (views, clicks, distinct sessions) on this shard in this minute."""
+
+    def update(self, page: PageMinuteState, position: Position) -> None:
+        self.pages[page.page] = (page.views, page.clicks, page.sessions)
+        # Never backwards: a replay updates pages whose items are behind the stored rollup.
+        if self.position is None or position > self.position:
+            self.position = position
+
+    def top(self) -> list[tuple[str, int, int, int]]:
+        """The busiest pages (views, then clicks), at most `MAX_ROLLUP_PAGES`."""
+        ranked = sorted(self.pages.items(), key=_busiest_first)
+        return [(page, *counts) for page, counts in ranked[:MAX_ROLLUP_PAGES]]
+
+
+def _busiest_first(entry: tuple[str, tuple[int, int, int]]) -> tuple[int, int, str]:
+    page, (views, clicks, _) = entry
+    return -views, -clicks, page
+
+
+def rollup_sort_key(minute: str, shard_id: str) -> str:
+    return f"{minute}#{shard_id}"
+
+
+def rollup_key(minute: str, shard_id: str) -> dict[str, str]:
+    return {"page": ROLLUP_PAGE, "bucket_shard": rollup_sort_key(minute, shard_id)}
+
+
+def rollup_item(rollup: MinuteRollup, expires_at: int, updated_at: datetime) -> dict[str, Any]:
+    if rollup.position is None:
+        raise ValueError(f"rollup {rollup.minute} has no position to write")
+    return {
+        **rollup_key(rollup.minute, rollup.shard_id),
+        "window": rollup.minute,
+        "shard_id": rollup.shard_id,
+        "position": rollup.position.encode(),
+        "pages": len(rollup.pages),
+        "top": [list(entry) for entry in rollup.top()],
+        "updated_at": updated_at.isoformat(timespec="milliseconds"),
+        "expires_at": expires_at,
+    }
+
+
+def rollup_from_item(item: Mapping[str, Any]) -> MinuteRollup:
+    return MinuteRollup(
+        minute=str(item["window"]),
+        shard_id=str(item["shard_id"]),
+        position=Position.decode(str(item["position"])),
+        pages={
+            str(page): (int(views), int(clicks), int(sessions))
+            for page, views, clicks, sessions in item.get("top", [])
+        },
+    )
+
+
+def is_rollup(item: Mapping[str, Any]) -> bool:
+    """Whether a page-stats item is a rollup, not a page-minute (readers of the whole table
+    skip it)."""
+    return item.get("page") == ROLLUP_PAGE
+
+
+def page_minute_items(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The page-minute items of a page-stats scan (its rollups left out)."""
+    return [item for item in items if not is_rollup(item)]
+
+
+def rollup_rows(item: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A rollup item as the page-minute rows it summarises (page, window, shard, counters)."""
+    return [
+        {
+            "page": str(page),
+            "window": str(item["window"]),
+            "shard_id": str(item["shard_id"]),
+            "views": int(views),
+            "clicks": int(clicks),
+            "sessions": int(sessions),
+        }
+        for page, views, clicks, sessions in item.get("top", [])
+    ]
+
+
+class LiveRollups:
+    """One shard's rollups of recent minutes: read from the store on a minute's first touch
+    (a restarted processor carries on the stored one), changed with its page-minutes,
+    written on the live cadence (`dirty`), dropped once unused for a while."""
+
+    def __init__(self, shard_id: str) -> None:
+        self.shard_id = shard_id
+        self.dirty: DirtyStates[str, MinuteRollup] = DirtyStates()
+        self._rollups: dict[str, MinuteRollup] = {}
+        self._used: dict[str, float] = {}
+
+    def missing(self, pages: Iterable[PageMinuteState]) -> set[str]:
+        return {page.minute for page in pages} - self._rollups.keys()
+
+    def remember(self, loaded: Mapping[str, MinuteRollup | None]) -> None:
+        for minute, rollup in loaded.items():
+            self._rollups[minute] = rollup or MinuteRollup(minute, self.shard_id)
+
+    def changed(
+        self, pages: Iterable[PageMinuteState], last: Position, now: float, first: Position
+    ) -> None:
+        """Page-minutes changed by records from `first` to `last` (their minutes' rollups
+        must be remembered first)."""
+        for page in pages:
+            rollup = self._rollups[page.minute]
+            rollup.update(page, last)
+            self.dirty.mark(page.minute, rollup, now, first)
+            self._used[page.minute] = now
+
+    def forget_idle(self, before: float) -> None:
+        """Drop rollups unused since `before` that wait for no write."""
+        for minute in [m for m, used in self._used.items() if used < before]:
+            if minute not in self.dirty:
+                del self._used[minute]
+                self._rollups.pop(minute, None)
+
+    def forget(self, minutes: Iterable[str]) -> None:
+        """Drop these rollups (the store holds a newer one): read again on the next touch."""
+        for minute in minutes:
+            self.dirty.written([minute])
+            self._rollups.pop(minute, None)
+            self._used.pop(minute, None)
+
+    def clear(self) -> None:
+        self.dirty.clear()
+        self._rollups.clear()
+        self._used.clear()

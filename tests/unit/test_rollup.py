@@ -1,0 +1,73 @@
+"""Live rollups: a shard's busiest pages of a minute in one item. Pure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from consumer.core.aggregate import PageMinuteState
+from consumer.core.positions import Position
+from consumer.core.rollup import (
+    MAX_ROLLUP_PAGES,
+    LiveRollups,
+    MinuteRollup,
+    is_rollup,
+    page_minute_items,
+    rollup_from_item,
+    rollup_item,
+    rollup_rows,
+)
+
+MINUTE = "2026-11-24T09:00"
+SHARD = "shardId-000000000001"
+NOW = datetime(2026, 11, 24, 9, 0, 30, tzinfo=UTC)
+
+
+def page(name: str, views: int, clicks: int = 0, sessions: int = 1) -> PageMinuteState:
+    return PageMinuteState(name, MINUTE, SHARD, Position(1), views, clicks, sessions)
+
+
+def test_a_rollup_keeps_the_busiest_pages_views_then_clicks() -> None:
+    # GIVEN more pages than a rollup keeps, two tied on views
+    rollup = MinuteRollup(MINUTE, SHARD)
+    for n in range(MAX_ROLLUP_PAGES + 20):
+        rollup.update(page(f"/p/{n}", views=n), Position(n + 1))
+    tied = MAX_ROLLUP_PAGES + 10
+    rollup.update(page("/tie", views=tied, clicks=9), Position(500))
+    # WHEN its item is made THEN it lists the busiest, and the tie goes to more clicks
+    top = rollup.top()
+    assert len(top) == MAX_ROLLUP_PAGES
+    assert top[0][0] == f"/p/{MAX_ROLLUP_PAGES + 19}"
+    names = [entry[0] for entry in top]
+    assert names.index("/tie") == names.index(f"/p/{tied}") - 1
+    assert "/p/0" not in names
+
+
+def test_a_rollup_position_never_moves_back_and_its_item_round_trips() -> None:
+    # GIVEN a rollup read back at position 900 and updated by a replayed record at 300
+    rollup = MinuteRollup(MINUTE, SHARD, Position(900), {"/a": (3, 1, 2)})
+    rollup.update(page("/b", views=1), Position(300))
+    # THEN it still says 900, and its item reads back the same
+    assert rollup.position == Position(900)
+    item = rollup_item(rollup, expires_at=1, updated_at=NOW)
+    assert is_rollup(item)
+    assert "window_shard" not in item  # the by-window index never lists it
+    assert rollup_from_item(item) == rollup
+    assert {row["page"]: row["views"] for row in rollup_rows(item)} == {"/a": 3, "/b": 1}
+    assert page_minute_items([item, {"page": "/a"}]) == [{"page": "/a"}]
+
+
+def test_live_rollups_wait_for_their_cadence_and_idle_ones_go_once_written() -> None:
+    # GIVEN a minute's rollup changed at t=10
+    rollups = LiveRollups(SHARD)
+    changed = [page("/a", views=1)]
+    rollups.remember(dict.fromkeys(rollups.missing(changed)))
+    rollups.changed(changed, Position(7), now=10.0, first=Position(7))
+    # THEN it is due two seconds later, and kept while it waits, however idle
+    assert rollups.dirty.due(11.0, wait=2.0) == []
+    assert [minute for minute, _ in rollups.dirty.due(12.0, wait=2.0)] == [MINUTE]
+    rollups.forget_idle(before=1000.0)
+    assert rollups.missing(changed) == set()
+    # WHEN it is written THEN an idle rollup is dropped (read again on its next touch)
+    rollups.dirty.written([MINUTE])
+    rollups.forget_idle(before=1000.0)
+    assert rollups.missing(changed) == {MINUTE}
