@@ -57,7 +57,7 @@ from consumer.metrics import Metrics, announce_alert
 from consumer.retry import Backoff, GaveUp, call_with_retries
 from consumer.sinks import AlertSink, Archive, LeaseOwnership, StateStore
 
-SESSION_IDLE_SECONDS = 600.0
+SESSION_IDLE_SECONDS = 300.0
 """A written session unused this long is dropped from the cache (read again if it returns)."""
 PAGE_IDLE_SECONDS = 180.0
 """A written page-minute unused this long is dropped from the cache."""
@@ -129,6 +129,16 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
             "items_written": 0,
             "alerts": 0,
         }
+
+    @property
+    def cached(self) -> tuple[int, int]:
+        """(sessions, page-minutes) in the cache."""
+        return self._aggregator.cached
+
+    @property
+    def pending_records(self) -> int:
+        """Records received since the last checkpoint."""
+        return self._window.record_count
 
     # -- amazon_kclpy v3 interface ---------------------------------------------------------
 

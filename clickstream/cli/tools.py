@@ -89,6 +89,7 @@ def anomalies_measure(
 class BenchTarget(StrEnum):
     CONSUMER = "consumer"
     COLLECTOR = "collector"
+    FRESHNESS = "freshness"
 
 
 @one_line_errors
@@ -113,6 +114,13 @@ def bench(
     connections: Annotated[
         int, typer.Option(min=1, help="collector: concurrent client connections.")
     ] = 16,
+    memory: Annotated[
+        bool,
+        typer.Option(
+            "--memory", help="consumer: memory over a long run instead (--memory-events)."
+        ),
+    ] = False,
+    memory_events: Annotated[int, typer.Option(min=1000)] = 1_000_000,
     as_json: JsonFlag = False,
 ) -> None:
     """Benchmark one record processor through amazon_kclpy's protocol (no daemon, no AWS):
@@ -124,10 +132,16 @@ def bench(
     if target is BenchTarget.COLLECTOR:
         bench_collector(batch_sizes, seconds, connections, as_json=as_json)
         return
+    if target is BenchTarget.FRESHNESS:
+        bench_freshness(seconds_of_traffic, as_json=as_json)
+        return
     try:
         arrival_rates = [float(rate) for rate in rates.split(",") if rate.strip()]
     except ValueError:
         raise ConfigurationError(f"--rates {rates!r}: expected numbers like 100,1000") from None
+    if memory:
+        bench_memory(memory_events, seed, arrival_rates[-1], as_json=as_json)
+        return
     results = []
     for rate in arrival_rates:
         events = round(rate * seconds_of_traffic)
@@ -137,6 +151,60 @@ def bench(
         print_json({"seed": seed, "runs": [r.as_dict() for r in results]})
         return
     show_bench(results)
+
+
+def bench_freshness(seconds: float, *, as_json: bool) -> None:
+    """Put → visible on the local stack (started here when it is not running)."""
+    from clickstream.tools import freshness
+
+    settings = LocalStackSettings()
+    started_here = local_stack.load_state(settings) is None
+    state = local_stack.up(settings) if started_here else local_stack.running_state(settings)
+    os.environ.update(state.environment())
+    try:
+        report = freshness.run(
+            state,
+            seconds=seconds,
+            background_per_second=10,
+            logs=settings.state_dir / "logs",
+            on_progress=lambda line: err.print(line, highlight=False),
+        )
+    finally:
+        if started_here:
+            local_stack.down(settings)
+    figures = report.as_dict()
+    if as_json:
+        print_json(figures)
+        return
+    table = Table(title=f"put → visible, {report.probes} probes over {seconds:g} s (KCL polls 1 s)")
+    for column in ("reader", "seen", "p50 s", "p95 s", "max s"):
+        table.add_column(column, justify="right")
+    for label, key in (("page counters (live rollup)", "page_counters"), ("sessions", "sessions")):
+        row = figures[key]
+        table.add_row(
+            label,
+            str(row["seen"]),
+            str(row["p50_seconds"]),
+            str(row["p95_seconds"]),
+            str(row["max_seconds"]),
+        )
+    out.print(table)
+
+
+def bench_memory(events: int, seed: int, rate: float, *, as_json: bool) -> None:
+    from clickstream.tools import bench_memory as memory_bench
+
+    def show(sample: memory_bench.MemorySample) -> None:
+        err.print(
+            f"{sample.events:>9,} events  rss {sample.rss_mib:7.1f} MiB  sessions cached "
+            f"{sample.cached_sessions:,}  page-minutes {sample.cached_page_minutes:,}  "
+            f"window {sample.window_records:,}",
+            highlight=False,
+        )
+
+    report = memory_bench.run(events=events, seed=seed, arrival_rate=rate, on_sample=show)
+    if as_json:
+        print_json(report.as_dict())
 
 
 def show_bench(results: list[benchmark.BenchResult]) -> None:

@@ -18,6 +18,7 @@ from consumer.core.limits import (
     SESSIONS_KEYS,
     ItemLimits,
     item_size,
+    surely_fits,
     violation,
 )
 from consumer.core.positions import Position
@@ -121,3 +122,29 @@ def test_the_check_names_the_limit_an_item_breaks() -> None:
     big = {"session_id": "s", "blob": b"\0" * (MAX_ITEM_BYTES + 1)}
     assert violation(big, SESSIONS_KEYS) == f"item is {MAX_ITEM_BYTES + 16} bytes, over 409600"
     assert violation({"session_id": "s"}, SESSIONS_KEYS, ItemLimits(item_bytes=5)) is not None
+
+
+def test_the_quick_size_judgement_never_passes_a_session_the_full_check_refuses() -> None:
+    # GIVEN sessions of growing size (more events, pages and a long user agent)
+    aggregator = ShardAggregator("shardId-1")
+    at = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    aggregator.remember({"s": None}, {})
+    for n in range(300):
+        event = ClickEvent(
+            event_id=f"e-{n}",
+            type=EventType.PAGE_VIEW,
+            session_id="s",
+            page=f"/p/{n}",
+            timestamp=at + timedelta(seconds=n),
+            user_agent="A" * 1024,
+        )
+        item = PositionedEvent(Position(n + 1), event)
+        aggregator.remember({}, dict.fromkeys(aggregator.missing([item])[1]))
+        changes = aggregator.apply([item], Position(n + 1))
+        (session,) = changes.sessions
+        size = item_size(items.session_item(session, 0, at))
+        # THEN whenever the quick judgement says it fits, it does, with room to spare
+        for limit in (2_000, 5_000, 10_000):
+            if surely_fits(session, ItemLimits(item_bytes=limit)):
+                assert size <= limit
+        assert surely_fits(session, ItemLimits())
