@@ -161,7 +161,13 @@ def score_sessions(sessions: Iterable[SessionState], rules: BotRules) -> list[Al
     """Score the sessions a delivery changed (kept in each state); the alerts of those
     crossing the line for the first time (marked raised in the state)."""
     alerts = []
+    # Below this many events no signal can fire (each needs at least as many): score 0
+    # without assessing, which most sessions of a delivery are.
+    quiet = min(rules.min_events, rules.max_pages_per_minute + 1, rules.clicks_without_views)
     for session in sessions:
+        if session.events < quiet:
+            session.bot_score = 0.0
+            continue
         assessment = assess_session(session, rules)
         session.bot_score = assessment.score
         if session.bot_alerted:
