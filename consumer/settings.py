@@ -102,7 +102,7 @@ class ConsumerSettings(BaseSettings):
     # The record processor's cadences (consumer.core.pending; docs/design.md "Cadences"):
     # each output waits as long as its readers can bear, since every write is billed.
     live_flush_seconds: float = Field(
-        default=2.0,
+        default=1.0,
         gt=0,
         description=(
             "A changed page counter is in its minute's live rollup within this (the "

@@ -31,7 +31,7 @@ S = TypeVar("S")
 class Cadences:
     """How long each output may wait (seconds of the processor's clock), and how much."""
 
-    live_seconds: float = 2.0
+    live_seconds: float = 1.0
     """A changed page counter is in its minute's live rollup within this (plus one poll)."""
     item_seconds: float = 50.0
     """A changed session or page-minute item is written within this (plus one poll)."""
