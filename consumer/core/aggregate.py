@@ -14,6 +14,7 @@ at that spot is the one that counts the session for the page-minute, wherever it
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import OrderedDict
 from collections.abc import Container, Iterable, Mapping, Sequence
@@ -168,6 +169,12 @@ def minute_number(at: datetime) -> int:
 def touch_key(page_hash: int, at: datetime) -> tuple[int, int]:
     """The first-touch key of a page (its key's hash) in the minute of `at`."""
     return minute_number(at), page_hash
+
+
+@functools.lru_cache(maxsize=65_536)
+def _page_hash(page: str) -> int:
+    # Pages repeat all the time (ids never do): hash each once.
+    return hash64(page)
 
 
 def where_hash(shard_id: str, position: Position) -> int:
@@ -385,7 +392,7 @@ class ShardAggregator:
             if not first_sighting(session, id_hash, here):
                 duplicates.add(position)
                 continue
-            page_hash = hash64(key.page)
+            page_hash = _page_hash(key.page)
             if not session.includes(self.shard_id, position):
                 remember_id(session, id_hash, here)
                 apply_to_session(session, event, key.page, page_hash, here)
