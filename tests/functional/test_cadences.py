@@ -71,25 +71,44 @@ def live_views(harness: Harness, shard: str) -> int:
     return sum(row["views"] for item in rollups for row in rollup_rows(item))
 
 
+def idle(daemon: ScriptedDaemon, polls: int) -> ScriptedDaemon:
+    """Polls that find nothing new (KCL calls the processor with no records)."""
+    for _ in range(polls):
+        daemon.process([])
+    return daemon
+
+
 def test_live_counters_lead_the_items_and_both_lead_the_checkpoint(harness: Harness) -> None:
-    # GIVEN 8 deliveries (8 s of the processor's clock), less than one commit window
+    # GIVEN one delivery of traffic at t=1 s, then polls that find nothing new. (Each stage
+    # runs the same processor on: its lines ending is a pause, not a crash.)
     records, manifest = traffic(seed=301, events=160)
+    page_views = manifest.event_types["page_view"]
     shard = new_shard()
     clocked = Clocked(harness)
-    daemon = deliver(clocked.daemon(shard), records, PER_DELIVERY)
-    # WHEN the processor has read them (no shutdown: its lines just end)
+    daemon = idle(clocked.daemon(shard).process(records), 2)
+    # WHEN the live cadence (2 s) has passed, but not the items' (5 s)
     daemon.run(clocked.processor)
-    found = harness.results(shard, manifest)
-    # THEN the live rollups (every 2 s), page-minute items and sessions (every 5 s) were
-    # written, while nothing was archived or checkpointed: the window (12 s) is still open
-    assert found.page_items
-    assert found.sessions
-    assert found.archived == []
-    assert daemon.checkpoints == []
-    # AND the live counters are ahead of the items, and changes of the last seconds wait
-    item_views = sum(int(item["views"]) for item in found.page_items)
-    assert 0 < item_views < live_views(harness, shard) < manifest.event_types["page_view"]
-    assert sum(int(item["events"]) for item in found.sessions) < len(records)
+    early = harness.results(shard, manifest)
+    # THEN the live rollups hold every page view, and nothing else is written yet
+    assert live_views(harness, shard) == page_views > 0
+    assert early.page_items == [] and early.sessions == []
+    assert early.archived == [] and daemon.checkpoints == []
+
+    # WHEN the items' cadence has passed too (t=6 s), but not the commit window (12 s)
+    idle(daemon, 3).run(clocked.processor)
+    later = harness.results(shard, manifest)
+    # THEN page-minute items and sessions hold every event, still nothing archived or
+    # checkpointed
+    assert sum(int(item["views"]) for item in later.page_items) == page_views
+    assert sum(int(item["events"]) for item in later.sessions) == len(records)
+    assert later.archived == [] and daemon.checkpoints == []
+
+    # WHEN the window is 12 s old (t=13 s)
+    idle(daemon, 7).run(clocked.processor)
+    # THEN it is archived and checkpointed at its last record, and everything is exact
+    assert daemon.checkpoints == [(str(records[-1].sequence_number), 0)]
+    verdict = verify(manifest, harness.results(shard, manifest))
+    assert verdict.exact, verdict.problems[:10]
 
 
 def test_a_commit_writes_everything_then_archives_then_checkpoints_exactly(
