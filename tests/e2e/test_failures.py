@@ -285,14 +285,16 @@ def test_a_worker_cut_off_from_the_lease_table_is_fenced_by_its_own_lease_check(
         cut_env = {"CLICKSTREAM_DYNAMODB_ENDPOINT": gate.endpoint}
         first = LocalWorker("g-a", logs / "g-a.log").start()
         warm = warm_up(e2e, tmp_path, [first], seed=127)
-        # (the other joins later, so the first is KCL's leader and the gated one is not)
-        cut = LocalWorker("g-b", logs / "g-b.log", cut_env).start()
-        wait_for_a_lease(e2e, "g-b")
-        wait_until_processing(cut)
         manifest_path = tmp_path / "m.json"
         producer = produce_in_background(
-            produce_args(manifest_path, seed=27, events=9_000, malformed=90, start=START, rate=300)
+            produce_args(manifest_path, seed=27, events=15_000, malformed=90, start=START, rate=300)
         )
+        # (the other joins later, so the first is KCL's leader and the gated one is not; it
+        # joins while traffic flows, since KCL 3 moves leases to a new worker only when the
+        # workers' CPU differs, and an idle host's workers report the same host CPU)
+        cut = LocalWorker("g-b", logs / "g-b.log", cut_env).start()
+        wait_for_a_lease(e2e, "g-b", timeout=180)
+        wait_until_processing(cut)
         time.sleep(5)
         # WHEN the gate closes: the cut-off worker renews nothing, its processors' lease checks
         # hang, and the other worker takes its leases over and writes on
