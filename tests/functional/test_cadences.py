@@ -91,8 +91,10 @@ def test_live_counters_lead_the_items_and_both_lead_the_checkpoint(harness: Harn
     early = harness.results(shard, manifest)
     # THEN the live rollups hold every page view, and nothing else is written yet
     assert live_views(harness, shard) == page_views > 0
-    assert early.page_items == [] and early.sessions == []
-    assert early.archived == [] and daemon.checkpoints == []
+    assert early.page_items == []
+    assert early.sessions == []
+    assert early.archived == []
+    assert daemon.checkpoints == []
 
     # WHEN the items' cadence has passed too (t=6 s), but not the commit window (12 s)
     idle(daemon, 3).run(clocked.processor)
@@ -101,7 +103,8 @@ def test_live_counters_lead_the_items_and_both_lead_the_checkpoint(harness: Harn
     # checkpointed
     assert sum(int(item["views"]) for item in later.page_items) == page_views
     assert sum(int(item["events"]) for item in later.sessions) == len(records)
-    assert later.archived == [] and daemon.checkpoints == []
+    assert later.archived == []
+    assert daemon.checkpoints == []
 
     # WHEN the window is 12 s old (t=13 s)
     idle(daemon, 7).run(clocked.processor)
