@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import functools
 import json
-import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, NamedTuple
 
 from pydantic import (
     BaseModel,
@@ -23,7 +21,6 @@ from pydantic import (
     JsonValue,
     StringConstraints,
     ValidationError,
-    ValidationInfo,
     field_serializer,
     field_validator,
 )
@@ -44,10 +41,14 @@ Identifier = Annotated[
 PageLocation = Annotated[
     str, StringConstraints(min_length=1, max_length=2048, pattern=_NO_CONTROL_CHARACTERS)
 ]
+_PAGE_PATTERN: Final = (
+    r"^(?:/[^\x00-\x1f\x7f]*|https?://[^/\s\x00-\x1f\x7f]+(?:/[^\x00-\x1f\x7f]*)?)$"
+)
+Page = Annotated[str, StringConstraints(min_length=1, max_length=2048, pattern=_PAGE_PATTERN)]
+"""A path starting with / or an http(s) URL, no control characters: checked by pydantic's
+core (one regex), not by a Python validator, since every record passes it."""
 Coordinate = Annotated[int, Field(ge=0, le=1_000_000)]
 ViewportSide = Annotated[int, Field(ge=1, le=100_000)]
-
-_URL_PATTERN = re.compile(r"^https?://[^/\s]+(/.*)?$")
 
 
 class EventType(StrEnum):
@@ -55,9 +56,6 @@ class EventType(StrEnum):
     CLICK = "click"
     SCROLL = "scroll"
     CUSTOM = "custom"
-
-
-_EVENT_TYPES: Final = {member.value: member for member in EventType}
 
 
 class DeadLetterReason(StrEnum):
@@ -90,13 +88,13 @@ class InvalidEvent(ValueError):
         super().__init__(f"{reason.value}:{where} {detail}")
 
 
-@dataclass(frozen=True, slots=True)
-class TimestampPolicy:
+class TimestampPolicy(NamedTuple):
     """Which event times are plausible relative to `now` (the caller's clock).
 
     Events older than `max_age` or further than `max_future` ahead are dead letters: they
     would land in archive partitions and counters nobody looks at, and they are usually a
-    bug upstream (epoch seconds sent as milliseconds, a client clock years off).
+    bug upstream (epoch seconds sent as milliseconds, a client clock years off). (A named
+    tuple: the consumer makes one per record, from the record's arrival.)
     """
 
     now: datetime
@@ -104,17 +102,15 @@ class TimestampPolicy:
     max_future: timedelta = timedelta(days=1)
 
     def check(self, timestamp: datetime) -> None:
+        """Raise `InvalidEvent` (timestamp_out_of_range) for a time outside the window."""
         earliest = max(EARLIEST_TIMESTAMP, self.now - self.max_age)
         latest = min(LATEST_TIMESTAMP, self.now + self.max_future)
         if not earliest <= timestamp <= latest:
-            raise PydanticCustomError(
-                "timestamp_out_of_range",
-                "timestamp {timestamp} is outside the accepted window {earliest} .. {latest}",
-                {
-                    "timestamp": timestamp.isoformat(),
-                    "earliest": earliest.isoformat(),
-                    "latest": latest.isoformat(),
-                },
+            raise InvalidEvent(
+                DeadLetterReason.TIMESTAMP_OUT_OF_RANGE,
+                f"timestamp {timestamp.isoformat()} is outside the accepted window"
+                f" {earliest.isoformat()} .. {latest.isoformat()}",
+                "timestamp",
             )
 
 
@@ -130,7 +126,7 @@ class ClickEvent(BaseModel):
     event_id: Identifier
     type: EventType
     session_id: Identifier
-    page: PageLocation
+    page: Page
     timestamp: datetime
     user_id: Identifier | None = None
     anonymous_id: Identifier | None = None
@@ -142,67 +138,13 @@ class ClickEvent(BaseModel):
     viewport_height: ViewportSide | None = None
     properties: dict[str, JsonValue] | None = None
 
-    @field_validator("type", mode="before")
-    @classmethod
-    def _type_from_json_string(cls, value: Any) -> Any:
-        # Strict mode refuses a plain string for an enum in Python mode; JSON is all strings.
-        if isinstance(value, str):
-            known = _EVENT_TYPES.get(value)  # a lookup: EventType(value) costs more per event
-            if known is None:
-                raise PydanticCustomError(
-                    "event_type_unknown",
-                    "type must be one of {allowed}, not {value}",
-                    {"allowed": ", ".join(t.value for t in EventType), "value": value},
-                )
-            return known
-        return value
-
-    @field_validator("page")
-    @classmethod
-    def _page_is_path_or_url(cls, value: str) -> str:
-        if value.startswith("/") or _URL_PATTERN.match(value):
-            return value
-        raise PydanticCustomError("invalid_page", "page must be a path starting with / or a URL")
-
-    @field_validator("timestamp", mode="before")
+    @field_validator("timestamp", mode="plain")
     @classmethod
     def _timestamp_from_iso_or_epoch_ms(cls, value: Any) -> datetime:
-        if isinstance(value, bool):  # bool is an int in Python; never a timestamp
-            raise PydanticCustomError("wrong_type", "timestamp must be ISO 8601 or epoch ms")
-        if isinstance(value, int):
-            try:
-                return datetime.fromtimestamp(value / 1000, tz=UTC)
-            except (OverflowError, OSError, ValueError):
-                raise PydanticCustomError(
-                    "timestamp_out_of_range",
-                    "epoch milliseconds {value} are out of range",
-                    {"value": value},
-                ) from None
-        if isinstance(value, str):
-            try:
-                parsed = datetime.fromisoformat(value)
-            except ValueError:
-                raise PydanticCustomError(
-                    "timestamp_unparsable",
-                    "timestamp is not ISO 8601: {value}",
-                    {"value": value[:64]},
-                ) from None
-            # A timestamp without an offset is taken as UTC, the convention of server logs.
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-        if isinstance(value, datetime):
-            return value if value.tzinfo else value.replace(tzinfo=UTC)
-        raise PydanticCustomError("wrong_type", "timestamp must be ISO 8601 or epoch ms")
-
-    @field_validator("timestamp")
-    @classmethod
-    def _timestamp_is_plausible(cls, value: datetime, info: ValidationInfo) -> datetime:
-        value = value.astimezone(UTC)
-        policy = info.context.get("timestamp_policy") if isinstance(info.context, dict) else None
-        if isinstance(policy, TimestampPolicy):
-            policy.check(value)
-        elif not EARLIEST_TIMESTAMP <= value <= LATEST_TIMESTAMP:
-            _raise_out_of_absolute_range(value)
-        return value
+        # One plain validator (parse and bound) rather than a before and an after one: it runs
+        # for every record the processor decodes. The policy's window is checked by the
+        # caller (`decode_event`), which knows the record's arrival.
+        return _absolute_timestamp(_parse_timestamp(value))
 
     @field_serializer("timestamp")
     def _timestamp_as_iso_utc(self, value: datetime) -> str:
@@ -213,7 +155,36 @@ class ClickEvent(BaseModel):
         return self.model_dump_json(exclude_none=True).encode("utf-8")
 
 
-def _raise_out_of_absolute_range(value: datetime) -> None:
+def _parse_timestamp(value: Any) -> datetime:
+    """An event's time from ISO 8601 text or epoch milliseconds, in UTC."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise PydanticCustomError(
+                "timestamp_unparsable",
+                "timestamp is not ISO 8601: {value}",
+                {"value": value[:64]},
+            ) from None
+        # A timestamp without an offset is taken as UTC, the convention of server logs.
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if isinstance(value, int) and not isinstance(value, bool):  # a bool is never a time
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise PydanticCustomError(
+                "timestamp_out_of_range",
+                "epoch milliseconds {value} are out of range",
+                {"value": value},
+            ) from None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    raise PydanticCustomError("wrong_type", "timestamp must be ISO 8601 or epoch ms")
+
+
+def _absolute_timestamp(value: datetime) -> datetime:
+    if EARLIEST_TIMESTAMP <= value <= LATEST_TIMESTAMP:
+        return value
     raise PydanticCustomError(
         "timestamp_out_of_range",
         "timestamp {timestamp} is outside {earliest} .. {latest}",
@@ -248,7 +219,10 @@ def invalid_event_from(error: ValidationError) -> InvalidEvent:
     """The first problem of a validation error, as a typed dead-letter reason."""
     first = error.errors(include_url=False)[0]
     location = ".".join(str(part) for part in first["loc"]) or None
-    return InvalidEvent(_reason_for(first["type"], location, first["msg"]), first["msg"], location)
+    message = first["msg"]
+    if first["type"] == "string_pattern_mismatch" and location == "page":
+        message = "page must be a path starting with / or an http(s) URL, no control characters"
+    return InvalidEvent(_reason_for(first["type"], location, message), message, location)
 
 
 def minute_key(timestamp: datetime) -> str:
@@ -278,17 +252,14 @@ def decode_event(data: bytes, policy: TimestampPolicy | None) -> ClickEvent:
             DeadLetterReason.NOT_UTF8, f"invalid UTF-8 at byte {exc.start}"
         ) from None
     try:
-        return ClickEvent.model_validate_json(text, context={"timestamp_policy": policy})
+        event = ClickEvent.model_validate_json(text)
     except ValidationError as exc:
         raise invalid_event_from(exc) from None
+    if policy is not None:
+        policy.check(event.timestamp)
+    return event
 
 
 def event_from_mapping(values: dict[str, Any], policy: TimestampPolicy | None = None) -> ClickEvent:
     """Validate a Python mapping (as JSON would carry it) into an event."""
-    try:
-        return ClickEvent.model_validate_json(
-            json.dumps(values, default=str),
-            context={"timestamp_policy": policy} if policy else None,
-        )
-    except ValidationError as exc:
-        raise invalid_event_from(exc) from None
+    return decode_event(json.dumps(values, default=str).encode("utf-8"), policy)

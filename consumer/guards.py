@@ -41,7 +41,11 @@ class UnstorableGuards:
     _log: Any
     totals: dict[str, int]
 
-    def _load(self, events: Sequence[PositionedEvent]) -> None:
+    def _load(
+        self,
+        events: Sequence[PositionedEvent],
+        page_minutes: Sequence[PageMinuteKey] | None = None,
+    ) -> None:
         raise NotImplementedError
 
     def _dead_letters(self, letters: Sequence[DeadLetter]) -> None:

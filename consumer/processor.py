@@ -283,8 +283,9 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
     def _apply(self, events: list[PositionedEvent], now: float) -> None:
         """Fold a delivery's events into the cached states, which wait for their cadence."""
         first, last = events[0].position, events[-1].position
-        self._load(events)
-        changes = self._aggregator.apply(events, last)
+        page_minutes = self._aggregator.page_minutes(events)
+        self._load(events, page_minutes)
+        changes = self._aggregator.apply(events, last, page_minutes)
         storable = self._without_unstorable(events, changes, last, now)
         changes = storable.changes
         self._dead_letters(storable.letters)
@@ -427,9 +428,13 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
         self._checkpoint(checkpointer, committed)
         return None if self._lease_gone else committed
 
-    def _load(self, events: Sequence[PositionedEvent]) -> None:
+    def _load(
+        self,
+        events: Sequence[PositionedEvent],
+        page_minutes: Sequence[PageMinuteKey] | None = None,
+    ) -> None:
         """Read the states these events touch that are not cached."""
-        sessions, pages = self._aggregator.missing(events)
+        sessions, pages = self._aggregator.missing(events, page_minutes)
         if sessions or pages:
             self._aggregator.remember(*self._store.load(self._shard_id, sessions, pages))
 

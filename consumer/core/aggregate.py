@@ -59,8 +59,9 @@ class ShardPosition:
     position: Position
 
 
-@dataclass(frozen=True, slots=True)
-class PositionedEvent:
+class PositionedEvent(NamedTuple):
+    """A decoded record and where it sits (a named tuple: one is made per record)."""
+
     position: Position
     event: ClickEvent
     raw: bytes = b""
@@ -166,11 +167,6 @@ def minute_number(at: datetime) -> int:
     return int(at.timestamp() // 60)
 
 
-def touch_key(page_hash: int, at: datetime) -> tuple[int, int]:
-    """The first-touch key of a page (its key's hash) in the minute of `at`."""
-    return minute_number(at), page_hash
-
-
 @functools.lru_cache(maxsize=65_536)
 def _page_hash(page: str) -> int:
     # Pages repeat all the time (ids never do): hash each once.
@@ -205,11 +201,16 @@ def remember_id(state: SessionState, id_hash: int, here: int) -> None:
 
 
 def apply_to_session(
-    state: SessionState, event: ClickEvent, page: str, page_hash: int, here: int
+    state: SessionState,
+    event: ClickEvent,
+    page: str,
+    page_hash: int,
+    here: int,
+    minute: int | None = None,
 ) -> None:
     """Fold one event, whose page key is `page` (hashed: `page_hash`) and whose record sits
     at `here` (`where_hash`), into a session (the caller has checked it is not included yet
-    and not a duplicate)."""
+    and not a duplicate). `minute` is the event's `minute_number`, when the caller has it."""
     state.events += 1
     if event.type is EventType.PAGE_VIEW:
         state.page_views += 1
@@ -236,7 +237,8 @@ def apply_to_session(
     if state.user_agent is None and event.user_agent:
         state.user_agent = _cut(event.user_agent, MAX_STORED_TEXT_BYTES)
     state.pages.add(page_hash)
-    touch = touch_key(page_hash, at)
+    # The first-touch key: (minute number, page key hash).
+    touch = (minute_number(at) if minute is None else minute, page_hash)
     if touch not in state.first_touches:
         state.first_touches[touch] = here
         if len(state.first_touches) > MAX_TRACKED_PAGE_MINUTES:
@@ -344,18 +346,24 @@ class ShardAggregator:
         """The page-minute an event counts in: its canonical page key and its minute."""
         return PageMinuteKey(page_key(event.page, self._keep), minute_key(event.timestamp))
 
-    def missing(self, events: Iterable[PositionedEvent]) -> tuple[set[str], set[PageMinuteKey]]:
+    def page_minutes(self, events: Iterable[PositionedEvent]) -> list[PageMinuteKey]:
+        """Each event's page-minute, in order: computed once per delivery and passed to
+        `missing` and `apply`."""
+        page_minute = self.page_minute
+        return [page_minute(item.event) for item in events]
+
+    def missing(
+        self,
+        events: Sequence[PositionedEvent],
+        page_minutes: Sequence[PageMinuteKey] | None = None,
+    ) -> tuple[set[str], set[PageMinuteKey]]:
         """The keys these events touch that are not cached: read them before `apply`."""
-        sessions: set[str] = set()
-        pages: set[PageMinuteKey] = set()
-        for item in events:
-            event = item.event
-            if event.session_id not in self._sessions:
-                sessions.add(event.session_id)
-            key = self.page_minute(event)
-            if key not in self._pages:
-                pages.add(key)
-        return sessions, pages
+        cached_sessions, cached_pages = self._sessions, self._pages
+        sessions = {
+            item.event.session_id for item in events if item.event.session_id not in cached_sessions
+        }
+        keys = self.page_minutes(events) if page_minutes is None else page_minutes
+        return sessions, {key for key in keys if key not in cached_pages}
 
     def remember(
         self,
@@ -370,38 +378,46 @@ class ShardAggregator:
                 key, page or PageMinuteState(key.page, key.minute, shard_id=self.shard_id)
             )
 
-    def apply(self, events: Sequence[PositionedEvent], flush_end: Position) -> Changes:
+    def apply(
+        self,
+        events: Sequence[PositionedEvent],
+        flush_end: Position,
+        page_minutes: Sequence[PageMinuteKey] | None = None,
+    ) -> Changes:
         """Fold a batch into the cached states (all its keys must be cached).
 
         Returns the states that changed, each marked as including everything up to
-        `flush_end`, the position of the last record of the flush.
+        `flush_end`, the position of the last record of the flush. `page_minutes` are the
+        events' (`page_minutes`), when the caller has them already.
         """
         changed_sessions: dict[str, SessionState] = {}
         changed_pages: dict[PageMinuteKey, PageMinuteState] = {}
         duplicates: set[Position] = set()
-        for item in events:
+        shard_id = self.shard_id
+        keys = self.page_minutes(events) if page_minutes is None else page_minutes
+        # The hot path of the processor: each hash and the minute once per record.
+        for item, key in zip(events, keys, strict=True):
             event, position = item.event, item.position
             session = self._sessions.get(event.session_id)
-            key = self.page_minute(event)
             page = self._pages.get(key)
             if session is None or page is None:
                 raise KeyError(f"state for {event.session_id} / {key} was not read first")
-            # Each hash once per record: the hot path of the processor.
-            here = where_hash(self.shard_id, position)
+            here = where_hash(shard_id, position)
             id_hash = hash64(event.event_id)
             if not first_sighting(session, id_hash, here):
                 duplicates.add(position)
                 continue
             page_hash = _page_hash(key.page)
-            if not session.includes(self.shard_id, position):
+            minute = minute_number(event.timestamp)
+            if not session.includes(shard_id, position):
                 remember_id(session, id_hash, here)
-                apply_to_session(session, event, key.page, page_hash, here)
+                apply_to_session(session, event, key.page, page_hash, here, minute)
                 changed_sessions[event.session_id] = session
             if not page.includes(position):
-                first_touch = session.first_touches.get(touch_key(page_hash, event.timestamp))
+                first_touch = session.first_touches.get((minute, page_hash))
                 apply_to_page(page, event, first_touch, here)
                 changed_pages[key] = page
-        end = ShardPosition(self.shard_id, flush_end)
+        end = ShardPosition(shard_id, flush_end)
         for session in changed_sessions.values():
             session.written_by = end
         for page in changed_pages.values():

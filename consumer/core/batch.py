@@ -14,10 +14,10 @@ import functools
 import gzip
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, NamedTuple
 
 from clickstream.events import InvalidEvent
 from consumer.core.aggregate import PositionedEvent
@@ -50,9 +50,9 @@ class DeadLetter:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class ArchivedEvent:
-    """A valid event as the archive keeps it: its line, where it sits, when it happened."""
+class ArchivedEvent(NamedTuple):
+    """A valid event as the archive keeps it: its line, where it sits, when it happened.
+    (A named tuple: one is made per event.)"""
 
     position: Position
     line: bytes
@@ -92,9 +92,10 @@ def object_key(prefix: str, moment: datetime, shard_id: str, first: Position) ->
     )
 
 
-def _gzip_lines(lines: Iterable[bytes]) -> bytes:
+def _gzip_lines(lines: Sequence[bytes]) -> bytes:
     # mtime=0: the same lines always compress to the same bytes, so replays are no-ops.
-    return gzip.compress(b"".join(line + b"\n" for line in lines), compresslevel=6, mtime=0)
+    body = b"\n".join(lines) + b"\n" if lines else b""
+    return gzip.compress(body, compresslevel=6, mtime=0)
 
 
 def archive_line(item: PositionedEvent) -> bytes:

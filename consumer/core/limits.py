@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from consumer.core import items
-from consumer.core.aggregate import Changes, PageMinuteKey, SessionState
+from consumer.core.aggregate import Changes, PageMinuteKey, PageMinuteState, SessionState
 from consumer.core.sketch import recent_bytes, touches_bytes
 
 MAX_ITEM_BYTES: Final = 400 * 1024
@@ -131,6 +131,22 @@ def surely_fits(session: SessionState, limits: ItemLimits) -> bool:
     )
 
 
+_PAGE_FIXED_BYTES: Final = 512
+"""More than a page-minute item's names, counters, position, times and separators take."""
+
+
+def page_surely_fits(page: PageMinuteState, limits: ItemLimits) -> bool:
+    """Whether a page-minute's item is certainly within the limits, judged without building
+    it (every changed page-minute is checked each delivery). Its variable parts are its page
+    key, its minute and its shard id, each at most 4 bytes a character: the page is a key
+    (`page`) and the sort key of the `by-window` index, minute and shard make the others."""
+    key_bytes = 4 * (len(page.page) + len(page.minute) + len(page.shard_id)) + 8
+    return (
+        key_bytes <= min(limits.partition_key_bytes, limits.sort_key_bytes)
+        and _PAGE_FIXED_BYTES + 4 * key_bytes <= limits.item_bytes
+    )
+
+
 def unstorable_changes(
     changes: Changes, now: datetime, limits: ItemLimits = ItemLimits()
 ) -> list[Unstorable]:
@@ -143,6 +159,8 @@ def unstorable_changes(
         if problem:
             found.append(Unstorable(problem, session_id=session.session_id))
     for page in changes.pages:
+        if page_surely_fits(page, limits):
+            continue
         problem = violation(items.page_item(page, 0, now), PAGE_STATS_KEYS, limits)
         if problem:
             found.append(Unstorable(problem, page=page.key))

@@ -9,15 +9,16 @@ comparison in a condition expression orders them the way the integers order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 _SEQUENCE_DIGITS: Final = 40  # 2**128 has 39 decimal digits
 _SUB_SEQUENCE_DIGITS: Final = 10
 
 
-@dataclass(frozen=True, order=True, slots=True)
-class Position:
+class Position(NamedTuple):
+    """Ordered as the shard orders its records. A named tuple, not a dataclass: one is made
+    for every record, and a tuple is made and compared in C."""
+
     sequence: int
     sub_sequence: int = 0
 
