@@ -23,6 +23,7 @@ from clickstream import aws, dynamo
 from clickstream.events import ClickEvent, EventType, minute_key
 from clickstream.local.stack import LocalStackState
 from clickstream.local.workers import LocalWorker
+from consumer.core.pending import Cadences
 from consumer.sinks import rollup_rows_for_minute
 from insights import progress
 from producer.generator import TrafficProfile, generate
@@ -31,6 +32,14 @@ from producer.run import outgoing
 WATCH_SECONDS = 0.1
 AWS_POLL_MS = "1000"
 """KCL's default `idleTimeBetweenReadsInMillis`: the probe measures what AWS would see."""
+_DEFAULTS = Cadences()
+AWS_TIMINGS = {
+    "CLICKSTREAM_IDLE_TIME_BETWEEN_READS_MS": AWS_POLL_MS,
+    # The default cadences, not the local stack's quicker ones (consumer.properties).
+    "CLICKSTREAM_LIVE_FLUSH_SECONDS": f"{_DEFAULTS.live_seconds:g}",
+    "CLICKSTREAM_ITEM_FLUSH_SECONDS": f"{_DEFAULTS.item_seconds:g}",
+    "CLICKSTREAM_COMMIT_SECONDS": f"{_DEFAULTS.commit_seconds:g}",
+}
 
 
 @dataclass
@@ -113,9 +122,7 @@ def run(
     dynamodb = aws.local_client("dynamodb", state.moto_endpoint, state.region)
     kinesis = aws.local_client("kinesis", state.kinesis_endpoint, state.region)
     shards = aws.shard_ids(kinesis, stream)
-    worker = LocalWorker(
-        "freshness", logs / "freshness.log", {"CLICKSTREAM_IDLE_TIME_BETWEEN_READS_MS": AWS_POLL_MS}
-    ).start()
+    worker = LocalWorker("freshness", logs / "freshness.log", AWS_TIMINGS).start()
     probes: list[Probe] = []
     lock = threading.Lock()
     stop = threading.Event()
