@@ -59,6 +59,7 @@ def render(settings: ConsumerSettings, executable: Path) -> dict[str, str]:
         "workerMetricsReporterFreqInMillis": settings.worker_metrics_reporter_freq_ms,
         "parentShardPollIntervalMillis": settings.parent_shard_poll_interval_ms,
         "shutdownGraceMillis": settings.shutdown_grace_ms,
+        "isGracefulLeaseHandoffEnabled": "true" if settings.graceful_handoff else "false",
         "metricsLevel": settings.metrics_level,
     }
     return {key: str(value) for key, value in properties.items() if value is not None}

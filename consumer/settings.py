@@ -83,6 +83,15 @@ class ConsumerSettings(BaseSettings):
     shutdown_grace_ms: int = Field(
         default=20_000, ge=1_000, description="How long shards get to flush on SIGTERM."
     )
+    graceful_handoff: bool = Field(
+        default=False,
+        description=(
+            "KCL 3's graceful lease handoff on rebalancing. Off: KCL 3.1.3 (the jars served "
+            "here) can leave a lease stuck with its old checkpoint owner for good when the "
+            "handoff reaches a shard consumer still starting (docs/kcl.md); a rebalance is "
+            "then a lease move, replayed from the checkpoint, exact by the items' positions."
+        ),
+    )
     metrics_level: Literal["NONE", "SUMMARY", "DETAILED"] = "SUMMARY"
     startup_check_seconds: float = Field(
         default=180.0,

@@ -253,6 +253,10 @@ class TestProperties:
         assert rendered["callProcessRecordsEvenForEmptyRecordList"] == "true"
         assert rendered["executableName"] == "/opt/run"
         assert "kinesisEndpoint" not in rendered  # unset: AWS's own endpoint
+        # KCL 3.1.3's graceful handoff can leave a lease stuck (docs/kcl.md): off unless asked
+        assert rendered["isGracefulLeaseHandoffEnabled"] == "false"
+        handoff = properties.render(settings(graceful_handoff=True), Path("/opt/run"))
+        assert handoff["isGracefulLeaseHandoffEnabled"] == "true"
 
     def test_text_is_java_properties(self) -> None:
         text = properties.to_text({"a": "x", "b": "C:\\path"})
