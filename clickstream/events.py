@@ -124,7 +124,7 @@ class ClickEvent(BaseModel):
     model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
 
     event_id: Identifier
-    type: EventType
+    type: Annotated[EventType, Field(strict=False)]  # its value, as JSON and Python callers give it
     session_id: Identifier
     page: Page
     timestamp: datetime
