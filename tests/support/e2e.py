@@ -162,14 +162,18 @@ GRACEFUL_SHUTDOWN = (
 )
 """What a processor logs when KCL asks it to shut down and it checkpoints its last record:
 after flushing what it had, or with nothing buffered since its last checkpoint."""
+SHUTDOWN_STARTED = "Worker shutdown requested."
 
 
 def stopped_gracefully(log: Path) -> bool:
-    """The worker's shards answered a shutdown with their final checkpoint; none was fenced
-    and no flush failed."""
+    """The worker's shards answered its shutdown with their final checkpoint, none of them
+    fenced then, and no flush failed. (Before the shutdown a shard may have been fenced: with
+    KCL's graceful handoff off, a rebalance moves leases, docs/kcl.md.)"""
     text = log.read_text(errors="replace")
+    # KCL's line when SIGTERM reaches the daemon: what follows is the shutdown.
+    after = text[max(text.rfind(SHUTDOWN_STARTED), 0) :]
     return (
-        any(f'"event": "{event}"' in text for event in GRACEFUL_SHUTDOWN)
-        and '"event": "fenced' not in text
+        any(f'"event": "{event}"' in after for event in GRACEFUL_SHUTDOWN)
+        and '"event": "fenced' not in after
         and "flush failed" not in text
     )
