@@ -162,7 +162,8 @@ GRACEFUL_SHUTDOWN = (
 )
 """What a processor logs when KCL asks it to shut down and it checkpoints its last record:
 after flushing what it had, or with nothing buffered since its last checkpoint."""
-SHUTDOWN_STARTED = "Worker shutdown requested."
+SHUTDOWN_STARTED = '"event": "stopping: SIGTERM to the KCL daemon"'
+"""What `consume` logs when it passes SIGTERM on to the daemon: the shutdown starts there."""
 
 
 def stopped_gracefully(log: Path) -> bool:
@@ -170,7 +171,6 @@ def stopped_gracefully(log: Path) -> bool:
     fenced then, and no flush failed. (Before the shutdown a shard may have been fenced: with
     KCL's graceful handoff off, a rebalance moves leases, docs/kcl.md.)"""
     text = log.read_text(errors="replace")
-    # KCL's line when SIGTERM reaches the daemon: what follows is the shutdown.
     after = text[max(text.rfind(SHUTDOWN_STARTED), 0) :]
     return (
         any(f'"event": "{event}"' in after for event in GRACEFUL_SHUTDOWN)
