@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from clickstream.events import TimestampPolicy, decode_event
 from consumer.core.aggregate import (
     Changes,
     PageMinuteKey,
@@ -78,16 +77,8 @@ class UnstorableGuards:
         return storable
 
     def _window_events(self) -> list[PositionedEvent]:
-        """The events of the commit window, decoded again from their archive lines (only
-        when a guard must rebuild states: a rare path)."""
-        decoded = []
-        for item in self._window.events:
-            arrival = item.arrival or self._wall_clock()
-            event = decode_event(item.line, TimestampPolicy(now=arrival))
-            decoded.append(
-                PositionedEvent(item.position, event, item.line, item.partition_key, arrival)
-            )
-        return decoded
+        """The events of the commit window (a guard rebuilding states: a rare path)."""
+        return list(self._window.events)
 
     def _restore(
         self,

@@ -14,7 +14,6 @@ daemon restarts the shard from its last checkpoint.
 
 from __future__ import annotations
 
-import base64
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -30,7 +29,6 @@ from amazon_kclpy.messages import (
 )
 from amazon_kclpy.v3.processor import RecordProcessorBase
 
-from clickstream.events import DeadLetterReason, InvalidEvent, TimestampPolicy, decode_event
 from clickstream.logging import get_logger
 from consumer.core.aggregate import (
     Changes,
@@ -41,10 +39,11 @@ from consumer.core.aggregate import (
     ShardAggregator,
 )
 from consumer.core.anomaly import Alert, BotRules, ShardProgress, score_sessions
-from consumer.core.batch import DeadLetter, archive_objects, archived
+from consumer.core.batch import DeadLetter, archive_objects
 from consumer.core.limits import ItemLimits
 from consumer.core.pending import Cadences, CommitWindow, DirtyStates, Watermark
 from consumer.core.positions import Position
+from consumer.core.receive import decode_delivery
 from consumer.core.rollup import LiveRollups, MinuteRollup
 from consumer.failures import (
     LEASE_GONE_CHECKPOINT_ERRORS,
@@ -167,7 +166,7 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
             self._aggregator.at(now)
             records = process_records_input.records
             self._millis_behind = process_records_input.millis_behind_latest
-            events = [e for e in (self._receive(record, now) for record in records) if e]
+            events = self._receive(records, now) if records else []
             if events:
                 self._apply(events, now)
             if records:
@@ -258,27 +257,13 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
 
     # -- the commit cycle ------------------------------------------------------------------
 
-    def _receive(self, record: Any, now: float) -> PositionedEvent | None:
-        """Decode a record into the commit window: its event, or None (a dead letter)."""
-        position = Position.of(record.sequence_number, record.sub_sequence_number)
-        data = base64.b64decode(record.data)
-        millis = record.timestamp_millis
-        # Plausibility is judged against the record's arrival in the stream, not this clock:
-        # every pass over the record (a replay included) then decides the same.
-        arrival = datetime.fromtimestamp(millis / 1000, tz=UTC) if millis else self._wall_clock()
-        self._window.received(position, len(data), now)
-        try:
-            event = decode_event(data, TimestampPolicy(now=arrival))
-            if record.partition_key != event.session_id:
-                raise InvalidEvent(
-                    DeadLetterReason.PARTITION_KEY_MISMATCH,
-                    "the partition key must be the session id, so a session stays on one shard",
-                    "session_id",
-                )
-        except InvalidEvent as error:
-            self._dead_letters([DeadLetter(position, record.partition_key, arrival, data, error)])
-            return None
-        return PositionedEvent(position, event, data, record.partition_key, arrival)
+    def _receive(self, records: Sequence[Any], now: float) -> list[PositionedEvent]:
+        """Decode a delivery into the commit window: its events (dead letters aside)."""
+        delivery = decode_delivery(records, self._wall_clock)
+        self._window.received(delivery.first, delivery.last, len(records), delivery.size, now)
+        if delivery.letters:
+            self._dead_letters(delivery.letters)
+        return delivery.events
 
     def _apply(self, events: list[PositionedEvent], now: float) -> None:
         """Fold a delivery's events into the cached states, which wait for their cadence."""
@@ -295,7 +280,7 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
         for session in changes.sessions:
             self._dirty_sessions.mark(session.session_id, session, now, first)
         self._pages_changed(changes.pages, last, now, first)
-        self._window.events.extend(archived(item) for item in storable.events)
+        self._window.events.extend(storable.events)
         self._applied_end = last
         self.totals["events"] += len(storable.events)
         self.totals["duplicates"] += len(changes.duplicates)

@@ -19,10 +19,11 @@ import math
 from collections import OrderedDict
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, Generic, NamedTuple, TypeVar
 
-from clickstream.events import ClickEvent, EventType, minute_key
+from clickstream.events import EventType, minute_key
+from clickstream.fast_decode import FoldedEvent
 from clickstream.pagekey import page_key
 from consumer.core.positions import Position
 from consumer.core.sketch import (
@@ -63,12 +64,19 @@ class PositionedEvent(NamedTuple):
     """A decoded record and where it sits (a named tuple: one is made per record)."""
 
     position: Position
-    event: ClickEvent
+    event: FoldedEvent
     raw: bytes = b""
     """The record's data as received: what the archive keeps."""
     partition_key: str = ""
-    arrival: datetime | None = None
-    """Kinesis' ApproximateArrivalTimestamp of the record (None in pure tests)."""
+    arrival_seconds: float | None = None
+    """Kinesis' ApproximateArrivalTimestamp of the record, in epoch seconds (None in pure
+    tests): a number, since the processor only rarely needs it as a time."""
+
+    def arrival(self, otherwise: datetime) -> datetime:
+        """The arrival as a time (`otherwise` when the record has none)."""
+        if self.arrival_seconds is None:
+            return otherwise
+        return datetime.fromtimestamp(self.arrival_seconds, tz=UTC)
 
 
 @dataclass(slots=True)
@@ -202,7 +210,7 @@ def remember_id(state: SessionState, id_hash: int, here: int) -> None:
 
 def apply_to_session(
     state: SessionState,
-    event: ClickEvent,
+    event: FoldedEvent,
     page: str,
     page_hash: int,
     here: int,
@@ -253,7 +261,7 @@ def _cut(text: str, limit: int) -> str:
 
 def apply_to_page(
     state: PageMinuteState,
-    event: ClickEvent,
+    event: FoldedEvent,
     first_touch: int | None,
     here: int,
 ) -> None:
@@ -342,7 +350,7 @@ class ShardAggregator:
         self._sessions: LruCache[str, SessionState] = LruCache(max_sessions)
         self._pages: LruCache[PageMinuteKey, PageMinuteState] = LruCache(max_page_minutes)
 
-    def page_minute(self, event: ClickEvent) -> PageMinuteKey:
+    def page_minute(self, event: FoldedEvent) -> PageMinuteKey:
         """The page-minute an event counts in: its canonical page key and its minute."""
         return PageMinuteKey(page_key(event.page, self._keep), minute_key(event.timestamp))
 

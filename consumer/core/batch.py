@@ -17,9 +17,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final, NamedTuple
+from typing import Final
 
-from clickstream.events import InvalidEvent
+from clickstream.events import ClickEvent, InvalidEvent
 from consumer.core.aggregate import PositionedEvent
 from consumer.core.positions import Position
 
@@ -48,18 +48,6 @@ class DeadLetter:
             "sha256": hashlib.sha256(self.data).hexdigest(),
             "data_base64": base64.b64encode(self.data).decode("ascii"),
         }
-
-
-class ArchivedEvent(NamedTuple):
-    """A valid event as the archive keeps it: its line, where it sits, when it happened.
-    (A named tuple: one is made per event.)"""
-
-    position: Position
-    line: bytes
-    timestamp: datetime
-    session_id: str
-    partition_key: str
-    arrival: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,26 +88,16 @@ def _gzip_lines(lines: Sequence[bytes]) -> bytes:
 
 def archive_line(item: PositionedEvent) -> bytes:
     """The event as its producer sent it (unknown fields included), on one line."""
-    raw = item.raw or item.event.to_record()
+    raw = item.raw
+    if not raw and isinstance(item.event, ClickEvent):  # built in Python, with no record
+        raw = item.event.to_record()
     if b"\n" in raw:  # pretty-printed JSON: same object, compact, so the line stays one line
         return json.dumps(json.loads(raw), separators=(",", ":"), ensure_ascii=False).encode()
     return raw
 
 
-def archived(item: PositionedEvent) -> ArchivedEvent:
-    """What the archive keeps of an event until its window is committed."""
-    return ArchivedEvent(
-        item.position,
-        archive_line(item),
-        item.event.timestamp,
-        item.event.session_id,
-        item.partition_key,
-        item.arrival,
-    )
-
-
 def archive_objects(
-    shard_id: str, events: Sequence[ArchivedEvent], dead_letters: Sequence[DeadLetter]
+    shard_id: str, events: Sequence[PositionedEvent], dead_letters: Sequence[DeadLetter]
 ) -> list[ArchiveObject]:
     """The S3 objects of one flush: events by event-time hour, dead letters by arrival hour.
 
@@ -129,11 +107,12 @@ def archive_objects(
     """
     event_groups: dict[str, tuple[str, list[bytes]]] = {}
     for item in sorted(events, key=_position_of_event):
-        partition = partition_path(RAW_PREFIX, item.timestamp)
+        timestamp = item.event.timestamp
+        partition = partition_path(RAW_PREFIX, timestamp)
         if partition not in event_groups:
-            key = object_key(RAW_PREFIX, item.timestamp, shard_id, item.position)
+            key = object_key(RAW_PREFIX, timestamp, shard_id, item.position)
             event_groups[partition] = (key, [])
-        event_groups[partition][1].append(item.line)
+        event_groups[partition][1].append(archive_line(item))
     dead_groups: dict[str, tuple[str, list[bytes]]] = {}
     for letter in sorted(dead_letters, key=_position_of_letter):
         partition = partition_path(DEAD_LETTER_PREFIX, letter.arrival)
@@ -148,7 +127,7 @@ def archive_objects(
     ]
 
 
-def _position_of_event(item: ArchivedEvent) -> Position:
+def _position_of_event(item: PositionedEvent) -> Position:
     return item.position
 
 

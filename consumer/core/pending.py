@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from consumer.core.batch import ArchivedEvent, DeadLetter
+from consumer.core.aggregate import PositionedEvent
+from consumer.core.batch import DeadLetter
 from consumer.core.positions import Position
 
 K = TypeVar("K")
@@ -70,7 +71,7 @@ class Cadences:
 class CommitWindow:
     """Every record received since the last checkpoint, as the archive will keep it."""
 
-    events: list[ArchivedEvent] = field(default_factory=list)
+    events: list[PositionedEvent] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     first_position: Position | None = None
     last_position: Position | None = None
@@ -78,13 +79,16 @@ class CommitWindow:
     record_count: int = 0
     byte_count: int = 0
 
-    def received(self, position: Position, size: int, now: float) -> None:
-        """Count a record (event, duplicate or dead letter) into the window."""
+    def received(
+        self, first: Position, last: Position, records: int, size: int, now: float
+    ) -> None:
+        """Count a delivery's records (events, duplicates, dead letters: `records` of them,
+        `size` bytes, from `first` to `last`) into the window."""
         if self.started_at is None:
             self.started_at = now
-            self.first_position = position
-        self.last_position = position
-        self.record_count += 1
+            self.first_position = first
+        self.last_position = last
+        self.record_count += records
         self.byte_count += size
 
     @property

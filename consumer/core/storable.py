@@ -97,4 +97,4 @@ def keys_of(
 
 def unstorable_letter(item: PositionedEvent, limit: str, now: datetime) -> DeadLetter:
     error = InvalidEvent(DeadLetterReason.UNSTORABLE, limit)
-    return DeadLetter(item.position, item.partition_key, item.arrival or now, item.raw, error)
+    return DeadLetter(item.position, item.partition_key, item.arrival(now), item.raw, error)

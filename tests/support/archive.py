@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from clickstream.events import ClickEvent, InvalidEvent, decode_event
 from consumer.core.aggregate import PositionedEvent
-from consumer.core.batch import DeadLetter, archive_objects, archived
+from consumer.core.batch import DeadLetter, archive_objects
 from consumer.core.positions import Position
 from producer.generator import TrafficProfile, generate
 from producer.malformed import MalformedRecord
@@ -35,10 +35,7 @@ def fill(s3: object, bucket: str, seed: int) -> tuple[Manifest, list[MalformedRe
             letters.append(DeadLetter(position, record.partition_key, START, record.data, error))
     for chunk in range(0, len(events), 500):  # several flushes, as a processor makes them
         part = events[chunk : chunk + 500]
-        archived_part = [archived(e) for e in part]
-        for item in archive_objects(
-            "shardId-000000000000", archived_part, letters if chunk == 0 else []
-        ):
+        for item in archive_objects("shardId-000000000000", part, letters if chunk == 0 else []):
             s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)  # type: ignore[attr-defined]
     manifest = build_manifest(records, anomalies, seed=seed, source="test")
     return manifest, [r for r in records if isinstance(r, MalformedRecord)]
@@ -65,5 +62,5 @@ def put_rage_burst(s3: object, bucket: str) -> None:
         PositionedEvent(Position(90_000 + n), e, e.to_record(), e.session_id)
         for n, e in enumerate(burst)
     ]
-    for item in archive_objects("shardId-000000000001", [archived(e) for e in events], []):
+    for item in archive_objects("shardId-000000000001", events, []):
         s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)  # type: ignore[attr-defined]

@@ -23,7 +23,7 @@ from consumer import properties
 from consumer.core import items
 from consumer.core.aggregate import PageMinuteState, PositionedEvent, SessionState, ShardPosition
 from consumer.core.anomaly import Alert, Rule, ShardProgress
-from consumer.core.batch import DeadLetter, archive_objects, archived
+from consumer.core.batch import DeadLetter, archive_objects
 from consumer.core.pending import Cadences, CommitWindow, DirtyStates
 from consumer.core.positions import Position
 from consumer.core.sketch import (
@@ -60,14 +60,14 @@ class TestCadences:
             live_seconds=1.0, item_seconds=1.0, commit_seconds=1.0, max_records=3, max_bytes=1000
         )
         window = CommitWindow()
-        window.received(Position(1), size=10, now=100.0)
+        window.received(Position(1), Position(1), records=1, size=10, now=100.0)
         assert not cadences.commit_due(window, now=100.5)
         assert cadences.commit_due(window, now=101.0)  # age
-        window.received(Position(2), size=995, now=100.1)
+        window.received(Position(2), Position(2), records=1, size=995, now=100.1)
         assert cadences.commit_due(window, now=100.2)  # bytes
         small = CommitWindow()
         for n in range(3):
-            small.received(Position(n), size=1, now=100.0)
+            small.received(Position(n), Position(n), records=1, size=1, now=100.0)
         assert cadences.commit_due(small, now=100.0)  # records
 
     def test_cadences_out_of_order_are_refused(self) -> None:
@@ -97,7 +97,7 @@ class TestArchiveObjects:
             PositionedEvent(Position(8, 2), click(2, AT + timedelta(minutes=1)), b'{"b":\n2}'),
             PositionedEvent(Position(9), click(3, AT), b'{"c":3}'),
         ]
-        objects = archive_objects("shardId-1", [archived(e) for e in events], [])
+        objects = archive_objects("shardId-1", events, [])
         assert [o.key for o in objects] == [
             "raw/year=2026/month=11/day=23/hour=09/shardId-1-7-0.jsonl.gz",
             "raw/year=2026/month=11/day=23/hour=10/shardId-1-8-2.jsonl.gz",
@@ -114,12 +114,12 @@ class TestArchiveObjects:
             DeadLetter(Position(n), "k", AT, b"\xff", InvalidEvent(DeadLetterReason.NOT_UTF8, "x"))
             for n in (4, 5)
         ]
-        first = archive_objects("s", [archived(e) for e in events], letters)
+        first = archive_objects("s", events, letters)
         # WHEN the replay archives it an hour later (gzip would stamp the time), its records
         # handed over in another order
         later = time.time() + 3600
         monkeypatch.setattr(time, "time", lambda: later)
-        again = archive_objects("s", [archived(e) for e in events[::-1]], letters[::-1])
+        again = archive_objects("s", events[::-1], letters[::-1])
         # THEN the objects are the same, byte for byte
         assert again == first
 

@@ -1,0 +1,148 @@
+"""The consumer's decoder: the event contract checked in C for the plainly valid records.
+
+`decode_event` (pydantic) is the contract's one definition and says why a record is refused.
+It costs a few microseconds a record, more than the rest of the protocol path together, so
+the consumer first tries a msgspec decoder that accepts only a strict subset of what the
+contract accepts; whatever it does not accept, valid or not, goes to `decode_event`, whose
+answer is final. The subset is what real traffic looks like:
+
+- no backslash and no DEL byte in the record: no string then holds a control character (JSON
+  forbids them raw, and escapes are the only other way in), so the contract's "no control
+  characters" patterns hold without running them;
+- a page that is a path, or an http(s) URL whose host is printable ASCII;
+- at most `_FAST_BRACKETS` brackets when there are properties, far inside the depth at which
+  the contract's parser refuses a record as too deep;
+- a timestamp in ISO 8601 with the offset Z or +00:00 (the trackers' and SDKs' form), well
+  inside the accepted window, judged on epoch seconds (the exact edges, other offsets and epoch
+  milliseconds are left to `decode_event`).
+
+Types, lengths and bounds are msgspec's (strict, as the contract is: no float for an int, no
+bool for anything else). `tests/unit/test_fast_decode.py` checks on generated records that
+whatever this decoder accepts, the contract accepts with the same fields. Pure.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final
+
+import msgspec
+
+from clickstream.events import (
+    EARLIEST_TIMESTAMP,
+    LATEST_TIMESTAMP,
+    MAX_RECORD_BYTES,
+    ClickEvent,
+    EventType,
+    TimestampPolicy,
+    decode_event,
+)
+
+_FAST_BRACKETS: Final = 64
+_EDGE_SECONDS: Final = 1.0
+"""How far inside the window's edges a timestamp must be for the fast path."""
+_EARLIEST_SECONDS: Final = EARLIEST_TIMESTAMP.timestamp()
+_LATEST_SECONDS: Final = LATEST_TIMESTAMP.timestamp()
+_DEFAULT_POLICY: Final = TimestampPolicy(now=EARLIEST_TIMESTAMP)
+_MAX_AGE_SECONDS: Final = _DEFAULT_POLICY.max_age.total_seconds()
+_MAX_FUTURE_SECONDS: Final = _DEFAULT_POLICY.max_future.total_seconds()
+_URL_PAGE: Final = re.compile(r"https?://[!-.0-~]+(?:/|\Z)")
+"""An http(s) URL whose host is printable ASCII without a space (a subset of the contract's
+host, which refuses only "/", whitespace and control characters)."""
+
+_Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+_Location = Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+_Coordinate = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
+_Side = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+
+
+class _WireEvent(msgspec.Struct, frozen=True, gc=False):
+    """The contract's fields as msgspec checks them (patterns and the time are checked after)."""
+
+    event_id: _Identifier
+    type: EventType
+    session_id: _Identifier
+    page: _Location
+    timestamp: str | int
+    user_id: _Identifier | None = None
+    anonymous_id: _Identifier | None = None
+    referrer: _Location | None = None
+    user_agent: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
+    x: _Coordinate | None = None
+    y: _Coordinate | None = None
+    viewport_width: _Side | None = None
+    viewport_height: _Side | None = None
+    properties: dict[str, Any] | None = None
+
+
+class ConsumedEvent(msgspec.Struct, frozen=True, gc=False):
+    """What the consumer folds of a valid event (the archive keeps the record's own bytes)."""
+
+    event_id: str
+    type: EventType
+    session_id: str
+    page: str
+    timestamp: datetime
+    user_agent: str | None = None
+
+    @classmethod
+    def of(cls, event: ClickEvent) -> ConsumedEvent:
+        return cls(
+            event.event_id,
+            event.type,
+            event.session_id,
+            event.page,
+            event.timestamp,
+            event.user_agent,
+        )
+
+
+FoldedEvent = ClickEvent | ConsumedEvent
+"""An event as the consumer's core takes it: decoded by the consumer, or built in Python."""
+
+_DECODER: Final = msgspec.json.Decoder(_WireEvent)
+
+
+def decode_consumed(data: bytes, arrival_seconds: float) -> ConsumedEvent:
+    """Decode one record that reached the stream at `arrival_seconds` (epoch) as
+    `decode_event(data, TimestampPolicy(now=arrival))` does, or raise its `InvalidEvent`;
+    the plainly valid records never reach pydantic."""
+    fast = _fast(data, arrival_seconds)
+    if fast is not None:
+        return fast
+    arrival = datetime.fromtimestamp(arrival_seconds, tz=UTC)
+    return ConsumedEvent.of(decode_event(data, TimestampPolicy(now=arrival)))
+
+
+def _fast(data: bytes, arrival_seconds: float) -> ConsumedEvent | None:
+    """The event, when the record is in the plainly valid subset; None: ask `decode_event`."""
+    if len(data) > MAX_RECORD_BYTES or b"\\" in data or b"\x7f" in data:
+        return None
+    try:
+        wire = _DECODER.decode(data)
+    except (msgspec.MsgspecError, RecursionError):  # msgspec's own depth limit: RecursionError
+        return None
+    page = wire.page
+    if not page.startswith("/") and _URL_PAGE.match(page) is None:
+        return None
+    if wire.properties is not None and data.count(b"[") + data.count(b"{") > _FAST_BRACKETS:
+        return None
+    value = wire.timestamp
+    if value.__class__ is not str:
+        return None  # epoch milliseconds: rare, `decode_event` takes them
+    try:
+        timestamp = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if timestamp.tzinfo is not UTC:  # an offset or none: `decode_event` normalises it
+        return None
+    # The window in epoch seconds; the absolute bounds are inside it by construction.
+    seconds = timestamp.timestamp()
+    earliest = max(_EARLIEST_SECONDS, arrival_seconds - _MAX_AGE_SECONDS) + _EDGE_SECONDS
+    latest = min(_LATEST_SECONDS, arrival_seconds + _MAX_FUTURE_SECONDS) - _EDGE_SECONDS
+    if not earliest < seconds < latest:
+        return None
+    return ConsumedEvent(
+        wire.event_id, wire.type, wire.session_id, page, timestamp, wire.user_agent
+    )

@@ -1,0 +1,68 @@
+"""A delivery's records decoded: events in shard order, and dead letters saying why. Pure
+(the wall clock is the caller's, for records without an arrival time).
+
+This is the processor's hot path, so it is one pass that does per record only what each
+record needs: its position, its data, its arrival as epoch seconds (a time is made only for
+a dead letter) and the event (`clickstream.fast_decode`). Plausibility of an event's time is
+judged against the record's arrival in the stream, not the processor's clock: every pass
+over the record, a replay included, then decides the same.
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from clickstream.events import DeadLetterReason, InvalidEvent
+from clickstream.fast_decode import decode_consumed
+from consumer.core.aggregate import PositionedEvent
+from consumer.core.batch import DeadLetter
+from consumer.core.positions import Position
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedDelivery:
+    events: list[PositionedEvent]
+    letters: list[DeadLetter]
+    first: Position
+    last: Position
+    size: int
+    """Bytes of record data."""
+
+
+def decode_delivery(records: Sequence[Any], wall_clock: Callable[[], datetime]) -> DecodedDelivery:
+    """Decode a non-empty delivery (amazon_kclpy's records)."""
+    events: list[PositionedEvent] = []
+    letters: list[DeadLetter] = []
+    size = 0
+    for record in records:
+        position = Position(int(record.sequence_number), record.sub_sequence_number or 0)
+        data = binascii.a2b_base64(record.data)
+        size += len(data)
+        millis = record.timestamp_millis
+        arrival = millis / 1000 if millis else wall_clock().timestamp()
+        key = record.partition_key
+        try:
+            event = decode_consumed(data, arrival)
+            if key != event.session_id:
+                raise InvalidEvent(
+                    DeadLetterReason.PARTITION_KEY_MISMATCH,
+                    "the partition key must be the session id, so a session stays on one shard",
+                    "session_id",
+                )
+        except InvalidEvent as error:
+            at = datetime.fromtimestamp(arrival, tz=UTC)
+            letters.append(DeadLetter(position, key, at, data, error))
+            continue
+        events.append(PositionedEvent(position, event, data, key, arrival))
+    first, last = records[0], records[-1]
+    return DecodedDelivery(
+        events,
+        letters,
+        Position.of(first.sequence_number, first.sub_sequence_number),
+        Position.of(last.sequence_number, last.sub_sequence_number),
+        size,
+    )
