@@ -403,16 +403,19 @@ class ShardAggregator:
         duplicates: set[Position] = set()
         shard_id = self.shard_id
         keys = self.page_minutes(events) if page_minutes is None else page_minutes
-        # The hot path of the processor: each hash and the minute once per record.
+        get_session, get_page = self._sessions.get, self._pages.get
+        # The hot path of the processor: each hash and the minute once per record, and the
+        # record's place hashed as `where_hash` does, without its calls.
         for item, key in zip(events, keys, strict=True):
             event, position = item.event, item.position
-            session = self._sessions.get(event.session_id)
-            page = self._pages.get(key)
+            session = get_session(event.session_id)
+            page = get_page(key)
             if session is None or page is None:
                 raise KeyError(f"state for {event.session_id} / {key} was not read first")
-            here = where_hash(shard_id, position)
+            here = place_of(hash64(f"{shard_id}/{position.encode()}"))
             id_hash = hash64(event.event_id)
-            if not first_sighting(session, id_hash, here):
+            seen = session.recent_ids.get(id_hash)  # `first_sighting`, inline
+            if seen is not None and seen != here:
                 duplicates.add(position)
                 continue
             page_hash = _page_hash(key.page)

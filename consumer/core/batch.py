@@ -80,10 +80,16 @@ def object_key(prefix: str, moment: datetime, shard_id: str, first: Position) ->
     )
 
 
+GZIP_LEVEL: Final = 3
+"""Half the time of level 6 on event lines for 17 % more bytes (0.145 of the raw size
+against 0.124): compressing was the processor's largest single cost, and a few more stored
+and scanned bytes cost far less than the CPU (docs/consumer.md, "Figures")."""
+
+
 def _gzip_lines(lines: Sequence[bytes]) -> bytes:
     # mtime=0: the same lines always compress to the same bytes, so replays are no-ops.
     body = b"\n".join(lines) + b"\n" if lines else b""
-    return gzip.compress(body, compresslevel=6, mtime=0)
+    return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
 
 
 def archive_line(item: PositionedEvent) -> bytes:

@@ -28,7 +28,9 @@ class Position(NamedTuple):
 
     def encode(self) -> str:
         """Fixed-width text whose string order is the position order."""
-        return f"{self.sequence:0{_SEQUENCE_DIGITS}d}.{self.sub_sequence:0{_SUB_SEQUENCE_DIGITS}d}"
+        # The widths are _SEQUENCE_DIGITS and _SUB_SEQUENCE_DIGITS, written out: a literal
+        # format spec is parsed once, not per call (a place is encoded for every record).
+        return f"{self.sequence:040d}.{self.sub_sequence:010d}"
 
     @classmethod
     def decode(cls, text: str) -> Position:

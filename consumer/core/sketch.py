@@ -24,7 +24,9 @@ image for the same few lines, so it is written here.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import math
 import struct
 from collections.abc import Iterable
@@ -171,7 +173,15 @@ def recent_bytes(count: int) -> int:
 def recent_to_bytes(recent: RecentIds) -> bytes:
     if not recent:
         return b""
-    return _FORMAT_2 + b"".join(_RECENT.pack(event, where) for event, where in recent.items())
+    # One pack of every record (written at each flush of the session): not one per record.
+    return _FORMAT_2 + _records_packer(_RECENT.format, len(recent)).pack(
+        *itertools.chain.from_iterable(recent.items())
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _records_packer(record_format: str, count: int) -> struct.Struct:
+    return struct.Struct(">" + record_format.lstrip(">") * count)
 
 
 def recent_from_bytes(data: bytes) -> RecentIds:
