@@ -302,6 +302,11 @@ class LruCache(Generic[K, V]):
     def __contains__(self, key: object) -> bool:
         return key in self._entries
 
+    def absent(self, keys: Iterable[K]) -> set[K]:
+        """Those of `keys` not here (one call for a delivery's keys, not one per key)."""
+        entries = self._entries
+        return {key for key in keys if key not in entries}
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -366,12 +371,9 @@ class ShardAggregator:
         page_minutes: Sequence[PageMinuteKey] | None = None,
     ) -> tuple[set[str], set[PageMinuteKey]]:
         """The keys these events touch that are not cached: read them before `apply`."""
-        cached_sessions, cached_pages = self._sessions, self._pages
-        sessions = {
-            item.event.session_id for item in events if item.event.session_id not in cached_sessions
-        }
+        sessions = self._sessions.absent(item.event.session_id for item in events)
         keys = self.page_minutes(events) if page_minutes is None else page_minutes
-        return sessions, {key for key in keys if key not in cached_pages}
+        return sessions, self._pages.absent(keys)
 
     def remember(
         self,

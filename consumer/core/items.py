@@ -8,6 +8,7 @@ Equal positions are allowed: the same flush written twice (a retried put) is the
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from datetime import datetime
@@ -37,6 +38,12 @@ CONDITION_NAMES: Final = {"#position": "position", "#shard": "shard_id"}
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat(timespec="milliseconds")
+
+
+@functools.lru_cache(maxsize=64)
+def _updated_at(moment: datetime) -> str | None:
+    # Every item of a save carries the same time: formatted once, not once per item.
+    return _iso(moment)
 
 
 def _moment(text: object) -> datetime | None:
@@ -91,7 +98,7 @@ def session_item(state: SessionState, expires_at: int, updated_at: datetime) -> 
         "gap_m2": Decimal(repr(state.gap_m2)),
         "bot_score": Decimal(repr(state.bot_score)),
         "bot_alerted": state.bot_alerted,
-        "updated_at": _iso(updated_at),
+        "updated_at": _updated_at(updated_at),
         "expires_at": expires_at,
     }
     return {key: value for key, value in item.items() if value is not None}
@@ -141,7 +148,7 @@ def page_item(state: PageMinuteState, expires_at: int, updated_at: datetime) -> 
         "views": state.views,
         "clicks": state.clicks,
         "sessions": state.sessions,
-        "updated_at": _iso(updated_at),
+        "updated_at": _updated_at(updated_at),
         "expires_at": expires_at,
     }
 

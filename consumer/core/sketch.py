@@ -112,7 +112,9 @@ class DistinctCounter:
 
     def to_bytes(self) -> bytes:
         if self._exact is not None:
-            return _EXACT_TAG + b"".join(_HASH.pack(h) for h in sorted(self._exact))
+            return _EXACT_TAG + _records_packer(_HASH.format, len(self._exact)).pack(
+                *sorted(self._exact)
+            )
         assert self._registers is not None
         return _HLL_TAG + bytes(self._registers)
 
