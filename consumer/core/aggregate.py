@@ -36,6 +36,7 @@ from consumer.core.sketch import (
     place_of,
 )
 
+_MAX_REMEMBERED_KEYS: Final = 65_536
 MAX_STORED_TEXT_BYTES: Final = 512
 """Every free-text field a session item keeps (the user agent) is cut to this many bytes."""
 
@@ -231,10 +232,12 @@ def apply_to_session(
     at = event.timestamp
     # Ties on the timestamp break on the event id, so entry and exit pages do not depend on
     # the order records arrived in (a producer's retry can reorder a session's records).
-    if state.first_seen is None or (at, event.event_id) < (state.first_seen, state.first_event_id):
-        state.first_seen, state.first_event_id, state.entry_page = at, event.event_id, page
-    if state.last_seen is None or (at, event.event_id) > (state.last_seen, state.last_event_id):
-        state.last_seen, state.last_event_id, state.exit_page = at, event.event_id, page
+    # (Compared field by field rather than as tuples: this runs for every event.)
+    event_id, first, last = event.event_id, state.first_seen, state.last_seen
+    if first is None or at < first or (at == first and event_id < state.first_event_id):
+        state.first_seen, state.first_event_id, state.entry_page = at, event_id, page
+    if last is None or at > last or (at == last and event_id > state.last_event_id):
+        state.last_seen, state.last_event_id, state.exit_page = at, event_id, page
     if state.previous_at is not None:
         gap = abs((at - state.previous_at).total_seconds())
         state.gap_count += 1
@@ -354,16 +357,35 @@ class ShardAggregator:
         self._keep = keep_query_params
         self._sessions: LruCache[str, SessionState] = LruCache(max_sessions)
         self._pages: LruCache[PageMinuteKey, PageMinuteState] = LruCache(max_page_minutes)
+        # Pages and minutes repeat all the time: their keys are looked up, not made, per
+        # event (`page_minutes`); emptied when large (a crawler's pages).
+        self._page_keys: dict[str, str] = {}
+        self._minute_keys: dict[int, str] = {}
 
     def page_minute(self, event: FoldedEvent) -> PageMinuteKey:
         """The page-minute an event counts in: its canonical page key and its minute."""
         return PageMinuteKey(page_key(event.page, self._keep), minute_key(event.timestamp))
 
     def page_minutes(self, events: Iterable[PositionedEvent]) -> list[PageMinuteKey]:
-        """Each event's page-minute, in order: computed once per delivery and passed to
-        `missing` and `apply`."""
-        page_minute = self.page_minute
-        return [page_minute(item.event) for item in events]
+        """Each event's page-minute (`page_minute`), in order: computed once per delivery
+        and passed to `missing` and `apply`."""
+        page_keys, minute_keys = self._page_keys, self._minute_keys
+        if len(page_keys) > _MAX_REMEMBERED_KEYS:
+            page_keys.clear()
+        if len(minute_keys) > _MAX_REMEMBERED_KEYS:
+            minute_keys.clear()
+        found = []
+        for item in events:
+            event = item.event
+            page = page_keys.get(event.page)
+            if page is None:
+                page = page_keys[event.page] = page_key(event.page, self._keep)
+            number = int(event.timestamp.timestamp() // 60)  # `minute_number`
+            minute = minute_keys.get(number)
+            if minute is None:
+                minute = minute_keys[number] = minute_key(event.timestamp)
+            found.append(PageMinuteKey(page, minute))
+        return found
 
     def missing(
         self,
@@ -422,11 +444,12 @@ class ShardAggregator:
                 continue
             page_hash = _page_hash(key.page)
             minute = minute_number(event.timestamp)
-            if not session.includes(shard_id, position):
+            written = session.written_by  # `session.includes`, inline
+            if written is None or written.shard_id != shard_id or position > written.position:
                 remember_id(session, id_hash, here)
                 apply_to_session(session, event, key.page, page_hash, here, minute)
                 changed_sessions[event.session_id] = session
-            if not page.includes(position):
+            if page.position is None or position > page.position:  # `page.includes`, inline
                 first_touch = session.first_touches.get((minute, page_hash))
                 apply_to_page(page, event, first_touch, here)
                 changed_pages[key] = page
