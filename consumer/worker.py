@@ -14,6 +14,7 @@ from amazon_kclpy import kcl
 from clickstream import aws
 from clickstream.errors import ClickstreamError
 from clickstream.logging import configure_logging, get_logger
+from consumer.gc_policy import tune_for_processing
 from consumer.metrics import Metrics
 from consumer.processor import ClickstreamProcessor
 from consumer.retry import Backoff
@@ -85,7 +86,9 @@ def main() -> int:
         get_logger(component="worker").error("bad settings", error=str(error))
         return EXIT_BAD_SETTINGS
     configure_logging(settings.log_level)
-    kcl.KCLProcess(build_processor(settings)).run()
+    processor = build_processor(settings)
+    tune_for_processing()
+    kcl.KCLProcess(processor).run()
     return 0
 
 

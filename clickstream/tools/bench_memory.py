@@ -25,6 +25,7 @@ from clickstream.tools.bench_traffic import profile_for_rate, steady_events
 from consumer.core.aggregate import Changes, PageMinuteKey, PageMinuteState, SessionState
 from consumer.core.batch import ArchiveObject
 from consumer.core.rollup import MinuteRollup
+from consumer.gc_policy import processing_gc
 from consumer.sinks import SaveOutcome
 from producer.run import outgoing
 
@@ -186,5 +187,8 @@ def run(
         return line
 
     daemon.readline = sampled_readline  # type: ignore[method-assign]
-    kcl.KCLProcess(processor, input_file=daemon, output_file=daemon, error_file=sys.stderr).run()
+    with processing_gc():  # the worker's collector settings: memory as a worker holds it
+        kcl.KCLProcess(
+            processor, input_file=daemon, output_file=daemon, error_file=sys.stderr
+        ).run()
     return report
