@@ -35,20 +35,35 @@ LATEST_TIMESTAMP: Final = datetime(2100, 1, 1, tzinfo=UTC)
 
 _NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]+$"
 
+# The contract's bounds, shared with the consumer's fast decoder (`clickstream.fast_decode`).
+MAX_IDENTIFIER_CHARACTERS: Final = 128
+MAX_LOCATION_CHARACTERS: Final = 2048
+MAX_USER_AGENT_CHARACTERS: Final = 1024
+MAX_COORDINATE: Final = 1_000_000
+MAX_VIEWPORT_SIDE: Final = 100_000
+
 Identifier = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=_NO_CONTROL_CHARACTERS)
+    str,
+    StringConstraints(
+        min_length=1, max_length=MAX_IDENTIFIER_CHARACTERS, pattern=_NO_CONTROL_CHARACTERS
+    ),
 ]
 PageLocation = Annotated[
-    str, StringConstraints(min_length=1, max_length=2048, pattern=_NO_CONTROL_CHARACTERS)
+    str,
+    StringConstraints(
+        min_length=1, max_length=MAX_LOCATION_CHARACTERS, pattern=_NO_CONTROL_CHARACTERS
+    ),
 ]
 _PAGE_PATTERN: Final = (
     r"^(?:/[^\x00-\x1f\x7f]*|https?://[^/\s\x00-\x1f\x7f]+(?:/[^\x00-\x1f\x7f]*)?)$"
 )
-Page = Annotated[str, StringConstraints(min_length=1, max_length=2048, pattern=_PAGE_PATTERN)]
+Page = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_LOCATION_CHARACTERS, pattern=_PAGE_PATTERN)
+]
 """A path starting with / or an http(s) URL, no control characters: checked by pydantic's
 core (one regex), not by a Python validator, since every record passes it."""
-Coordinate = Annotated[int, Field(ge=0, le=1_000_000)]
-ViewportSide = Annotated[int, Field(ge=1, le=100_000)]
+Coordinate = Annotated[int, Field(ge=0, le=MAX_COORDINATE)]
+ViewportSide = Annotated[int, Field(ge=1, le=MAX_VIEWPORT_SIDE)]
 
 
 class EventType(StrEnum):
@@ -131,7 +146,9 @@ class ClickEvent(BaseModel):
     user_id: Identifier | None = None
     anonymous_id: Identifier | None = None
     referrer: PageLocation | None = None
-    user_agent: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    user_agent: Annotated[str, StringConstraints(max_length=MAX_USER_AGENT_CHARACTERS)] | None = (
+        None
+    )
     x: Coordinate | None = None
     y: Coordinate | None = None
     viewport_width: ViewportSide | None = None

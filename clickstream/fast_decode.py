@@ -32,7 +32,12 @@ import msgspec
 from clickstream.events import (
     EARLIEST_TIMESTAMP,
     LATEST_TIMESTAMP,
+    MAX_COORDINATE,
+    MAX_IDENTIFIER_CHARACTERS,
+    MAX_LOCATION_CHARACTERS,
     MAX_RECORD_BYTES,
+    MAX_USER_AGENT_CHARACTERS,
+    MAX_VIEWPORT_SIDE,
     ClickEvent,
     EventType,
     TimestampPolicy,
@@ -51,10 +56,10 @@ _URL_PAGE: Final = re.compile(r"https?://[!-.0-~]+(?:/|\Z)")
 """An http(s) URL whose host is printable ASCII without a space (a subset of the contract's
 host, which refuses only "/", whitespace and control characters)."""
 
-_Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-_Location = Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
-_Coordinate = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
-_Side = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+_Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_IDENTIFIER_CHARACTERS)]
+_Location = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_LOCATION_CHARACTERS)]
+_Coordinate = Annotated[int, msgspec.Meta(ge=0, le=MAX_COORDINATE)]
+_Side = Annotated[int, msgspec.Meta(ge=1, le=MAX_VIEWPORT_SIDE)]
 
 
 class _WireEvent(msgspec.Struct, frozen=True, gc=False):
@@ -68,7 +73,7 @@ class _WireEvent(msgspec.Struct, frozen=True, gc=False):
     user_id: _Identifier | None = None
     anonymous_id: _Identifier | None = None
     referrer: _Location | None = None
-    user_agent: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
+    user_agent: Annotated[str, msgspec.Meta(max_length=MAX_USER_AGENT_CHARACTERS)] | None = None
     x: _Coordinate | None = None
     y: _Coordinate | None = None
     viewport_width: _Side | None = None

@@ -36,7 +36,6 @@ from consumer.core.sketch import (
     place_of,
 )
 
-_MAX_REMEMBERED_KEYS: Final = 65_536
 MAX_STORED_TEXT_BYTES: Final = 512
 """Every free-text field a session item keeps (the user agent) is cut to this many bytes."""
 
@@ -357,35 +356,16 @@ class ShardAggregator:
         self._keep = keep_query_params
         self._sessions: LruCache[str, SessionState] = LruCache(max_sessions)
         self._pages: LruCache[PageMinuteKey, PageMinuteState] = LruCache(max_page_minutes)
-        # Pages and minutes repeat all the time: their keys are looked up, not made, per
-        # event (`page_minutes`); emptied when large (a crawler's pages).
-        self._page_keys: dict[str, str] = {}
-        self._minute_keys: dict[int, str] = {}
 
     def page_minute(self, event: FoldedEvent) -> PageMinuteKey:
         """The page-minute an event counts in: its canonical page key and its minute."""
         return PageMinuteKey(page_key(event.page, self._keep), minute_key(event.timestamp))
 
     def page_minutes(self, events: Iterable[PositionedEvent]) -> list[PageMinuteKey]:
-        """Each event's page-minute (`page_minute`), in order: computed once per delivery
-        and passed to `missing` and `apply`."""
-        page_keys, minute_keys = self._page_keys, self._minute_keys
-        if len(page_keys) > _MAX_REMEMBERED_KEYS:
-            page_keys.clear()
-        if len(minute_keys) > _MAX_REMEMBERED_KEYS:
-            minute_keys.clear()
-        found = []
-        for item in events:
-            event = item.event
-            page = page_keys.get(event.page)
-            if page is None:
-                page = page_keys[event.page] = page_key(event.page, self._keep)
-            number = int(event.timestamp.timestamp() // 60)  # `minute_number`
-            minute = minute_keys.get(number)
-            if minute is None:
-                minute = minute_keys[number] = minute_key(event.timestamp)
-            found.append(PageMinuteKey(page, minute))
-        return found
+        """Each event's page-minute, in order: computed once per delivery and passed to
+        `missing` and `apply`."""
+        page_minute = self.page_minute
+        return [page_minute(item.event) for item in events]
 
     def missing(
         self,
@@ -428,28 +408,25 @@ class ShardAggregator:
         shard_id = self.shard_id
         keys = self.page_minutes(events) if page_minutes is None else page_minutes
         get_session, get_page = self._sessions.get, self._pages.get
-        # The hot path of the processor: each hash and the minute once per record, and the
-        # record's place hashed as `where_hash` does, without its calls.
+        # The hot path of the processor: each hash and the minute once per record.
         for item, key in zip(events, keys, strict=True):
             event, position = item.event, item.position
             session = get_session(event.session_id)
             page = get_page(key)
             if session is None or page is None:
                 raise KeyError(f"state for {event.session_id} / {key} was not read first")
-            here = place_of(hash64(f"{shard_id}/{position.encode()}"))
+            here = where_hash(shard_id, position)
             id_hash = hash64(event.event_id)
-            seen = session.recent_ids.get(id_hash)  # `first_sighting`, inline
-            if seen is not None and seen != here:
+            if not first_sighting(session, id_hash, here):
                 duplicates.add(position)
                 continue
             page_hash = _page_hash(key.page)
             minute = minute_number(event.timestamp)
-            written = session.written_by  # `session.includes`, inline
-            if written is None or written.shard_id != shard_id or position > written.position:
+            if not session.includes(shard_id, position):
                 remember_id(session, id_hash, here)
                 apply_to_session(session, event, key.page, page_hash, here, minute)
                 changed_sessions[event.session_id] = session
-            if page.position is None or position > page.position:  # `page.includes`, inline
+            if not page.includes(position):
                 first_touch = session.first_touches.get((minute, page_hash))
                 apply_to_page(page, event, first_touch, here)
                 changed_pages[key] = page

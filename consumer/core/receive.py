@@ -38,8 +38,11 @@ def decode_delivery(records: Sequence[Any], wall_clock: Callable[[], datetime]) 
     events: list[PositionedEvent] = []
     letters: list[DeadLetter] = []
     size = 0
+    first: Position | None = None
     for record in records:
         position = Position(int(record.sequence_number), record.sub_sequence_number or 0)
+        if first is None:
+            first = position
         data = binascii.a2b_base64(record.data)
         size += len(data)
         millis = record.timestamp_millis
@@ -58,11 +61,6 @@ def decode_delivery(records: Sequence[Any], wall_clock: Callable[[], datetime]) 
             letters.append(DeadLetter(position, key, at, data, error))
             continue
         events.append(PositionedEvent(position, event, data, key, arrival))
-    first, last = records[0], records[-1]
-    return DecodedDelivery(
-        events,
-        letters,
-        Position.of(first.sequence_number, first.sub_sequence_number),
-        Position.of(last.sequence_number, last.sub_sequence_number),
-        size,
-    )
+    if first is None:
+        raise ValueError("a delivery to decode has records")
+    return DecodedDelivery(events, letters, first, position, size)
