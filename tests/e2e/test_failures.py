@@ -75,6 +75,17 @@ def wait_until_processing(worker: LocalWorker, timeout: float = 90) -> None:
         time.sleep(0.5)
 
 
+def wait_until_receiving(worker: LocalWorker, timeout: float = 90) -> None:
+    """Until one of the worker's processors has been given records (its debug log says so):
+    a kill before that, while its processors are still starting, interrupts nothing."""
+    deadline = time.monotonic() + timeout
+    while '"event": "records received"' not in worker.log_path.read_text(errors="replace"):
+        assert worker.running, worker.log_tail()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{worker.worker_id} was given no records within {timeout} s")
+        time.sleep(0.5)
+
+
 def kcl_leader(e2e: E2EStack) -> str:
     """The worker holding KCL 3's leader lock (it assigns leases)."""
     table = f"{e2e.lease_table}-CoordinatorState"
@@ -127,7 +138,7 @@ def test_kill_9_mid_stream_several_times(e2e: E2EStack, tmp_path: Path) -> None:
     killed: list[tuple[Path, str]] = []
     for round_number in range(1, 4):
         name = busiest(e2e, workers)
-        wait_until_processing(workers[name])
+        wait_until_receiving(workers[name])
         time.sleep(rng.uniform(0.5, 4.0))
         workers[name].kill()
         killed.append((workers[name].log_path, datetime.now(UTC).isoformat()))
