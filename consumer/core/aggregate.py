@@ -100,6 +100,10 @@ class SessionState:
     """Distinct page keys: exact up to a bound, estimated beyond (`consumer.core.sketch`)."""
     first_touches: Touches = field(default_factory=dict)
     """(minute, page) -> where the session first touched that page in that minute (hashed)."""
+    touches_per_minute: dict[int, int] = field(default_factory=dict, compare=False, repr=False)
+    """Minute -> how many of `first_touches` are in it: derived (from `first_touches` when
+    the state is made, then kept by `apply_to_session`), never stored; the bot rule's busiest
+    minute reads it instead of counting the touches at every delivery."""
     recent_ids: RecentIds = field(default_factory=dict)
     """The session's most recent event ids -> where each was first seen (hashed)."""
     previous_at: datetime | None = None
@@ -111,6 +115,12 @@ class SessionState:
     bot_score: float = 0.0
     bot_alerted: bool = False
     """A bot alert was raised for this session (it is raised once)."""
+
+    def __post_init__(self) -> None:
+        if self.first_touches and not self.touches_per_minute:
+            per_minute = self.touches_per_minute
+            for minute, _ in self.first_touches:
+                per_minute[minute] = per_minute.get(minute, 0) + 1
 
     @property
     def duration_seconds(self) -> float:
@@ -248,13 +258,24 @@ def apply_to_session(
         state.user_agent = _cut(event.user_agent, MAX_STORED_TEXT_BYTES)
     state.pages.add(page_hash)
     # The first-touch key: (minute number, page key hash).
-    touch = (minute_number(at) if minute is None else minute, page_hash)
-    if touch not in state.first_touches:
-        state.first_touches[touch] = here
-        if len(state.first_touches) > MAX_TRACKED_PAGE_MINUTES:
+    if minute is None:
+        minute = minute_number(at)
+    touches = state.first_touches
+    touch = (minute, page_hash)
+    if touch not in touches:
+        touches[touch] = here
+        per_minute = state.touches_per_minute
+        per_minute[minute] = per_minute.get(minute, 0) + 1
+        if len(touches) > MAX_TRACKED_PAGE_MINUTES:
             # Oldest minute first. A late event for a forgotten minute of such a session
             # counts it in that minute's distinct sessions again: where exactness stops.
-            del state.first_touches[min(state.first_touches)]
+            oldest = min(touches)
+            del touches[oldest]
+            left = per_minute[oldest[0]] - 1
+            if left:
+                per_minute[oldest[0]] = left
+            else:
+                del per_minute[oldest[0]]
 
 
 def _cut(text: str, limit: int) -> str:

@@ -19,12 +19,11 @@ evaluates a minute gets the same answer and the alert's conditional put keeps on
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Final
+from typing import Final, NamedTuple
 
 from clickstream.events import minute_key
 from consumer.core.aggregate import SessionState
@@ -104,38 +103,50 @@ class BotAssessment:
 
 def busiest_minute_pages(state: SessionState) -> int:
     """Distinct pages in the session's busiest minute, from its first touches
-    ((minute, page) keys)."""
-    per_minute = Counter(minute for minute, _ in state.first_touches)
-    return max(per_minute.values(), default=0)
+    ((minute, page) keys; counted per minute as they are added)."""
+    return max(state.touches_per_minute.values(), default=0)
 
 
-def assess_session(state: SessionState, rules: BotRules) -> BotAssessment:
-    """The bot score of a session: the share of signals that fire, each explained."""
+class _Observed(NamedTuple):
+    """What the bot rules see of a session, and which signals fire (a tuple: the rules run
+    for every session a delivery changes, and most need no explanation)."""
+
+    rate: float
+    variation: float
+    pages: int
+    fired: tuple[bool, bool, bool, bool]
+
+
+def _observe(state: SessionState, rules: BotRules) -> _Observed:
     enough = state.events >= rules.min_events
     rate = state.events / max(state.duration_seconds, 1.0)
     variation = state.gap_variation
     pages = busiest_minute_pages(state)
+    fired = (
+        enough and rate > rules.max_events_per_second,
+        enough and state.gap_count >= rules.min_events - 1 and variation < rules.min_gap_variation,
+        pages > rules.max_pages_per_minute,
+        state.page_views == 0 and state.clicks >= rules.clicks_without_views,
+    )
+    return _Observed(rate, variation, pages, fired)
+
+
+def _score(observed: _Observed) -> float:
+    """The share of signals that fire."""
+    return round(sum(observed.fired) / len(observed.fired), 2)
+
+
+def assess_session(state: SessionState, rules: BotRules) -> BotAssessment:
+    """The bot score of a session: the share of signals that fire, each explained."""
+    observed = _observe(state, rules)
+    rate_fired, variation_fired, pages_fired, clicks_fired = observed.fired
     signals = (
-        BotSignal(
-            "events_per_second", rate, rules.max_events_per_second,
-            enough and rate > rules.max_events_per_second,
-        ),
-        BotSignal(
-            "gap_variation", variation, rules.min_gap_variation,
-            enough and state.gap_count >= rules.min_events - 1
-            and variation < rules.min_gap_variation,
-        ),
-        BotSignal(
-            "pages_per_minute", pages, rules.max_pages_per_minute,
-            pages > rules.max_pages_per_minute,
-        ),
-        BotSignal(
-            "clicks_without_views", state.clicks, rules.clicks_without_views,
-            state.page_views == 0 and state.clicks >= rules.clicks_without_views,
-        ),
-    )  # fmt: skip
-    score = sum(signal.fired for signal in signals) / len(signals)
-    return BotAssessment(round(score, 2), signals)
+        BotSignal("events_per_second", observed.rate, rules.max_events_per_second, rate_fired),
+        BotSignal("gap_variation", observed.variation, rules.min_gap_variation, variation_fired),
+        BotSignal("pages_per_minute", observed.pages, rules.max_pages_per_minute, pages_fired),
+        BotSignal("clicks_without_views", state.clicks, rules.clicks_without_views, clicks_fired),
+    )
+    return BotAssessment(_score(observed), signals)
 
 
 def bot_alert(state: SessionState, assessment: BotAssessment, rules: BotRules) -> Alert | None:
@@ -168,11 +179,11 @@ def score_sessions(sessions: Iterable[SessionState], rules: BotRules) -> list[Al
         if session.events < quiet:
             session.bot_score = 0.0
             continue
-        assessment = assess_session(session, rules)
-        session.bot_score = assessment.score
-        if session.bot_alerted:
+        # The score alone for most; the explained assessment only for an alert to raise.
+        session.bot_score = _score(_observe(session, rules))
+        if session.bot_alerted or session.bot_score < rules.alert_score:
             continue
-        alert = bot_alert(session, assessment, rules)
+        alert = bot_alert(session, assess_session(session, rules), rules)
         if alert is not None:
             session.bot_alerted = True
             alerts.append(alert)

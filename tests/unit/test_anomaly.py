@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clickstream.events import ClickEvent, EventType, minute_key
-from consumer.core.aggregate import SessionState, apply_to_session, where_hash
+from consumer.core.aggregate import SessionState, ShardPosition, apply_to_session, where_hash
 from consumer.core.anomaly import (
     Alert,
     BotRules,
@@ -23,12 +24,15 @@ from consumer.core.anomaly import (
     assess_session,
     baseline,
     bot_alert,
+    busiest_minute_pages,
     evaluate_minute,
     judge_complete_minutes,
+    score_sessions,
     stream_watermark,
 )
+from consumer.core.items import session_from_item, session_item
 from consumer.core.positions import Position
-from consumer.core.sketch import hash64
+from consumer.core.sketch import MAX_TRACKED_PAGE_MINUTES, hash64
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 LATENESS = timedelta(seconds=60)
@@ -133,6 +137,45 @@ def test_the_running_gap_statistics_equal_the_textbook_ones(gaps: list[float]) -
     expected = statistics.stdev(stored) / statistics.mean(stored)
     assert state.gap_count == len(gaps)
     assert state.gap_variation == pytest.approx(expected, rel=1e-3, abs=1e-3)
+
+
+def per_minute_recount(state: SessionState) -> dict[int, int]:
+    return dict(Counter(minute for minute, _ in state.first_touches))
+
+
+def test_the_busiest_minute_is_kept_exact_through_eviction_and_a_round_trip() -> None:
+    # GIVEN a crawler on a new page every 0.1 s for 2,500 pages: more (minute, page) touches
+    # than a session tracks, so the oldest minutes' touches are forgotten as it goes
+    state = session_of([(i * 0.1, EventType.CLICK, f"/p/{i}") for i in range(2_500)], "crawl")
+    assert len(state.first_touches) == MAX_TRACKED_PAGE_MINUTES
+    # THEN the per-minute counts the rule reads equal a recount of the touches kept
+    assert state.touches_per_minute == per_minute_recount(state)
+    assert busiest_minute_pages(state) == 600
+    # AND a state read back from its item (where the counts are not stored) has them too
+    state.written_by = ShardPosition("shardId-0", Position(2_500))
+    again = session_from_item(session_item(state, expires_at=0, updated_at=START))
+    assert again.touches_per_minute == per_minute_recount(state)
+
+
+@given(st.lists(st.tuples(st.integers(0, 600), st.integers(0, 6)), min_size=1, max_size=80))
+def test_the_per_minute_touch_counts_follow_any_order_of_events(
+    steps: list[tuple[int, int]],
+) -> None:
+    state = session_of([(s, EventType.PAGE_VIEW, f"/p/{page}") for s, page in steps])
+    assert state.touches_per_minute == per_minute_recount(state)
+
+
+def test_scoring_a_delivery_gives_each_session_its_assessed_score_and_alerts_once() -> None:
+    # GIVEN a scraper and a reader changed by one delivery, then by another
+    bot, person = script_session(), reader_session()
+    rules = BotRules()
+    first = score_sessions([bot, person], rules)
+    again = score_sessions([bot, person], rules)
+    # THEN each keeps the score its full assessment gives; the scraper alerts once
+    assert bot.bot_score == assess_session(bot, rules).score == 1.0
+    assert person.bot_score == assess_session(person, rules).score == 0.0
+    assert [alert.subject for alert in first] == ["bot-1"]
+    assert again == []
 
 
 # -- the page baseline, spikes and drops -------------------------------------------------------
