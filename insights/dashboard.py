@@ -2,8 +2,10 @@
 
 One `Dashboard` serves every open page: a snapshot is computed at most once per refresh
 interval whatever the number of viewers, and heatmaps (DuckDB over the archive) once per
-heatmap interval per page. A source that fails does not blank the others: its error is
-part of the snapshot, and the page shows it.
+heatmap interval per page. The slow readings kept longer than a snapshot (shard lag, the
+rage-click count) are read again on their own, in the background, so a snapshot never waits
+for them after the first. A source that fails does not blank the others: its error is part
+of the snapshot, and the page shows it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,86 @@ shard's five reads a second with the workers."""
 
 READ_ERRORS = (BotoCoreError, ClientError, ClickstreamError, OSError)
 """What a read may fail with and the dashboard survives: shown on the page, tried again."""
+
+
+def describe(exc: BaseException) -> str:
+    """An error as the page shows it: its first line, or its type when it has no message."""
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _in_daemon_thread(work: Callable[[], None]) -> None:
+    threading.Thread(target=work, daemon=True).start()
+
+
+class Refreshed:
+    """A slow reading, kept, and read again in the background once it is `every` seconds old.
+
+    Only the first `get` waits for the read (and raises what the read raises: nothing is kept
+    yet, so the next `get` reads again). After that, `get` answers at once with the last value
+    read while at most one new read is under way: a reading that takes longer than a snapshot
+    (shard lag: a GetRecords per shard; rage clicks: DuckDB over the window's archive) makes
+    its own figures older, never the others. A background read that fails keeps the last
+    value, and `get` gives its error with it until a read succeeds.
+
+    Calls to `get` are not concurrent (the dashboard computes one snapshot at a time); the
+    background read may run alongside them.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        read: Callable[[], dict[str, Any]],
+        every: float,
+        monotonic: Callable[[], float] = time.monotonic,
+        start: Callable[[Callable[[], None]], None] = _in_daemon_thread,
+    ) -> None:
+        self.name = name
+        self._read = read
+        self._every = every
+        self._monotonic = monotonic
+        self._start = start
+        self._lock = threading.Lock()
+        self._value: dict[str, Any] | None = None
+        self._read_at = 0.0
+        self._reading = False
+        self._failure: str | None = None
+
+    def get(self) -> tuple[dict[str, Any], str | None]:
+        """The last value read, and the error of the last read if it failed."""
+        with self._lock:
+            value, failure = self._value, self._failure
+            due = (
+                value is not None
+                and not self._reading
+                and self._monotonic() - self._read_at >= self._every
+            )
+            self._reading = self._reading or due
+        if value is None:
+            value = self._read()
+            with self._lock:
+                self._value, self._read_at = value, self._monotonic()
+            return value, None
+        if due:
+            self._start(self._read_again)
+        return value, failure
+
+    def _read_again(self) -> None:
+        value: dict[str, Any] | None = None
+        failure: str | None = None
+        try:
+            value = self._read()
+        except READ_ERRORS as exc:
+            failure = describe(exc)
+            log.warning("dashboard read failed", source=self.name, error=failure)
+        except Exception as exc:  # a bug: logged whole, shown, and tried again
+            failure = f"internal error: {describe(exc)}"
+            log.exception("dashboard read failed", source=self.name)
+        with self._lock:
+            if value is not None:
+                self._value = value
+            self._failure = failure
+            self._read_at = self._monotonic()  # a failed read is tried again an interval later
+            self._reading = False
 
 
 @dataclass(frozen=True)
@@ -79,8 +161,8 @@ class Dashboard:
         self._computing = False
         self._sql_lock = threading.Lock()
         self._heatmaps: dict[tuple[str, str | None], tuple[float, dict[str, Any], bytes]] = {}
-        self._rage: tuple[float, dict[str, Any]] | None = None
-        self._lags: tuple[float, dict[str, Any]] | None = None
+        self._lags = Refreshed("shards", self._shards, LAG_REFRESH_SECONDS)
+        self._rages = Refreshed("rage clicks", self._rage_clicks, settings.heatmap_refresh_seconds)
 
     # -- the live snapshot ---------------------------------------------------------------
 
@@ -131,8 +213,8 @@ class Dashboard:
             "archive": lambda: self._archive_figures(now, minutes),
             "page stats": lambda: self._page_figures(now, minutes),
             "alerts": lambda: self._alerts(minutes[0]),
-            "shards": self._shards,
-            "rage clicks": lambda: {"rage_clicks": self._rages(now)},
+            "shards": lambda: self._kept(self._lags, errors),
+            "rage clicks": lambda: self._kept(self._rages, errors),
         }
 
         def timed(name: str) -> dict[str, Any]:
@@ -142,7 +224,8 @@ class Dashboard:
             finally:
                 timings[name] = round(time.monotonic() - started, 3)
 
-        # The sources are independent: read at once, a snapshot takes the slowest one's time.
+        # The sources are independent: read at once, a snapshot takes the slowest one's time
+        # (the kept readings' only when they are read the first time).
         with ThreadPoolExecutor(max_workers=len(parts)) as pool:
             for found in pool.map(timed, list(parts)):
                 figures |= found
@@ -157,7 +240,7 @@ class Dashboard:
         try:
             return read()
         except READ_ERRORS as exc:
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            message = describe(exc)
             log.warning("dashboard read failed", source=name, error=message)
             errors.append({"source": name, "error": message})
             return {}
@@ -197,33 +280,39 @@ class Dashboard:
             ]
         }
 
+    @staticmethod
+    def _kept(reading: Refreshed, errors: list[dict[str, str]]) -> dict[str, Any]:
+        value, failure = reading.get()
+        if failure is not None:
+            errors.append({"source": reading.name, "error": failure})
+        return value
+
     def _shards(self) -> dict[str, Any]:
-        if self._lags and time.monotonic() - self._lags[0] < LAG_REFRESH_SECONDS:
-            return self._lags[1]
+        read_at = self._clock()
         lags = shard_lags(
             self._sources.kinesis,
             self._sources.dynamodb,
             self._sources.stream_name,
             self._sources.lease_table,
         )
-        figures = {"shards": [lag.as_dict() for lag in lags]}
-        self._lags = (time.monotonic(), figures)
-        return figures
+        return {"shards": [lag.as_dict() for lag in lags], "shards_read_at": read_at.isoformat()}
 
     # -- archive SQL: rage clicks and heatmaps ----------------------------------------------
 
-    def _rages(self, now: datetime) -> dict[str, Any]:
-        if self._rage and time.monotonic() - self._rage[0] < self._settings.heatmap_refresh_seconds:
-            return self._rage[1]
+    def _rage_clicks(self) -> dict[str, Any]:
+        now = self._clock()
         # A new connection each reading: its views list the archive's objects when made (an
         # archive with none yet gives an empty view); a reading happens once a minute.
         with self._sql_lock, contextlib.closing(self._sources.duckdb()) as connection:
             candidates = maps.rage_candidates(connection, now - self._window)
         found = maps.rage_clicks(candidates)
         by_page = Counter(rage.page for rage in found)
-        figures = {"count": len(found), "by_page": dict(by_page.most_common())}
-        self._rage = (time.monotonic(), figures)
-        return figures
+        figures = {
+            "count": len(found),
+            "by_page": dict(by_page.most_common()),
+            "read_at": now.isoformat(),
+        }
+        return {"rage_clicks": figures}
 
     def heatmap(self, page: str, width: str | None) -> tuple[dict[str, Any], bytes]:
         """A page's heatmap over the window: its bins and rage clicks, and the PNG of the

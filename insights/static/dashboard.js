@@ -146,6 +146,9 @@
         element("td", shard.millis_behind === null ? "–"
           : `${(shard.millis_behind / 1000).toFixed(1)} s`, "number"),
       ]);
+      // Read on its own, less often than the other figures: say when.
+      $("shards-read-at").textContent = snapshot.shards_read_at
+        ? `read at ${snapshot.shards_read_at.slice(11, 19)} UTC` : "";
     }
     if (snapshot.rage_clicks) {
       $("rage-count").textContent = number(snapshot.rage_clicks.count);
