@@ -167,6 +167,11 @@ class ClickEvent(BaseModel):
     def _timestamp_as_iso_utc(self, value: datetime) -> str:
         return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
+    @property
+    def seconds(self) -> float:
+        """The event's time in epoch seconds (the consumer's decoder carries it as a field)."""
+        return self.timestamp.timestamp()
+
     def to_record(self) -> bytes:
         """The Kinesis record data for this event: compact UTF-8 JSON, no nulls."""
         return self.model_dump_json(exclude_none=True).encode("utf-8")
@@ -244,11 +249,12 @@ def invalid_event_from(error: ValidationError) -> InvalidEvent:
 
 def minute_key(timestamp: datetime) -> str:
     """The per-minute bucket an event counts in (UTC), shared by the manifest and the consumer."""
-    return _minute_text(int(timestamp.timestamp() // 60))
+    return minute_text(int(timestamp.timestamp() // 60))
 
 
 @functools.lru_cache(maxsize=16_384)
-def _minute_text(minute: int) -> str:
+def minute_text(minute: int) -> str:
+    """`minute_key` of a minute given as minutes since the epoch."""
     # Formatting a time per event was a good share of the processor's time; minutes repeat.
     return datetime.fromtimestamp(minute * 60, tz=UTC).strftime("%Y-%m-%dT%H:%M")
 

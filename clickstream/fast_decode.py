@@ -52,6 +52,11 @@ _LATEST_SECONDS: Final = LATEST_TIMESTAMP.timestamp()
 _DEFAULT_POLICY: Final = TimestampPolicy(now=EARLIEST_TIMESTAMP)
 _MAX_AGE_SECONDS: Final = _DEFAULT_POLICY.max_age.total_seconds()
 _MAX_FUTURE_SECONDS: Final = _DEFAULT_POLICY.max_future.total_seconds()
+# The same window, its edges moved inside by _EDGE_SECONDS, as the fast path compares it.
+_FAST_EARLIEST: Final = _EARLIEST_SECONDS + _EDGE_SECONDS
+_FAST_LATEST: Final = _LATEST_SECONDS - _EDGE_SECONDS
+_FAST_MAX_AGE: Final = _MAX_AGE_SECONDS - _EDGE_SECONDS
+_FAST_MAX_FUTURE: Final = _MAX_FUTURE_SECONDS - _EDGE_SECONDS
 _URL_PAGE: Final = re.compile(r"https?://[!-.0-~]+(?:/|\Z)")
 """An http(s) URL whose host is printable ASCII without a space (a subset of the contract's
 host, which refuses only "/", whitespace and control characters)."""
@@ -89,6 +94,9 @@ class ConsumedEvent(msgspec.Struct, frozen=True, gc=False):
     session_id: str
     page: str
     timestamp: datetime
+    seconds: float
+    """`timestamp` in epoch seconds: the minute and the hour an event counts in are read
+    from it, once per event each."""
     user_agent: str | None = None
 
     @classmethod
@@ -99,6 +107,7 @@ class ConsumedEvent(msgspec.Struct, frozen=True, gc=False):
             event.session_id,
             event.page,
             event.timestamp,
+            event.seconds,
             event.user_agent,
         )
 
@@ -144,10 +153,11 @@ def _fast(data: bytes, arrival_seconds: float) -> ConsumedEvent | None:
         return None
     # The window in epoch seconds; the absolute bounds are inside it by construction.
     seconds = timestamp.timestamp()
-    earliest = max(_EARLIEST_SECONDS, arrival_seconds - _MAX_AGE_SECONDS) + _EDGE_SECONDS
-    latest = min(_LATEST_SECONDS, arrival_seconds + _MAX_FUTURE_SECONDS) - _EDGE_SECONDS
-    if not earliest < seconds < latest:
+    if not (
+        _FAST_EARLIEST < seconds < _FAST_LATEST
+        and arrival_seconds - _FAST_MAX_AGE < seconds < arrival_seconds + _FAST_MAX_FUTURE
+    ):
         return None
     return ConsumedEvent(
-        wire.event_id, wire.type, wire.session_id, page, timestamp, wire.user_agent
+        wire.event_id, wire.type, wire.session_id, page, timestamp, seconds, wire.user_agent
     )

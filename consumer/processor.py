@@ -259,7 +259,7 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
 
     def _receive(self, records: Sequence[Any], now: float) -> list[PositionedEvent]:
         """Decode a delivery into the commit window: its events (dead letters aside)."""
-        delivery = decode_delivery(records, self._wall_clock)
+        delivery = decode_delivery(records, self._shard_id, self._wall_clock)
         self._window.received(delivery.first, delivery.last, len(records), delivery.size, now)
         if delivery.letters:
             self._dead_letters(delivery.letters)

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import functools
 import math
-from collections import OrderedDict
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final, Generic, NamedTuple, TypeVar
+from hashlib import blake2b
+from typing import TYPE_CHECKING, Final, NamedTuple
 
-from clickstream.events import EventType, minute_key
+from clickstream.events import EventType, minute_text
 from clickstream.fast_decode import FoldedEvent
 from clickstream.pagekey import page_key
+from consumer.core.cache import LruCache
 from consumer.core.positions import Position
 from consumer.core.sketch import (
     MAX_RECENT_EVENT_IDS,
@@ -42,9 +43,6 @@ MAX_STORED_TEXT_BYTES: Final = 512
 
 if TYPE_CHECKING:
     from consumer.core.rollup import MinuteRollup
-
-K = TypeVar("K")
-V = TypeVar("V")
 
 
 class PageMinuteKey(NamedTuple):
@@ -71,6 +69,9 @@ class PositionedEvent(NamedTuple):
     arrival_seconds: float | None = None
     """Kinesis' ApproximateArrivalTimestamp of the record, in epoch seconds (None in pure
     tests): a number, since the processor only rarely needs it as a time."""
+    place: int | None = None
+    """The record's place as `where_hash` gives it, when the decoder made it from the
+    record's own sequence number text (`place_hash`); None: the fold computes it."""
 
     def arrival(self, otherwise: datetime) -> datetime:
         """The arrival as a time (`otherwise` when the record has none)."""
@@ -196,6 +197,26 @@ def where_hash(shard_id: str, position: Position) -> int:
     return place_of(hash64(f"{shard_id}/{position.encode()}"))
 
 
+_SUB_SEQUENCE_ZERO: Final = ".0000000000"
+
+
+def place_hash(shard_prefix: str, sequence_number: str, sub_sequence: int) -> int | None:
+    """`where_hash(shard, Position(int(sequence_number), sub_sequence))` from the sequence
+    number's own text, `shard_prefix` being `shard + "/"`: the record's place is hashed for
+    every record, and padding the text KCL gave costs a fraction of printing the integer
+    back. None when the text is not plain digits that print back as they are (the caller
+    then uses `where_hash`)."""
+    if not (sequence_number.isascii() and sequence_number.isdigit()):
+        return None
+    if len(sequence_number) > 40 and sequence_number[0] == "0":
+        return None  # zeros beyond the padding's width: the integer prints without them
+    sub = _SUB_SEQUENCE_ZERO if sub_sequence == 0 else f".{sub_sequence:010d}"
+    # zfill pads to the width of Position.encode's format and leaves longer numbers alone.
+    text = shard_prefix + sequence_number.zfill(40) + sub
+    # The first four bytes of the big-endian digest: `place_of(hash64(text))`.
+    return int.from_bytes(blake2b(text.encode(), digest_size=8).digest()[:4], "big")
+
+
 def first_sighting(state: SessionState, id_hash: int, here: int) -> bool:
     """Whether the record at `here` (`where_hash`) is the first of its session with the
     event id whose hash is `id_hash`.
@@ -298,65 +319,6 @@ def apply_to_page(
         state.sessions += 1
 
 
-class LruCache(Generic[K, V]):
-    """A dict that forgets its least recently used entries beyond a capacity, or idle ones.
-
-    `now` is set by the owner (the processor's clock); each use stamps the entry with it.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.now = 0.0
-        self._entries: OrderedDict[K, V] = OrderedDict()
-        self._used: dict[K, float] = {}
-
-    def get(self, key: K) -> V | None:
-        value = self._entries.get(key)
-        if value is not None:
-            self._entries.move_to_end(key)
-            self._used[key] = self.now
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        self._entries[key] = value
-        self._entries.move_to_end(key)
-        self._used[key] = self.now
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._entries
-
-    def absent(self, keys: Iterable[K]) -> set[K]:
-        """Those of `keys` not here (one call for a delivery's keys, not one per key)."""
-        entries = self._entries
-        return {key for key in keys if key not in entries}
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def trim(self, pinned: Container[K] = (), idle_before: float | None = None) -> int:
-        """Forget the least recently used entries beyond capacity, and those unused since
-        `idle_before`, never a pinned one (a state not written yet); returns how many went."""
-        excess = len(self._entries) - self.capacity
-        victims: list[K] = []
-        for key in self._entries:  # least recently used first
-            idle = idle_before is not None and self._used[key] < idle_before
-            if len(victims) >= excess and not idle:
-                break
-            if key not in pinned:
-                victims.append(key)
-        for key in victims:
-            self.discard(key)
-        return len(victims)
-
-    def discard(self, key: K) -> None:
-        self._entries.pop(key, None)
-        self._used.pop(key, None)
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self._used.clear()
-
-
 class ShardAggregator:
     """The sessions and page-minutes one shard's processor knows, and how events change them.
 
@@ -380,7 +342,9 @@ class ShardAggregator:
 
     def page_minute(self, event: FoldedEvent) -> PageMinuteKey:
         """The page-minute an event counts in: its canonical page key and its minute."""
-        return PageMinuteKey(page_key(event.page, self._keep), minute_key(event.timestamp))
+        return PageMinuteKey(
+            page_key(event.page, self._keep), minute_text(int(event.seconds // 60))
+        )
 
     def page_minutes(self, events: Iterable[PositionedEvent]) -> list[PageMinuteKey]:
         """Each event's page-minute, in order: computed once per delivery and passed to
@@ -436,13 +400,15 @@ class ShardAggregator:
             page = get_page(key)
             if session is None or page is None:
                 raise KeyError(f"state for {event.session_id} / {key} was not read first")
-            here = where_hash(shard_id, position)
+            here = item.place
+            if here is None:
+                here = where_hash(shard_id, position)
             id_hash = hash64(event.event_id)
             if not first_sighting(session, id_hash, here):
                 duplicates.add(position)
                 continue
             page_hash = _page_hash(key.page)
-            minute = minute_number(event.timestamp)
+            minute = int(event.seconds // 60)  # minute_number(event.timestamp)
             if not session.includes(shard_id, position):
                 remember_id(session, id_hash, here)
                 apply_to_session(session, event, key.page, page_hash, here, minute)

@@ -65,6 +65,7 @@ def page_sort_key(minute: str, shard_id: str) -> str:
 def session_item(state: SessionState, expires_at: int, updated_at: datetime) -> dict[str, Any]:
     if state.written_by is None:
         raise ValueError(f"session {state.session_id} has no position to write")
+    pages = state.pages
     item: dict[str, Any] = {
         "session_id": state.session_id,
         "shard_id": state.written_by.shard_id,
@@ -74,24 +75,10 @@ def session_item(state: SessionState, expires_at: int, updated_at: datetime) -> 
         "clicks": state.clicks,
         "scrolls": state.scrolls,
         "custom": state.custom,
-        "first_seen": _iso(state.first_seen),
         "first_event_id": state.first_event_id,
-        "entry_page": state.entry_page,
-        "last_seen": _iso(state.last_seen),
         "last_event_id": state.last_event_id,
-        "exit_page": state.exit_page,
         "duration_seconds": Decimal(str(state.duration_seconds)),
-        "distinct_pages": state.pages.count(),
-        # Left out while exact (the common case): readers take an absent flag as exact.
-        "distinct_pages_exact": None if state.pages.exact else False,
-        # Hashed, fixed-size records in binary attributes (consumer.core.sketch); empty ones
-        # are left out.
-        "pages": state.pages.to_bytes() or None,
-        "first_touches": touches_to_bytes(state.first_touches) or None,
-        "recent_event_ids": recent_to_bytes(state.recent_ids) or None,
-        "user_agent": state.user_agent,
-        # Left out when it is the last event's time (records in order, the common case).
-        "previous_at": None if state.previous_at == state.last_seen else _iso(state.previous_at),
+        "distinct_pages": pages.count(),
         "gap_count": state.gap_count,
         # Floats go through their shortest repr, so a state read back is the state written.
         "gap_mean": Decimal(repr(state.gap_mean)),
@@ -101,7 +88,34 @@ def session_item(state: SessionState, expires_at: int, updated_at: datetime) -> 
         "updated_at": _updated_at(updated_at),
         "expires_at": expires_at,
     }
-    return {key: value for key, value in item.items() if value is not None}
+    # What is unknown or implied is left out (added one by one: a session item is built
+    # for every write of a session, and filtering a whole dict of Nones cost more).
+    if state.first_seen is not None:
+        item["first_seen"] = _iso(state.first_seen)
+    if state.last_seen is not None:
+        item["last_seen"] = _iso(state.last_seen)
+    if state.entry_page is not None:
+        item["entry_page"] = state.entry_page
+    if state.exit_page is not None:
+        item["exit_page"] = state.exit_page
+    if state.user_agent is not None:
+        item["user_agent"] = state.user_agent
+    # Left out while exact (the common case): readers take an absent flag as exact.
+    if not pages.exact:
+        item["distinct_pages_exact"] = False
+    # Hashed, fixed-size records in binary attributes (consumer.core.sketch); empty ones
+    # are left out.
+    page_hashes = pages.to_bytes()
+    if page_hashes:
+        item["pages"] = page_hashes
+    if state.first_touches:
+        item["first_touches"] = touches_to_bytes(state.first_touches)
+    if state.recent_ids:
+        item["recent_event_ids"] = recent_to_bytes(state.recent_ids)
+    # Left out when it is the last event's time (records in order, the common case).
+    if state.previous_at is not None and state.previous_at != state.last_seen:
+        item["previous_at"] = _iso(state.previous_at)
+    return item
 
 
 def session_from_item(item: Mapping[str, Any]) -> SessionState:

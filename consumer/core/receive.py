@@ -2,8 +2,9 @@
 (the wall clock is the caller's, for records without an arrival time).
 
 This is the processor's hot path, so it is one pass that does per record only what each
-record needs: its position, its data, its arrival as epoch seconds (a time is made only for
-a dead letter) and the event (`clickstream.fast_decode`). Plausibility of an event's time is
+record needs: its position (and its place, hashed from the sequence number's text), its
+data, its arrival as epoch seconds (a time is made only for a dead letter) and the event
+(`clickstream.fast_decode`). Plausibility of an event's time is
 judged against the record's arrival in the stream, not the processor's clock: every pass
 over the record, a replay included, then decides the same.
 """
@@ -18,7 +19,7 @@ from typing import Any
 
 from clickstream.events import DeadLetterReason, InvalidEvent
 from clickstream.fast_decode import decode_consumed
-from consumer.core.aggregate import PositionedEvent
+from consumer.core.aggregate import PositionedEvent, place_hash
 from consumer.core.batch import DeadLetter
 from consumer.core.positions import Position
 
@@ -33,14 +34,19 @@ class DecodedDelivery:
     """Bytes of record data."""
 
 
-def decode_delivery(records: Sequence[Any], wall_clock: Callable[[], datetime]) -> DecodedDelivery:
-    """Decode a non-empty delivery (amazon_kclpy's records)."""
+def decode_delivery(
+    records: Sequence[Any], shard_id: str, wall_clock: Callable[[], datetime]
+) -> DecodedDelivery:
+    """Decode a non-empty delivery (amazon_kclpy's records) of the shard `shard_id`."""
+    shard_prefix = f"{shard_id}/"
     events: list[PositionedEvent] = []
     letters: list[DeadLetter] = []
     size = 0
     first: Position | None = None
     for record in records:
-        position = Position(int(record.sequence_number), record.sub_sequence_number or 0)
+        sequence_number = record.sequence_number
+        sub_sequence = record.sub_sequence_number or 0
+        position = Position(int(sequence_number), sub_sequence)
         if first is None:
             first = position
         data = binascii.a2b_base64(record.data)
@@ -60,7 +66,8 @@ def decode_delivery(records: Sequence[Any], wall_clock: Callable[[], datetime]) 
             at = datetime.fromtimestamp(arrival, tz=UTC)
             letters.append(DeadLetter(position, key, at, data, error))
             continue
-        events.append(PositionedEvent(position, event, data, key, arrival))
+        place = place_hash(shard_prefix, sequence_number, sub_sequence)
+        events.append(PositionedEvent(position, event, data, key, arrival, place))
     if first is None:
         raise ValueError("a delivery to decode has records")
     return DecodedDelivery(events, letters, first, position, size)

@@ -13,12 +13,14 @@ from hypothesis import strategies as st
 
 from clickstream.events import ClickEvent, EventType, minute_key
 from consumer.core.aggregate import (
-    LruCache,
     PageMinuteKey,
     PositionedEvent,
     ShardAggregator,
     ShardPosition,
+    place_hash,
+    where_hash,
 )
+from consumer.core.cache import LruCache
 from consumer.core.positions import Position
 from producer.generator import TrafficProfile, generate
 from producer.manifest import build_manifest
@@ -219,3 +221,28 @@ def test_positions_order_and_encode_as_their_integers_do() -> None:
     assert Position(5, 1) > Position(5, 0)
     assert Position.decode(big.encode()) == big
     assert Position.of("42", None) == Position(42, 0)
+
+
+@given(
+    digits=st.text(alphabet="0123456789", min_size=1, max_size=70),
+    sub_sequence=st.integers(min_value=0, max_value=2**40),
+    shard=st.sampled_from(["shardId-000000000000", "shardId-000000000017", "local-3"]),
+)
+def test_the_place_hashed_from_the_sequence_text_is_where_hash_of_its_position(
+    digits: str, sub_sequence: int, shard: str
+) -> None:
+    # GIVEN a sequence number as KCL hands it over (text), padded, long or short
+    # WHEN the decoder hashes the record's place from that text
+    place = place_hash(f"{shard}/", digits, sub_sequence)
+    # THEN it is the fold's own hash of the position, or None where the text would not
+    # print back as it is (zeros beyond the encoding's width), never another value
+    expected = where_hash(shard, Position(int(digits), sub_sequence))
+    if len(digits) > 40 and digits[0] == "0":
+        assert place is None
+    else:
+        assert place == expected
+
+
+def test_a_sequence_number_that_is_not_plain_digits_gets_no_place_from_its_text() -> None:
+    for text in ("", "12a", "٣٤", "+12", " 12"):
+        assert place_hash("shardId-000000000000/", text, 0) is None
