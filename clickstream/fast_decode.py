@@ -151,7 +151,8 @@ def _fast(data: bytes, arrival_seconds: float) -> ConsumedEvent | None:
         return None
     if timestamp.tzinfo is not UTC:  # an offset or none: `decode_event` normalises it
         return None
-    # The window in epoch seconds; the absolute bounds are inside it by construction.
+    # The window in epoch seconds: the contract's absolute bounds and the arrival's, each
+    # moved _EDGE_SECONDS inside.
     seconds = timestamp.timestamp()
     if not (
         _FAST_EARLIEST < seconds < _FAST_LATEST
