@@ -454,13 +454,35 @@ class DynamoAlerts:
 def rollup_rows_for_minute(client: Any, table: str, minute: str) -> list[dict[str, Any]]:
     """A minute's live page counters: every shard's rollup of it (one Query), as page-minute
     rows (each shard's busiest pages; `consumer.core.rollup`)."""
-    found = query_items(
+    return [row for item in rollups_for_minute(client, table, minute) for row in rollup_rows(item)]
+
+
+def rollups_for_minute(client: Any, table: str, minute: str) -> list[dict[str, Any]]:
+    """Every shard's rollup item of a minute (one Query)."""
+    return query_items(
         client,
         TableName=table,
         KeyConditionExpression="page = :rollup AND begins_with(bucket_shard, :minute)",
         ExpressionAttributeValues={":rollup": {"S": ROLLUP_PAGE}, ":minute": {"S": minute + "#"}},
     )
-    return [row for item in found for row in rollup_rows(item)]
+
+
+def page_items_between(
+    client: Any, table: str, page: str, first_minute: str, last_minute: str
+) -> list[dict[str, Any]]:
+    """One page's page-minute items (every shard's) from `first_minute` to `last_minute`:
+    one Query of the table's own key (page, then minute#shard)."""
+    return query_items(
+        client,
+        TableName=table,
+        KeyConditionExpression="page = :page AND bucket_shard BETWEEN :first AND :last",
+        ExpressionAttributeValues={
+            ":page": {"S": page},
+            ":first": {"S": first_minute + "#"},
+            # "$" sorts right after "#": every shard of the last minute, nothing after it.
+            ":last": {"S": last_minute + "$"},
+        },
+    )
 
 
 def page_items_for_minute(

@@ -260,7 +260,12 @@ class Dashboard:
     def _page_figures(self, now: datetime, minutes: list[str]) -> dict[str, Any]:
         self._pages.refresh(now, minutes)
         recent_from = minute_key(now - timedelta(minutes=self._settings.recent_minutes - 1))
-        rows = live.top_pages(self._pages.items(), recent_from=recent_from)
+        items = self._pages.items()
+        # A rollup lists a shard's busiest pages of a minute: where one lists only some (a
+        # crawler's minute), the leading pages' counts left out come from their page-minute
+        # items. Twice the rows shown are completed, so that the ranking is theirs too.
+        candidates = [row.page for row in query.merge_pages(items)[: 2 * live.TOP_PAGES]]
+        rows = live.top_pages(items + self._pages.hidden_rows(candidates), recent_from=recent_from)
         return {"top_pages": [row.as_dict() for row in rows]}
 
     def _alerts(self, first_minute: str) -> dict[str, Any]:

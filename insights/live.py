@@ -23,6 +23,8 @@ from insights.query import PageTotals, merge_pages
 EVENT_TYPES: Final = ("page_view", "click", "scroll", "custom")
 """The chart's series, in stacking order; any other type is counted under `other`."""
 OTHER: Final = "other"
+TOP_PAGES: Final = 10
+"""Rows of the dashboard's top pages."""
 
 
 @dataclass(slots=True)
@@ -122,7 +124,7 @@ class PageRow(PageTotals):
 
 
 def top_pages(
-    items: Iterable[Mapping[str, Any]], *, recent_from: str, top: int = 10
+    items: Iterable[Mapping[str, Any]], *, recent_from: str, top: int = TOP_PAGES
 ) -> list[PageRow]:
     """Page-minute items (one per page, minute and shard) summed per page over the window,
     busiest first (`merge_pages`); `recent_views` counts the minutes from `recent_from` on."""
@@ -135,6 +137,33 @@ def top_pages(
         PageRow(row.page, row.views, row.clicks, row.sessions, row.minutes, recent[row.page])
         for row in merge_pages(items)[:top]
     ]
+
+
+def hidden_rows(
+    page_items: Iterable[Mapping[str, Any]],
+    listed: Mapping[tuple[str, str], frozenset[str]],
+) -> list[dict[str, Any]]:
+    """What truncated rollups leave out, from page-minute items: the rows of those items whose
+    (minute, shard) rollup lists only the shard's busiest pages (`listed`, by minute and
+    shard: `consumer.core.rollup.listed_when_truncated`) and not their page. With the
+    rollups' rows, a page's totals are exact (a crawler's minute can push a popular page
+    out of a shard's busiest 100)."""
+    rows = []
+    for item in page_items:
+        pages = listed.get((str(item["window"]), str(item["shard_id"])))
+        if pages is None or str(item["page"]) in pages:
+            continue
+        rows.append(
+            {
+                "page": str(item["page"]),
+                "window": str(item["window"]),
+                "shard_id": str(item["shard_id"]),
+                "views": int(item.get("views", 0)),
+                "clicks": int(item.get("clicks", 0)),
+                "sessions": int(item.get("sessions", 0)),
+            }
+        )
+    return rows
 
 
 def minutes_to_read(

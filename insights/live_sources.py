@@ -18,7 +18,8 @@ from botocore.exceptions import ClientError
 
 from clickstream.events import minute_key
 from consumer.core.batch import DEAD_LETTER_PREFIX, RAW_PREFIX, partition_path
-from consumer.sinks import rollup_rows_for_minute
+from consumer.core.rollup import listed_when_truncated, rollup_rows
+from consumer.sinks import page_items_between, rollups_for_minute
 from insights import live, progress
 from insights.archive import object_lines
 
@@ -103,6 +104,9 @@ class PageMinutes:
         self._settled_after = settled_after
         self._settled_per_refresh = settled_per_refresh
         self._items: dict[str, list[dict[str, Any]]] = {}
+        self._truncated: dict[str, dict[str, frozenset[str]]] = {}
+        """Minute -> shard -> the pages its rollup lists, for the rollups that list only the
+        shard's busiest pages."""
         self._read_at: dict[str, datetime] = {}
 
     def refresh(self, now: datetime, minutes: list[str]) -> None:
@@ -116,19 +120,44 @@ class PageMinutes:
         )
         with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
             found = pool.map(
-                lambda minute: rollup_rows_for_minute(self._dynamodb, self._table, minute),
+                lambda minute: rollups_for_minute(self._dynamodb, self._table, minute),
                 due,
             )
-            for minute, items in zip(due, found, strict=True):
-                self._items[minute] = items
+            for minute, rollups in zip(due, found, strict=True):
+                self._items[minute] = [row for item in rollups for row in rollup_rows(item)]
+                self._truncated[minute] = {
+                    str(item["shard_id"]): listed
+                    for item in rollups
+                    if (listed := listed_when_truncated(item)) is not None
+                }
                 self._read_at[minute] = now
         wanted = set(minutes)
         for minute in [m for m in self._items if m not in wanted]:
             del self._items[minute]
+            del self._truncated[minute]
             del self._read_at[minute]
 
     def items(self) -> list[dict[str, Any]]:
         return [item for minute in sorted(self._items) for item in self._items[minute]]
+
+    def hidden_rows(self, pages: Iterable[str]) -> list[dict[str, Any]]:
+        """These pages' counts that truncated rollups leave out (`live.hidden_rows`), from
+        their page-minute items: one Query per page over the minutes whose rollups are
+        truncated, none at all while every rollup lists all its pages."""
+        listed = {
+            (minute, shard): pages_listed
+            for minute, shards in self._truncated.items()
+            for shard, pages_listed in shards.items()
+        }
+        if not listed:
+            return []
+        first, last = min(minute for minute, _ in listed), max(minute for minute, _ in listed)
+        with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+            found = pool.map(
+                lambda page: page_items_between(self._dynamodb, self._table, page, first, last),
+                pages,
+            )
+            return live.hidden_rows((item for items in found for item in items), listed)
 
 
 def shard_lags(kinesis: Any, dynamodb: Any, stream: str, lease_table: str) -> list[live.ShardLag]:

@@ -91,6 +91,15 @@ def rollup_from_item(item: Mapping[str, Any]) -> MinuteRollup:
     )
 
 
+def listed_when_truncated(item: Mapping[str, Any]) -> frozenset[str] | None:
+    """The pages a rollup item lists, when its shard had more pages that minute than it
+    lists (the others are in their page-minute items only); None when it lists them all."""
+    top = item.get("top", [])
+    if int(item.get("pages", 0)) <= len(top):
+        return None
+    return frozenset(str(entry[0]) for entry in top)
+
+
 def is_rollup(item: Mapping[str, Any]) -> bool:
     """Whether a page-stats item is a rollup, not a page-minute (readers of the whole table
     skip it)."""

@@ -260,3 +260,61 @@ def test_the_page_loads_nothing_from_elsewhere() -> None:
         for target in re.findall(r'(?:src|href)="([^"]*)"', text):
             assert target.startswith(("/static/", "data:")), (name, target)
         assert "@import" not in text, name
+
+
+def test_a_page_a_crawlers_minute_pushed_out_of_a_rollup_is_still_counted_exactly(
+    local_stack: LocalStackState,
+) -> None:
+    # GIVEN a page-stats table where, in one minute, shard 0 had a crawler's 120 pages besides
+    # one click on /pricing (its rollup lists only its busiest 100 pages, not /pricing) and
+    # shard 1 had /pricing's views (its rollup lists every page it had)
+    dynamodb = aws.local_client("dynamodb", local_stack.moto_endpoint, local_stack.region)
+    table = f"page-stats-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(
+        TableName=table,
+        KeySchema=[
+            {"AttributeName": "page", "KeyType": "HASH"},
+            {"AttributeName": "bucket_shard", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "page", "AttributeType": "S"},
+            {"AttributeName": "bucket_shard", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    minute = (NOW - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M")
+    crowded, quiet = "shardId-000000000000", "shardId-000000000001"
+    shard_pages = {
+        crowded: [(f"/crawl/{n:03d}", 1, 0, 1) for n in range(120)] + [("/pricing", 0, 1, 1)],
+        quiet: [("/pricing", 5, 3, 4)],
+    }
+    for shard, pages in shard_pages.items():
+        rollup = MinuteRollup(minute, shard)
+        for page, views, clicks, sessions in pages:
+            state = PageMinuteState(page, minute, shard, Position(1), views, clicks, sessions)
+            item = page_item(state, expires_at=2_000_000_000, updated_at=NOW)
+            dynamodb.put_item(TableName=table, Item=dynamo.to_dynamo(item))
+            rollup.update(state, Position(1))
+        item = rollup_item(rollup, expires_at=2_000_000_000, updated_at=NOW)
+        dynamodb.put_item(TableName=table, Item=dynamo.to_dynamo(item))
+    s3 = aws.local_client("s3", local_stack.moto_endpoint, local_stack.region)
+    bucket = f"dashboard-crawl-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    dashboard = Dashboard(
+        sources(local_stack, bucket, page_stats_table=table), DashboardSettings(), clock=lambda: NOW
+    )
+    # WHEN the dashboard takes its snapshot
+    figures = dashboard.snapshot()
+    # THEN /pricing leads the top pages with every count, the crowded shard's click included
+    assert figures["top_pages"][0] | {"minutes": 0, "recent_views": 0} == {
+        "page": "/pricing",
+        "views": 5,
+        "clicks": 4,
+        "sessions": 5,
+        "minutes": 0,
+        "recent_views": 0,
+    }
+    # AND the crawler's pages count as their rollup and items have them
+    assert {row["page"]: row["views"] for row in figures["top_pages"][1:]} == {
+        f"/crawl/{n:03d}": 1 for n in range(9)
+    }

@@ -142,6 +142,37 @@ def test_top_pages_sum_shards_and_minutes_busiest_first_with_the_recent_views() 
     assert live.top_pages(items, recent_from="2026-11-23T10:26")[2].page == "/c"
 
 
+def test_counts_a_truncated_rollup_leaves_out_come_from_the_page_minute_items() -> None:
+    # GIVEN shard-0's rollup of 10:29 listing only its busiest pages (not /a), shard-1's
+    # listing all of its pages
+    listed = {("2026-11-23T10:29", "shard-0"): frozenset({"/b", "/c"})}
+    # AND /a's page-minute items: one on the truncated shard-minute, one on a listed one
+    # (its rollup row already counts it), one on shard-0 at another minute (not truncated)
+    items = [
+        page_item("/a", "2026-11-23T10:29", "shard-0", 1, 2),
+        page_item("/a", "2026-11-23T10:29", "shard-1", 4),
+        page_item("/a", "2026-11-23T10:28", "shard-0", 6),
+        page_item("/b", "2026-11-23T10:29", "shard-0", 9),
+    ]
+    # WHEN the rows the rollups leave out are taken from them
+    hidden = live.hidden_rows(items, listed)
+    # THEN only /a's count on the truncated shard-minute is added
+    assert hidden == [
+        {
+            "page": "/a",
+            "window": "2026-11-23T10:29",
+            "shard_id": "shard-0",
+            "views": 1,
+            "clicks": 2,
+            "sessions": 0,
+        }
+    ]
+    # AND with the rollups' rows, /a's totals count it once
+    rollup_rows = [page_item("/a", "2026-11-23T10:29", "shard-1", 4)]
+    row = live.top_pages(rollup_rows + hidden, recent_from="2026-11-23T10:26")[0]
+    assert (row.page, row.views, row.clicks) == ("/a", 5, 2)
+
+
 def test_young_minutes_are_read_every_refresh_settled_ones_in_turn() -> None:
     # GIVEN minutes read 10 s ago (one 1 minute old, three settled), one never read
     read_at = {

@@ -11,6 +11,7 @@ from consumer.core.rollup import (
     LiveRollups,
     MinuteRollup,
     is_rollup,
+    listed_when_truncated,
     page_minute_items,
     rollup_from_item,
     rollup_item,
@@ -71,3 +72,22 @@ def test_live_rollups_wait_for_their_cadence_and_idle_ones_go_once_written() -> 
     rollups.dirty.written([MINUTE])
     rollups.forget_idle(before=1000.0)
     assert rollups.missing(changed) == {MINUTE}
+
+
+def test_a_rollup_that_lists_only_the_busiest_pages_says_which_it_lists() -> None:
+    # GIVEN a shard-minute with more pages than a rollup lists (a crawler's minute)
+    crowded = MinuteRollup(MINUTE, SHARD)
+    for n in range(MAX_ROLLUP_PAGES + 5):
+        crowded.update(page(f"/crawl/{n}", views=1), Position(n + 1))
+    crowded.update(page("/pricing", views=0, clicks=1), Position(500))
+    # AND one that lists every page it has
+    quiet = MinuteRollup(MINUTE, SHARD)
+    quiet.update(page("/pricing", views=3), Position(1))
+    # WHEN their items are read back
+    listed = listed_when_truncated(rollup_item(crowded, expires_at=0, updated_at=NOW))
+    # THEN the crowded one names the pages it lists, which leave out the click on /pricing
+    assert listed is not None
+    assert len(listed) == MAX_ROLLUP_PAGES
+    assert "/pricing" not in listed
+    # AND the quiet one lists all (None: nothing left out)
+    assert listed_when_truncated(rollup_item(quiet, expires_at=0, updated_at=NOW)) is None
