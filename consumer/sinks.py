@@ -467,24 +467,6 @@ def rollups_for_minute(client: Any, table: str, minute: str) -> list[dict[str, A
     )
 
 
-def page_items_between(
-    client: Any, table: str, page: str, first_minute: str, last_minute: str
-) -> list[dict[str, Any]]:
-    """One page's page-minute items (every shard's) from `first_minute` to `last_minute`:
-    one Query of the table's own key (page, then minute#shard)."""
-    return query_items(
-        client,
-        TableName=table,
-        KeyConditionExpression="page = :page AND bucket_shard BETWEEN :first AND :last",
-        ExpressionAttributeValues={
-            ":page": {"S": page},
-            ":first": {"S": first_minute + "#"},
-            # "$" sorts right after "#": every shard of the last minute, nothing after it.
-            ":last": {"S": last_minute + "$"},
-        },
-    )
-
-
 def page_items_for_minute(
     client: Any, table: str, minute: str, shard_ids: Iterable[str]
 ) -> list[dict[str, Any]]:

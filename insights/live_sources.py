@@ -16,10 +16,11 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
+from clickstream.dynamo import query_items
 from clickstream.events import minute_key
 from consumer.core.batch import DEAD_LETTER_PREFIX, RAW_PREFIX, partition_path
 from consumer.core.rollup import listed_when_truncated, rollup_rows
-from consumer.sinks import page_items_between, rollups_for_minute
+from consumer.sinks import rollups_for_minute
 from insights import live, progress
 from insights.archive import object_lines
 
@@ -158,6 +159,24 @@ class PageMinutes:
                 pages,
             )
             return live.hidden_rows((item for items in found for item in items), listed)
+
+
+def page_items_between(
+    client: Any, table: str, page: str, first_minute: str, last_minute: str
+) -> list[dict[str, Any]]:
+    """One page's page-minute items (every shard's) from `first_minute` to `last_minute`:
+    one Query of the table's own key (page, then minute#shard)."""
+    return query_items(
+        client,
+        TableName=table,
+        KeyConditionExpression="page = :page AND bucket_shard BETWEEN :first AND :last",
+        ExpressionAttributeValues={
+            ":page": {"S": page},
+            ":first": {"S": first_minute + "#"},
+            # "$" sorts right after "#": every shard of the last minute, nothing after it.
+            ":last": {"S": last_minute + "$"},
+        },
+    )
 
 
 def shard_lags(kinesis: Any, dynamodb: Any, stream: str, lease_table: str) -> list[live.ShardLag]:
