@@ -1,9 +1,10 @@
 """The live dashboard's reads: the archive's new objects, page-stats minutes, shard lag.
 
-Each reader keeps what it read and asks again only for what may have changed: archive
-objects are immutable, so each is fetched once (a LIST of the window's hour partitions per
-refresh finds the new ones); a page-stats minute is re-queried often while young and rarely
-once settled. The figures are computed by the pure functions of `insights.live`.
+Each reader keeps what it read and asks again only for what may have changed: an archive
+object is fetched again only when its ETag changes (a LIST of the window's hour partitions
+per refresh finds the new and the rewritten ones); a page-stats minute is re-queried often
+while young and rarely once settled. The figures are computed by the pure functions of
+`insights.live`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -30,59 +32,84 @@ READ_THREADS = 8
 
 
 class ArchiveTail:
-    """The archive objects of the last window: raw ones tallied, dead letters per reason."""
+    """The archive objects of the last window: raw ones tallied, dead letters per reason.
+
+    Each tally is kept with the ETag of the object it was read from, and the object read
+    again once its ETag changes. A key is written again by a replay, and not always with the
+    same bytes: a worker that archived a window and then lost its lease before checkpointing
+    leaves the new owner to replay from the older checkpoint, and the new owner's first
+    window, starting at the same record, is rarely the same length (KCL's batches and the
+    cadences differ). A tally kept by key alone undercounted those objects for good."""
 
     def __init__(self, s3: Any, bucket: str) -> None:
         self._s3 = s3
         self._bucket = bucket
-        self._raw: dict[str, live.RawTally] = {}
-        self._dead: dict[str, Counter[tuple[str, str]]] = {}
+        self._raw: dict[str, _Read[live.RawTally]] = {}
+        self._dead: dict[str, _Read[Counter[tuple[str, str]]]] = {}
 
     def refresh(self, now: datetime, window: timedelta) -> None:
         hours = live.hours_covering(now - window, now)
-        self._raw = self._read_new(RAW_PREFIX, hours, self._raw, live.tally_raw)
-        self._dead = self._read_new(DEAD_LETTER_PREFIX, hours, self._dead, live.tally_dead_letters)
+        self._raw = self._read_changed(RAW_PREFIX, hours, self._raw, live.tally_raw)
+        self._dead = self._read_changed(
+            DEAD_LETTER_PREFIX, hours, self._dead, live.tally_dead_letters
+        )
 
     def raw_tallies(self) -> list[live.RawTally]:
-        return list(self._raw.values())
+        return [read.tally for read in self._raw.values()]
 
     def dead_letters(self, since: datetime) -> Counter[str]:
         """Dead letters per reason that arrived from `since`'s minute on."""
         first = minute_key(since)
         reasons: Counter[str] = Counter()
-        for tally in self._dead.values():
-            for (minute, reason), count in tally.items():
+        for read in self._dead.values():
+            for (minute, reason), count in read.tally.items():
                 if minute >= first:
                     reasons[reason] += count
         return reasons
 
-    def _read_new(
+    def _read_changed(
         self,
         prefix: str,
         hours: Iterable[datetime],
-        kept: dict[str, T],
+        kept: dict[str, _Read[T]],
         tally: Callable[[list[bytes]], T],
-    ) -> dict[str, T]:
-        """The objects of these hours' partitions: those kept, and the new ones read; objects
-        of hours that left the window are dropped."""
-        now_kept: dict[str, T] = {}
-        new: list[str] = []
+    ) -> dict[str, _Read[T]]:
+        """The objects of these hours' partitions: those kept whose ETag is unchanged, the
+        new and the rewritten ones read; objects of hours that left the window are dropped."""
+        now_kept: dict[str, _Read[T]] = {}
+        to_read: list[tuple[str, str]] = []
         paginator = self._s3.get_paginator("list_objects_v2")
         for hour in hours:
             partition = partition_path(prefix, hour) + "/"
             for page in paginator.paginate(Bucket=self._bucket, Prefix=partition):
                 for entry in page.get("Contents", []):
-                    key = str(entry["Key"])
-                    if key in kept:
-                        now_kept[key] = kept[key]
+                    key, etag = str(entry["Key"]), str(entry.get("ETag", ""))
+                    known = kept.get(key)
+                    if known is not None and known.etag == etag:
+                        now_kept[key] = known
                     else:
-                        new.append(key)
+                        to_read.append((key, etag))
+
+        # If the object changes again between the LIST and the GET, the tally is of the newer
+        # bytes under the older ETag: the next refresh reads it once more, nothing is lost.
+        def read(key: str) -> T:
+            return tally(object_lines(self._s3, self._bucket, key))
+
         # A dashboard opened on a busy hour has thousands of objects to read once: in
         # parallel, as S3 serves them best.
         with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-            tallies = pool.map(lambda key: tally(object_lines(self._s3, self._bucket, key)), new)
-            now_kept |= dict(zip(new, tallies, strict=True))
+            tallies = pool.map(read, [key for key, _ in to_read])
+            for (key, etag), counted in zip(to_read, tallies, strict=True):
+                now_kept[key] = _Read(etag, counted)
         return now_kept
+
+
+@dataclass(frozen=True, slots=True)
+class _Read(Generic[T]):
+    """An archive object's tally and the ETag of the bytes it was read from."""
+
+    etag: str
+    tally: T
 
 
 class PageMinutes:

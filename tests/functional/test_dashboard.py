@@ -14,16 +14,20 @@ from datetime import timedelta
 import pytest
 
 from clickstream import aws, dynamo
+from clickstream.events import ClickEvent
 from clickstream.local.stack import LocalStackState
-from consumer.core.aggregate import PageMinuteState
+from consumer.core.aggregate import PageMinuteState, PositionedEvent
 from consumer.core.anomaly import Alert, Rule
+from consumer.core.batch import archive_objects
 from consumer.core.items import alert_item, page_item
 from consumer.core.positions import Position
 from consumer.core.rollup import MinuteRollup, rollup_item
 from insights import sql
 from insights.dashboard import Dashboard, Sources
+from insights.live_sources import ArchiveTail
 from insights.settings import DashboardSettings
 from insights.web import COOKIE, create_app
+from producer.generator import TrafficProfile, generate
 from producer.malformed import MalformedRecord
 from producer.manifest import Manifest
 from tests.support.archive import START, fill, put_rage_burst
@@ -318,3 +322,43 @@ def test_a_page_a_crawlers_minute_pushed_out_of_a_rollup_is_still_counted_exactl
     assert {row["page"]: row["views"] for row in figures["top_pages"][1:]} == {
         f"/crawl/{n:03d}": 1 for n in range(9)
     }
+
+
+def test_an_archive_object_a_replay_rewrites_longer_is_counted_again(
+    local_stack: LocalStackState,
+) -> None:
+    # GIVEN a worker's archived window of 300 events, read by the dashboard's archive tail
+    s3 = aws.local_client("s3", local_stack.moto_endpoint, local_stack.region)
+    bucket = f"dashboard-replay-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    records, _ = generate(5, START, 600, TrafficProfile(malformed=0, sessions_per_minute=60))
+    events = [
+        PositionedEvent(Position(n), record, record.to_record(), record.session_id)
+        for n, record in enumerate(records, start=1)
+        if isinstance(record, ClickEvent)
+    ]
+
+    def archive(window: list[PositionedEvent]) -> set[str]:
+        objects = archive_objects(SHARD, window, [])
+        for item in objects:
+            s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)
+        return {item.key for item in objects}
+
+    first_keys = archive(events[:300])
+    tail = ArchiveTail(s3, bucket)
+    tail.refresh(NOW, timedelta(hours=1))
+    assert sum(sum(t.per_minute.values()) for t in tail.raw_tallies()) == 300
+    # WHEN the worker lost its lease before checkpointing, and the new owner's replay from the
+    # same checkpoint archived a longer first window under the same keys
+    assert archive(events[:500]) == first_keys
+    tail.refresh(NOW, timedelta(hours=1))
+    # THEN the tail counts the object as it is now, each event once
+    assert sum(sum(t.per_minute.values()) for t in tail.raw_tallies()) == 500
+    # AND objects that did not change are not read again
+    reads: list[str] = []
+    s3.meta.events.register(
+        "before-call.s3.GetObject", lambda params, **_: reads.append(params["Key"])
+    )
+    tail.refresh(NOW, timedelta(hours=1))
+    assert reads == []
+    assert sum(sum(t.per_minute.values()) for t in tail.raw_tallies()) == 500
