@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from clickstream.dynamo import query_items
 from clickstream.events import minute_key
 from consumer.core.batch import DEAD_LETTER_PREFIX, RAW_PREFIX, partition_path
-from consumer.core.rollup import listed_when_truncated, rollup_rows
+from consumer.core.rollup import hidden_rows, listed_when_truncated, rollup_rows
 from consumer.sinks import rollups_for_minute
 from insights import live, progress
 from insights.archive import object_lines
@@ -169,7 +169,7 @@ class PageMinutes:
         return [item for minute in sorted(self._items) for item in self._items[minute]]
 
     def hidden_rows(self, pages: Iterable[str]) -> list[dict[str, Any]]:
-        """These pages' counts that truncated rollups leave out (`live.hidden_rows`), from
+        """These pages' counts that truncated rollups leave out (`rollup.hidden_rows`), from
         their page-minute items: one Query per page over the minutes whose rollups are
         truncated, none at all while every rollup lists all its pages."""
         listed = {
@@ -185,7 +185,7 @@ class PageMinutes:
                 lambda page: page_items_between(self._dynamodb, self._table, page, first, last),
                 pages,
             )
-            return live.hidden_rows((item for items in found for item in items), listed)
+            return hidden_rows((item for items in found for item in items), listed)
 
 
 def page_items_between(

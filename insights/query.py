@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from clickstream.dynamo import from_dynamo, query_items
-from consumer.core.rollup import is_rollup
+from consumer.core.rollup import hidden_rows, is_rollup, listed_when_truncated, rollup_rows
+from consumer.sinks import page_items_for_minute, rollups_for_minute
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,24 @@ def merge_pages(items: Iterable[Mapping[str, Any]]) -> list[PageTotals]:
         for page in minutes
     ]
     return sorted(rows, key=lambda row: (-row.views, -row.clicks, row.page))
+
+
+def minute_page_rows(client: Any, table: str, minute: str) -> list[dict[str, Any]]:
+    """A minute's page counters on every shard, each page counted once: the shards' live
+    rollups (one Query, current within seconds), and where a shard's rollup lists only its
+    busiest pages, that shard's other pages from their page-minute items (one query of the
+    `by-window` index, then the items: as current as `query pages` without a minute)."""
+    rows: list[dict[str, Any]] = []
+    listed: dict[tuple[str, str], frozenset[str]] = {}
+    for rollup in rollups_for_minute(client, table, minute):
+        rows += rollup_rows(rollup)
+        pages = listed_when_truncated(rollup)
+        if pages is not None:
+            listed[(minute, str(rollup["shard_id"]))] = pages
+    if listed:
+        shards = [shard for _, shard in listed]
+        rows += hidden_rows(page_items_for_minute(client, table, minute, shards), listed)
+    return rows
 
 
 def merge_page_minutes(items: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, int]]]:

@@ -38,15 +38,15 @@ def query_pages(
 ) -> None:
     """Top pages by views, summed over the shards' items (one minute, or all of them)."""
     from consumer.core.rollup import page_minute_items
-    from consumer.sinks import rollup_rows_for_minute
     from insights import query
 
     dynamodb, _, names = results_clients()
     if minute is not None:
         if not re.fullmatch(_MINUTE, minute):
             raise ConfigurationError(f"--minute {minute!r}: expected YYYY-MM-DDTHH:MM (UTC)")
-        # The minute's live rollups: every shard's busiest pages, current within seconds.
-        items = rollup_rows_for_minute(dynamodb, names["page_stats_table"], minute)
+        # The minute's live rollups (current within seconds), completed from the page-minute
+        # items where a crowded shard's rollup lists only its busiest pages.
+        items = query.minute_page_rows(dynamodb, names["page_stats_table"], minute)
     else:
         items = page_minute_items(dynamo.scan_table(dynamodb, names["page_stats_table"]))
     rows = query.merge_pages(items)[:top]

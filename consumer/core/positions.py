@@ -1,17 +1,21 @@
 """Positions of records inside one shard: (sequence number, sub-sequence number).
 
-Sequence numbers are decimal strings of up to 128 bits; they are comparable only within one
-shard (the local emulator numbers each shard from 1). A KPL-aggregated record becomes several
+Sequence numbers are decimal strings, comparable only within one shard: Kinesis's are 56
+digits (its API allows up to 129), kinesis-mock's too. A KPL-aggregated record becomes several
 user records sharing one sequence number and told apart by their sub-sequence number, so a
-position is the pair. Stored positions are fixed-width strings, so DynamoDB's string
-comparison in a condition expression orders them the way the integers order.
+position is the pair. Stored positions are fixed-width strings within a shard, so DynamoDB's
+string comparison in a condition expression orders them the way the integers order: the
+sequence number is padded to 40 digits (the tests' small numbers), which leaves Kinesis's
+56-digit ones as they are. Widening the padding would be a migration, not an edit: the new
+positions' leading zeros would compare below every position stored before, and the position
+guard would refuse the writes.
 """
 
 from __future__ import annotations
 
 from typing import Final, NamedTuple
 
-_SEQUENCE_DIGITS: Final = 40  # 2**128 has 39 decimal digits
+_SEQUENCE_DIGITS: Final = 40  # Kinesis's 56 digits are stored unpadded (module docstring)
 _SUB_SEQUENCE_DIGITS: Final = 10
 
 

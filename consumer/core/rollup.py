@@ -173,3 +173,30 @@ class LiveRollups:
         self.dirty.clear()
         self._rollups.clear()
         self._used.clear()
+
+
+def hidden_rows(
+    page_items: Iterable[Mapping[str, Any]],
+    listed: Mapping[tuple[str, str], frozenset[str]],
+) -> list[dict[str, Any]]:
+    """What truncated rollups leave out, from page-minute items: the rows of those items whose
+    (minute, shard) rollup lists only the shard's busiest pages (`listed`, by minute and
+    shard: `listed_when_truncated`) and not their page. With the rollups' rows, a page's
+    totals are exact (a crawler's minute can push a popular page out of a shard's busiest
+    100). The dashboard and `query pages --minute` both complete the rollups with them."""
+    rows = []
+    for item in page_items:
+        pages = listed.get((str(item["window"]), str(item["shard_id"])))
+        if pages is None or str(item["page"]) in pages:
+            continue
+        rows.append(
+            {
+                "page": str(item["page"]),
+                "window": str(item["window"]),
+                "shard_id": str(item["shard_id"]),
+                "views": int(item.get("views", 0)),
+                "clicks": int(item.get("clicks", 0)),
+                "sessions": int(item.get("sessions", 0)),
+            }
+        )
+    return rows

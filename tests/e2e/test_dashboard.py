@@ -170,6 +170,21 @@ def expected_figures(manifest: Manifest, summary: dict[str, Any]) -> dict[str, A
     }
 
 
+LEASE_MOVE_EVENTS = ("lease lost", "checkpoint refused", "fenced", "shutdown requested")
+
+
+def lease_moves(environment: dict[str, str]) -> list[str]:
+    """The workers' log lines of leases moving (said with a failure: a lease that moved after
+    a window was archived and before its checkpoint makes the new owner rewrite its keys)."""
+    logs = Path(environment["CLICKSTREAM_LOCAL_STATE_DIR"]) / "logs"
+    return [
+        f"{path.name}: {line[:300]}"
+        for path in sorted(logs.glob("demo-worker-*.log"))
+        for line in path.read_text(errors="replace").splitlines()
+        if line.startswith("{") and any(event in line for event in LEASE_MOVE_EVENTS)
+    ]
+
+
 def differences(shown: dict[str, Any], want: dict[str, Any], manifest: Manifest) -> list[str]:
     """What the page shows that differs from the manifest (empty: it shows them all)."""
     found = []
@@ -253,7 +268,7 @@ def test_the_dashboard_shows_the_demos_numbers_live_and_its_heatmap(
                     break
                 time.sleep(2)
             browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
-            assert not problems, problems
+            assert not problems, (problems, lease_moves(demo_environment))
             # AND it updated itself as the traffic arrived (the page was never reloaded)
             assert len(totals_seen) >= 2, totals_seen
             assert len(want["alerts"]) == 5  # the demo's spike, drop and three bots

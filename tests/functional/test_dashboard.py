@@ -10,6 +10,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ from consumer.core.batch import archive_objects
 from consumer.core.items import alert_item, page_item
 from consumer.core.positions import Position
 from consumer.core.rollup import MinuteRollup, rollup_item
-from insights import sql
+from insights import query, sql
 from insights.dashboard import Dashboard, Sources
 from insights.live_sources import ArchiveTail
 from insights.settings import DashboardSettings
@@ -266,12 +267,10 @@ def test_the_page_loads_nothing_from_elsewhere() -> None:
         assert "@import" not in text, name
 
 
-def test_a_page_a_crawlers_minute_pushed_out_of_a_rollup_is_still_counted_exactly(
-    local_stack: LocalStackState,
-) -> None:
-    # GIVEN a page-stats table where, in one minute, shard 0 had a crawler's 120 pages besides
-    # one click on /pricing (its rollup lists only its busiest 100 pages, not /pricing) and
-    # shard 1 had /pricing's views (its rollup lists every page it had)
+def crowded_minute(local_stack: LocalStackState) -> tuple[Any, str, str]:
+    """A page-stats table where, in one minute, shard 0 had a crawler's 120 pages besides one
+    click on /pricing (its rollup lists only its busiest 100 pages, not /pricing) and shard 1
+    had /pricing's views (its rollup lists every page it had): client, table, minute."""
     dynamodb = aws.local_client("dynamodb", local_stack.moto_endpoint, local_stack.region)
     table = f"page-stats-{uuid.uuid4().hex[:8]}"
     dynamodb.create_table(
@@ -283,6 +282,17 @@ def test_a_page_a_crawlers_minute_pushed_out_of_a_rollup_is_still_counted_exactl
         AttributeDefinitions=[
             {"AttributeName": "page", "AttributeType": "S"},
             {"AttributeName": "bucket_shard", "AttributeType": "S"},
+            {"AttributeName": "window_shard", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-window",
+                "KeySchema": [
+                    {"AttributeName": "window_shard", "KeyType": "HASH"},
+                    {"AttributeName": "page", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
         ],
         BillingMode="PAY_PER_REQUEST",
     )
@@ -301,6 +311,14 @@ def test_a_page_a_crawlers_minute_pushed_out_of_a_rollup_is_still_counted_exactl
             rollup.update(state, Position(1))
         item = rollup_item(rollup, expires_at=2_000_000_000, updated_at=NOW)
         dynamodb.put_item(TableName=table, Item=dynamo.to_dynamo(item))
+    return dynamodb, table, minute
+
+
+def test_a_page_a_crawlers_minute_pushed_out_of_a_rollup_is_still_counted_exactly(
+    local_stack: LocalStackState,
+) -> None:
+    # GIVEN a minute where a crawler pushed /pricing out of one shard's rollup
+    _, table, _ = crowded_minute(local_stack)
     s3 = aws.local_client("s3", local_stack.moto_endpoint, local_stack.region)
     bucket = f"dashboard-crawl-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
@@ -362,3 +380,23 @@ def test_an_archive_object_a_replay_rewrites_longer_is_counted_again(
     tail.refresh(NOW, timedelta(hours=1))
     assert reads == []
     assert sum(sum(t.per_minute.values()) for t in tail.raw_tallies()) == 500
+
+
+def test_query_pages_of_a_minute_counts_a_page_a_crawler_pushed_out_of_a_rollup(
+    local_stack: LocalStackState,
+) -> None:
+    # GIVEN a minute where a crawler pushed /pricing out of one shard's rollup
+    dynamodb, table, minute = crowded_minute(local_stack)
+    # WHEN `query pages --minute` reads it
+    rows = query.merge_pages(query.minute_page_rows(dynamodb, table, minute))
+    # THEN /pricing leads with every count, the crowded shard's click included
+    assert rows[0].as_dict() == {
+        "page": "/pricing",
+        "views": 5,
+        "clicks": 4,
+        "sessions": 5,
+        "minutes": 1,
+    }
+    # AND every crawled page is there once, from the rollup or from its item
+    assert sorted(row.page for row in rows[1:]) == [f"/crawl/{n:03d}" for n in range(120)]
+    assert {row.views for row in rows[1:]} == {1}
