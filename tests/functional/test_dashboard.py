@@ -92,11 +92,17 @@ def sources(stack: LocalStackState, bucket: str, **changes: str) -> Sources:
     )
 
 
+def new_bucket(stack: LocalStackState, prefix: str) -> tuple[Any, str]:
+    """An S3 client of the local stack and a new bucket of the test's own."""
+    s3 = aws.local_client("s3", stack.moto_endpoint, stack.region)
+    bucket = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    return s3, bucket
+
+
 @pytest.fixture(scope="module")
 def board(local_stack: LocalStackState) -> Board:
-    s3 = aws.local_client("s3", local_stack.moto_endpoint, local_stack.region)
-    bucket = f"dashboard-{uuid.uuid4().hex[:8]}"
-    s3.create_bucket(Bucket=bucket)
+    s3, bucket = new_bucket(local_stack, "dashboard")
     manifest, malformed = fill(s3, bucket, seed=11)
     put_rage_burst(s3, bucket)
     found = sources(local_stack, bucket)
@@ -186,9 +192,7 @@ def test_a_dashboard_opened_before_the_first_object_shows_those_that_come(
     local_stack: LocalStackState,
 ) -> None:
     # GIVEN a dashboard on an archive with no objects yet (a stack whose traffic has not come)
-    s3 = aws.local_client("s3", local_stack.moto_endpoint, local_stack.region)
-    bucket = f"dashboard-late-{uuid.uuid4().hex[:8]}"
-    s3.create_bucket(Bucket=bucket)
+    s3, bucket = new_bucket(local_stack, "dashboard-late")
     settings = DashboardSettings(refresh_seconds=1, heatmap_refresh_seconds=5)
     dashboard = Dashboard(sources(local_stack, bucket), settings, clock=lambda: NOW)
     first = dashboard.snapshot()
@@ -319,9 +323,7 @@ def test_a_page_a_crawlers_minute_pushed_out_of_a_rollup_is_still_counted_exactl
 ) -> None:
     # GIVEN a minute where a crawler pushed /pricing out of one shard's rollup
     _, table, _ = crowded_minute(local_stack)
-    s3 = aws.local_client("s3", local_stack.moto_endpoint, local_stack.region)
-    bucket = f"dashboard-crawl-{uuid.uuid4().hex[:8]}"
-    s3.create_bucket(Bucket=bucket)
+    _, bucket = new_bucket(local_stack, "dashboard-crawl")
     dashboard = Dashboard(
         sources(local_stack, bucket, page_stats_table=table), DashboardSettings(), clock=lambda: NOW
     )
@@ -346,9 +348,7 @@ def test_an_archive_object_a_replay_rewrites_longer_is_counted_again(
     local_stack: LocalStackState,
 ) -> None:
     # GIVEN a worker's archived window of 300 events, read by the dashboard's archive tail
-    s3 = aws.local_client("s3", local_stack.moto_endpoint, local_stack.region)
-    bucket = f"dashboard-replay-{uuid.uuid4().hex[:8]}"
-    s3.create_bucket(Bucket=bucket)
+    s3, bucket = new_bucket(local_stack, "dashboard-replay")
     records, _ = generate(5, START, 600, TrafficProfile(malformed=0, sessions_per_minute=60))
     events = [
         PositionedEvent(Position(n), record, record.to_record(), record.session_id)
