@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -166,14 +167,32 @@ SHUTDOWN_STARTED = '"event": "stopping: SIGTERM to the KCL daemon"'
 """What `consume` logs when it passes SIGTERM on to the daemon: the shutdown starts there."""
 
 
+LEASE_MOVED = "another worker holds the lease now"
+"""Why a processor is fenced when its lease check finds the lease table naming another owner."""
+
+
 def stopped_gracefully(log: Path) -> bool:
-    """The worker's shards answered its shutdown with their final checkpoint, none of them
-    fenced then, and no flush failed. (Before the shutdown a shard may have been fenced: with
-    KCL's graceful handoff off, a rebalance moves leases, docs/kcl.md.)"""
+    """The worker's shards answered its shutdown with their final checkpoint and no flush
+    failed. A shard may be fenced before the shutdown, and during it only because KCL moved
+    its lease meanwhile (the lease table names another owner): with KCL's graceful handoff
+    off, a rebalance is a lease move (docs/kcl.md), and the leader can decide one in the
+    second the shutdown starts (seen in CI: "Assigned lease shardId-000000000001 ownership
+    from e2e-a to e2e-b" 0.8 s after SIGTERM). That shard's new owner replays from its
+    checkpoint; the caller's exactness check shows nothing was lost."""
     text = log.read_text(errors="replace")
     after = text[max(text.rfind(SHUTDOWN_STARTED), 0) :]
+    events = []
+    for line in after.splitlines():
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+    fenced_otherwise = [
+        event
+        for event in events
+        if str(event.get("event", "")).startswith("fenced") and event.get("why") != LEASE_MOVED
+    ]
     return (
-        any(f'"event": "{event}"' in after for event in GRACEFUL_SHUTDOWN)
-        and '"event": "fenced' not in after
+        any(event.get("event") in GRACEFUL_SHUTDOWN for event in events)
+        and not fenced_otherwise
         and "flush failed" not in text
     )
