@@ -60,6 +60,8 @@ SESSION_IDLE_SECONDS = 300.0
 """A written session unused this long is dropped from the cache (read again if it returns)."""
 PAGE_IDLE_SECONDS = 180.0
 """A written page-minute unused this long is dropped from the cache."""
+LEASE_MOVED = "another worker holds the lease now"
+"""Why a flush was fenced when the lease table names another owner (logged as `why`)."""
 
 
 class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: ignore[misc]
@@ -331,7 +333,7 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
         """Write states (each with the position of the last record it includes); False when
         this worker turns out to be fenced."""
         if self._lease is not None and not self._lease.still_owner(self._shard_id):
-            self._fenced("another worker holds the lease now", self._window.record_count)
+            self._fenced(LEASE_MOVED, self._window.record_count)
             return False
         started = self._clock()
         changes = Changes(sessions, pages, rollups=rollups or [])

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from clickstream.dynamo import query_items
 from clickstream.events import minute_key
 from consumer.core.batch import DEAD_LETTER_PREFIX, RAW_PREFIX, partition_path
-from consumer.core.rollup import hidden_rows, listed_when_truncated, rollup_rows
+from consumer.core.rollup import hidden_rows, minute_rollups
 from consumer.sinks import rollups_for_minute
 from insights import live, progress
 from insights.archive import object_lines
@@ -152,12 +152,8 @@ class PageMinutes:
                 due,
             )
             for minute, rollups in zip(due, found, strict=True):
-                self._items[minute] = [row for item in rollups for row in rollup_rows(item)]
-                self._truncated[minute] = {
-                    str(item["shard_id"]): listed
-                    for item in rollups
-                    if (listed := listed_when_truncated(item)) is not None
-                }
+                read = minute_rollups(rollups)
+                self._items[minute], self._truncated[minute] = read.rows, read.truncated
                 self._read_at[minute] = now
         wanted = set(minutes)
         for minute in [m for m in self._items if m not in wanted]:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from clickstream.dynamo import from_dynamo, query_items
-from consumer.core.rollup import hidden_rows, is_rollup, listed_when_truncated, rollup_rows
+from consumer.core.rollup import hidden_rows, is_rollup, minute_rollups
 from consumer.sinks import page_items_for_minute, rollups_for_minute
 
 
@@ -57,17 +57,12 @@ def minute_page_rows(client: Any, table: str, minute: str) -> list[dict[str, Any
     rollups (one Query, current within seconds), and where a shard's rollup lists only its
     busiest pages, that shard's other pages from their page-minute items (one query of the
     `by-window` index, then the items: as current as `query pages` without a minute)."""
-    rows: list[dict[str, Any]] = []
-    listed: dict[tuple[str, str], frozenset[str]] = {}
-    for rollup in rollups_for_minute(client, table, minute):
-        rows += rollup_rows(rollup)
-        pages = listed_when_truncated(rollup)
-        if pages is not None:
-            listed[(minute, str(rollup["shard_id"]))] = pages
-    if listed:
-        shards = [shard for _, shard in listed]
-        rows += hidden_rows(page_items_for_minute(client, table, minute, shards), listed)
-    return rows
+    read = minute_rollups(rollups_for_minute(client, table, minute))
+    if not read.truncated:
+        return read.rows
+    listed = {(minute, shard): pages for shard, pages in read.truncated.items()}
+    hidden = page_items_for_minute(client, table, minute, list(read.truncated))
+    return read.rows + hidden_rows(hidden, listed)
 
 
 def merge_page_minutes(items: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, int]]]:

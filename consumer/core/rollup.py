@@ -111,19 +111,52 @@ def page_minute_items(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [item for item in items if not is_rollup(item)]
 
 
+def page_row(
+    page: str, window: str, shard_id: str, views: Any, clicks: Any, sessions: Any
+) -> dict[str, Any]:
+    """One page's counters in one minute on one shard, as every reader of them returns it
+    (the counters as DynamoDB gives them: numbers, made ints here)."""
+    return {
+        "page": page,
+        "window": window,
+        "shard_id": shard_id,
+        "views": int(views),
+        "clicks": int(clicks),
+        "sessions": int(sessions),
+    }
+
+
 def rollup_rows(item: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A rollup item as the page-minute rows it summarises (page, window, shard, counters)."""
+    window, shard_id = str(item["window"]), str(item["shard_id"])
     return [
-        {
-            "page": str(page),
-            "window": str(item["window"]),
-            "shard_id": str(item["shard_id"]),
-            "views": int(views),
-            "clicks": int(clicks),
-            "sessions": int(sessions),
-        }
+        page_row(str(page), window, shard_id, views, clicks, sessions)
         for page, views, clicks, sessions in item.get("top", [])
     ]
+
+
+@dataclass(frozen=True)
+class MinuteRollups:
+    """A minute's rollup items (every shard's) as rows, and what they leave out."""
+
+    rows: list[dict[str, Any]]
+    """Every page each rollup lists, with its counters."""
+    truncated: dict[str, frozenset[str]]
+    """Shard -> the pages its rollup lists, for the rollups that list only the shard's
+    busiest pages (its other pages are in their page-minute items: `hidden_rows`)."""
+
+
+def minute_rollups(items: Iterable[Mapping[str, Any]]) -> MinuteRollups:
+    """Read one minute's rollup items (`consumer.sinks.rollups_for_minute`): the dashboard's
+    live page counters and `query pages --minute` both start from this."""
+    rows: list[dict[str, Any]] = []
+    truncated: dict[str, frozenset[str]] = {}
+    for item in items:
+        rows += rollup_rows(item)
+        listed = listed_when_truncated(item)
+        if listed is not None:
+            truncated[str(item["shard_id"])] = listed
+    return MinuteRollups(rows, truncated)
 
 
 class LiveRollups:
@@ -186,17 +219,9 @@ def hidden_rows(
     100). The dashboard and `query pages --minute` both complete the rollups with them."""
     rows = []
     for item in page_items:
-        pages = listed.get((str(item["window"]), str(item["shard_id"])))
-        if pages is None or str(item["page"]) in pages:
-            continue
-        rows.append(
-            {
-                "page": str(item["page"]),
-                "window": str(item["window"]),
-                "shard_id": str(item["shard_id"]),
-                "views": int(item.get("views", 0)),
-                "clicks": int(item.get("clicks", 0)),
-                "sessions": int(item.get("sessions", 0)),
-            }
-        )
+        page, window, shard_id = str(item["page"]), str(item["window"]), str(item["shard_id"])
+        pages = listed.get((window, shard_id))
+        if pages is not None and page not in pages:
+            views, clicks = item.get("views", 0), item.get("clicks", 0)
+            rows.append(page_row(page, window, shard_id, views, clicks, item.get("sessions", 0)))
     return rows

@@ -21,6 +21,7 @@ import pytest
 
 from clickstream import aws
 from clickstream.local.workers import LocalWorker
+from consumer.processor import LEASE_MOVED
 from insights import progress
 from producer.batching import OutgoingRecord, batches
 from producer.manifest import MalformedTruth, Manifest, build_manifest
@@ -323,9 +324,7 @@ def test_a_worker_cut_off_from_the_lease_table_is_fenced_by_its_own_lease_check(
     # writing anything, and the counts are exact
     assert gate.held > 0
     fenced = events_of(logs, "fenced: this worker no longer owns the shard; dropping its state")
-    assert any(entry.get("why") == "another worker holds the lease now" for entry in fenced), (
-        cut.log_tail()
-    )
+    assert any(entry.get("why") == LEASE_MOVED for entry in fenced), cut.log_tail()
     verdict = e2e.verify([warm, manifest])
     assert verdict.exact, verdict.problems[:10]
 

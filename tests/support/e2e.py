@@ -19,6 +19,7 @@ from clickstream.local.settings import LocalStackSettings
 from clickstream.local.stack import LocalStackState
 from clickstream.local.workers import LocalWorker, wait_until_caught_up
 from clickstream.tools.verify import Verdict, combine, read_results, result_names, verify
+from consumer.processor import LEASE_MOVED
 from insights import progress
 from producer.manifest import Manifest
 from tests.support.stack import free_port
@@ -165,10 +166,6 @@ GRACEFUL_SHUTDOWN = (
 after flushing what it had, or with nothing buffered since its last checkpoint."""
 SHUTDOWN_STARTED = '"event": "stopping: SIGTERM to the KCL daemon"'
 """What `consume` logs when it passes SIGTERM on to the daemon: the shutdown starts there."""
-
-
-LEASE_MOVED = "another worker holds the lease now"
-"""Why a processor is fenced when its lease check finds the lease table naming another owner."""
 
 
 def stopped_gracefully(log: Path) -> bool:

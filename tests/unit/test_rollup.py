@@ -10,8 +10,10 @@ from consumer.core.rollup import (
     MAX_ROLLUP_PAGES,
     LiveRollups,
     MinuteRollup,
+    hidden_rows,
     is_rollup,
     listed_when_truncated,
+    minute_rollups,
     page_minute_items,
     rollup_from_item,
     rollup_item,
@@ -91,3 +93,40 @@ def test_a_rollup_that_lists_only_the_busiest_pages_says_which_it_lists() -> Non
     assert "/pricing" not in listed
     # AND the quiet one lists all (None: nothing left out)
     assert listed_when_truncated(rollup_item(quiet, expires_at=0, updated_at=NOW)) is None
+
+
+def page_minute_item(name: str, shard: str, views: int) -> dict[str, object]:
+    """A page-minute item as the store gives it back (counters as DynamoDB numbers)."""
+    return {"page": name, "window": MINUTE, "shard_id": shard, "views": views, "clicks": 0}
+
+
+def test_a_minutes_rollups_and_the_page_minute_items_they_leave_out_count_each_page_once() -> None:
+    # GIVEN a minute on two shards: one crowded by a crawler (its rollup lists only its
+    # busiest pages, /pricing left out), one quiet
+    other = "shardId-000000000002"
+    crowded = MinuteRollup(MINUTE, SHARD)
+    for n in range(MAX_ROLLUP_PAGES + 5):
+        crowded.update(page(f"/crawl/{n}", views=2), Position(n + 1))
+    crowded.update(page("/pricing", views=1), Position(500))
+    quiet = MinuteRollup(MINUTE, other)
+    quiet.update(PageMinuteState("/pricing", MINUTE, other, Position(1), 3, 0, 1), Position(1))
+    items = [rollup_item(rollup, expires_at=0, updated_at=NOW) for rollup in (crowded, quiet)]
+    # WHEN the minute's rollups are read
+    read = minute_rollups(items)
+    # THEN the rows are every listed page's, and only the crowded shard is truncated
+    assert len(read.rows) == MAX_ROLLUP_PAGES + 1
+    assert set(read.truncated) == {SHARD}
+    # AND the crowded shard's page-minute items complete it with what it left out, once:
+    # a page its rollup lists and the quiet shard's items are not counted again
+    stored = [
+        page_minute_item("/pricing", SHARD, 1),
+        page_minute_item("/crawl/104", SHARD, 2),  # listed (ties go by name)
+        page_minute_item("/crawl/99", SHARD, 2),  # not listed
+        page_minute_item("/pricing", other, 3),
+    ]
+    listed = {(MINUTE, shard): pages for shard, pages in read.truncated.items()}
+    rows = read.rows + hidden_rows(stored, listed)
+    pricing = [(row["shard_id"], row["views"]) for row in rows if row["page"] == "/pricing"]
+    assert sorted(pricing) == [(SHARD, 1), (other, 3)]
+    assert sum(row["page"] == "/crawl/104" for row in rows) == 1
+    assert sum(row["page"] == "/crawl/99" for row in rows) == 1
