@@ -39,7 +39,7 @@ from consumer.core.limits import (
     violation,
 )
 from consumer.core.rollup import MinuteRollup, rollup_from_item, rollup_item, rollup_sort_key
-from consumer.sinks import SaveOutcome
+from consumer.sinks import SaveOutcome, StateStore
 
 # -- in-memory sinks ------------------------------------------------------------------------
 
@@ -250,6 +250,26 @@ class MemoryAlerts:
             elif progress.event_watermark < stored.event_watermark:
                 return  # an older watermark is refused whole, as the conditional update is
         self.progress[progress.shard_id] = progress
+
+
+class PassThroughStore:
+    """A state store that passes every call on to `store`: a test double that breaks one
+    call (a save that fails halfway, or after an alert) subclasses it and overrides that
+    call alone."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    def load(
+        self, shard_id: str, sessions: set[str], pages: set[PageMinuteKey]
+    ) -> tuple[dict[str, SessionState | None], dict[PageMinuteKey, PageMinuteState | None]]:
+        return self.store.load(shard_id, sessions, pages)
+
+    def load_rollups(self, shard_id: str, minutes: set[str]) -> dict[str, MinuteRollup | None]:
+        return self.store.load_rollups(shard_id, minutes)
+
+    def save(self, changes: Changes, now: datetime) -> SaveOutcome:
+        return self.store.save(changes, now)
 
 
 # -- the scripted daemon --------------------------------------------------------------------

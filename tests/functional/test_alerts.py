@@ -33,6 +33,7 @@ from consumer.page_watch import MAX_MINUTE_ATTEMPTS, PageWatch
 from consumer.processor import ClickstreamProcessor
 from consumer.retry import Backoff, GaveUp
 from consumer.sinks import DynamoAlerts, DynamoStateStore, S3Archive, SaveOutcome, Tables
+from consumer.testing import PassThroughStore
 from insights import query
 from producer.generator import TrafficProfile, generate
 from tests.support.protocol import ScriptedDaemon, protocol_records
@@ -81,18 +82,9 @@ def alerts_sink(dynamodb: Any, table: str, worker: str) -> DynamoAlerts:
     )
 
 
-class _DiesAfterTheFirstAlert:
+class _DiesAfterTheFirstAlert(PassThroughStore):
     """A store that fails the save of the first flush that raised a bot alert: the crash
     between putting the alert and saving the state that records it."""
-
-    def __init__(self, store: DynamoStateStore) -> None:
-        self.store = store
-
-    def load(self, *args: Any) -> Any:
-        return self.store.load(*args)
-
-    def load_rollups(self, *args: Any) -> Any:
-        return self.store.load_rollups(*args)
 
     def save(self, changes: Changes, now: datetime) -> SaveOutcome:
         if any(session.bot_alerted for session in changes.sessions):

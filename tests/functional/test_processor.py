@@ -26,6 +26,7 @@ from consumer.failures import EXIT_FLUSH_FAILED
 from consumer.processor import ClickstreamProcessor
 from consumer.retry import Backoff
 from consumer.sinks import DynamoStateStore, KclLeaseTable, S3Archive, SaveOutcome, Tables
+from consumer.testing import PassThroughStore
 from insights import archive
 from producer.generator import TrafficProfile, generate
 from producer.manifest import Manifest, build_manifest
@@ -202,17 +203,8 @@ def test_a_replay_after_a_lost_checkpoint_counts_and_archives_nothing_twice(
     assert verdict.archived_events == 400
 
 
-class _FailsHalfway:
+class _FailsHalfway(PassThroughStore):
     """A store whose save writes only half of a flush's items and then fails for good."""
-
-    def __init__(self, store: DynamoStateStore) -> None:
-        self.store = store
-
-    def load(self, *args: Any) -> Any:
-        return self.store.load(*args)
-
-    def load_rollups(self, *args: Any) -> Any:
-        return self.store.load_rollups(*args)
 
     def save(self, changes: Changes, now: datetime) -> SaveOutcome:
         half = Changes(changes.sessions[: len(changes.sessions) // 2], changes.pages[::2])
