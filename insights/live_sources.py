@@ -132,9 +132,8 @@ class PageMinutes:
         self._settled_after = settled_after
         self._settled_per_refresh = settled_per_refresh
         self._items: dict[str, list[dict[str, Any]]] = {}
-        self._truncated: dict[str, dict[str, frozenset[str]]] = {}
-        """Minute -> shard -> the pages its rollup lists, for the rollups that list only the
-        shard's busiest pages."""
+        self._truncated: dict[str, dict[tuple[str, str], frozenset[str]]] = {}
+        """Minute -> its truncated rollups (`MinuteRollups.truncated`)."""
         self._read_at: dict[str, datetime] = {}
 
     def refresh(self, now: datetime, minutes: list[str]) -> None:
@@ -168,11 +167,7 @@ class PageMinutes:
         """These pages' counts that truncated rollups leave out (`rollup.hidden_rows`), from
         their page-minute items: one Query per page over the minutes whose rollups are
         truncated, none at all while every rollup lists all its pages."""
-        listed = {
-            (minute, shard): pages_listed
-            for minute, shards in self._truncated.items()
-            for shard, pages_listed in shards.items()
-        }
+        listed = {key: shown for keyed in self._truncated.values() for key, shown in keyed.items()}
         if not listed:
             return []
         first, last = min(minute for minute, _ in listed), max(minute for minute, _ in listed)

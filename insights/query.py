@@ -60,9 +60,9 @@ def minute_page_rows(client: Any, table: str, minute: str) -> list[dict[str, Any
     read = minute_rollups(rollups_for_minute(client, table, minute))
     if not read.truncated:
         return read.rows
-    listed = {(minute, shard): pages for shard, pages in read.truncated.items()}
-    hidden = page_items_for_minute(client, table, minute, list(read.truncated))
-    return read.rows + hidden_rows(hidden, listed)
+    shards = [shard for _, shard in read.truncated]
+    hidden = page_items_for_minute(client, table, minute, shards)
+    return read.rows + hidden_rows(hidden, read.truncated)
 
 
 def merge_page_minutes(items: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, int]]]:

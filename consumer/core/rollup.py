@@ -141,21 +141,22 @@ class MinuteRollups:
 
     rows: list[dict[str, Any]]
     """Every page each rollup lists, with its counters."""
-    truncated: dict[str, frozenset[str]]
-    """Shard -> the pages its rollup lists, for the rollups that list only the shard's
-    busiest pages (its other pages are in their page-minute items: `hidden_rows`)."""
+    truncated: dict[tuple[str, str], frozenset[str]]
+    """(minute, shard) -> the pages its rollup lists, for the rollups that list only the
+    shard's busiest pages: what `hidden_rows` takes to find the others in their page-minute
+    items."""
 
 
 def minute_rollups(items: Iterable[Mapping[str, Any]]) -> MinuteRollups:
     """Read one minute's rollup items (`consumer.sinks.rollups_for_minute`): the dashboard's
     live page counters and `query pages --minute` both start from this."""
     rows: list[dict[str, Any]] = []
-    truncated: dict[str, frozenset[str]] = {}
+    truncated: dict[tuple[str, str], frozenset[str]] = {}
     for item in items:
         rows += rollup_rows(item)
         listed = listed_when_truncated(item)
         if listed is not None:
-            truncated[str(item["shard_id"])] = listed
+            truncated[(str(item["window"]), str(item["shard_id"]))] = listed
     return MinuteRollups(rows, truncated)
 
 
@@ -213,8 +214,8 @@ def hidden_rows(
     listed: Mapping[tuple[str, str], frozenset[str]],
 ) -> list[dict[str, Any]]:
     """What truncated rollups leave out, from page-minute items: the rows of those items whose
-    (minute, shard) rollup lists only the shard's busiest pages (`listed`, by minute and
-    shard: `listed_when_truncated`) and not their page. With the rollups' rows, a page's
+    (minute, shard) rollup lists only the shard's busiest pages (`listed`, as
+    `MinuteRollups.truncated` gives it) and not their page. With the rollups' rows, a page's
     totals are exact (a crawler's minute can push a popular page out of a shard's busiest
     100). The dashboard and `query pages --minute` both complete the rollups with them."""
     rows = []

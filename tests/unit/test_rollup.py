@@ -115,7 +115,7 @@ def test_a_minutes_rollups_and_the_page_minute_items_they_leave_out_count_each_p
     read = minute_rollups(items)
     # THEN the rows are every listed page's, and only the crowded shard is truncated
     assert len(read.rows) == MAX_ROLLUP_PAGES + 1
-    assert set(read.truncated) == {SHARD}
+    assert set(read.truncated) == {(MINUTE, SHARD)}
     # AND the crowded shard's page-minute items complete it with what it left out, once:
     # a page its rollup lists and the quiet shard's items are not counted again
     stored = [
@@ -124,8 +124,7 @@ def test_a_minutes_rollups_and_the_page_minute_items_they_leave_out_count_each_p
         page_minute_item("/crawl/99", SHARD, 2),  # not listed
         page_minute_item("/pricing", other, 3),
     ]
-    listed = {(MINUTE, shard): pages for shard, pages in read.truncated.items()}
-    rows = read.rows + hidden_rows(stored, listed)
+    rows = read.rows + hidden_rows(stored, read.truncated)
     pricing = [(row["shard_id"], row["views"]) for row in rows if row["page"] == "/pricing"]
     assert sorted(pricing) == [(SHARD, 1), (other, 3)]
     assert sum(row["page"] == "/crawl/104" for row in rows) == 1
