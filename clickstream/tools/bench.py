@@ -11,7 +11,8 @@ renewals, S3 PUTs.
 Speed is the processor's alone: the protocol lines are rendered before the clock starts
 (the daemon's serialisation is Java's work), and the same lines are read by a processor that
 only decodes each record and checkpoints each delivery: the bare protocol ceiling. The ratio
-of the two says how much of a worker's CPU is ours.
+of the two says how much our processing adds to the least a Python record processor does
+(the KCL daemon's own CPU, in Java, is in neither).
 """
 
 from __future__ import annotations
