@@ -126,7 +126,9 @@ def bench(
     """Benchmark one record processor through amazon_kclpy's protocol (no daemon, no AWS):
     every call it makes per 1,000 events, billed as AWS bills it (DynamoDB write and read
     units, KCL's checkpoints and lease renewals, S3 PUTs) and in dollars per million events,
-    and its events per second against the bare protocol ceiling. `bench collector`:
+    and its events per second against the bare protocol ceiling; then the AWS SDK's CPU per
+    call (against a loopback stand-in), and what one core sustains with it against the most
+    a shard can deliver (2 MB/s of records). `bench collector`:
     the collector's events/s and p50/p99 latency per batch size against a fast loopback
     stand-in for Kinesis, and where its CPU goes."""
     if target is BenchTarget.COLLECTOR:
@@ -235,6 +237,15 @@ def show_bench(results: list[benchmark.BenchResult]) -> None:
         ("processor events/s", [f"{r.events_per_second:,}" for r in results]),
         ("protocol ceiling events/s", [f"{r.ceiling_events_per_second:,}" for r in results]),
         ("ratio to the ceiling", [f"{r.ratio_to_ceiling:.3f}" for r in results]),
+        ("SDK CPU per call, ms (a PutItem)", [f"{r.sdk_cpu_ms_per_call:g}" for r in results]),
+        ("SDK calls /1k events", [f"{r.sdk_calls_per_1000_events:g}" for r in results]),
+        ("SDK CPU per event, µs", [f"{r.sdk_cpu_us_per_event:g}" for r in results]),
+        ("events/s a core, with the SDK", [f"{r.events_per_core_second:,}" for r in results]),
+        (
+            "a shard's reads (2 MB/s), events/s",
+            [f"{r.shard_read_events_per_second:,.0f}" for r in results],
+        ),
+        ("a core over a shard's reads", [f"{r.headroom_over_shard_reads:g}x" for r in results]),
     ]
     summary = Table(title="record processor, default settings, one shard")
     summary.add_column("")

@@ -18,15 +18,20 @@ of the two says how much our processing adds to the least a Python record proces
 from __future__ import annotations
 
 import base64
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from amazon_kclpy.messages import ProcessRecordsInput
 from amazon_kclpy.v3.processor import RecordProcessorBase
 
+from clickstream import aws
+from clickstream.dynamo import to_dynamo
+from clickstream.tools import aws_standin
 from clickstream.tools.bench_traffic import (
     Delivery,
     deliveries,
@@ -34,6 +39,7 @@ from clickstream.tools.bench_traffic import (
     shard_traffic,
     traffic_seconds,
 )
+from consumer.core import items
 from consumer.core.billing import Ledger, dollars_per_million_events
 from consumer.core.pending import Cadences
 from consumer.gc_policy import processing_gc
@@ -51,6 +57,12 @@ from consumer.testing import (
 SHARD = "shardId-000000000000"
 FAILOVER_SECONDS = 10.0
 """KCL renews each lease it holds every third of `failoverTimeMillis` (the default 10 s)."""
+SHARD_READ_BYTES_PER_SECOND = 2_000_000
+"""What a shard gives one consumer at most: 2 MB/s of record data (GetRecords' limit, and
+enhanced fan-out's per consumer). A processor faster than this keeps up with any backlog."""
+KCL_CALLS = frozenset({"checkpoints", "lease renewals"})
+"""Calls the KCL daemon makes (with Java's SDK), not the record processor."""
+SDK_PROBE_CALLS = 300
 SEQUENCE_BASE = 49_680_477_731_447_033_642_919_771_787_628_839_273_462_071_122_875_000_000
 
 
@@ -75,6 +87,23 @@ class BenchResult:
     ceiling_events_per_second: float
     """The bare protocol path on the same lines: decode each record, checkpoint each poll."""
     ratio_to_ceiling: float
+    shard_read_events_per_second: float
+    """The most events a shard can deliver to one consumer (`SHARD_READ_BYTES_PER_SECOND`
+    over the run's average record data size): what the processor must keep up with."""
+    sdk_cpu_ms_per_call: float
+    """CPU the AWS SDK (boto3, built as the worker builds it) spends in the processor on one
+    conditional PutItem of the run's session items (`sdk_cpu_per_call`): the in-memory
+    sinks leave the client side of every call out of `events_per_second`."""
+    sdk_calls_per_1000_events: float
+    """The processor's own calls to AWS (KCL's checkpoints and lease renewals left out)."""
+    sdk_cpu_us_per_event: float
+    """`sdk_calls_per_1000_events` / 1,000 x `sdk_cpu_ms_per_call` (each call costed as a
+    PutItem)."""
+    events_per_core_second: float
+    """What one core sustains, the processing and the SDK's calls together."""
+    headroom_over_shard_reads: float
+    """`events_per_core_second` over `shard_read_events_per_second`: above 1, a processor
+    keeps up with all its shard can deliver."""
     per_1000_events: dict[str, CallFigures] = field(default_factory=dict)
     """Calls and capacity units by what they were for."""
     write_units_per_1000_events: float = 0.0
@@ -152,6 +181,34 @@ def protocol_lines(polls: Sequence[Delivery]) -> list[tuple[str, float]]:
     return lines
 
 
+def sdk_cpu_per_call(
+    session_items: Sequence[dict[str, Any]], log_path: Path, calls: int = SDK_PROBE_CALLS
+) -> float:
+    """CPU seconds this process spends in one conditional DynamoDB PutItem of these items
+    (as `DynamoDBStore` writes a session) through a boto3 client built as the worker builds
+    it, against a stand-in on loopback that answers at once (`aws_standin`, in a process of
+    its own): serialising, signing, sending and parsing, without DynamoDB's latency."""
+    with aws_standin.running(log_path) as url:
+        client = aws.local_client("dynamodb", url, "us-east-1")
+
+        def put(item: dict[str, Any]) -> None:
+            client.put_item(
+                TableName="bench",
+                Item=to_dynamo(item),
+                ConditionExpression=items.SESSION_WRITE_CONDITION,
+                ExpressionAttributeNames=items.CONDITION_NAMES,
+                ExpressionAttributeValues=to_dynamo(
+                    {":position": item["position"], ":shard": item["shard_id"]}
+                ),
+            )
+
+        put(session_items[0])  # the first call loads the service's model
+        began = time.process_time()
+        for number in range(calls):
+            put(session_items[number % len(session_items)])
+        return (time.process_time() - began) / calls
+
+
 def _timed(processor: Any, daemon: PreRenderedDaemon) -> float:
     began = time.perf_counter()
     daemon.run(processor)
@@ -180,7 +237,7 @@ def run(
     wall_start = datetime.fromtimestamp(records[0].arrival_ms / 1000, tz=UTC)
     build = make_processor or default_processor
 
-    def processor_run(ledger: Ledger) -> tuple[Any, PreRenderedDaemon, float]:
+    def processor_run(ledger: Ledger) -> tuple[Any, PreRenderedDaemon, float, MemoryStore]:
         store, archive = MemoryStore(ledger=ledger), MemoryArchive(ledger=ledger)
         daemon = PreRenderedDaemon(lines)
         processor = build(
@@ -192,23 +249,29 @@ def run(
             wall_clock=lambda: wall_start + timedelta(seconds=daemon.now),
         )
         # The in-memory store's billing and limit checks are the bench's, not the processor's.
-        return processor, daemon, _timed(processor, daemon) - store.accounting_seconds
+        seconds = _timed(processor, daemon) - store.accounting_seconds
+        return processor, daemon, seconds, store
 
     # Only the lines (text, which the collector never scans) stay: the generated records
     # would make every collection in the timed runs longer than in a worker.
     sessions, span = distinct_sessions(records), traffic_seconds(records)
+    mean_record_bytes = sum(len(record.data) for record in records) / len(records)
+    shard_read_rate = SHARD_READ_BYTES_PER_SECOND / mean_record_bytes
     del records, polls
     ceiling = CeilingProcessor()
     ledger = Ledger()
     with processing_gc():  # as the worker runs (`consumer.gc_policy`), for both
         ceiling_seconds = _timed(ceiling, PreRenderedDaemon(lines))
-        processor, daemon, seconds = processor_run(ledger)
+        processor, daemon, seconds, store = processor_run(ledger)
         for _ in range(timing_runs - 1):
             ceiling_seconds = min(
                 ceiling_seconds, _timed(CeilingProcessor(), PreRenderedDaemon(lines))
             )
             seconds = min(seconds, processor_run(Ledger())[2])
 
+    with tempfile.TemporaryDirectory() as logs, processing_gc():
+        sdk_per_call = sdk_cpu_per_call(list(store.sessions.values()), Path(logs) / "standin.log")
+    del store
     processed = processor.totals["events"] + processor.totals["dead_letters"]
     ledger.write("checkpoints", daemon.checkpoints, calls=daemon.checkpoints)
     renewals = round(span / (FAILOVER_SECONDS / 3))
@@ -224,6 +287,11 @@ def run(
     }
     s3_puts = ledger.calls("s3 puts")
     rate = processed / seconds if seconds else 0.0
+    sdk_calls = sum(
+        charge.calls for what, charge in ledger.charges.items() if what not in KCL_CALLS
+    )
+    sdk_seconds_per_event = sdk_calls * sdk_per_call / processed if processed else 0.0
+    core_rate = 1 / (1 / rate + sdk_seconds_per_event) if rate else 0.0
     ceiling_rate = ceiling.records / ceiling_seconds if ceiling_seconds else 0.0
     return BenchResult(
         events_per_shard_second=arrival_rate,
@@ -235,6 +303,12 @@ def run(
         events_per_second=round(rate),
         ceiling_events_per_second=round(ceiling_rate),
         ratio_to_ceiling=round(rate / ceiling_rate, 3) if ceiling_rate else 0.0,
+        shard_read_events_per_second=round(shard_read_rate),
+        sdk_cpu_ms_per_call=round(sdk_per_call * 1e3, 2),
+        sdk_calls_per_1000_events=round(sdk_calls * per, 1),
+        sdk_cpu_us_per_event=round(sdk_seconds_per_event * 1e6, 1),
+        events_per_core_second=round(core_rate),
+        headroom_over_shard_reads=round(core_rate / shard_read_rate, 2),
         per_1000_events=figures,
         write_units_per_1000_events=round(ledger.write_units * per, 1),
         read_units_per_1000_events=round(ledger.read_units * per, 1),

@@ -1,7 +1,7 @@
 """`clickstream bench collector`: the collector's throughput and latency, figures not pass/fail.
 
 Three processes on loopback: the collector (`python -m collector`, as in production), a fast
-stand-in for Kinesis (`clickstream.tools.kinesis_standin`), and this one, which posts
+stand-in for Kinesis (`clickstream.tools.aws_standin`), and this one, which posts
 pre-built batches from many connections for a fixed time per batch size. Reported per batch
 size: events/s, requests/s, client-side p50/p99 latency, the collector's CPU use and events
 per CPU-second of the collector (what one core sustains), and where that CPU goes: the pure
@@ -29,8 +29,8 @@ from typing import Any
 import aiohttp
 import psutil
 
-from clickstream.errors import ClickstreamError
 from clickstream.local.settings import LOOPBACK
+from clickstream.tools import aws_standin
 from collector import intake
 from collector.intake import Edge
 
@@ -58,35 +58,11 @@ class CollectorRun:
         return asdict(self)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _wait_for(url: str, process: subprocess.Popen[bytes], what: str) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ClickstreamError(f"{what} exited with code {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 (loopback)
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise ClickstreamError(f"{what} did not answer at {url}")
-
-
 @contextmanager
 def _processes(log_dir: Path) -> Iterator[tuple[str, int]]:
     """The stand-in and the collector; yields the collector's URL and pid."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    kinesis_port, collector_port = _free_port(), _free_port()
+    kinesis_port, collector_port = aws_standin.free_port(), aws_standin.free_port()
     env = {
         **os.environ,
         "AWS_ENDPOINT_URL_KINESIS": f"http://{LOOPBACK}:{kinesis_port}",
@@ -103,7 +79,7 @@ def _processes(log_dir: Path) -> Iterator[tuple[str, int]]:
         with (log_dir / "kinesis-standin.log").open("wb") as log:
             started.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "clickstream.tools.kinesis_standin", str(kinesis_port)],
+                    [sys.executable, "-m", "clickstream.tools.aws_standin", str(kinesis_port)],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
@@ -118,7 +94,7 @@ def _processes(log_dir: Path) -> Iterator[tuple[str, int]]:
                 )
             )
         url = f"http://{LOOPBACK}:{collector_port}"
-        _wait_for(f"{url}/ready", started[1], "the collector")
+        aws_standin.wait_for(f"{url}/ready", started[1], "the collector")
         yield url, started[1].pid
     finally:
         for process in reversed(started):

@@ -46,4 +46,16 @@ def test_a_run_bills_what_the_processor_wrote_and_times_it_against_the_ceiling()
     total = sum(f.write_units for f in figures.values())
     assert result.write_units_per_1000_events == pytest.approx(total, rel=0.01)
     assert 0 < result.ratio_to_ceiling < 1
+    # AND the SDK's client side of the processor's own calls is costed, which lowers what a
+    # core sustains, set beside the most a shard can deliver (2 MB/s of ~320-byte records)
+    assert result.sdk_cpu_ms_per_call > 0
+    own_calls = sum(
+        f.calls for what, f in figures.items() if what not in ("checkpoints", "lease renewals")
+    )
+    assert result.sdk_calls_per_1000_events == pytest.approx(own_calls, rel=0.01)
+    assert result.events_per_core_second < result.events_per_second
+    assert 5_000 < result.shard_read_events_per_second < 8_000
+    assert result.headroom_over_shard_reads == pytest.approx(
+        result.events_per_core_second / result.shard_read_events_per_second, abs=0.01
+    )
     assert result.dollars_per_million_events > 0
