@@ -4,6 +4,7 @@ chromium from before the traffic flows until it shows the manifest's numbers."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -195,8 +196,14 @@ def differences(shown: dict[str, Any], want: dict[str, Any], manifest: Manifest)
                 found.append(f"{minute} {kind}: {on_chart.get(kind, 0)} != {counts[kind]}")
     if number(shown["events"]) != want["events"]:
         found.append(f"events in the window: {shown['events']} != {want['events']}")
-    if [row[:4] for row in shown["pages"]] != want["pages"]:
-        found.append(f"top pages: {shown['pages'][:3]}... != {want['pages'][:3]}...")
+    shown_pages = [row[:4] for row in shown["pages"]]
+    if shown_pages != want["pages"]:
+        # Each rank that differs, shown then wanted: the whole lists are too long to read.
+        ranks = itertools.zip_longest(shown_pages, want["pages"])
+        wrong = [
+            (rank, row, wanted) for rank, (row, wanted) in enumerate(ranks, 1) if row != wanted
+        ]
+        found.append(f"top pages differ at (rank, shown, wanted): {wrong}")
     alerts = sorted((row[0], row[1], row[2]) for row in shown["alerts"])
     if alerts != want["alerts"]:
         found.append(f"alerts: {alerts} != {want['alerts']}")
