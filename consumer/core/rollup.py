@@ -38,6 +38,16 @@ class MinuteRollup:
     """The last record of the shard it includes."""
     pages: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     """page key -> (views, clicks, distinct sessions) on this shard in this minute."""
+    stored_pages: int = 0
+    """How many pages the stored item it was read from counted. An item lists only its
+    `MAX_ROLLUP_PAGES` busiest, so a rollup read back (a new lease owner, a refused write)
+    knows just those by name; its item must still count the others, or readers would take
+    it for complete and miss the pages only their page-minute items hold."""
+
+    @property
+    def page_count(self) -> int:
+        """The pages of this shard-minute, as far as it knows (at least the stored count)."""
+        return max(len(self.pages), self.stored_pages)
 
     def update(self, page: PageMinuteState, position: Position) -> None:
         self.pages[page.page] = (page.views, page.clicks, page.sessions)
@@ -72,7 +82,7 @@ def rollup_item(rollup: MinuteRollup, expires_at: int, updated_at: datetime) -> 
         "window": rollup.minute,
         "shard_id": rollup.shard_id,
         "position": rollup.position.encode(),
-        "pages": len(rollup.pages),
+        "pages": rollup.page_count,
         "top": [list(entry) for entry in rollup.top()],
         "updated_at": updated_at.isoformat(timespec="milliseconds"),
         "expires_at": expires_at,
@@ -88,6 +98,7 @@ def rollup_from_item(item: Mapping[str, Any]) -> MinuteRollup:
             str(page): (int(views), int(clicks), int(sessions))
             for page, views, clicks, sessions in item.get("top", [])
         },
+        stored_pages=int(item.get("pages", 0)),
     )
 
 

@@ -54,7 +54,9 @@ def test_a_rollup_position_never_moves_back_and_its_item_round_trips() -> None:
     item = rollup_item(rollup, expires_at=1, updated_at=NOW)
     assert is_rollup(item)
     assert "window_shard" not in item  # the by-window index never lists it
-    assert rollup_from_item(item) == rollup
+    assert rollup_from_item(item) == MinuteRollup(
+        MINUTE, SHARD, Position(900), rollup.pages, stored_pages=2
+    )
     assert {row["page"]: row["views"] for row in rollup_rows(item)} == {"/a": 3, "/b": 1}
     assert page_minute_items([item, {"page": "/a"}]) == [{"page": "/a"}]
 
@@ -129,3 +131,26 @@ def test_a_minutes_rollups_and_the_page_minute_items_they_leave_out_count_each_p
     assert sorted(pricing) == [(SHARD, 1), (other, 3)]
     assert sum(row["page"] == "/crawl/104" for row in rows) == 1
     assert sum(row["page"] == "/crawl/99" for row in rows) == 1
+
+
+def test_a_truncated_rollup_read_back_and_rewritten_still_says_it_lists_only_some() -> None:
+    # GIVEN a stored rollup of a crawler's minute: one page more than it lists
+    rollup = MinuteRollup(MINUTE, SHARD)
+    for n in range(MAX_ROLLUP_PAGES + 1):
+        rollup.update(page(f"/p/{n}", views=n + 1), Position(n + 1))
+    stored = rollup_item(rollup, expires_at=1, updated_at=NOW)
+    assert listed_when_truncated(stored) is not None
+    # WHEN another owner of the shard reads it back (it knows the listed pages only) and
+    # rewrites it after updating a listed page
+    taken_over = rollup_from_item(stored)
+    taken_over.update(page("/p/50", views=60), Position(500))
+    rewritten = rollup_item(taken_over, expires_at=1, updated_at=NOW)
+    # THEN the item still counts the page it never listed, so readers complete it from the
+    # page-minute items instead of losing that page
+    assert rewritten["pages"] == MAX_ROLLUP_PAGES + 1
+    listed = listed_when_truncated(rewritten)
+    assert listed is not None
+    assert "/p/0" not in listed
+    page_items = [{"page": "/p/0", "window": MINUTE, "shard_id": SHARD, "views": 1, "clicks": 0}]
+    completed = minute_rollups([rewritten])
+    assert [row["page"] for row in hidden_rows(page_items, completed.truncated)] == ["/p/0"]
