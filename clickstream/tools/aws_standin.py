@@ -36,11 +36,11 @@ DYNAMODB_JSON_TYPE = "application/x-amz-json-1.0"
 
 async def answer(request: Request) -> Response:
     service, _, target = request.headers.get("x-amz-target", "").rpartition(".")
-    body = json.loads(await request.body() or b"{}")
     if service.startswith("DynamoDB"):
         if target != "PutItem":
             return Response(json.dumps({"__type": "UnknownOperationException"}), 400)
         return Response(b"{}", media_type=DYNAMODB_JSON_TYPE)
+    body = json.loads(await request.body() or b"{}")
     if target == "PutRecords":
         records = [
             {"SequenceNumber": str(next(_sequence)), "ShardId": "shardId-000000000000"}
@@ -105,11 +105,16 @@ def running(log_path: Path) -> Iterator[str]:
         wait_for(url, process, "the AWS stand-in")
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 30 s."""
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def main() -> None:

@@ -61,48 +61,32 @@ class CollectorRun:
 @contextmanager
 def _processes(log_dir: Path) -> Iterator[tuple[str, int]]:
     """The stand-in and the collector; yields the collector's URL and pid."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    kinesis_port, collector_port = aws_standin.free_port(), aws_standin.free_port()
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL_KINESIS": f"http://{LOOPBACK}:{kinesis_port}",
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_REGION": "us-east-1",
-        "CLICKSTREAM_COLLECTOR_STREAM_NAME": "bench",
-        "CLICKSTREAM_COLLECTOR_PORT": str(collector_port),
-        "CLICKSTREAM_COLLECTOR_WRITE_KEYS": WRITE_KEY,
-        "CLICKSTREAM_COLLECTOR_METRICS_INTERVAL_SECONDS": "60",
-    }
-    started: list[subprocess.Popen[bytes]] = []
-    try:
-        with (log_dir / "kinesis-standin.log").open("wb") as log:
-            started.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "clickstream.tools.aws_standin", str(kinesis_port)],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
+    with aws_standin.running(log_dir / "kinesis-standin.log") as kinesis_url:
+        collector_port = aws_standin.free_port()
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL_KINESIS": kinesis_url,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_REGION": "us-east-1",
+            "CLICKSTREAM_COLLECTOR_STREAM_NAME": "bench",
+            "CLICKSTREAM_COLLECTOR_PORT": str(collector_port),
+            "CLICKSTREAM_COLLECTOR_WRITE_KEYS": WRITE_KEY,
+            "CLICKSTREAM_COLLECTOR_METRICS_INTERVAL_SECONDS": "60",
+        }
         with (log_dir / "collector.log").open("wb") as log:
-            started.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "collector"],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
+            collector = subprocess.Popen(
+                [sys.executable, "-m", "collector"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
-        url = f"http://{LOOPBACK}:{collector_port}"
-        aws_standin.wait_for(f"{url}/ready", started[1], "the collector")
-        yield url, started[1].pid
-    finally:
-        for process in reversed(started):
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        try:
+            url = f"http://{LOOPBACK}:{collector_port}"
+            aws_standin.wait_for(f"{url}/ready", collector, "the collector")
+            yield url, collector.pid
+        finally:
+            aws_standin.stop(collector)
 
 
 def _bodies(batch_size: int, count: int = 200) -> list[bytes]:
