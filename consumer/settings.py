@@ -79,6 +79,32 @@ class ConsumerSettings(BaseSettings):
     shard_sync_interval_ms: int = Field(default=60_000, ge=1_000)
     lease_assignment_interval_ms: int | None = Field(default=None, ge=1_000)
     worker_metrics_reporter_freq_ms: int | None = Field(default=None, ge=1_000)
+    disable_worker_metrics: bool | None = Field(
+        default=None,
+        description=(
+            "Balance leases by their throughput only, not the workers' CPU (KCL's default "
+            "when unset: CPU). `consume --local` sets it: workers sharing one host all read "
+            "the host's CPU, whose noise moves leases back and forth (docs/kcl.md)."
+        ),
+    )
+    rebalance_threshold_percent: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description=(
+            "How far (percent of the fleet's average) a worker's load must stray before KCL "
+            "moves a lease; KCL's default (10) when unset."
+        ),
+    )
+    variance_balancing_frequency: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "KCL rebalances leases on every Nth lease assignment run (every "
+            "`lease_assignment_interval_ms`); KCL's default (3) when unset. Unassigned and "
+            "expired leases are assigned on every run regardless."
+        ),
+    )
     parent_shard_poll_interval_ms: int = Field(default=10_000, ge=100)
     shutdown_grace_ms: int = Field(
         default=20_000, ge=1_000, description="How long shards get to flush on SIGTERM."

@@ -64,10 +64,13 @@ def test_every_rendered_key_is_a_property_the_installed_kcl_sets() -> None:
         dynamodb_endpoint="http://127.0.0.1:2",
         lease_assignment_interval_ms=2000,
         worker_metrics_reporter_freq_ms=2000,
+        disable_worker_metrics=True,
+        rebalance_threshold_percent=30,
+        variance_balancing_frequency=15,
     )
     rendered = properties.render(every_knob, Path("/bin/true"))
     bean_keys = set(rendered) - properties.SPECIAL_KEYS
-    assert len(bean_keys) >= 18
+    assert len(bean_keys) >= 21
     unknown = {key for key in bean_keys if key[0].upper() + key[1:] not in setters}
     assert not unknown, f"KCL would silently ignore: {sorted(unknown)}"
 

@@ -258,6 +258,41 @@ class TestProperties:
         handoff = properties.render(settings(graceful_handoff=True), Path("/opt/run"))
         assert handoff["isGracefulLeaseHandoffEnabled"] == "true"
 
+    def test_lease_balancing_knobs_are_kcls_defaults_unless_set(self) -> None:
+        # GIVEN no balancing settings, THEN none is rendered (KCL's own defaults apply)
+        unset = properties.render(settings(), Path("/opt/run"))
+        knobs = (
+            "disableWorkerMetrics",
+            "reBalanceThresholdPercentage",
+            "varianceBalancingFrequency",
+        )
+        assert not set(knobs) & set(unset)
+        # GIVEN each set, THEN each is rendered as KCL reads it
+        tuned = properties.render(
+            settings(
+                disable_worker_metrics=True,
+                rebalance_threshold_percent=30,
+                variance_balancing_frequency=15,
+            ),
+            Path("/opt/run"),
+        )
+        assert [tuned[knob] for knob in knobs] == ["true", "30", "15"]
+
+    def test_local_runs_balance_leases_by_throughput_and_seldom(self) -> None:
+        # Workers sharing a host all read the host's CPU: its noise moved leases every few
+        # seconds, so a shard could change hands faster than its commit window (docs/kcl.md).
+        local = settings(
+            **{
+                name.removeprefix("CLICKSTREAM_").lower(): value
+                for name, value in properties.LOCAL_TIMINGS.items()
+            }
+        )
+        assert local.disable_worker_metrics is True
+        assert local.variance_balancing_frequency is not None
+        assert local.lease_assignment_interval_ms is not None
+        rebalance_every_ms = local.variance_balancing_frequency * local.lease_assignment_interval_ms
+        assert rebalance_every_ms >= 2 * local.commit_seconds * 1000
+
     def test_text_is_java_properties(self) -> None:
         text = properties.to_text({"a": "x", "b": "C:\\path"})
         assert text.splitlines()[1:] == ["a = x", "b = C:\\\\path"]
