@@ -41,7 +41,7 @@ puts the defaults back."""
 
 def render(settings: ConsumerSettings, executable: Path) -> dict[str, str]:
     """The properties file's keys and values, in a stable order."""
-    properties: dict[str, str | int | None] = {
+    properties: dict[str, str | int | bool | None] = {
         EXECUTABLE_KEY: str(executable),
         # The AWS SDK's default chain: environment, ECS task role, instance profile.
         CREDENTIALS_KEY: "DefaultCredentialsProvider",
@@ -61,17 +61,22 @@ def render(settings: ConsumerSettings, executable: Path) -> dict[str, str]:
         "shardSyncIntervalMillis": settings.shard_sync_interval_ms,
         "leaseAssignmentIntervalMillis": settings.lease_assignment_interval_ms,
         "workerMetricsReporterFreqInMillis": settings.worker_metrics_reporter_freq_ms,
-        "disableWorkerMetrics": None
-        if settings.disable_worker_metrics is None
-        else str(settings.disable_worker_metrics).lower(),
+        "disableWorkerMetrics": settings.disable_worker_metrics,
         "reBalanceThresholdPercentage": settings.rebalance_threshold_percent,
         "varianceBalancingFrequency": settings.variance_balancing_frequency,
         "parentShardPollIntervalMillis": settings.parent_shard_poll_interval_ms,
         "shutdownGraceMillis": settings.shutdown_grace_ms,
-        "isGracefulLeaseHandoffEnabled": "true" if settings.graceful_handoff else "false",
+        "isGracefulLeaseHandoffEnabled": settings.graceful_handoff,
         "metricsLevel": settings.metrics_level,
     }
-    return {key: str(value) for key, value in properties.items() if value is not None}
+    return {key: _java_value(value) for key, value in properties.items() if value is not None}
+
+
+def _java_value(value: str | int | bool) -> str:
+    """As Java reads it: booleans lower-case (`str(True)` is "True")."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def to_text(properties: dict[str, str]) -> str:
