@@ -22,7 +22,6 @@ from clickstream.cli import (
     sql,
     tools,
 )
-from clickstream.logging import configure_logging
 
 app = typer.Typer(
     help="Real-time clickstream analytics on Amazon Kinesis.",
@@ -51,4 +50,6 @@ def main(
         str, typer.Option(help="Log level of the JSON logs on stderr.")
     ] = "WARNING",
 ) -> None:
+    from clickstream.logging import configure_logging
+
     configure_logging(log_level)

@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from clickstream.cli.common import given, one_line_errors, use_local_stack_environment
-from clickstream.local.settings import LocalStackSettings
-from clickstream.logging import configure_logging
 
 
 @one_line_errors
@@ -26,6 +24,8 @@ def collect(
 ) -> None:
     """Take events over HTTP (our /v1/events and Segment's tracking API) into the stream;
     each request is answered once its events are in it. Serves the tracker, /clickstream.js."""
+    from clickstream.local.settings import LocalStackSettings
+    from clickstream.logging import configure_logging
     from collector.server import serve
     from collector.settings import CollectorSettings
 

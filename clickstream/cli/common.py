@@ -13,13 +13,13 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from botocore.exceptions import BotoCoreError
-from pydantic import ValidationError
+from pydantic_core import ValidationError
 from rich.console import Console
 
-from clickstream import aws
 from clickstream.errors import ClickstreamError, ConfigurationError
-from clickstream.local import stack as local_stack
-from clickstream.local.settings import LocalStackSettings
+
+# Each command imports what it uses when it runs (boto3, the local stack, DuckDB, Starlette):
+# `clickstream --help` and a query start at once. tests/unit/test_cli_startup.py holds it.
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -79,11 +79,18 @@ def span_back(text: str, now: datetime) -> datetime | None:
 
 def use_local_stack_environment() -> None:
     """Point this process at the running local stack, as `eval "$(clickstream local env)"`."""
+    from clickstream.local import state as local_stack
+    from clickstream.local.settings import LocalStackSettings
+
     os.environ.update(local_stack.running_state(LocalStackSettings()).environment())
 
 
 def results_clients() -> tuple[Any, Any, dict[str, str]]:
     """DynamoDB and Kinesis clients and the names to read: from settings, else the local stack."""
+    from clickstream import aws
+    from clickstream.local import state as local_stack
+    from clickstream.local.settings import LocalStackSettings
+
     if "CLICKSTREAM_PAGE_STATS_TABLE" not in os.environ:
         if local_stack.load_state(LocalStackSettings()) is None:
             raise ConfigurationError(

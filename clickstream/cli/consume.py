@@ -5,27 +5,27 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic_settings import BaseSettings
 
 from clickstream.cli.common import err, one_line_errors, out, use_local_stack_environment
 from clickstream.errors import ConfigurationError
-from clickstream.local.settings import LocalStackSettings
-from clickstream.logging import configure_logging
-from collector.settings import CollectorSettings
-from insights.settings import DashboardSettings
-from producer.settings import ProducerSettings
 
-OTHER_SETTINGS: tuple[type[BaseSettings], ...] = (
-    ProducerSettings,
-    LocalStackSettings,
-    CollectorSettings,
-    DashboardSettings,
-)
-"""The other commands' settings that share the `CLICKSTREAM_` prefix: a shell prepared for
-every command (`eval "$(clickstream local env)"`) must not be refused as full of typos."""
+if TYPE_CHECKING:
+    from pydantic_settings import BaseSettings
+
+
+def other_settings() -> tuple[type[BaseSettings], ...]:
+    """The other commands' settings that share the `CLICKSTREAM_` prefix: a shell prepared
+    for every command (`eval "$(clickstream local env)"`) must not be refused as full of
+    typos."""
+    from clickstream.local.settings import LocalStackSettings
+    from collector.settings import CollectorSettings
+    from insights.settings import DashboardSettings
+    from producer.settings import ProducerSettings
+
+    return (ProducerSettings, LocalStackSettings, CollectorSettings, DashboardSettings)
 
 
 @one_line_errors
@@ -43,6 +43,7 @@ def consume(
 ) -> None:
     """Run one worker: the KCL MultiLangDaemon and clickstream's record processor, until
     SIGTERM/SIGINT, which every shard answers with a final flush and checkpoint."""
+    from clickstream.logging import configure_logging
     from consumer.daemon import DaemonRunner
     from consumer.properties import LOCAL_TIMINGS
     from consumer.settings import load_settings
@@ -53,7 +54,7 @@ def consume(
             os.environ.setdefault(name, value)
     if worker_id:
         os.environ["CLICKSTREAM_WORKER_ID"] = worker_id
-    settings = load_settings(OTHER_SETTINGS)
+    settings = load_settings(other_settings())
     configure_logging(settings.log_level)
     code = DaemonRunner(settings).run()
     if code:

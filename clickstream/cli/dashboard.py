@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from clickstream import aws
 from clickstream.cli.common import err, given, one_line_errors, results_clients
 from clickstream.cli.sql import archive_location
 from clickstream.errors import ConfigurationError
@@ -25,6 +24,7 @@ def dashboard(
     """A live web page: events per minute over the last hour, top pages, active sessions,
     alerts, dead letters by reason, each shard's lag, a page's heatmap and rage clicks. Reads
     the local stack, or the stack named by CLICKSTREAM_* settings with AWS credentials."""
+    from clickstream import aws
     from insights import sql
     from insights.dashboard import Dashboard, Sources
     from insights.settings import DashboardSettings, is_loopback

@@ -9,8 +9,6 @@ import typer
 from rich.table import Table
 
 from clickstream.cli.common import JsonFlag, err, one_line_errors, out, print_json
-from clickstream.local import stack as local_stack
-from clickstream.local.settings import LocalStackSettings
 
 app = typer.Typer(
     help="The local AWS stack: emulators on loopback, the template deployed.", no_args_is_help=True
@@ -31,6 +29,9 @@ def local_up(
     ] = False,
 ) -> None:
     """Start the emulators, deploy infra/cloudformation.yaml through CloudFormation, wait."""
+    from clickstream.local import stack as local_stack
+    from clickstream.local.settings import LocalStackSettings
+
     overrides = {"shard_count": shards} if shards else {}
     settings = LocalStackSettings(**overrides)  # type: ignore[arg-type]
     with err.status("starting the local stack (kinesis-mock, moto) and deploying the template"):
@@ -64,6 +65,9 @@ def local_up(
 @one_line_errors
 def local_down(as_json: JsonFlag = False) -> None:
     """Stop the emulators; their data goes with them."""
+    from clickstream.local import stack as local_stack
+    from clickstream.local.settings import LocalStackSettings
+
     stopped = local_stack.down(LocalStackSettings())
     if as_json:
         print_json({"stopped": stopped})
@@ -75,6 +79,9 @@ def local_down(as_json: JsonFlag = False) -> None:
 @one_line_errors
 def local_status(as_json: JsonFlag = False) -> None:
     """Whether the emulators run and answer, and the stack's status."""
+    from clickstream.local import stack as local_stack
+    from clickstream.local.settings import LocalStackSettings
+
     report = local_stack.status(LocalStackSettings())
     if as_json:
         print_json(report)
@@ -95,6 +102,9 @@ def local_status(as_json: JsonFlag = False) -> None:
 @one_line_errors
 def local_env(as_json: JsonFlag = False) -> None:
     """`export` lines for boto3, the AWS CLI, the KCL and clickstream: eval "$(... env)"."""
+    from clickstream.local import stack as local_stack
+    from clickstream.local.settings import LocalStackSettings
+
     environment = local_stack.running_state(LocalStackSettings()).environment()
     if as_json:
         print_json(environment)

@@ -13,22 +13,19 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from clickstream import aws
 from clickstream.cli.common import JsonFlag, err, one_line_errors, out
 from clickstream.errors import ConfigurationError, ProducerError
-from clickstream.local import stack as local_stack
-from clickstream.local.settings import LocalStackSettings
-from producer.generator import DropSpec, Record, SpikeSpec, TrafficProfile, generate
-from producer.manifest import Manifest, build_manifest
-from producer.replay import read_json_lines
-from producer.run import RunReport, send_all, write_dry_run
-from producer.sender import PutRecordsSender
-from producer.settings import ProducerSettings
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from producer.generator import Record, TrafficProfile
+    from producer.manifest import Manifest
+    from producer.run import RunReport
 
 _SPEC = re.compile(r"^(?P<page>/[^@]*)@(?P<minute>\d+)(?:x(?P<factor>\d+(?:\.\d+)?))?$")
 
@@ -99,6 +96,9 @@ def produce(
     as_json: JsonFlag = False,
 ) -> None:
     """Generate seeded, realistic traffic (or replay a file) into the Kinesis stream."""
+    from producer.generator import DropSpec, SpikeSpec, TrafficProfile
+    from producer.run import write_dry_run
+
     if source is not None:
         records, truth = replayed_traffic(source, allow_invalid, shards_hint=shards_hint)
     else:
@@ -142,6 +142,9 @@ def replayed_traffic(
     source: str, allow_invalid: bool, *, shards_hint: int | None
 ) -> tuple[list[Record], Manifest]:
     """The records of a JSON-lines file (or stdin, `-`) and their manifest."""
+    from producer.manifest import build_manifest
+    from producer.replay import read_json_lines
+
     stream_in = sys.stdin.buffer if source == "-" else _open_replay(Path(source))
     with stream_in:
         records = read_json_lines(stream_in, allow_invalid=allow_invalid)
@@ -160,6 +163,9 @@ def generated_traffic(
     shards_hint: int | None,
 ) -> tuple[list[Record], Manifest]:
     """Seeded traffic and its manifest; refuses an anomaly that falls after the last event."""
+    from producer.generator import DropSpec, SpikeSpec, generate
+    from producer.manifest import build_manifest
+
     try:
         first = start if start.tzinfo else start.replace(tzinfo=UTC)
         records, anomalies = generate(seed, first, events, profile)
@@ -182,6 +188,10 @@ def generated_traffic(
 
 def stream_target(stream: str | None) -> tuple[str, str | None, str | None]:
     """(stream name, Kinesis endpoint or None for boto3's own, region) to write to."""
+    from clickstream.local import stack as local_stack
+    from clickstream.local.settings import LocalStackSettings
+    from producer.settings import ProducerSettings
+
     settings = ProducerSettings()
     if stream or settings.stream_name:
         return str(stream or settings.stream_name), None, settings.region
@@ -204,6 +214,11 @@ def send_to_stream(
     kpl_aggregate: bool,
 ) -> RunReport:
     """PutRecords every record into the stream, with a progress bar on stderr."""
+    from clickstream import aws
+    from producer.run import send_all
+    from producer.sender import PutRecordsSender
+    from producer.settings import ProducerSettings
+
     stream_name, endpoint, region = stream_target(stream)
     settings = ProducerSettings()
     # Retries are ours (only the failed entries); botocore must not resend whole calls.
@@ -232,9 +247,13 @@ def send_through_collector(
     each shard is read back from the stream once every event is in (2xx = in the stream)."""
     import asyncio
 
+    from clickstream import aws
     from clickstream.events import ClickEvent
+    from clickstream.local.settings import LocalStackSettings
     from clickstream.tools.streamread import read_stream
     from producer.http import post_events
+    from producer.run import RunReport
+    from producer.settings import ProducerSettings
 
     events = [r for r in records if isinstance(r, ClickEvent)]
     malformed = [r for r in records if not isinstance(r, ClickEvent)]
@@ -333,6 +352,14 @@ class SendProgress:
 
     def __enter__(self) -> Callable[[int], None]:
         if err.is_terminal:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
             self.bar = Progress(
                 TextColumn("sending"),
                 BarColumn(),

@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from clickstream import dynamo
 from clickstream.cli.common import (
     JsonFlag,
     one_line_errors,
@@ -19,7 +18,6 @@ from clickstream.cli.common import (
     span_back,
 )
 from clickstream.errors import ConfigurationError
-from clickstream.events import minute_key
 
 app = typer.Typer(help="Read the workers' results: pages and sessions.", no_args_is_help=True)
 
@@ -37,6 +35,7 @@ def query_pages(
     as_json: JsonFlag = False,
 ) -> None:
     """Top pages by views, summed over the shards' items (one minute, or all of them)."""
+    from clickstream import dynamo
     from consumer.core.rollup import page_minute_items
     from insights import query
 
@@ -88,6 +87,8 @@ def query_session(
 
 def since_minute(since: str | None, now: datetime) -> str | None:
     """`--since`: a minute (2026-11-23T10:05) or a span back from now (90m, 6h, 2d)."""
+    from clickstream.events import minute_key
+
     if since is None:
         return None
     if re.fullmatch(_MINUTE, since):

@@ -13,8 +13,6 @@ from rich.table import Table
 
 from clickstream.cli.common import one_line_errors, out, print_json, use_local_stack_environment
 from clickstream.errors import ConfigurationError
-from clickstream.local import stack as local_stack
-from clickstream.local.settings import LocalStackSettings
 
 if TYPE_CHECKING:
     from insights.sql import ArchiveLocation
@@ -57,6 +55,8 @@ def archive_location() -> ArchiveLocation:
     """The bucket to read and how: settings, else the running local stack."""
     import boto3
 
+    from clickstream.local import state as local_stack
+    from clickstream.local.settings import LocalStackSettings
     from insights.sql import ArchiveLocation
 
     if "CLICKSTREAM_ARCHIVE_BUCKET" not in os.environ:

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import os
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from clickstream.cli.common import JsonFlag, err, maybe, one_line_errors, out, print_json
 from clickstream.errors import ConfigurationError
-from clickstream.local import stack as local_stack
-from clickstream.local.settings import LocalStackSettings
-from clickstream.logging import configure_logging
-from clickstream.tools import bench as benchmark
-from clickstream.tools import detection
-from clickstream.tools import soak as soak_run
+
+if TYPE_CHECKING:
+    from clickstream.tools import bench as benchmark
 
 anomalies_app = typer.Typer(help="The anomaly rules: measure them.", no_args_is_help=True)
 
@@ -34,6 +30,11 @@ def anomalies_measure(
     """Run seeded scenarios (normal traffic; injected spikes, drops and bots) through the
     record processors and the page rule, and print precision and recall per rule and false
     alerts per hour of normal traffic."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from clickstream.logging import configure_logging
+    from clickstream.tools import detection
+
     configure_logging("ERROR")  # the processors log every alert; the figures are the point
     scenarios = detection.standard_scenarios()
     names = [s.name for s in scenarios]
@@ -131,6 +132,8 @@ def bench(
     a shard can deliver (2 MB/s of records). `bench collector`:
     the collector's events/s and p50/p99 latency per batch size against a fast loopback
     stand-in for Kinesis, and where its CPU goes."""
+    from clickstream.tools import bench as benchmark
+
     if target is BenchTarget.COLLECTOR:
         bench_collector(batch_sizes, seconds, connections, as_json=as_json)
         return
@@ -157,6 +160,8 @@ def bench(
 
 def bench_freshness(seconds: float, *, as_json: bool) -> None:
     """Put → visible on the local stack (started here when it is not running)."""
+    from clickstream.local import stack as local_stack
+    from clickstream.local.settings import LocalStackSettings
     from clickstream.tools import freshness
 
     settings = LocalStackSettings()
@@ -268,6 +273,10 @@ def soak(
 ) -> None:
     """Long steady load on the local stack with workers restarted every few minutes: RSS over
     time, lag, and the exactness check at the end. Not part of CI (30 minutes by default)."""
+    from clickstream.local import stack as local_stack
+    from clickstream.local.settings import LocalStackSettings
+    from clickstream.tools import soak as soak_run
+
     settings = LocalStackSettings()
     started_here = local_stack.load_state(settings) is None
     state = local_stack.up(settings) if started_here else local_stack.running_state(settings)

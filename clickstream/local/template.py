@@ -16,9 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cfnlint.api import ManualArgs, lint
-from cfnlint.decode import decode_str
-
 from clickstream.errors import LocalStackError
 
 _SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
@@ -30,6 +27,10 @@ def load_template(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise LocalStackError(f"cannot read template {path}: {exc.strerror}") from None
+    # cfn-lint takes ~2 s to import (sympy among its dependencies): only what parses or
+    # lints a template pays it, not every command that imports the local stack.
+    from cfnlint.decode import decode_str
+
     template, problems = decode_str(text)
     if problems or not isinstance(template, Mapping):
         detail = problems[0].message if problems else "not a mapping"
@@ -40,6 +41,8 @@ def load_template(path: Path) -> dict[str, Any]:
 
 def lint_errors(path: Path, region: str) -> list[str]:
     """cfn-lint's errors (not its warnings) for the template, one line each."""
+    from cfnlint.api import ManualArgs, lint
+
     matches = lint(path.read_text(encoding="utf-8"), config=ManualArgs(regions=[region]))
     return [
         f"{m.rule.id} line {m.linenumber}: {m.message}"

@@ -163,7 +163,7 @@ def test_the_dashboard_runs_beside_the_stack_and_a_taken_port_only_warns(
     import json
     import urllib.request
 
-    from clickstream.cli.demo import _start_dashboard
+    from clickstream.cli.demo_run import _start_dashboard
     from clickstream.local import processes
     from tests.support.stack import free_port
 
