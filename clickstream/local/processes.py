@@ -52,10 +52,19 @@ def require_free_port(port: int, setting: str) -> None:
 def moto_spec(settings: LocalStackSettings) -> EmulatorSpec:
     return EmulatorSpec(
         name="moto",
-        argv=[sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(settings.moto_port)],
+        # moto's own server, its DynamoDB Query narrowed to the items it can match.
+        argv=[
+            sys.executable,
+            "-m",
+            "clickstream.local.moto_server",
+            "-H",
+            LOOPBACK,
+            "-p",
+            str(settings.moto_port),
+        ],
         env={"MOTO_ACCOUNT_ID": settings.account_id},
         ports=(settings.moto_port,),
-        marker="moto.server",
+        marker="clickstream.local.moto_server",
     )
 
 
