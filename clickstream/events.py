@@ -9,6 +9,7 @@ records. Pure: no I/O, and "now" comes from the caller's `TimestampPolicy`.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -286,3 +287,45 @@ def decode_event(data: bytes, policy: TimestampPolicy | None) -> ClickEvent:
 def event_from_mapping(values: dict[str, Any], policy: TimestampPolicy | None = None) -> ClickEvent:
     """Validate a Python mapping (as JSON would carry it) into an event."""
     return decode_event(json.dumps(values, default=str).encode("utf-8"), policy)
+
+
+REFUSAL_KEY: Final = "clickstream_refused"
+"""A record whose JSON object has this key is an event the collector refused (it broke the
+contract, or was over the size limit), passed on so that the workers keep it as a dead
+letter with the collector's reason: the operator sees what a site sent wrong, by reason,
+where the workers' own dead letters are. It is never an event."""
+REFUSED_EXCERPT_BYTES: Final = 8 * 1024
+"""How much of a refused event the envelope keeps (its size and sha256 are kept whole)."""
+
+
+def refusal_record(reason: DeadLetterReason, detail: str, original: bytes, at: datetime) -> bytes:
+    """The envelope of an event the collector refused: the reason, the detail, and the
+    event's first `REFUSED_EXCERPT_BYTES` (as text, invalid UTF-8 replaced)."""
+    excerpt = original[:REFUSED_EXCERPT_BYTES].decode("utf-8", errors="replace")
+    envelope = {
+        REFUSAL_KEY: {
+            "reason": reason.value,
+            "detail": detail[:1024],
+            "at": at.isoformat(timespec="milliseconds"),
+            "bytes": len(original),
+            "sha256": hashlib.sha256(original).hexdigest(),
+        },
+        "excerpt": excerpt,
+        "truncated": len(original) > REFUSED_EXCERPT_BYTES,
+    }
+    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def carried_refusal(data: bytes) -> InvalidEvent | None:
+    """The refusal an envelope carries (`refusal_record`), or None for any other record.
+    Called only for records that failed the contract: no cost on the valid path."""
+    if REFUSAL_KEY.encode() not in data[:64]:
+        return None
+    try:
+        envelope = json.loads(data)
+        refusal = envelope[REFUSAL_KEY]
+        reason = DeadLetterReason(refusal["reason"])
+        detail = str(refusal.get("detail", ""))
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return None
+    return InvalidEvent(reason, f"refused by the collector: {detail}")

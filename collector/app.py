@@ -1,6 +1,6 @@
 """The collector's HTTP edge (Starlette): read the request, call the pure intake, wait for
 delivery, answer. Every answer is JSON shaped like Segment's: `{"success": true}` or
-`{"success": false, "message": ...}`."""
+`{"success": false, "code": ..., "message": ...}`."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from clickstream.emf import EmfWriter
 from clickstream.logging import get_logger
 from collector import intake
 from collector.delivery import Deliverer, Overloaded, Undelivered
-from collector.intake import Edge, Intake, Refused, StreamRecord
+from collector.intake import Edge, Intake, Refused
 from collector.metrics import CollectorMetrics
 from collector.segment import CALL_TYPES, SHORT_PATHS
 from collector.settings import CollectorSettings
@@ -37,6 +37,7 @@ BATCH_PATHS: Final = ("batch", "import", "b")
 under its API host, which is `<host>/v1`."""
 
 READY_CACHE_SECONDS: Final = 2.0
+PREFLIGHT_CACHE_SECONDS: Final = 86_400
 
 
 class Stream(Protocol):
@@ -127,34 +128,43 @@ class Collector:
             accepted = read(body, self.edge(request))
         except Refused as refused:
             self.metrics.request(0, {f"http_{refused.status}": 1})
-            return _answer(refused.status, refused.reason)
+            return _answer(refused)
         except ClientDisconnect:
             return Response(status_code=499)
-        return await self.deliver(accepted.records, accepted)
+        return await self.deliver(accepted)
 
-    async def deliver(self, records: list[StreamRecord], accepted: Intake) -> Response:
+    async def deliver(self, accepted: Intake) -> Response:
+        """Put the accepted events and the refused ones' envelopes into the stream, then
+        answer: 2xx when some events were taken, 400 or 413 when none was (the refusals are
+        in the stream all the same, for the workers' dead letters)."""
+        records = accepted.records + accepted.refusals
         try:
             await self.deliverer.deliver(records)
         except (Overloaded, Undelivered) as exc:
             self.metrics.unavailable += 1
             log.warning("answered 503", why=str(exc), events=len(records))
             return _answer(
-                503,
-                f"not accepted, send again: {exc}",
+                Refused(503, f"not accepted, send again: {exc}"),
                 {"Retry-After": str(self.settings.retry_after_seconds)},
             )
-        self.metrics.request(len(records), accepted.rejected_by_reason())
+        self.metrics.request(len(accepted.records), accepted.rejected_by_reason())
+        rejected = [
+            {"index": r.index, "reason": r.reason, "message": r.detail} for r in accepted.rejected
+        ]
+        whole = accepted.refused_whole()
+        if whole is not None:
+            return _answer(whole, extra={"rejected": rejected})
         content: dict[str, Any] = {"success": True}
-        if accepted.rejected:
-            content["rejected"] = [
-                {"index": r.index, "reason": r.reason, "message": r.detail}
-                for r in accepted.rejected
-            ]
+        if rejected:
+            content["rejected"] = rejected
         return JSONResponse(content)
 
 
-def _answer(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse({"success": False, "message": message}, status, headers=headers)
+def _answer(
+    refused: Refused, headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None
+) -> Response:
+    content = {"success": False, "code": refused.code, "message": refused.reason, **(extra or {})}
+    return JSONResponse(content, refused.status, headers=headers)
 
 
 def create_app(
@@ -177,6 +187,11 @@ def create_app(
                 or EmfWriter(settings.metrics_namespace, dimensions={"Stream": stream.stream_name}),
             )
             made.deliverer.start()
+            if "*" in settings.allowed_origins:
+                log.warning(
+                    "CORS: pages of any origin may send with a write key; "
+                    "CLICKSTREAM_COLLECTOR_ALLOWED_ORIGINS lists the sites' origins to restrict it"
+                )
             metrics_task = asyncio.get_running_loop().create_task(_emit_metrics(made))
             log.info("collector ready", stream=stream.stream_name)
             try:
@@ -201,6 +216,11 @@ def create_app(
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def sdk_telemetry(request: Request) -> Response:
+        # analytics.js 2.0 posts its own usage counters to `<apiHost>/m` every 30 s; they
+        # are not events. Taken and dropped, so no page logs an error for them.
+        return JSONResponse({"success": True})
+
     async def ready(request: Request) -> Response:
         ok, why = await collector().ready()
         return JSONResponse({"ready": ok, "stream": why}, 200 if ok else 503)
@@ -217,6 +237,7 @@ def create_app(
         Route("/ready", ready, methods=["GET"]),
         Route("/clickstream.js", tracker, methods=["GET"]),
         Route("/v1/events", own, methods=["POST"]),
+        Route("/v1/m", sdk_telemetry, methods=["POST"]),
     ]
     for call in CALL_TYPES:
         routes.append(Route(f"/v1/{call}", segment_route(call), methods=["POST"]))
@@ -224,18 +245,19 @@ def create_app(
         routes.append(Route(f"/v1/{short}", segment_route(call), methods=["POST"]))
     for path in BATCH_PATHS:
         routes.append(Route(f"/v1/{path}", segment_route(None), methods=["POST"]))
-    middleware = []
-    if settings.allowed_origins:
-        middleware.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=settings.allowed_origins,
-                allow_methods=["GET", "POST"],
-                allow_headers=["Content-Type", "Content-Encoding", "Authorization"],
-                allow_credentials=False,
-                max_age=600,
-            )
+    # CORS: every header a browser SDK asks for is allowed (analytics.js 2.0 sends
+    # Authorization on every call and X-Retry-Count on its retries; SDKs add headers over
+    # time), preflights are cached for a day (browsers cap it lower), never credentials.
+    middleware = [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            allow_credentials=False,
+            max_age=PREFLIGHT_CACHE_SECONDS,
         )
+    ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -23,6 +24,7 @@ from clickstream.events import (
     InvalidEvent,
     TimestampPolicy,
     event_from_mapping,
+    refusal_record,
 )
 from collector import segment
 from collector.settings import ClientIpPolicy
@@ -32,12 +34,26 @@ TEXT_TYPES: Final = ("application/json", "text/plain")
 because a cross-origin POST of that type needs no CORS preflight."""
 
 
-class Refused(Exception):
-    """The whole request is refused: `status` and a one-line `reason` go back to the client."""
+ERROR_CODES: Final = {
+    400: "invalid_request",
+    401: "invalid_write_key",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    503: "service_unavailable",
+}
+"""The machine-readable `code` of each error answer, beside its `message`: the Segment and
+RudderStack server SDKs read `code` from every error body (without it rudder-sdk-python
+fails on a KeyError and retries a 4xx for minutes as if it were transient)."""
 
-    def __init__(self, status: int, reason: str) -> None:
+
+class Refused(Exception):
+    """The whole request is refused: `status`, a one-line `reason` and a machine-readable
+    `code` go back to the client."""
+
+    def __init__(self, status: int, reason: str, code: str | None = None) -> None:
         self.status = status
         self.reason = reason
+        self.code = code or ERROR_CODES.get(status, "error")
         super().__init__(f"{status}: {reason}")
 
 
@@ -60,6 +76,21 @@ class Rejection:
 class Intake:
     records: list[StreamRecord] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    refusals: list[StreamRecord] = field(default_factory=list)
+    """One envelope per rejected event (`clickstream.events.refusal_record`), delivered with
+    the accepted events so that the workers keep it as a dead letter with its reason."""
+
+    def refused_whole(self) -> Refused | None:
+        """The answer when no event of the request was taken: 413 when each was refused for
+        its size alone, else 400; None when some were taken."""
+        if self.records or not self.rejected:
+            return None
+        first = self.rejected[0]
+        if all(r.reason == DeadLetterReason.TOO_LARGE.value for r in self.rejected):
+            return Refused(413, f"event {first.index}: {first.detail}")
+        return Refused(
+            400, f"no valid event: event {first.index}: {first.detail}", "invalid_events"
+        )
 
     def rejected_by_reason(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -179,11 +210,16 @@ def _finish(values: dict[str, Any], edge: Edge) -> tuple[StreamRecord, ClickEven
     event = event_from_mapping(values, policy)
     data = json.dumps(values, separators=(",", ":"), ensure_ascii=False, default=str).encode()
     if len(data) > edge.max_event_bytes:
-        raise Refused(413, f"an event of {len(data)} bytes exceeds {edge.max_event_bytes}")
+        # This event alone is refused: the others of its batch are still taken.
+        raise InvalidEvent(
+            DeadLetterReason.TOO_LARGE,
+            f"an event of {len(data)} bytes exceeds {edge.max_event_bytes}",
+        )
     return StreamRecord(event.session_id, data), event
 
 
 def _collect(candidates: Sequence[Any], edge: Edge, convert: Any) -> Intake:
+    """Each candidate taken or rejected on its own; a rejected one also as an envelope."""
     intake = Intake()
     for index, candidate in enumerate(candidates):
         try:
@@ -191,12 +227,17 @@ def _collect(candidates: Sequence[Any], edge: Edge, convert: Any) -> Intake:
             record, _ = _finish(values, edge)
         except InvalidEvent as exc:
             intake.rejected.append(Rejection(index, exc.reason.value, str(exc)))
+            intake.refusals.append(_refusal(candidate, exc, edge))
             continue
         intake.records.append(record)
-    if candidates and not intake.records:
-        first = intake.rejected[0]
-        raise Refused(400, f"no valid event: event {first.index}: {first.detail}")
     return intake
+
+
+def _refusal(candidate: Any, error: InvalidEvent, edge: Edge) -> StreamRecord:
+    original = json.dumps(candidate, separators=(",", ":"), ensure_ascii=False, default=str)
+    data = refusal_record(error.reason, str(error), original.encode(), edge.received_at)
+    # Refusals have no session to keep together: spread them by their content.
+    return StreamRecord("refused-" + hashlib.sha256(data).hexdigest()[:16], data)
 
 
 def own_events(body: Any, edge: Edge) -> Intake:

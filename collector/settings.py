@@ -51,8 +51,12 @@ class CollectorSettings(BaseSettings):
         ),
     )
     allowed_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        description="Origins browsers may send from (CORS), comma-separated; `*` for any.",
+        default_factory=lambda: ["*"],
+        description=(
+            "Origins whose pages may send (CORS), comma-separated; unset or empty: any origin "
+            "(a write key in a page is public, so CORS protects no data; listing the site's "
+            "origins keeps other sites' pages from sending with it)."
+        ),
     )
     client_ip: ClientIpPolicy = ClientIpPolicy.DROP
     trusted_proxies: str | None = Field(
@@ -98,6 +102,11 @@ class CollectorSettings(BaseSettings):
     @classmethod
     def _split(cls, value: object) -> object:
         return _comma_separated(value)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _any_when_empty(cls, origins: list[str]) -> list[str]:
+        return origins or ["*"]
 
     @field_validator("write_keys")
     @classmethod

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from clickstream.events import DeadLetterReason, InvalidEvent
+from clickstream.events import DeadLetterReason, InvalidEvent, carried_refusal
 from clickstream.fast_decode import decode_consumed
 from consumer.core.aggregate import PositionedEvent, place_hash
 from consumer.core.batch import DeadLetter
@@ -64,7 +64,8 @@ def decode_delivery(
                 )
         except InvalidEvent as error:
             at = datetime.fromtimestamp(arrival, tz=UTC)
-            letters.append(DeadLetter(position, key, at, data, error))
+            # An event the collector refused, passed on to be kept with the collector's reason.
+            letters.append(DeadLetter(position, key, at, data, carried_refusal(data) or error))
             continue
         place = place_hash(shard_prefix, sequence_number, sub_sequence)
         events.append(PositionedEvent(position, event, data, key, arrival, place))

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from clickstream import aws
-from clickstream.events import ClickEvent, decode_event
+from clickstream.events import ClickEvent, carried_refusal, decode_event
 from clickstream.local.stack import LocalStackState
 from clickstream.paths import PROJECT_ROOT
 from clickstream.tools.streamread import read_stream
@@ -40,9 +40,21 @@ def basic(key: str) -> dict[str, str]:
 
 
 def stream_events(state: LocalStackState, stream: str) -> list[tuple[str, ClickEvent]]:
-    """(partition key, event) of every record in the stream, through the consumer's gate."""
+    """(partition key, event) of every event in the stream, through the consumer's gate; the
+    refusals the collector passes on (`stream_refusals`) are no events and left out."""
     kinesis = aws.local_client("kinesis", state.kinesis_endpoint, state.region)
-    return [(r.partition_key, decode_event(r.data, None)) for r in read_stream(kinesis, stream)]
+    return [
+        (r.partition_key, decode_event(r.data, None))
+        for r in read_stream(kinesis, stream)
+        if carried_refusal(r.data) is None
+    ]
+
+
+def stream_refusals(state: LocalStackState, stream: str) -> list[dict[str, Any]]:
+    """The envelopes of the events the collector refused, as the workers will read them."""
+    kinesis = aws.local_client("kinesis", state.kinesis_endpoint, state.region)
+    records = read_stream(kinesis, stream)
+    return [json.loads(r.data) for r in records if carried_refusal(r.data) is not None]
 
 
 def own_event(event_id: str, session: str = "s-1", **fields: Any) -> dict[str, Any]:
@@ -146,29 +158,73 @@ def test_each_segment_call_and_both_auth_styles_map_to_the_contract(
     assert found["seg-track"][1].session_id == "anon-42"  # a visitor-level session
 
 
-def test_refusals_carry_a_status_and_a_reason_and_reach_nothing(
+def test_refusals_carry_a_status_a_code_and_a_reason_and_no_event_reaches_the_stream(
     local_stack: LocalStackState, collector_stream: str, collector: str
 ) -> None:
     before = len(stream_events(local_stack, collector_stream))
+    refusals_before = len(stream_refusals(local_stack, collector_stream))
+    big = own_event("big", properties={"b": "x" * 40_000})
     cases = [
-        (b"{nope", {"Content-Type": "text/plain", **basic(OLD_KEY)}, 400, "invalid JSON"),
-        (json.dumps([own_event("k")]).encode(), {}, 401, "missing write key"),
-        (json.dumps([own_event("k")]).encode(), basic("not-a-key-at-all"), 401, "unknown"),
+        (b"{nope", {"Content-Type": "text/plain", **basic(OLD_KEY)}, 400, "invalid_request"),
+        (json.dumps([own_event("k")]).encode(), {}, 401, "invalid_write_key"),
         (
-            json.dumps([own_event("big", properties={"b": "x" * 40_000})]).encode(),
-            basic(OLD_KEY),
-            413,
-            "exceeds",
+            json.dumps([own_event("k")]).encode(),
+            basic("not-a-key-at-all"),
+            401,
+            "invalid_write_key",
         ),
-        (b"[" + b"1," * 300_000 + b"1]", basic(OLD_KEY), 413, "exceeds"),
-        (json.dumps([own_event("bad", type="hover")]).encode(), basic(OLD_KEY), 400, "type"),
+        (json.dumps([big]).encode(), basic(OLD_KEY), 413, "payload_too_large"),
+        (b"[" + b"1," * 300_000 + b"1]", basic(OLD_KEY), 413, "payload_too_large"),
+        (
+            json.dumps([own_event("bad", type="hover")]).encode(),
+            basic(OLD_KEY),
+            400,
+            "invalid_events",
+        ),
+        (
+            b"[]",
+            {"Content-Type": "application/xml", **basic(OLD_KEY)},
+            415,
+            "unsupported_media_type",
+        ),
     ]
-    for body, headers, status, words in cases:
+    for body, headers, status, code in cases:
         response = httpx.post(f"{collector}/v1/events", content=body, headers=headers)
         assert response.status_code == status, response.text
         assert response.json()["success"] is False
-        assert words in response.json()["message"]
+        assert response.json()["code"] == code, response.text
+        assert response.json()["message"]
     assert len(stream_events(local_stack, collector_stream)) == before
+    # The two refused events (not the refused requests) went on as refusals, with reasons.
+    refusals = stream_refusals(local_stack, collector_stream)[refusals_before:]
+    assert [r["clickstream_refused"]["reason"] for r in refusals] == ["too_large", "invalid_value"]
+
+
+def test_an_event_over_the_size_limit_is_rejected_alone_and_its_batch_taken(
+    local_stack: LocalStackState, collector_stream: str, collector: str
+) -> None:
+    body = [
+        own_event("beside-big-1"),
+        own_event("too-big", properties={"b": "x" * 40_000}),
+        own_event("beside-big-2"),
+    ]
+    response = httpx.post(f"{collector}/v1/events", json=body, headers=basic(OLD_KEY))
+    assert response.status_code == 200, response.text
+    assert [(r["index"], r["reason"]) for r in response.json()["rejected"]] == [(1, "too_large")]
+    ids = {event.event_id for _, event in stream_events(local_stack, collector_stream)}
+    assert {"beside-big-1", "beside-big-2"} <= ids
+    assert "too-big" not in ids
+
+
+def test_sdk_telemetry_is_taken_and_dropped(collector: str) -> None:
+    # analytics.js 2.0 posts its usage counters to <apiHost>/m every 30 s, with no key
+    response = httpx.post(
+        f"{collector}/v1/m",
+        content=json.dumps({"series": [{"type": "Counter", "metric": "x", "value": 1}]}),
+        headers={"Content-Type": "text/plain", "Origin": "https://shop.example"},
+    )
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    assert response.headers["access-control-allow-origin"] == "https://shop.example"
 
 
 def test_a_partly_valid_batch_names_what_was_rejected(
@@ -185,15 +241,20 @@ def test_a_partly_valid_batch_names_what_was_rejected(
 
 
 def test_cors_preflight_for_configured_origins_only(collector: str) -> None:
+    # analytics.js 2.0's retries ask for authorization, content-type and x-retry-count
     asked = {
         "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "content-type",
+        "Access-Control-Request-Headers": "authorization,content-type,x-retry-count",
     }
     allowed = httpx.options(
-        f"{collector}/v1/events", headers={"Origin": "https://shop.example", **asked}
+        f"{collector}/v1/p", headers={"Origin": "https://shop.example", **asked}
     )
-    assert allowed.status_code == 200
+    assert allowed.status_code == 200, allowed.text
     assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
+    assert (
+        allowed.headers["access-control-allow-headers"] == asked["Access-Control-Request-Headers"]
+    )
+    assert allowed.headers["access-control-max-age"] == "86400"
     assert "access-control-allow-credentials" not in allowed.headers
     other = httpx.options(
         f"{collector}/v1/events", headers={"Origin": "https://evil.example", **asked}
@@ -370,3 +431,24 @@ def test_the_locust_file_load_tests_a_collector_without_failures(
     # THEN every request succeeded (Locust exits 1 on any failure) and events reached the stream
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     assert len(stream_events(local_stack, collector_stream)) > before
+
+
+def test_by_default_pages_of_any_origin_may_send_and_the_collector_says_so(
+    local_stack: LocalStackState, collector_stream: str, tmp_path: Path
+) -> None:
+    # GIVEN a collector started as the README deploys it, with no origins listed
+    with running_collector(local_stack, collector_stream, tmp_path) as running:
+        # WHEN a page of any site preflights analytics.js 2.0's retry
+        preflight = httpx.options(
+            f"{running.url}/v1/t",
+            headers={
+                "Origin": "https://www.some-shop.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type,x-retry-count",
+            },
+        )
+    # THEN it may send, and the collector's log said at start that any origin may
+    assert preflight.status_code == 200, preflight.text
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert "x-retry-count" in preflight.headers["access-control-allow-headers"]
+    assert "pages of any origin may send" in running.log.read_text()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from clickstream.events import decode_event
+from clickstream.events import DeadLetterReason, carried_refusal, decode_event
 from collector import intake, segment
 from collector.intake import Edge, Refused
 from collector.settings import ClientIpPolicy
@@ -175,17 +175,60 @@ def test_own_events_with_sent_at_are_corrected_for_the_clients_clock() -> None:
 
 
 def test_own_events_that_all_break_the_contract_are_refused_with_the_reason() -> None:
-    with pytest.raises(Refused) as refused:
-        intake.own_events([{"event_id": "e1", "type": "hover"}], edge())
-    assert refused.value.status == 400
-    assert "event 0" in refused.value.reason
+    # GIVEN a batch whose only event breaks the contract
+    taken = intake.own_events([{"event_id": "e1", "type": "hover"}], edge())
+    # THEN nothing is taken, the whole request is refused 400 with a code and the reason
+    refused = taken.refused_whole()
+    assert refused is not None
+    assert (refused.status, refused.code) == (400, "invalid_events")
+    assert "event 0" in refused.reason
+    assert taken.records == []
+    # AND the event goes on as a refusal the workers keep as a dead letter with that reason
+    (envelope,) = taken.refusals
+    carried = carried_refusal(envelope.data)
+    assert carried is not None
+    assert carried.reason is DeadLetterReason.INVALID_VALUE
+    assert json.loads(envelope.data)["excerpt"] == '{"event_id":"e1","type":"hover"}'
 
 
-def test_an_event_past_the_size_limit_is_refused_413() -> None:
+def test_an_event_past_the_size_limit_alone_is_refused_413() -> None:
     body = [message(type="track", properties={"blob": "x" * 40_000})]
-    with pytest.raises(Refused) as refused:
-        intake.segment_messages(body, None, edge())
-    assert refused.value.status == 413
+    taken = intake.segment_messages(body, None, edge())
+    refused = taken.refused_whole()
+    assert refused is not None
+    assert (refused.status, refused.code) == (413, "payload_too_large")
+
+
+def test_an_event_past_the_size_limit_is_refused_alone_and_its_batch_taken() -> None:
+    # GIVEN a batch of four good messages and one over the size limit
+    good = [message(type="page", messageId=f"m-{n}") for n in range(4)]
+    big = message(type="track", event="Big", messageId="m-big", properties={"blob": "x" * 40_000})
+    body = [*good[:2], big, *good[2:]]
+    # WHEN it is read
+    taken = intake.segment_messages(body, None, edge())
+    # THEN the four are taken, the big one is rejected alone by index and reason
+    assert len(taken.records) == 4
+    assert taken.refused_whole() is None
+    assert [(r.index, r.reason) for r in taken.rejected] == [(2, "too_large")]
+    # AND its refusal keeps an excerpt, its size and hash, not the whole event
+    (envelope,) = taken.refusals
+    kept = json.loads(envelope.data)
+    assert kept["truncated"] is True
+    assert kept["clickstream_refused"]["bytes"] > 40_000
+    assert len(envelope.data) < 10_000
+    carried = carried_refusal(envelope.data)
+    assert carried is not None
+    assert carried.reason is DeadLetterReason.TOO_LARGE
+
+
+def test_error_codes_are_named_for_every_status_the_collector_answers() -> None:
+    assert {Refused(status, "x").code for status in (400, 401, 413, 415, 503)} == {
+        "invalid_request",
+        "invalid_write_key",
+        "payload_too_large",
+        "unsupported_media_type",
+        "service_unavailable",
+    }
 
 
 @pytest.mark.parametrize(

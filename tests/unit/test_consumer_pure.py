@@ -450,3 +450,38 @@ def test_binary_attributes_read_back_as_bytes() -> None:
         "pages": b"\x01\x02",
         "n": 3,
     }
+
+
+class _Record:
+    """A record as amazon_kclpy hands it to the processor (the fields decoding reads)."""
+
+    def __init__(self, sequence: int, data: bytes, key: str) -> None:
+        self.sequence_number = str(sequence)
+        self.sub_sequence_number = 0
+        self.data = base64.b64encode(data).decode()
+        self.timestamp_millis = int(AT.timestamp() * 1000)
+        self.partition_key = key
+
+
+def test_an_event_the_collector_refused_is_a_dead_letter_with_the_collectors_reason() -> None:
+    from clickstream.events import refusal_record
+    from consumer.core.receive import decode_delivery
+
+    # GIVEN a delivery of a valid event, an event the collector refused for its size, and a
+    # record that only pretends to be a refusal (an unknown reason)
+    valid = click(1)
+    refused = refusal_record(DeadLetterReason.TOO_LARGE, "40 kB", b'{"x": 1}', AT)
+    pretending = b'{"clickstream_refused": {"reason": "because"}, "excerpt": ""}'
+    records = [
+        _Record(1, valid.model_dump_json().encode(), valid.session_id),
+        _Record(2, refused, "refused-1"),
+        _Record(3, pretending, "refused-2"),
+    ]
+    # WHEN it is decoded
+    decoded = decode_delivery(records, "shardId-000000000000", lambda: AT)
+    # THEN the event is an event, the refusal a dead letter with the collector's reason, and
+    # the pretender a dead letter with the contract's own reason
+    assert [e.event.event_id for e in decoded.events] == [valid.event_id]
+    reasons = [letter.error.reason for letter in decoded.letters]
+    assert reasons == [DeadLetterReason.TOO_LARGE, DeadLetterReason.MISSING_FIELD]
+    assert "refused by the collector" in decoded.letters[0].error.detail
