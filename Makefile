@@ -1,5 +1,5 @@
 # The two commands of the README, and the checks they are made of.
-.PHONY: demo test lint typecheck unit bootstrap browser bench bench-collector soak measure
+.PHONY: demo test check lint typecheck unit bootstrap browser bench bench-collector soak measure
 
 bootstrap:
 	./scripts/bootstrap.sh
@@ -23,6 +23,11 @@ browser:
 # Everything: lint, types, unit, functional and end-to-end tests (emulators on loopback).
 test: lint typecheck browser
 	.venv/bin/pytest
+
+# The inner loop of an edit: lint, types, unit and functional tests (no KCL daemon), a few
+# minutes. `make test` stays the whole suite, which CI runs.
+check: lint typecheck browser
+	.venv/bin/pytest -m "not e2e" tests/unit tests/functional
 
 # Figures, not pass/fail: the record processor's throughput and writes per 1,000 events.
 bench: bootstrap

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +13,61 @@ from clickstream.local import stack
 from clickstream.local.settings import LocalStackSettings
 from clickstream.local.stack import LocalStackState
 from clickstream.logging import configure_logging
+from tests.support.phases import PHASES_FILE_VARIABLE, summary
 from tests.support.stack import emulator_pids_alive, isolated_settings
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One phases file per run, made by the controlling process before xdist starts its
+    workers, which inherit the variable."""
+    if hasattr(config, "workerinput") or os.environ.get(PHASES_FILE_VARIABLE):
+        return
+    handle, path = tempfile.mkstemp(prefix="clickstream-test-phases-", suffix=".jsonl")
+    os.close(handle)
+    os.environ[PHASES_FILE_VARIABLE] = path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end tests first, longest first: xdist hands tests out in this order, so
+    the long ones start at once and the short ones fill in around them."""
+    rank = {name: position for position, name in enumerate(E2E_LONGEST_FIRST)}
+
+    def order(item: pytest.Item) -> tuple[int, int]:
+        if item.get_closest_marker("e2e") is None:
+            return (1, 0)
+        return (0, rank.get(item.originalname, len(rank)))
+
+    items.sort(key=order)  # stable: everything else keeps its collection order
+
+
+E2E_LONGEST_FIRST = (
+    "test_the_dashboard_shows_the_demos_numbers_live_and_its_heatmap",
+    "test_hostile_records_at_scale_are_dead_lettered_with_their_reasons",
+    "test_kill_9_mid_stream_several_times",
+    "test_a_worker_cut_off_from_the_lease_table_is_fenced_by_its_own_lease_check",
+    "test_two_workers_count_exactly_through_kpl_input_and_a_graceful_restart",
+    "test_workers_joining_and_leaving_under_load",
+    "test_a_paused_worker_wakes_up_as_a_zombie_and_is_fenced",
+    "test_split_and_merge_while_events_flow",
+    "test_throttles_and_5xx_from_dynamodb_and_s3",
+    "test_a_lease_moved_to_a_joining_worker_is_replayed_from_its_checkpoint_exactly",
+    "test_long_urls_a_crawler_and_resent_events_never_stop_a_shard",
+    "test_stack_up_produce_read_back_exactly_and_down",
+    "test_a_browser_session_is_counted_exactly_and_its_clicks_archived_with_coordinates",
+)
+"""By their durations in a clean-clone run (docs/testing.md); a test not listed goes last
+among them."""
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    path = os.environ.get(PHASES_FILE_VARIABLE)
+    if not path or hasattr(terminalreporter.config, "workerinput"):
+        return
+    lines = summary(Path(path)) if Path(path).is_file() else []
+    if lines:
+        terminalreporter.section("where the end-to-end tests' time went")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session", autouse=True)

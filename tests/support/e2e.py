@@ -22,6 +22,7 @@ from clickstream.tools.verify import Verdict, combine, read_results, result_name
 from consumer.processor import LEASE_MOVED
 from insights import progress
 from producer.manifest import Manifest
+from tests.support.phases import phase, record_kcl_starts
 from tests.support.stack import free_port
 
 
@@ -52,10 +53,15 @@ class E2EStack:
         self, manifests: Sequence[Manifest], workers: Sequence[LocalWorker], timeout: float = 420
     ) -> float:
         last = progress.last_sequences(m.last_sequence_per_shard for m in manifests)
-        return wait_until_caught_up(self.dynamodb, self.lease_table, last, workers, timeout=timeout)
+        with phase("draining to exact"):
+            return wait_until_caught_up(
+                self.dynamodb, self.lease_table, last, workers, timeout=timeout
+            )
 
     def verify(self, manifests: Sequence[Manifest]) -> Verdict:
-        return verify(combine(list(manifests)), read_results(self.dynamodb, self.s3, self.names))
+        with phase("verifying"):
+            results = read_results(self.dynamodb, self.s3, self.names)
+            return verify(combine(list(manifests)), results)
 
 
 @contextlib.contextmanager
@@ -73,7 +79,8 @@ def cli_stack(state_dir: Path, shards: int, name: str) -> Iterator[E2EStack]:
     for variable in ("CLICKSTREAM_STREAM_NAME", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS"):
         os.environ.pop(variable, None)
     try:
-        up = clickstream("local", "up", "--shards", str(shards))
+        with phase("stack up"):
+            up = clickstream("local", "up", "--shards", str(shards))
         assert up.returncode == 0, up.stderr.decode()
         state = stack.load_state(LocalStackSettings())
         assert state is not None
@@ -86,8 +93,10 @@ def cli_stack(state_dir: Path, shards: int, name: str) -> Iterator[E2EStack]:
         finally:
             # A scenario that failed before stopping its workers must not leave them (and
             # their JVMs) running after the suite.
-            leftovers = LocalWorker.kill_leftovers()
-            down = clickstream("local", "down")
+            record_kcl_starts(worker.log_path for worker in LocalWorker.started)
+            with phase("teardown"):
+                leftovers = LocalWorker.kill_leftovers()
+                down = clickstream("local", "down")
             assert down.returncode == 0, down.stderr.decode()
             if leftovers:
                 print(f"killed workers left running: {leftovers}")
@@ -136,7 +145,8 @@ def produce_in_background(args: Sequence[str]) -> subprocess.Popen[bytes]:
 
 
 def finish(producer: subprocess.Popen[bytes], manifest: Path, timeout: float = 300) -> Manifest:
-    _, stderr = producer.communicate(timeout=timeout)
+    with phase("producing"):
+        _, stderr = producer.communicate(timeout=timeout)
     assert producer.returncode == 0, stderr.decode()
     return Manifest.model_validate_json(manifest.read_text())
 

@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
+import os
+import random
 import socket
 from pathlib import Path
 
 from clickstream.local import processes
 from clickstream.local.settings import LOOPBACK, LocalStackSettings
 
+PORTS_PER_PROCESS = 2_000
+"""Each pytest process (xdist's gw0, gw1, ...) draws ports from a slice of its own."""
+FIRST_PORT = 12_000
+"""Below the kernel's ephemeral range (32768-60999 here), so an outgoing connection of any
+process cannot take a port between the moment it is drawn and the moment a server binds it."""
+
+
+_handed_out: set[int] = set()
+"""Ports drawn already: a port drawn is not yet bound, so it must not be drawn again."""
+
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
+    """A loopback port nobody listens on, from this test process's own slice, never the same
+    one twice in a process."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    first = FIRST_PORT + PORTS_PER_PROCESS * (int(worker) if worker.isdigit() else 0)
+    for _ in range(200):
+        port = random.randrange(first, first + PORTS_PER_PROCESS)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((LOOPBACK, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise RuntimeError(f"no free port in {first}-{first + PORTS_PER_PROCESS}")
 
 
 def isolated_settings(state_dir: Path, **overrides: object) -> LocalStackSettings:

@@ -1,0 +1,166 @@
+"""The server SDKs sites already run, unchanged but for their host, against a real collector
+(the local stack's Kinesis behind it): Segment's `segment-analytics-python` and RudderStack's
+`rudder-sdk-python`, pinned in the dev group. Each event reaches the stream exactly once,
+through a 503 and the SDK's own retry too; a wrong key and an invalid event get answers the
+SDK reports to its error callback and does not retry. A proxy in front of the collector
+counts each request the SDK makes (`tests/support/sdk_proxy.py`)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from rudderstack.analytics.client import Client as RudderClient
+from segment.analytics.client import Client as SegmentClient
+
+from clickstream import aws
+from clickstream.events import carried_refusal
+from clickstream.local.stack import LocalStackState
+from clickstream.tools.streamread import read_stream
+from tests.support.collector import WRITE_KEYS, new_stream, running_collector
+from tests.support.sdk_proxy import SdkProxy
+
+SDKS = {"segment": SegmentClient, "rudder": RudderClient}
+
+
+@dataclass
+class Errors:
+    """What an SDK told its `on_error` callback: (status, code) of each failed upload."""
+
+    seen: list[tuple[int | None, str | None]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, error: Exception, batch: list[dict[str, Any]]) -> None:
+        with self.lock:
+            self.seen.append((getattr(error, "status", None), getattr(error, "code", None)))
+
+
+@pytest.fixture(scope="module")
+def stream(local_stack: LocalStackState) -> str:
+    return new_stream(local_stack)
+
+
+@pytest.fixture(scope="module")
+def proxy(
+    local_stack: LocalStackState, stream: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SdkProxy]:
+    # The collector as the README deploys it: its defaults, a write key
+    log_dir = tmp_path_factory.mktemp("sdk-collector")
+    with (
+        running_collector(local_stack, stream, log_dir) as collector,
+        SdkProxy(collector.url) as in_front,
+    ):
+        yield in_front
+
+
+def client(kind: str, key: str, proxy: SdkProxy, errors: Errors) -> Any:
+    """The SDK as a site configures it: its write key and its host, nothing else but quick
+    flushes and a short first backoff for the test."""
+    logging.getLogger("segment").setLevel(logging.CRITICAL)
+    logging.getLogger("rudderstack").setLevel(logging.CRITICAL)
+    return SDKS[kind](key, host=proxy.endpoint, on_error=errors, max_retries=5)
+
+
+def events_in_stream(state: LocalStackState, stream: str) -> list[str]:
+    """The event ids of the events in the stream (refusals left out), each as often as it is
+    there."""
+    import json
+
+    kinesis = aws.local_client("kinesis", state.kinesis_endpoint, state.region)
+    return [
+        json.loads(r.data)["event_id"]
+        for r in read_stream(kinesis, stream)
+        if carried_refusal(r.data) is None
+    ]
+
+
+@pytest.mark.parametrize("kind", sorted(SDKS))
+def test_events_arrive_once_through_a_503_and_the_sdks_retry(
+    kind: str, local_stack: LocalStackState, stream: str, proxy: SdkProxy
+) -> None:
+    # GIVEN the SDK pointed at the collector, whose first answer is a 503
+    errors = Errors()
+    sdk = client(kind, WRITE_KEYS[0], proxy, errors)
+    proxy.reset()
+    proxy.refuse_next(1)
+    ids = [f"{kind}-{uuid.uuid4().hex[:12]}" for _ in range(5)]
+    # WHEN a site's code tracks five events and a page view, and flushes
+    for n, event_id in enumerate(ids[:4]):
+        sdk.track(
+            user_id="u-1",
+            event="Signed Up" if n % 2 else "Checkout Started",
+            properties={"n": n},
+            message_id=event_id,
+        )
+    sdk.page(user_id="u-1", name="Pricing", properties={"path": "/pricing"}, message_id=ids[4])
+    sdk.flush()
+    sdk.join()
+    # THEN the SDK sent the batch again after the 503, with no error reported
+    assert proxy.answered_503 == 1
+    assert proxy.requests["/v1/batch"] >= 2, proxy.requests
+    assert errors.seen == []
+    # AND each event is in the stream exactly once
+    found = events_in_stream(local_stack, stream)
+    assert sorted(e for e in found if e in ids) == sorted(ids)
+
+
+@pytest.mark.parametrize("kind", sorted(SDKS))
+def test_a_wrong_key_and_an_invalid_event_are_reported_once_and_not_retried(
+    kind: str, local_stack: LocalStackState, stream: str, proxy: SdkProxy
+) -> None:
+    # GIVEN a site with a wrong key, and one with an event 40 days old (past the 30-day window)
+    wrong, old = Errors(), Errors()
+    proxy.reset()
+    with_wrong_key = client(kind, "not-a-key-of-ours", proxy, wrong)
+    with_wrong_key.track(user_id="u-2", event="Lost", message_id=f"{kind}-wrong-key")
+    with_wrong_key.flush()
+    with_wrong_key.join()
+    wrong_key_requests = proxy.requests["/v1/batch"]
+    proxy.reset()
+    backfill = client(kind, WRITE_KEYS[1], proxy, old)
+    backfill.track(
+        user_id="u-3",
+        event="Old",
+        timestamp=datetime.now(UTC) - timedelta(days=40),
+        message_id=f"{kind}-too-old",
+    )
+    backfill.flush()
+    backfill.join()
+    # THEN each SDK told its error callback the status and code, after one request: no retry
+    assert wrong.seen == [(401, "invalid_write_key")]
+    assert wrong_key_requests == 1
+    assert old.seen == [(400, "invalid_events")]
+    assert proxy.requests["/v1/batch"] == 1
+    # AND neither event is in the stream as an event; the old one is there as a refusal
+    found = events_in_stream(local_stack, stream)
+    assert f"{kind}-wrong-key" not in found
+    assert f"{kind}-too-old" not in found
+
+
+def test_an_oversized_event_is_refused_alone_and_its_batch_taken(
+    local_stack: LocalStackState, stream: str, proxy: SdkProxy
+) -> None:
+    # GIVEN RudderStack's SDK, which sends messages up to 4 MB (Segment's drops over 32 KB
+    # itself), and a batch of three events, one of 40 KB
+    errors = Errors()
+    proxy.reset()
+    sdk = client("rudder", WRITE_KEYS[0], proxy, errors)
+    sdk.track(user_id="u-4", event="Small", message_id="rudder-small-1")
+    sdk.track(
+        user_id="u-4", event="Big", properties={"blob": "x" * 40_000}, message_id="rudder-big"
+    )
+    sdk.track(user_id="u-4", event="Small", message_id="rudder-small-2")
+    sdk.flush()
+    sdk.join()
+    # THEN the batch was taken in one request, and only the big event was left out
+    assert errors.seen == []
+    assert proxy.requests["/v1/batch"] == 1
+    found = events_in_stream(local_stack, stream)
+    assert {"rudder-small-1", "rudder-small-2"} <= set(found)
+    assert "rudder-big" not in found
