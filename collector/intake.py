@@ -30,8 +30,9 @@ from collector import segment
 from collector.settings import ClientIpPolicy
 
 TEXT_TYPES: Final = ("application/json", "text/plain")
-"""What we parse as JSON: `text/plain` is what `navigator.sendBeacon` and analytics.js send,
-because a cross-origin POST of that type needs no CORS preflight."""
+"""What we parse as JSON: `text/plain` is what `navigator.sendBeacon`, our tracker and
+analytics.js send (a POST of that type alone needs no CORS preflight; analytics.js 2.0 adds
+an Authorization header, which does)."""
 
 
 ERROR_CODES: Final = {
