@@ -179,27 +179,51 @@ SHUTDOWN_STARTED = '"event": "stopping: SIGTERM to the KCL daemon"'
 
 
 def stopped_gracefully(log: Path) -> bool:
-    """The worker's shards answered its shutdown with their final checkpoint and no flush
-    failed. A shard may be fenced before the shutdown, and during it only because KCL moved
-    its lease meanwhile (the lease table names another owner): with KCL's graceful handoff
-    off, a rebalance is a lease move (docs/kcl.md), and the leader can decide one in the
-    second the shutdown starts (seen in CI: "Assigned lease shardId-000000000001 ownership
-    from e2e-a to e2e-b" 0.8 s after SIGTERM). That shard's new owner replays from its
-    checkpoint; the caller's exactness check shows nothing was lost."""
+    """The worker's shards answered its shutdown and no flush failed: every shard it held
+    when the shutdown started answered with its final checkpoint, or lost its lease meanwhile
+    (KCL moved it: with graceful handoff off a rebalance is a lease move, docs/kcl.md, and
+    the leader can decide one in the second the shutdown starts; seen in CI: "Assigned lease
+    shardId-000000000001 ownership from e2e-a to e2e-b" 0.8 s after SIGTERM), and at least
+    one answered with its checkpoint. A worker that held no shard when it was stopped (KCL
+    had not balanced one to it yet) has nothing to answer. A shard fenced before the
+    shutdown is no failure of it; during it, only a fence because the lease moved is. The
+    callers' exactness checks show nothing was lost."""
     text = log.read_text(errors="replace")
-    after = text[max(text.rfind(SHUTDOWN_STARTED), 0) :]
+    if "flush failed" in text:
+        return False
+    cut = text.rfind(SHUTDOWN_STARTED)
+    before, after = (text, "") if cut < 0 else (text[:cut], text[cut:])
+    held: set[str] = set()
+    for event in _processor_events(before):
+        name, shard = str(event.get("event", "")), str(event["shard_id"])
+        if name == "initialized":
+            held.add(shard)
+        elif name.startswith(PROCESSOR_ENDINGS):
+            held.discard(shard)
+    graceful: set[str] = set()
+    moved: set[str] = set()
+    for event in _processor_events(after):
+        name, shard = str(event.get("event", "")), str(event["shard_id"])
+        if name in GRACEFUL_SHUTDOWN:
+            graceful.add(shard)
+        elif name == LEASE_LOST or (name.startswith("fenced") and event.get("why") == LEASE_MOVED):
+            moved.add(shard)
+        elif name.startswith("fenced"):
+            return False
+    return held <= graceful | moved and (not held or bool(graceful & held))
+
+
+LEASE_LOST = "lease lost: dropping what was not written"
+PROCESSOR_ENDINGS = (LEASE_LOST, "shard ended", "shutdown requested", "fenced")
+"""What ends a record processor's hold on its shard, in its log."""
+
+
+def _processor_events(text: str) -> list[dict[str, Any]]:
     events = []
-    for line in after.splitlines():
-        if line.startswith("{"):
+    for line in text.splitlines():
+        if line.startswith("{") and '"shard_id"' in line:
             with contextlib.suppress(ValueError):
-                events.append(json.loads(line))
-    fenced_otherwise = [
-        event
-        for event in events
-        if str(event.get("event", "")).startswith("fenced") and event.get("why") != LEASE_MOVED
-    ]
-    return (
-        any(event.get("event") in GRACEFUL_SHUTDOWN for event in events)
-        and not fenced_otherwise
-        and "flush failed" not in text
-    )
+                event = json.loads(line)
+                if event.get("component") == "processor" and event.get("shard_id"):
+                    events.append(event)
+    return events
