@@ -3,6 +3,7 @@
 #   .tools/uv       uv (pinned), in a small virtualenv of its own
 #   .venv           the project and its pinned Python dependencies (uv.lock)
 #   .tools/emulator kinesis-mock (npm kinesis-local, pinned by infra/local/package-lock.json)
+#   .tools/sdk      the official JavaScript SDKs the tests send with (pinned by infra/sdk)
 #   .tools/kcl/jars the KCL MultiLangDaemon and its jars (pinned by infra/kcl/pom.xml), and
 #   .tools/m2       the same jars in Maven layout, where amazon_kclpy's installer finds them
 # Each step is skipped when its inputs have not changed since it last ran.
@@ -65,5 +66,14 @@ if ! stamp_ok emulator "$emulator_hash" || [ ! -f "$TOOLS/emulator/node_modules/
   cp infra/local/package.json infra/local/package-lock.json "$TOOLS/emulator/"
   npm ci --prefix "$TOOLS/emulator" --no-audit --no-fund --loglevel=error >&2
   stamp_set emulator "$emulator_hash"
+fi
+sdk_hash=$(inputs_hash infra/sdk/package.json infra/sdk/package-lock.json)
+if ! stamp_ok sdk "$sdk_hash" || [ ! -d "$TOOLS/sdk/node_modules/@segment/analytics-next/dist/umd" ]; then
+  say "installing the SDKs the tests send with (npm ci: @segment/analytics-next, analytics-node)"
+  rm -rf "$TOOLS/sdk"
+  mkdir -p "$TOOLS/sdk"
+  cp infra/sdk/package.json infra/sdk/package-lock.json "$TOOLS/sdk/"
+  npm ci --prefix "$TOOLS/sdk" --no-audit --no-fund --loglevel=error >&2
+  stamp_set sdk "$sdk_hash"
 fi
 say "ready"

@@ -1,18 +1,25 @@
 """The server SDKs sites already run, unchanged but for their host, against a real collector
 (the local stack's Kinesis behind it): Segment's `segment-analytics-python` and RudderStack's
-`rudder-sdk-python`, pinned in the dev group. Each event reaches the stream exactly once,
+`rudder-sdk-python` (pinned in the dev group) and Segment's `@segment/analytics-node` (pinned
+in infra/sdk, run by node). Each event reaches the stream exactly once,
 through a 503 and the SDK's own retry too; a wrong key and an invalid event get answers the
 SDK reports to its error callback and does not retry. A proxy in front of the collector
 counts each request the SDK makes (`tests/support/sdk_proxy.py`)."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import re
+import shutil
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,11 +29,67 @@ from segment.analytics.client import Client as SegmentClient
 from clickstream import aws
 from clickstream.events import carried_refusal
 from clickstream.local.stack import LocalStackState
+from clickstream.paths import PROJECT_ROOT
 from clickstream.tools.streamread import read_stream
 from tests.support.collector import WRITE_KEYS, new_stream, running_collector
 from tests.support.sdk_proxy import SdkProxy
 
-SDKS = {"segment": SegmentClient, "rudder": RudderClient}
+NODE_SDK = PROJECT_ROOT / ".tools/sdk/node_modules/@segment/analytics-node/dist/cjs/index.js"
+NODE_SCRIPT = Path(__file__).parents[1] / "support" / "sdk" / "analytics_node.cjs"
+
+
+class NodeSdk:
+    """analytics-node, driven through a small script: the calls are collected, and `join`
+    runs node, which sends them, flushes, and reports the SDK's errors."""
+
+    def __init__(self, key: str, host: str, on_error: Errors, **_: Any) -> None:
+        self._input: dict[str, Any] = {"host": host, "writeKey": key, "events": []}
+        self._errors = on_error
+
+    def track(self, *, message_id: str, timestamp: datetime | None = None, **fields: Any) -> None:
+        self._add("track", message_id, timestamp, fields)
+
+    def page(self, *, message_id: str, **fields: Any) -> None:
+        self._add("page", message_id, None, fields)
+
+    def _add(self, call: str, message_id: str, at: datetime | None, fields: dict[str, Any]) -> None:
+        renamed = {"user_id": "userId"}
+        event = {renamed.get(k, k): v for k, v in fields.items()}
+        event |= {"call": call, "messageId": message_id}
+        if at is not None:
+            event["timestamp"] = at.isoformat()
+        self._input["events"].append(event)
+
+    def flush(self) -> None:
+        return
+
+    def join(self) -> None:
+        node = shutil.which("node")
+        assert node, "node runs the Node SDK"
+        done = subprocess.run(
+            [node, str(NODE_SCRIPT), json.dumps(self._input)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "CLICKSTREAM_ANALYTICS_NODE": str(NODE_SDK)},
+        )
+        assert done.returncode == 0, done.stderr
+        for error in json.loads(done.stdout)["errors"]:
+            status = re.search(r"\[(\d{3})\]", error)
+            self._errors(_Reported(int(status.group(1)) if status else None), [])
+
+
+@dataclass
+class _Reported(Exception):
+    """What analytics-node reports of a failed batch: its status (it reads no body)."""
+
+    status: int | None
+    code: None = None
+
+
+SDKS: dict[str, Any] = {"segment": SegmentClient, "rudder": RudderClient, "node": NodeSdk}
+READS_THE_CODE = {"segment": True, "rudder": True, "node": False}
 
 
 @dataclass
@@ -67,11 +130,14 @@ def client(kind: str, key: str, proxy: SdkProxy, errors: Errors) -> Any:
     return SDKS[kind](key, host=proxy.endpoint, on_error=errors, max_retries=5)
 
 
+def reported(kind: str, status: int, code: str) -> list[tuple[int | None, str | None]]:
+    """What the SDK's error callback is told of one refused batch."""
+    return [(status, code if READS_THE_CODE[kind] else None)]
+
+
 def events_in_stream(state: LocalStackState, stream: str) -> list[str]:
     """The event ids of the events in the stream (refusals left out), each as often as it is
     there."""
-    import json
-
     kinesis = aws.local_client("kinesis", state.kinesis_endpoint, state.region)
     return [
         json.loads(r.data)["event_id"]
@@ -133,9 +199,9 @@ def test_a_wrong_key_and_an_invalid_event_are_reported_once_and_not_retried(
     backfill.flush()
     backfill.join()
     # THEN each SDK told its error callback the status and code, after one request: no retry
-    assert wrong.seen == [(401, "invalid_write_key")]
+    assert wrong.seen == reported(kind, 401, "invalid_write_key")
     assert wrong_key_requests == 1
-    assert old.seen == [(400, "invalid_events")]
+    assert old.seen == reported(kind, 400, "invalid_events")
     assert proxy.requests["/v1/batch"] == 1
     # AND neither event is in the stream as an event; the old one is there as a refusal
     found = events_in_stream(local_stack, stream)

@@ -1,0 +1,153 @@
+"""Segment's analytics.js 2.0 (`@segment/analytics-next`, pinned in infra/sdk, installed by
+the bootstrap) in Debian's headless chromium, on a page of another origin, sending to a real
+collector set up as the README says for a deployed one (its defaults, a write key), with a
+proxy in front that can answer 503 and counts the requests. The SDK's bundle is served by
+the test's own page server: nothing is fetched from a CDN (the page's resource list says so).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clickstream import aws
+from clickstream.events import carried_refusal
+from clickstream.local.stack import LocalStackState
+from clickstream.paths import PROJECT_ROOT
+from clickstream.tools.streamread import read_stream
+from tests.support.browser import headless_chromium, page_server
+from tests.support.collector import WRITE_KEYS, new_stream, running_collector
+from tests.support.sdk_proxy import SdkProxy
+
+BUNDLES = PROJECT_ROOT / ".tools/sdk/node_modules/@segment/analytics-next/dist/umd"
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Shop</title><link rel="icon" href="data:,">
+</head><body>
+<script>
+  // Where analytics.js 2.0 loads its own chunks from, if it needs any: this page's server.
+  window.analytics = {{ _cdn: location.origin }};
+</script>
+<script src="/analytics-next/bundles/index.js"></script>
+<script>
+  window.sent = [];
+  window.failures = [];
+  const key = {key};
+  const analytics = AnalyticsNext.AnalyticsBrowser.load(
+    // cdnSettings: the settings analytics.js would otherwise fetch from Segment's CDN
+    {{ writeKey: key, cdnSettings: {{ integrations: {{ "Segment.io": {{ apiKey: key }} }} }} }},
+    {{ integrations: {{ "Segment.io": {{
+      apiHost: {api_host}, protocol: "http", deliveryStrategy: {strategy}
+    }} }} }}
+  );
+  window.track = (name, properties) => analytics.track(name, properties)
+    .then((ctx) => window.sent.push(ctx.event.messageId))
+    .catch((error) => window.failures.push(String(error)));
+  window.page = () => analytics.page()
+    .then((ctx) => window.sent.push(ctx.event.messageId))
+    .catch((error) => window.failures.push(String(error)));
+</script>
+</body></html>
+"""
+
+
+@pytest.fixture(scope="module")
+def stream(local_stack: LocalStackState) -> str:
+    return new_stream(local_stack)
+
+
+@pytest.fixture(scope="module")
+def proxy(
+    local_stack: LocalStackState, stream: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SdkProxy]:
+    log_dir = tmp_path_factory.mktemp("browser-sdk-collector")
+    with (
+        running_collector(local_stack, stream, log_dir) as collector,
+        SdkProxy(collector.url) as in_front,
+    ):
+        yield in_front
+
+
+def site(root: Path, proxy: SdkProxy, strategy: dict[str, Any] | None) -> Path:
+    assert (BUNDLES / "index.js").is_file(), "scripts/bootstrap.sh installs analytics-next"
+    shutil.copytree(BUNDLES, root / "analytics-next" / "bundles")
+    api_host = proxy.endpoint.removeprefix("http://") + "/v1"
+    (root / "index.html").write_text(
+        PAGE.format(
+            key=json.dumps(WRITE_KEYS[0]),
+            api_host=json.dumps(api_host),
+            strategy=json.dumps(strategy or {"strategy": "standard"}),
+        )
+    )
+    return root
+
+
+def events_in_stream(state: LocalStackState, stream: str) -> Counter[str]:
+    kinesis = aws.local_client("kinesis", state.kinesis_endpoint, state.region)
+    return Counter(
+        json.loads(r.data)["event_id"]
+        for r in read_stream(kinesis, stream)
+        if carried_refusal(r.data) is None
+    )
+
+
+def wait_for(state: LocalStackState, stream: str, ids: list[str]) -> Counter[str]:
+    deadline = time.monotonic() + 60
+    while True:
+        found = events_in_stream(state, stream)
+        if all(found[i] for i in ids) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "path"),
+    [
+        (None, "/v1/t"),
+        ({"strategy": "batching", "config": {"size": 4, "timeout": 300}}, "/v1/b"),
+    ],
+    ids=["standard", "batching"],
+)
+def test_analytics_next_delivers_each_event_once_through_a_503(
+    local_stack: LocalStackState,
+    stream: str,
+    proxy: SdkProxy,
+    tmp_path: Path,
+    strategy: dict[str, Any] | None,
+    path: str,
+) -> None:
+    # GIVEN a page of another origin with analytics.js 2.0 pointed at the collector, whose
+    # first answer to an event will be 503
+    proxy.reset()
+    proxy.refuse_next(1)
+    with page_server(site(tmp_path, proxy, strategy)) as origin, headless_chromium() as driver:
+        driver.get(f"{origin}/index.html")
+        # WHEN the visitor's page view and three tracked events are sent
+        driver.execute_script("window.page()")
+        for n in range(3):
+            driver.execute_script("window.track(arguments[0], {n: arguments[1]})", "Clicked", n)
+        deadline = time.monotonic() + 60
+        while driver.execute_script("return window.sent.length + window.failures.length") < 4:
+            assert time.monotonic() < deadline, driver.execute_script("return window.failures")
+            time.sleep(0.2)
+        sent = driver.execute_script("return window.sent")
+        failures = driver.execute_script("return window.failures")
+        resources = driver.execute_script(
+            "return performance.getEntriesByType('resource').map((e) => e.name)"
+        )
+    # THEN the SDK got past the 503 by retrying (its retry preflighted with X-Retry-Count)
+    assert failures == []
+    assert proxy.answered_503 == 1
+    assert proxy.requests[path] >= 2, proxy.requests
+    # AND each event is in the stream exactly once
+    found = wait_for(local_stack, stream, sent)
+    assert {event_id: found[event_id] for event_id in sent} == dict.fromkeys(sent, 1)
+    # AND the page loaded nothing from anywhere but the loopback servers
+    assert all(url.startswith("http://127.0.0.1:") for url in resources), resources
