@@ -28,9 +28,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The end-to-end tests first, longest first: xdist hands tests out in this order, so
-    the long ones start at once and the short ones fill in around them."""
-    rank = {name: position for position, name in enumerate(E2E_LONGEST_FIRST)}
+    """The end-to-end tests first, in `e2e_order`: xdist (`--dist load --maxschedchunk 1`)
+    hands tests out in this order, so the long ones start at once and the functional and
+    unit tests fill in around them."""
+    rank = {name: position for position, name in enumerate(e2e_order(E2E_LONGEST_FIRST))}
 
     def order(item: pytest.Item) -> tuple[int, int]:
         if item.get_closest_marker("e2e") is None:
@@ -41,22 +42,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 E2E_LONGEST_FIRST = (
+    "test_two_workers_count_exactly_through_kpl_input_and_a_graceful_restart",
     "test_the_dashboard_shows_the_demos_numbers_live_and_its_heatmap",
-    "test_hostile_records_at_scale_are_dead_lettered_with_their_reasons",
     "test_kill_9_mid_stream_several_times",
     "test_a_worker_cut_off_from_the_lease_table_is_fenced_by_its_own_lease_check",
-    "test_two_workers_count_exactly_through_kpl_input_and_a_graceful_restart",
+    "test_hostile_records_at_scale_are_dead_lettered_with_their_reasons",
     "test_workers_joining_and_leaving_under_load",
     "test_a_paused_worker_wakes_up_as_a_zombie_and_is_fenced",
     "test_split_and_merge_while_events_flow",
     "test_throttles_and_5xx_from_dynamodb_and_s3",
     "test_a_lease_moved_to_a_joining_worker_is_replayed_from_its_checkpoint_exactly",
-    "test_long_urls_a_crawler_and_resent_events_never_stop_a_shard",
     "test_stack_up_produce_read_back_exactly_and_down",
     "test_a_browser_session_is_counted_exactly_and_its_clicks_archived_with_coordinates",
+    "test_long_urls_a_crawler_and_resent_events_never_stop_a_shard",
 )
 """By their durations in a clean-clone run (docs/testing.md); a test not listed goes last
 among them."""
+
+XDIST_WORKERS = 3
+"""`-n` in pytest's options (pyproject.toml)."""
+
+
+def e2e_order(longest_first: tuple[str, ...]) -> list[str]:
+    """xdist starts each worker with two tests: the longest ones each paired with one of the
+    shortest, then the rest longest first, handed out one by one as workers free up."""
+    n = XDIST_WORKERS
+    longest, shortest, middle = longest_first[:n], longest_first[::-1][:n], longest_first[n:-n]
+    paired = [name for pair in zip(longest, shortest, strict=True) for name in pair]
+    return [*paired, *middle]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

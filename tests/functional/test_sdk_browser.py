@@ -139,15 +139,43 @@ def test_analytics_next_delivers_each_event_once_through_a_503(
             time.sleep(0.2)
         sent = driver.execute_script("return window.sent")
         failures = driver.execute_script("return window.failures")
+        # (a batch resolves its events' promises when they are queued: the page stays open
+        # while the SDK sends them and again after the 503)
+        found = wait_for(local_stack, stream, sent)
         resources = driver.execute_script(
             "return performance.getEntriesByType('resource').map((e) => e.name)"
         )
-    # THEN the SDK got past the 503 by retrying (its retry preflighted with X-Retry-Count)
+    # THEN each event is in the stream exactly once
     assert failures == []
+    assert {event_id: found[event_id] for event_id in sent} == dict.fromkeys(sent, 1)
+    # AND the SDK got past the 503 by sending again (its calls preflighted: Authorization,
+    # and X-Retry-Count on the retry)
     assert proxy.answered_503 == 1
     assert proxy.requests[path] >= 2, proxy.requests
-    # AND each event is in the stream exactly once
-    found = wait_for(local_stack, stream, sent)
-    assert {event_id: found[event_id] for event_id in sent} == dict.fromkeys(sent, 1)
+    assert proxy.preflights[path] >= 1, proxy.preflights
     # AND the page loaded nothing from anywhere but the loopback servers
     assert all(url.startswith("http://127.0.0.1:") for url in resources), resources
+
+
+def test_analytics_next_drops_a_refused_event_without_retrying_it(
+    local_stack: LocalStackState, stream: str, proxy: SdkProxy, tmp_path: Path
+) -> None:
+    # GIVEN a page whose analytics.js has a write key the collector does not know
+    proxy.reset()
+    root = site(tmp_path, proxy, None)
+    page = (root / "index.html").read_text()
+    (root / "index.html").write_text(page.replace(json.dumps(WRITE_KEYS[0]), '"not-our-key-1"'))
+    with page_server(root) as origin, headless_chromium() as driver:
+        driver.get(f"{origin}/index.html")
+        # WHEN it tracks an event, which the collector answers 401
+        driver.execute_script("window.track('Refused', {})")
+        deadline = time.monotonic() + 30
+        while driver.execute_script("return window.sent.length + window.failures.length") < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        sent = driver.execute_script("return window.sent")
+        # (analytics.js' first retry would come within 0.5-1 s: give it three)
+        time.sleep(3)
+    # THEN it sent the event once and gave up on it: a 4xx is not retried
+    assert proxy.requests["/v1/t"] == 1, proxy.requests
+    assert all(events_in_stream(local_stack, stream)[event_id] == 0 for event_id in sent)

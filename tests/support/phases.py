@@ -18,7 +18,8 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 
-PHASES_FILE_VARIABLE = "CLICKSTREAM_TEST_PHASES_FILE"
+PHASES_FILE_VARIABLE = "PYTEST_PHASES_FILE"
+"""Not CLICKSTREAM_*: the workers refuse settings of that prefix they do not know."""
 
 ORDER = (
     "stack up",

@@ -16,7 +16,9 @@ class SdkProxy(ProxyFixture):
     def __init__(self, upstream: str) -> None:
         self._lock = threading.Lock()
         self.requests: Counter[str] = Counter()
-        """Requests seen, by path (a retry counts again)."""
+        """POSTs seen, by path (a retry counts again)."""
+        self.preflights: Counter[str] = Counter()
+        """CORS preflights (OPTIONS) seen, by path."""
         self.answered_503 = 0
         self._refuse_next = 0
         self._proxy = LoopbackProxy(upstream, self._handler())
@@ -29,10 +31,14 @@ class SdkProxy(ProxyFixture):
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.preflights.clear()
             self.answered_503 = 0
 
     def _take_refusal(self, method: str, path: str) -> bool:
         with self._lock:
+            if method == "OPTIONS":
+                self.preflights[path] += 1
+                return False
             self.requests[path] += 1
             if method == "POST" and self._refuse_next > 0:
                 self._refuse_next -= 1
