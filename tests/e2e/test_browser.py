@@ -1,5 +1,7 @@
 """End to end from a real browser: Debian's headless chromium on a sample page with the tracker,
-the collector, the stream, a real KCL worker, the tables and the archive."""
+the collector, the stream, a real KCL worker, the tables and the archive; and a session sent
+by Segment's Python SDK through the same collector and worker, counted once through a 503 and
+the SDK's retry."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from insights.archive import archived_events
 from tests.support.browser import headless_chromium, page_server
 from tests.support.collector import WRITE_KEYS, running_collector
 from tests.support.e2e import E2EStack, cli_stack, clickstream
+from tests.support.sdk_proxy import SdkProxy
 
 pytestmark = pytest.mark.e2e
 
@@ -102,6 +105,9 @@ def test_a_browser_session_is_counted_exactly_and_its_clicks_archived_with_coord
                 for r in read_stream(_kinesis(e2e), stream)
             ]
             requests = _requests_answered(collector.log)
+            # AND a site's server sends a session with Segment's Python SDK through the same
+            # collector, whose first answer is a 503 (the SDK sends the batch again)
+            sdk_errors = _send_with_segments_sdk(collector.url)
         assert kinds == {"page_view": 2, "click": 3, "scroll": 2}, (
             f"{kinds}; session {session_id}; collector answered {requests} requests; "
             f"the stream holds {seen[:20]}"
@@ -118,6 +124,12 @@ def test_a_browser_session_is_counted_exactly_and_its_clicks_archived_with_coord
     assert counted["events"] == 7, counted
     assert counted["page_views"] == 2, counted
     assert counted["clicks"] == 3, counted
+    # AND the SDK's session was counted once, through its retry
+    assert sdk_errors == []
+    result = clickstream("query", "session", SDK_SESSION, "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    counted = json.loads(result.stdout)
+    assert (counted["events"], counted["page_views"]) == (SDK_EVENTS + 1, 1), counted
     # AND the archive holds the clicks with their page coordinates and viewport
     archived = [json.loads(line) for line in archived_events(e2e.s3, _bucket(e2e))]
     clicks = [e for e in archived if e["session_id"] == session_id and e["type"] == "click"]
@@ -127,6 +139,35 @@ def test_a_browser_session_is_counted_exactly_and_its_clicks_archived_with_coord
     buy = next(c for c in clicks if (c["x"], c["y"]) == (100, 200))
     assert buy["properties"]["selector"] == "button#buy"
     assert buy["viewport_width"] > 0
+
+
+SDK_SESSION = "sdk-session-1"
+SDK_EVENTS = 5
+
+
+def _send_with_segments_sdk(collector_url: str) -> list[str]:
+    """A page view and `SDK_EVENTS` tracked events of one session (`context.sessionId`) by
+    segment-analytics-python, through a proxy that answers its first request 503; the
+    errors the SDK reported."""
+    from segment.analytics.client import Client
+
+    errors: list[str] = []
+    with SdkProxy(collector_url) as proxy:
+        proxy.refuse_next(1)
+        sdk = Client(
+            WRITE_KEYS[1],
+            host=proxy.endpoint,
+            on_error=lambda error, batch: errors.append(repr(error)),
+        )
+        context = {"sessionId": SDK_SESSION}
+        sdk.page(user_id="buyer-1", name="Home", properties={"path": "/"}, context=context)
+        for n in range(SDK_EVENTS):
+            sdk.track(user_id="buyer-1", event="Item Viewed", properties={"n": n}, context=context)
+        sdk.flush()
+        sdk.join()
+        assert proxy.answered_503 == 1
+        assert proxy.requests["/v1/batch"] >= 2, proxy.requests
+    return errors
 
 
 def _requests_answered(log: Path) -> int:

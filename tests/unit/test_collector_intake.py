@@ -240,7 +240,12 @@ def test_error_codes_are_named_for_every_status_the_collector_answers() -> None:
         (b"[]", {"content_encoding": "br"}, 415, "content encoding"),
         (b"x" * 600, {}, 413, "exceeds"),
         (b"not gzip", {"content_encoding": "gzip"}, 400, "gzip"),
-        (gzip.compress(b"[" + b"0," * 5000 + b"0]"), {"content_encoding": "gzip"}, 413, "inflates"),
+        (
+            gzip.compress(b"[" + b"0," * 5000 + b"0]", mtime=0),
+            {"content_encoding": "gzip"},
+            413,
+            "inflates",
+        ),
     ],
 )
 def test_bodies_refused_with_a_reason(
