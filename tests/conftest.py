@@ -59,7 +59,7 @@ E2E_LONGEST_FIRST = (
 """By their durations in a clean-clone run (docs/testing.md); a test not listed goes last
 among them."""
 
-XDIST_WORKERS = 3
+XDIST_WORKERS = 2
 """`-n` in pytest's options (pyproject.toml)."""
 
 
