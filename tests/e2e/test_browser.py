@@ -1,7 +1,8 @@
 """End to end from a real browser: Debian's headless chromium on a sample page with the tracker,
 the collector, the stream, a real KCL worker, the tables and the archive; and a session sent
-by Segment's Python SDK through the same collector and worker, counted once through a 503 and
-the SDK's retry."""
+by each official SDK sites run (analytics.js 2.0 in the browser, Segment's Node and Python
+SDKs, RudderStack's Python SDK) through the same collector and worker, each counted once,
+through a 503 and the SDK's retry for two of them."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from tests.support.browser import headless_chromium, page_server
 from tests.support.collector import WRITE_KEYS, running_collector
 from tests.support.e2e import E2EStack, cli_stack, clickstream
 from tests.support.sdk_proxy import SdkProxy
+from tests.support.sdks import Errors, analytics_next_site, server_sdk
 
 pytestmark = pytest.mark.e2e
 
@@ -105,9 +107,9 @@ def test_a_browser_session_is_counted_exactly_and_its_clicks_archived_with_coord
                 for r in read_stream(_kinesis(e2e), stream)
             ]
             requests = _requests_answered(collector.log)
-            # AND a site's server sends a session with Segment's Python SDK through the same
-            # collector, whose first answer is a 503 (the SDK sends the batch again)
-            sdk_errors = _send_with_segments_sdk(collector.url)
+            # AND each official SDK sends a session through the same collector, the first
+            # answer to Segment's Python SDK and to analytics.js a 503 (each sends again)
+            sdk_errors = _send_with_the_sdks(collector.url, tmp_path / "sdk-site")
         assert kinds == {"page_view": 2, "click": 3, "scroll": 2}, (
             f"{kinds}; session {session_id}; collector answered {requests} requests; "
             f"the stream holds {seen[:20]}"
@@ -124,12 +126,13 @@ def test_a_browser_session_is_counted_exactly_and_its_clicks_archived_with_coord
     assert counted["events"] == 7, counted
     assert counted["page_views"] == 2, counted
     assert counted["clicks"] == 3, counted
-    # AND the SDK's session was counted once, through its retry
+    # AND each SDK's session was counted once, the retried ones included
     assert sdk_errors == []
-    result = clickstream("query", "session", SDK_SESSION, "--json")
-    assert result.returncode == 0, result.stderr.decode()
-    counted = json.loads(result.stdout)
-    assert (counted["events"], counted["page_views"]) == (SDK_EVENTS + 1, 1), counted
+    for kind in (*SERVER_SDKS, "browser"):
+        result = clickstream("query", "session", _session_of(kind), "--json")
+        assert result.returncode == 0, (kind, result.stderr.decode())
+        counted = json.loads(result.stdout)
+        assert (counted["events"], counted["page_views"]) == (SDK_EVENTS + 1, 1), (kind, counted)
     # AND the archive holds the clicks with their page coordinates and viewport
     archived = [json.loads(line) for line in archived_events(e2e.s3, _bucket(e2e))]
     clicks = [e for e in archived if e["session_id"] == session_id and e["type"] == "click"]
@@ -141,33 +144,65 @@ def test_a_browser_session_is_counted_exactly_and_its_clicks_archived_with_coord
     assert buy["viewport_width"] > 0
 
 
-SDK_SESSION = "sdk-session-1"
 SDK_EVENTS = 5
+"""Tracked events of each SDK's session, beside its page view."""
+SERVER_SDKS = ("segment", "rudder", "node")
 
 
-def _send_with_segments_sdk(collector_url: str) -> list[str]:
-    """A page view and `SDK_EVENTS` tracked events of one session (`context.sessionId`) by
-    segment-analytics-python, through a proxy that answers its first request 503; the
-    errors the SDK reported."""
-    from segment.analytics.client import Client
+def _session_of(kind: str) -> str:
+    return f"sdk-{kind}-session"
 
-    errors: list[str] = []
+
+def _send_with_the_sdks(collector_url: str, root: Path) -> list[tuple[str, object]]:
+    """A session by each official SDK (`context.sessionId`): a page view and `SDK_EVENTS`
+    tracked events, through a proxy that answers the first request of Segment's Python SDK
+    and of analytics.js 503 (each sends again); what the SDKs reported as errors."""
+    failed: list[tuple[str, object]] = []
     with SdkProxy(collector_url) as proxy:
-        proxy.refuse_next(1)
-        sdk = Client(
-            WRITE_KEYS[1],
-            host=proxy.endpoint,
-            on_error=lambda error, batch: errors.append(repr(error)),
-        )
-        context = {"sessionId": SDK_SESSION}
-        sdk.page(user_id="buyer-1", name="Home", properties={"path": "/"}, context=context)
-        for n in range(SDK_EVENTS):
-            sdk.track(user_id="buyer-1", event="Item Viewed", properties={"n": n}, context=context)
-        sdk.flush()
-        sdk.join()
+        for kind in SERVER_SDKS:
+            errors = Errors()
+            if kind == "segment":
+                proxy.refuse_next(1)
+            sdk = server_sdk(kind, WRITE_KEYS[1], proxy.endpoint, errors)
+            context = {"sessionId": _session_of(kind)}
+            sdk.page(
+                user_id="buyer-1",
+                name="Home",
+                properties={"path": "/"},
+                context=context,
+                message_id=f"{kind}-page",
+            )
+            for n in range(SDK_EVENTS):
+                sdk.track(
+                    user_id="buyer-1",
+                    event="Item Viewed",
+                    properties={"n": n},
+                    context=context,
+                    message_id=f"{kind}-{n}",
+                )
+            sdk.flush()
+            sdk.join()
+            failed += [(kind, seen) for seen in errors.seen]
         assert proxy.answered_503 == 1
-        assert proxy.requests["/v1/batch"] >= 2, proxy.requests
-    return errors
+        proxy.refuse_next(1)
+        site = analytics_next_site(
+            root, proxy.endpoint, WRITE_KEYS[0], session_id=_session_of("browser")
+        )
+        with page_server(site) as origin, headless_chromium() as driver:
+            driver.get(f"{origin}/index.html")
+            driver.execute_script("window.page()")
+            for n in range(SDK_EVENTS):
+                driver.execute_script("window.track('Item Viewed', {n: arguments[0]})", n)
+            # The page stays open until its six calls and the retry of the refused one have
+            # been sent (a call's promise resolves before a retry of its delivery).
+            deadline = time.monotonic() + 60
+            while proxy.requests["/v1/p"] + proxy.requests["/v1/t"] < SDK_EVENTS + 2:
+                failures = driver.execute_script("return window.failures")
+                assert not failures, failures
+                assert time.monotonic() < deadline, f"analytics.js sent {proxy.requests}"
+                time.sleep(0.2)
+        assert proxy.answered_503 == 2
+    return failed
 
 
 def _requests_answered(log: Path) -> int:

@@ -8,7 +8,6 @@ the test's own page server: nothing is fetched from a CDN (the page's resource l
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -20,42 +19,11 @@ import pytest
 from clickstream import aws
 from clickstream.events import carried_refusal
 from clickstream.local.stack import LocalStackState
-from clickstream.paths import PROJECT_ROOT
 from clickstream.tools.streamread import read_stream
 from tests.support.browser import headless_chromium, page_server
 from tests.support.collector import WRITE_KEYS, new_stream, running_collector
 from tests.support.sdk_proxy import SdkProxy
-
-BUNDLES = PROJECT_ROOT / ".tools/sdk/node_modules/@segment/analytics-next/dist/umd"
-
-PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>Shop</title><link rel="icon" href="data:,">
-</head><body>
-<script>
-  // Where analytics.js 2.0 loads its own chunks from, if it needs any: this page's server.
-  window.analytics = {{ _cdn: location.origin }};
-</script>
-<script src="/analytics-next/bundles/index.js"></script>
-<script>
-  window.sent = [];
-  window.failures = [];
-  const key = {key};
-  const analytics = AnalyticsNext.AnalyticsBrowser.load(
-    // cdnSettings: the settings analytics.js would otherwise fetch from Segment's CDN
-    {{ writeKey: key, cdnSettings: {{ integrations: {{ "Segment.io": {{ apiKey: key }} }} }} }},
-    {{ integrations: {{ "Segment.io": {{
-      apiHost: {api_host}, protocol: "http", deliveryStrategy: {strategy}
-    }} }} }}
-  );
-  window.track = (name, properties) => analytics.track(name, properties)
-    .then((ctx) => window.sent.push(ctx.event.messageId))
-    .catch((error) => window.failures.push(String(error)));
-  window.page = () => analytics.page()
-    .then((ctx) => window.sent.push(ctx.event.messageId))
-    .catch((error) => window.failures.push(String(error)));
-</script>
-</body></html>
-"""
+from tests.support.sdks import analytics_next_site
 
 
 @pytest.fixture(scope="module")
@@ -76,17 +44,7 @@ def proxy(
 
 
 def site(root: Path, proxy: SdkProxy, strategy: dict[str, Any] | None) -> Path:
-    assert (BUNDLES / "index.js").is_file(), "scripts/bootstrap.sh installs analytics-next"
-    shutil.copytree(BUNDLES, root / "analytics-next" / "bundles")
-    api_host = proxy.endpoint.removeprefix("http://") + "/v1"
-    (root / "index.html").write_text(
-        PAGE.format(
-            key=json.dumps(WRITE_KEYS[0]),
-            api_host=json.dumps(api_host),
-            strategy=json.dumps(strategy or {"strategy": "standard"}),
-        )
-    )
-    return root
+    return analytics_next_site(root, proxy.endpoint, WRITE_KEYS[0], strategy)
 
 
 def events_in_stream(state: LocalStackState, stream: str) -> Counter[str]:

@@ -10,98 +10,20 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
-import shutil
-import subprocess
-import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from rudderstack.analytics.client import Client as RudderClient
-from segment.analytics.client import Client as SegmentClient
 
 from clickstream import aws
 from clickstream.events import carried_refusal
 from clickstream.local.stack import LocalStackState
-from clickstream.paths import PROJECT_ROOT
 from clickstream.tools.streamread import read_stream
 from tests.support.collector import WRITE_KEYS, new_stream, running_collector
 from tests.support.sdk_proxy import SdkProxy
-
-NODE_SDK = PROJECT_ROOT / ".tools/sdk/node_modules/@segment/analytics-node/dist/cjs/index.js"
-NODE_SCRIPT = Path(__file__).parents[1] / "support" / "sdk" / "analytics_node.cjs"
-
-
-class NodeSdk:
-    """analytics-node, driven through a small script: the calls are collected, and `join`
-    runs node, which sends them, flushes, and reports the SDK's errors."""
-
-    def __init__(self, key: str, host: str, on_error: Errors, **_: Any) -> None:
-        self._input: dict[str, Any] = {"host": host, "writeKey": key, "events": []}
-        self._errors = on_error
-
-    def track(self, *, message_id: str, timestamp: datetime | None = None, **fields: Any) -> None:
-        self._add("track", message_id, timestamp, fields)
-
-    def page(self, *, message_id: str, **fields: Any) -> None:
-        self._add("page", message_id, None, fields)
-
-    def _add(self, call: str, message_id: str, at: datetime | None, fields: dict[str, Any]) -> None:
-        renamed = {"user_id": "userId"}
-        event = {renamed.get(k, k): v for k, v in fields.items()}
-        event |= {"call": call, "messageId": message_id}
-        if at is not None:
-            event["timestamp"] = at.isoformat()
-        self._input["events"].append(event)
-
-    def flush(self) -> None:
-        return
-
-    def join(self) -> None:
-        node = shutil.which("node")
-        assert node, "node runs the Node SDK"
-        done = subprocess.run(
-            [node, str(NODE_SCRIPT), json.dumps(self._input)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            env={**os.environ, "CLICKSTREAM_ANALYTICS_NODE": str(NODE_SDK)},
-        )
-        assert done.returncode == 0, done.stderr
-        for error in json.loads(done.stdout)["errors"]:
-            status = re.search(r"\[(\d{3})\]", error)
-            self._errors(_Reported(int(status.group(1)) if status else None), [])
-
-
-@dataclass
-class _Reported(Exception):
-    """What analytics-node reports of a failed batch: its status (it reads no body)."""
-
-    status: int | None
-    code: None = None
-
-
-SDKS: dict[str, Any] = {"segment": SegmentClient, "rudder": RudderClient, "node": NodeSdk}
-READS_THE_CODE = {"segment": True, "rudder": True, "node": False}
-
-
-@dataclass
-class Errors:
-    """What an SDK told its `on_error` callback: (status, code) of each failed upload."""
-
-    seen: list[tuple[int | None, str | None]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __call__(self, error: Exception, batch: list[dict[str, Any]]) -> None:
-        with self.lock:
-            self.seen.append((getattr(error, "status", None), getattr(error, "code", None)))
+from tests.support.sdks import READS_THE_CODE, SDKS, Errors, server_sdk
 
 
 @pytest.fixture(scope="module")
@@ -123,11 +45,11 @@ def proxy(
 
 
 def client(kind: str, key: str, proxy: SdkProxy, errors: Errors) -> Any:
-    """The SDK as a site configures it: its write key and its host, nothing else but quick
-    flushes and a short first backoff for the test."""
+    """The SDK as a site configures it, pointed at the proxy in front of the collector; the
+    Python SDKs' own error logs kept quiet (their callbacks are what the tests read)."""
     logging.getLogger("segment").setLevel(logging.CRITICAL)
     logging.getLogger("rudderstack").setLevel(logging.CRITICAL)
-    return SDKS[kind](key, host=proxy.endpoint, on_error=errors, max_retries=5)
+    return server_sdk(kind, key, proxy.endpoint, errors)
 
 
 def reported(kind: str, status: int, code: str) -> list[tuple[int | None, str | None]]:
