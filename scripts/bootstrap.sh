@@ -58,22 +58,21 @@ if ! stamp_ok python "$python_hash" || [ ! -x .venv/bin/python ]; then
   stamp_set python "$python_hash"
 fi
 
-emulator_hash=$(inputs_hash infra/local/package.json infra/local/package-lock.json)
-if ! stamp_ok emulator "$emulator_hash" || [ ! -f "$TOOLS/emulator/node_modules/kinesis-local/main.js" ]; then
-  say "installing kinesis-mock (npm ci)"
-  rm -rf "$TOOLS/emulator"
-  mkdir -p "$TOOLS/emulator"
-  cp infra/local/package.json infra/local/package-lock.json "$TOOLS/emulator/"
-  npm ci --prefix "$TOOLS/emulator" --no-audit --no-fund --loglevel=error >&2
-  stamp_set emulator "$emulator_hash"
-fi
-sdk_hash=$(inputs_hash infra/sdk/package.json infra/sdk/package-lock.json)
-if ! stamp_ok sdk "$sdk_hash" || [ ! -d "$TOOLS/sdk/node_modules/@segment/analytics-next/dist/umd" ]; then
-  say "installing the SDKs the tests send with (npm ci: @segment/analytics-next, analytics-node)"
-  rm -rf "$TOOLS/sdk"
-  mkdir -p "$TOOLS/sdk"
-  cp infra/sdk/package.json infra/sdk/package-lock.json "$TOOLS/sdk/"
-  npm ci --prefix "$TOOLS/sdk" --no-audit --no-fund --loglevel=error >&2
-  stamp_set sdk "$sdk_hash"
-fi
+# `npm ci` of a pinned package.json and lock (in infra/SOURCE) into .tools/NAME, when they
+# changed or the file that proves the install (below node_modules) is missing.
+npm_tools() {
+  local name=$1 source=$2 proof=$3 what=$4 hash
+  hash=$(inputs_hash "infra/$source/package.json" "infra/$source/package-lock.json")
+  if ! stamp_ok "$name" "$hash" || [ ! -e "$TOOLS/$name/node_modules/$proof" ]; then
+    say "installing $what (npm ci)"
+    rm -rf "${TOOLS:?}/$name"
+    mkdir -p "$TOOLS/$name"
+    cp "infra/$source/package.json" "infra/$source/package-lock.json" "$TOOLS/$name/"
+    npm ci --prefix "$TOOLS/$name" --no-audit --no-fund --loglevel=error >&2
+    stamp_set "$name" "$hash"
+  fi
+}
+npm_tools emulator local kinesis-local/main.js "kinesis-mock"
+npm_tools sdk sdk @segment/analytics-next/dist/umd/index.js \
+  "the SDKs the tests send with (@segment/analytics-next, analytics-node)"
 say "ready"
