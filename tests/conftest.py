@@ -67,9 +67,18 @@ def e2e_order(longest_first: tuple[str, ...]) -> list[str]:
     """xdist starts each worker with two tests: the longest ones each paired with one of the
     shortest, then the rest longest first, handed out one by one as workers free up."""
     n = XDIST_WORKERS
-    longest, shortest, middle = longest_first[:n], longest_first[::-1][:n], longest_first[n:-n]
+    ordered = [name for name in longest_first if name not in E2E_LAST]
+    longest, shortest, middle = ordered[:n], ordered[::-1][:n], ordered[n:-n]
     paired = [name for pair in zip(longest, shortest, strict=True) for name in pair]
-    return [*paired, *middle]
+    return [*paired, *middle, *E2E_LAST]
+
+
+E2E_LAST = ("test_the_dashboard_shows_the_demos_numbers_live_and_its_heatmap",)
+"""Handed out after the other end-to-end tests, so that it runs beside the lighter functional
+tests: the demo's page watch judges a minute once every shard is caught up, and a demo whose
+producer is slowed by another end-to-end test beside it can have a shard caught up before a
+minute's last events arrived (seen in a parallel run: a false drop on / in the minute after
+the /search drop). The rule itself is unchanged (docs/testing.md, what is left)."""
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
