@@ -174,9 +174,11 @@ def test_the_figures_equal_the_manifest(board: Board) -> None:
 
 
 def test_a_failing_source_is_shown_as_an_error_and_the_others_still_are(
-    local_stack: LocalStackState,
+    local_stack: LocalStackState, board: Board
 ) -> None:
-    # GIVEN a dashboard whose archive bucket does not exist
+    # GIVEN the tables of the seeded traffic (`board` writes them: under xdist this test may
+    # run in a process where no other test of the module did), and a dashboard whose archive
+    # bucket does not exist
     broken = sources(local_stack, f"missing-{uuid.uuid4().hex[:8]}")
     dashboard = Dashboard(broken, DashboardSettings(), clock=lambda: NOW)
     # WHEN it takes its snapshot
