@@ -62,6 +62,8 @@ PAGE_IDLE_SECONDS = 180.0
 """A written page-minute unused this long is dropped from the cache."""
 LEASE_MOVED = "another worker holds the lease now"
 """Why a flush was fenced when the lease table names another owner (logged as `why`)."""
+LEASE_LOST = "lease lost: dropping what was not written"
+"""What a processor logs when KCL tells it another worker took its lease."""
 
 
 class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: ignore[misc]
@@ -192,9 +194,7 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
     def lease_lost(self, lease_lost_input: LeaseLostInput) -> None:
         # Another worker owns the shard now and replays from the last checkpoint: anything
         # not written is its to write, and our cached states may already be stale.
-        self._log.info(
-            "lease lost: dropping what was not written", records=self._window.record_count
-        )
+        self._log.info(LEASE_LOST, records=self._window.record_count)
         self._drop_pending()
 
     def _drop_pending(self) -> None:

@@ -27,11 +27,14 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ[PHASES_FILE_VARIABLE] = path
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The end-to-end tests first, in `e2e_order`: xdist (`--dist load --maxschedchunk 1`)
     hands tests out in this order, so the long ones start at once and the functional and
     unit tests fill in around them."""
-    rank = {name: position for position, name in enumerate(e2e_order(E2E_LONGEST_FIRST))}
+    # xdist tells each worker how many there are (`-n` in pytest's options); one without it.
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    order = e2e_order(E2E_LONGEST_FIRST, workers)
+    rank = {name: position for position, name in enumerate(order)}
 
     def order(item: pytest.Item) -> tuple[int, int]:
         if item.get_closest_marker("e2e") is None:
@@ -59,14 +62,11 @@ E2E_LONGEST_FIRST = (
 """By their durations in a clean-clone run (docs/testing.md); a test not listed goes last
 among them."""
 
-XDIST_WORKERS = 2
-"""`-n` in pytest's options (pyproject.toml)."""
 
-
-def e2e_order(longest_first: tuple[str, ...]) -> list[str]:
-    """xdist starts each worker with two tests: the longest ones each paired with one of the
-    shortest, then the rest longest first, handed out one by one as workers free up."""
-    n = XDIST_WORKERS
+def e2e_order(longest_first: tuple[str, ...], n: int) -> list[str]:
+    """xdist starts each of its `n` workers with two tests: the longest ones each paired with
+    one of the shortest, then the rest longest first, handed out one by one as workers free
+    up."""
     ordered = [name for name in longest_first if name not in E2E_LAST]
     longest, shortest, middle = ordered[:n], ordered[::-1][:n], ordered[n:-n]
     paired = [name for pair in zip(longest, shortest, strict=True) for name in pair]

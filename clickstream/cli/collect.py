@@ -33,7 +33,6 @@ def collect(
         use_local_stack_environment()
         local_settings = LocalStackSettings()
         os.environ.setdefault("CLICKSTREAM_COLLECTOR_WRITE_KEYS", local_settings.write_key)
-        os.environ.setdefault("CLICKSTREAM_COLLECTOR_ALLOWED_ORIGINS", "*")
     settings = CollectorSettings(**given(host=host, port=port))  # type: ignore[arg-type]
     configure_logging(settings.log_level)
     serve(settings)

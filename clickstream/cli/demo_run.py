@@ -111,8 +111,7 @@ def _send_demo_traffic(
     seed: int,
     as_json: bool,
 ) -> Manifest:
-    """The demo's traffic: three bots, a spike on /pricing, a drop on /search, two visitors'
-    rage clicks, 1% malformed."""
+    """The demo's traffic (`demo_profile`, from `demo_start`) sent, and its manifest."""
     profile = demo_profile(events)
     start = demo_start(datetime.now(UTC))
     shards = int(state.outputs["ShardCount"])

@@ -24,6 +24,7 @@ from clickstream.events import ClickEvent, EventType
 from clickstream.local.workers import LocalWorker
 from clickstream.pagekey import MAX_PAGE_KEY_BYTES
 from consumer.core.limits import MAX_ITEM_BYTES, item_size
+from consumer.processor import LEASE_LOST
 from insights import query
 from producer.batching import batches
 from producer.generator import Record, TrafficProfile, generate
@@ -146,7 +147,6 @@ def test_long_urls_a_crawler_and_resent_events_never_stop_a_shard(
 
 HANDOFF = "Initiated graceful lease handoff"
 """What KCL 3's lease assignment logs when it starts a graceful handoff (off by default)."""
-LEASE_LOST = "lease lost: dropping what was not written"
 
 
 def first_shard_processed(worker: LocalWorker, timeout: float) -> str:

@@ -20,12 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
-from clickstream import aws
-from clickstream.events import ClickEvent, carried_refusal, decode_event
+from clickstream.events import ClickEvent, decode_event
 from clickstream.local.stack import LocalStackState
 from clickstream.paths import PROJECT_ROOT
-from clickstream.tools.streamread import read_stream
-from tests.support.collector import WRITE_KEYS, new_stream, running_collector
+from tests.support.collector import WRITE_KEYS, new_stream, running_collector, stream_contents
 from tests.support.kinesis_fault_proxy import KinesisFaultProxy
 
 OLD_KEY, NEW_KEY = WRITE_KEYS
@@ -42,19 +40,14 @@ def basic(key: str) -> dict[str, str]:
 def stream_events(state: LocalStackState, stream: str) -> list[tuple[str, ClickEvent]]:
     """(partition key, event) of every event in the stream, through the consumer's gate; the
     refusals the collector passes on (`stream_refusals`) are no events and left out."""
-    kinesis = aws.local_client("kinesis", state.kinesis_endpoint, state.region)
-    return [
-        (r.partition_key, decode_event(r.data, None))
-        for r in read_stream(kinesis, stream)
-        if carried_refusal(r.data) is None
-    ]
+    events, _ = stream_contents(state, stream)
+    return [(r.partition_key, decode_event(r.data, None)) for r in events]
 
 
 def stream_refusals(state: LocalStackState, stream: str) -> list[dict[str, Any]]:
     """The envelopes of the events the collector refused, as the workers will read them."""
-    kinesis = aws.local_client("kinesis", state.kinesis_endpoint, state.region)
-    records = read_stream(kinesis, stream)
-    return [json.loads(r.data) for r in records if carried_refusal(r.data) is not None]
+    _, refusals = stream_contents(state, stream)
+    return [json.loads(r.data) for r in refusals]
 
 
 def own_event(event_id: str, session: str = "s-1", **fields: Any) -> dict[str, Any]:

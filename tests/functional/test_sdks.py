@@ -22,12 +22,9 @@ from typing import Any
 
 import pytest
 
-from clickstream import aws
-from clickstream.events import carried_refusal
 from clickstream.local.stack import LocalStackState
-from clickstream.tools.streamread import read_stream
 from tests.support.browser import headless_chromium, page_server
-from tests.support.collector import WRITE_KEYS, new_stream, running_collector
+from tests.support.collector import WRITE_KEYS, new_stream, running_collector, stream_contents
 from tests.support.sdk_proxy import SdkProxy
 from tests.support.sdks import READS_THE_CODE, SDKS, Errors, analytics_next_site, server_sdk
 
@@ -65,12 +62,8 @@ def reported(kind: str, status: int, code: str) -> list[tuple[int | None, str | 
 
 def events_in_stream(state: LocalStackState, stream: str) -> Counter[str]:
     """How often each event id is in the stream as an event (refusals left out)."""
-    kinesis = aws.local_client("kinesis", state.kinesis_endpoint, state.region)
-    return Counter(
-        json.loads(r.data)["event_id"]
-        for r in read_stream(kinesis, stream)
-        if carried_refusal(r.data) is None
-    )
+    events, _ = stream_contents(state, stream)
+    return Counter(json.loads(r.data)["event_id"] for r in events)
 
 
 @pytest.mark.parametrize("kind", sorted(SDKS))

@@ -17,8 +17,10 @@ from typing import Any
 import httpx
 
 from clickstream import aws
+from clickstream.events import carried_refusal
 from clickstream.local.settings import LOOPBACK
 from clickstream.local.stack import LocalStackState
+from clickstream.tools.streamread import StreamRecord, read_stream
 from tests.support.stack import free_port
 
 WRITE_KEYS = ("test-key-old-1", "test-key-new-2")
@@ -50,6 +52,19 @@ def new_stream(state: LocalStackState, shards: int = 1) -> str:
         assert time.monotonic() < deadline, f"stream {name} not ACTIVE"
         time.sleep(0.1)
     return name
+
+
+def stream_contents(
+    state: LocalStackState, stream: str
+) -> tuple[list[StreamRecord], list[StreamRecord]]:
+    """The stream's records, in order: the events, and the refusals the collector passed on
+    (`clickstream.events.refusal_record`), which are no events."""
+    kinesis = aws.local_client("kinesis", state.kinesis_endpoint, state.region)
+    events: list[StreamRecord] = []
+    refusals: list[StreamRecord] = []
+    for record in read_stream(kinesis, stream):
+        (events if carried_refusal(record.data) is None else refusals).append(record)
+    return events, refusals
 
 
 @contextmanager

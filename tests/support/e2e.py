@@ -19,7 +19,7 @@ from clickstream.local.settings import LocalStackSettings
 from clickstream.local.stack import LocalStackState
 from clickstream.local.workers import LocalWorker, wait_until_caught_up
 from clickstream.tools.verify import Verdict, combine, read_results, result_names, verify
-from consumer.processor import LEASE_MOVED
+from consumer.processor import LEASE_LOST, LEASE_MOVED
 from insights import progress
 from producer.manifest import Manifest
 from tests.support.phases import phase, record_kcl_starts
@@ -213,7 +213,6 @@ def stopped_gracefully(log: Path) -> bool:
     return held <= graceful | moved and (not held or bool(graceful & held))
 
 
-LEASE_LOST = "lease lost: dropping what was not written"
 PROCESSOR_ENDINGS = (LEASE_LOST, "shard ended", "shutdown requested", "fenced")
 """What ends a record processor's hold on its shard, in its log."""
 
