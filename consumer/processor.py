@@ -313,9 +313,18 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
         self._rollups.changed(pages, last, now, first)
 
     def _write_due(self, now: float) -> None:
-        """Write the rollups, sessions and page-minutes that have waited their cadence."""
-        rollups = self._rollups.dirty.due(now, self._cadences.live_seconds)
+        """Write the rollups, sessions and page-minutes that have waited their cadence.
+
+        Page-minute items never go out ahead of their rollups: a replay skips the records an
+        item already includes, so a rollup left behind its items (the worker stopped between
+        the two writes) would never learn them. With any page-minute due, every changed
+        rollup is written too, before it (`StateStore.save`)."""
         pages = self._dirty_pages.due(now, self._cadences.item_seconds)
+        rollups = (
+            self._rollups.dirty.all()
+            if pages
+            else self._rollups.dirty.due(now, self._cadences.live_seconds)
+        )
         sessions = self._dirty_sessions.due(now, self._cadences.item_seconds)
         if rollups or pages or sessions:
             self._write(

@@ -60,7 +60,11 @@ class StateStore(Protocol):
 
     def load_rollups(self, shard_id: str, minutes: set[str]) -> dict[str, MinuteRollup | None]: ...
 
-    def save(self, changes: Changes, now: datetime) -> SaveOutcome: ...
+    def save(self, changes: Changes, now: datetime) -> SaveOutcome:
+        """Write the changes, each conditional on its stored position. The rollups are
+        stored before any page-minute item of the same save is sent: an item must never
+        be in the table ahead of its rollup (`ClickstreamProcessor._write_due`)."""
+        ...
 
 
 class Archive(Protocol):
@@ -185,6 +189,7 @@ class DynamoStateStore:
     def save(self, changes: Changes, now: datetime) -> SaveOutcome:
         expires_at = int((now + self._retention).timestamp())
         puts: list[tuple[str, dict[str, Any], str, str, dict[str, Any]]] = []
+        rollup_puts: list[tuple[str, dict[str, Any], str, str, dict[str, Any]]] = []
         for session in changes.sessions:
             item = items.session_item(session, expires_at, now)
             values = {":position": item["position"], ":shard": item["shard_id"]}
@@ -210,7 +215,7 @@ class DynamoStateStore:
             )
         for rollup in changes.rollups:
             item = rollup_item(rollup, expires_at, now)
-            puts.append(
+            rollup_puts.append(
                 (
                     self._tables.page_stats,
                     item,
@@ -219,7 +224,10 @@ class DynamoStateStore:
                     {":position": item["position"]},
                 )
             )
-        results = list(self._pool.map(lambda put: self._put(*put), puts))
+        # Rollups first, then the items: a worker stopped in between leaves a rollup ahead
+        # of its items (harmless: the replay's states up to it are ignored) and never behind.
+        rollup_results = list(self._pool.map(lambda put: self._put(*put), rollup_puts))
+        results = list(self._pool.map(lambda put: self._put(*put), puts)) + rollup_results
         states: list[SessionState | PageMinuteState] = [*changes.sessions, *changes.pages]
         refused = [subject for subject, status in results[: len(states)] if status == _REFUSED]
         refused_rollups = [
@@ -237,7 +245,7 @@ class DynamoStateStore:
                 self._log.error("rollup refused by DynamoDB; not written", rollup=subject)
         failed = sum(status not in (_WRITTEN, _REFUSED) for _, status in results)
         return SaveOutcome(
-            written=len(puts) - len(refused) - len(refused_rollups) - failed,
+            written=len(results) - len(refused) - len(refused_rollups) - failed,
             refused=refused,
             unstorable=unstorable,
             refused_rollups=refused_rollups,

@@ -51,9 +51,15 @@ class MinuteRollup:
 
     def update(self, page: PageMinuteState, position: Position) -> None:
         self.pages[page.page] = (page.views, page.clicks, page.sessions)
-        # Never backwards: a replay updates pages whose items are behind the stored rollup.
         if self.position is None or position > self.position:
             self.position = position
+
+    def includes(self, position: Position) -> bool:
+        """Whether it already holds the states of records up to `position`: a rollup read
+        back from a writer that got further along the shard (the last owner, before a
+        lease moved) holds every page's state at its position, and a replay's states up to
+        there are older, never newer."""
+        return self.position is not None and position <= self.position
 
     def top(self) -> list[tuple[str, int, int, int]]:
         """The busiest pages (views, then clicks), at most `MAX_ROLLUP_PAGES`."""
@@ -193,12 +199,24 @@ class LiveRollups:
         self, pages: Iterable[PageMinuteState], last: Position, now: float, first: Position
     ) -> None:
         """Page-minutes changed by records from `first` to `last` (their minutes' rollups
-        must be remembered first)."""
+        must be remembered first).
+
+        A rollup takes them only when it does not already include `last`. A replaying
+        owner's page states are behind the stored rollup until the replay passes it: taken,
+        they would be written at the stored position (it never moves back), and the rollup
+        would claim states it lacks; a later write refused as older would then drop the
+        replay's own updates for good (readers of the rollup would see a page short)."""
+        by_minute: dict[str, list[PageMinuteState]] = {}
         for page in pages:
-            rollup = self._rollups[page.minute]
-            rollup.update(page, last)
-            self.dirty.mark(page.minute, rollup, now, first)
-            self._used[page.minute] = now
+            by_minute.setdefault(page.minute, []).append(page)
+        for minute, changed in by_minute.items():
+            self._used[minute] = now
+            rollup = self._rollups[minute]
+            if rollup.includes(last):
+                continue
+            for page in changed:
+                rollup.update(page, last)
+            self.dirty.mark(minute, rollup, now, first)
 
     def forget_idle(self, before: float) -> None:
         """Drop rollups unused since `before` that wait for no write."""

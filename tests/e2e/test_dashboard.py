@@ -21,8 +21,12 @@ from typing import Any
 import psutil
 import pytest
 
+from clickstream import aws, dynamo
+from clickstream.local.settings import LocalStackSettings
+from clickstream.local.state import load_state
 from clickstream.local.workers import LocalWorker
 from clickstream.paths import PROJECT_ROOT
+from consumer.core.rollup import is_rollup, page_minute_items, rollup_rows
 from producer.manifest import Manifest
 from tests.support.browser import headless_chromium
 from tests.support.e2e import clickstream
@@ -186,6 +190,37 @@ def lease_moves(environment: dict[str, str]) -> list[str]:
     ]
 
 
+def rollups_against_items(environment: dict[str, str]) -> list[str]:
+    """Where the stored live rollups (the dashboard's top pages) and the page-minute items
+    (what the demo's check reads) disagree, per minute, shard and page: said with a failure,
+    it tells a rollup left behind from a dashboard reading it wrong."""
+    settings = LocalStackSettings(state_dir=Path(environment["CLICKSTREAM_LOCAL_STATE_DIR"]))
+    state = load_state(settings)
+    if state is None:
+        return ["no local stack state to read"]
+    client = aws.local_client("dynamodb", state.moto_endpoint, state.region)
+    table = dynamo.scan_table(client, state.outputs["PageStatsTableName"])
+
+    def counted(row: dict[str, Any]) -> tuple[int, int, int]:
+        return int(row["views"]), int(row["clicks"]), int(row["sessions"])
+
+    live = {
+        (row["window"], row["shard_id"], row["page"]): counted(row)
+        for item in table
+        if is_rollup(item)
+        for row in rollup_rows(item)
+    }
+    items = {
+        (str(item["window"]), str(item["shard_id"]), str(item["page"])): counted(item)
+        for item in page_minute_items(table)
+    }
+    return [
+        f"{key}: rollup {live[key]}, items {items.get(key)}"
+        for key in sorted(live)
+        if live[key] != items.get(key)
+    ][:20]
+
+
 def differences(shown: dict[str, Any], want: dict[str, Any], manifest: Manifest) -> list[str]:
     """What the page shows that differs from the manifest (empty: it shows them all)."""
     found = []
@@ -275,7 +310,10 @@ def test_the_dashboard_shows_the_demos_numbers_live_and_its_heatmap(
                     break
                 time.sleep(2)
             browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
-            assert not problems, (problems, lease_moves(demo_environment))
+            # (and the live rollups it reads say what the page-minute items say)
+            rollup_gaps = rollups_against_items(demo_environment)
+            assert not problems, (problems, rollup_gaps, lease_moves(demo_environment))
+            assert not rollup_gaps, (rollup_gaps, lease_moves(demo_environment))
             # AND it updated itself as the traffic arrived (the page was never reloaded)
             assert len(totals_seen) >= 2, totals_seen
             assert len(want["alerts"]) == 5  # the demo's spike, drop and three bots

@@ -19,10 +19,12 @@ from clickstream import dynamo
 from clickstream.local.stack import LocalStackState
 from clickstream.tools.verify import verify
 from consumer.core.pending import Cadences
-from consumer.core.rollup import is_rollup, rollup_rows
+from consumer.core.rollup import is_rollup, page_minute_items, rollup_rows
 from consumer.processor import ClickstreamProcessor
-from tests.functional.test_processor import Harness, new_shard, traffic
-from tests.support.protocol import ProtocolRecord, ScriptedDaemon
+from producer.generator import TrafficProfile, generate
+from producer.manifest import build_manifest
+from tests.functional.test_processor import NOW, Harness, new_shard, traffic
+from tests.support.protocol import ProtocolRecord, ScriptedDaemon, protocol_records
 
 CADENCES = Cadences(live_seconds=2, item_seconds=5, commit_seconds=12)
 PER_DELIVERY = 20
@@ -42,7 +44,7 @@ class Clocked:
         self.processor = ClickstreamProcessor(
             sinks.pop("store", None) or harness.store(),
             harness.archive(),
-            cadences=CADENCES,
+            cadences=sinks.pop("cadences", CADENCES),
             checkpoint_backoff=harness.backoff,
             clock=lambda: self.now,
             **sinks,
@@ -69,6 +71,31 @@ def live_views(harness: Harness, shard: str) -> int:
         if is_rollup(item) and item["shard_id"] == shard
     ]
     return sum(row["views"] for item in rollups for row in rollup_rows(item))
+
+
+def live_counts(harness: Harness, shard: str) -> dict[tuple[str, str], tuple[int, int, int]]:
+    """(minute, page) -> (views, clicks, sessions) as the shard's live rollups say."""
+    return {
+        (row["window"], row["page"]): (row["views"], row["clicks"], row["sessions"])
+        for item in dynamo.scan_table(harness.dynamodb, harness.tables.page_stats)
+        if is_rollup(item) and item["shard_id"] == shard
+        for row in rollup_rows(item)
+    }
+
+
+def item_counts(harness: Harness, shard: str) -> dict[tuple[str, str], tuple[int, int, int]]:
+    """(minute, page) -> (views, clicks, sessions) as the shard's page-minute items say."""
+    return {
+        (str(item["window"]), str(item["page"])): (
+            int(item["views"]),
+            int(item["clicks"]),
+            int(item["sessions"]),
+        )
+        for item in page_minute_items(
+            dynamo.scan_table(harness.dynamodb, harness.tables.page_stats)
+        )
+        if item["shard_id"] == shard
+    }
 
 
 def idle(daemon: ScriptedDaemon, polls: int) -> ScriptedDaemon:
@@ -159,10 +186,12 @@ def test_a_crash_mid_window_is_replayed_from_the_checkpoint_exactly(
     second = Clocked(harness)
     replay = deliver(second.daemon(shard, checkpoint), records[replay_from:], 33)
     replay.shutdown_requested().run(second.processor)
-    # THEN every counter, session and archived record is there once
+    # THEN every counter, session and archived record is there once, and the live rollups
+    # say what the page-minute items say
     verdict = verify(manifest, harness.results(shard, manifest))
     assert verdict.exact, verdict.problems[:10]
     assert verdict.archived_events == len(records)
+    assert live_counts(harness, shard) == item_counts(harness, shard)
 
 
 def test_a_lease_lost_mid_window_writes_nothing_more_and_the_new_owner_is_exact(
@@ -180,10 +209,12 @@ def test_a_lease_lost_mid_window_writes_nothing_more_and_the_new_owner_is_exact(
     arriving = Clocked(harness)
     new = deliver(arriving.daemon(shard), records, 45).shutdown_requested()
     new.run(arriving.processor)
-    # THEN the outputs are exact: what the old owner wrote ahead is skipped, not recounted
+    # THEN the outputs are exact: what the old owner wrote ahead is skipped, not recounted,
+    # and the live rollups say what the page-minute items say
     verdict = verify(manifest, harness.results(shard, manifest))
     assert verdict.exact, verdict.problems[:10]
     assert verdict.archived_events == len(records)
+    assert live_counts(harness, shard) == item_counts(harness, shard)
 
 
 def test_a_zombie_with_changes_waiting_is_fenced_at_its_next_write(harness: Harness) -> None:
@@ -210,3 +241,33 @@ def test_a_zombie_with_changes_waiting_is_fenced_at_its_next_write(harness: Harn
     assert after == before
     verdict = verify(manifest, after)
     assert verdict.exact, verdict.problems[:10]
+    assert live_counts(harness, shard) == item_counts(harness, shard)
+
+
+def test_a_crash_just_after_items_went_out_leaves_no_rollup_behind_them(harness: Harness) -> None:
+    # GIVEN rollups every 3 s and items every 5 s: at t=6 the items are due (changed since
+    # t=1) while the rollups last went out at t=4 and changed since; a worker dies right
+    # after that write, before its rollups' next turn, with the shard's traffic ending there
+    # (no later record touches those page-minutes again)
+    cadences = Cadences(live_seconds=3, item_seconds=5, commit_seconds=60)
+    # Three pages, ten seconds of traffic inside one minute: every delivery changes each of
+    # the three page-minutes, the last ones too.
+    seed = 330
+    minute = NOW.replace(second=0)
+    generated, anomalies = generate(seed, minute, 6 * PER_DELIVERY, TrafficProfile(pages=3))
+    records = protocol_records(generated)
+    manifest = build_manifest(generated, anomalies, seed=seed, source="test")
+    shard = new_shard()
+    first = Clocked(harness, cadences=cadences)
+    deliver(first.daemon(shard), records, PER_DELIVERY).run(first.processor)
+    assert item_counts(harness, shard), "the items went out before the crash"
+    # WHEN the next owner replays the shard (no checkpoint was taken)
+    second = Clocked(harness, cadences=cadences)
+    replay = deliver(second.daemon(shard), records, 40)
+    replay.shutdown_requested().run(second.processor)
+    # THEN the rollups hold what the items hold: the replay skips the records the items
+    # already include, so a rollup written after its items would have missed them for good
+    verdict = verify(manifest, harness.results(shard, manifest))
+    assert verdict.exact, verdict.problems[:10]
+    assert live_counts(harness, shard) == item_counts(harness, shard)
+    assert live_views(harness, shard) == manifest.event_types["page_view"]

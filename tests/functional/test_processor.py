@@ -8,6 +8,7 @@ tests share the session's stack without seeing each other's data.
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -19,9 +20,10 @@ from clickstream import aws, dynamo
 from clickstream.local.stack import LocalStackState
 from clickstream.logging import get_logger
 from clickstream.tools.verify import Results, verify
-from consumer.core.aggregate import Changes
+from consumer.core.aggregate import Changes, PageMinuteState
 from consumer.core.pending import Cadences
-from consumer.core.rollup import page_minute_items
+from consumer.core.positions import Position
+from consumer.core.rollup import ROLLUP_PAGE, MinuteRollup, page_minute_items
 from consumer.failures import EXIT_FLUSH_FAILED
 from consumer.processor import ClickstreamProcessor
 from consumer.retry import Backoff
@@ -306,6 +308,59 @@ def test_the_position_guard_refuses_state_older_than_stored(harness: Harness) ->
     assert after == before
     verdict = verify(manifest, after)
     assert verdict.exact, verdict.problems[:10]
+
+
+class _PutOrder:
+    """A DynamoDB client that notes when each put of the page-stats table starts and ends."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.events: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def put_item(self, **kwargs: Any) -> Any:
+        kind = "rollup" if kwargs["Item"]["page"]["S"] == ROLLUP_PAGE else "item"
+        with self._lock:
+            self.events.append(("start", kind))
+        try:
+            return self._client.put_item(**kwargs)
+        finally:
+            with self._lock:
+                self.events.append(("end", kind))
+
+
+def test_a_save_stores_its_rollups_before_it_sends_any_page_minute_item(
+    harness: Harness,
+) -> None:
+    # GIVEN a save of four page-minutes and their minute's rollup, on eight threads
+    shard = new_shard()
+    minute = NOW.strftime("%Y-%m-%dT%H:%M")
+    pages = [
+        PageMinuteState(f"/order/{n}", minute, shard, Position(10 + n), 1, 0, 1) for n in range(4)
+    ]
+    rollup = MinuteRollup(minute, shard)
+    for page in pages:
+        rollup.update(page, Position(13))
+    client = _PutOrder(harness.dynamodb)
+    store = DynamoStateStore(
+        client,
+        harness.tables,
+        retention=timedelta(days=1),
+        backoff=harness.backoff,
+        log=get_logger(component="test"),
+        pool=harness.pool,
+    )
+    # WHEN it is written
+    outcome = store.save(Changes([], pages, rollups=[rollup]), NOW)
+    # THEN all five are written, the rollup's put ending before any item's starts: a worker
+    # stopped between them leaves a rollup ahead of its items, never behind them
+    assert outcome.written == 5
+    rollup_ended = client.events.index(("end", "rollup"))
+    first_item = client.events.index(("start", "item"))
+    assert rollup_ended < first_item, client.events
 
 
 def test_kpl_sub_records_checkpoint_with_their_sub_sequence_number(harness: Harness) -> None:
