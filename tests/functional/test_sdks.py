@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from clickstream.events import REFUSAL_KEY
 from clickstream.local.stack import LocalStackState
 from tests.support.browser import headless_chromium, page_server
 from tests.support.collector import WRITE_KEYS, new_stream, running_collector, stream_contents
@@ -242,3 +243,79 @@ def test_analytics_next_drops_a_refused_event_without_retrying_it(
     # THEN it sent the event once and gave up on it: a 4xx is not retried
     assert proxy.requests["/v1/t"] == 1, proxy.requests
     assert all(events_in_stream(local_stack, stream)[event_id] == 0 for event_id in sent)
+
+
+def refusals_in_stream(state: LocalStackState, stream: str) -> list[dict[str, Any]]:
+    """The collector's refusals in the stream: reason, detail, bytes... and the excerpt."""
+    _, refusals = stream_contents(state, stream)
+    envelopes = [json.loads(record.data) for record in refusals]
+    return [{**envelope[REFUSAL_KEY], "excerpt": envelope["excerpt"]} for envelope in envelopes]
+
+
+def settled(driver: Any, count: int) -> tuple[list[str], list[str]]:
+    """Waits for the page's `count` calls to resolve (sent) or fail; then gives the SDK three
+    seconds more, in which its first retry of anything would come (0.5-1 s)."""
+    deadline = time.monotonic() + 30
+    while driver.execute_script("return window.sent.length + window.failures.length") < count:
+        assert time.monotonic() < deadline, driver.execute_script("return window.failures")
+        time.sleep(0.2)
+    time.sleep(3)
+    return driver.execute_script("return window.sent"), driver.execute_script(
+        "return window.failures"
+    )
+
+
+def test_analytics_next_sends_an_invalid_event_once_and_the_collector_keeps_its_refusal(
+    local_stack: LocalStackState, stream: str, proxy: SdkProxy, tmp_path: Path
+) -> None:
+    # GIVEN analytics.js 2.0 on a page, sending each event as it comes
+    proxy.reset()
+    with page_server(site(tmp_path, proxy, None)) as origin, headless_chromium() as driver:
+        driver.get(f"{origin}/index.html")
+        # WHEN it tracks an event dated 40 days ago (a backfill past the 30-day window),
+        # which the collector answers 400 invalid_events
+        driver.execute_script(
+            "analytics.track('Old', {}, {timestamp: new Date(Date.now() - 40 * 864e5),"
+            " messageId: 'next-too-old'})"
+            ".then((ctx) => window.sent.push(ctx.event.messageId))"
+            ".catch((error) => window.failures.push(String(error)))"
+        )
+        settled(driver, 1)
+    # THEN it sent the event once: a 4xx is dropped, not retried
+    assert proxy.requests["/v1/t"] == 1, proxy.requests
+    # AND the event is not in the stream as an event, but its refusal is, with the reason
+    assert events_in_stream(local_stack, stream)["next-too-old"] == 0
+    refused = [r for r in refusals_in_stream(local_stack, stream) if "next-too-old" in r["excerpt"]]
+    assert [r["reason"] for r in refused] == ["timestamp_out_of_range"], refused
+
+
+def test_analytics_next_batch_with_an_oversized_event_is_taken_but_for_that_event(
+    local_stack: LocalStackState, stream: str, proxy: SdkProxy, tmp_path: Path
+) -> None:
+    # GIVEN analytics.js 2.0 batching three events a request (it sets no size limit per
+    # event: only a batch's 500 KB), the second carrying 40 KB of properties
+    proxy.reset()
+    strategy = {"strategy": "batching", "config": {"size": 3, "timeout": 300}}
+    with page_server(site(tmp_path, proxy, strategy)) as origin, headless_chromium() as driver:
+        driver.get(f"{origin}/index.html")
+        # WHEN the three are tracked
+        ids = ["next-small-1", "next-big", "next-small-2"]
+        sizes = ({"n": 1}, {"blob": "x" * 40_000}, {"n": 2})
+        for event_id, properties in zip(ids, sizes, strict=True):
+            driver.execute_script(
+                "analytics.track('Tracked', arguments[1], {messageId: arguments[0]})"
+                ".then((ctx) => window.sent.push(ctx.event.messageId))"
+                ".catch((error) => window.failures.push(String(error)))",
+                event_id,
+                properties,
+            )
+        _, failures = settled(driver, 3)
+        found = wait_for(local_stack, stream, ["next-small-1", "next-small-2"])
+    # THEN the batch went out once and was taken: the two small events are in the stream
+    # once each, the big one is not
+    assert failures == []
+    assert proxy.requests["/v1/b"] == 1, proxy.requests
+    assert [found[event_id] for event_id in ids] == [1, 0, 1]
+    # AND the big one's refusal is there, with its reason and size
+    refused = refusals_in_stream(local_stack, stream)
+    assert any(r["reason"] == "too_large" and r["bytes"] > 40_000 for r in refused), refused
