@@ -10,7 +10,7 @@ import gzip
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any, Final, Protocol
 
@@ -38,6 +38,16 @@ under its API host, which is `<host>/v1`."""
 
 READY_CACHE_SECONDS: Final = 2.0
 PREFLIGHT_CACHE_SECONDS: Final = 86_400
+PARSED_OFF_LOOP_BYTES: Final = 64 * 1024
+"""Bodies larger than this are parsed in a worker thread, one at a time, so a large batch
+never holds the event loop (and `/health`, `/ready`) for its whole parse."""
+PARSE_EXPANSION: Final = 4
+"""How many times its size a body is taken from the in-flight budget while it is read and
+parsed (an ordinary batch parses into 1 to 4 times its bytes; bodies of tiny elements more,
+which the one-at-a-time parse bounds)."""
+PUT_CALL_SECONDS: Final = 30.0
+"""The longest one PutRecords call can last (two attempts of 5 s to connect and 5 s to read,
+and backoff): a record in a call when its request's deadline passes lands within it."""
 
 
 class Stream(Protocol):
@@ -68,8 +78,10 @@ class Collector:
             max_bytes=settings.max_batch_bytes,
             max_concurrent_puts=settings.max_concurrent_puts,
             in_flight_limit=settings.in_flight_events,
+            in_flight_bytes_limit=settings.resolved_in_flight_bytes(),
             timeout_seconds=settings.delivery_timeout_seconds,
         )
+        self.parsing = asyncio.Semaphore(1)
         self.metrics = CollectorMetrics(writer)
         self.write_keys = [key.get_secret_value() for key in settings.write_keys]
         self._ready: tuple[float, bool, str] = (0.0, False, "not checked")
@@ -77,11 +89,11 @@ class Collector:
         self.tracker_gzipped = gzip.compress(self.tracker, 9)
 
     async def ready(self) -> tuple[bool, str]:
-        checked_at, ok, why = self._ready
+        checked_at, ok, status = self._ready
         if time.monotonic() - checked_at > READY_CACHE_SECONDS:
-            ok, why = await self.stream.ready()
-            self._ready = (time.monotonic(), ok, why)
-        return ok, why
+            ok, status = await self.stream.ready()
+            self._ready = (time.monotonic(), ok, status)
+        return ok, status
 
     def edge(self, request: Request) -> Edge:
         return Edge(
@@ -90,23 +102,52 @@ class Collector:
             client_ip=request.client.host if request.client else None,
             ip_policy=self.settings.client_ip,
             max_event_bytes=self.settings.max_event_bytes,
+            arrival_allowance=timedelta(
+                seconds=self.settings.delivery_timeout_seconds + PUT_CALL_SECONDS
+            ),
         )
 
-    async def body(self, request: Request) -> bytes:
-        """The body, refused past the size limit before it is all read."""
+    async def body(self, request: Request, held: list[int]) -> bytes:
+        """The body, refused past the size limit before it is all read, or when it comes
+        slower than the body deadline; each chunk is taken from the in-flight budget as it
+        arrives (`held` says how much, for the caller to give back)."""
         limit = self.settings.max_request_bytes
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise Refused(413, f"request body of {declared} bytes exceeds {limit}")
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise Refused(413, f"request body exceeds {limit} bytes")
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(self.settings.body_timeout_seconds):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise Refused(413, f"request body exceeds {limit} bytes")
+                    self.deliverer.reserve(len(chunk) * PARSE_EXPANSION)
+                    held[0] += len(chunk) * PARSE_EXPANSION
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise Refused(
+                408, f"the body did not arrive within {self.settings.body_timeout_seconds:g} s"
+            ) from None
         return b"".join(chunks)
 
+    def parse(self, raw: bytes, request: Request, read: Callable[[Any, Edge], Intake]) -> Intake:
+        """The request's events, from its bytes; the parsed body is gone when this returns."""
+        authorization = request.headers.get("authorization")
+        body = intake.decode_body(
+            raw,
+            content_type=request.headers.get("content-type"),
+            content_encoding=request.headers.get("content-encoding"),
+            max_bytes=self.settings.max_request_bytes,
+        )
+        if not authorization:
+            key = intake.write_key_from(None, body)
+            if not intake.key_is_known(key, self.write_keys):
+                raise Refused(401, "unknown write key" if key else "missing write key")
+        return read(body, self.edge(request))
+
     async def accept(self, request: Request, read: Callable[[Any, Edge], Intake]) -> Response:
+        held = [0]
         try:
             # A key in the header is checked before the body is read; only without one does
             # the body's `writeKey` count (analytics.js sends no headers).
@@ -115,23 +156,36 @@ class Collector:
                 intake.write_key_from(authorization, None), self.write_keys
             ):
                 raise Refused(401, "unknown write key")
-            body = intake.decode_body(
-                await self.body(request),
-                content_type=request.headers.get("content-type"),
-                content_encoding=request.headers.get("content-encoding"),
-                max_bytes=self.settings.max_request_bytes,
-            )
-            if not authorization:
-                key = intake.write_key_from(None, body)
-                if not intake.key_is_known(key, self.write_keys):
-                    raise Refused(401, "unknown write key" if key else "missing write key")
-            accepted = read(body, self.edge(request))
+            raw = await self.body(request, held)
+            if len(raw) > PARSED_OFF_LOOP_BYTES or request.headers.get("content-encoding"):
+                async with self.parsing:
+                    accepted = await asyncio.to_thread(self.parse, raw, request, read)
+            else:
+                accepted = self.parse(raw, request, read)
+            del raw  # only the records wait for the stream, not the body
         except Refused as refused:
             self.metrics.request(0, {f"http_{refused.status}": 1})
             return _answer(refused)
+        except Overloaded as exc:
+            return self.unavailable(exc, 0)
         except ClientDisconnect:
             return Response(status_code=499)
+        finally:
+            self.deliverer.release(held[0])
         return await self.deliver(accepted)
+
+    def unavailable(self, exc: Overloaded | Undelivered, events: int) -> Response:
+        self.metrics.unavailable += 1
+        log.warning("answered 503", why=str(exc), events=events)
+        why = (
+            "too much in flight"
+            if isinstance(exc, Overloaded)
+            else "the stream did not take the events in time"
+        )
+        return _answer(
+            Refused(503, f"not accepted, send again: {why}"),
+            {"Retry-After": str(self.settings.retry_after_seconds)},
+        )
 
     async def deliver(self, accepted: Intake) -> Response:
         """Put the accepted events and the refused ones' envelopes into the stream, then
@@ -141,23 +195,22 @@ class Collector:
         try:
             await self.deliverer.deliver(records)
         except (Overloaded, Undelivered) as exc:
-            self.metrics.unavailable += 1
-            log.warning("answered 503", why=str(exc), events=len(records))
-            return _answer(
-                Refused(503, f"not accepted, send again: {exc}"),
-                {"Retry-After": str(self.settings.retry_after_seconds)},
-            )
-        self.metrics.request(len(accepted.records), accepted.rejected_by_reason())
-        rejected = [
-            {"index": r.index, "reason": r.reason, "message": r.detail} for r in accepted.rejected
-        ]
+            return self.unavailable(exc, len(records))
+        by_reason = accepted.rejected_by_reason()
+        self.metrics.request(len(accepted.records), by_reason)
+        # The first rejections one by one, every one counted: the answer stays small
+        # whatever the request carried.
+        rejected: dict[str, Any] = {}
+        if accepted.rejected:
+            rejected = {
+                "rejected": accepted.rejected_listed(),
+                "rejected_count": len(accepted.rejected),
+                "rejected_by_reason": by_reason,
+            }
         whole = accepted.refused_whole()
         if whole is not None:
-            return _answer(whole, extra={"rejected": rejected})
-        content: dict[str, Any] = {"success": True}
-        if rejected:
-            content["rejected"] = rejected
-        return JSONResponse(content)
+            return _answer(whole, extra=rejected)
+        return JSONResponse({"success": True, **rejected})
 
 
 def _answer(

@@ -34,6 +34,9 @@ THROTTLED: Final = "ProvisionedThroughputExceededException"
 CALL_FAILED: Final = "CallFailed"
 MAX_RECORDS_PER_CALL: Final = 500
 MAX_BYTES_PER_CALL: Final = 5 * 1024 * 1024
+RECORD_OVERHEAD_BYTES: Final = 256
+"""What a queued record costs beyond its bytes (its entry, record and ticket objects): the
+in-flight budget counts it, so a budget of small records is not several times its size."""
 
 log = get_logger(component="collector.delivery")
 
@@ -92,6 +95,10 @@ def backoff_seconds(attempt: int, base: float, cap: float, jitter: float) -> flo
     return step * (0.5 + jitter / 2)
 
 
+def _cost(record: StreamRecord) -> int:
+    return len(record.data) + len(record.partition_key) + RECORD_OVERHEAD_BYTES
+
+
 class Deliverer:
     def __init__(
         self,
@@ -102,6 +109,7 @@ class Deliverer:
         max_bytes: int = MAX_BYTES_PER_CALL,
         max_concurrent_puts: int = 8,
         in_flight_limit: int = 20_000,
+        in_flight_bytes_limit: int | None = None,
         timeout_seconds: float = 10.0,
         backoff_base_seconds: float = 0.05,
         backoff_cap_seconds: float = 2.0,
@@ -113,6 +121,8 @@ class Deliverer:
         self._max_records = min(max_records, MAX_RECORDS_PER_CALL)
         self._max_bytes = min(max_bytes, MAX_BYTES_PER_CALL)
         self._in_flight_limit = in_flight_limit
+        self._bytes_limit = in_flight_bytes_limit
+        self._in_flight_bytes = 0
         self._timeout = timeout_seconds
         self._backoff = (backoff_base_seconds, backoff_cap_seconds)
         self._jitter = jitter
@@ -133,6 +143,22 @@ class Deliverer:
         """Records accepted into the queue and not yet in the stream (nor given up)."""
         return self._in_flight
 
+    @property
+    def in_flight_bytes(self) -> int:
+        """The budget's bytes in use: queued records (with their overhead) and reservations."""
+        return self._in_flight_bytes
+
+    def reserve(self, size: int) -> None:
+        """Take `size` bytes of the budget for something not yet queued (a request's body
+        while it is read and parsed), or raise `Overloaded`; `release` gives them back."""
+        if self._bytes_limit is not None and self._in_flight_bytes + size > self._bytes_limit:
+            self.stats.overloaded += 1
+            raise Overloaded(f"{self._in_flight_bytes} bytes in flight")
+        self._in_flight_bytes += size
+
+    def release(self, size: int) -> None:
+        self._in_flight_bytes -= size
+
     def take_stats(self) -> DeliveryStats:
         taken, self.stats = self.stats, DeliveryStats()
         return taken
@@ -150,6 +176,7 @@ class Deliverer:
         if self._in_flight + len(records) > self._in_flight_limit:
             self.stats.overloaded += 1
             raise Overloaded(f"{self._in_flight} events in flight")
+        self.reserve(sum(_cost(record) for record in records))
         ticket = _Ticket(len(records), asyncio.get_running_loop().create_future())
         self._in_flight += len(records)
         self._queue.extend(_Entry(record, ticket) for record in records)
@@ -208,7 +235,7 @@ class Deliverer:
             entry = self._queue[0]
             if entry.ticket.abandoned:  # its request was answered 503: do not send it late
                 self._queue.popleft()
-                self._in_flight -= 1
+                self._forget(entry)
                 continue
             if batch and size + entry.size > self._max_bytes:
                 break
@@ -237,18 +264,23 @@ class Deliverer:
         for entry, code in zip(batch, codes, strict=True):
             if code is None:
                 self.stats.records_sent += 1
-                self._in_flight -= 1
+                self._forget(entry)
                 entry.ticket.delivered_one()
                 continue
             refused = self.stats.entries_refused
             refused[code] = refused.get(code, 0) + 1
             if entry.ticket.abandoned:
-                self._in_flight -= 1
+                self._forget(entry)
             else:
                 entry.attempt += 1
                 again.append(entry)
         if again:
             self._retry_later(again)
+
+    def _forget(self, entry: _Entry) -> None:
+        """The entry is in the stream or given up: its share of the budget is free again."""
+        self._in_flight -= 1
+        self._in_flight_bytes -= _cost(entry.record)
 
     def _retry_later(self, entries: list[_Entry]) -> None:
         attempt = max(entry.attempt for entry in entries)

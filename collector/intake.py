@@ -35,9 +35,20 @@ analytics.js send (a POST of that type alone needs no CORS preflight; analytics.
 an Authorization header, which does)."""
 
 
+MAX_EVENTS_PER_REQUEST: Final = 2_500
+"""Events (or elements) one request may carry. Segment's API states only bytes (500 KB a
+batch, 32 KB an event); the SDKs send 10 to 100 a batch. Without a count a 500 KiB body of
+tiny invalid elements makes hundreds of thousands of rejections."""
+REJECTED_LISTED: Final = 100
+"""How many rejected events an answer names one by one (and how many of a request's
+refusals go on to the stream as dead letters); the rest are counted by reason."""
+MAX_NESTING: Final = 64
+"""How deep an event may nest objects and arrays. The contract's own parser stops near 200
+and Python's serialiser near 1,000; no SDK nests more than a few levels."""
 ERROR_CODES: Final = {
     400: "invalid_request",
     401: "invalid_write_key",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
     503: "service_unavailable",
@@ -99,6 +110,18 @@ class Intake:
             counts[rejection.reason] = counts.get(rejection.reason, 0) + 1
         return counts
 
+    def rejected_listed(self) -> list[dict[str, Any]]:
+        """The first `REJECTED_LISTED` rejections as an answer names them."""
+        return [
+            {"index": r.index, "reason": r.reason, "message": r.detail}
+            for r in self.rejected[:REJECTED_LISTED]
+        ]
+
+    @property
+    def size(self) -> int:
+        """The bytes this intake puts into the stream (the in-flight budget's unit)."""
+        return sum(len(r.data) + len(r.partition_key) for r in self.records + self.refusals)
+
 
 @dataclass(frozen=True, slots=True)
 class Edge:
@@ -111,6 +134,11 @@ class Edge:
     max_event_bytes: int = 32 * 1024
     max_age: timedelta = timedelta(days=30)
     max_future: timedelta = timedelta(days=1)
+    arrival_allowance: timedelta = timedelta(0)
+    """How much later than its receipt a record may reach the stream (the delivery deadline
+    and one PutRecords call). The workers judge an event's time at the record's arrival, so
+    the window's old edge is judged here at the latest arrival: an event the collector takes
+    is never dead-lettered for its age afterwards."""
 
 
 def decode_body(
@@ -128,7 +156,7 @@ def decode_body(
     if len(body) > max_bytes:
         raise Refused(413, f"request body of {len(body)} bytes exceeds {max_bytes}")
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise Refused(400, "invalid JSON: the body is not UTF-8") from None
     except json.JSONDecodeError as exc:
@@ -136,6 +164,34 @@ def decode_body(
         raise Refused(400, f"invalid JSON: {detail}") from None
     except RecursionError:
         raise Refused(400, "invalid JSON: nested too deeply") from None
+    except ValueError:
+        # Python refuses integers of more than 4,300 digits (CVE-2020-10735's limit).
+        raise Refused(400, "invalid JSON: a number too long to read") from None
+
+
+def _no_constant(name: str) -> Any:
+    # NaN and Infinity are Python's extension, not JSON: archived, Athena's reader refuses them.
+    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
+
+
+def nesting(value: Any) -> int:
+    """How many objects and arrays deep `value` goes (0 for a scalar), without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth += 1
+        deepest = max(deepest, depth)
+        if deepest > MAX_NESTING:
+            return deepest  # enough to refuse it; no need to walk the rest
+        stack.extend((child, depth) for child in children)
+    return deepest
 
 
 def _gunzip(body: bytes, max_bytes: int) -> bytes:
@@ -149,6 +205,9 @@ def _gunzip(body: bytes, max_bytes: int) -> bytes:
         raise Refused(413, f"request body inflates past {max_bytes} bytes")
     if not inflater.eof:
         raise Refused(400, "the gzip body is truncated")
+    if inflater.unused_data:
+        # A second gzip member or trailing bytes: never read, so refused rather than dropped.
+        raise Refused(400, "the body has data after its gzip stream")
     return inflated
 
 
@@ -207,7 +266,9 @@ def _finish(values: dict[str, Any], edge: Edge) -> tuple[StreamRecord, ClickEven
     values.pop("client_ip", None)  # never trust a client's claim of its own address
     if edge.ip_policy is ClientIpPolicy.TRUNCATE and (kept := truncated_ip(edge.client_ip)):
         values["client_ip"] = kept
-    policy = TimestampPolicy(edge.received_at, edge.max_age, edge.max_future)
+    policy = TimestampPolicy(
+        edge.received_at, edge.max_age - edge.arrival_allowance, edge.max_future
+    )
     event = event_from_mapping(values, policy)
     data = json.dumps(values, separators=(",", ":"), ensure_ascii=False, default=str).encode()
     if len(data) > edge.max_event_bytes:
@@ -220,21 +281,36 @@ def _finish(values: dict[str, Any], edge: Edge) -> tuple[StreamRecord, ClickEven
 
 
 def _collect(candidates: Sequence[Any], edge: Edge, convert: Any) -> Intake:
-    """Each candidate taken or rejected on its own; a rejected one also as an envelope."""
+    """Each candidate taken or rejected on its own; a rejected one also as an envelope (the
+    first `REJECTED_LISTED` of a request: the rest are counted, not carried)."""
+    if len(candidates) > MAX_EVENTS_PER_REQUEST:
+        raise Refused(
+            400,
+            f"{len(candidates)} events in one request; at most {MAX_EVENTS_PER_REQUEST}",
+            "too_many_events",
+        )
     intake = Intake()
     for index, candidate in enumerate(candidates):
         try:
+            if nesting(candidate) > MAX_NESTING:
+                raise InvalidEvent(
+                    DeadLetterReason.TOO_DEEP, f"nested deeper than {MAX_NESTING} levels"
+                )
             values = convert(candidate)
             record, _ = _finish(values, edge)
         except InvalidEvent as exc:
             intake.rejected.append(Rejection(index, exc.reason.value, str(exc)))
-            intake.refusals.append(_refusal(candidate, exc, edge))
+            if len(intake.refusals) < REJECTED_LISTED:
+                intake.refusals.append(_refusal(candidate, exc, edge))
             continue
         intake.records.append(record)
     return intake
 
 
 def _refusal(candidate: Any, error: InvalidEvent, edge: Edge) -> StreamRecord:
+    if error.reason is DeadLetterReason.TOO_DEEP:
+        # Not serialised again: that is what nesting this deep breaks.
+        candidate = f"(an event nested deeper than {MAX_NESTING} levels, not kept)"
     original = json.dumps(candidate, separators=(",", ":"), ensure_ascii=False, default=str)
     data = refusal_record(error.reason, str(error), original.encode(), edge.received_at)
     # Refusals have no session to keep together: spread them by their content.

@@ -9,7 +9,10 @@ from typing import Any
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
+from clickstream.logging import get_logger
 from collector.intake import StreamRecord
+
+log = get_logger(component="collector.kinesis")
 
 READY_STATUSES = frozenset({"ACTIVE", "UPDATING"})
 """A stream takes PutRecords in these states (UPDATING: a reshard in progress)."""
@@ -45,10 +48,13 @@ class KinesisStream:
         return [entry.get("ErrorCode") for entry in response["Records"]]
 
     async def ready(self) -> tuple[bool, str]:
-        """Whether the stream answers and takes records, and a word on why not."""
+        """Whether the stream answers and takes records, and its status in a word. The why
+        of a failure goes to the log only: `/ready` is public, and the error names endpoints
+        (in AWS, an access-denied text names the account and the role)."""
         try:
             summary = await self._client.describe_stream_summary(StreamName=self.stream_name)
         except Exception as exc:  # unreachable, no such stream, no permission: all "not ready"
-            return False, f"{type(exc).__name__}: {str(exc)[:200]}"
+            log.warning("stream not ready", error=f"{type(exc).__name__}: {str(exc)[:500]}")
+            return False, "UNREACHABLE"
         status = summary["StreamDescriptionSummary"]["StreamStatus"]
         return status in READY_STATUSES, status

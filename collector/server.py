@@ -18,6 +18,7 @@ import uvicorn
 from clickstream.errors import ConfigurationError
 from collector.app import Stream, create_app
 from collector.kinesis import KinesisStream, kinesis_client
+from collector.protocol import guarded_protocol
 from collector.settings import CollectorSettings
 
 
@@ -49,7 +50,11 @@ def serve(settings: CollectorSettings) -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=guarded_protocol(
+            head_timeout_seconds=settings.head_timeout_seconds,
+            max_head_bytes=settings.max_head_bytes,
+        ),
+        limit_concurrency=settings.max_connections,
         lifespan="on",
         access_log=False,
         log_config=None,  # our structlog set-up owns logging (JSON on stderr)

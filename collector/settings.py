@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -17,6 +18,24 @@ class ClientIpPolicy(StrEnum):
     """The default: the client's address is never written anywhere."""
     TRUNCATE = "truncate"
     """Kept as `client_ip` with the host part zeroed: /24 for IPv4, /48 for IPv6."""
+
+
+def memory_limit_bytes() -> int:
+    """The container's memory limit (cgroup v2, then v1; ECS sets it from the task's memory),
+    else the machine's memory."""
+    for limit_file in (
+        Path("/sys/fs/cgroup/memory.max"),
+        Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+    ):
+        try:
+            text = limit_file.read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 1 << 60:  # v1 writes a huge number for "none"
+            return int(text)
+    import psutil
+
+    return int(psutil.virtual_memory().total)
 
 
 def _comma_separated(value: object) -> object:
@@ -62,8 +81,10 @@ class CollectorSettings(BaseSettings):
     trusted_proxies: str | None = Field(
         default=None,
         description=(
-            "Addresses whose X-Forwarded-For is believed (`*` behind a load balancer that is "
-            "the only way in); unset: the connection's address is the client's."
+            "Addresses and networks (CIDR) of the proxies whose X-Forwarded-For is believed, "
+            "comma-separated: behind an ALB, its subnets. The client is the rightmost address "
+            "not among them. Unset: the connection's address is the client's. `*` is refused: "
+            "it believes the leftmost entry, which the client writes."
         ),
     )
     linger_ms: float = Field(
@@ -81,6 +102,43 @@ class CollectorSettings(BaseSettings):
         description=(
             "Events accepted but not yet in the stream, across requests; past it new requests "
             "get 503 with Retry-After instead of waiting."
+        ),
+    )
+    in_flight_bytes: int | None = Field(
+        default=None,
+        ge=1 * MIB,
+        description=(
+            "Bytes held for requests across the server: bodies being read and parsed, and "
+            "events accepted but not yet in the stream; past it new requests get 503 with "
+            "Retry-After. Unset: a quarter of the memory limit (the container's cgroup limit, "
+            "else the machine's memory), at most 1 GiB."
+        ),
+    )
+    max_connections: int = Field(
+        default=1_000,
+        ge=1,
+        description="Open connections and requests at once; past it a request gets 503.",
+    )
+    head_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "How long a connection may take to send a request's line and headers (from its "
+            "opening, or from the previous answer plus the keep-alive time) before it is closed."
+        ),
+    )
+    body_timeout_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="How long a request may take to send its body before a 408.",
+    )
+    max_head_bytes: int = Field(
+        default=64 * KIB,
+        ge=4 * KIB,
+        le=1 * MIB,
+        description=(
+            "Request line and headers together (an ALB's own limit); past it a 431 and the "
+            "connection closed."
         ),
     )
     delivery_timeout_seconds: float = Field(
@@ -107,6 +165,22 @@ class CollectorSettings(BaseSettings):
     @classmethod
     def _any_when_empty(cls, origins: list[str]) -> list[str]:
         return origins or ["*"]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _no_wildcard(cls, proxies: str | None) -> str | None:
+        if proxies is not None and "*" in proxies:
+            raise ValueError(
+                "`*` trusts the leftmost X-Forwarded-For entry, which any client writes: list "
+                "the load balancer's subnets (CIDR) instead"
+            )
+        return proxies or None
+
+    def resolved_in_flight_bytes(self) -> int:
+        """`in_flight_bytes`, or a quarter of the memory this process may use (1 GiB at most)."""
+        if self.in_flight_bytes is not None:
+            return self.in_flight_bytes
+        return max(16 * MIB, min(1024 * MIB, memory_limit_bytes() // 4))
 
     @field_validator("write_keys")
     @classmethod

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -40,10 +40,14 @@ shard's five reads a second with the workers."""
 
 READ_ERRORS = (BotoCoreError, ClientError, ClickstreamError, OSError)
 """What a read may fail with and the dashboard survives: shown on the page, tried again."""
+READ_FAILED: Final = "the reading failed; the dashboard's log says why"
+INTERNAL_ERROR: Final = "internal error; the dashboard's log says why"
+"""What the page shows of a failure: fixed words. The why names endpoints, SQL, buckets and
+(in AWS) accounts and roles, so it goes to the log only."""
 
 
 def describe(exc: BaseException) -> str:
-    """An error as the page shows it: its first line, or its type when it has no message."""
+    """An error as the log keeps it: its first line, or its type when it has no message."""
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
@@ -109,10 +113,10 @@ class Refreshed:
         try:
             value = self._read()
         except READ_ERRORS as exc:
-            failure = describe(exc)
-            log.warning("dashboard read failed", source=self.name, error=failure)
-        except Exception as exc:  # a bug: logged whole, shown, and tried again
-            failure = f"internal error: {describe(exc)}"
+            failure = READ_FAILED
+            log.warning("dashboard read failed", source=self.name, error=describe(exc))
+        except Exception:  # a bug: logged whole, shown, and tried again
+            failure = INTERNAL_ERROR
             log.exception("dashboard read failed", source=self.name)
         with self._lock:
             if value is not None:
@@ -160,7 +164,10 @@ class Dashboard:
         self._snapshot_at = 0.0
         self._computing = False
         self._sql_lock = threading.Lock()
-        self._heatmaps: dict[tuple[str, str | None], tuple[float, dict[str, Any], bytes]] = {}
+        self._heatmap_lock = threading.Lock()
+        self._heatmaps: dict[
+            tuple[str, str | None], tuple[float, dict[str, Any] | Exception, bytes]
+        ] = {}
         self._lags = Refreshed("shards", self._shards, LAG_REFRESH_SECONDS)
         self._rages = Refreshed("rage clicks", self._rage_clicks, settings.heatmap_refresh_seconds)
 
@@ -240,9 +247,10 @@ class Dashboard:
         try:
             return read()
         except READ_ERRORS as exc:
-            message = describe(exc)
-            log.warning("dashboard read failed", source=name, error=message)
-            errors.append({"source": name, "error": message})
+            log.warning("dashboard read failed", source=name, error=describe(exc))
+            # The page says which source failed in fixed words; the why (endpoints, SQL,
+            # account names) is in the log.
+            errors.append({"source": name, "error": READ_FAILED})
             return {}
 
     def _archive_figures(self, now: datetime, minutes: list[str]) -> dict[str, Any]:
@@ -321,28 +329,47 @@ class Dashboard:
 
     def heatmap(self, page: str, width: str | None) -> tuple[dict[str, Any], bytes]:
         """A page's heatmap over the window: its bins and rage clicks, and the PNG of the
-        width class asked for (default: the one with the most clicks)."""
+        width class asked for (default: the one with the most clicks). One is drawn at a
+        time; what it gave, figures or a failure, is kept for the heatmap interval, so many
+        viewers polling a page cost one reading an interval."""
         key = (page_key(page), width)
-        kept = self._heatmaps.get(key)
-        if kept and time.monotonic() - kept[0] < self._settings.heatmap_refresh_seconds:
-            return kept[1], kept[2]
+        with self._heatmap_lock:
+            kept = self._heatmaps.get(key)
+            if kept and time.monotonic() - kept[0] < self._settings.heatmap_refresh_seconds:
+                if isinstance(kept[1], BaseException):
+                    raise kept[1]
+                return kept[1], kept[2]
+            try:
+                figures, png = self._draw_heatmap(key[0], width)
+            except READ_ERRORS as exc:
+                self._keep_heatmap(key, exc, b"")
+                raise
+            self._keep_heatmap(key, figures, png)
+            return figures, png
+
+    def _keep_heatmap(
+        self, key: tuple[str, str | None], figures: dict[str, Any] | Exception, png: bytes
+    ) -> None:
+        if len(self._heatmaps) > 64:  # a page chooser is not a cache of every page
+            self._heatmaps.clear()
+        self._heatmaps[key] = (time.monotonic(), figures, png)
+
+    def _draw_heatmap(self, page: str, width: str | None) -> tuple[dict[str, Any], bytes]:
         since = self._clock() - self._window
         with self._sql_lock, contextlib.closing(self._sources.duckdb()) as connection:
-            clicks = maps.clicks_of_page(connection, key[0], since)
+            clicks = maps.clicks_of_page(connection, page, since)
         found = maps.bins(clicks)
         chosen = width or maps.busiest_class(found)
         png = b""
         if chosen is not None and found.get(chosen):
-            png = maps.render_png(found[chosen], title=f"{key[0]} ({chosen})")
+            png = maps.render_png(found[chosen], title=f"{page} ({chosen})")
         figures = {
-            "page": key[0],
+            "page": page,
             "since": since.isoformat(),
             "clicks": len(clicks),
+            "clicks_off_canvas": maps.off_canvas(clicks),
             "width_class": chosen,
             "clicks_per_width_class": {name: sum(c.values()) for name, c in sorted(found.items())},
             "rage_clicks": [rage.as_dict() for rage in maps.rage_clicks(clicks)],
         }
-        if len(self._heatmaps) > 64:  # a page chooser is not a cache of every page
-            self._heatmaps.clear()
-        self._heatmaps[key] = (time.monotonic(), figures, png)
         return figures, png

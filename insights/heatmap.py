@@ -21,6 +21,14 @@ from typing import Any, Final
 from clickstream.pagekey import page_key
 
 GRID: Final = 16
+CANVAS_WIDTH_PX: Final = 4096
+CANVAS_HEIGHT_PX: Final = 32768
+"""A map covers document coordinates below these (wider than a 4K screen, longer than any page
+people scroll). The contract allows coordinates up to 1,000,000: a canvas sized from the
+largest click would let one visitor's click at (30000, 30000) take gigabytes to draw. A
+click beyond is counted (`clicks_off_canvas`) but not drawn."""
+MAX_IMAGE_PIXELS: Final = 8_000_000
+"""The PNG's largest size: a longer map is drawn scaled down to it (32 MB while drawn)."""
 WIDTH_CLASSES: Final = (("small", 640), ("medium", 1024), ("large", None))
 """Viewport widths up to 640 px (phones), up to 1,024 (tablets, small windows), wider."""
 UNKNOWN_WIDTH: Final = "unknown"
@@ -68,10 +76,22 @@ def width_class(viewport_width: int | None) -> str:
     return UNKNOWN_WIDTH  # unreachable: the last class has no bound
 
 
+def on_canvas(click: Click) -> bool:
+    return 0 <= click.x < CANVAS_WIDTH_PX and 0 <= click.y < CANVAS_HEIGHT_PX
+
+
+def off_canvas(clicks: Iterable[Click]) -> int:
+    """How many clicks lie beyond the canvas, counted but never drawn."""
+    return sum(1 for click in clicks if not on_canvas(click))
+
+
 def bins(clicks: Iterable[Click], grid: int = GRID) -> dict[str, Counter[tuple[int, int]]]:
-    """Per width class, clicks per grid cell, keyed by the cell's top-left corner in pixels."""
+    """Per width class, clicks per grid cell, keyed by the cell's top-left corner in pixels;
+    clicks beyond the canvas are left out."""
     found: dict[str, Counter[tuple[int, int]]] = {}
     for click in clicks:
+        if not on_canvas(click):
+            continue
         cell = (click.x // grid * grid, click.y // grid * grid)
         found.setdefault(width_class(click.viewport_width), Counter())[cell] += 1
     return found
@@ -197,36 +217,44 @@ def render_png(
 ) -> bytes:
     """A density map: each cell's clicks spread by a Gaussian kernel, coloured by a ramp,
     with a legend naming the click count. `width`: the page width to draw (default: the
-    rightmost click)."""
+    rightmost click). Never larger than the canvas; drawn scaled down past MAX_IMAGE_PIXELS."""
     from PIL import Image, ImageDraw, ImageFont
 
-    right = max((x for x, _ in cells), default=0) + grid * 4
-    bottom = max((y for _, y in cells), default=0) + grid * 4
-    page_width, page_height = max(width or right, 320), max(bottom, 240)
+    drawn = Counter(
+        {(x, y): n for (x, y), n in cells.items() if x < CANVAS_WIDTH_PX and y < CANVAS_HEIGHT_PX}
+    )
+    right = max((x for x, _ in drawn), default=0) + grid * 4
+    bottom = max((y for _, y in drawn), default=0) + grid * 4
+    page_width = min(max(width or right, 320), CANVAS_WIDTH_PX)
+    page_height = min(max(bottom, 240), CANVAS_HEIGHT_PX)
+    scale = min(1.0, math.sqrt(MAX_IMAGE_PIXELS / (page_width * page_height)))
+    image_width = max(320, round(page_width * scale))
+    image_height = max(240, round(page_height * scale))
     # Counts on a grid of cells, spread by a Gaussian kernel, coloured, then scaled up.
     columns, rows = page_width // grid + 1, page_height // grid + 1
-    values = gaussian_density(cells, columns, rows, grid)
+    values = gaussian_density(drawn, columns, rows, grid)
     peak = max(values, default=0.0) or 1.0
+    palette = [_ramp(level / 255) for level in range(256)]
     heat = Image.new("RGBA", (columns, rows))
-    heat.putdata([_ramp(min(1.0, value / peak)) for value in values])
-    heat = heat.resize((page_width, page_height), Image.Resampling.BILINEAR)
+    heat.putdata([palette[min(255, int(255 * value / peak))] for value in values])
+    heat = heat.resize((image_width, image_height), Image.Resampling.BILINEAR)
     legend_height = 36
-    canvas = Image.new("RGBA", (page_width, page_height + legend_height), (250, 250, 250, 255))
+    canvas = Image.new("RGBA", (image_width, image_height + legend_height), (250, 250, 250, 255))
     canvas.alpha_composite(heat, (0, legend_height))
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=14)
-    total = sum(cells.values())
+    total = sum(drawn.values())
     draw.text((8, 10), f"{title}: {total} clicks", fill=(20, 20, 20, 255), font=font)
-    busiest = max(cells.values(), default=0)
+    busiest = max(drawn.values(), default=0)
     draw.text(
-        (page_width - 300, 10),
+        (image_width - 300, 10),
         f"density, max {busiest}/cell",
         fill=(20, 20, 20, 255),
         font=font,
     )
     for step in range(100):  # the ramp, low to high
         draw.line(
-            [(page_width - 110 + step, 12), (page_width - 110 + step, 24)],
+            [(image_width - 110 + step, 12), (image_width - 110 + step, 24)],
             fill=(*_ramp(step / 99)[:3], 255),
         )
     buffer = io.BytesIO()

@@ -86,6 +86,18 @@ def httpfs_extension() -> Path:
     return path
 
 
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as text: visitors write user agents, pages and
+    properties, and a text starting like a formula (`=HYPERLINK(...)`) would run as one
+    (OWASP's CSV injection). Such text gets a leading `'`; numbers are left as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def quote(text: str) -> str:
     """A SQL string literal."""
     return "'" + text.replace("'", "''") + "'"

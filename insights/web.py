@@ -3,12 +3,17 @@
 The page is ours and self-contained (HTML, CSS, and a script that draws its chart as SVG):
 nothing is loaded from elsewhere, and the Content-Security-Policy says so to the browser.
 Bound to loopback by default; any other address requires a token, given once as `?token=`
-(kept in a same-site cookie) or as `Authorization: Bearer`.
+(which opens a session: a same-site cookie of its own, expiring) or as `Authorization:
+Bearer`. On loopback, without a token, only requests naming a loopback host are answered: a
+page on another site cannot reach it by pointing its own name at 127.0.0.1 (DNS rebinding).
 """
 
 from __future__ import annotations
 
 import hmac
+import secrets
+import time
+import unicodedata
 from importlib import resources
 from typing import Any, Final
 from urllib.parse import urlencode
@@ -29,6 +34,9 @@ from insights.heatmap import WIDTH_CLASSES
 log = get_logger(component="dashboard")
 
 COOKIE: Final = "clickstream_dashboard"
+SESSION_SECONDS: Final = 12 * 3600
+"""How long a session the token opened lasts; then the printed URL opens a new one."""
+LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 ASSETS: Final = {
     "dashboard.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
@@ -48,21 +56,31 @@ def _asset(name: str) -> bytes:
 
 
 class TokenGate(BaseHTTPMiddleware):
-    """Every request but `/health` carries the token: header, cookie, or `?token=` (which
-    sets the cookie and redirects to the same URL without it, out of the address bar)."""
+    """Every request but `/health` carries the token (a header) or a session's cookie. The
+    token in `?token=` opens a session: its cookie is a random id of its own, never the
+    token, expiring after SESSION_SECONDS, and the redirect takes the token out of the
+    address bar."""
 
     def __init__(self, app: Any, token: str) -> None:
         super().__init__(app)
         self._token = token
+        self._sessions: dict[str, float] = {}
 
     def _matches(self, given: str | None) -> bool:
         return given is not None and hmac.compare_digest(given.encode(), self._token.encode())
+
+    def _in_session(self, cookie: str | None) -> bool:
+        if cookie is None:
+            return False
+        now = time.monotonic()
+        self._sessions = {sid: ends for sid, ends in self._sessions.items() if ends > now}
+        return any(hmac.compare_digest(cookie.encode(), sid.encode()) for sid in self._sessions)
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         if request.url.path == "/health":
             return await call_next(request)
         bearer = request.headers.get("authorization", "")
-        if self._matches(bearer.removeprefix("Bearer ")) or self._matches(
+        if self._matches(bearer.removeprefix("Bearer ")) or self._in_session(
             request.cookies.get(COOKIE)
         ):
             return await call_next(request)
@@ -70,11 +88,35 @@ class TokenGate(BaseHTTPMiddleware):
             rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
             target = request.url.path + ("?" + urlencode(rest) if rest else "")
             redirect = RedirectResponse(target, status_code=303)
-            redirect.set_cookie(COOKIE, self._token, httponly=True, samesite="strict")
+            session = secrets.token_urlsafe(32)
+            self._sessions[session] = time.monotonic() + SESSION_SECONDS
+            redirect.set_cookie(
+                COOKIE, session, max_age=SESSION_SECONDS, httponly=True, samesite="strict"
+            )
             return redirect
         return PlainTextResponse(
             "a token is required: open the URL `clickstream dashboard` printed", status_code=401
         )
+
+
+class LoopbackHostsOnly(BaseHTTPMiddleware):
+    """Requests whose Host is not a loopback name are refused (DNS rebinding)."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        if host_name(request.headers.get("host", "")) not in LOOPBACK_HOSTS:
+            return PlainTextResponse("unknown host", status_code=421)
+        return await call_next(request)
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, without its port (`[::1]:8050` is `::1`)."""
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
+
+
+def has_control_characters(text: str) -> bool:
+    return any(unicodedata.category(character) == "Cc" for character in text)
 
 
 def create_app(dashboard: Dashboard, *, token: str | None) -> Starlette:
@@ -99,12 +141,16 @@ def create_app(dashboard: Dashboard, *, token: str | None) -> Starlette:
         width = request.query_params.get("width") or None
         if not page:
             return _problem(400, "page: which page's heatmap? (?page=/path)")
+        if has_control_characters(page) or len(page) > 4096:
+            return _problem(400, "page: not a page's address")
         if width is not None and width not in {name for name, _ in WIDTH_CLASSES}:
             return _problem(400, f"width {width!r}: expected small, medium or large")
         try:
             figures, png = await run_in_threadpool(dashboard.heatmap, page, width)
         except READ_ERRORS as exc:
-            return _problem(502, f"reading the archive failed: {exc}")
+            # The why names SQL, buckets and endpoints: the log has it, the answer does not.
+            log.warning("heatmap failed", page=page, error=str(exc)[:1000])
+            return _problem(502, "reading the archive failed; the dashboard's log says why")
         if request.url.path.endswith(".png"):
             if not png:
                 return _problem(404, f"no clicks on {figures['page']} in the window")
@@ -114,7 +160,9 @@ def create_app(dashboard: Dashboard, *, token: str | None) -> Starlette:
     async def health(request: Request) -> Response:
         return PlainTextResponse("ok")
 
-    middleware = [Middleware(TokenGate, token=token)] if token else []
+    # With a token, a rebound name gets nowhere (the session's cookie belongs to the real
+    # name); without one, only loopback names are answered.
+    middleware = [Middleware(TokenGate, token=token)] if token else [Middleware(LoopbackHostsOnly)]
     return Starlette(
         routes=[
             Route("/", index),

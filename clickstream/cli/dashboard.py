@@ -32,7 +32,8 @@ def dashboard(
 
     settings = DashboardSettings(**given(host=host, port=port))  # type: ignore[arg-type]
     token = settings.token.get_secret_value() if settings.token else None
-    if token is None and not is_loopback(settings.host):
+    generated = token is None and not is_loopback(settings.host)
+    if generated:
         token = secrets.token_urlsafe(24)
     dynamodb, kinesis, names = results_clients()
     location = archive_location()
@@ -51,6 +52,11 @@ def dashboard(
         duckdb=lambda: sql.connect(location),
     )
     shown_host = settings.host if ":" not in settings.host else f"[{settings.host}]"
-    url = f"http://{shown_host}:{settings.port}/" + (f"?token={token}" if token else "")
+    url = f"http://{shown_host}:{settings.port}/"
+    if generated:
+        url += f"?token={token}"  # made here: the printed URL is the only way to know it
+    elif token:
+        # The operator's own token is never printed (terminals and CI logs keep what they show).
+        url += "?token=<CLICKSTREAM_DASHBOARD_TOKEN>"
     err.print(f"dashboard at {url} (Ctrl-C stops it)", highlight=False, soft_wrap=True)
     serve(Dashboard(sources, settings), host=settings.host, port=settings.port, token=token)

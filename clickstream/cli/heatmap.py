@@ -70,6 +70,7 @@ def heatmap(
                 "page": key,
                 "since": start.isoformat(),
                 "clicks": len(clicks),
+                "clicks_off_canvas": maps.off_canvas(clicks),
                 **maps.bins_as_json(found),
                 "rage_clicks": [r.as_dict() for r in rages],
                 "png": wrote,
@@ -83,6 +84,11 @@ def heatmap(
     for name, cells in sorted(found.items()):
         table.add_row(name, str(sum(cells.values())), str(len(cells)))
     out.print(table)
+    if beyond := maps.off_canvas(clicks):
+        out.print(
+            f"clicks beyond the canvas ({maps.CANVAS_WIDTH_PX} x {maps.CANVAS_HEIGHT_PX} px), "
+            f"counted, not drawn: {beyond}"
+        )
     out.print(f"rage clicks: {len(rages)}")
     for rage in rages:
         out.print(

@@ -41,7 +41,7 @@ def sql(
     elif output is Format.CSV:
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)
-        writer.writerows(rows)
+        writer.writerows([engine.spreadsheet_safe(value) for value in row] for row in rows)
     else:
         table = Table()
         for column in columns:

@@ -4,7 +4,6 @@ over loopback, or a fault proxy in front of it), records read back from the stre
 from __future__ import annotations
 
 import asyncio
-import base64
 import gzip
 import json
 import os
@@ -13,7 +12,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +21,18 @@ import pytest
 from clickstream.events import ClickEvent, decode_event
 from clickstream.local.stack import LocalStackState
 from clickstream.paths import PROJECT_ROOT
-from tests.support.collector import WRITE_KEYS, new_stream, running_collector, stream_contents
+from tests.support.collector import (
+    WRITE_KEYS,
+    basic,
+    new_stream,
+    now_iso,
+    own_event,
+    running_collector,
+    stream_contents,
+)
 from tests.support.kinesis_fault_proxy import KinesisFaultProxy
 
 OLD_KEY, NEW_KEY = WRITE_KEYS
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def basic(key: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
 
 
 def stream_events(state: LocalStackState, stream: str) -> list[tuple[str, ClickEvent]]:
@@ -48,20 +46,6 @@ def stream_refusals(state: LocalStackState, stream: str) -> list[dict[str, Any]]
     """The envelopes of the events the collector refused, as the workers will read them."""
     _, refusals = stream_contents(state, stream)
     return [json.loads(r.data) for r in refusals]
-
-
-def own_event(event_id: str, session: str = "s-1", **fields: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "event_id": event_id,
-        "type": "click",
-        "session_id": session,
-        "page": "/pricing",
-        "timestamp": now_iso(),
-        "x": 10,
-        "y": 20,
-    }
-    values.update(fields)
-    return values
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,14 @@ import time
 import uuid
 import warnings
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from clickstream import aws, dynamo
+from clickstream.errors import InsightsError
 from clickstream.events import ClickEvent
 from clickstream.local.stack import LocalStackState
 from consumer.core.aggregate import PageMinuteState, PositionedEvent
@@ -31,7 +32,7 @@ from insights.web import COOKIE, create_app
 from producer.generator import TrafficProfile, generate
 from producer.malformed import MalformedRecord
 from producer.manifest import Manifest
-from tests.support.archive import START, fill, put_rage_burst
+from tests.support.archive import START, fill, put_clicks, put_rage_burst
 
 with warnings.catch_warnings():
     # Starlette 1.x suggests httpx2 for its test client; the pinned httpx still drives it.
@@ -43,6 +44,7 @@ NOW = START + timedelta(minutes=31, seconds=30)
 and the 30 minutes of active sessions end in its middle."""
 SHARD = "shardId-000000000000"
 TOKEN = "a-dashboard-token-for-tests"
+LOOPBACK_URL = "http://127.0.0.1:8050"
 
 
 @dataclass
@@ -229,7 +231,10 @@ def test_off_loopback_every_request_but_health_needs_the_token(board: Board) -> 
     first = client.get(f"/?token={TOKEN}&page=%2Fpricing")
     assert first.status_code == 303
     assert first.headers["location"] == "/?page=%2Fpricing"
-    assert first.cookies[COOKIE] == TOKEN
+    # AND the cookie is a session of its own, expiring: never the token (before, it was)
+    assert first.cookies[COOKIE] != TOKEN
+    assert TOKEN not in first.headers["set-cookie"]
+    assert "max-age=43200" in first.headers["set-cookie"].lower()
     assert "httponly" in first.headers["set-cookie"].lower()
     # THEN the cookie opens the page and its figures, as a bearer header does
     page = client.get("/")
@@ -243,7 +248,7 @@ def test_off_loopback_every_request_but_health_needs_the_token(board: Board) -> 
 
 
 def test_the_heatmap_endpoints_give_bins_rage_clicks_and_a_png(board: Board) -> None:
-    client = TestClient(create_app(board.dashboard, token=None))
+    client = TestClient(create_app(board.dashboard, token=None), base_url=LOOPBACK_URL)
     figures = client.get("/api/heatmap", params={"page": "/pricing"}).json()
     assert [(r["session_id"], r["clicks"]) for r in figures["rage_clicks"]] == [("s-rage", 4)]
     clicks = sum(truth.clicks for truth in board.manifest.pages.get("/pricing", {}).values())
@@ -256,6 +261,61 @@ def test_the_heatmap_endpoints_give_bins_rage_clicks_and_a_png(board: Board) -> 
     assert nothing.status_code == 404
     assert client.get("/api/heatmap").status_code == 400
     assert client.get("/api/heatmap", params={"page": "/", "width": "huge"}).status_code == 400
+
+
+def test_on_loopback_only_loopback_host_names_are_answered(board: Board) -> None:
+    """Before: any Host was answered, so a page whose name an attacker pointed at 127.0.0.1
+    (DNS rebinding) could read the figures and start heatmaps."""
+    app = create_app(board.dashboard, token=None)
+    for name in ("http://127.0.0.1:8050", "http://localhost:8050", "http://[::1]:8050"):
+        assert TestClient(app, base_url=name).get("/health").status_code == 200, name
+    rebound = TestClient(app, base_url="http://rebound.evil.example:8050")
+    for path in ("/", "/api/snapshot", "/api/heatmap?page=/pricing"):
+        assert rebound.get(path).status_code == 421, path
+
+
+def test_one_visitors_far_click_neither_sizes_the_map_nor_fails_it(
+    local_stack: LocalStackState,
+) -> None:
+    """Before: a click at (1e6, 1e6) made `/api/heatmap.png` answer 500 (MemoryError), and
+    each poll of each viewer drew it again."""
+    # GIVEN a page with an ordinary click and one where no page reaches
+    s3, bucket = new_bucket(local_stack, "dashboard-far")
+    put_clicks(s3, bucket, "/far", [(120, 80), (10**6, 10**6)])
+    dashboard = Dashboard(sources(local_stack, bucket), DashboardSettings(), clock=lambda: NOW)
+    client = TestClient(create_app(dashboard, token=None), base_url=LOOPBACK_URL)
+    # WHEN the map is asked for
+    picture = client.get("/api/heatmap.png", params={"page": "/far"})
+    figures = client.get("/api/heatmap", params={"page": "/far"}).json()
+    # THEN it is drawn on the bounded canvas, the far click counted but not drawn
+    assert picture.status_code == 200
+    assert picture.content.startswith(b"\x89PNG")
+    assert (figures["clicks"], figures["clicks_off_canvas"]) == (2, 1)
+
+
+def test_a_failed_heatmap_is_kept_like_a_drawn_one_and_says_nothing_of_its_cause(
+    local_stack: LocalStackState,
+) -> None:
+    # GIVEN a dashboard whose archive reading fails (SQL quoting a page's text, say)
+    readings = []
+
+    def failing() -> Any:
+        readings.append(1)
+        raise InsightsError("query failed: Parser Error: SELECT session_id FROM raw_events")
+
+    broken = replace(sources(local_stack, "unused"), duckdb=failing)
+    dashboard = Dashboard(broken, DashboardSettings(), clock=lambda: NOW)
+    client = TestClient(create_app(dashboard, token=None), base_url=LOOPBACK_URL)
+    # WHEN viewers poll the page's map
+    answers = [client.get("/api/heatmap", params={"page": "/pricing"}) for _ in range(3)]
+    # THEN it was read once for them all, and the answer names no SQL
+    assert [a.status_code for a in answers] == [502] * 3
+    assert len(readings) == 1
+    assert "SELECT" not in answers[0].text
+    # AND a page name with a control character is refused before anything is read
+    nul = client.get("/api/heatmap", params={"page": "/pri\x00cing"})
+    assert nul.status_code == 400
+    assert len(readings) == 1
 
 
 def test_the_page_loads_nothing_from_elsewhere() -> None:

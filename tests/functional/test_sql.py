@@ -171,6 +171,16 @@ def test_the_command_prints_table_json_and_csv_and_one_line_errors(
     assert as_csv.stdout.splitlines()[0] == "type,n"
     assert len(as_csv.stdout.splitlines()) == len(counts) + 1
     assert "page_view" in run(query).stdout
+    # A visitor's text that starts like a formula (a user agent, a page) is written as text:
+    # before, `=HYPERLINK(...)` became a formula when the CSV was opened in a spreadsheet.
+    hostile = run(
+        """SELECT '=HYPERLINK("https://evil.example","x")' AS user_agent, -5 AS n, '@x' AS page""",
+        "--format",
+        "csv",
+    )
+    assert (
+        hostile.stdout.splitlines()[1] == """'=HYPERLINK(""https://evil.example"",""x""),-5,'@x"""
+    )
     bad = run("SELECT * FROM nowhere")
     assert bad.returncode == 1
     assert bad.stderr.strip().startswith("error: query failed")

@@ -45,22 +45,37 @@ def put_rage_burst(s3: object, bucket: str) -> None:
     """Four clicks of one session on /pricing within 450 ms and 4 px, three minutes after
     START, archived as shard 1's processor would."""
     at = START + timedelta(minutes=3)
-    burst = [
+    spots = [(300 + n, 200 - n) for n in range(4)]
+    put_clicks(s3, bucket, "/pricing", spots, at=at, every=timedelta(milliseconds=150))
+
+
+def put_clicks(
+    s3: object,
+    bucket: str,
+    page: str,
+    spots: list[tuple[int, int]],
+    *,
+    at: datetime = START + timedelta(minutes=3),
+    every: timedelta = timedelta(seconds=2),
+) -> None:
+    """Clicks of one session (`s-rage`) on `page` at the given (x, y), `every` apart from
+    `at`, archived as shard 1's processor would."""
+    clicks = [
         ClickEvent(
-            event_id=f"rage-{n}",
+            event_id=f"click-{page}-{n}",
             type="click",
             session_id=RAGE_SESSION,
-            page="/pricing",
-            timestamp=at + timedelta(milliseconds=150 * n),
-            x=300 + n,
-            y=200 - n,
+            page=page,
+            timestamp=at + every * n,
+            x=x,
+            y=y,
             viewport_width=1280,
         )
-        for n in range(4)
+        for n, (x, y) in enumerate(spots)
     ]
     events = [
         PositionedEvent(Position(90_000 + n), e, e.to_record(), e.session_id)
-        for n, e in enumerate(burst)
+        for n, e in enumerate(clicks)
     ]
     for item in archive_objects("shardId-000000000001", events, []):
         s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)  # type: ignore[attr-defined]

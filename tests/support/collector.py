@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,30 @@ from clickstream.tools.streamread import StreamRecord, read_stream
 from tests.support.stack import free_port
 
 WRITE_KEYS = ("test-key-old-1", "test-key-new-2")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def basic(key: str) -> dict[str, str]:
+    """HTTP Basic with the key as user name, as Segment's server libraries send it."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+
+
+def own_event(event_id: str, session: str = "s-1", **fields: Any) -> dict[str, Any]:
+    """A click in our own contract, sent now; `fields` replace or add to it."""
+    values: dict[str, Any] = {
+        "event_id": event_id,
+        "type": "click",
+        "session_id": session,
+        "page": "/pricing",
+        "timestamp": now_iso(),
+        "x": 10,
+        "y": 20,
+    }
+    values.update(fields)
+    return values
 
 
 @dataclass

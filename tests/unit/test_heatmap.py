@@ -8,7 +8,18 @@ from datetime import UTC, datetime, timedelta
 
 from PIL import Image
 
-from insights.heatmap import Click, bins, bins_as_json, rage_clicks, render_png, width_class
+from insights.heatmap import (
+    CANVAS_HEIGHT_PX,
+    CANVAS_WIDTH_PX,
+    MAX_IMAGE_PIXELS,
+    Click,
+    bins,
+    bins_as_json,
+    off_canvas,
+    rage_clicks,
+    render_png,
+    width_class,
+)
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -75,6 +86,32 @@ def test_the_png_is_a_density_map_with_a_legend() -> None:
     cold = image.getpixel((500, 36 + 370))
     assert hot != cold  # the busy cell is coloured, an empty place is the background
     assert cold == (250, 250, 250)
+
+
+def test_a_click_far_out_is_counted_but_never_sizes_the_canvas() -> None:
+    """Before: the canvas was sized from the largest click; one at (12000, 12000) took 6 s
+    and 2.3 GB to draw, one at (1e6, 1e6) a MemoryError."""
+    # GIVEN a page's clicks, two of them where no page goes (the contract allows 1,000,000)
+    clicks = [click("a", 0, 100, 100), click("b", 1, 12_000, 12_000), click("c", 2, 10**6, 10**6)]
+    # WHEN they are binned
+    found = bins(clicks)
+    # THEN only the one on the canvas is binned, the others are counted
+    assert found == {"large": Counter({(96, 96): 1})}
+    assert off_canvas(clicks) == 2
+    # AND a map given cells beyond the canvas does not draw them
+    image = Image.open(io.BytesIO(render_png(Counter({(10**6, 10**6): 1}), title="/p")))
+    assert image.size == (320, 240 + 36)
+
+
+def test_the_longest_map_the_canvas_allows_is_drawn_scaled_to_the_pixel_budget() -> None:
+    # GIVEN clicks in the canvas' far corner: a page 4,096 px wide and 32,768 px long
+    corner = Counter({(CANVAS_WIDTH_PX - 16, CANVAS_HEIGHT_PX - 16): 3, (0, 0): 1})
+    # WHEN it is drawn
+    image = Image.open(io.BytesIO(render_png(corner, title="/long")))
+    # THEN the picture keeps the page's proportions within the pixel budget
+    width, height = image.size[0], image.size[1] - 36
+    assert width * height <= MAX_IMAGE_PIXELS
+    assert abs(height / width - CANVAS_HEIGHT_PX / CANVAS_WIDTH_PX) < 0.05
 
 
 def test_since_takes_a_span_or_a_time() -> None:

@@ -1,0 +1,313 @@
+"""The collector against hostile clients, on loopback: a real server process, raw sockets
+where a client would misbehave below HTTP, records read back from kinesis-mock.
+
+Each test is one finding of a hostile-client review: what it did before, in its docstring.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import socket
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from clickstream.local.stack import LocalStackState
+from tests.support.collector import (
+    WRITE_KEYS,
+    CollectorProcess,
+    basic,
+    new_stream,
+    own_event,
+    running_collector,
+    stream_contents,
+)
+
+KEY = WRITE_KEYS[0]
+HEAD_TIMEOUT = 1.0
+BODY_TIMEOUT = 1.5
+
+
+@pytest.fixture(scope="module")
+def stream(local_stack: LocalStackState) -> str:
+    return new_stream(local_stack)
+
+
+@pytest.fixture(scope="module")
+def collector(
+    local_stack: LocalStackState, stream: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CollectorProcess]:
+    with running_collector(
+        local_stack,
+        stream,
+        tmp_path_factory.mktemp("hostile"),
+        head_timeout_seconds=HEAD_TIMEOUT,
+        body_timeout_seconds=BODY_TIMEOUT,
+        max_head_bytes=16 * 1024,
+        client_ip="truncate",
+        trusted_proxies="127.0.0.1",
+    ) as running:
+        yield running
+
+
+def post(collector: CollectorProcess, body: bytes, **headers: str) -> httpx.Response:
+    return httpx.post(
+        f"{collector.url}/v1/events",
+        content=body,
+        headers={"Content-Type": "application/json", **basic(KEY), **headers},
+        timeout=10,
+    )
+
+
+def address(collector: CollectorProcess) -> tuple[str, int]:
+    host, port = collector.url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def closed_within(connection: socket.socket, seconds: float) -> tuple[bool, bytes]:
+    """Whether the server closed the connection within `seconds`, and what it sent first."""
+    connection.settimeout(seconds)
+    received = b""
+    try:
+        while chunk := connection.recv(65536):
+            received += chunk
+    except TimeoutError:
+        return False, received
+    except ConnectionResetError:
+        pass
+    return True, received
+
+
+def stream_ids(state: LocalStackState, stream: str) -> tuple[set[str], list[dict[str, Any]]]:
+    events, refusals = stream_contents(state, stream)
+    return {json.loads(r.data)["event_id"] for r in events}, [json.loads(r.data) for r in refusals]
+
+
+# Finding 2: a tiny request forced a huge answer (one `rejected` entry per element).
+
+
+def test_many_invalid_elements_get_a_bounded_answer_and_too_many_get_a_400(
+    local_stack: LocalStackState, stream: str, collector: CollectorProcess
+) -> None:
+    """Before: a 619-byte gzip body of one event and ~250,000 invalid elements got a 200 of
+    23.4 MB, and each element went to the stream as a refusal."""
+    # GIVEN one valid event and 2,000 invalid elements (under the count limit)
+    body = json.dumps([own_event("bounded-1", "s-bounded"), *([1] * 2000)]).encode()
+    # WHEN it is sent gzipped
+    answer = post(collector, gzip.compress(body), **{"Content-Encoding": "gzip"})
+    # THEN the event is taken, the first 100 rejections are named, all are counted
+    assert answer.status_code == 200, answer.text
+    content = answer.json()
+    assert len(content["rejected"]) == 100
+    assert content["rejected_count"] == 2000
+    assert content["rejected_by_reason"] == {"not_object": 2000}
+    assert len(answer.content) < 20_000
+    ids, refusals = stream_ids(local_stack, stream)
+    assert "bounded-1" in ids
+    assert len([r for r in refusals if r["reason"] == "not_object"]) == 100
+    # WHEN a body of 250,000 tiny elements comes (619 bytes of gzip)
+    huge = gzip.compress(json.dumps([own_event("bounded-2"), *([1] * 250_000)]).encode())
+    answer = post(collector, huge, **{"Content-Encoding": "gzip"})
+    # THEN it is refused whole, in a few bytes
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "too_many_events"
+    assert len(answer.content) < 500
+
+
+# Finding 4: no read deadline, no header or connection limits.
+
+
+def test_a_connection_that_sends_nothing_is_closed_at_the_head_deadline(
+    collector: CollectorProcess,
+) -> None:
+    """Before: it stayed open past 15 s."""
+    with socket.create_connection(address(collector)) as idle:
+        closed, _ = closed_within(idle, HEAD_TIMEOUT + 3)
+    assert closed
+
+
+def test_headers_trickled_a_byte_at_a_time_are_cut_at_the_head_deadline(
+    collector: CollectorProcess,
+) -> None:
+    head = b"POST /v1/events HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 200
+    started = time.monotonic()
+    with socket.create_connection(address(collector)) as slow:
+        try:
+            for byte in head:
+                slow.send(bytes([byte]))
+                time.sleep(0.02)
+                assert time.monotonic() - started < HEAD_TIMEOUT + 3, "still open"
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        closed, _ = closed_within(slow, 3)
+    assert closed
+
+
+def test_a_body_trickled_slower_than_its_deadline_gets_408(collector: CollectorProcess) -> None:
+    """Before: a body at 1 byte/s was held as long as it kept coming."""
+    body = json.dumps([own_event("trickled")]).encode()
+    auth = basic(KEY)["Authorization"]
+    head = (
+        f"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: {auth}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(address(collector)) as slow:
+        slow.sendall(head)
+        slow.settimeout(0.2)
+        answer = b""
+        for byte in body:
+            try:
+                slow.send(bytes([byte]))
+                answer += slow.recv(65536)
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            if answer:
+                break
+        _, rest = closed_within(slow, 3)
+    assert (answer + rest).startswith(b"HTTP/1.1 408"), answer + rest
+    assert b'"code":"request_timeout"' in answer + rest
+
+
+@pytest.mark.parametrize("terminated", [True, False], ids=["8 MB header", "unterminated"])
+def test_a_header_past_the_head_limit_gets_431_and_is_not_kept(
+    collector: CollectorProcess, terminated: bool
+) -> None:
+    """Before: an 8 MB header got a 200; an unterminated 100 MiB one added 100 MiB."""
+    head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (8 * 1024 * 1024)
+    if terminated:
+        head += b"\r\n\r\n"
+    with socket.create_connection(address(collector)) as big:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            big.sendall(head)  # the server may close before it is all sent
+        closed, answer = closed_within(big, 5)
+    assert closed
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+
+
+def test_past_the_connection_limit_a_request_gets_503(
+    local_stack: LocalStackState, stream: str, tmp_path: Path
+) -> None:
+    """Before: no limit (uvicorn's `limit_concurrency` unset)."""
+    with running_collector(local_stack, stream, tmp_path, max_connections=3) as running:
+        held = [socket.create_connection(address(running)) for _ in range(3)]
+        try:
+            answer = httpx.get(f"{running.url}/health", timeout=5)
+        finally:
+            for connection in held:
+                connection.close()
+        assert answer.status_code == 503
+        # AND once they are gone, requests are served again
+        assert httpx.get(f"{running.url}/health", timeout=5).status_code == 200
+
+
+# Finding 5: X-Forwarded-For believed as the client wrote it.
+
+
+def test_the_client_address_is_the_rightmost_one_no_trusted_proxy_wrote(
+    local_stack: LocalStackState, stream: str, collector: CollectorProcess
+) -> None:
+    # GIVEN a client that writes its own X-Forwarded-For entry before the proxy's
+    body = json.dumps([own_event("forwarded", "s-forwarded")]).encode()
+    answer = post(collector, body, **{"X-Forwarded-For": "6.6.6.6, 203.0.113.77"})
+    assert answer.status_code == 200
+    # THEN the stored address is the one the proxy (loopback here) saw, truncated
+    events, _ = stream_contents(local_stack, stream)
+    stored = [json.loads(r.data) for r in events]
+    assert [e["client_ip"] for e in stored if e["event_id"] == "forwarded"] == ["203.0.113.0"]
+
+
+def test_a_collector_told_to_trust_any_proxy_refuses_to_start(
+    local_stack: LocalStackState, stream: str, tmp_path: Path
+) -> None:
+    """Before: the template set `*`, so the leftmost entry (the client's) was the address."""
+    with (
+        pytest.raises(AssertionError, match="collector exited"),
+        running_collector(local_stack, stream, tmp_path, trusted_proxies="*"),
+    ):
+        pass
+    log = next(tmp_path.glob("collector-*.log")).read_text()
+    assert "list the load balancer's subnets" in log
+
+
+# Finding 7: a 500 and a traceback per request.
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'[{"event_id":"long-number","x":' + b"9" * 5000 + b"}]",
+        b'[{"event_id":"deep","properties":' + b'{"a":' * 960 + b"1" + b"}" * 960 + b"}]",
+    ],
+    ids=["5,000-digit integer", "nested 960 deep"],
+)
+def test_numbers_too_long_and_nesting_too_deep_get_a_4xx_never_a_500(
+    collector: CollectorProcess, body: bytes
+) -> None:
+    answer = post(collector, body)
+    assert 400 <= answer.status_code < 500, answer.text
+    assert answer.json()["code"] in {"invalid_request", "invalid_events"}
+
+
+# Finding 8: a 200, then a dead letter.
+
+
+def test_an_event_near_the_old_edge_is_judged_as_the_workers_will(
+    local_stack: LocalStackState, stream: str, collector: CollectorProcess
+) -> None:
+    """Before: 30 days minus 2 s old was taken at receipt, then dead-lettered at arrival."""
+    old = (datetime.now(UTC) - timedelta(days=30) + timedelta(seconds=20)).isoformat()
+    answer = post(collector, json.dumps([own_event("near-edge", timestamp=old)]).encode())
+    assert answer.status_code == 400
+    assert answer.json()["rejected"][0]["reason"] == "timestamp_out_of_range"
+    # AND a day younger is taken as before
+    younger = (datetime.now(UTC) - timedelta(days=29)).isoformat()
+    taken = post(collector, json.dumps([own_event("day-younger", timestamp=younger)]).encode())
+    assert taken.status_code == 200, taken.text
+
+
+# Finding 9: errors leaked internals.
+
+
+def test_readiness_says_a_word_not_the_error(
+    local_stack: LocalStackState, stream: str, tmp_path: Path
+) -> None:
+    """Before: `/ready` returned the raw exception, endpoint URL included."""
+    with running_collector(
+        local_stack, stream, tmp_path, kinesis_endpoint="http://127.0.0.1:9"
+    ) as unreachable:
+        answer = httpx.get(f"{unreachable.url}/ready", timeout=30)
+    assert answer.status_code == 503
+    assert answer.json() == {"ready": False, "stream": "UNREACHABLE"}
+    assert "127.0.0.1:9" in unreachable.log.read_text()  # the why is in the log
+
+
+# Finding 10: non-standard JSON constants, data after the gzip stream.
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_json_constants_that_are_not_json_are_refused(
+    collector: CollectorProcess, constant: str
+) -> None:
+    """Before: taken and archived as `NaN`, which Athena's JSON reader refuses."""
+    body = json.dumps([own_event("constant", properties={"v": 0})]).replace("0}", f"{constant}}}")
+    answer = post(collector, body.encode())
+    assert answer.status_code == 400
+    assert constant.lstrip("-") in answer.json()["message"]
+
+
+def test_data_after_the_gzip_stream_is_refused(collector: CollectorProcess) -> None:
+    """Before: a second gzip member was silently ignored, its events lost."""
+    first = gzip.compress(json.dumps([own_event("member-1")]).encode())
+    second = gzip.compress(json.dumps([own_event("member-2")]).encode())
+    answer = post(collector, first + second, **{"Content-Encoding": "gzip"})
+    assert answer.status_code == 400
+    assert "after its gzip stream" in answer.json()["message"]
