@@ -85,15 +85,31 @@ class Collector:
         self.metrics = CollectorMetrics(writer)
         self.write_keys = [key.get_secret_value() for key in settings.write_keys]
         self._ready: tuple[float, bool, str] = (0.0, False, "not checked")
+        self._probing: asyncio.Task[None] | None = None
         self.tracker = tracker_script()
         self.tracker_gzipped = gzip.compress(self.tracker, 9)
 
     async def ready(self) -> tuple[bool, str]:
+        """The stream's last known readiness, at once: once it is READY_CACHE_SECONDS old a
+        probe starts in the background. A slow stream (the case the load balancer's check
+        must survive) never makes `/ready` slow; only the first call waits for a probe."""
         checked_at, ok, status = self._ready
-        if time.monotonic() - checked_at > READY_CACHE_SECONDS:
-            ok, status = await self.stream.ready()
-            self._ready = (time.monotonic(), ok, status)
+        if checked_at == 0.0:
+            await self._probe()
+        elif time.monotonic() - checked_at > READY_CACHE_SECONDS and self._probing is None:
+            self._probing = asyncio.get_running_loop().create_task(self._probe())
+            self._probing.add_done_callback(self._probed)
+        _, ok, status = self._ready
         return ok, status
+
+    async def _probe(self) -> None:
+        ok, status = await self.stream.ready()
+        self._ready = (time.monotonic(), ok, status)
+
+    def _probed(self, task: asyncio.Task[None]) -> None:
+        self._probing = None
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("readiness probe failed", error=repr(task.exception())[:500])
 
     def edge(self, request: Request) -> Edge:
         return Edge(
@@ -109,21 +125,28 @@ class Collector:
 
     async def body(self, request: Request, held: list[int]) -> bytes:
         """The body, refused past the size limit before it is all read, or when it comes
-        slower than the body deadline; each chunk is taken from the in-flight budget as it
-        arrives (`held` says how much, for the caller to give back)."""
+        slower than the body deadline; its declared length (or each chunk, without one) is
+        taken from the in-flight budget first (`held` says how much, for the caller to give
+        back)."""
         limit = self.settings.max_request_bytes
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise Refused(413, f"request body of {declared} bytes exceeds {limit}")
         chunks, size = [], 0
+        if declared and declared.isdigit():
+            # The whole body at once, before any of it is read: requests that each hold a
+            # part of the budget could otherwise all run out of it half-read.
+            self.deliverer.reserve(int(declared) * PARSE_EXPANSION)
+            held[0] += int(declared) * PARSE_EXPANSION
         try:
             async with asyncio.timeout(self.settings.body_timeout_seconds):
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > limit:
                         raise Refused(413, f"request body exceeds {limit} bytes")
-                    self.deliverer.reserve(len(chunk) * PARSE_EXPANSION)
-                    held[0] += len(chunk) * PARSE_EXPANSION
+                    if size * PARSE_EXPANSION > held[0]:  # chunked: no length declared
+                        self.deliverer.reserve(len(chunk) * PARSE_EXPANSION)
+                        held[0] += len(chunk) * PARSE_EXPANSION
                     chunks.append(chunk)
         except TimeoutError:
             raise Refused(

@@ -6,19 +6,22 @@ Each test is one finding of a hostile-client review: what it did before, in its 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gzip
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
+import psutil
 import pytest
 
+from clickstream.events import carried_refusal
 from clickstream.local.stack import LocalStackState
 from tests.support.collector import (
     WRITE_KEYS,
@@ -29,6 +32,7 @@ from tests.support.collector import (
     running_collector,
     stream_contents,
 )
+from tests.support.kinesis_fault_proxy import KinesisFaultProxy
 
 KEY = WRITE_KEYS[0]
 HEAD_TIMEOUT = 1.0
@@ -85,9 +89,14 @@ def closed_within(connection: socket.socket, seconds: float) -> tuple[bool, byte
     return True, received
 
 
-def stream_ids(state: LocalStackState, stream: str) -> tuple[set[str], list[dict[str, Any]]]:
+def stream_ids(state: LocalStackState, stream: str) -> tuple[set[str], list[str]]:
+    """The event ids in the stream, and the reasons of the refusals passed on."""
     events, refusals = stream_contents(state, stream)
-    return {json.loads(r.data)["event_id"] for r in events}, [json.loads(r.data) for r in refusals]
+    reasons = [carried_refusal(r.data) for r in refusals]
+    return (
+        {json.loads(r.data)["event_id"] for r in events},
+        [reason.reason.value for reason in reasons if reason is not None],
+    )
 
 
 # Finding 2: a tiny request forced a huge answer (one `rejected` entry per element).
@@ -111,9 +120,10 @@ def test_many_invalid_elements_get_a_bounded_answer_and_too_many_get_a_400(
     assert len(answer.content) < 20_000
     ids, refusals = stream_ids(local_stack, stream)
     assert "bounded-1" in ids
-    assert len([r for r in refusals if r["reason"] == "not_object"]) == 100
+    assert refusals.count("not_object") == 100
     # WHEN a body of 250,000 tiny elements comes (619 bytes of gzip)
-    huge = gzip.compress(json.dumps([own_event("bounded-2"), *([1] * 250_000)]).encode())
+    elements = [own_event("bounded-2"), *([1] * 250_000)]
+    huge = gzip.compress(json.dumps(elements, separators=(",", ":")).encode())
     answer = post(collector, huge, **{"Content-Encoding": "gzip"})
     # THEN it is refused whole, in a few bytes
     assert answer.status_code == 400
@@ -311,3 +321,88 @@ def test_data_after_the_gzip_stream_is_refused(collector: CollectorProcess) -> N
     answer = post(collector, first + second, **{"Content-Encoding": "gzip"})
     assert answer.status_code == 400
     assert "after its gzip stream" in answer.json()["message"]
+
+
+# Finding 3 and the load: memory within the budget, `/ready` answering.
+
+
+def test_a_hostile_load_on_a_slow_stream_stays_within_the_budget_and_ready_answers(
+    local_stack: LocalStackState, tmp_path: Path
+) -> None:
+    """Before: the budget counted events (20,000); 150 waiting requests of 15 events of 31 KB
+    took the collector from 79 to 487 MiB (the parsed bodies kept while waiting)."""
+    budget = 32 * 1024 * 1024
+    stream = new_stream(local_stack)
+    with (
+        KinesisFaultProxy(local_stack.kinesis_endpoint, lambda *_: False) as proxy,
+        running_collector(
+            local_stack,
+            stream,
+            tmp_path,
+            kinesis_endpoint=proxy.endpoint,
+            in_flight_bytes=budget,
+            delivery_timeout_seconds=10,
+        ) as collector,
+    ):
+        proxy.delay_seconds = 0.5  # a slow stream: requests wait for their events
+        process = psutil.Process(collector.process.pid)
+        baseline = process.memory_info().rss
+        big = "x" * 30_000
+
+        def body(n: int) -> bytes:
+            return json.dumps(
+                [own_event(f"load-{n}-{i}", f"s-{n}", properties={"b": big}) for i in range(15)]
+            ).encode()
+
+        ready_seconds: list[float] = []
+        peak = baseline
+        loading = threading.Event()
+
+        def watch() -> None:
+            # Its own thread and client: the load's event loop does not delay the probe.
+            nonlocal peak
+            with httpx.Client(timeout=30) as probe:
+                while loading.is_set():
+                    started = time.monotonic()
+                    answer = probe.get(f"{collector.url}/ready")
+                    ready_seconds.append(time.monotonic() - started)
+                    assert answer.status_code == 200
+                    peak = max(peak, process.memory_info().rss)
+                    time.sleep(0.1)
+
+        async def load() -> tuple[list[int], list[str]]:
+            statuses: list[int] = []
+            why: list[str] = []
+            async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200)) as c:
+
+                async def hostile(n: int) -> None:
+                    answer = await c.post(
+                        f"{collector.url}/v1/events",
+                        content=body(n),
+                        headers={"Content-Type": "application/json", **basic(KEY)},
+                    )
+                    statuses.append(answer.status_code)
+                    if answer.status_code == 503:
+                        why.append(answer.json()["message"])
+
+                await asyncio.gather(*(hostile(n) for n in range(150)))
+            return statuses, why
+
+        assert httpx.get(f"{collector.url}/ready", timeout=30).status_code == 200
+        loading.set()
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            statuses, why = asyncio.run(load())
+        finally:
+            loading.clear()
+            watcher.join()
+    assert any("too much in flight" in message for message in why), sorted(set(why))
+    # THEN the budget refused what it could not hold (503), took the rest, and the memory
+    # held for requests stayed near the budget; `/ready` answered within a second throughout
+    assert set(statuses) <= {200, 503}
+    assert statuses.count(503) > 0, "the budget never refused anything"
+    assert statuses.count(200) > 0, sorted(set(why))
+    grown = (peak - baseline) / 2**20
+    assert grown < 2 * budget / 2**20 + 32, f"{grown:.0f} MiB over the baseline"
+    assert max(ready_seconds) < 1.0, max(ready_seconds)
