@@ -320,3 +320,28 @@ def test_the_collector_refuses_to_start_without_a_stream_or_write_keys() -> None
     assert CollectorSettings(write_keys="key-one-1, key-two-2").write_keys[
         1
     ].get_secret_value() == ("key-two-2")
+
+
+def test_the_in_flight_budget_is_a_quarter_of_the_memory_limit_unless_given() -> None:
+    from collector.settings import MIB, CollectorSettings, memory_limit_bytes
+
+    derived = CollectorSettings().resolved_in_flight_bytes()
+    assert derived == max(16 * MIB, min(1024 * MIB, memory_limit_bytes() // 4))
+    assert CollectorSettings(in_flight_bytes=64 * MIB).resolved_in_flight_bytes() == 64 * MIB
+
+
+def test_an_event_nested_past_the_limit_is_rejected_alone_and_its_refusal_kept() -> None:
+    # GIVEN a batch of a valid event and one nested 200 levels deep (no SDK nests past a few)
+    deep: Any = 1
+    for _ in range(200):
+        deep = {"a": deep}
+    event = {"type": "click", "session_id": "s-1", "page": "/p", "timestamp": NOW.isoformat()}
+    body = [{**event, "event_id": "flat"}, {**event, "event_id": "deep", "properties": deep}]
+    # WHEN it is taken
+    taken = intake.own_events(body, edge())
+    # THEN the flat one is in, the deep one rejected as too deep, its envelope serialisable
+    assert len(taken.records) == 1
+    assert [r.reason for r in taken.rejected] == [DeadLetterReason.TOO_DEEP.value]
+    refusal = carried_refusal(taken.refusals[0].data)
+    assert refusal is not None
+    assert refusal.reason is DeadLetterReason.TOO_DEEP

@@ -198,3 +198,16 @@ def test_the_collector_sits_behind_the_load_balancer_checked_on_ready() -> None:
     scaling = resources["CollectorRequestScaling"]["Properties"]
     metric = scaling["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]
     assert metric["PredefinedMetricType"] == "ALBRequestCountPerTarget"
+
+
+def test_the_collector_believes_x_forwarded_for_from_the_load_balancers_ranges_only() -> None:
+    """Before: `*`, so the leftmost entry, which the client writes, was the client's address."""
+    (container,) = TEMPLATE["Resources"]["CollectorTaskDefinition"]["Properties"][
+        "ContainerDefinitions"
+    ]
+    environment = {entry["Name"]: entry["Value"] for entry in container["Environment"]}
+    trusted = environment["CLICKSTREAM_COLLECTOR_TRUSTED_PROXIES"]
+    assert trusted == {"Fn::Join": [",", {"Ref": "LoadBalancerSubnetCidrs"}]}
+    default = TEMPLATE["Parameters"]["LoadBalancerSubnetCidrs"]["Default"]
+    assert "*" not in default
+    assert default.split(",") == ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
