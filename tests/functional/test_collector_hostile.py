@@ -404,5 +404,11 @@ def test_a_hostile_load_on_a_slow_stream_stays_within_the_budget_and_ready_answe
     assert statuses.count(503) > 0, "the budget never refused anything"
     assert statuses.count(200) > 0, sorted(set(why))
     grown = (peak - baseline) / 2**20
+    # Figures for the record (shown with -s): what the budget refused, memory, /ready.
+    print(
+        f"hostile load: {statuses.count(200)} taken, {statuses.count(503)} refused (503); "
+        f"rss {baseline / 2**20:.0f} -> {peak / 2**20:.0f} MiB (budget {budget / 2**20:.0f} "
+        f"MiB); /ready slowest {max(ready_seconds) * 1000:.0f} ms of {len(ready_seconds)}"
+    )
     assert grown < 2 * budget / 2**20 + 32, f"{grown:.0f} MiB over the baseline"
     assert max(ready_seconds) < 1.0, max(ready_seconds)

@@ -4,6 +4,9 @@ checked against the manifest; a failing source; the token gate; the heatmap endp
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 import warnings
@@ -462,3 +465,40 @@ def test_query_pages_of_a_minute_counts_a_page_a_crawler_pushed_out_of_a_rollup(
     # AND every crawled page is there once, from the rollup or from its item
     assert sorted(row.page for row in rows[1:]) == [f"/crawl/{n:03d}" for n in range(120)]
     assert {row.views for row in rows[1:]} == {1}
+
+
+def test_a_token_the_operator_gave_is_never_printed(local_stack: LocalStackState) -> None:
+    """Before: the start banner printed `?token=<the token>` whatever its source, into
+    terminals and CI logs."""
+    from tests.support.stack import free_port
+
+    _, bucket = new_bucket(local_stack, "dashboard-banner")
+    env = {
+        **os.environ,
+        **local_stack.environment(),
+        "CLICKSTREAM_ARCHIVE_BUCKET": bucket,
+        "CLICKSTREAM_DASHBOARD_TOKEN": TOKEN,
+    }
+    command = [sys.executable, "-m", "clickstream.cli", "dashboard", "--port", str(free_port())]
+    with subprocess.Popen(
+        command,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as started:
+        try:
+            assert started.stderr is not None
+            lines = []
+            for line in started.stderr:  # ends when it prints the banner, or exits
+                lines.append(line)
+                if "dashboard at" in line:
+                    break
+        finally:
+            started.terminate()
+            started.wait(30)
+    banner = "".join(lines)
+    assert "dashboard at http://127.0.0.1:" in banner, banner
+    assert "?token=<CLICKSTREAM_DASHBOARD_TOKEN>" in banner
+    assert TOKEN not in banner
