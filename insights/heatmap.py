@@ -154,7 +154,7 @@ def clicks_of_page(connection: Any, key: str, since: datetime) -> list[Click]:
     hour = since.replace(minute=0, second=0, microsecond=0)
     query = (
         # Numbers and one quoted literal only.
-        "SELECT session_id, timestamp, x, y, viewport_width, page FROM raw_events "  # noqa: S608
+        "SELECT session_id, timestamp, x, y, viewport_width, page FROM events "  # noqa: S608
         "WHERE type = 'click' AND x IS NOT NULL AND y IS NOT NULL "
         f"AND make_timestamp(year, month, day, hour, 0, 0) >= "
         f"make_timestamp({hour.year}, {hour.month}, {hour.day}, {hour.hour}, 0, 0) "
@@ -182,7 +182,7 @@ def rage_candidates(connection: Any, since: datetime) -> list[Click]:
         "SELECT session_id, timestamp, x, y, viewport_width, page FROM ("  # noqa: S608
         " SELECT *, count(*) OVER (PARTITION BY session_id ORDER BY click_at RANGE BETWEEN"
         " INTERVAL 1 SECOND PRECEDING AND INTERVAL 1 SECOND FOLLOWING) AS near FROM ("
-        "  SELECT *, try_cast(timestamp AS TIMESTAMP) AS click_at FROM raw_events"
+        "  SELECT *, try_cast(timestamp AS TIMESTAMP) AS click_at FROM events"
         "  WHERE type = 'click' AND x IS NOT NULL AND y IS NOT NULL"
         "  AND make_timestamp(year, month, day, hour, 0, 0) >= "
         f"make_timestamp({hour.year}, {hour.month}, {hour.day}, {hour.hour}, 0, 0))"

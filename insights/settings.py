@@ -4,6 +4,8 @@ outputs, as for `clickstream query`)."""
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,3 +64,39 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+class LakeSettings(BaseSettings):
+    """`clickstream compact`'s settings: `CLICKSTREAM_LAKE_*` (docs/lake.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="CLICKSTREAM_LAKE_", extra="ignore")
+
+    settle_minutes: float = Field(
+        default=15.0,
+        ge=0,
+        description="An hour is closed this long after its end: the workers' commit window "
+        "(60 s) and the page watch's lateness (60 s) with room for a worker restarting.",
+    )
+    grace_minutes: float = Field(
+        default=60.0,
+        ge=1,
+        description="Files no manifest names are deleted once this old (a replaced "
+        "generation: queries that began before keep reading it); a compaction of an hour "
+        "taking over half of it does not publish.",
+    )
+    memory_limit: str = Field(
+        default="1GB",
+        pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$",
+        description="DuckDB's memory limit: the sort spills to temp_directory beyond it.",
+    )
+    threads: int = Field(default=1, ge=1, le=64, description="DuckDB's threads.")
+    temp_directory: Path | None = Field(
+        default=None, description="Where the sort spills (the system's temp directory)."
+    )
+    max_file_megabytes: int = Field(
+        default=512,
+        ge=1,
+        description="An hour's Parquet is one file unless larger than this, then several.",
+    )
+    row_group_rows: int = Field(default=122_880, ge=2_048, description="Rows per row group.")
+    compression: Literal["zstd", "snappy", "gzip"] = "zstd"

@@ -103,10 +103,16 @@ def quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def connect(archive: ArchiveLocation) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the archive's views; nothing is read until a query runs."""
+def open_duckdb(
+    archive: ArchiveLocation, config: dict[str, str | int | bool] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that reaches the archive's bucket, and no view yet."""
     connection = duckdb.connect(
-        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+        config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            **(config or {}),
+        }
     )
     connection.execute(f"LOAD {quote(str(httpfs_extension()))}")
     secret = [
@@ -125,6 +131,15 @@ def connect(archive: ArchiveLocation) -> duckdb.DuckDBPyConnection:
             f"USE_SSL {'true' if scheme == 'https' else 'false'}",
         ]
     connection.execute(f"CREATE SECRET archive ({', '.join(secret)})")
+    return connection
+
+
+def connect(archive: ArchiveLocation, s3: Any | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the archive's views: `raw_events`, `dead_letters` and
+    `events` (the lake: compacted hours from Parquet, the rest from the raw archive, each
+    event once). Nothing is read for the first two until a query runs; `events` lists the
+    raw archive and reads the hours' manifests now (`insights.lake`)."""
+    connection = open_duckdb(archive)
     for view, (prefix, columns) in VIEWS.items():
         pattern = f"s3://{archive.bucket}/{prefix}/year=*/month=*/day=*/hour=*/*.jsonl.gz"
         types = ", ".join(f"{quote(name)}: {quote(kind)}" for name, kind in columns)
@@ -149,7 +164,29 @@ def connect(archive: ArchiveLocation) -> duckdb.DuckDBPyConnection:
                 + ", ".join(f"CAST(NULL AS INTEGER) AS {name}" for name in PARTITIONS)
             )
             connection.execute(f"CREATE VIEW {view} AS SELECT {empty} WHERE false")
+    from insights.lake_reader import create_events_view
+
+    create_events_view(connection, archive, s3)
     return connection
+
+
+def empty_select(columns: tuple[tuple[str, str], ...]) -> str:
+    """A SELECT of no rows with the columns' names and types, and the hour partitions."""
+    return (
+        "SELECT "
+        + ", ".join(f'CAST(NULL AS {kind}) AS "{name}"' for name, kind in columns)
+        + ", "
+        + ", ".join(f"CAST(NULL AS INTEGER) AS {name}" for name in PARTITIONS)
+        + " WHERE false"
+    )
+
+
+def column_types(columns: tuple[tuple[str, str], ...]) -> str:
+    """DuckDB's `columns = {...}` struct of read_json."""
+    return "{" + ", ".join(f"{quote(name)}: {quote(kind)}" for name, kind in columns) + "}"
+
+
+HIVE_TYPES: Final = "{" + ", ".join(f"{quote(name)}: 'INTEGER'" for name in PARTITIONS) + "}"
 
 
 def _first_line(error: Exception) -> str:

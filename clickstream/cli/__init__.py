@@ -12,6 +12,7 @@ import typer
 
 from clickstream.cli import (
     collect,
+    compact,
     consume,
     dashboard,
     demo,
@@ -37,6 +38,7 @@ app.command()(consume.health)
 app.add_typer(query.app, name="query")
 app.command()(sql.sql)
 app.command()(heatmap.heatmap)
+app.command()(compact.compact)
 app.command()(dashboard.dashboard)
 app.command()(demo.demo)
 app.add_typer(tools.anomalies_app, name="anomalies")

@@ -1,0 +1,103 @@
+"""`clickstream compact`: closed hours of the raw archive into the Parquet lake (docs/lake.md)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from clickstream.cli.common import JsonFlag, err, one_line_errors, out, print_json
+from clickstream.cli.heatmap import since_time
+from clickstream.cli.sql import archive_location
+from clickstream.errors import ConfigurationError
+
+
+def parse_hour(text: str) -> datetime:
+    """`--hour 2026-12-04T10` (UTC), or any ISO 8601 time within the hour."""
+    try:
+        moment = datetime.fromisoformat(text if len(text) > 13 else text + ":00")
+    except ValueError:
+        raise ConfigurationError(
+            f"--hour {text!r}: expected an hour like 2026-12-04T10 (UTC)"
+        ) from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+@one_line_errors
+def compact(
+    hour: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="An hour to compact, e.g. 2026-12-04T10 (UTC), closed or not; repeatable. "
+            "Default: every closed hour of --since."
+        ),
+    ] = None,
+    since: Annotated[
+        str, typer.Option(help="The closed hours from then: 90m, 48h, 31d or ISO 8601.")
+    ] = "48h",
+    include_open: Annotated[
+        bool,
+        typer.Option(
+            "--include-open",
+            help="With --since, also the hours not closed yet (compacted again as their "
+            "objects come).",
+        ),
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Closed hours of the raw archive become Parquet under events/ (sorted by page, session
+    and time), each published by a manifest written last: the `events` view of `clickstream
+    sql` and Athena's `events` table read them. Hours already up to date are left as they
+    are; late or rewritten raw objects are folded in. Safe to run again, or twice at once."""
+    from insights import lake
+    from insights.compaction import Compactor
+    from insights.lake_store import s3_client
+    from insights.settings import LakeSettings
+
+    location = archive_location()
+    compactor = Compactor(s3_client(location), location, LakeSettings())
+    now = datetime.now(UTC)
+    if hour:
+        hours = sorted({parse_hour(text) for text in hour})
+    else:
+        every = lake.hours_between(since_time(since, now), now)
+        hours = [h for h in every if include_open or compactor.closed(h)]
+    results = []
+    with Progress(
+        TextColumn("compacting {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=as_json or not err.is_terminal,
+    ) as progress:
+        task = progress.add_task("", total=len(hours))
+        for each in hours:
+            progress.update(task, description=f"{each:%Y-%m-%dT%H}")
+            results.append(compactor.compact(each))
+            progress.advance(task)
+    found = [result.as_dict() for result in results]
+    if as_json:
+        print_json({"hours": found})
+        return
+    table = Table(title=f"{len(hours)} hours")
+    for column in ("hour", "outcome", "events", "raw objects", "files", "MB", "s", "swept"):
+        table.add_column(column, justify="left" if column in {"hour", "outcome"} else "right")
+    for row in found:
+        table.add_row(
+            str(row["hour"]),
+            str(row["outcome"]),
+            f"{row['events']:,}",
+            f"{row['raw_objects']:,}",
+            str(row["files"]),
+            f"{int(str(row['bytes'])) / 1e6:.1f}",
+            f"{row['seconds']:.1f}",
+            str(row["swept"]),
+        )
+    out.print(table)
+    raise typer.Exit(0 if all(r.outcome != "too slow" for r in results) else 2)

@@ -1,0 +1,228 @@
+"""`clickstream compact`: an hour of the raw archive into Parquet, exactly once.
+
+One hour at a time (`insights.lake` decides, this edge does):
+1. list the hour's raw objects and read its published manifest (with its ETag);
+2. when the manifest holds every raw object as it is, nothing to write;
+3. otherwise DuckDB streams every raw object of the hour (and the rows of the published
+   generation whose raw objects expired) through a sort by page, session and time into
+   Parquet files of a new generation (`COPY … TO … (FORMAT parquet)`: an external sort
+   within `memory_limit`, spilling to `temp_directory`);
+4. the files written are counted back per raw object, then the manifest is put only if the
+   hour's manifest is still the one read in 1 (S3's conditional put): of two compactions of
+   an hour, one publishes and the other deletes its files;
+5. Athena's symlink follows the manifest; files no manifest names are deleted once older
+   than the grace period (a replaced generation, or one whose compaction died).
+
+A compaction killed anywhere leaves either the old manifest (its new files are named by
+nothing, read by nobody, and swept later) or the new one: each event is in the lake once.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import duckdb
+import structlog
+
+from insights import lake
+from insights.lake_reader import EVENT_NAMES, PARTITION_NAMES, raw_select
+from insights.lake_store import LakeError, LakeStore
+from insights.settings import LakeSettings
+from insights.sql import ArchiveLocation, open_duckdb, quote
+
+log = structlog.get_logger("clickstream.compact")
+
+
+class Compactor:
+    def __init__(
+        self,
+        s3: Any,
+        archive: ArchiveLocation,
+        settings: LakeSettings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        token: Callable[[], str] = lambda: uuid.uuid4().hex[:8],
+    ) -> None:
+        self._store = LakeStore(s3, archive.bucket)
+        self._archive = archive
+        self._settings = settings
+        self._clock = clock
+        self._token = token
+
+    @property
+    def settle(self) -> timedelta:
+        return timedelta(minutes=self._settings.settle_minutes)
+
+    def closed(self, hour: datetime) -> bool:
+        return lake.is_closed(hour, self._clock(), self.settle)
+
+    def compact(self, hour: datetime) -> lake.HourResult:
+        started = time.monotonic()
+        hour = lake.start_of_hour(hour)
+        raw = self._store.raw_objects(hour)
+        published, published_etag = self._store.manifest(hour)
+        plan = lake.plan_hour(hour, raw, published)
+        result = lake.HourResult(hour, "up to date", raw_objects=len(raw))
+        if plan.up_to_date:
+            if published is not None:
+                result.events, result.files = published.rows, len(published.files)
+                result.generation = published.generation
+                self._follow_symlink(published, result)
+            else:
+                result.outcome = "empty"
+        else:
+            self._write_generation(plan, published, published_etag, result)
+        result.swept = self._sweep(hour)
+        result.seconds = time.monotonic() - started
+        log.info("hour compacted", **result.as_dict())
+        return result
+
+    def _write_generation(
+        self,
+        plan: lake.HourPlan,
+        published: lake.HourManifest | None,
+        published_etag: str | None,
+        result: lake.HourResult,
+    ) -> None:
+        hour = plan.hour
+        began = time.monotonic()
+        generation = lake.generation_name(self._clock(), self._token())
+        written = self._copy(plan, generation)
+        files = self._store.generation_files(hour, generation)
+        by_file, by_source = self._count_back([key for key, _ in files])
+        if sum(by_source.values()) != written:
+            self._store.delete([key for key, _ in files])
+            raise LakeError(
+                f"hour {hour:%Y-%m-%dT%H}: {written} rows written but "
+                f"{sum(by_source.values())} read back; nothing published"
+            )
+        if time.monotonic() - began > self._settings.grace_minutes * 60 / 2:
+            # Its files could be swept by another run as orphans: do not publish them.
+            self._store.delete([key for key, _ in files])
+            result.outcome = "too slow"
+            result.notes.append("took over half the grace period: not published, run again")
+            return
+        held = published.etags() if published else {}
+        sources = [
+            lake.Source(key=obj.key, etag=obj.etag, rows=by_source.get(obj.key, 0))
+            for obj in plan.raw
+        ]
+        present = {obj.key for obj in plan.raw}
+        sources += [
+            lake.Source(key=key, etag=held[key], rows=rows)
+            for key, rows in sorted(by_source.items())
+            if key not in present and key in held
+        ]
+        manifest = lake.HourManifest(
+            hour=hour,
+            generation=generation,
+            published_at=self._clock(),
+            files=[
+                lake.LakeFile(key=key, rows=by_file.get(key, 0), bytes=size) for key, size in files
+            ],
+            sources=sources,
+        )
+        if not self._store.publish(manifest, published_etag):
+            self._store.delete([key for key, _ in files])
+            result.outcome = "lost race"
+            result.notes.append("another compaction published this hour first")
+            return
+        self._store.put_symlink(manifest)
+        result.outcome = "compacted"
+        result.events, result.files = manifest.rows, len(manifest.files)
+        result.bytes = sum(size for _, size in files)
+        result.generation = generation
+        if plan.carried_files:
+            result.notes.append("rows of expired raw objects kept from the last generation")
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        settings = self._settings
+        return open_duckdb(
+            self._archive,
+            {
+                "memory_limit": settings.memory_limit,
+                "threads": settings.threads,
+                "temp_directory": str(settings.temp_directory or tempfile.gettempdir()),
+                # Rows reach the sort in any order: DuckDB need not keep the files' order.
+                "preserve_insertion_order": False,
+            },
+        )
+
+    def _copy(self, plan: lake.HourPlan, generation: str) -> int:
+        bucket = self._archive.bucket
+        parts = []
+        if plan.raw:
+            paths = [f"s3://{bucket}/{obj.key}" for obj in plan.raw]
+            parts.append(raw_select(paths, with_source=True))
+        if plan.carried_files:
+            listed = ", ".join(quote(f"s3://{bucket}/{key}") for key in plan.carried_files)
+            kept = ", ".join(quote(key) for key in sorted(plan.carried_except)) or "''"
+            parts.append(
+                f"SELECT {EVENT_NAMES}, {PARTITION_NAMES}, {lake.SOURCE_COLUMN} "  # noqa: S608
+                f"FROM read_parquet([{listed}], hive_partitioning = true) "
+                f"WHERE {lake.SOURCE_COLUMN} NOT IN ({kept})"
+            )
+        target = f"s3://{bucket}/{lake.lake_prefix(plan.hour)}{generation}"
+        settings = self._settings
+        # The partitions are in the path; the files hold the columns and the raw object.
+        statement = (
+            f"COPY (SELECT {EVENT_NAMES}, {lake.SOURCE_COLUMN} FROM ("  # noqa: S608
+            + " UNION ALL ".join(parts)
+            + ") ORDER BY page, session_id, timestamp, event_id) "
+            f"TO {quote(target)} (FORMAT parquet, COMPRESSION {settings.compression}, "
+            f"ROW_GROUP_SIZE {settings.row_group_rows}, "
+            f"FILE_SIZE_BYTES '{settings.max_file_megabytes}MB', FILENAME_PATTERN 'part-{{i}}')"
+        )
+        connection = self._connection()
+        try:
+            row = connection.execute(statement).fetchone()
+        except duckdb.Error as exc:
+            raise LakeError(
+                f"hour {plan.hour:%Y-%m-%dT%H}: {str(exc).strip().splitlines()[0]}"
+            ) from None
+        finally:
+            connection.close()
+        return int(row[0]) if row else 0
+
+    def _count_back(self, keys: list[str]) -> tuple[dict[str, int], dict[str, int]]:
+        """Rows per file and per raw object, read back from what S3 holds."""
+        if not keys:
+            return {}, {}
+        bucket = self._archive.bucket
+        listed = ", ".join(quote(f"s3://{bucket}/{key}") for key in keys)
+        connection = open_duckdb(self._archive)
+        try:
+            rows = connection.execute(
+                f"SELECT filename, {lake.SOURCE_COLUMN}, count(*) "  # noqa: S608
+                f"FROM read_parquet([{listed}], filename = true) GROUP BY ALL"
+            ).fetchall()
+        finally:
+            connection.close()
+        by_file: dict[str, int] = {}
+        by_source: dict[str, int] = {}
+        for path, source, count in rows:
+            key = str(path).removeprefix(f"s3://{bucket}/")
+            by_file[key] = by_file.get(key, 0) + int(count)
+            by_source[str(source)] = by_source.get(str(source), 0) + int(count)
+        return by_file, by_source
+
+    def _follow_symlink(self, published: lake.HourManifest, result: lake.HourResult) -> None:
+        # A compaction that died between its manifest and the symlink left Athena the old one.
+        if self._store.symlink(published.hour) != lake.symlink_text(self._store.bucket, published):
+            self._store.put_symlink(published)
+            result.notes.append("Athena's symlink brought up to the manifest")
+
+    def _sweep(self, hour: datetime) -> int:
+        published, _ = self._store.manifest(hour)
+        stale = lake.sweepable(
+            self._store.lake_files(hour),
+            published,
+            self._clock(),
+            timedelta(minutes=self._settings.grace_minutes),
+        )
+        self._store.delete(stale)
+        return len(stale)

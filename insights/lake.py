@@ -1,0 +1,280 @@
+"""The lake: closed hours of the raw archive as Parquet, and what a reader reads. Pure: no I/O.
+
+The raw archive (`raw/…/*.jsonl.gz`, one object per shard, hour and commit window) stays the
+source of truth while it is kept. Compacting an hour writes its events as Parquet files of a
+new *generation* under `events/year=/month=/day=/hour=/<generation>/`, then publishes the
+hour's manifest (`lake/manifests/…/hour=HH/manifest.json`), written last and conditionally.
+The manifest names the generation's files and every raw object it holds, with the ETag the
+object had when it was read; each Parquet row keeps its raw object's key (`raw_object`).
+
+A reader folds the two: the Parquet rows of the published generations, except those of raw
+objects that changed since (a replay rewrote the key: its ETag differs), plus the raw objects
+no manifest holds as they are now (late objects, rewritten ones, hours not compacted yet).
+Every event is then read once whichever step a compaction died at: files of a generation
+that was never published are read by nobody, and a raw object that expired after its hour was
+compacted is still read from the Parquet.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict
+
+from consumer.core.batch import RAW_PREFIX
+
+LAKE_PREFIX: Final = "events"
+MANIFEST_PREFIX: Final = "lake/manifests"
+SYMLINK_PREFIX: Final = "lake/symlinks"
+"""Athena's view of the lake: per hour one `symlink.txt` naming the published generation's
+files (the Glue table `events` reads them through Hive's SymlinkTextInputFormat), so a
+query never sees a generation being written or one being replaced."""
+MANIFEST_NAME: Final = "manifest.json"
+SOURCE_COLUMN: Final = "raw_object"
+"""The raw object a Parquet row came from: what lets a reader and the next compaction
+replace exactly the rows of a rewritten object and keep those of an expired one."""
+
+_PARTITION = re.compile(r"year=(\d{4})/month=(\d{2})/day=(\d{2})/hour=(\d{2})(?:/|$)")
+
+
+def hour_partition(hour: datetime) -> str:
+    """`year=2026/month=11/day=20/hour=09`: the archive's Hive-style partition of an hour."""
+    return f"year={hour:%Y}/month={hour:%m}/day={hour:%d}/hour={hour:%H}"
+
+
+def hour_of(key: str) -> datetime | None:
+    """The hour an object key's partition names, or None for a key outside any partition."""
+    found = _PARTITION.search(key)
+    if found is None:
+        return None
+    year, month, day, hour = (int(part) for part in found.groups())
+    return datetime(year, month, day, hour, tzinfo=UTC)
+
+
+def start_of_hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def raw_prefix(hour: datetime) -> str:
+    return f"{RAW_PREFIX}/{hour_partition(hour)}/"
+
+
+def lake_prefix(hour: datetime) -> str:
+    return f"{LAKE_PREFIX}/{hour_partition(hour)}/"
+
+
+def manifest_key(hour: datetime) -> str:
+    return f"{MANIFEST_PREFIX}/{hour_partition(hour)}/{MANIFEST_NAME}"
+
+
+def symlink_key(hour: datetime) -> str:
+    return f"{SYMLINK_PREFIX}/{hour_partition(hour)}/symlink.txt"
+
+
+def generation_name(now: datetime, token: str) -> str:
+    """A generation's name: its start time first, so names sort by age, then a random token
+    so two compactions started in the same second never share files."""
+    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{token}"
+
+
+def is_closed(hour: datetime, now: datetime, settle: timedelta) -> bool:
+    """An hour is closed once its end is `settle` behind: the workers' commit window (the
+    archive's flush cadence) and the page watch's lateness have passed, so its objects are
+    written. Objects that still come later (a worker down for longer, a replay, an event
+    days late) are folded in by the next compaction; readers see them from the raw archive
+    until then."""
+    return hour + timedelta(hours=1) + settle <= now
+
+
+@dataclass(frozen=True, slots=True)
+class RawObject:
+    key: str
+    etag: str
+    size: int
+
+
+class LakeFile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str
+    rows: int
+    bytes: int
+
+
+class Source(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str
+    etag: str
+    rows: int
+
+
+class HourManifest(BaseModel):
+    """What a published generation holds: written last, it is the hour's commit."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format_version: int = 1
+    hour: datetime
+    generation: str
+    published_at: datetime
+    files: list[LakeFile]
+    sources: list[Source]
+
+    @property
+    def rows(self) -> int:
+        return sum(file.rows for file in self.files)
+
+    def etags(self) -> dict[str, str]:
+        return {source.key: source.etag for source in self.sources}
+
+
+@dataclass(frozen=True, slots=True)
+class HourPlan:
+    """What compacting one hour reads: every raw object there is now, and the rows of the
+    published generation whose raw objects are gone (expired), which only it still holds."""
+
+    hour: datetime
+    up_to_date: bool
+    raw: tuple[RawObject, ...]
+    carried_files: tuple[str, ...] = ()
+    carried_except: frozenset[str] = frozenset()
+
+    @property
+    def empty(self) -> bool:
+        return not self.raw and not self.carried_files
+
+
+def plan_hour(hour: datetime, raw: Sequence[RawObject], published: HourManifest | None) -> HourPlan:
+    """Up to date when the published generation holds every raw object of the hour as it is
+    now; otherwise a new generation of all of them, plus what only the old one holds."""
+    raw = tuple(sorted(raw, key=lambda obj: obj.key))
+    if published is None:
+        return HourPlan(hour, up_to_date=not raw, raw=raw)
+    held = published.etags()
+    if all(held.get(obj.key) == obj.etag for obj in raw):
+        return HourPlan(hour, up_to_date=True, raw=raw)
+    present = {obj.key for obj in raw}
+    expired = [key for key in held if key not in present]
+    if not expired:
+        return HourPlan(hour, up_to_date=False, raw=raw)
+    return HourPlan(
+        hour,
+        up_to_date=False,
+        raw=raw,
+        carried_files=tuple(file.key for file in published.files),
+        carried_except=frozenset(present),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LakeReading:
+    """What a reader of `events` reads: Parquet files minus the rows of raw objects that
+    changed since their hour was compacted, plus the raw objects no manifest holds as they
+    are."""
+
+    parquet_files: tuple[str, ...] = ()
+    changed_sources: frozenset[str] = frozenset()
+    raw_keys: tuple[str, ...] = ()
+    compacted_hours: int = 0
+    raw_only_hours: int = 0
+
+
+def reading(raw: Iterable[RawObject], manifests: Iterable[HourManifest]) -> LakeReading:
+    by_hour: dict[datetime, HourManifest] = {}
+    for manifest in manifests:
+        by_hour[start_of_hour(manifest.hour)] = manifest
+    held: dict[str, str] = {}
+    for manifest in by_hour.values():
+        held |= manifest.etags()
+    raw_keys: list[str] = []
+    changed: set[str] = set()
+    raw_hours: set[datetime] = set()
+    for obj in raw:
+        etag = held.get(obj.key)
+        if etag == obj.etag:
+            continue
+        raw_keys.append(obj.key)
+        if etag is not None:
+            changed.add(obj.key)
+        hour = hour_of(obj.key)
+        if hour is not None and hour not in by_hour:
+            raw_hours.add(hour)
+    files = [file.key for hour in sorted(by_hour) for file in by_hour[hour].files]
+    return LakeReading(
+        parquet_files=tuple(files),
+        changed_sources=frozenset(changed),
+        raw_keys=tuple(sorted(raw_keys)),
+        compacted_hours=len(by_hour),
+        raw_only_hours=len(raw_hours),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    key: str
+    last_modified: datetime
+
+
+def sweepable(
+    stored: Iterable[StoredFile],
+    published: HourManifest | None,
+    now: datetime,
+    grace: timedelta,
+) -> list[str]:
+    """Files of an hour no published generation names, older than `grace`: a replaced
+    generation (kept that long for queries that started before it was replaced) or one
+    whose compaction died before publishing. Younger ones may be a running compaction's."""
+    named = {file.key for file in published.files} if published else set()
+    return sorted(
+        file.key for file in stored if file.key not in named and now - file.last_modified >= grace
+    )
+
+
+def symlink_text(bucket: str, manifest: HourManifest) -> str:
+    """The Athena symlink of an hour: one `s3://` path per line."""
+    return "".join(f"s3://{bucket}/{file.key}\n" for file in manifest.files)
+
+
+@dataclass(slots=True)
+class HourResult:
+    """What happened to one hour, for the CLI's table and `--json`."""
+
+    hour: datetime
+    outcome: str
+    events: int = 0
+    raw_objects: int = 0
+    files: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    swept: int = 0
+    generation: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "hour": self.hour.strftime("%Y-%m-%dT%H"),
+            "outcome": self.outcome,
+            "events": self.events,
+            "raw_objects": self.raw_objects,
+            "files": self.files,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "swept": self.swept,
+            "generation": self.generation,
+            "notes": self.notes,
+        }
+
+
+def hours_between(first: datetime, last: datetime) -> list[datetime]:
+    """Every hour from `first`'s to `last`'s, both included."""
+    hour, end = start_of_hour(first), start_of_hour(last)
+    hours = []
+    while hour <= end:
+        hours.append(hour)
+        hour += timedelta(hours=1)
+    return hours

@@ -1,0 +1,72 @@
+"""The `events` view: the lake's Parquet where an hour is compacted, the raw archive where it
+is not (or where objects came or changed after), each event once (`insights.lake.reading`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from clickstream.errors import InsightsError
+from insights import lake
+from insights.lake_store import LakeStore, s3_client
+from insights.sql import (
+    HIVE_TYPES,
+    PARTITIONS,
+    RAW_EVENT_COLUMNS,
+    ArchiveLocation,
+    column_types,
+    empty_select,
+    quote,
+)
+
+EVENT_NAMES = ", ".join(f'"{name}"' for name, _ in RAW_EVENT_COLUMNS)
+PARTITION_NAMES = ", ".join(PARTITIONS)
+
+
+def raw_select(paths: list[str], *, with_source: bool = False) -> str:
+    """The raw objects' lines with the archive's columns (and the object each came from)."""
+    listed = ", ".join(quote(path) for path in paths)
+    source = f", regexp_replace(filename, '^s3://[^/]+/', '') AS {lake.SOURCE_COLUMN}"
+    return (
+        f"SELECT {EVENT_NAMES}, {PARTITION_NAMES}{source if with_source else ''} "  # noqa: S608
+        f"FROM read_json([{listed}], format = 'newline_delimited', compression = 'gzip', "
+        f"columns = {column_types(RAW_EVENT_COLUMNS)}, hive_partitioning = true, "
+        f"hive_types = {HIVE_TYPES}{', filename = true' if with_source else ''})"
+    )
+
+
+def parquet_select(paths: list[str], excluded_sources: frozenset[str]) -> str:
+    listed = ", ".join(quote(path) for path in paths)
+    where = ""
+    if excluded_sources:
+        names = ", ".join(quote(key) for key in sorted(excluded_sources))
+        where = f" WHERE {lake.SOURCE_COLUMN} NOT IN ({names})"
+    return (
+        f"SELECT {EVENT_NAMES}, {PARTITION_NAMES} FROM read_parquet([{listed}], "  # noqa: S608
+        f"hive_partitioning = true, hive_types = {HIVE_TYPES}){where}"
+    )
+
+
+def events_select(bucket: str, found: lake.LakeReading) -> str:
+    parts = []
+    if found.parquet_files:
+        paths = [f"s3://{bucket}/{key}" for key in found.parquet_files]
+        parts.append(parquet_select(paths, found.changed_sources))
+    if found.raw_keys:
+        parts.append(raw_select([f"s3://{bucket}/{key}" for key in found.raw_keys]))
+    if not parts:
+        return empty_select(RAW_EVENT_COLUMNS)
+    return " UNION ALL ".join(parts)
+
+
+def create_events_view(
+    connection: duckdb.DuckDBPyConnection, archive: ArchiveLocation, s3: Any | None = None
+) -> lake.LakeReading:
+    store = LakeStore(s3 or s3_client(archive), archive.bucket)
+    found = lake.reading(store.raw_objects(), store.manifests())
+    try:
+        connection.execute(f"CREATE VIEW events AS {events_select(archive.bucket, found)}")
+    except duckdb.Error as exc:
+        raise InsightsError(f"cannot read the lake: {str(exc).strip().splitlines()[0]}") from None
+    return found

@@ -1,0 +1,156 @@
+"""The lake's S3 edge: listing raw objects and generation files, reading and publishing
+manifests (conditionally), symlinks and deletes. The decisions are `insights.lake`'s."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+
+from clickstream.errors import InsightsError
+from consumer.core.batch import RAW_PREFIX
+from insights import lake
+from insights.sql import ArchiveLocation
+
+LOST_RACE_CODES: Final = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412"})
+"""S3's answers to a conditional put whose condition no longer holds: another compaction
+published the hour first (412), or is publishing it at this moment (409)."""
+
+
+class LakeError(InsightsError):
+    """The lake cannot be read or compacted: a manifest that does not parse, a bucket refusing."""
+
+
+def s3_client(location: ArchiveLocation) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        region_name=location.region,
+        aws_access_key_id=location.access_key_id,
+        aws_secret_access_key=location.secret_access_key,
+        aws_session_token=location.session_token,
+        endpoint_url=location.endpoint_url,
+        config=Config(retries={"mode": "standard", "max_attempts": 5}),
+    )
+
+
+class LakeStore:
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self._s3 = s3
+        self.bucket = bucket
+
+    def _list(self, prefix: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for page in self._s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        ):
+            found += page.get("Contents", [])
+        return found
+
+    def raw_objects(self, hour: datetime | None = None) -> list[lake.RawObject]:
+        """The raw archive's objects of one hour, or of every hour."""
+        prefix = lake.raw_prefix(hour) if hour else f"{RAW_PREFIX}/"
+        return [
+            lake.RawObject(entry["Key"], entry["ETag"].strip('"'), entry["Size"])
+            for entry in self._list(prefix)
+            if entry["Key"].endswith(".jsonl.gz")
+        ]
+
+    def lake_files(self, hour: datetime) -> list[lake.StoredFile]:
+        return [
+            lake.StoredFile(entry["Key"], entry["LastModified"])
+            for entry in self._list(lake.lake_prefix(hour))
+        ]
+
+    def generation_files(self, hour: datetime, generation: str) -> list[tuple[str, int]]:
+        prefix = f"{lake.lake_prefix(hour)}{generation}/"
+        return sorted((entry["Key"], entry["Size"]) for entry in self._list(prefix))
+
+    def manifest(self, hour: datetime) -> tuple[lake.HourManifest | None, str | None]:
+        """The hour's published manifest and its ETag (for the conditional put), or none."""
+        try:
+            answer = self._s3.get_object(Bucket=self.bucket, Key=lake.manifest_key(hour))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+                return None, None
+            raise
+        return _parse(answer["Body"].read(), hour), answer["ETag"].strip('"')
+
+    def manifests(self) -> list[lake.HourManifest]:
+        """Every published manifest (read side), fetched side by side."""
+        keys = [
+            entry["Key"]
+            for entry in self._list(f"{lake.MANIFEST_PREFIX}/")
+            if entry["Key"].endswith(lake.MANIFEST_NAME)
+        ]
+
+        def fetch(key: str) -> lake.HourManifest:
+            body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            return _parse(body, lake.hour_of(key))
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            return list(pool.map(fetch, keys))
+
+    def publish(self, manifest: lake.HourManifest, replacing_etag: str | None) -> bool:
+        """Put the manifest if the hour's manifest is still the one read (`replacing_etag`,
+        or none at all): False when another compaction published first."""
+        condition = {"IfMatch": replacing_etag} if replacing_etag else {"IfNoneMatch": "*"}
+        try:
+            self._s3.put_object(
+                Bucket=self.bucket,
+                Key=lake.manifest_key(manifest.hour),
+                Body=manifest.model_dump_json(indent=1).encode(),
+                ContentType="application/json",
+                **condition,
+            )
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+            if error.get("Code") in LOST_RACE_CODES or status in {"409", "412"}:
+                return False
+            raise
+        return True
+
+    def symlink(self, hour: datetime) -> str | None:
+        try:
+            answer = self._s3.get_object(Bucket=self.bucket, Key=lake.symlink_key(hour))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+                return None
+            raise
+        text: str = answer["Body"].read().decode()
+        return text
+
+    def put_symlink(self, manifest: lake.HourManifest) -> None:
+        self._s3.put_object(
+            Bucket=self.bucket,
+            Key=lake.symlink_key(manifest.hour),
+            Body=lake.symlink_text(self.bucket, manifest).encode(),
+            ContentType="text/plain",
+        )
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            answer = self._s3.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": key} for key in chunk], "Quiet": True},
+            )
+            if answer.get("Errors"):
+                first = answer["Errors"][0]
+                raise LakeError(f"cannot delete {first['Key']}: {first.get('Code')}")
+
+
+def _parse(body: bytes, hour: datetime | None) -> lake.HourManifest:
+    try:
+        manifest = lake.HourManifest.model_validate(json.loads(body))
+    except ValueError as exc:
+        raise LakeError(f"the lake's manifest of {hour} does not parse: {exc}") from None
+    if hour is not None and lake.start_of_hour(manifest.hour) != hour:
+        raise LakeError(f"the lake's manifest under {hour} names the hour {manifest.hour}")
+    return manifest
