@@ -11,7 +11,7 @@ from consumer.core.batch import DeadLetter, archive_objects
 from consumer.core.positions import Position
 from producer.generator import TrafficProfile, generate
 from producer.malformed import MalformedRecord
-from producer.manifest import Manifest, build_manifest
+from producer.manifest import Manifest, build_manifest, shard_index
 
 START = datetime(2026, 11, 20, 9, 5, tzinfo=UTC)
 """The seeded traffic's first event: about 2.5 minutes of it follow."""
@@ -78,4 +78,35 @@ def put_clicks(
         for n, e in enumerate(clicks)
     ]
     for item in archive_objects("shardId-000000000001", events, []):
+        s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)  # type: ignore[attr-defined]
+
+
+def seed_hours(
+    s3: object, bucket: str, seed: int, start: datetime, count: int, shards: int = 2
+) -> tuple[Manifest, list[list[PositionedEvent]]]:
+    """Seeded valid traffic from `start`, archived as `shards` processors archive it (flushes
+    of 400 records): its manifest, and each shard's events in order (to write late or
+    rewritten objects from)."""
+    records, anomalies = generate(
+        seed, start, count, TrafficProfile(malformed=0, sessions_per_minute=120)
+    )
+    per_shard: list[list[PositionedEvent]] = [[] for _ in range(shards)]
+    for sequence, record in enumerate(records, start=1):
+        assert isinstance(record, ClickEvent)
+        index = shard_index(record.session_id, shards)
+        item = PositionedEvent(Position(sequence), record, record.to_record(), record.session_id)
+        per_shard[index].append(item)
+    for index, events in enumerate(per_shard):
+        for chunk in range(0, len(events), 400):
+            put_objects(s3, bucket, shard_name(index), events[chunk : chunk + 400])
+    return build_manifest(records, anomalies, seed=seed, source="test"), per_shard
+
+
+def shard_name(index: int) -> str:
+    return f"shardId-{index:012d}"
+
+
+def put_objects(s3: object, bucket: str, shard_id: str, events: list[PositionedEvent]) -> None:
+    """One flush of a processor: its objects, one per event-time hour."""
+    for item in archive_objects(shard_id, events, []):
         s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)  # type: ignore[attr-defined]

@@ -1,0 +1,341 @@
+"""The lake on the emulator's S3: closed hours compacted into Parquet exactly once, whatever
+arrives late, is rewritten, expires, dies mid-way or runs twice at once; checked through the
+`events` view against the producer's manifest."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from clickstream import aws
+from clickstream.events import ClickEvent
+from clickstream.local.stack import LocalStackState
+from clickstream.pagekey import page_key
+from consumer.core.aggregate import PositionedEvent
+from consumer.core.positions import Position
+from insights import lake, sql
+from insights.compaction import Compactor
+from insights.lake_store import LakeStore
+from insights.settings import LakeSettings
+from producer.manifest import Manifest
+from tests.support.archive import put_objects, seed_hours, shard_name
+from tests.support.manifest_gate import ManifestGate
+
+START = datetime(2026, 11, 20, 9, 58, 30, tzinfo=UTC)
+"""Seeded traffic from here runs about 2.5 minutes: into hour 10."""
+HOURS = [datetime(2026, 11, 20, 9, tzinfo=UTC), datetime(2026, 11, 20, 10, tzinfo=UTC)]
+SETTINGS = LakeSettings(memory_limit="256MB", threads=1)
+
+
+@dataclass
+class Lake:
+    s3: Any
+    location: sql.ArchiveLocation
+    manifest: Manifest
+    per_shard: list[list[PositionedEvent]]
+    endpoint: str
+
+    @property
+    def store(self) -> LakeStore:
+        return LakeStore(self.s3, self.location.bucket)
+
+    def compactor(self, clock: datetime | None = None) -> Compactor:
+        at = clock or datetime.now(UTC)
+        return Compactor(self.s3, self.location, SETTINGS, clock=lambda: at)
+
+    def compact_all(self, clock: datetime | None = None) -> list[lake.HourResult]:
+        compactor = self.compactor(clock)
+        return [compactor.compact(hour) for hour in HOURS]
+
+    def events(self) -> tuple[int, int, Counter[tuple[str, str]]]:
+        """Events in the `events` view, distinct (session, id) pairs, and per page and type."""
+        connection = sql.connect(self.location, self.s3)
+        _, [(count, distinct)] = sql.run(
+            connection, "SELECT count(*), count(DISTINCT (session_id, event_id)) FROM events"
+        )
+        _, rows = sql.run(connection, "SELECT page, type, count(*) FROM events GROUP BY ALL")
+        found: Counter[tuple[str, str]] = Counter()
+        for page, kind, n in rows:
+            found[(page_key(page), kind)] += n
+        return count, distinct, found
+
+    def keys(self, prefix: str) -> list[str]:
+        listed = self.s3.list_objects_v2(Bucket=self.location.bucket, Prefix=prefix)
+        return sorted(entry["Key"] for entry in listed.get("Contents", []))
+
+
+def expected(manifest: Manifest) -> Counter[tuple[str, str]]:
+    counts: Counter[tuple[str, str]] = Counter()
+    for page, minutes in manifest.pages.items():
+        for truth in minutes.values():
+            counts[(page, "page_view")] += truth.views
+            counts[(page, "click")] += truth.clicks
+    return +counts
+
+
+def views_and_clicks(found: Counter[tuple[str, str]]) -> Counter[tuple[str, str]]:
+    return +Counter({key: n for key, n in found.items() if key[1] in {"page_view", "click"}})
+
+
+@pytest.fixture
+def seeded(local_stack: LocalStackState) -> Lake:
+    s3 = aws.local_client("s3", local_stack.moto_endpoint, local_stack.region)
+    bucket = f"laketest-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    manifest, per_shard = seed_hours(s3, bucket, seed=11, start=START, count=3000)
+    location = sql.ArchiveLocation(
+        bucket, local_stack.region, "test", "test", endpoint_url=local_stack.moto_endpoint
+    )
+    return Lake(s3, location, manifest, per_shard, local_stack.moto_endpoint)
+
+
+def assert_exact(seeded: Lake, extra: int = 0) -> None:
+    count, distinct, found = seeded.events()
+    assert count == distinct == seeded.manifest.events + extra
+    if not extra:
+        assert views_and_clicks(found) == expected(seeded.manifest)
+
+
+def test_compacted_hours_hold_exactly_the_manifests_events_in_parquet(seeded: Lake) -> None:
+    # GIVEN two closed hours of raw objects from two shards
+    raw_before = seeded.keys("raw/")
+    # WHEN both are compacted
+    results = seeded.compact_all()
+    # THEN each hour is one Parquet file named by its manifest, and the view reads only them
+    assert [r.outcome for r in results] == ["compacted", "compacted"]
+    assert sum(r.events for r in results) == seeded.manifest.events
+    assert all(r.files == 1 for r in results)
+    reading = lake.reading(seeded.store.raw_objects(), seeded.store.manifests())
+    assert reading.raw_keys == ()
+    assert reading.compacted_hours == 2
+    assert_exact(seeded)
+    # AND the raw archive is untouched, Athena's symlinks name the published files
+    assert seeded.keys("raw/") == raw_before
+    for hour in HOURS:
+        manifest, _ = seeded.store.manifest(hour)
+        assert manifest is not None
+        assert seeded.store.symlink(hour) == lake.symlink_text(seeded.location.bucket, manifest)
+        assert {s.key for s in manifest.sources} == {o.key for o in seeded.store.raw_objects(hour)}
+    # AND the rows are sorted by page, then session, then time
+    connection = sql.connect(seeded.location, seeded.s3)
+    files = ", ".join(
+        sql.quote(f"s3://{seeded.location.bucket}/{k}") for k in reading.parquet_files
+    )
+    _, rows = sql.run(
+        connection, f"SELECT page, session_id, timestamp FROM read_parquet([{files}])"
+    )
+    first_hour = [r for r in rows[: results[0].events]]
+    assert first_hour == sorted(first_hour)
+
+
+def test_running_again_changes_nothing(seeded: Lake) -> None:
+    seeded.compact_all()
+    before = {
+        key: seeded.s3.head_object(Bucket=seeded.location.bucket, Key=key)["ETag"]
+        for key in seeded.keys("")
+    }
+    results = seeded.compact_all()
+    assert [r.outcome for r in results] == ["up to date", "up to date"]
+    after = {
+        key: seeded.s3.head_object(Bucket=seeded.location.bucket, Key=key)["ETag"]
+        for key in seeded.keys("")
+    }
+    assert after == before
+    assert_exact(seeded)
+
+
+def late_events(seeded: Lake, count: int, first: int = 0) -> list[PositionedEvent]:
+    """New events of hour 9 from a shard's later positions: a late object."""
+    late = []
+    for n in range(first, first + count):
+        event = ClickEvent(
+            event_id=f"late-{n}",
+            type="page_view",
+            session_id=f"s-late-{n}",
+            page="/late",
+            timestamp=HOURS[0] + timedelta(minutes=20, seconds=n),
+        )
+        late.append(PositionedEvent(Position(10_000_000 + n), event, event.to_record(), ""))
+    return late
+
+
+def test_a_late_object_is_read_at_once_and_folded_in_by_the_next_run(seeded: Lake) -> None:
+    seeded.compact_all()
+    first, _ = seeded.store.manifest(HOURS[0])
+    # GIVEN an object of hour 9 that arrives after the hour was compacted
+    put_objects(seeded.s3, seeded.location.bucket, shard_name(0), late_events(seeded, 7))
+    # THEN the view has its events at once (from the raw object), each once
+    assert_exact(seeded, extra=7)
+    # WHEN compaction runs again: hour 9 gets a new generation with them, hour 10 is left
+    results = seeded.compact_all()
+    assert [r.outcome for r in results] == ["compacted", "up to date"]
+    reading = lake.reading(seeded.store.raw_objects(), seeded.store.manifests())
+    assert reading.raw_keys == ()
+    assert_exact(seeded, extra=7)
+    # AND the replaced generation stays for queries that began before, then is swept
+    assert first is not None
+    old = [file.key for file in first.files]
+    assert set(old) <= set(seeded.keys("events/"))
+    later = datetime.now(UTC) + timedelta(minutes=SETTINGS.grace_minutes + 1)
+    swept = seeded.compactor(later).compact(HOURS[0])
+    assert swept.outcome == "up to date"
+    assert swept.swept == len(old)
+    assert not set(old) & set(seeded.keys("events/"))
+    assert_exact(seeded, extra=7)
+
+
+def test_a_replay_that_rewrites_an_object_after_compaction_counts_each_event_once(
+    seeded: Lake,
+) -> None:
+    seeded.compact_all()
+    # GIVEN a replay after a lease move: shard 0's first object of hour 9 rewritten with the
+    # first half of its records (the new owner flushed sooner), the rest under a new key
+    events = [e for e in seeded.per_shard[0][:400] if e.event.timestamp < HOURS[1]]
+    half = len(events) // 2
+    put_objects(seeded.s3, seeded.location.bucket, shard_name(0), events[:half])
+    put_objects(seeded.s3, seeded.location.bucket, shard_name(0), events[half:])
+    # THEN the view reads the rewritten and the new object, not the Parquet rows of the old
+    reading = lake.reading(seeded.store.raw_objects(), seeded.store.manifests())
+    assert len(reading.changed_sources) == 1
+    assert len(reading.raw_keys) == 2
+    assert_exact(seeded)
+    # AND after the next compaction, from Parquet alone
+    assert [r.outcome for r in seeded.compact_all()] == ["compacted", "up to date"]
+    assert_exact(seeded)
+
+
+def test_rows_of_expired_raw_objects_are_kept_through_later_compactions(seeded: Lake) -> None:
+    seeded.compact_all()
+    # GIVEN hour 9's raw objects of shard 1 expired (the lifecycle rule) after compaction
+    expired = [o.key for o in seeded.store.raw_objects(HOURS[0]) if shard_name(1) in o.key]
+    seeded.store.delete(expired)
+    assert_exact(seeded)
+    # WHEN a late object makes the hour compact again
+    put_objects(seeded.s3, seeded.location.bucket, shard_name(0), late_events(seeded, 3))
+    result = seeded.compactor().compact(HOURS[0])
+    # THEN the new generation carries the expired objects' rows, and a third one still does
+    assert result.outcome == "compacted"
+    assert_exact(seeded, extra=3)
+    put_objects(seeded.s3, seeded.location.bucket, shard_name(1), late_events(seeded, 1, first=100))
+    assert seeded.compactor().compact(HOURS[0]).outcome == "compacted"
+    assert_exact(seeded, extra=4)
+
+
+def compact_process(seeded: Lake, endpoint: str, hour: datetime) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "CLICKSTREAM_ARCHIVE_BUCKET": seeded.location.bucket,
+        "AWS_ENDPOINT_URL_S3": endpoint,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": seeded.location.region,
+        "CLICKSTREAM_LAKE_MEMORY_LIMIT": "256MB",
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "clickstream.cli",
+            "compact",
+            "--hour",
+            f"{hour:%Y-%m-%dT%H}",
+            "--json",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+@pytest.fixture
+def gate(seeded: Lake) -> Iterator[ManifestGate]:
+    with ManifestGate(seeded.endpoint) as proxy:
+        yield proxy
+
+
+def test_a_compaction_killed_between_writing_and_publishing_leaves_each_event_once(
+    seeded: Lake, gate: ManifestGate
+) -> None:
+    seeded.compact_all()
+    put_objects(seeded.s3, seeded.location.bucket, shard_name(0), late_events(seeded, 5))
+    # GIVEN a compaction of hour 9 that wrote its new generation and is about to publish it
+    process = compact_process(seeded, gate.endpoint, HOURS[0])
+    try:
+        gate.wait_for_held(1)
+        written = seeded.keys(lake.lake_prefix(HOURS[0]))
+        # WHEN it is killed with SIGKILL right there
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+        gate.drop_all()
+    assert process.returncode == -signal.SIGKILL
+    # THEN its files are there but named by no manifest, and every event is read once
+    first, _ = seeded.store.manifest(HOURS[0])
+    assert first is not None
+    orphans = set(written) - {f.key for f in first.files}
+    assert orphans
+    assert_exact(seeded, extra=5)
+    # AND the run after it publishes, and sweeps the orphans once they are old
+    assert seeded.compactor().compact(HOURS[0]).outcome == "compacted"
+    assert_exact(seeded, extra=5)
+    later = datetime.now(UTC) + timedelta(minutes=SETTINGS.grace_minutes + 1)
+    seeded.compactor(later).compact(HOURS[0])
+    assert not orphans & set(seeded.keys("events/"))
+    assert_exact(seeded, extra=5)
+
+
+def test_two_compactions_of_one_hour_at_once_publish_once(seeded: Lake, gate: ManifestGate) -> None:
+    # GIVEN two compactions of hour 9 that both wrote their generation
+    processes = [compact_process(seeded, gate.endpoint, HOURS[0]) for _ in range(2)]
+    try:
+        gate.wait_for_held(2)
+        # WHEN their manifests reach S3 one after the other
+        gate.release_one()
+        gate.release_one()
+        outputs = [process.communicate(timeout=60) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    # THEN one published, the other lost the race and deleted its own files
+    import json
+
+    outcomes = sorted(json.loads(out)["hours"][0]["outcome"] for out, _ in outputs)
+    assert outcomes == ["compacted", "lost race"], [err.decode()[-2000:] for _, err in outputs]
+    manifest, _ = seeded.store.manifest(HOURS[0])
+    assert manifest is not None
+    assert set(seeded.keys(lake.lake_prefix(HOURS[0]))) == {f.key for f in manifest.files}
+    assert_exact(seeded)
+
+
+def test_the_events_view_of_an_archive_never_compacted_is_the_raw_archive(seeded: Lake) -> None:
+    reading = lake.reading(seeded.store.raw_objects(), seeded.store.manifests())
+    assert reading.compacted_hours == 0
+    assert reading.raw_only_hours == 2
+    assert_exact(seeded)
+
+
+def test_an_empty_bucket_has_an_empty_events_view(local_stack: LocalStackState) -> None:
+    s3 = aws.local_client("s3", local_stack.moto_endpoint, local_stack.region)
+    bucket = f"laketest-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    location = sql.ArchiveLocation(
+        bucket, local_stack.region, "test", "test", endpoint_url=local_stack.moto_endpoint
+    )
+    connection = sql.connect(location, s3)
+    columns, rows = sql.run(connection, "SELECT * FROM events")
+    assert rows == []
+    assert columns[:2] == ["event_id", "type"]
+    assert columns[-1] == "hour"
+    assert Compactor(s3, location, SETTINGS).compact(HOURS[0]).outcome == "empty"

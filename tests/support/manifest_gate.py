@@ -1,0 +1,70 @@
+"""A loopback proxy in front of the emulator's S3 that holds each PUT of a lake manifest
+until the test lets it through, or drops it: a compaction stopped exactly between writing
+its Parquet files and publishing them."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler
+
+from tests.support.loopback_proxy import LoopbackProxy, ProxyFixture, ProxyHandler
+
+MANIFESTS = "/lake/manifests/"
+
+
+class ManifestGate(ProxyFixture):
+    def __init__(self, upstream: str) -> None:
+        self._lock = threading.Condition()
+        self._waiting: list[threading.Event] = []
+        self._drop = False
+        self._proxy = LoopbackProxy(upstream, self._handler())
+
+    def wait_for_held(self, count: int, timeout: float = 60.0) -> None:
+        """Until `count` manifest PUTs are held here."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: len(self._waiting) >= count, timeout):
+                raise AssertionError(f"{len(self._waiting)} manifest PUTs held, not {count}")
+
+    def release_one(self) -> None:
+        """Let the oldest held PUT through to S3."""
+        with self._lock:
+            self._waiting.pop(0).set()
+
+    def drop_all(self) -> None:
+        """Answer every held PUT (and any later one) without passing it on."""
+        with self._lock:
+            self._drop = True
+            for waiting in self._waiting:
+                waiting.set()
+            self._waiting.clear()
+
+    def __exit__(self, *exc: object) -> None:
+        self.drop_all()
+        super().__exit__(*exc)
+
+    def _hold(self) -> bool:
+        """Wait for the test; True when the request is to be passed on."""
+        released = threading.Event()
+        with self._lock:
+            if self._drop:
+                return False
+            self._waiting.append(released)
+            self._lock.notify_all()
+        released.wait(timeout=300)
+        with self._lock:
+            return not self._drop
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        gate = self
+
+        class Handler(ProxyHandler):
+            def _pass(self) -> None:
+                body = self.request_body()
+                if self.command == "PUT" and MANIFESTS in self.path and not gate._hold():
+                    self.answer(503, {}, b"")
+                    return
+                self.relay(gate._proxy, body)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _pass
+
+        return Handler

@@ -1,0 +1,102 @@
+"""The lake's pure decisions: when an hour is closed, what compacting it reads, what a reader
+reads, what may be swept."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from insights import lake
+
+HOUR = datetime(2026, 11, 20, 9, tzinfo=UTC)
+
+
+def raw(name: str, etag: str = "e1") -> lake.RawObject:
+    return lake.RawObject(f"raw/{lake.hour_partition(HOUR)}/{name}.jsonl.gz", etag, 100)
+
+
+def manifest(*sources: lake.RawObject, files: tuple[str, ...] = ("f1",)) -> lake.HourManifest:
+    return lake.HourManifest(
+        hour=HOUR,
+        generation="g",
+        published_at=HOUR,
+        files=[lake.LakeFile(key=key, rows=1, bytes=1) for key in files],
+        sources=[lake.Source(key=s.key, etag=s.etag, rows=1) for s in sources],
+    )
+
+
+def test_an_hour_is_closed_once_its_end_is_the_settle_time_behind() -> None:
+    settle = timedelta(minutes=15)
+    assert not lake.is_closed(HOUR, HOUR + timedelta(minutes=74), settle)
+    assert lake.is_closed(HOUR, HOUR + timedelta(minutes=75), settle)
+
+
+def test_keys_name_their_hour() -> None:
+    assert lake.hour_of(raw("a").key) == HOUR
+    assert lake.hour_of(lake.manifest_key(HOUR)) == HOUR
+    assert lake.hour_of("raw/other") is None
+    assert lake.hours_between(HOUR + timedelta(minutes=59), HOUR + timedelta(hours=2)) == [
+        HOUR,
+        HOUR + timedelta(hours=1),
+        HOUR + timedelta(hours=2),
+    ]
+
+
+def test_an_hour_never_compacted_is_compacted_from_every_raw_object() -> None:
+    plan = lake.plan_hour(HOUR, [raw("b"), raw("a")], None)
+    assert not plan.up_to_date
+    assert [o.key for o in plan.raw] == [raw("a").key, raw("b").key]
+    assert plan.carried_files == ()
+    assert lake.plan_hour(HOUR, [], None).up_to_date
+
+
+def test_an_hour_whose_manifest_holds_every_object_as_it_is_is_up_to_date() -> None:
+    assert lake.plan_hour(HOUR, [raw("a"), raw("b")], manifest(raw("a"), raw("b"))).up_to_date
+    # an object expired since: still up to date, its rows are in the Parquet
+    assert lake.plan_hour(HOUR, [raw("a")], manifest(raw("a"), raw("b"))).up_to_date
+
+
+def test_a_late_or_rewritten_object_makes_the_hour_compact_again_from_raw() -> None:
+    late = lake.plan_hour(HOUR, [raw("a"), raw("c")], manifest(raw("a")))
+    rewritten = lake.plan_hour(HOUR, [raw("a", "e2")], manifest(raw("a")))
+    for plan in (late, rewritten):
+        assert not plan.up_to_date
+        assert plan.carried_files == ()
+
+
+def test_rows_of_expired_objects_are_carried_from_the_published_generation() -> None:
+    plan = lake.plan_hour(HOUR, [raw("a"), raw("c")], manifest(raw("a"), raw("b"), files=("f1",)))
+    assert not plan.up_to_date
+    assert plan.carried_files == ("f1",)
+    assert plan.carried_except == {raw("a").key, raw("c").key}
+
+
+def test_a_reader_reads_the_parquet_less_changed_objects_plus_every_object_not_held() -> None:
+    found = lake.reading(
+        [raw("a"), raw("b", "e2"), raw("c")],
+        [manifest(raw("a"), raw("b"), raw("gone"), files=("f1", "f2"))],
+    )
+    assert found.parquet_files == ("f1", "f2")
+    assert found.changed_sources == {raw("b").key}
+    assert found.raw_keys == (raw("b").key, raw("c").key)
+    assert found.compacted_hours == 1
+    assert found.raw_only_hours == 0
+    never = lake.reading([raw("a")], [])
+    assert never.raw_keys == (raw("a").key,)
+    assert never.raw_only_hours == 1
+
+
+def test_only_files_no_manifest_names_and_older_than_the_grace_are_swept() -> None:
+    now = HOUR + timedelta(hours=5)
+    grace = timedelta(hours=1)
+    stored = [
+        lake.StoredFile("f1", now - timedelta(hours=3)),  # published
+        lake.StoredFile("old", now - timedelta(hours=2)),  # replaced
+        lake.StoredFile("running", now - timedelta(minutes=5)),  # another compaction's
+    ]
+    assert lake.sweepable(stored, manifest(raw("a")), now, grace) == ["old"]
+    assert lake.sweepable(stored, None, now, grace) == ["f1", "old"]
+
+
+def test_athenas_symlink_names_each_published_file() -> None:
+    text = lake.symlink_text("bucket", manifest(raw("a"), files=("events/x/1", "events/x/2")))
+    assert text == "s3://bucket/events/x/1\ns3://bucket/events/x/2\n"
