@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from clickstream.errors import LocalStackError
 
@@ -124,14 +124,25 @@ def evaluate_conditions(template: Mapping[str, Any], context: StackContext) -> d
     return conditions
 
 
+class _NoValue:
+    """`Ref: AWS::NoValue`: the property or list item it stands for is left out."""
+
+
+NO_VALUE: Final = _NoValue()
+
+
 def resolve(value: Any, context: StackContext, conditions: Mapping[str, bool]) -> Any:
-    """Evaluate Ref, Fn::Sub, Fn::GetAtt, Fn::If and Fn::Join inside `value`."""
+    """Evaluate Ref, Fn::Sub, Fn::GetAtt, Fn::If and Fn::Join inside `value`; a property or
+    list item that resolves to `AWS::NoValue` is left out, as CloudFormation does."""
     if isinstance(value, list):
-        return [resolve(item, context, conditions) for item in value]
+        items = [resolve(item, context, conditions) for item in value]
+        return [item for item in items if item is not NO_VALUE]
     if not isinstance(value, Mapping):
         return value
     if len(value) == 1:
         ((key, argument),) = value.items()
+        if key == "Ref" and argument == "AWS::NoValue":
+            return NO_VALUE
         if key == "Ref":
             return context.ref(argument)
         if key == "Fn::GetAtt":
@@ -146,7 +157,8 @@ def resolve(value: Any, context: StackContext, conditions: Mapping[str, bool]) -
         if key == "Fn::Join":
             separator, parts = argument
             return separator.join(str(resolve(part, context, conditions)) for part in parts)
-    return {key: resolve(item, context, conditions) for key, item in value.items()}
+    resolved = {key: resolve(item, context, conditions) for key, item in value.items()}
+    return {key: item for key, item in resolved.items() if item is not NO_VALUE}
 
 
 def _substitute(argument: Any, context: StackContext, conditions: Mapping[str, bool]) -> str:

@@ -75,7 +75,11 @@ def test_up_deploys_the_template_and_serves_it_on_loopback_only(
     s3.put_object(Bucket=bucket, Key="probe/local-stack-test", Body=b"ok")
     s3.delete_object(Bucket=bucket, Key="probe/local-stack-test")
     rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
-    assert {r["ID"] for r in rules} >= {"archive-to-colder-storage"}
+    by_id = {r["ID"]: r for r in rules}
+    assert by_id["raw-archive-expires"]["Expiration"] == {"Days": 35}
+    assert by_id["raw-archive-expires"]["Filter"] == {"Prefix": "raw/"}
+    assert by_id["lake-to-colder-storage"]["Filter"] == {"Prefix": "events/"}
+    assert "Expiration" not in by_id["lake-to-colder-storage"]
 
 
 def test_env_points_clients_at_the_stack(local_stack: LocalStackState) -> None:

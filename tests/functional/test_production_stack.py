@@ -198,3 +198,28 @@ def test_the_collector_is_deployed_behind_a_load_balancer_over_http_without_a_ce
     environment = {e["name"]: e["value"] for e in container["environment"]}
     assert environment["CLICKSTREAM_COLLECTOR_STREAM_NAME"] == production["StreamName"]
     assert environment["CLICKSTREAM_COLLECTOR_ALLOWED_ORIGINS"] == "https://www.example.com"
+
+
+def test_the_compaction_task_is_scheduled_hourly_and_daily_with_its_own_role(
+    local_stack: LocalStackState, production: dict[str, str]
+) -> None:
+    events = client(local_stack, "events")
+    rules = {
+        rule["ScheduleExpression"]: rule["Name"]
+        for rule in events.list_rules()["Rules"]
+        if rule["Name"].startswith("prod-")
+    }
+    assert set(rules) == {"cron(20 * * * ? *)", "cron(40 3 * * ? *)"}
+    ecs = client(local_stack, "ecs")
+    for expression, name in rules.items():
+        (target,) = events.list_targets_by_rule(Rule=name)["Targets"]
+        task_arn = target["EcsParameters"]["TaskDefinitionArn"]
+        task = ecs.describe_task_definition(taskDefinition=task_arn)["taskDefinition"]
+        assert task_arn.endswith(production["CompactionTaskDefinition"].rsplit("/", 1)[-1])
+        (container,) = task["containerDefinitions"]
+        assert container["image"] == IMAGE
+        assert container["command"][-2:] == ["--since", "48h"]
+        if expression.startswith("cron(40"):
+            override = json.loads(target["Input"])["containerOverrides"][0]["command"]
+            assert override[-2:] == ["--since", "32d"]
+    assert production["AthenaLakeTable"] == "clickstream_prod.events"

@@ -78,18 +78,23 @@ def test_every_event_once_and_the_dead_letters_by_reason(archive: Archive) -> No
 
 
 def test_the_views_have_the_athena_tables_name_columns_and_partitions(archive: Archive) -> None:
-    (table,) = [
-        resource["Properties"]["TableInput"]
+    tables = {
+        resource["Properties"]["TableInput"]["Name"]: resource["Properties"]["TableInput"]
         for resource in load_template(DEFAULT_TEMPLATE)["Resources"].values()
         if resource["Type"] == "AWS::Glue::Table"
-    ]
-    assert table["Name"] == "raw_events"
-    athena_columns = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]
-    athena_partitions = [c["Name"] for c in table["PartitionKeys"]]
+    }
+    assert set(tables) == {"raw_events", "events"}
     connection = sql.connect(archive.location)
-    columns, _ = sql.run(connection, "SELECT * FROM raw_events LIMIT 1")
-    assert columns == athena_columns + athena_partitions
-    assert [name for name, _ in sql.RAW_EVENT_COLUMNS] == athena_columns
+    for name, table in tables.items():
+        athena_columns = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]
+        athena_partitions = [c["Name"] for c in table["PartitionKeys"]]
+        columns, _ = sql.run(connection, f"SELECT * FROM {name} LIMIT 1")
+        assert columns == athena_columns + athena_partitions
+        assert [name for name, _ in sql.RAW_EVENT_COLUMNS] == athena_columns
+    assert (
+        tables["events"]["StorageDescriptor"]["Columns"]
+        == (tables["raw_events"]["StorageDescriptor"]["Columns"])
+    )
 
 
 def test_partition_filters_prune_objects(local_stack: LocalStackState, archive: Archive) -> None:

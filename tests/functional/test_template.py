@@ -47,6 +47,8 @@ def test_resolver_evaluates_the_templates_intrinsics() -> None:
         "CollectorHttps": False,
         "CollectorAccessLogs": False,
         "SubscribeAlarmEmail": True,
+        "DeployCompaction": False,
+        "ExpireLake": False,
     }
     tables = {
         k: resolve(v, context, conditions)
@@ -67,3 +69,9 @@ def test_resolver_evaluates_the_templates_intrinsics() -> None:
         "arn:aws:s3:::demo-archive",
         "arn:aws:s3:::demo-archive/*",
     ]
+    # AWS::NoValue leaves the property out, as CloudFormation does: the lake is kept.
+    bucket = resolve(template["Resources"]["ArchiveBucket"]["Properties"], context, conditions)
+    rules = {rule["Id"]: rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    assert rules["raw-archive-expires"]["ExpirationInDays"] == "35"
+    assert "ExpirationInDays" not in rules["lake-to-colder-storage"]
+    assert rules["lake-manifests-expire"]["Status"] == "Disabled"

@@ -62,12 +62,60 @@ def test_a_wildcard_resource_only_where_aws_allows_nothing_else(
         assert resource.count("*") == 0 or resource.endswith('/*"}'), (role, resource)
 
 
-def test_objects_may_be_written_under_the_archive_prefixes_only() -> None:
-    writes = [s for _, s in statements() if "s3:PutObject" in as_list(s["Action"])]
-    assert len(writes) == 1
-    prefixes = [r["Fn::Sub"] for r in writes[0]["Resource"]]
-    assert prefixes == ["${ArchiveBucket.Arn}/raw/*", "${ArchiveBucket.Arn}/dead-letter/*"]
-    assert all(as_list(s["Action"]) != ["s3:DeleteObject"] for _, s in statements())
+def s3_grants(role: str) -> dict[str, set[str]]:
+    """action -> the bucket paths a role's statements grant it on."""
+    found: dict[str, set[str]] = {}
+    for owner, statement in statements():
+        if owner != role:
+            continue
+        for action in as_list(statement["Action"]):
+            if action.startswith("s3:"):
+                paths = {r.get("Fn::Sub", "bucket") for r in as_list(statement["Resource"])}
+                found.setdefault(action, set()).update(paths)
+    return found
+
+
+def test_workers_write_under_the_archive_prefixes_only_and_delete_nothing() -> None:
+    assert s3_grants("WorkerTaskRole") == {
+        "s3:PutObject": {"${ArchiveBucket.Arn}/raw/*", "${ArchiveBucket.Arn}/dead-letter/*"}
+    }
+
+
+def test_compaction_reads_raw_and_writes_only_the_lake() -> None:
+    lake = {"${ArchiveBucket.Arn}/events/*", "${ArchiveBucket.Arn}/lake/*"}
+    assert s3_grants("CompactionTaskRole") == {
+        "s3:ListBucket": {"bucket"},
+        "s3:GetObject": {"${ArchiveBucket.Arn}/raw/*"} | lake,
+        "s3:PutObject": lake,
+        "s3:DeleteObject": lake,
+        "s3:AbortMultipartUpload": lake,
+    }
+    writers = {
+        role
+        for role, statement in statements()
+        if {"s3:PutObject", "s3:DeleteObject"} & set(as_list(statement["Action"]))
+    }
+    assert writers == {"WorkerTaskRole", "CompactionTaskRole"}
+
+
+def test_the_schedule_may_only_run_the_compaction_task_and_pass_its_roles() -> None:
+    role = TEMPLATE["Resources"]["CompactionScheduleRole"]["Properties"]
+    run, pass_role = role["Policies"][0]["PolicyDocument"]["Statement"]
+    assert run["Action"] == "ecs:RunTask"
+    assert run["Resource"] == {"Ref": "CompactionTaskDefinition"}
+    assert pass_role["Action"] == "iam:PassRole"
+    assert pass_role["Resource"] == [
+        {"Fn::GetAtt": ["CompactionTaskRole", "Arn"]},
+        {"Fn::GetAtt": ["WorkerExecutionRole", "Arn"]},
+    ]
+    task = TEMPLATE["Resources"]["CompactionTaskDefinition"]["Properties"]
+    (container,) = task["ContainerDefinitions"]
+    assert container["Command"][-3:] == ["compact", "--since", "48h"]
+    from insights.settings import LakeSettings
+
+    lake_settings = {f"CLICKSTREAM_LAKE_{name.upper()}" for name in LakeSettings.model_fields}
+    names = {variable["Name"] for variable in container["Environment"]}
+    assert {n for n in names if n.startswith("CLICKSTREAM_LAKE_")} <= lake_settings
 
 
 def test_metrics_only_in_the_projects_and_kcls_namespaces() -> None:
