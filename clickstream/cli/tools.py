@@ -91,6 +91,7 @@ class BenchTarget(StrEnum):
     CONSUMER = "consumer"
     COLLECTOR = "collector"
     FRESHNESS = "freshness"
+    LAKE = "lake"
 
 
 @one_line_errors
@@ -122,6 +123,9 @@ def bench(
         ),
     ] = False,
     memory_events: Annotated[int, typer.Option(min=1000)] = 1_000_000,
+    lake_events: Annotated[
+        int, typer.Option(min=10_000, help="lake: events of the generated hour (then twice).")
+    ] = 1_000_000,
     as_json: JsonFlag = False,
 ) -> None:
     """Benchmark one record processor through amazon_kclpy's protocol (no daemon, no AWS):
@@ -140,6 +144,9 @@ def bench(
     if target is BenchTarget.FRESHNESS:
         bench_freshness(seconds_of_traffic, as_json=as_json)
         return
+    if target is BenchTarget.LAKE:
+        bench_lake(lake_events, seed, as_json=as_json)
+        return
     try:
         arrival_rates = [float(rate) for rate in rates.split(",") if rate.strip()]
     except ValueError:
@@ -156,6 +163,71 @@ def bench(
         print_json({"seed": seed, "runs": [r.as_dict() for r in results]})
         return
     show_bench(results)
+
+
+def bench_lake(events: int, seed: int, *, as_json: bool) -> None:
+    """Raw JSONL against the lake's Parquet, on the local stack's S3 (started here if needed)."""
+    from clickstream import aws
+    from clickstream.local import stack as local_stack
+    from clickstream.local.settings import LocalStackSettings
+    from clickstream.tools import bench_lake
+    from insights.sql import ArchiveLocation
+
+    settings = LocalStackSettings()
+    started_here = local_stack.load_state(settings) is None
+    state = local_stack.up(settings) if started_here else local_stack.running_state(settings)
+    try:
+        report = bench_lake.run(
+            events,
+            seed,
+            make_s3=lambda: aws.local_client("s3", state.moto_endpoint, state.region),
+            location_for=lambda bucket: ArchiveLocation(
+                bucket, state.region, "test", "test", endpoint_url=state.moto_endpoint
+            ),
+            environment=state.environment(),
+            on_progress=lambda line: err.print(line, highlight=False),
+        )
+    finally:
+        if started_here:
+            local_stack.down(settings)
+    figures = report.as_dict()
+    if as_json:
+        print_json(figures)
+        return
+    limit = figures["memory_limit"]
+    compactions = Table(title=f"compacting an hour (DuckDB, one thread, memory limit {limit})")
+    for column in ("events", "raw objects", "raw MB", "files", "Parquet MB", "compaction s",
+                   "events/s", "process CPU s", "peak RSS MiB"):  # fmt: skip
+        compactions.add_column(column, justify="right")
+    for row in figures["compactions"]:
+        compactions.add_row(
+            f"{row['events']:,}",
+            str(row["raw_objects"]),
+            f"{row['raw_bytes'] / 1e6:.1f}",
+            str(row["parquet_files"]),
+            f"{row['parquet_bytes'] / 1e6:.1f}",
+            f"{row['seconds']:.1f}",
+            f"{row['events_per_second']:,}",
+            f"{row['cpu_seconds']:.1f}",
+            f"{row['peak_rss_mib']:.0f}",
+        )
+    out.print(compactions)
+    found = Table(title=f"queries over the hour of {figures['events']:,} events (DuckDB, S3)")
+    for column in ("query", "raw MB read", "Parquet MB read", "fewer bytes", "raw s",
+                   "Parquet s", "faster", "same rows"):  # fmt: skip
+        found.add_column(column, justify="left" if column == "query" else "right")
+    for row in figures["queries"]:
+        found.add_row(
+            row["name"],
+            f"{row['raw_bytes'] / 1e6:.2f}",
+            f"{row['parquet_bytes'] / 1e6:.3f}",
+            f"{row['fewer_bytes']:g}x",
+            f"{row['raw_seconds']:.3f}",
+            f"{row['parquet_seconds']:.3f}",
+            f"{row['faster']:g}x",
+            "yes" if row["same_result"] else "NO",
+        )
+    out.print(found)
 
 
 def bench_freshness(seconds: float, *, as_json: bool) -> None:
