@@ -141,7 +141,7 @@ class Compactor:
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         settings = self._settings
-        return open_duckdb(
+        connection = open_duckdb(
             self._archive,
             {
                 "memory_limit": settings.memory_limit,
@@ -151,6 +151,13 @@ class Compactor:
                 "preserve_insertion_order": False,
             },
         )
+        # A multipart upload's part is max_filesize / 10,000 and held in DuckDB's memory:
+        # the default (800 GB) takes 80 MB parts from the sort's budget (an out-of-memory
+        # error at 512 MB). Our files are at most max_file_megabytes: 5 MB parts are enough.
+        largest = max(50, settings.max_file_megabytes * 2 // 1024)
+        connection.execute(f"SET s3_uploader_max_filesize = '{largest}GB'")
+        connection.execute("SET s3_uploader_thread_limit = 2")
+        return connection
 
     def _copy(self, plan: lake.HourPlan, generation: str) -> int:
         bucket = self._archive.bucket

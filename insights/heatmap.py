@@ -300,3 +300,11 @@ def bins_as_json(found: dict[str, Counter[tuple[int, int]]], grid: int = GRID) -
             for name, cells in sorted(found.items())
         },
     }
+
+
+def sources_read(connection: Any) -> dict[str, int]:
+    """How many Parquet files and raw objects the `events` view reads (`events_sources`)."""
+    from insights import sql
+
+    _, rows = sql.run(connection, "SELECT kind, count(*) FROM events_sources GROUP BY kind")
+    return {"parquet": 0, "raw": 0} | {str(kind): int(count) for kind, count in rows}

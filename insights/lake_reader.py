@@ -67,6 +67,18 @@ def create_events_view(
     found = lake.reading(store.raw_objects(), store.manifests())
     try:
         connection.execute(f"CREATE VIEW events AS {events_select(archive.bucket, found)}")
+        connection.execute(f"CREATE VIEW events_sources AS {sources_select(found)}")
     except duckdb.Error as exc:
         raise InsightsError(f"cannot read the lake: {str(exc).strip().splitlines()[0]}") from None
     return found
+
+
+def sources_select(found: lake.LakeReading) -> str:
+    """`events_sources`: what `events` reads, one row per object (kind 'parquet' or 'raw')."""
+    rows = [("parquet", key) for key in found.parquet_files] + [
+        ("raw", key) for key in found.raw_keys
+    ]
+    if not rows:
+        return "SELECT CAST(NULL AS VARCHAR) AS kind, CAST(NULL AS VARCHAR) AS key WHERE false"
+    values = ", ".join(f"({quote(kind)}, {quote(key)})" for kind, key in rows)
+    return f"SELECT * FROM (VALUES {values}) AS sources(kind, key)"  # noqa: S608

@@ -74,6 +74,7 @@ def heatmap(
                 **maps.bins_as_json(found),
                 "rage_clicks": [r.as_dict() for r in rages],
                 "png": wrote,
+                "read_from": maps.sources_read(connection),
             }
         )
         return

@@ -26,12 +26,17 @@ class Format(StrEnum):
 
 @one_line_errors
 def sql(
-    query: Annotated[str, typer.Argument(help="SQL over the views raw_events and dead_letters.")],
+    query: Annotated[
+        str,
+        typer.Argument(help="SQL over the views events, raw_events and dead_letters."),
+    ],
     output: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.TABLE,
 ) -> None:
-    """SQL over the S3 archive with DuckDB: `raw_events` (the Athena table's columns and
-    year/month/day/hour partitions) and `dead_letters`. Reads the local stack's bucket, or
-    CLICKSTREAM_ARCHIVE_BUCKET with the default AWS credentials."""
+    """SQL over the S3 archive with DuckDB, with the Athena tables' names, columns and
+    year/month/day/hour partitions: `events` (the lake: compacted hours from Parquet, the
+    others from the raw archive, each event once), `raw_events` (the raw archive alone) and
+    `dead_letters`; `events_sources` lists what `events` reads. Reads the local stack's
+    bucket, or CLICKSTREAM_ARCHIVE_BUCKET with the default AWS credentials."""
     from insights import sql as engine
 
     location = archive_location()

@@ -105,8 +105,9 @@ class LakeBench:
 
 
 def hour_of_events(seed: int, events: int) -> Iterator[Any]:
-    """`events` of steady traffic spread over one hour."""
-    profile = profile_for_rate(events / 3600, seed)
+    """`events` of steady traffic within one hour (its rate a tenth above events/3,600, so
+    that the generator's spread never leaves the hour short of them)."""
+    profile = profile_for_rate(events / 3600 * 1.1, seed)
     end = HOUR + timedelta(hours=1)
     return itertools.islice(
         itertools.takewhile(lambda e: e.timestamp < end, steady_events(seed, HOUR, profile)),

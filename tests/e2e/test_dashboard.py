@@ -25,6 +25,7 @@ from clickstream import aws, dynamo
 from clickstream.local.settings import LocalStackSettings
 from clickstream.local.state import load_state
 from clickstream.local.workers import LocalWorker
+from clickstream.pagekey import page_key
 from clickstream.paths import PROJECT_ROOT
 from consumer.core.rollup import is_rollup, page_minute_items, rollup_rows
 from producer.manifest import Manifest
@@ -324,5 +325,46 @@ def test_the_dashboard_shows_the_demos_numbers_live_and_its_heatmap(
         assert summary["dashboard"] == url
         picture = Path(summary["heatmap"])
         assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        # AND once its hours are compacted (open ones too: the traffic is minutes old),
+        # `sql` over `events` and the busiest page's heatmap read the Parquet alone and
+        # equal the manifest
+        the_lake_equals_the_manifest(manifest, want, tmp_path)
     finally:
         stop_demo(demo)
+
+
+def the_lake_equals_the_manifest(manifest: Manifest, want: dict[str, Any], tmp_path: Path) -> None:
+    compacted = clickstream("compact", "--since", "6h", "--include-open", "--json")
+    assert compacted.returncode == 0, compacted.stderr.decode()[-3000:]
+    hours = json.loads(compacted.stdout)["hours"]
+    assert {h["outcome"] for h in hours} <= {"compacted", "empty"}, hours
+    assert sum(h["events"] for h in hours) == manifest.events, hours
+
+    def sql(query: str) -> list[dict[str, Any]]:
+        answer = clickstream("sql", query, "--format", "json")
+        assert answer.returncode == 0, answer.stderr.decode()[-3000:]
+        rows: list[dict[str, Any]] = json.loads(answer.stdout)
+        return rows
+
+    sources = sql("SELECT kind, count(*) AS n FROM events_sources GROUP BY kind")
+    assert [row["kind"] for row in sources] == ["parquet"], sources
+    (totals,) = sql("SELECT count(*) AS n, count(DISTINCT (session_id, event_id)) AS d FROM events")
+    assert totals == {"n": manifest.events, "d": manifest.events}
+    found: Counter[tuple[str, str]] = Counter()
+    for row in sql("SELECT page, type, count(*) AS n FROM events GROUP BY ALL"):
+        if row["type"] in ("page_view", "click"):
+            found[(page_key(row["page"]), row["type"])] += row["n"]
+    expected: Counter[tuple[str, str]] = Counter()
+    for page, minutes in manifest.pages.items():
+        for truth in minutes.values():
+            expected[(page, "page_view")] += truth.views
+            expected[(page, "click")] += truth.clicks
+    assert found == +expected
+    heat = clickstream(
+        "heatmap", want["busiest"], "--since", "6h", "--json", "--out", str(tmp_path / "h.png")
+    )
+    assert heat.returncode == 0, heat.stderr.decode()[-3000:]
+    drawn = json.loads(heat.stdout)
+    assert drawn["clicks"] == want["busiest_clicks"]
+    assert drawn["read_from"]["raw"] == 0
+    assert drawn["read_from"]["parquet"] >= 1
