@@ -4,7 +4,7 @@ One hour at a time (`insights.lake` decides, this edge does):
 1. list the hour's raw objects and read its published manifest (with its ETag);
 2. when the manifest holds every raw object as it is, nothing to write;
 3. otherwise DuckDB streams every raw object of the hour (and the rows of the published
-   generation whose raw objects expired) through a sort by page, session and time into
+   generation whose raw objects expired) through a sort by session and time into
    Parquet files of a new generation (`COPY … TO … (FORMAT parquet)`: an external sort
    within `memory_limit`, spilling to `temp_directory`);
 4. the files written are counted back per raw object, then the manifest is put only if the
@@ -174,12 +174,17 @@ class Compactor:
                 f"WHERE {lake.SOURCE_COLUMN} NOT IN ({kept})"
             )
         target = f"s3://{bucket}/{lake.lake_prefix(plan.hour)}{generation}"
+        # Sorted by session, then time: a session's events sit in one or two row groups, and
+        # each row group holds few sessions' user agents and ids, which compress well. The
+        # bench measured it against page first (docs/lake.md): a session's events read 39x
+        # fewer bytes than from raw (5x with page first), one page's clicks 15x (44x), the
+        # top pages 59x (180x), and the files are a fifth smaller.
         settings = self._settings
         # The partitions are in the path; the files hold the columns and the raw object.
         statement = (
             f"COPY (SELECT {EVENT_NAMES}, {lake.SOURCE_COLUMN} FROM ("  # noqa: S608
             + " UNION ALL ".join(parts)
-            + ") ORDER BY page, session_id, timestamp, event_id) "
+            + ") ORDER BY session_id, timestamp, event_id) "
             f"TO {quote(target)} (FORMAT parquet, COMPRESSION {settings.compression}, "
             f"ROW_GROUP_SIZE {settings.row_group_rows}, "
             f"FILE_SIZE_BYTES '{settings.max_file_megabytes}MB', FILENAME_PATTERN 'part-{{i}}')"

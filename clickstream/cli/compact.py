@@ -49,8 +49,8 @@ def compact(
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Closed hours of the raw archive become Parquet under events/ (sorted by page, session
-    and time), each published by a manifest written last: the `events` view of `clickstream
+    """Closed hours of the raw archive become Parquet under events/ (sorted by session and
+    time), each published by a manifest written last: the `events` view of `clickstream
     sql` and Athena's `events` table read them. Hours already up to date are left as they
     are; late or rewritten raw objects are folded in. Safe to run again, or twice at once."""
     from insights import lake

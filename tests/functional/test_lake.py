@@ -126,13 +126,13 @@ def test_compacted_hours_hold_exactly_the_manifests_events_in_parquet(seeded: La
         assert manifest is not None
         assert seeded.store.symlink(hour) == lake.symlink_text(seeded.location.bucket, manifest)
         assert {s.key for s in manifest.sources} == {o.key for o in seeded.store.raw_objects(hour)}
-    # AND the rows are sorted by page, then session, then time
+    # AND the rows are sorted by session, then time
     connection = sql.connect(seeded.location, seeded.s3)
     files = ", ".join(
         sql.quote(f"s3://{seeded.location.bucket}/{k}") for k in reading.parquet_files
     )
     _, rows = sql.run(
-        connection, f"SELECT page, session_id, timestamp FROM read_parquet([{files}])"
+        connection, f"SELECT session_id, timestamp, event_id FROM read_parquet([{files}])"
     )
     first_hour = [r for r in rows[: results[0].events]]
     assert first_hour == sorted(first_hour)
