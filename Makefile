@@ -1,5 +1,5 @@
 # The two commands of the README, and the checks they are made of.
-.PHONY: demo test check lint typecheck unit bootstrap browser bench bench-collector soak measure
+.PHONY: demo test check lint typecheck unit bootstrap browser bench bench-collector bench-lake soak measure
 
 bootstrap:
 	./scripts/bootstrap.sh
@@ -36,6 +36,11 @@ bench: bootstrap
 # Figures, not pass/fail: the collector's events/s and latency against a loopback Kinesis stand-in.
 bench-collector: bootstrap
 	.venv/bin/clickstream bench collector
+
+# Figures, not pass/fail: an hour of raw JSONL against the lake's Parquet (bytes read, query
+# time), compaction's events/s and peak memory at 1x and 2x the events (docs/lake.md).
+bench-lake: bootstrap
+	.venv/bin/clickstream bench lake
 
 # Figures, not pass/fail: precision and recall of the anomaly rules on seeded scenarios.
 measure: bootstrap

@@ -4,10 +4,11 @@ An hour of generated traffic (one million events by default, four shards) is wri
 bucket of the local stack's S3 as the workers' archive writes it (one gzip JSON-lines object
 per shard and commit window of 60 s), without passing through the stream. Then:
 
-- compaction of the hour by `clickstream compact` in a child process (DuckDB on one thread):
-  its wall and CPU time, events per CPU-second, and its peak resident memory (the child's own
-  `ru_maxrss`), for this hour and for one of twice as many events (`--lake-events` times 2), to
-  show the memory flat: the sort spills past DuckDB's memory limit instead of growing;
+- compaction of the hour by `clickstream compact` in a child process (DuckDB on one thread),
+  twice from scratch: the faster run's own time and events/s, its process's CPU, and the
+  higher peak resident memory of the two (the child's own `ru_maxrss`), for this hour and for
+  one of twice as many events (`--lake-events` times 2), to show the memory flat: the sort
+  spills past DuckDB's memory limit instead of growing;
 - three typical queries over `raw_events` (the raw JSONL) and over `events` (the Parquet):
   the top pages of the hour, one session's events, one page's clicks for a heatmap: the
   bytes each read from S3 (DuckDB's own HTTP counters) and its wall time (median of three);
@@ -231,7 +232,7 @@ def run(
     environment: dict[str, str],
     on_progress: Callable[[str], None],
 ) -> LakeBench:
-    from insights import sql
+    from insights import lake, sql
     from insights.lake_store import LakeStore
 
     bench = LakeBench(events)
@@ -244,9 +245,15 @@ def run(
         written, objects, raw_bytes = write_raw_hour(s3, bucket, seed + scale, events * scale)
         if scale == 1:
             bench.seconds_to_write = time.monotonic() - started
-        on_progress(f"compacting {written:,} events ({objects} objects) in a child process")
-        seconds, wall, cpu, peak = compact_in_child(bucket, environment)
+        on_progress(f"compacting {written:,} events ({objects} objects) in a child process, twice")
         store = LakeStore(s3, bucket)
+        runs = []
+        for _ in range(2):
+            # The second run compacts the hour from scratch again: its manifest is removed.
+            s3.delete_object(Bucket=bucket, Key=lake.manifest_key(HOUR))
+            runs.append(compact_in_child(bucket, environment))
+        seconds, wall, cpu, _ = min(runs)
+        peak = max(run[3] for run in runs)
         manifest, _ = store.manifest(HOUR)
         assert manifest is not None
         bench.compactions.append(
