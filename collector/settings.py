@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from clickstream.memory import memory_limit_bytes
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -18,24 +19,6 @@ class ClientIpPolicy(StrEnum):
     """The default: the client's address is never written anywhere."""
     TRUNCATE = "truncate"
     """Kept as `client_ip` with the host part zeroed: /24 for IPv4, /48 for IPv6."""
-
-
-def memory_limit_bytes() -> int:
-    """The container's memory limit (cgroup v2, then v1; ECS sets it from the task's memory),
-    else the machine's memory."""
-    for limit_file in (
-        Path("/sys/fs/cgroup/memory.max"),
-        Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
-    ):
-        try:
-            text = limit_file.read_text().strip()
-        except OSError:
-            continue
-        if text.isdigit() and int(text) < 1 << 60:  # v1 writes a huge number for "none"
-            return int(text)
-    import psutil
-
-    return int(psutil.virtual_memory().total)
 
 
 def _comma_separated(value: object) -> object:

@@ -144,7 +144,7 @@ class Compactor:
         connection = open_duckdb(
             self._archive,
             {
-                "memory_limit": settings.memory_limit,
+                "memory_limit": settings.resolved_memory_limit(),
                 "threads": settings.threads,
                 "temp_directory": str(settings.temp_directory or tempfile.gettempdir()),
                 # Rows reach the sort in any order: DuckDB need not keep the files' order.

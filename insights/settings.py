@@ -84,10 +84,11 @@ class LakeSettings(BaseSettings):
         "generation: queries that began before keep reading it); a compaction of an hour "
         "taking over half of it does not publish.",
     )
-    memory_limit: str = Field(
-        default="1GB",
+    memory_limit: str | None = Field(
+        default=None,
         pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$",
-        description="DuckDB's memory limit: the sort spills to temp_directory beyond it.",
+        description="DuckDB's memory limit: the sort spills to temp_directory beyond it. "
+        "Default: half the container's memory limit (the machine's without one).",
     )
     threads: int = Field(default=1, ge=1, le=64, description="DuckDB's threads.")
     temp_directory: Path | None = Field(
@@ -100,3 +101,12 @@ class LakeSettings(BaseSettings):
     )
     row_group_rows: int = Field(default=122_880, ge=2_048, description="Rows per row group.")
     compression: Literal["zstd", "snappy", "gzip"] = "zstd"
+
+    def resolved_memory_limit(self) -> str:
+        """The limit given, else half of what this process may use (at least 256 MB): the
+        rest is Python's, the S3 client's and DuckDB's own (~200 MB measured)."""
+        if self.memory_limit:
+            return self.memory_limit
+        from clickstream.memory import memory_limit_bytes
+
+        return f"{max(256, memory_limit_bytes() // 2 // (1024 * 1024))}MiB"

@@ -100,3 +100,12 @@ def test_only_files_no_manifest_names_and_older_than_the_grace_are_swept() -> No
 def test_athenas_symlink_names_each_published_file() -> None:
     text = lake.symlink_text("bucket", manifest(raw("a"), files=("events/x/1", "events/x/2")))
     assert text == "s3://bucket/events/x/1\ns3://bucket/events/x/2\n"
+
+
+def test_duckdb_gets_half_of_the_containers_memory_unless_told() -> None:
+    from clickstream.memory import memory_limit_bytes
+    from insights.settings import LakeSettings
+
+    half = memory_limit_bytes() // 2 // (1024 * 1024)
+    assert LakeSettings().resolved_memory_limit() == f"{max(256, half)}MiB"
+    assert LakeSettings(memory_limit="512MB").resolved_memory_limit() == "512MB"
