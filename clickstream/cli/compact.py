@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -12,7 +12,10 @@ from rich.table import Table
 from clickstream.cli.common import JsonFlag, err, one_line_errors, out, print_json
 from clickstream.cli.heatmap import since_time
 from clickstream.cli.sql import archive_location
-from clickstream.errors import ConfigurationError
+from clickstream.errors import ConfigurationError, InsightsError
+
+if TYPE_CHECKING:
+    from insights.lake import HourResult
 
 
 def parse_hour(text: str) -> datetime:
@@ -79,12 +82,17 @@ def compact(
         task = progress.add_task("", total=len(hours))
         for each in hours:
             progress.update(task, description=f"{each:%Y-%m-%dT%H}")
-            results.append(compactor.compact(each))
+            try:
+                results.append(compactor.compact(each))
+            except InsightsError as exc:
+                # One hour that cannot be compacted now (an object gone mid-read, a manifest
+                # that does not parse) does not keep the others from it; the exit says so.
+                results.append(lake.HourResult(each, "failed", notes=[str(exc)]))
             progress.advance(task)
     found = [result.as_dict() for result in results]
     if as_json:
         print_json({"hours": found})
-        return
+        raise typer.Exit(exit_code(results))
     table = Table(title=f"{len(hours)} hours")
     for column in ("hour", "outcome", "events", "raw objects", "files", "MB", "s", "swept"):
         table.add_column(column, justify="left" if column in {"hour", "outcome"} else "right")
@@ -100,4 +108,13 @@ def compact(
             str(row["swept"]),
         )
     out.print(table)
-    raise typer.Exit(0 if all(r.outcome != "too slow" for r in results) else 2)
+    for result in results:
+        for note in result.notes:
+            err.print(f"{result.hour:%Y-%m-%dT%H}: {note}", highlight=False)
+    raise typer.Exit(exit_code(results))
+
+
+def exit_code(results: list[HourResult]) -> int:
+    """1 when an hour failed, 2 when one was too slow to publish, else 0."""
+    outcomes = {result.outcome for result in results}
+    return 1 if "failed" in outcomes else 2 if "too slow" in outcomes else 0

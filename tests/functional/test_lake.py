@@ -4,6 +4,7 @@ arrives late, is rewritten, expires, dies mid-way or runs twice at once; checked
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -231,7 +232,7 @@ def test_rows_of_expired_raw_objects_are_kept_through_later_compactions(seeded: 
     assert_exact(seeded, extra=4)
 
 
-def compact_process(seeded: Lake, endpoint: str, hour: datetime) -> subprocess.Popen[bytes]:
+def compact_process(seeded: Lake, endpoint: str, *hours: datetime) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "CLICKSTREAM_ARCHIVE_BUCKET": seeded.location.bucket,
@@ -247,8 +248,7 @@ def compact_process(seeded: Lake, endpoint: str, hour: datetime) -> subprocess.P
             "-m",
             "clickstream.cli",
             "compact",
-            "--hour",
-            f"{hour:%Y-%m-%dT%H}",
+            *[f"--hour={hour:%Y-%m-%dT%H}" for hour in hours],
             "--json",
         ],
         env=env,
@@ -309,8 +309,6 @@ def test_two_compactions_of_one_hour_at_once_publish_once(seeded: Lake, gate: Ma
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
     # THEN one published, the other lost the race and deleted its own files
-    import json
-
     outcomes = sorted(json.loads(out)["hours"][0]["outcome"] for out, _ in outputs)
     assert outcomes == ["compacted", "lost race"], [err.decode()[-2000:] for _, err in outputs]
     manifest, _ = seeded.store.manifest(HOURS[0])
@@ -339,3 +337,19 @@ def test_an_empty_bucket_has_an_empty_events_view(local_stack: LocalStackState) 
     assert columns[:2] == ["event_id", "type"]
     assert columns[-1] == "hour"
     assert Compactor(s3, location, SETTINGS).compact(HOURS[0]).outcome == "empty"
+
+
+def test_an_hour_that_cannot_be_compacted_does_not_stop_the_others(seeded: Lake) -> None:
+    # GIVEN hour 9's manifest overwritten with something that is not one
+    seeded.s3.put_object(
+        Bucket=seeded.location.bucket, Key=lake.manifest_key(HOURS[0]), Body=b"{not json"
+    )
+    # WHEN both hours are compacted in one run
+    process = compact_process(seeded, seeded.endpoint, HOURS[0], HOURS[1])
+    output, errors = process.communicate(timeout=120)
+    # THEN hour 10 is compacted, hour 9 is reported failed with why, and the exit says so
+    assert process.returncode == 1, errors.decode()[-2000:]
+    outcomes = {row["hour"]: row for row in json.loads(output)["hours"]}
+    assert outcomes["2026-11-20T10"]["outcome"] == "compacted"
+    assert outcomes["2026-11-20T09"]["outcome"] == "failed"
+    assert "does not parse" in outcomes["2026-11-20T09"]["notes"][0]
