@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,6 +15,7 @@ from clickstream.cli.common import JsonFlag, err, maybe, one_line_errors, out, p
 from clickstream.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from clickstream.local.state import LocalStackState
     from clickstream.tools import bench as benchmark
 
 anomalies_app = typer.Typer(help="The anomaly rules: measure them.", no_args_is_help=True)
@@ -165,18 +168,29 @@ def bench(
     show_bench(results)
 
 
-def bench_lake(events: int, seed: int, *, as_json: bool) -> None:
-    """Raw JSONL against the lake's Parquet, on the local stack's S3 (started here if needed)."""
-    from clickstream import aws
+@contextlib.contextmanager
+def local_stack_for_bench() -> Iterator[LocalStackState]:
+    """The running local stack, or one started here and stopped after."""
     from clickstream.local import stack as local_stack
     from clickstream.local.settings import LocalStackSettings
-    from clickstream.tools import bench_lake
-    from insights.sql import ArchiveLocation
 
     settings = LocalStackSettings()
     started_here = local_stack.load_state(settings) is None
     state = local_stack.up(settings) if started_here else local_stack.running_state(settings)
     try:
+        yield state
+    finally:
+        if started_here:
+            local_stack.down(settings)
+
+
+def bench_lake(events: int, seed: int, *, as_json: bool) -> None:
+    """Raw JSONL against the lake's Parquet, on the local stack's S3 (started here if needed)."""
+    from clickstream import aws
+    from clickstream.tools import bench_lake
+    from insights.sql import ArchiveLocation
+
+    with local_stack_for_bench() as state:
         report = bench_lake.run(
             events,
             seed,
@@ -187,9 +201,6 @@ def bench_lake(events: int, seed: int, *, as_json: bool) -> None:
             environment=state.environment(),
             on_progress=lambda line: err.print(line, highlight=False),
         )
-    finally:
-        if started_here:
-            local_stack.down(settings)
     figures = report.as_dict()
     if as_json:
         print_json(figures)
@@ -232,25 +243,18 @@ def bench_lake(events: int, seed: int, *, as_json: bool) -> None:
 
 def bench_freshness(seconds: float, *, as_json: bool) -> None:
     """Put → visible on the local stack (started here when it is not running)."""
-    from clickstream.local import stack as local_stack
     from clickstream.local.settings import LocalStackSettings
     from clickstream.tools import freshness
 
-    settings = LocalStackSettings()
-    started_here = local_stack.load_state(settings) is None
-    state = local_stack.up(settings) if started_here else local_stack.running_state(settings)
-    os.environ.update(state.environment())
-    try:
+    with local_stack_for_bench() as state:
+        os.environ.update(state.environment())
         report = freshness.run(
             state,
             seconds=seconds,
             background_per_second=10,
-            logs=settings.state_dir / "logs",
+            logs=LocalStackSettings().state_dir / "logs",
             on_progress=lambda line: err.print(line, highlight=False),
         )
-    finally:
-        if started_here:
-            local_stack.down(settings)
     figures = report.as_dict()
     if as_json:
         print_json(figures)

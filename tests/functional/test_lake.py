@@ -324,19 +324,11 @@ def test_the_events_view_of_an_archive_never_compacted_is_the_raw_archive(seeded
     assert_exact(seeded)
 
 
-def test_an_empty_bucket_has_an_empty_events_view(local_stack: LocalStackState) -> None:
-    s3 = aws.local_client("s3", local_stack.moto_endpoint, local_stack.region)
-    bucket = f"laketest-{uuid.uuid4().hex[:8]}"
-    s3.create_bucket(Bucket=bucket)
-    location = sql.ArchiveLocation(
-        bucket, local_stack.region, "test", "test", endpoint_url=local_stack.moto_endpoint
-    )
-    connection = sql.connect(location, s3)
-    columns, rows = sql.run(connection, "SELECT * FROM events")
-    assert rows == []
-    assert columns[:2] == ["event_id", "type"]
-    assert columns[-1] == "hour"
-    assert Compactor(s3, location, SETTINGS).compact(HOURS[0]).outcome == "empty"
+def test_an_hour_with_no_raw_objects_is_empty(seeded: Lake) -> None:
+    # (an empty bucket's views: tests/functional/test_sql.py)
+    empty_hour = HOURS[0] - timedelta(hours=5)
+    assert seeded.compactor().compact(empty_hour).outcome == "empty"
+    assert seeded.keys(lake.lake_prefix(empty_hour)) == []
 
 
 def test_an_hour_that_cannot_be_compacted_does_not_stop_the_others(seeded: Lake) -> None:
