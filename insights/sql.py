@@ -9,6 +9,8 @@ off, so nothing is ever fetched at run time.
 `raw_events` has exactly the Glue table's columns and partitions (year, month, day, hour),
 so a query written for Athena runs here unchanged; `dead_letters` is the same over the
 dead-letter prefix (by arrival hour). Filters on the partitions prune objects by path.
+`events` has the same columns over the lake (`insights.lake_reader`): the compacted hours'
+Parquet and the raw objects no manifest holds, each event once.
 """
 
 from __future__ import annotations
