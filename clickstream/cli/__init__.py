@@ -15,6 +15,7 @@ from clickstream.cli import (
     compact,
     consume,
     dashboard,
+    deadletters,
     demo,
     heatmap,
     local,
@@ -36,6 +37,7 @@ app.command()(consume.consume)
 app.command()(collect.collect)
 app.command()(consume.health)
 app.add_typer(query.app, name="query")
+app.add_typer(deadletters.app, name="deadletters")
 app.command()(sql.sql)
 app.command()(heatmap.heatmap)
 app.command()(compact.compact)
