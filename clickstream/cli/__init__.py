@@ -17,6 +17,7 @@ from clickstream.cli import (
     dashboard,
     deadletters,
     demo,
+    forget,
     heatmap,
     local,
     produce,
@@ -41,6 +42,7 @@ app.add_typer(deadletters.app, name="deadletters")
 app.command()(sql.sql)
 app.command()(heatmap.heatmap)
 app.command()(compact.compact)
+app.command()(forget.forget)
 app.command()(dashboard.dashboard)
 app.command()(demo.demo)
 app.add_typer(tools.anomalies_app, name="anomalies")

@@ -1,0 +1,71 @@
+"""`clickstream forget`: erase one person from every store (docs/guarantees.md, "Erasure")."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from clickstream.cli.common import JsonFlag, err, one_line_errors, out, print_json
+from clickstream.cli.heatmap import since_time
+from clickstream.errors import ConfigurationError
+
+Ids = Annotated[list[str] | None, typer.Option(help="Repeatable.")]
+
+
+@one_line_errors
+def forget(
+    user_id: Ids = None,
+    anonymous_id: Ids = None,
+    session_id: Ids = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Look only from then: 90m, 30d or ISO 8601 (default: everything)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be removed; change nothing.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Remove a person's events and items from every store that holds them: every session in
+    which one of the ids appears, from the raw archive and the lake (objects rewritten, old
+    versions deleted), the dead letters whose bytes carry an id, the session items and the
+    alerts naming those sessions. Page counters are aggregates and stay. Idempotent: run it
+    again after a failure and it finishes the job; the receipt (in the bucket, ids hashed)
+    says what was removed."""
+    from clickstream import aws
+    from clickstream.cli.sql import archive_location
+    from insights.forget import Forgetter, Person
+    from insights.lake_store import s3_client
+    from insights.settings import LakeSettings
+
+    person = Person(tuple(user_id or ()), tuple(anonymous_id or ()), tuple(session_id or ()))
+    location = archive_location()
+    tables = {}
+    for name in ("CLICKSTREAM_SESSIONS_TABLE", "CLICKSTREAM_ALERTS_TABLE"):
+        if not os.environ.get(name):
+            raise ConfigurationError(f"{name} is not set (the stack's outputs name the table)")
+        tables[name] = os.environ[name]
+    forgetter = Forgetter(
+        s3_client(location),
+        aws.client("dynamodb", region=location.region),
+        location,
+        sessions_table=tables["CLICKSTREAM_SESSIONS_TABLE"],
+        alerts_table=tables["CLICKSTREAM_ALERTS_TABLE"],
+        lake_settings=LakeSettings(),
+    )
+    start = since_time(since, datetime.now(UTC)) if since else None
+    with err.status("finding the person's sessions and removing them"):
+        receipt = forgetter.run(person, start, dry_run=dry_run)
+    if as_json:
+        print_json(receipt.as_dict())
+        return
+    table = Table(title=f"forget {receipt.request}: {receipt.status} (run {receipt.runs})")
+    table.add_column("store")
+    table.add_column("removed", justify="right")
+    for name, count in receipt.totals().items():
+        table.add_row(name.replace("_", " "), f"{count:,}")
+    out.print(table)

@@ -1,0 +1,501 @@
+"""`clickstream forget`: one person's events and items removed from every store that holds them.
+
+A person is named by user ids, anonymous ids or session ids. Their sessions are every
+session in which one of those ids appears (an anonymous visitor who logs in mid-session:
+the whole session is theirs; the ids those sessions show are followed in turn), found with
+SQL over every row stored (the raw archive and every published generation, not the readers'
+fold). Then, each step idempotent:
+
+1. the session items are deleted, and the alerts whose subject is one of the sessions;
+2. the dead letters whose bytes carry one of the ids are rewritten away;
+3. the lake: each compacted hour holding them gets a new generation without them
+   (`Compactor.compact(excluding_sessions=…)`), and the generation it replaces is deleted
+   at once (every version), not after the grace period;
+4. the raw archive, last: each object holding a line of those sessions is rewritten without
+   them (deleted when nothing is left; with versioning on, its older versions are deleted
+   too). Until it is clean, a run killed on the way finds the person again and finishes.
+
+Page counters are aggregates over every visitor and stay as they are (docs/lake.md says
+what that means for a page one person alone visited).
+
+The receipt (`forget-receipts/<request>.json`, the request named by a salted hash of the ids,
+no identifier in clear) records, per object or item, what was found to remove the first
+time it was found: a run killed halfway and run again finds less, and the receipt keeps what
+the first found, so it is right however many runs it took.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+
+from clickstream.errors import InsightsError
+
+RECEIPT_PREFIX: Final = "forget-receipts"
+SALT_KEY: Final = "forget-receipts/_salt"
+MAX_ID_ROUNDS: Final = 5
+"""How far ids are followed: a user id's sessions, their anonymous ids, those ids' sessions…"""
+
+
+class ForgetError(InsightsError):
+    """An erasure cannot go on: nothing to find it by, a store refusing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    user_ids: tuple[str, ...] = ()
+    anonymous_ids: tuple[str, ...] = ()
+    session_ids: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not (self.user_ids or self.anonymous_ids or self.session_ids):
+            raise ForgetError("name the person: --user-id, --anonymous-id or --session-id")
+
+    def identifiers(self) -> list[str]:
+        return sorted({*self.user_ids, *self.anonymous_ids, *self.session_ids})
+
+    def request(self, salt: str) -> str:
+        """The request's name: the same for the same ids, telling nothing of them."""
+        text = "\n".join(
+            f"{kind}:{value}"
+            for kind, values in (
+                ("user_id", self.user_ids),
+                ("anonymous_id", self.anonymous_ids),
+                ("session_id", self.session_ids),
+            )
+            for value in sorted(set(values))
+        )
+        return hashlib.sha256(f"{salt}\n{text}".encode()).hexdigest()[:32]
+
+
+def hashed(salt: str, value: str) -> str:
+    return hashlib.sha256(f"{salt}\n{value}".encode()).hexdigest()[:32]
+
+
+def lines_without(lines: Sequence[bytes], sessions: frozenset[str]) -> tuple[list[bytes], int]:
+    """An archive object's lines without those of `sessions`, and how many went."""
+    kept = [line for line in lines if json.loads(line).get("session_id") not in sessions]
+    return kept, len(lines) - len(kept)
+
+
+def carries_any(data: bytes, needles: Iterable[bytes]) -> bool:
+    """Whether a dead letter's bytes hold one of the ids anywhere: a record that broke the
+    contract cannot be trusted to have them in their fields."""
+    return any(needle in data for needle in needles)
+
+
+@dataclass
+class Receipt:
+    request: str
+    started_at: str
+    finished_at: str | None = None
+    status: str = "running"
+    runs: int = 0
+    sessions: list[str] = field(default_factory=list)
+    """The sessions' salted hashes."""
+    raw_objects: dict[str, int] = field(default_factory=dict)
+    """Key -> events removed, when first found."""
+    lake_hours: dict[str, int] = field(default_factory=dict)
+    dead_letter_objects: dict[str, int] = field(default_factory=dict)
+    session_items: list[str] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+
+    def found(self, store: dict[str, int], key: str, count: int) -> None:
+        if count and key not in store:
+            store[key] = count
+
+    def totals(self) -> dict[str, int]:
+        return {
+            "sessions": len(self.sessions),
+            "raw_objects_rewritten": len(self.raw_objects),
+            "raw_events_removed": sum(self.raw_objects.values()),
+            "lake_hours_rewritten": len(self.lake_hours),
+            "lake_rows_removed": sum(self.lake_hours.values()),
+            "dead_letter_objects_rewritten": len(self.dead_letter_objects),
+            "dead_letters_removed": sum(self.dead_letter_objects.values()),
+            "session_items_deleted": len(self.session_items),
+            "alerts_deleted": len(self.alerts),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "request": self.request,
+            "status": self.status,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "runs": self.runs,
+            "removed": self.totals(),
+            "sessions": self.sessions,
+            "raw_objects": self.raw_objects,
+            "lake_hours": self.lake_hours,
+            "dead_letter_objects": self.dead_letter_objects,
+            "session_items": self.session_items,
+            "alerts": self.alerts,
+        }
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> Receipt:
+        return cls(
+            request=value["request"],
+            started_at=value["started_at"],
+            finished_at=value.get("finished_at"),
+            status=value.get("status", "running"),
+            runs=int(value.get("runs", 0)),
+            sessions=list(value.get("sessions", [])),
+            raw_objects=dict(value.get("raw_objects", {})),
+            lake_hours=dict(value.get("lake_hours", {})),
+            dead_letter_objects=dict(value.get("dead_letter_objects", {})),
+            session_items=list(value.get("session_items", [])),
+            alerts=list(value.get("alerts", [])),
+        )
+
+
+class BucketEdits:
+    """The archive bucket: objects read, rewritten, deleted (every version), the salt and
+    the receipts."""
+
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+
+    def keys(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        ):
+            keys += [entry["Key"] for entry in page.get("Contents", [])]
+        return keys
+
+    def salt(self) -> str:
+        """This deployment's salt for the receipts' hashes, made on first use."""
+        try:
+            return str(self.s3.get_object(Bucket=self.bucket, Key=SALT_KEY)["Body"].read().decode())
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in {"NoSuchKey", "404"}:
+                raise
+        made = secrets.token_hex(16)
+        with contextlib.suppress(ClientError):  # another run made it first: read theirs
+            self.s3.put_object(
+                Bucket=self.bucket, Key=SALT_KEY, Body=made.encode(), IfNoneMatch="*"
+            )
+        return str(self.s3.get_object(Bucket=self.bucket, Key=SALT_KEY)["Body"].read().decode())
+
+    def replace(self, key: str, body: bytes | None) -> None:
+        """Write `body` under `key` (None: delete it), then delete the key's older versions
+        when the bucket keeps versions: no byte of what was there stays."""
+        if body is None:
+            self.s3.delete_object(Bucket=self.bucket, Key=key)
+        else:
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+        versioning = self.s3.get_bucket_versioning(Bucket=self.bucket).get("Status")
+        if versioning not in {"Enabled", "Suspended"}:
+            return
+        answer = self.s3.list_object_versions(Bucket=self.bucket, Prefix=key)
+        old = [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for v in [*answer.get("Versions", []), *answer.get("DeleteMarkers", [])]
+            if v["Key"] == key and not (body is not None and v.get("IsLatest"))
+        ]
+        if old:
+            self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": old, "Quiet": True})
+
+    def receipt(self, request: str) -> Receipt | None:
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=f"{RECEIPT_PREFIX}/{request}.json")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+                return None
+            raise
+        return Receipt.from_dict(json.loads(body["Body"].read()))
+
+    def save(self, receipt: Receipt) -> None:
+        self.s3.put_object(
+            Bucket=self.bucket,
+            Key=f"{RECEIPT_PREFIX}/{receipt.request}.json",
+            Body=json.dumps(receipt.as_dict(), indent=1).encode(),
+            ContentType="application/json",
+        )
+
+
+def now_text() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Forgetter:
+    """Runs an erasure: the stores are the edges, the decisions the functions above."""
+
+    def __init__(
+        self,
+        s3: Any,
+        dynamodb: Any,
+        archive: Any,
+        *,
+        sessions_table: str,
+        alerts_table: str,
+        lake_settings: Any,
+    ) -> None:
+        self._s3 = s3
+        self._dynamodb = dynamodb
+        self._archive = archive
+        self._bucket = BucketEdits(s3, archive.bucket)
+        self._sessions_table = sessions_table
+        self._alerts_table = alerts_table
+        self._lake_settings = lake_settings
+
+    # -- finding -----------------------------------------------------------------------
+
+    def _query(self, query: str) -> list[tuple[Any, ...]]:
+        """`query` over `stored`: every row any store holds, not the readers' fold. The raw
+        archive and every published generation's Parquet both, so that a run killed after
+        it cleaned one of them still finds the person in the other and finishes."""
+        from insights import sql
+
+        connection = sql.connect(self._archive, self._s3)
+        _, files = sql.run(connection, "SELECT key FROM events_sources WHERE kind = 'parquet'")
+        stored = "SELECT * FROM raw_events"
+        if files:
+            listed = ", ".join(sql.quote(f"s3://{self._archive.bucket}/{f}") for (f,) in files)
+            stored += (
+                " UNION ALL BY NAME SELECT * EXCLUDE (raw_object) FROM "  # noqa: S608
+                f"read_parquet([{listed}], hive_partitioning = true, hive_types = "
+                f"{sql.HIVE_TYPES})"
+            )
+        connection.execute(f"CREATE VIEW stored AS {stored}")
+        _, rows = sql.run(connection, query)
+        return rows
+
+    def find_sessions(self, person: Person, since: datetime | None) -> tuple[set[str], set[str]]:
+        """Every session in which one of the person's ids appears, in the raw archive or the
+        lake (`events`), from `since`'s hour when given; and every id of theirs those
+        sessions show (the anonymous id a user had before logging in, and so on), followed
+        until nothing new turns up."""
+        from insights.sql import quote
+
+        users, anonymous = set(person.user_ids), set(person.anonymous_ids)
+        sessions = set(person.session_ids)
+        for _ in range(MAX_ID_ROUNDS):
+            conditions = [
+                f"{column} IN ({', '.join(quote(value) for value in sorted(values))})"
+                for column, values in (
+                    ("user_id", users),
+                    ("anonymous_id", anonymous),
+                    ("session_id", sessions),
+                )
+                if values
+            ]
+            # Quoted literals only.
+            query = "SELECT DISTINCT session_id, user_id, anonymous_id FROM events WHERE ("
+            query += " OR ".join(conditions) + ")" + _since(since)
+            rows = self._query(query)
+            found = {str(row[0]) for row in rows}
+            more_users = {str(row[1]) for row in rows if row[1]}
+            more_anonymous = {str(row[2]) for row in rows if row[2]}
+            if found <= sessions and more_users <= users and more_anonymous <= anonymous:
+                break
+            sessions |= found
+            users |= more_users
+            anonymous |= more_anonymous
+        return sessions, users | anonymous | sessions
+
+    def hours_of(self, sessions: set[str], since: datetime | None) -> list[datetime]:
+        if not sessions:
+            return []
+        from insights.sql import quote
+
+        listed = ", ".join(quote(session) for session in sorted(sessions))
+        rows = self._query(
+            "SELECT DISTINCT year, month, day, hour FROM stored "  # noqa: S608
+            f"WHERE session_id IN ({listed}){_since(since)}"
+        )
+        return sorted(datetime(y, m, d, h, tzinfo=UTC) for y, m, d, h in rows)
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def run(self, person: Person, since: datetime | None, *, dry_run: bool) -> Receipt:
+        salt = self._bucket.salt()
+        request = person.request(salt)
+        receipt = self._bucket.receipt(request) or Receipt(request, now_text())
+        receipt.runs += 1
+        receipt.status = "running"
+        receipt.finished_at = None
+        sessions, identifiers = self.find_sessions(person, since)
+        hours = self.hours_of(sessions, since)
+        receipt.sessions = sorted({*receipt.sessions, *(hashed(salt, s) for s in sessions)})
+
+        def save() -> None:
+            if not dry_run:
+                self._bucket.save(receipt)
+
+        save()
+        frozen = frozenset(sessions)
+        # The raw archive last: until it is clean, a run killed on the way finds the person
+        # there again and finishes the other stores.
+        self._items(sessions, salt, receipt, dry_run, save)
+        needles = [value.encode() for value in {*person.identifiers(), *identifiers}]
+        self._dead_letters(needles, receipt, dry_run, save)
+        self._lake(hours, frozen, receipt, dry_run, save)
+        self._raw(hours, frozen, receipt, dry_run, save)
+        if not dry_run:
+            left = self.hours_of(sessions, since)
+            if left:
+                raise ForgetError(
+                    f"the person's events are still read in {len(left)} hours (a compaction "
+                    "ran beside this one?): run forget again to finish"
+                )
+            receipt.status = "done"
+            receipt.finished_at = now_text()
+            save()
+        else:
+            receipt.status = "dry run"
+        return receipt
+
+    def _raw(
+        self,
+        hours: list[datetime],
+        sessions: frozenset[str],
+        receipt: Receipt,
+        dry_run: bool,
+        save: Callable[[], None],
+    ) -> None:
+        from consumer.core.batch import gzip_lines
+        from insights import lake
+        from insights.archive import object_lines
+
+        for hour in hours:
+            for key in self._bucket.keys(lake.raw_prefix(hour)):
+                lines = object_lines(self._s3, self._bucket.bucket, key)
+                kept, removed = lines_without(lines, sessions)
+                if not removed:
+                    continue
+                receipt.found(receipt.raw_objects, key, removed)
+                if not dry_run:
+                    self._bucket.replace(key, gzip_lines(kept) if kept else None)
+                    save()
+
+    def _lake(
+        self,
+        hours: list[datetime],
+        sessions: frozenset[str],
+        receipt: Receipt,
+        dry_run: bool,
+        save: Callable[[], None],
+    ) -> None:
+        from insights.compaction import Compactor
+        from insights.lake_store import LakeStore
+        from insights.sql import open_duckdb, quote
+
+        store = LakeStore(self._s3, self._bucket.bucket)
+        listed = ", ".join(quote(session) for session in sorted(sessions))
+        for hour in hours:
+            published, _ = store.manifest(hour)
+            if published is None:
+                continue
+            files = ", ".join(quote(f"s3://{store.bucket}/{f.key}") for f in published.files)
+            connection = open_duckdb(self._archive)
+            try:
+                row = connection.execute(
+                    f"SELECT count(*) FROM read_parquet([{files}]) "  # noqa: S608
+                    f"WHERE session_id IN ({listed})"
+                ).fetchone()
+            finally:
+                connection.close()
+            found = int(row[0]) if row else 0
+            if not found:
+                continue
+            receipt.found(receipt.lake_hours, f"{hour:%Y-%m-%dT%H}", found)
+            if dry_run:
+                continue
+            result = Compactor(self._s3, self._archive, self._lake_settings).compact(
+                hour, excluding_sessions=sessions
+            )
+            if result.outcome != "compacted":
+                raise ForgetError(
+                    f"hour {hour:%Y-%m-%dT%H} could not be rewritten ({result.outcome}): "
+                    "run forget again"
+                )
+            # The replaced generation holds the person: it goes now, not after the grace.
+            current, _ = store.manifest(hour)
+            named = {f.key for f in current.files} if current else set()
+            for key in [f.key for f in published.files if f.key not in named]:
+                self._bucket.replace(key, None)  # every version of it
+            save()
+
+    def _dead_letters(
+        self, needles: list[bytes], receipt: Receipt, dry_run: bool, save: Callable[[], None]
+    ) -> None:
+        import base64
+
+        from consumer.core.batch import DEAD_LETTER_PREFIX, gzip_lines
+        from insights.archive import object_lines
+
+        for key in self._bucket.keys(f"{DEAD_LETTER_PREFIX}/"):
+            lines = object_lines(self._s3, self._bucket.bucket, key)
+            kept = []
+            for line in lines:
+                data = base64.b64decode(json.loads(line).get("data_base64", ""))
+                if not (carries_any(line, needles) or carries_any(data, needles)):
+                    kept.append(line)
+            removed = len(lines) - len(kept)
+            if not removed:
+                continue
+            receipt.found(receipt.dead_letter_objects, key, removed)
+            if not dry_run:
+                self._bucket.replace(key, gzip_lines(kept) if kept else None)
+                save()
+
+    def _items(
+        self,
+        sessions: set[str],
+        salt: str,
+        receipt: Receipt,
+        dry_run: bool,
+        save: Callable[[], None],
+    ) -> None:
+        for session in sorted(sessions):
+            key = {"session_id": {"S": session}}
+            if dry_run:
+                held = "Item" in self._dynamodb.get_item(TableName=self._sessions_table, Key=key)
+            else:
+                answer = self._dynamodb.delete_item(
+                    TableName=self._sessions_table, Key=key, ReturnValues="ALL_OLD"
+                )
+                held = bool(answer.get("Attributes"))
+            if held and hashed(salt, session) not in receipt.session_items:
+                receipt.session_items.append(hashed(salt, session))
+        if not sessions:
+            return
+        from clickstream.dynamo import scan_table
+
+        for item in scan_table(self._dynamodb, self._alerts_table):
+            if str(item.get("subject")) not in sessions:
+                continue
+            name = hashed(salt, f"{item['rule']}/{item['window_subject']}")
+            if name not in receipt.alerts:
+                receipt.alerts.append(name)
+            if not dry_run:
+                self._dynamodb.delete_item(
+                    TableName=self._alerts_table,
+                    Key={
+                        "rule": {"S": str(item["rule"])},
+                        "window_subject": {"S": str(item["window_subject"])},
+                    },
+                )
+        if not dry_run:
+            save()
+
+
+def _since(since: datetime | None) -> str:
+    if since is None:
+        return ""
+    return (
+        " AND make_timestamp(year, month, day, hour, 0, 0) >= "
+        f"make_timestamp({since.year}, {since.month}, {since.day}, {since.hour}, 0, 0)"
+    )
