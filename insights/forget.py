@@ -30,7 +30,7 @@ import contextlib
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -78,12 +78,6 @@ class Person:
 
 def hashed(salt: str, value: str) -> str:
     return hashlib.sha256(f"{salt}\n{value}".encode()).hexdigest()[:32]
-
-
-def lines_without(lines: Sequence[bytes], sessions: frozenset[str]) -> tuple[list[bytes], int]:
-    """An archive object's lines without those of `sessions`, and how many went."""
-    kept = [line for line in lines if json.loads(line).get("session_id") not in sessions]
-    return kept, len(lines) - len(kept)
 
 
 def carries_any(data: bytes, needles: Iterable[bytes]) -> bool:
@@ -365,20 +359,37 @@ class Forgetter:
         dry_run: bool,
         save: Callable[[], None],
     ) -> None:
-        from consumer.core.batch import gzip_lines
         from insights import lake
-        from insights.archive import object_lines
+
+        def theirs(line: bytes) -> bool:
+            return json.loads(line).get("session_id") in sessions
 
         for hour in hours:
             for key in self._bucket.keys(lake.raw_prefix(hour)):
-                lines = object_lines(self._s3, self._bucket.bucket, key)
-                kept, removed = lines_without(lines, sessions)
-                if not removed:
-                    continue
-                receipt.found(receipt.raw_objects, key, removed)
-                if not dry_run:
-                    self._bucket.replace(key, gzip_lines(kept) if kept else None)
-                    save()
+                self._rewrite(key, theirs, receipt.raw_objects, receipt, dry_run, save)
+
+    def _rewrite(
+        self,
+        key: str,
+        theirs: Callable[[bytes], bool],
+        found: dict[str, int],
+        receipt: Receipt,
+        dry_run: bool,
+        save: Callable[[], None],
+    ) -> None:
+        """One gzip JSON-lines object without the person's lines (deleted when none is left),
+        what it held recorded in `found` first."""
+        from consumer.core.batch import gzip_lines
+        from insights.archive import object_lines
+
+        lines = object_lines(self._s3, self._bucket.bucket, key)
+        kept = [line for line in lines if not theirs(line)]
+        if len(kept) == len(lines):
+            return
+        receipt.found(found, key, len(lines) - len(kept))
+        if not dry_run:
+            self._bucket.replace(key, gzip_lines(kept) if kept else None)
+            save()
 
     def _lake(
         self,
@@ -433,23 +444,14 @@ class Forgetter:
     ) -> None:
         import base64
 
-        from consumer.core.batch import DEAD_LETTER_PREFIX, gzip_lines
-        from insights.archive import object_lines
+        from consumer.core.batch import DEAD_LETTER_PREFIX
+
+        def theirs(line: bytes) -> bool:
+            data = base64.b64decode(json.loads(line).get("data_base64", ""))
+            return carries_any(line, needles) or carries_any(data, needles)
 
         for key in self._bucket.keys(f"{DEAD_LETTER_PREFIX}/"):
-            lines = object_lines(self._s3, self._bucket.bucket, key)
-            kept = []
-            for line in lines:
-                data = base64.b64decode(json.loads(line).get("data_base64", ""))
-                if not (carries_any(line, needles) or carries_any(data, needles)):
-                    kept.append(line)
-            removed = len(lines) - len(kept)
-            if not removed:
-                continue
-            receipt.found(receipt.dead_letter_objects, key, removed)
-            if not dry_run:
-                self._bucket.replace(key, gzip_lines(kept) if kept else None)
-                save()
+            self._rewrite(key, theirs, receipt.dead_letter_objects, receipt, dry_run, save)
 
     def _items(
         self,

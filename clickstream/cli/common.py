@@ -103,3 +103,25 @@ def results_clients() -> tuple[Any, Any, dict[str, str]]:
         for key in ("page_stats_table", "sessions_table", "stream_name", "alerts_table")
     }
     return aws.client("dynamodb"), aws.client("kinesis"), names
+
+
+def progress_bar(label: str, *, quiet: bool) -> Any:
+    """A bar on stderr for long work (`{task.description}` in `label` names the current
+    step), hidden with --json or when stderr is no terminal."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=quiet or not err.is_terminal,
+    )

@@ -6,10 +6,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clickstream.cli.common import JsonFlag, err, one_line_errors, out, print_json
+from clickstream.cli.common import (
+    JsonFlag,
+    err,
+    one_line_errors,
+    out,
+    print_json,
+    progress_bar,
+)
 from clickstream.cli.heatmap import since_time
 from clickstream.cli.sql import archive_location
 from clickstream.errors import ConfigurationError, InsightsError
@@ -70,15 +76,7 @@ def compact(
         every = lake.hours_between(since_time(since, now), now)
         hours = [h for h in every if include_open or compactor.closed(h)]
     results = []
-    with Progress(
-        TextColumn("compacting {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=as_json or not err.is_terminal,
-    ) as progress:
+    with progress_bar("compacting {task.description}", quiet=as_json) as progress:
         task = progress.add_task("", total=len(hours))
         for each in hours:
             progress.update(task, description=f"{each:%Y-%m-%dT%H}")

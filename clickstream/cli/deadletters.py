@@ -8,10 +8,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from clickstream.cli.common import JsonFlag, err, one_line_errors, out, print_json
+from clickstream.cli.common import (
+    JsonFlag,
+    one_line_errors,
+    out,
+    print_json,
+    progress_bar,
+)
 from clickstream.cli.heatmap import since_time
 
 if TYPE_CHECKING:
@@ -122,14 +127,7 @@ def replay(
         sender = PutRecordsSender(client, stream_name, max_attempts=ProducerSettings().max_attempts)
         run = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
         records = [OutgoingRecord(d.data or b"", d.partition_key or "") for d in chosen]
-        with Progress(
-            TextColumn("replaying"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err,
-            transient=True,
-            disable=as_json or not err.is_terminal,
-        ) as progress:
+        with progress_bar("replaying", quiet=as_json) as progress:
             task = progress.add_task("", total=len(records))
             for part, batch in enumerate(batches(records)):
                 sender.send(batch)
