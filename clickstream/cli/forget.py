@@ -38,7 +38,8 @@ def forget(
     says what was removed."""
     from clickstream import aws
     from clickstream.cli.sql import archive_location
-    from insights.forget import Forgetter, Person
+    from insights.erasure import Forgetter
+    from insights.forget import Person
     from insights.lake_store import s3_client
     from insights.settings import LakeSettings
 

@@ -1,0 +1,372 @@
+"""`clickstream forget`'s edges: the archive bucket's edits and the run through every store
+(what is removed, in which order, and why: `insights.forget`)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from insights.forget import (
+    MAX_ID_ROUNDS,
+    RECEIPT_PREFIX,
+    SALT_KEY,
+    ForgetError,
+    Person,
+    Receipt,
+    carries_any,
+    hashed,
+    now_text,
+)
+
+
+class BucketEdits:
+    """The archive bucket: objects read, rewritten, deleted (every version), the salt and
+    the receipts."""
+
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+
+    def keys(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        ):
+            keys += [entry["Key"] for entry in page.get("Contents", [])]
+        return keys
+
+    def salt(self) -> str:
+        """This deployment's salt for the receipts' hashes, made on first use."""
+        try:
+            return str(self.s3.get_object(Bucket=self.bucket, Key=SALT_KEY)["Body"].read().decode())
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in {"NoSuchKey", "404"}:
+                raise
+        made = secrets.token_hex(16)
+        with contextlib.suppress(ClientError):  # another run made it first: read theirs
+            self.s3.put_object(
+                Bucket=self.bucket, Key=SALT_KEY, Body=made.encode(), IfNoneMatch="*"
+            )
+        return str(self.s3.get_object(Bucket=self.bucket, Key=SALT_KEY)["Body"].read().decode())
+
+    def replace(self, key: str, body: bytes | None) -> None:
+        """Write `body` under `key` (None: delete it), then delete the key's older versions
+        when the bucket keeps versions: no byte of what was there stays."""
+        if body is None:
+            self.s3.delete_object(Bucket=self.bucket, Key=key)
+        else:
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+        versioning = self.s3.get_bucket_versioning(Bucket=self.bucket).get("Status")
+        if versioning not in {"Enabled", "Suspended"}:
+            return
+        answer = self.s3.list_object_versions(Bucket=self.bucket, Prefix=key)
+        old = [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for v in [*answer.get("Versions", []), *answer.get("DeleteMarkers", [])]
+            if v["Key"] == key and not (body is not None and v.get("IsLatest"))
+        ]
+        if old:
+            self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": old, "Quiet": True})
+
+    def receipt(self, request: str) -> Receipt | None:
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=f"{RECEIPT_PREFIX}/{request}.json")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+                return None
+            raise
+        return Receipt.from_dict(json.loads(body["Body"].read()))
+
+    def save(self, receipt: Receipt) -> None:
+        self.s3.put_object(
+            Bucket=self.bucket,
+            Key=f"{RECEIPT_PREFIX}/{receipt.request}.json",
+            Body=json.dumps(receipt.as_dict(), indent=1).encode(),
+            ContentType="application/json",
+        )
+
+
+class Forgetter:
+    """Runs an erasure: the stores are the edges, the decisions the functions above."""
+
+    def __init__(
+        self,
+        s3: Any,
+        dynamodb: Any,
+        archive: Any,
+        *,
+        sessions_table: str,
+        alerts_table: str,
+        lake_settings: Any,
+    ) -> None:
+        self._s3 = s3
+        self._dynamodb = dynamodb
+        self._archive = archive
+        self._bucket = BucketEdits(s3, archive.bucket)
+        self._sessions_table = sessions_table
+        self._alerts_table = alerts_table
+        self._lake_settings = lake_settings
+
+    # -- finding -----------------------------------------------------------------------
+
+    def _query(self, query: str) -> list[tuple[Any, ...]]:
+        """`query` over `stored`: every row any store holds, not the readers' fold. The raw
+        archive and every published generation's Parquet both, so that a run killed after
+        it cleaned one of them still finds the person in the other and finishes."""
+        from insights import sql
+
+        connection = sql.connect(self._archive, self._s3)
+        _, files = sql.run(connection, "SELECT key FROM events_sources WHERE kind = 'parquet'")
+        stored = "SELECT * FROM raw_events"
+        if files:
+            listed = ", ".join(sql.quote(f"s3://{self._archive.bucket}/{f}") for (f,) in files)
+            stored += (
+                " UNION ALL BY NAME SELECT * EXCLUDE (raw_object) FROM "  # noqa: S608
+                f"read_parquet([{listed}], hive_partitioning = true, hive_types = "
+                f"{sql.HIVE_TYPES})"
+            )
+        connection.execute(f"CREATE VIEW stored AS {stored}")
+        _, rows = sql.run(connection, query)
+        return rows
+
+    def find_sessions(self, person: Person, since: datetime | None) -> tuple[set[str], set[str]]:
+        """Every session in which one of the person's ids appears, in the raw archive or the
+        lake (`events`), from `since`'s hour when given; and every id of theirs those
+        sessions show (the anonymous id a user had before logging in, and so on), followed
+        until nothing new turns up."""
+        from insights.sql import quote
+
+        users, anonymous = set(person.user_ids), set(person.anonymous_ids)
+        sessions = set(person.session_ids)
+        for _ in range(MAX_ID_ROUNDS):
+            conditions = [
+                f"{column} IN ({', '.join(quote(value) for value in sorted(values))})"
+                for column, values in (
+                    ("user_id", users),
+                    ("anonymous_id", anonymous),
+                    ("session_id", sessions),
+                )
+                if values
+            ]
+            # Quoted literals only.
+            query = "SELECT DISTINCT session_id, user_id, anonymous_id FROM events WHERE ("
+            query += " OR ".join(conditions) + ")" + _since(since)
+            rows = self._query(query)
+            found = {str(row[0]) for row in rows}
+            more_users = {str(row[1]) for row in rows if row[1]}
+            more_anonymous = {str(row[2]) for row in rows if row[2]}
+            if found <= sessions and more_users <= users and more_anonymous <= anonymous:
+                break
+            sessions |= found
+            users |= more_users
+            anonymous |= more_anonymous
+        return sessions, users | anonymous | sessions
+
+    def hours_of(self, sessions: set[str], since: datetime | None) -> list[datetime]:
+        if not sessions:
+            return []
+        from insights.sql import quote
+
+        listed = ", ".join(quote(session) for session in sorted(sessions))
+        rows = self._query(
+            "SELECT DISTINCT year, month, day, hour FROM stored "  # noqa: S608
+            f"WHERE session_id IN ({listed}){_since(since)}"
+        )
+        return sorted(datetime(y, m, d, h, tzinfo=UTC) for y, m, d, h in rows)
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def run(self, person: Person, since: datetime | None, *, dry_run: bool) -> Receipt:
+        salt = self._bucket.salt()
+        request = person.request(salt)
+        receipt = self._bucket.receipt(request) or Receipt(request, now_text())
+        receipt.runs += 1
+        receipt.status = "running"
+        receipt.finished_at = None
+        sessions, identifiers = self.find_sessions(person, since)
+        hours = self.hours_of(sessions, since)
+        receipt.sessions = sorted({*receipt.sessions, *(hashed(salt, s) for s in sessions)})
+
+        def save() -> None:
+            if not dry_run:
+                self._bucket.save(receipt)
+
+        save()
+        frozen = frozenset(sessions)
+        # The raw archive last: until it is clean, a run killed on the way finds the person
+        # there again and finishes the other stores.
+        self._items(sessions, salt, receipt, dry_run, save)
+        needles = [value.encode() for value in {*person.identifiers(), *identifiers}]
+        self._dead_letters(needles, receipt, dry_run, save)
+        self._lake(hours, frozen, receipt, dry_run, save)
+        self._raw(hours, frozen, receipt, dry_run, save)
+        if not dry_run:
+            left = self.hours_of(sessions, since)
+            if left:
+                raise ForgetError(
+                    f"the person's events are still read in {len(left)} hours (a compaction "
+                    "ran beside this one?): run forget again to finish"
+                )
+            receipt.status = "done"
+            receipt.finished_at = now_text()
+            save()
+        else:
+            receipt.status = "dry run"
+        return receipt
+
+    def _raw(
+        self,
+        hours: list[datetime],
+        sessions: frozenset[str],
+        receipt: Receipt,
+        dry_run: bool,
+        save: Callable[[], None],
+    ) -> None:
+        from insights import lake
+
+        def theirs(line: bytes) -> bool:
+            return json.loads(line).get("session_id") in sessions
+
+        for hour in hours:
+            for key in self._bucket.keys(lake.raw_prefix(hour)):
+                self._rewrite(key, theirs, receipt.raw_objects, receipt, dry_run, save)
+
+    def _rewrite(
+        self,
+        key: str,
+        theirs: Callable[[bytes], bool],
+        found: dict[str, int],
+        receipt: Receipt,
+        dry_run: bool,
+        save: Callable[[], None],
+    ) -> None:
+        """One gzip JSON-lines object without the person's lines (deleted when none is left),
+        what it held recorded in `found` first."""
+        from consumer.core.batch import gzip_lines
+        from insights.archive import object_lines
+
+        lines = object_lines(self._s3, self._bucket.bucket, key)
+        kept = [line for line in lines if not theirs(line)]
+        if len(kept) == len(lines):
+            return
+        receipt.found(found, key, len(lines) - len(kept))
+        if not dry_run:
+            self._bucket.replace(key, gzip_lines(kept) if kept else None)
+            save()
+
+    def _lake(
+        self,
+        hours: list[datetime],
+        sessions: frozenset[str],
+        receipt: Receipt,
+        dry_run: bool,
+        save: Callable[[], None],
+    ) -> None:
+        from insights.compaction import Compactor
+        from insights.lake_store import LakeStore
+        from insights.sql import open_duckdb, quote
+
+        store = LakeStore(self._s3, self._bucket.bucket)
+        listed = ", ".join(quote(session) for session in sorted(sessions))
+        for hour in hours:
+            published, _ = store.manifest(hour)
+            if published is None:
+                continue
+            files = ", ".join(quote(f"s3://{store.bucket}/{f.key}") for f in published.files)
+            connection = open_duckdb(self._archive)
+            try:
+                row = connection.execute(
+                    f"SELECT count(*) FROM read_parquet([{files}]) "  # noqa: S608
+                    f"WHERE session_id IN ({listed})"
+                ).fetchone()
+            finally:
+                connection.close()
+            found = int(row[0]) if row else 0
+            if not found:
+                continue
+            receipt.found(receipt.lake_hours, f"{hour:%Y-%m-%dT%H}", found)
+            if dry_run:
+                continue
+            result = Compactor(self._s3, self._archive, self._lake_settings).compact(
+                hour, excluding_sessions=sessions
+            )
+            if result.outcome != "compacted":
+                raise ForgetError(
+                    f"hour {hour:%Y-%m-%dT%H} could not be rewritten ({result.outcome}): "
+                    "run forget again"
+                )
+            # The replaced generation holds the person: it goes now, not after the grace.
+            current, _ = store.manifest(hour)
+            named = {f.key for f in current.files} if current else set()
+            for key in [f.key for f in published.files if f.key not in named]:
+                self._bucket.replace(key, None)  # every version of it
+            save()
+
+    def _dead_letters(
+        self, needles: list[bytes], receipt: Receipt, dry_run: bool, save: Callable[[], None]
+    ) -> None:
+
+        from consumer.core.batch import DEAD_LETTER_PREFIX
+
+        def theirs(line: bytes) -> bool:
+            data = base64.b64decode(json.loads(line).get("data_base64", ""))
+            return carries_any(line, needles) or carries_any(data, needles)
+
+        for key in self._bucket.keys(f"{DEAD_LETTER_PREFIX}/"):
+            self._rewrite(key, theirs, receipt.dead_letter_objects, receipt, dry_run, save)
+
+    def _items(
+        self,
+        sessions: set[str],
+        salt: str,
+        receipt: Receipt,
+        dry_run: bool,
+        save: Callable[[], None],
+    ) -> None:
+        for session in sorted(sessions):
+            key = {"session_id": {"S": session}}
+            if dry_run:
+                held = "Item" in self._dynamodb.get_item(TableName=self._sessions_table, Key=key)
+            else:
+                answer = self._dynamodb.delete_item(
+                    TableName=self._sessions_table, Key=key, ReturnValues="ALL_OLD"
+                )
+                held = bool(answer.get("Attributes"))
+            if held and hashed(salt, session) not in receipt.session_items:
+                receipt.session_items.append(hashed(salt, session))
+        if not sessions:
+            return
+        from clickstream.dynamo import scan_table
+
+        for item in scan_table(self._dynamodb, self._alerts_table):
+            if str(item.get("subject")) not in sessions:
+                continue
+            name = hashed(salt, f"{item['rule']}/{item['window_subject']}")
+            if name not in receipt.alerts:
+                receipt.alerts.append(name)
+            if not dry_run:
+                self._dynamodb.delete_item(
+                    TableName=self._alerts_table,
+                    Key={
+                        "rule": {"S": str(item["rule"])},
+                        "window_subject": {"S": str(item["window_subject"])},
+                    },
+                )
+        if not dry_run:
+            save()
+
+
+def _since(since: datetime | None) -> str:
+    if since is None:
+        return ""
+    return (
+        " AND make_timestamp(year, month, day, hour, 0, 0) >= "
+        f"make_timestamp({since.year}, {since.month}, {since.day}, {since.hour}, 0, 0)"
+    )
