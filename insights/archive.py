@@ -9,12 +9,23 @@ from typing import Any
 from consumer.core.batch import DEAD_LETTER_PREFIX, RAW_PREFIX
 
 
+def listed(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
+    """Every object under a prefix, as ListObjectsV2 describes it (Key, ETag, Size, ...)."""
+    found: list[dict[str, Any]] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        found += page.get("Contents", [])
+    return found
+
+
+def listed_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    return [entry["Key"] for entry in listed(s3, bucket, prefix)]
+
+
 def archived_lines(s3: Any, bucket: str, prefix: str) -> list[bytes]:
     """Every line of every gzip JSON-lines object under a prefix (tests, demo summary)."""
     lines: list[bytes] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
-        for entry in page.get("Contents", []):
-            lines += object_lines(s3, bucket, entry["Key"])
+    for key in listed_keys(s3, bucket, prefix + "/"):
+        lines += object_lines(s3, bucket, key)
     return lines
 
 

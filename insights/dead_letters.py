@@ -184,12 +184,9 @@ class DeadLetterStore:
         self._bucket = bucket
 
     def _keys(self, prefix: str) -> list[str]:
-        keys: list[str] = []
-        for page in self._s3.get_paginator("list_objects_v2").paginate(
-            Bucket=self._bucket, Prefix=prefix
-        ):
-            keys += [entry["Key"] for entry in page.get("Contents", [])]
-        return keys
+        from insights.archive import listed_keys
+
+        return listed_keys(self._s3, self._bucket, prefix)
 
     def letters(self, hours: Iterable[datetime]) -> list[StoredDeadLetter]:
         """Every dead letter that arrived in these hours, oldest object first."""

@@ -35,12 +35,9 @@ class BucketEdits:
         self.bucket = bucket
 
     def keys(self, prefix: str) -> list[str]:
-        keys: list[str] = []
-        for page in self.s3.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=prefix
-        ):
-            keys += [entry["Key"] for entry in page.get("Contents", [])]
-        return keys
+        from insights.archive import listed_keys
+
+        return listed_keys(self.s3, self.bucket, prefix)
 
     def salt(self) -> str:
         """This deployment's salt for the receipts' hashes, made on first use."""

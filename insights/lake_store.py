@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 from clickstream.errors import InsightsError
 from consumer.core.batch import RAW_PREFIX
 from insights import lake
+from insights.archive import listed
 from insights.sql import ArchiveLocation
 
 LOST_RACE_CODES: Final = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412"})
@@ -45,12 +46,7 @@ class LakeStore:
         self.bucket = bucket
 
     def _list(self, prefix: str) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        for page in self._s3.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=prefix
-        ):
-            found += page.get("Contents", [])
-        return found
+        return listed(self._s3, self.bucket, prefix)
 
     def raw_objects(self, hour: datetime | None = None) -> list[lake.RawObject]:
         """The raw archive's objects of one hour, or of every hour."""
