@@ -98,6 +98,9 @@ class ConsumedEvent(msgspec.Struct, frozen=True, gc=False):
     """`timestamp` in epoch seconds: the minute and the hour an event counts in are read
     from it, once per event each."""
     user_agent: str | None = None
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    """The ids the suppression list is checked against (`clickstream.suppression`)."""
 
     @classmethod
     def of(cls, event: ClickEvent) -> ConsumedEvent:
@@ -109,6 +112,8 @@ class ConsumedEvent(msgspec.Struct, frozen=True, gc=False):
             event.timestamp,
             event.seconds,
             event.user_agent,
+            event.user_id,
+            event.anonymous_id,
         )
 
 
@@ -160,5 +165,13 @@ def _fast(data: bytes, arrival_seconds: float) -> ConsumedEvent | None:
     ):
         return None
     return ConsumedEvent(
-        wire.event_id, wire.type, wire.session_id, page, timestamp, seconds, wire.user_agent
+        wire.event_id,
+        wire.type,
+        wire.session_id,
+        page,
+        timestamp,
+        seconds,
+        wire.user_agent,
+        wire.user_id,
+        wire.anonymous_id,
     )

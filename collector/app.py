@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from clickstream.emf import EmfWriter
 from clickstream.logging import get_logger
+from clickstream.suppression import Suppression, SuppressionList
 from collector import intake
 from collector.delivery import Deliverer, Overloaded, Undelivered
 from collector.intake import Edge, Intake, Refused
@@ -68,8 +69,16 @@ def tracker_script() -> bytes:
 class Collector:
     """The app's state: settings, the deliverer, metrics and the stream's readiness."""
 
-    def __init__(self, settings: CollectorSettings, stream: Stream, writer: EmfWriter) -> None:
+    def __init__(
+        self,
+        settings: CollectorSettings,
+        stream: Stream,
+        writer: EmfWriter,
+        suppression: SuppressionList | None = None,
+    ) -> None:
         self.settings = settings
+        self.suppression_list = suppression
+        self.suppression = Suppression()
         self.stream = stream
         self.deliverer = Deliverer(
             stream.put_records,
@@ -117,6 +126,7 @@ class Collector:
             user_agent=request.headers.get("user-agent"),
             client_ip=request.client.host if request.client else None,
             ip_policy=self.settings.client_ip,
+            suppression=self.suppression,
             max_event_bytes=self.settings.max_event_bytes,
             arrival_allowance=timedelta(
                 seconds=self.settings.delivery_timeout_seconds + PUT_CALL_SECONDS
@@ -220,7 +230,7 @@ class Collector:
         except (Overloaded, Undelivered) as exc:
             return self.unavailable(exc, len(records))
         by_reason = accepted.rejected_by_reason()
-        self.metrics.request(len(accepted.records), by_reason)
+        self.metrics.request(len(accepted.records), by_reason, accepted.suppressed)
         # The first rejections one by one, every one counted: the answer stays small
         # whatever the request carried.
         rejected: dict[str, Any] = {}
@@ -244,10 +254,15 @@ def _answer(
 
 
 def create_app(
-    settings: CollectorSettings, open_stream: StreamFactory, writer: EmfWriter | None = None
+    settings: CollectorSettings,
+    open_stream: StreamFactory,
+    writer: EmfWriter | None = None,
+    suppression: SuppressionList | None = None,
 ) -> Starlette:
     """The ASGI app. `open_stream` opens the stream for the app's lifetime (aiobotocore in
-    production, a loopback stand-in in the benchmark)."""
+    production, a loopback stand-in in the benchmark); `suppression`, when given, is read
+    before the app takes a request (it does not start without it) and again every
+    `refresh_seconds`."""
     state: dict[str, Collector] = {}
 
     def collector() -> Collector:
@@ -261,7 +276,10 @@ def create_app(
                 stream,
                 writer
                 or EmfWriter(settings.metrics_namespace, dimensions={"Stream": stream.stream_name}),
+                suppression,
             )
+            if suppression is not None:
+                made.suppression = await asyncio.to_thread(suppression.load)
             made.deliverer.start()
             if "*" in settings.allowed_origins:
                 log.warning(
@@ -269,12 +287,14 @@ def create_app(
                     "CLICKSTREAM_COLLECTOR_ALLOWED_ORIGINS lists the sites' origins to restrict it"
                 )
             metrics_task = asyncio.get_running_loop().create_task(_emit_metrics(made))
+            refresh_task = asyncio.get_running_loop().create_task(_refresh_suppression(made))
             log.info("collector ready", stream=stream.stream_name)
             try:
                 yield
             finally:
                 left = await made.deliverer.close(settings.shutdown_grace_seconds)
                 metrics_task.cancel()
+                refresh_task.cancel()
                 made.metrics.emit(made.deliverer.take_stats())
                 log.info("collector stopped", undelivered=left)
 
@@ -335,6 +355,16 @@ def create_app(
         )
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+async def _refresh_suppression(collector: Collector) -> None:
+    """The suppression list read again every `refresh_seconds` (in a thread: boto3's
+    calls block); a failed read keeps the last list (`SuppressionList.current`)."""
+    if collector.suppression_list is None:
+        return
+    while True:
+        await asyncio.sleep(1.0)
+        collector.suppression = await asyncio.to_thread(collector.suppression_list.current)
 
 
 async def _emit_metrics(collector: Collector) -> None:

@@ -26,6 +26,7 @@ from clickstream.events import (
     event_from_mapping,
     refusal_record,
 )
+from clickstream.suppression import Suppression
 from collector import segment
 from collector.settings import ClientIpPolicy
 
@@ -89,13 +90,16 @@ class Intake:
     records: list[StreamRecord] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     refusals: list[StreamRecord] = field(default_factory=list)
+    suppressed: int = 0
+    """Valid events of erased people (`clickstream.suppression`): taken, answered as
+    accepted (the client must not send them again) and dropped."""
     """One envelope per rejected event (`clickstream.events.refusal_record`), delivered with
     the accepted events so that the workers keep it as a dead letter with its reason."""
 
     def refused_whole(self) -> Refused | None:
         """The answer when no event of the request was taken: 413 when each was refused for
         its size alone, else 400; None when some were taken."""
-        if self.records or not self.rejected:
+        if self.records or self.suppressed or not self.rejected:
             return None
         first = self.rejected[0]
         if all(r.reason == DeadLetterReason.TOO_LARGE.value for r in self.rejected):
@@ -134,6 +138,8 @@ class Edge:
     max_event_bytes: int = 32 * 1024
     max_age: timedelta = timedelta(days=30)
     max_future: timedelta = timedelta(days=1)
+    suppression: Suppression = field(default_factory=Suppression)
+    """The ids erased with `clickstream forget`: their events are dropped and counted."""
     arrival_allowance: timedelta = timedelta(0)
     """How much later than its receipt a record may reach the stream (the delivery deadline
     and one PutRecords call). The workers judge an event's time at the record's arrival, so
@@ -297,11 +303,14 @@ def _collect(candidates: Sequence[Any], edge: Edge, convert: Any) -> Intake:
                     DeadLetterReason.TOO_DEEP, f"nested deeper than {MAX_NESTING} levels"
                 )
             values = convert(candidate)
-            record, _ = _finish(values, edge)
+            record, event = _finish(values, edge)
         except InvalidEvent as exc:
             intake.rejected.append(Rejection(index, exc.reason.value, str(exc)))
             if len(intake.refusals) < REJECTED_LISTED:
                 intake.refusals.append(_refusal(candidate, exc, edge))
+            continue
+        if edge.suppression.holds(event.user_id, event.anonymous_id, event.session_id):
+            intake.suppressed += 1
             continue
         intake.records.append(record)
     return intake

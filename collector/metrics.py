@@ -13,6 +13,7 @@ METRIC_NAMES: Final = (
     "CollectorRequests",
     "EventsAccepted",
     "EventsRejected",
+    "EventsSuppressed",
     "PutRecordsLatency",
     "PutRecordsThrottled",
     "ServiceUnavailable",
@@ -29,11 +30,13 @@ class CollectorMetrics:
         self.requests = 0
         self.accepted = 0
         self.unavailable = 0
+        self.suppressed = 0
         self.rejected: Counter[str] = Counter()
 
-    def request(self, accepted: int, rejected: dict[str, int]) -> None:
+    def request(self, accepted: int, rejected: dict[str, int], suppressed: int = 0) -> None:
         self.requests += 1
         self.accepted += accepted
+        self.suppressed += suppressed
         self.rejected.update(rejected)
 
     def emit(self, delivery: DeliveryStats) -> None:
@@ -46,6 +49,7 @@ class CollectorMetrics:
             "CollectorRequests": (self.requests, "Count"),
             "EventsAccepted": (self.accepted, "Count"),
             "EventsRejected": (sum(self.rejected.values()), "Count"),
+            "EventsSuppressed": (self.suppressed, "Count"),
             "PutRecordsThrottled": (sum(delivery.entries_refused.values()), "Count"),
             "ServiceUnavailable": (self.unavailable, "Count"),
         }
@@ -54,5 +58,5 @@ class CollectorMetrics:
         self._writer.emit(values)
         for reason, count in sorted(self.rejected.items()):
             self._writer.emit({"EventsRejected": (count, "Count")}, dimensions={"Reason": reason})
-        self.requests = self.accepted = self.unavailable = 0
+        self.requests = self.accepted = self.unavailable = self.suppressed = 0
         self.rejected.clear()

@@ -15,7 +15,9 @@ from collections.abc import AsyncIterator
 
 import uvicorn
 
+from clickstream import aws
 from clickstream.errors import ConfigurationError
+from clickstream.suppression import SuppressionList, SuppressionSettings
 from collector.app import Stream, create_app
 from collector.kinesis import KinesisStream, kinesis_client
 from collector.protocol import guarded_protocol
@@ -43,10 +45,30 @@ def check(settings: CollectorSettings) -> None:
         )
 
 
+def suppression_list(settings: CollectorSettings) -> SuppressionList | None:
+    """The suppression list when the stack has one (`CLICKSTREAM_SUPPRESSION_TABLE`)."""
+    listed = SuppressionSettings()
+    if not listed.table:
+        return None
+    if not listed.bucket:
+        raise ConfigurationError(
+            "CLICKSTREAM_SUPPRESSION_TABLE is set without CLICKSTREAM_SUPPRESSION_BUCKET "
+            "(the archive bucket, which holds the ids' salt)"
+        )
+    region = settings.region or os.environ.get("AWS_REGION")
+    return SuppressionList(
+        aws.client("dynamodb", region=region),
+        aws.client("s3", region=region),
+        table=listed.table,
+        bucket=listed.bucket,
+        refresh_seconds=listed.refresh_seconds,
+    )
+
+
 def serve(settings: CollectorSettings) -> None:
     check(settings)
     config = uvicorn.Config(
-        create_app(settings, open_kinesis),
+        create_app(settings, open_kinesis, suppression=suppression_list(settings)),
         host=settings.host,
         port=settings.port,
         loop="uvloop",

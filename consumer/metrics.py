@@ -21,6 +21,8 @@ class Metrics(EmfWriter):
         dead_letters: Mapping[str, int],
         flush_ms: float,
         millis_behind: int | None,
+        *,
+        suppressed: int = 0,
     ) -> None:
         """A processor's flush: events, re-sent events, dead letters (also by reason), its
         latency, and how far behind the stream the shard was."""
@@ -28,6 +30,7 @@ class Metrics(EmfWriter):
             "EventsProcessed": (events, "Count"),
             "DuplicateEvents": (duplicates, "Count"),
             "DeadLetters": (sum(dead_letters.values()), "Count"),
+            "SuppressedEvents": (suppressed, "Count"),
             "FlushLatency": (round(flush_ms, 1), "Milliseconds"),
         }
         if millis_behind is not None:
@@ -41,6 +44,7 @@ METRIC_NAMES: Final = (
     "EventsProcessed",
     "DuplicateEvents",
     "DeadLetters",
+    "SuppressedEvents",
     "FlushLatency",
     "MillisBehindLatest",
     "AlertsRaised",

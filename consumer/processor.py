@@ -30,6 +30,7 @@ from amazon_kclpy.messages import (
 from amazon_kclpy.v3.processor import RecordProcessorBase
 
 from clickstream.logging import get_logger
+from clickstream.suppression import Suppression, SuppressionError
 from consumer.core.aggregate import (
     Changes,
     PageMinuteKey,
@@ -85,6 +86,7 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
         keep_query_params: frozenset[str] = frozenset(),
         item_limits: ItemLimits | None = None,
         progress_interval_seconds: float = 5.0,
+        suppression: Callable[[], Suppression] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
@@ -95,6 +97,7 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
         self._alerts = alerts
         self._bot_rules = bot_rules or BotRules()
         self._metrics = metrics
+        self._suppression = suppression
         self._progress_interval = progress_interval_seconds
         # What the shard's progress report says (see ShardProgress), and when it was sent.
         self._caught_up = False
@@ -128,6 +131,7 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
             "events": 0,
             "duplicates": 0,
             "dead_letters": 0,
+            "suppressed": 0,
             "flushes": 0,
             "items_written": 0,
             "alerts": 0,
@@ -265,7 +269,32 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
         self._window.received(delivery.first, delivery.last, len(records), delivery.size, now)
         if delivery.letters:
             self._dead_letters(delivery.letters)
-        return delivery.events
+        return self._without_suppressed(delivery.events)
+
+    def _without_suppressed(self, events: list[PositionedEvent]) -> list[PositionedEvent]:
+        """The events of people erased with `clickstream forget` are dropped and counted
+        (`clickstream.suppression`): stored nowhere, counted in no session or page."""
+        if self._suppression is None or not events:
+            return events
+        listed = call_with_retries(
+            self._suppression,
+            what="read the suppression list",
+            backoff=self._checkpoint_backoff,
+            log=self._log,
+            retryable=lambda exc: isinstance(exc, SuppressionError),
+            sleep=self._sleep,
+        )
+        if not listed:
+            return events
+        kept = [
+            item
+            for item in events
+            if not listed.holds(item.event.user_id, item.event.anonymous_id, item.event.session_id)
+        ]
+        if len(kept) < len(events):
+            self._window.suppressed += len(events) - len(kept)
+            self.totals["suppressed"] += len(events) - len(kept)
+        return kept
 
     def _apply(self, events: list[PositionedEvent], now: float) -> None:
         """Fold a delivery's events into the cached states, which wait for their cadence."""
@@ -402,10 +431,14 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
             reasons = Counter(letter.error.reason.value for letter in window.dead_letters)
             self._metrics.flushed(
                 len(window.events),
-                window.record_count - len(window.events) - len(window.dead_letters),
+                window.record_count
+                - len(window.events)
+                - len(window.dead_letters)
+                - window.suppressed,
                 reasons,
                 (now - started) * 1000,
                 self._millis_behind,
+                suppressed=window.suppressed,
             )
         self._log.debug(
             "committed",

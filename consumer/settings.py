@@ -299,7 +299,11 @@ def load_settings(
     that started the daemon has checked the environment they inherit.
     """
     if refuse_unknown:
-        problems = unknown_settings(os.environ, [ConsumerSettings, *other_models])
+        from clickstream.suppression import SuppressionSettings
+
+        problems = unknown_settings(
+            os.environ, [ConsumerSettings, SuppressionSettings, *other_models]
+        )
         if problems:
             raise ConfigurationError("; ".join(problems))
     return ConsumerSettings()

@@ -14,6 +14,7 @@ from amazon_kclpy import kcl
 from clickstream import aws
 from clickstream.errors import ClickstreamError
 from clickstream.logging import configure_logging, get_logger
+from clickstream.suppression import SuppressionList, SuppressionSettings
 from consumer.gc_policy import tune_for_processing
 from consumer.metrics import Metrics
 from consumer.processor import ClickstreamProcessor
@@ -62,6 +63,18 @@ def build_processor(settings: ConsumerSettings) -> ClickstreamProcessor:
         if settings.alerts_table
         else None
     )
+    listed = SuppressionSettings()
+    suppression = (
+        SuppressionList(
+            dynamodb,
+            s3,
+            table=listed.table,
+            bucket=listed.bucket or settings.archive_bucket,
+            refresh_seconds=listed.refresh_seconds,
+        )
+        if listed.table
+        else None
+    )
     return ClickstreamProcessor(
         store,
         archive,
@@ -74,6 +87,7 @@ def build_processor(settings: ConsumerSettings) -> ClickstreamProcessor:
         max_cached_sessions=settings.max_cached_sessions,
         max_cached_page_minutes=settings.max_cached_page_minutes,
         keep_query_params=settings.page_key_query_params,
+        suppression=suppression.current if suppression else None,
     )
 
 

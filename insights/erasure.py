@@ -7,23 +7,56 @@ import base64
 import contextlib
 import json
 import secrets
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from clickstream.logging import get_logger
+from clickstream.suppression import KINDS, SALT_KEY, entry_items, id_hash
 from insights.forget import (
     MAX_ID_ROUNDS,
     RECEIPT_PREFIX,
-    SALT_KEY,
     ForgetError,
+    Found,
     Person,
     Receipt,
     carries_any,
     hashed,
     now_text,
+    settle_left,
 )
+
+log = get_logger(component="forget")
+
+
+class SuppressionWrites:
+    """The suppression table, as `forget` writes it: entries put, and taken back by
+    `--lift`."""
+
+    def __init__(self, dynamodb: Any, table: str, days: int) -> None:
+        self.dynamodb = dynamodb
+        self.table = table
+        self.days = days
+
+    def put(self, items: list[dict[str, Any]]) -> None:
+        for item in items:
+            self.dynamodb.put_item(TableName=self.table, Item=item)
+
+    def lift(self, request: str, hashes: set[str]) -> int:
+        """Delete the entries a request put, and those of `hashes`: how many there were."""
+        from clickstream.dynamo import scan_table
+
+        listed = {
+            str(item["id_hash"])
+            for item in scan_table(self.dynamodb, self.table)
+            if item.get("request") == request or item["id_hash"] in hashes
+        }
+        for value in sorted(listed):
+            self.dynamodb.delete_item(TableName=self.table, Key={"id_hash": {"S": value}})
+        return len(listed)
 
 
 class BucketEdits:
@@ -38,6 +71,11 @@ class BucketEdits:
         from insights.archive import listed_keys
 
         return listed_keys(self.s3, self.bucket, prefix)
+
+    def existing_salt(self) -> str | None:
+        from clickstream.suppression import read_salt
+
+        return read_salt(self.s3, self.bucket)
 
     def salt(self) -> str:
         """This deployment's salt for the receipts' hashes, made on first use."""
@@ -102,6 +140,9 @@ class Forgetter:
         sessions_table: str,
         alerts_table: str,
         lake_settings: Any,
+        suppression: SuppressionWrites | None = None,
+        settle_seconds: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._s3 = s3
         self._dynamodb = dynamodb
@@ -110,6 +151,9 @@ class Forgetter:
         self._sessions_table = sessions_table
         self._alerts_table = alerts_table
         self._lake_settings = lake_settings
+        self._suppression = suppression
+        self._settle_seconds = settle_seconds
+        self._sleep = sleep
 
     # -- finding -----------------------------------------------------------------------
 
@@ -133,7 +177,7 @@ class Forgetter:
         _, rows = sql.run(connection, query)
         return rows
 
-    def find_sessions(self, person: Person, since: datetime | None) -> tuple[set[str], set[str]]:
+    def find_sessions(self, person: Person, since: datetime | None) -> Found:
         """Every session in which one of the person's ids appears, in the raw archive or the
         lake (`events`), from `since`'s hour when given; and every id of theirs those
         sessions show (the anonymous id a user had before logging in, and so on), followed
@@ -164,7 +208,7 @@ class Forgetter:
             sessions |= found
             users |= more_users
             anonymous |= more_anonymous
-        return sessions, users | anonymous | sessions
+        return Found(frozenset(users), frozenset(anonymous), frozenset(sessions))
 
     def hours_of(self, sessions: set[str], since: datetime | None) -> list[datetime]:
         if not sessions:
@@ -187,14 +231,24 @@ class Forgetter:
         receipt.runs += 1
         receipt.status = "running"
         receipt.finished_at = None
-        sessions, identifiers = self.find_sessions(person, since)
-        hours = self.hours_of(sessions, since)
-        receipt.sessions = sorted({*receipt.sessions, *(hashed(salt, s) for s in sessions)})
 
         def save() -> None:
             if not dry_run:
                 self._bucket.save(receipt)
 
+        found = self.find_sessions(person, since)
+        if self._suppression is not None:
+            self._suppress(found, salt, receipt, dry_run, save)
+            wait = settle_left(receipt.suppressed_at or now_text(), self._settle_seconds, _now())
+            if wait and not dry_run:
+                # Every process reads the list again, every worker writes what it held.
+                log.info("waiting for the suppression list to reach every process", seconds=wait)
+                self._sleep(wait)
+                found = self.find_sessions(person, since)
+                self._suppress(found, salt, receipt, dry_run, save)
+        sessions, identifiers = set(found.session_ids), found.identifiers()
+        hours = self.hours_of(sessions, since)
+        receipt.sessions = sorted({*receipt.sessions, *(hashed(salt, s) for s in sessions)})
         save()
         frozen = frozenset(sessions)
         # The raw archive last: until it is clean, a run killed on the way finds the person
@@ -217,6 +271,48 @@ class Forgetter:
         else:
             receipt.status = "dry run"
         return receipt
+
+    def _suppress(
+        self,
+        found: Found,
+        salt: str,
+        receipt: Receipt,
+        dry_run: bool,
+        save: Callable[[], None],
+    ) -> None:
+        """Every id of theirs on the suppression list (put again on a rerun: harmless)."""
+        assert self._suppression is not None
+        items = entry_items(salt, found.by_kind(), receipt.request, _now(), self._suppression.days)
+        receipt.suppressed = sorted({*receipt.suppressed, *(i["id_hash"]["S"] for i in items)})
+        if dry_run:
+            return
+        self._suppression.put(items)
+        if receipt.suppressed_at is None:
+            receipt.suppressed_at = _now().isoformat()
+        save()
+
+    def lift(self, person: Person) -> tuple[str, int]:
+        """Take the person off the suppression list: the entries their forget request put
+        and those of the ids named. (request, entries deleted)."""
+        if self._suppression is None:
+            raise ForgetError("no suppression table: set CLICKSTREAM_SUPPRESSION_TABLE")
+        salt = self._bucket.existing_salt()
+        if salt is None:
+            return "", 0
+        request = person.request(salt)
+        named = {
+            id_hash(salt, kind, value)
+            for kind, values in zip(
+                KINDS, (person.user_ids, person.anonymous_ids, person.session_ids), strict=True
+            )
+            for value in values
+        }
+        lifted = self._suppression.lift(request, named)
+        receipt = self._bucket.receipt(request)
+        if receipt is not None:
+            receipt.lifted_at = now_text()
+            self._bucket.save(receipt)
+        return request, lifted
 
     def _raw(
         self,
@@ -358,6 +454,10 @@ class Forgetter:
                 )
         if not dry_run:
             save()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _since(since: datetime | None) -> str:

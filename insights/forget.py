@@ -15,6 +15,12 @@ fold). Then, each step idempotent:
    them (deleted when nothing is left; with versioning on, its older versions are deleted
    too). Until it is clean, a run killed on the way finds the person again and finishes.
 
+Before any of it, every id of theirs goes on the suppression list (`clickstream.suppression`)
+and the run waits until every process has read it and every worker has written what it held
+(`settle_seconds`): events arriving later (a tab still open, a retried beacon, a replay) are
+dropped from then on, and none stored before it is missed. The sessions are looked for again
+after the wait.
+
 Page counters are aggregates over every visitor and stay as they are (the README says
 what that means for a page one person alone visited: "Erasing a person").
 
@@ -35,7 +41,6 @@ from typing import Any, Final
 from clickstream.errors import InsightsError
 
 RECEIPT_PREFIX: Final = "forget-receipts"
-SALT_KEY: Final = "forget-receipts/_salt"
 MAX_ID_ROUNDS: Final = 5
 """How far ids are followed: a user id's sessions, their anonymous ids, those ids' sessions…"""
 
@@ -71,6 +76,25 @@ class Person:
         return hashlib.sha256(f"{salt}\n{text}".encode()).hexdigest()[:32]
 
 
+@dataclass(frozen=True, slots=True)
+class Found:
+    """The person's ids as the stored events show them, by kind."""
+
+    user_ids: frozenset[str] = frozenset()
+    anonymous_ids: frozenset[str] = frozenset()
+    session_ids: frozenset[str] = frozenset()
+
+    def by_kind(self) -> dict[str, frozenset[str]]:
+        return {
+            "user_id": self.user_ids,
+            "anonymous_id": self.anonymous_ids,
+            "session_id": self.session_ids,
+        }
+
+    def identifiers(self) -> set[str]:
+        return {*self.user_ids, *self.anonymous_ids, *self.session_ids}
+
+
 def hashed(salt: str, value: str) -> str:
     return hashlib.sha256(f"{salt}\n{value}".encode()).hexdigest()[:32]
 
@@ -96,6 +120,11 @@ class Receipt:
     dead_letter_objects: dict[str, int] = field(default_factory=dict)
     session_items: list[str] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
+    suppressed: list[str] = field(default_factory=list)
+    """The suppression list's entries put (their `id_hash`)."""
+    suppressed_at: str | None = None
+    """When the first run put them: the erasure waits `settle_seconds` from then."""
+    lifted_at: str | None = None
 
     def found(self, store: dict[str, int], key: str, count: int) -> None:
         if count and key not in store:
@@ -112,6 +141,7 @@ class Receipt:
             "dead_letters_removed": sum(self.dead_letter_objects.values()),
             "session_items_deleted": len(self.session_items),
             "alerts_deleted": len(self.alerts),
+            "ids_suppressed": len(self.suppressed),
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -128,6 +158,9 @@ class Receipt:
             "dead_letter_objects": self.dead_letter_objects,
             "session_items": self.session_items,
             "alerts": self.alerts,
+            "suppressed": self.suppressed,
+            "suppressed_at": self.suppressed_at,
+            "lifted_at": self.lifted_at,
         }
 
     @classmethod
@@ -144,8 +177,17 @@ class Receipt:
             dead_letter_objects=dict(value.get("dead_letter_objects", {})),
             session_items=list(value.get("session_items", [])),
             alerts=list(value.get("alerts", [])),
+            suppressed=list(value.get("suppressed", [])),
+            suppressed_at=value.get("suppressed_at"),
+            lifted_at=value.get("lifted_at"),
         )
 
 
 def now_text() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def settle_left(suppressed_at: str, settle_seconds: float, now: datetime) -> float:
+    """Seconds still to wait after the suppression was put, before erasing (0: none)."""
+    waited = (now - datetime.fromisoformat(suppressed_at)).total_seconds()
+    return max(0.0, settle_seconds - waited)

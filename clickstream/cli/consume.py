@@ -22,10 +22,16 @@ def other_settings() -> tuple[type[BaseSettings], ...]:
     typos."""
     from clickstream.local.settings import LocalStackSettings
     from collector.settings import CollectorSettings
-    from insights.settings import DashboardSettings
+    from insights.settings import DashboardSettings, LakeSettings
     from producer.settings import ProducerSettings
 
-    return (ProducerSettings, LocalStackSettings, CollectorSettings, DashboardSettings)
+    return (
+        ProducerSettings,
+        LocalStackSettings,
+        CollectorSettings,
+        DashboardSettings,
+        LakeSettings,
+    )
 
 
 @one_line_errors

@@ -28,17 +28,27 @@ def forget(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Say what would be removed; change nothing.")
     ] = False,
+    lift: Annotated[
+        bool,
+        typer.Option(
+            "--lift",
+            help="Take the ids off the suppression list (with every id their forget found); "
+            "erase nothing.",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Remove a person's events and items from every store that holds them: every session in
     which one of the ids appears, from the raw archive and the lake (objects rewritten, old
     versions deleted), the dead letters whose bytes carry an id, the session items and the
-    alerts naming those sessions. Page counters are aggregates and stay. Idempotent: run it
-    again after a failure and it finishes the job; the receipt (in the bucket, ids hashed)
-    says what was removed."""
+    alerts naming those sessions. Page counters are aggregates and stay. First every id goes
+    on the suppression list, so that the collector and the workers drop the person's later
+    events. Idempotent: run it again after a failure and it finishes the job; the receipt
+    (in the bucket, ids hashed) says what was removed."""
     from clickstream import aws
     from clickstream.cli.sql import archive_location
-    from insights.erasure import Forgetter
+    from clickstream.suppression import SuppressionSettings
+    from insights.erasure import Forgetter, SuppressionWrites
     from insights.forget import Person
     from insights.lake_store import s3_client
     from insights.settings import LakeSettings
@@ -50,14 +60,32 @@ def forget(
         if not os.environ.get(name):
             raise ConfigurationError(f"{name} is not set (the stack's outputs name the table)")
         tables[name] = os.environ[name]
+    dynamodb = aws.client("dynamodb", region=location.region)
+    listed = SuppressionSettings()
+    if not listed.table:
+        err.print(
+            "[yellow]no suppression table (CLICKSTREAM_SUPPRESSION_TABLE): the person's later "
+            "events will not be dropped[/yellow]"
+        )
     forgetter = Forgetter(
         s3_client(location),
-        aws.client("dynamodb", region=location.region),
+        dynamodb,
         location,
         sessions_table=tables["CLICKSTREAM_SESSIONS_TABLE"],
         alerts_table=tables["CLICKSTREAM_ALERTS_TABLE"],
         lake_settings=LakeSettings(),
+        suppression=SuppressionWrites(dynamodb, listed.table, listed.days)
+        if listed.table
+        else None,
+        settle_seconds=listed.resolved_settle_seconds(),
     )
+    if lift:
+        request, lifted = forgetter.lift(person)
+        if as_json:
+            print_json({"request": request or None, "lifted": lifted})
+        else:
+            out.print(f"lifted {lifted} suppression entries" + (f" ({request})" if request else ""))
+        return
     start = since_time(since, datetime.now(UTC)) if since else None
     with err.status("finding the person's sessions and removing them"):
         receipt = forgetter.run(person, start, dry_run=dry_run)

@@ -63,6 +63,8 @@ class LocalStackState(BaseModel):
             "CLICKSTREAM_PAGE_STATS_TABLE": self.outputs["PageStatsTableName"],
             "CLICKSTREAM_ALERTS_TABLE": self.outputs["AlertsTableName"],
             "CLICKSTREAM_ARCHIVE_BUCKET": self.outputs["ArchiveBucketName"],
+            "CLICKSTREAM_SUPPRESSION_TABLE": self.outputs["SuppressionTableName"],
+            "CLICKSTREAM_SUPPRESSION_BUCKET": self.outputs["ArchiveBucketName"],
         }
 
 

@@ -78,6 +78,8 @@ class CommitWindow:
     started_at: float | None = None
     record_count: int = 0
     byte_count: int = 0
+    suppressed: int = 0
+    """Events dropped as an erased person's (`clickstream.suppression`)."""
 
     def received(
         self, first: Position, last: Position, records: int, size: int, now: float

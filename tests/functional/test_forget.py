@@ -11,24 +11,37 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
+import httpx
 import pytest
 
 from clickstream import aws
-from clickstream.events import ClickEvent, DeadLetterReason, InvalidEvent
+from clickstream.events import ClickEvent, DeadLetterReason, InvalidEvent, decode_event
 from clickstream.local.stack import LocalStackState
+from clickstream.suppression import SuppressionList
 from consumer.core.batch import DeadLetter, archive_objects
 from consumer.core.positions import Position
 from insights import sql
 from insights.compaction import Compactor
 from insights.settings import LakeSettings
+from tests.functional.test_real_traffic import archived, run
 from tests.support.archive import seed_hours
+from tests.support.collector import (
+    WRITE_KEYS,
+    basic,
+    new_stream,
+    own_event,
+    running_collector,
+    stream_contents,
+)
 from tests.support.manifest_gate import ManifestGate
 
 START = datetime(2026, 11, 20, 9, 58, 30, tzinfo=UTC)
@@ -45,6 +58,7 @@ class World:
     events: list[ClickEvent]
     person: ClickEvent
     """An event of the person: their user id, anonymous id and session."""
+    suppression_table: str
 
     @property
     def bucket(self) -> str:
@@ -81,8 +95,19 @@ class World:
             start_new_session=True,
         )  # fmt: skip
 
+    def suppression(self) -> dict[str, str]:
+        """The test's own suppression list (the session's stack has one for other tests)."""
+        return {
+            "CLICKSTREAM_SUPPRESSION_TABLE": self.suppression_table,
+            "CLICKSTREAM_SUPPRESSION_BUCKET": self.bucket,
+            "CLICKSTREAM_SUPPRESSION_REFRESH_SECONDS": "1",
+            # Here nothing runs beside forget: the wait is the list's refresh and a second.
+            "CLICKSTREAM_SUPPRESSION_SETTLE_SECONDS": "2",
+        }
+
     def environment(self, s3_endpoint: str | None = None) -> dict[str, str]:
         env = {**os.environ, **self.state.environment(), "CLICKSTREAM_ARCHIVE_BUCKET": self.bucket}
+        env.update(self.suppression())
         env["CLICKSTREAM_LAKE_MEMORY_LIMIT"] = "256MB"
         if s3_endpoint:
             env["AWS_ENDPOINT_URL_S3"] = s3_endpoint
@@ -147,7 +172,14 @@ def world(local_stack: LocalStackState) -> World:
     for item in archive_objects("shardId-000000000009", [], letters):
         s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)
     dynamodb = aws.local_client("dynamodb", local_stack.moto_endpoint, local_stack.region)
-    world = World(local_stack, s3, dynamodb, location, events, person)
+    suppression_table = f"{bucket}-suppression"
+    dynamodb.create_table(
+        TableName=suppression_table,
+        AttributeDefinitions=[{"AttributeName": "id_hash", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id_hash", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    world = World(local_stack, s3, dynamodb, location, events, person, suppression_table)
     for session in [*world.sessions_of_person(), "s-forget-control"]:
         dynamodb.put_item(
             TableName=local_stack.outputs["SessionsTableName"],
@@ -180,7 +212,7 @@ def assert_forgotten(world: World, before: Counter[str]) -> None:
         text = world.s3.get_object(Bucket=world.bucket, Key=key)["Body"].read()
         assert not any(needle in text for needle in needles), key
     tables = world.state.outputs
-    for table in (tables["SessionsTableName"], tables["AlertsTableName"]):
+    for table in (tables["SessionsTableName"], tables["AlertsTableName"], world.suppression_table):
         for item in world.dynamodb.scan(TableName=table)["Items"]:
             assert not any(needle.decode() in repr(item) for needle in needles), table
     assert world.dynamodb.get_item(
@@ -248,3 +280,98 @@ def test_a_forget_killed_mid_way_and_run_again_finishes_with_the_right_receipt(
     assert receipt["runs"] == 2
     assert receipt["removed"] == planned
     assert_forgotten(world, before)
+
+
+def suppressed_metric(log: Path) -> int:
+    """The collector's `EventsSuppressed` so far, from the EMF documents in its log."""
+    total = 0
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("{") and '"EventsSuppressed"' in line:
+            total += int(json.loads(line)["EventsSuppressed"])
+    return total
+
+
+def test_after_forget_the_persons_later_events_are_dropped_and_counted_until_lifted(
+    world: World, tmp_path: Path
+) -> None:
+    person = world.person
+    later = [  # a new session of the user, the anonymous id on its own, the old session's tab
+        own_event("later-user", "s-later-1", user_id=person.user_id),
+        own_event("later-anonymous", "s-later-2", anonymous_id=person.anonymous_id),
+        own_event("later-session", person.session_id),
+        own_event("someone-else", "s-someone-else", user_id="u-someone-else"),
+    ]
+    stream = new_stream(world.state)
+    with running_collector(
+        world.state,
+        stream,
+        tmp_path,
+        environment=world.suppression(),
+        metrics_interval_seconds=0.5,
+    ) as collector:
+        # GIVEN a collector already running (its list empty) when the person is forgotten
+        forgotten = world.forget()
+        output, errors = forgotten.communicate(timeout=300)
+        assert forgotten.returncode == 0, errors.decode()[-3000:]
+        receipt = json.loads(output)
+        sessions = world.sessions_of_person()
+        users = {e.user_id for e in world.events if e.session_id in sessions and e.user_id}
+        anonymous = {e.anonymous_id for e in world.events if e.session_id in sessions}
+        entries = world.dynamodb.scan(TableName=world.suppression_table)["Items"]
+        assert len(entries) == len(sessions) + len(users) + len(anonymous)
+        assert receipt["removed"]["ids_suppressed"] == len(entries)
+        # WHEN the person's later events reach it
+        response = httpx.post(
+            f"{collector.url}/v1/events", json=later, headers=basic(WRITE_KEYS[0])
+        )
+        # THEN they are answered as taken (no retry), kept out of the stream, and counted
+        assert (response.status_code, response.json()) == (200, {"success": True})
+        taken, _ = stream_contents(world.state, stream)
+        assert [decode_event(r.data, None).event_id for r in taken] == ["someone-else"]
+        deadline = time.monotonic() + 10
+        while suppressed_metric(collector.log) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert suppressed_metric(collector.log) == 3
+
+        # AND the workers drop them too (a producer writing to the stream, a replay of it)
+        listed = SuppressionList(
+            world.dynamodb,
+            world.s3,
+            table=world.suppression_table,
+            bucket=world.bucket,
+            refresh_seconds=1,
+        )
+        payloads = [(json.dumps(e).encode(), str(e["session_id"])) for e in later]
+        _, processor, store, archive = run(payloads, suppression=listed.current)
+        assert processor.totals["suppressed"] == 3
+        assert [e["event_id"] for e in archived(archive, "raw/")] == ["someone-else"]
+        assert set(store.sessions) == {"s-someone-else"}
+
+        # WHEN the suppression is lifted
+        lift = subprocess.run(
+            [sys.executable, "-m", "clickstream.cli", "forget", "--user-id",
+             str(person.user_id), "--lift", "--json"],
+            env=world.environment(), capture_output=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert lift.returncode == 0, lift.stderr.decode()[-3000:]
+        assert json.loads(lift.stdout)["lifted"] == len(entries)
+        assert world.dynamodb.scan(TableName=world.suppression_table)["Items"] == []
+        # THEN the collector, once it read the list again, takes the person's events
+        deadline = time.monotonic() + 15
+        attempt = 0
+        while True:
+            attempt += 1
+            event = own_event(f"after-lift-{attempt}", "s-later-3", user_id=person.user_id)
+            response = httpx.post(
+                f"{collector.url}/v1/events", json=[event], headers=basic(WRITE_KEYS[0])
+            )
+            assert response.status_code == 200, response.text
+            taken, _ = stream_contents(world.state, stream)
+            if any(b"after-lift" in r.data for r in taken) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert any(b"after-lift" in r.data for r in taken)
+    # AND so do the workers
+    _, processor, _, archive = run(payloads, suppression=listed.current)
+    assert processor.totals["suppressed"] == 0
+    assert len(archived(archive, "raw/")) == 4

@@ -15,6 +15,7 @@ import pytest
 from clickstream import aws
 from clickstream.local.stack import LocalStackState
 from clickstream.paths import DEFAULT_TEMPLATE
+from clickstream.suppression import SuppressionSettings
 from consumer.core.batch import RAW_PREFIX, partition_path
 from consumer.metrics import METRIC_NAMES
 from consumer.settings import ConsumerSettings, unknown_settings
@@ -85,7 +86,7 @@ def test_the_worker_service_runs_the_image_with_the_stacks_settings(
     assert container["healthCheck"]["command"] == ["CMD", "clickstream", "health"]
     assert container["logConfiguration"]["logDriver"] == "awslogs"
     environment = {e["name"]: e["value"] for e in container["environment"]}
-    assert unknown_settings(environment, [ConsumerSettings]) == []
+    assert unknown_settings(environment, [ConsumerSettings, SuppressionSettings]) == []
     assert environment["CLICKSTREAM_STREAM_NAME"] == production["StreamName"]
     assert environment["CLICKSTREAM_ALERTS_TABLE"] == production["AlertsTableName"]
     assert environment["CLICKSTREAM_APPLICATION_NAME"] == f"{production['StreamName']}-consumer"

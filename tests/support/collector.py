@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -100,9 +100,11 @@ def running_collector(
     log_dir: Path,
     *,
     kinesis_endpoint: str | None = None,
+    environment: Mapping[str, str] | None = None,
     **settings: Any,
 ) -> Iterator[CollectorProcess]:
-    """`python -m collector` against the local stack (or a proxy in front of its Kinesis)."""
+    """`python -m collector` against the local stack (or a proxy in front of its Kinesis);
+    `environment` adds to or replaces its variables."""
     port = free_port()
     env = {
         **os.environ,
@@ -115,6 +117,7 @@ def running_collector(
     if kinesis_endpoint:
         env["AWS_ENDPOINT_URL_KINESIS"] = kinesis_endpoint
     env.update({f"CLICKSTREAM_COLLECTOR_{k.upper()}": str(v) for k, v in settings.items()})
+    env.update(environment or {})
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"collector-{port}.log"
     with log.open("wb") as sink:

@@ -9,6 +9,7 @@ import pytest
 
 from clickstream.local.template import load_template
 from clickstream.paths import DEFAULT_TEMPLATE
+from clickstream.suppression import SuppressionSettings
 from consumer.metrics import METRIC_NAMES
 
 TEMPLATE = load_template(DEFAULT_TEMPLATE)
@@ -75,10 +76,79 @@ def s3_grants(role: str) -> dict[str, set[str]]:
     return found
 
 
+SALT = "${ArchiveBucket.Arn}/forget-receipts/_salt"
+
+
 def test_workers_write_under_the_archive_prefixes_only_and_delete_nothing() -> None:
     assert s3_grants("WorkerTaskRole") == {
-        "s3:PutObject": {"${ArchiveBucket.Arn}/raw/*", "${ArchiveBucket.Arn}/dead-letter/*"}
+        "s3:PutObject": {"${ArchiveBucket.Arn}/raw/*", "${ArchiveBucket.Arn}/dead-letter/*"},
+        "s3:GetObject": {SALT},
     }
+
+
+def test_the_suppression_list_is_read_by_the_collector_and_workers_written_by_forget() -> None:
+    table = {"Fn::GetAtt": ["SuppressionTable", "Arn"]}
+    on_table = {
+        role: set(as_list(statement["Action"]))
+        for role, statement in statements()
+        if table in as_list(statement["Resource"])
+    }
+    assert on_table == {
+        "WorkerTaskRole": {"dynamodb:Scan"},
+        "CollectorTaskRole": {"dynamodb:Scan"},
+        "ForgetTaskRole": {"dynamodb:Scan", "dynamodb:PutItem", "dynamodb:DeleteItem"},
+    }
+    spec = TEMPLATE["Resources"]["SuppressionTable"]["Properties"]
+    assert spec["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert spec["KeySchema"] == [{"AttributeName": "id_hash", "KeyType": "HASH"}]
+
+
+def test_forget_may_rewrite_the_stores_that_hold_a_person_and_nothing_else() -> None:
+    held = {
+        f"${{ArchiveBucket.Arn}}/{prefix}/*"
+        for prefix in ("raw", "events", "lake", "dead-letter", "forget-receipts")
+    }
+    assert s3_grants("ForgetTaskRole") == {
+        "s3:ListBucket": {"bucket"},
+        "s3:ListBucketVersions": {"bucket"},
+        "s3:GetBucketVersioning": {"bucket"},
+        **{
+            action: held
+            for action in (
+                "s3:GetObject",
+                "s3:PutObject",
+                "s3:DeleteObject",
+                "s3:DeleteObjectVersion",
+                "s3:AbortMultipartUpload",
+            )
+        },
+    }
+    dynamodb = {
+        str(statement["Resource"]["Fn::GetAtt"][0]): set(as_list(statement["Action"]))
+        for role, statement in statements()
+        if role == "ForgetTaskRole" and str(as_list(statement["Action"])[0]).startswith("dynamodb")
+    }
+    assert dynamodb == {
+        "SessionsTable": {"dynamodb:GetItem", "dynamodb:DeleteItem"},
+        "AlertsTable": {"dynamodb:Scan", "dynamodb:DeleteItem"},
+        "SuppressionTable": {"dynamodb:Scan", "dynamodb:PutItem", "dynamodb:DeleteItem"},
+    }
+    task = TEMPLATE["Resources"]["ForgetTaskDefinition"]["Properties"]
+    assert task["TaskRoleArn"] == {"Fn::GetAtt": ["ForgetTaskRole", "Arn"]}
+    (container,) = task["ContainerDefinitions"]
+    from consumer.settings import unknown_settings
+    from insights.settings import LakeSettings
+
+    names = {variable["Name"] for variable in container["Environment"]}
+    # What `clickstream forget` reads by name (the stack's outputs), then its settings.
+    by_name = {
+        "CLICKSTREAM_ARCHIVE_BUCKET",
+        "CLICKSTREAM_SESSIONS_TABLE",
+        "CLICKSTREAM_ALERTS_TABLE",
+    }
+    settings = {name: "x" for name in names - by_name}
+    assert unknown_settings(settings, [SuppressionSettings, LakeSettings]) == []
+    assert {"CLICKSTREAM_SUPPRESSION_TABLE", "CLICKSTREAM_SESSIONS_TABLE"} <= set(names)
 
 
 def test_compaction_reads_raw_and_writes_only_the_lake() -> None:
@@ -95,7 +165,7 @@ def test_compaction_reads_raw_and_writes_only_the_lake() -> None:
         for role, statement in statements()
         if {"s3:PutObject", "s3:DeleteObject"} & set(as_list(statement["Action"]))
     }
-    assert writers == {"WorkerTaskRole", "CompactionTaskRole"}
+    assert writers == {"WorkerTaskRole", "CompactionTaskRole", "ForgetTaskRole"}
 
 
 def test_the_schedule_may_only_run_the_compaction_task_and_pass_its_roles() -> None:
@@ -164,7 +234,7 @@ def test_every_task_environment_variable_is_a_setting_the_worker_reads() -> None
         0
     ]
     names = {variable["Name"]: "x" for variable in container["Environment"]}
-    assert unknown_settings(names, [ConsumerSettings]) == []
+    assert unknown_settings(names, [ConsumerSettings, SuppressionSettings]) == []
     required = {
         f"CLICKSTREAM_{name.upper()}"
         for name, field in ConsumerSettings.model_fields.items()
@@ -201,7 +271,14 @@ def test_the_service_runs_on_fargate_in_the_given_network_with_the_task_role() -
 def test_the_collector_task_role_may_only_put_records_and_read_the_streams_status() -> None:
     role = TEMPLATE["Resources"]["CollectorTaskRole"]["Properties"]
     (policy,) = role["Policies"]
-    write, metrics = policy["PolicyDocument"]["Statement"]
+    write, suppression, salt, metrics = policy["PolicyDocument"]["Statement"]
+    assert suppression["Action"] == "dynamodb:Scan"
+    assert salt == {
+        "Sid": "ReadTheSuppressionSalt",
+        "Effect": "Allow",
+        "Action": "s3:GetObject",
+        "Resource": {"Fn::Sub": "${ArchiveBucket.Arn}/forget-receipts/_salt"},
+    }
     assert write["Action"] == ["kinesis:PutRecords", "kinesis:DescribeStreamSummary"]
     assert write["Resource"] == {"Fn::GetAtt": ["EventStream", "Arn"]}
     assert metrics["Action"] == "cloudwatch:PutMetricData"
@@ -215,7 +292,7 @@ def test_the_collector_task_reads_its_keys_from_the_secret_and_knows_every_varia
     (container,) = task["ContainerDefinitions"]
     assert (container["EntryPoint"], container["Command"]) == (["clickstream"], ["collect"])
     names = {variable["Name"]: "x" for variable in container["Environment"]}
-    assert unknown_settings(names, [CollectorSettings]) == []
+    assert unknown_settings(names, [CollectorSettings, SuppressionSettings]) == []
     assert "CLICKSTREAM_COLLECTOR_WRITE_KEYS" not in names  # never in the template's text
     assert container["Secrets"] == [
         {
