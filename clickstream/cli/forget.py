@@ -62,6 +62,11 @@ def forget(
         tables[name] = os.environ[name]
     dynamodb = aws.client("dynamodb", region=location.region)
     listed = SuppressionSettings()
+    if listed.table and listed.bucket and listed.bucket != location.bucket:
+        raise ConfigurationError(
+            f"CLICKSTREAM_SUPPRESSION_BUCKET ({listed.bucket}) is not the archive bucket "
+            f"({location.bucket}), whose salt forget hashes the ids with"
+        )
     if not listed.table:
         err.print(
             "[yellow]no suppression table (CLICKSTREAM_SUPPRESSION_TABLE): the person's later "

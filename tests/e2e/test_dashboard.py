@@ -82,6 +82,9 @@ def demo_environment(tmp_path: Path) -> Iterator[dict[str, str]]:
         },
         # So the heatmap catches up within the test's wait (default: once a minute).
         "CLICKSTREAM_DASHBOARD_HEATMAP_REFRESH_SECONDS": "10",
+        # forget waits for the collector to read the list (the workers have stopped by then).
+        "CLICKSTREAM_SUPPRESSION_REFRESH_SECONDS": "2",
+        "CLICKSTREAM_SUPPRESSION_SETTLE_SECONDS": "4",
     }
     saved = dict(os.environ)
     os.environ.update(variables)
@@ -329,8 +332,111 @@ def test_the_dashboard_shows_the_demos_numbers_live_and_its_heatmap(
         # `sql` over `events` and the busiest page's heatmap read the Parquet alone and
         # equal the manifest
         the_lake_equals_the_manifest(manifest, want, tmp_path)
+        # AND once three visitors are forgotten, the dashboard, `sql` and `query` show them
+        # nowhere and the rest still equals the manifest
+        forgotten_visitors_are_nowhere(manifest, want, url)
     finally:
         stop_demo(demo)
+
+
+def sql(query: str) -> list[dict[str, Any]]:
+    answer = clickstream("sql", query, "--format", "json")
+    assert answer.returncode == 0, answer.stderr.decode()[-3000:]
+    rows: list[dict[str, Any]] = json.loads(answer.stdout)
+    return rows
+
+
+def quoted(values: set[str]) -> str:
+    return ", ".join("'" + value.replace("'", "''") + "'" for value in sorted(values))
+
+
+def forgotten_visitors_are_nowhere(manifest: Manifest, want: dict[str, Any], url: str) -> None:
+    # GIVEN three visitors: a user id seen in two sessions, a bot the alerts name, and the
+    # busiest anonymous visitor
+    users = sql(
+        "SELECT user_id FROM events WHERE user_id IS NOT NULL GROUP BY 1 "
+        "HAVING count(DISTINCT session_id) >= 2 ORDER BY count(*) DESC, 1 LIMIT 1"
+    )
+    assert users, "the demo's traffic has no user id seen in two sessions"
+    user = str(users[0]["user_id"])
+    bot_session = next(subject for _, rule, subject in want["alerts"] if rule == "bot_session")
+    (bot,) = sql(f"SELECT DISTINCT anonymous_id FROM events WHERE session_id = '{bot_session}'")
+    named = {subject for _, _, subject in want["alerts"]}
+    (visitor,) = sql(
+        "SELECT anonymous_id FROM events WHERE user_id IS NULL AND anonymous_id IS NOT NULL "
+        f"AND session_id NOT IN ({quoted(named)}) GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
+    )
+    anonymous = {str(bot["anonymous_id"]), str(visitor["anonymous_id"])}
+    theirs = {
+        str(row["session_id"])
+        for row in sql(
+            "SELECT DISTINCT session_id FROM events WHERE user_id = "
+            f"'{user}' OR anonymous_id IN ({quoted(anonymous)})"
+        )
+    }
+    assert len(theirs) >= 4, theirs
+    removed: Counter[tuple[str, str]] = Counter()
+    for row in sql(
+        f"SELECT page, type, count(*) AS n FROM events WHERE session_id IN ({quoted(theirs)}) "
+        "GROUP BY ALL"
+    ):
+        removed[(page_key(row["page"]), row["type"])] += row["n"]
+    # WHEN each is forgotten
+    for ids in (["--user-id", user], *(["--anonymous-id", a] for a in sorted(anonymous))):
+        done = clickstream("forget", *ids, "--json")
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+        assert json.loads(done.stdout)["status"] == "done"
+    # THEN `sql` finds none of their rows, in `events` or the raw archive
+    ids = theirs | anonymous | {user}
+    for table in ("events", "raw_events"):
+        (left,) = sql(
+            f"SELECT count(*) AS n FROM {table} WHERE session_id IN ({quoted(ids)}) "
+            f"OR user_id IN ({quoted(ids)}) OR anonymous_id IN ({quoted(ids)})"
+        )
+        assert left["n"] == 0, table
+    # AND every other session, and every page and type, is the manifest's less theirs
+    per_session = {str(r["session_id"]): r["n"] for r in sql(
+        "SELECT session_id, count(*) AS n FROM events GROUP BY 1"
+    )}  # fmt: skip
+    assert per_session == {
+        session: truth.events
+        for session, truth in manifest.sessions.items()
+        if session not in theirs and truth.events
+    }
+    found: Counter[tuple[str, str]] = Counter()
+    for row in sql("SELECT page, type, count(*) AS n FROM events GROUP BY ALL"):
+        if row["type"] in ("page_view", "click"):
+            found[(page_key(row["page"]), row["type"])] += row["n"]
+    expected: Counter[tuple[str, str]] = Counter()
+    for page, minutes in manifest.pages.items():
+        for truth in minutes.values():
+            expected[(page, "page_view")] += truth.views
+            expected[(page, "click")] += truth.clicks
+    assert found == +(expected - removed)
+    # AND `query` knows none of their sessions, and no alert names one
+    for session in sorted(theirs):
+        answer = clickstream("query", "session", session, "--json")
+        assert answer.returncode != 0, session
+        assert b"no session" in answer.stderr, session
+    other = next(s for s in sorted(manifest.sessions) if s not in theirs)
+    assert clickstream("query", "session", other, "--json").returncode == 0
+    others = sorted(a for a in want["alerts"] if a[2] not in theirs)
+    assert len(others) == len(want["alerts"]) - 1  # the bot's alone
+    alerts = json.loads(clickstream("query", "alerts", "--json").stdout)["alerts"]
+    assert sorted(a["subject"] for a in alerts) == sorted(a[2] for a in others)
+    # AND the dashboard, opened again, shows none of them, and the other alerts
+    with headless_chromium(1400, 1800) as browser:
+        browser.get(url)
+        deadline = time.monotonic() + 60
+        while True:
+            shown = browser.execute_script(READ_PAGE)
+            text = browser.execute_script("return document.body.innerText;")
+            alerts_shown = sorted((row[0], row[1], row[2]) for row in shown["alerts"])
+            shown_ids = sorted(i for i in ids if i in text)
+            if shown["state"] == "ok" and alerts_shown == others and not shown_ids:
+                break
+            assert time.monotonic() < deadline, (shown["status"], alerts_shown, others, shown_ids)
+            time.sleep(2)
 
 
 def the_lake_equals_the_manifest(manifest: Manifest, want: dict[str, Any], tmp_path: Path) -> None:
@@ -339,12 +445,6 @@ def the_lake_equals_the_manifest(manifest: Manifest, want: dict[str, Any], tmp_p
     hours = json.loads(compacted.stdout)["hours"]
     assert {h["outcome"] for h in hours} <= {"compacted", "empty"}, hours
     assert sum(h["events"] for h in hours) == manifest.events, hours
-
-    def sql(query: str) -> list[dict[str, Any]]:
-        answer = clickstream("sql", query, "--format", "json")
-        assert answer.returncode == 0, answer.stderr.decode()[-3000:]
-        rows: list[dict[str, Any]] = json.loads(answer.stdout)
-        return rows
 
     sources = sql("SELECT kind, count(*) AS n FROM events_sources GROUP BY kind")
     assert [row["kind"] for row in sources] == ["parquet"], sources
