@@ -92,7 +92,9 @@ class PageWatch:
         progress = self._alerts.progress()
         open_shards = aws.shard_ids(self._kinesis, self._stream, open_only=True)
         rules = self.detector.rules
-        watermark = stream_watermark(progress, open_shards, rules.lateness)
+        watermark = stream_watermark(
+            progress, open_shards, rules.lateness, now=self._wall_clock(), settle=rules.settle
+        )
         if watermark is None:
             return []
         shards = sorted({entry.shard_id for entry in progress} | set(open_shards))

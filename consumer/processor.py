@@ -101,6 +101,7 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
         self._progress_interval = progress_interval_seconds
         # What the shard's progress report says (see ShardProgress), and when it was sent.
         self._caught_up = False
+        self._caught_up_since: datetime | None = None
         self._reported: tuple[datetime | None, bool] | None = None
         self._reported_at = float("-inf")
         self._millis_behind: int | None = None
@@ -192,7 +193,10 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
             # KCL also calls with no records when the shard has nothing new: then everything
             # that arrived is here, and once its page-minutes are written the shard is
             # caught up as far as the page-traffic rule is concerned.
-            self._caught_up = not self._dirty_pages and (not records or self._millis_behind == 0)
+            caught_up = not self._dirty_pages and (not records or self._millis_behind == 0)
+            if caught_up and not self._caught_up:
+                self._caught_up_since = self._wall_clock()
+            self._caught_up = caught_up
             self._report_progress()
 
     def lease_lost(self, lease_lost_input: LeaseLostInput) -> None:
@@ -487,7 +491,13 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
         too_soon = now - self._reported_at < self._progress_interval
         if not ended and (state == self._reported or too_soon):
             return
-        progress = ShardProgress(self._shard_id, self._watermark.value, self._caught_up, ended)
+        progress = ShardProgress(
+            self._shard_id,
+            self._watermark.value,
+            self._caught_up,
+            ended,
+            self._caught_up_since if self._caught_up else None,
+        )
         self._alerts.report_progress(progress, self._wall_clock())
         self._reported, self._reported_at = state, now
 

@@ -198,6 +198,12 @@ class ConsumerSettings(BaseSettings):
     page_z_threshold: float = Field(default=4.0, gt=0)
     page_min_volume: int = Field(default=20, ge=1)
     page_lateness_seconds: float = Field(default=60.0, ge=0)
+    page_settle_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long a shard must be caught up before the page rule stops waiting "
+        "for its newest minute (a producer running late may still send to it).",
+    )
     page_watch_interval_seconds: float = Field(
         default=10.0, gt=0, description="How often a worker looks for page-minutes to judge."
     )
@@ -255,6 +261,7 @@ class ConsumerSettings(BaseSettings):
             z_threshold=self.page_z_threshold,
             min_volume=self.page_min_volume,
             lateness=timedelta(seconds=self.page_lateness_seconds),
+            settle=timedelta(seconds=self.page_settle_seconds),
         )
 
 

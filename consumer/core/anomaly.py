@@ -208,6 +208,10 @@ class PageRules:
     least this many: a page going from 2 to 6 views pages nobody."""
     lateness: timedelta = timedelta(seconds=60)
     """How far behind the stream's newest events a minute must be before it is judged."""
+    settle: timedelta = timedelta(seconds=30)
+    """How long a shard must have been caught up before it stops holding the stream's
+    watermark at its own newest event: a producer running late may still send it events of
+    its last minute (`stream_watermark`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,17 +296,27 @@ class ShardProgress:
     """Everything that had arrived on the shard was flushed when this was reported."""
     ended: bool = False
     """The shard was closed by a reshard and its processor finished it."""
+    caught_up_since: datetime | None = None
+    """When (wall clock) the shard last became caught up; None when unknown."""
 
 
 def stream_watermark(
-    progress: Iterable[ShardProgress], open_shards: Iterable[str], lateness: timedelta
+    progress: Iterable[ShardProgress],
+    open_shards: Iterable[str],
+    lateness: timedelta,
+    *,
+    now: datetime | None = None,
+    settle: timedelta = timedelta(0),
 ) -> datetime | None:
     """Event time up to which every shard's counts are complete (None: not known yet).
 
-    A shard still working holds the watermark back at its own; shards that are caught up do
-    not (they have nothing more to add), so when all are caught up the newest event time seen
-    anywhere counts. An open shard that has reported nothing yet (its processor is starting)
-    holds everything back. `lateness` allows for events that arrive out of order.
+    A shard still working holds the watermark back at its own. So does a shard caught up for
+    less than `settle` (at `now`): "caught up" means everything that had arrived was flushed,
+    and a producer running late (a pause between its batches) may still send it events of
+    its newest minute; judging the minute then would see a false drop. Shards caught up for
+    longer do not hold it (they have nothing more to add), so when all are, the newest event
+    time seen anywhere counts. An open shard that has reported nothing yet (its processor is
+    starting) holds everything back. `lateness` allows for events that arrive out of order.
     """
     reported = {entry.shard_id: entry for entry in progress}
     if any(shard not in reported for shard in open_shards):
@@ -313,7 +327,13 @@ def stream_watermark(
     working = [entry for entry in live if not entry.caught_up]
     if any(entry.event_watermark is None for entry in working):
         return None
-    marks = [entry.event_watermark for entry in working if entry.event_watermark is not None]
+
+    def settling(entry: ShardProgress) -> bool:
+        since = entry.caught_up_since
+        return now is not None and since is not None and now - since < settle
+
+    holding = working + [entry for entry in live if entry.caught_up and settling(entry)]
+    marks = [entry.event_watermark for entry in holding if entry.event_watermark is not None]
     if marks:
         return min(marks) - lateness
     newest = [entry.event_watermark for entry in live if entry.event_watermark is not None]

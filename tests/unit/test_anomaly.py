@@ -6,6 +6,7 @@ import itertools
 import math
 import statistics
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -263,6 +264,25 @@ def test_the_slowest_working_shard_holds_the_watermark() -> None:
 def test_when_every_shard_is_caught_up_the_newest_event_counts() -> None:
     reports = [progress("a", 600, True), progress("b", 300, True), progress("c", None, True)]
     assert stream_watermark(reports, ["a", "b", "c"], LATENESS) == START + timedelta(seconds=540)
+
+
+def test_a_shard_caught_up_only_just_holds_the_watermark_at_its_own_newest_event() -> None:
+    # GIVEN every shard caught up, one of them only 10 s ago: a producer running late (a
+    # pause between its batches) may still send it events of its newest minute
+    now = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    settle = timedelta(seconds=30)
+    reports = [
+        replace(progress("a", 600, True), caught_up_since=now - timedelta(minutes=5)),
+        replace(progress("b", 300, True), caught_up_since=now - timedelta(seconds=10)),
+    ]
+    # THEN it holds the watermark at its own newest event, not the stream's
+    held = stream_watermark(reports, ["a", "b"], LATENESS, now=now, settle=settle)
+    assert held == START + timedelta(seconds=240)
+    # AND once it has been caught up for `settle`, the newest event anywhere counts again
+    later = now + timedelta(seconds=25)
+    assert stream_watermark(
+        reports, ["a", "b"], LATENESS, now=later, settle=settle
+    ) == START + timedelta(seconds=540)
 
 
 def test_an_open_shard_that_has_not_reported_holds_everything_back() -> None:

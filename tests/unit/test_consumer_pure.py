@@ -210,6 +210,25 @@ class TestItems:
         assert "ConditionExpression" not in quiet
         assert "watermark" not in quiet["UpdateExpression"]
 
+    def test_a_progress_report_keeps_when_its_shard_became_caught_up(self) -> None:
+        since = AT - timedelta(seconds=12)
+        report = ShardProgress("shardId-1", AT, caught_up=True, caught_up_since=since)
+        values = items.progress_update(report, updated_at=AT, expires_at=9)[
+            "ExpressionAttributeValues"
+        ]
+        stored = {
+            "window_subject": "shardId-1",
+            "watermark": values[":watermark"],
+            "caught_up": values[":caught_up"],
+            "caught_up_since": values[":caught_up_since"],
+        }
+        assert items.progress_from_item(stored) == report
+        working = items.progress_update(
+            ShardProgress("shardId-1", AT, caught_up=False), updated_at=AT, expires_at=9
+        )["ExpressionAttributeValues"]
+        assert working[":caught_up_since"] == ""
+        assert items.progress_from_item({**stored, "caught_up_since": ""}).caught_up_since is None
+
     def test_an_item_without_a_position_is_never_written(self) -> None:
         with pytest.raises(ValueError, match="no position"):
             items.page_item(PageMinuteState("/", "m", "s"), expires_at=1, updated_at=AT)
