@@ -30,8 +30,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The end-to-end tests first, in `e2e_order`: xdist (`--dist load --maxschedchunk 1`)
     hands tests out in this order, so the long ones start at once and the functional and
-    unit tests fill in around them; the busiest functional tests before the dashboard's
-    end-to-end test, the rest beside it."""
+    unit tests fill in around them."""
     # xdist tells each worker how many there are (`-n` in pytest's options); one without it.
     workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
     order = e2e_order(E2E_LONGEST_FIRST, workers)
@@ -39,11 +38,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     def order(item: pytest.Item) -> tuple[int, int]:
         if item.get_closest_marker("e2e") is not None:
-            last = item.originalname in E2E_LAST
-            return (2 if last else 0, rank.get(item.originalname, len(rank)))
-        if item.path.name in BUSY_BEFORE_THE_DEMO:
-            return (1, 0)
-        return (3, 0)
+            return (0, rank.get(item.originalname, len(rank)))
+        return (1, 0)
 
     items.sort(key=order)  # stable: everything else keeps its collection order
 
@@ -71,25 +67,16 @@ def e2e_order(longest_first: tuple[str, ...], n: int) -> list[str]:
     """xdist starts each of its `n` workers with two tests: the longest ones each paired with
     one of the shortest, then the rest longest first, handed out one by one as workers free
     up."""
-    ordered = [name for name in longest_first if name not in E2E_LAST]
+    ordered = list(longest_first)
     longest, shortest, middle = ordered[:n], ordered[::-1][:n], ordered[n:-n]
     paired = [name for pair in zip(longest, shortest, strict=True) for name in pair]
-    return [*paired, *middle, *E2E_LAST]
+    return [*paired, *middle]
 
 
-E2E_LAST = ("test_the_dashboard_shows_the_demos_numbers_live_and_its_heatmap",)
-"""Handed out after the other end-to-end tests, so that it runs beside the lighter functional
-tests: the demo's page watch judges a minute once every shard is caught up, and a demo whose
-producer is slowed by another end-to-end test beside it can have a shard caught up before a
-minute's last events arrived (seen in a parallel run: a false drop on / in the minute after
-the /search drop). The rule itself is unchanged (docs/testing.md, what is left)."""
-
-
-BUSY_BEFORE_THE_DEMO = frozenset({"test_lake.py", "test_forget.py", "test_dead_letter_replay.py"})
-"""Functional tests that keep both cores busy (DuckDB sorts, `clickstream` child processes):
-handed out before the dashboard's end-to-end test, not beside it (`E2E_LAST`). With them
-beside it, two clean-clone runs in a row saw the page watch's false drop on / (8bbd026,
-85cd31f)."""
+# The dashboard's test (the demo) once went last, with the busiest functional tests before
+# it: a demo whose producer was slowed by tests beside it saw a false drop on its last minute.
+# The page rule now waits for a shard caught up only just (`PageRules.settle`), so it runs
+# in its place among the longest, beside whatever xdist hands out (docs/testing.md).
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
