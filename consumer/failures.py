@@ -9,13 +9,14 @@ checkpoint errors by their code.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import amazon_kclpy.kcl
 
+from consumer.core.positions import Position
 from consumer.metrics import Metrics
-from consumer.retry import GaveUp
+from consumer.retry import Backoff, GaveUp, call_with_retries
 
 EXIT_FLUSH_FAILED = 3
 EXIT_UNEXPECTED = 4
@@ -60,3 +61,37 @@ def checkpoint_code(error: BaseException) -> str | None:
 def checkpoint_throttled(error: BaseException) -> bool:
     """KCL's checkpoint answers a throttled lease-table write with ThrottlingException."""
     return checkpoint_code(error) in RETRYABLE_CHECKPOINT_ERRORS
+
+
+def checkpoint_at(
+    checkpointer: Any,
+    position: Position | None,
+    *,
+    backoff: Backoff,
+    log: Any,
+    sleep: Callable[[float], None],
+) -> bool:
+    """Checkpoint at `position` (None: SHARD_END), retrying KCL's throttles; False when KCL
+    says the lease is gone (another worker holds it), any other refusal raised."""
+
+    def checkpoint() -> None:
+        if position is None:
+            checkpointer.checkpoint()
+        else:
+            checkpointer.checkpoint(position.sequence_number, position.sub_sequence)
+
+    try:
+        call_with_retries(
+            checkpoint,
+            what="checkpoint",
+            backoff=backoff,
+            log=log,
+            retryable=checkpoint_throttled,
+            sleep=sleep,
+        )
+    except GaveUp as gave_up:
+        if checkpoint_code(gave_up.error) not in LEASE_GONE_CHECKPOINT_ERRORS:
+            raise
+        log.warning("checkpoint refused: lease gone", error=checkpoint_code(gave_up.error))
+        return False
+    return True

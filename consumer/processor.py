@@ -39,22 +39,23 @@ from consumer.core.aggregate import (
     SessionState,
     ShardAggregator,
 )
-from consumer.core.anomaly import Alert, BotRules, ShardProgress, score_sessions
+from consumer.core.anomaly import Alert, BotRules, score_sessions
 from consumer.core.batch import DeadLetter, archive_objects
 from consumer.core.limits import ItemLimits
-from consumer.core.pending import Cadences, CommitWindow, DirtyStates, Watermark
-from consumer.core.positions import Position
-from consumer.core.receive import decode_delivery
-from consumer.core.rollup import LiveRollups, MinuteRollup
-from consumer.failures import (
-    LEASE_GONE_CHECKPOINT_ERRORS,
-    checkpoint_code,
-    checkpoint_throttled,
-    stop_on_failure,
+from consumer.core.pending import (
+    Cadences,
+    CommitWindow,
+    DirtyStates,
+    ProgressReports,
+    Watermark,
 )
+from consumer.core.positions import Position
+from consumer.core.receive import decode_delivery, without_suppressed
+from consumer.core.rollup import LiveRollups, MinuteRollup
+from consumer.failures import checkpoint_at, stop_on_failure
 from consumer.guards import UnstorableGuards
 from consumer.metrics import Metrics, announce_alert
-from consumer.retry import Backoff, GaveUp, call_with_retries
+from consumer.retry import Backoff, call_with_retries
 from consumer.sinks import AlertSink, Archive, LeaseOwnership, StateStore
 
 SESSION_IDLE_SECONDS = 300.0
@@ -98,12 +99,8 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
         self._bot_rules = bot_rules or BotRules()
         self._metrics = metrics
         self._suppression = suppression
-        self._progress_interval = progress_interval_seconds
         # What the shard's progress report says (see ShardProgress), and when it was sent.
-        self._caught_up = False
-        self._caught_up_since: datetime | None = None
-        self._reported: tuple[datetime | None, bool] | None = None
-        self._reported_at = float("-inf")
+        self._progress = ProgressReports(progress_interval_seconds)
         self._millis_behind: int | None = None
         self._cadences = cadences
         self._checkpoint_backoff = checkpoint_backoff
@@ -194,9 +191,7 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
             # that arrived is here, and once its page-minutes are written the shard is
             # caught up as far as the page-traffic rule is concerned.
             caught_up = not self._dirty_pages and (not records or self._millis_behind == 0)
-            if caught_up and not self._caught_up:
-                self._caught_up_since = self._wall_clock()
-            self._caught_up = caught_up
+            self._progress.observe(caught_up, self._wall_clock())
             self._report_progress()
 
     def lease_lost(self, lease_lost_input: LeaseLostInput) -> None:
@@ -288,16 +283,9 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
             retryable=lambda exc: isinstance(exc, SuppressionError),
             sleep=self._sleep,
         )
-        if not listed:
-            return events
-        kept = [
-            item
-            for item in events
-            if not listed.holds(item.event.user_id, item.event.anonymous_id, item.event.session_id)
-        ]
-        if len(kept) < len(events):
-            self._window.suppressed += len(events) - len(kept)
-            self.totals["suppressed"] += len(events) - len(kept)
+        kept = without_suppressed(events, listed)
+        self._window.suppressed += len(events) - len(kept)
+        self.totals["suppressed"] += len(events) - len(kept)
         return kept
 
     def _apply(self, events: list[PositionedEvent], now: float) -> None:
@@ -480,26 +468,12 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
             announce_alert(self._log, self._metrics, alert)
 
     def _report_progress(self, *, ended: bool = False) -> None:
-        """Tell the page-traffic rule how far this shard is: when it changed, at most every
-        `progress_interval_seconds` (a busy shard flips between caught up and not all the
-        time), and always at shard end."""
+        """Tell the page-traffic rule how far this shard is (`ProgressReports`)."""
         if self._alerts is None:
             return
-        state = (self._watermark.value, self._caught_up)
-        now = self._clock()
-        # Never reported: `_reported` is None (unequal) and `_reported_at` -inf (long ago).
-        too_soon = now - self._reported_at < self._progress_interval
-        if not ended and (state == self._reported or too_soon):
-            return
-        progress = ShardProgress(
-            self._shard_id,
-            self._watermark.value,
-            self._caught_up,
-            ended,
-            self._caught_up_since if self._caught_up else None,
-        )
-        self._alerts.report_progress(progress, self._wall_clock())
-        self._reported, self._reported_at = state, now
+        due = self._progress.due(self._shard_id, self._watermark.value, self._clock(), ended=ended)
+        if due is not None:
+            self._alerts.report_progress(due, self._wall_clock())
 
     def _fenced(self, why: str, records: int, **details: Any) -> None:
         self._log.warning(
@@ -512,28 +486,14 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
         self._lease_gone = True
 
     def _checkpoint(self, checkpointer: Any, position: Position | None) -> None:
-        def checkpoint() -> None:
-            if position is None:
-                checkpointer.checkpoint()
-            else:
-                checkpointer.checkpoint(position.sequence_number, position.sub_sequence)
-
-        try:
-            call_with_retries(
-                checkpoint,
-                what="checkpoint",
-                backoff=self._checkpoint_backoff,
-                log=self._log,
-                retryable=checkpoint_throttled,
-                sleep=self._sleep,
-            )
-        except GaveUp as gave_up:
-            if checkpoint_code(gave_up.error) not in LEASE_GONE_CHECKPOINT_ERRORS:
-                raise
-            self._log.warning(
-                "checkpoint refused: lease gone", error=checkpoint_code(gave_up.error)
-            )
-            self._lease_gone = True
-            self._aggregator.forget_all()
+        if checkpoint_at(
+            checkpointer,
+            position,
+            backoff=self._checkpoint_backoff,
+            log=self._log,
+            sleep=self._sleep,
+        ):
+            self._last_checkpoint = position
             return
-        self._last_checkpoint = position
+        self._lease_gone = True
+        self._aggregator.forget_all()

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Generic, TypeVar
 
 from consumer.core.aggregate import PositionedEvent
+from consumer.core.anomaly import ShardProgress
 from consumer.core.batch import DeadLetter
 from consumer.core.positions import Position
 
@@ -181,3 +182,35 @@ class Watermark:
 
     def forget_pending(self) -> None:
         self._pending.clear()
+
+
+@dataclass(slots=True)
+class ProgressReports:
+    """When a shard tells the page rule how far it is (`ShardProgress`): when what it would
+    say changed, at most every `interval_seconds` (a busy shard flips between caught up and
+    not all the time), and always at shard end. It keeps when the shard last became caught
+    up, which the rule waits on (`stream_watermark`'s settle). Clocks are the caller's."""
+
+    interval_seconds: float
+    caught_up: bool = False
+    caught_up_since: datetime | None = None
+    _reported: tuple[datetime | None, bool] | None = None
+    _reported_at: float = float("-inf")
+
+    def observe(self, caught_up: bool, wall: datetime) -> None:
+        if caught_up and not self.caught_up:
+            self.caught_up_since = wall
+        self.caught_up = caught_up
+
+    def due(
+        self, shard_id: str, watermark: datetime | None, now: float, *, ended: bool = False
+    ) -> ShardProgress | None:
+        """The report to send now (and taken as sent), or None."""
+        state = (watermark, self.caught_up)
+        # Never reported: `_reported` is None (unequal) and `_reported_at` -inf (long ago).
+        too_soon = now - self._reported_at < self.interval_seconds
+        if not ended and (state == self._reported or too_soon):
+            return None
+        self._reported, self._reported_at = state, now
+        since = self.caught_up_since if self.caught_up else None
+        return ShardProgress(shard_id, watermark, self.caught_up, ended, since)

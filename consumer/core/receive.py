@@ -19,6 +19,7 @@ from typing import Any
 
 from clickstream.events import DeadLetterReason, InvalidEvent, carried_refusal
 from clickstream.fast_decode import decode_consumed
+from clickstream.suppression import Suppression
 from consumer.core.aggregate import PositionedEvent, place_hash
 from consumer.core.batch import DeadLetter
 from consumer.core.positions import Position
@@ -72,3 +73,15 @@ def decode_delivery(
     if first is None:
         raise ValueError("a delivery to decode has records")
     return DecodedDelivery(events, letters, first, position, size)
+
+
+def without_suppressed(events: list[PositionedEvent], listed: Suppression) -> list[PositionedEvent]:
+    """The events none of whose ids is on the suppression list (all of them, at no cost, when
+    the list is empty)."""
+    if not listed:
+        return events
+    return [
+        item
+        for item in events
+        if not listed.holds(item.event.user_id, item.event.anonymous_id, item.event.session_id)
+    ]

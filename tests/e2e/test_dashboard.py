@@ -22,15 +22,18 @@ import psutil
 import pytest
 
 from clickstream import aws, dynamo
+from clickstream.cli.sql import archive_location
 from clickstream.local.settings import LocalStackSettings
 from clickstream.local.state import load_state
 from clickstream.local.workers import LocalWorker
 from clickstream.pagekey import page_key
 from clickstream.paths import PROJECT_ROOT
 from consumer.core.rollup import is_rollup, page_minute_items, rollup_rows
+from insights import sql as engine
 from producer.manifest import Manifest
 from tests.support.browser import headless_chromium
 from tests.support.e2e import clickstream
+from tests.support.phases import phase, record
 from tests.support.stack import free_port
 
 pytestmark = pytest.mark.e2e
@@ -83,8 +86,8 @@ def demo_environment(tmp_path: Path) -> Iterator[dict[str, str]]:
         # So the heatmap catches up within the test's wait (default: once a minute).
         "CLICKSTREAM_DASHBOARD_HEATMAP_REFRESH_SECONDS": "10",
         # forget waits for the collector to read the list (the workers have stopped by then).
-        "CLICKSTREAM_SUPPRESSION_REFRESH_SECONDS": "2",
-        "CLICKSTREAM_SUPPRESSION_SETTLE_SECONDS": "4",
+        "CLICKSTREAM_SUPPRESSION_REFRESH_SECONDS": "1",
+        "CLICKSTREAM_SUPPRESSION_SETTLE_SECONDS": "2",
     }
     saved = dict(os.environ)
     os.environ.update(variables)
@@ -273,6 +276,7 @@ def test_the_dashboard_shows_the_demos_numbers_live_and_its_heatmap(
 ) -> None:
     # GIVEN the demo running: stack, dashboard, workers, then 20,000 events and anomalies
     log = tmp_path / "demo.log"
+    started = time.monotonic()
     with log.open("wb") as stderr:
         demo = subprocess.Popen(
             [sys.executable, "-m", "clickstream.cli", "demo", "--keep", "--json"],
@@ -294,6 +298,7 @@ def test_the_dashboard_shows_the_demos_numbers_live_and_its_heatmap(
                 totals_seen.add(shown["events"])
                 time.sleep(2)
             output, _ = demo.communicate(timeout=60)
+            record("demo: its run", time.monotonic() - started)
             assert demo.returncode == 0, log.read_text()[-3000:]
             summary = json.loads(output)
             assert summary["check_against_manifest"]["exact"], summary["check_against_manifest"]
@@ -304,6 +309,7 @@ def test_the_dashboard_shows_the_demos_numbers_live_and_its_heatmap(
             )
             want = expected_figures(manifest, summary)
             # THEN within a bounded wait it shows the manifest's numbers, fresh and error-free
+            settling = time.monotonic()
             deadline = time.monotonic() + SETTLE_SECONDS
             while True:
                 shown = browser.execute_script(READ_PAGE)
@@ -313,6 +319,7 @@ def test_the_dashboard_shows_the_demos_numbers_live_and_its_heatmap(
                 if not problems or time.monotonic() > deadline:
                     break
                 time.sleep(2)
+            record("demo: the page settling", time.monotonic() - settling)
             browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
             # (and the live rollups it reads say what the page-minute items say)
             rollup_gaps = rollups_against_items(demo_environment)
@@ -331,15 +338,17 @@ def test_the_dashboard_shows_the_demos_numbers_live_and_its_heatmap(
         # AND once its hours are compacted (open ones too: the traffic is minutes old),
         # `sql` over `events` and the busiest page's heatmap read the Parquet alone and
         # equal the manifest
-        the_lake_equals_the_manifest(manifest, want, tmp_path)
+        with phase("demo: the lake"):
+            the_lake_equals_the_manifest(manifest, want, tmp_path)
         # AND once three visitors are forgotten, the dashboard, `sql` and `query` show them
         # nowhere and the rest still equals the manifest
-        forgotten_visitors_are_nowhere(manifest, want, url)
+        with phase("demo: forgetting three visitors"):
+            forgotten_visitors_are_nowhere(manifest, want, url)
     finally:
         stop_demo(demo)
 
 
-def sql(query: str) -> list[dict[str, Any]]:
+def cli_sql(query: str) -> list[dict[str, Any]]:
     answer = clickstream("sql", query, "--format", "json")
     assert answer.returncode == 0, answer.stderr.decode()[-3000:]
     rows: list[dict[str, Any]] = json.loads(answer.stdout)
@@ -352,7 +361,13 @@ def quoted(values: set[str]) -> str:
 
 def forgotten_visitors_are_nowhere(manifest: Manifest, want: dict[str, Any], url: str) -> None:
     # GIVEN three visitors: a user id seen in two sessions, a bot the alerts name, and the
-    # busiest anonymous visitor
+    # busiest anonymous visitor (found in this process: one reading of the bucket)
+    before = engine.connect(archive_location())
+
+    def sql(query: str) -> list[dict[str, Any]]:
+        columns, rows = engine.run(before, query)
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+
     users = sql(
         "SELECT user_id FROM events WHERE user_id IS NOT NULL GROUP BY 1 "
         "HAVING count(DISTINCT session_id) >= 2 ORDER BY count(*) DESC, 1 LIMIT 1"
@@ -386,16 +401,25 @@ def forgotten_visitors_are_nowhere(manifest: Manifest, want: dict[str, Any], url
         done = clickstream("forget", *ids, "--json")
         assert done.returncode == 0, done.stderr.decode()[-3000:]
         assert json.loads(done.stdout)["status"] == "done"
-    # THEN `sql` finds none of their rows, in `events` or the raw archive
+    # THEN `clickstream sql` finds none of their rows, in `events` or the raw archive
     ids = theirs | anonymous | {user}
-    for table in ("events", "raw_events"):
-        (left,) = sql(
-            f"SELECT count(*) AS n FROM {table} WHERE session_id IN ({quoted(ids)}) "
-            f"OR user_id IN ({quoted(ids)}) OR anonymous_id IN ({quoted(ids)})"
-        )
-        assert left["n"] == 0, table
+    theirs_in = (
+        f"session_id IN ({quoted(ids)}) OR user_id IN ({quoted(ids)}) "
+        f"OR anonymous_id IN ({quoted(ids)})"
+    )
+    left = cli_sql(
+        f"SELECT 'events' AS t, count(*) AS n FROM events WHERE {theirs_in} UNION ALL "
+        f"SELECT 'raw_events', count(*) FROM raw_events WHERE {theirs_in} ORDER BY 1"
+    )
+    assert left == [{"t": "events", "n": 0}, {"t": "raw_events", "n": 0}]
+    after = engine.connect(archive_location())
+
+    def sql_after(query: str) -> list[dict[str, Any]]:
+        columns, rows = engine.run(after, query)
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+
     # AND every other session, and every page and type, is the manifest's less theirs
-    per_session = {str(r["session_id"]): r["n"] for r in sql(
+    per_session = {str(r["session_id"]): r["n"] for r in sql_after(
         "SELECT session_id, count(*) AS n FROM events GROUP BY 1"
     )}  # fmt: skip
     assert per_session == {
@@ -404,7 +428,7 @@ def forgotten_visitors_are_nowhere(manifest: Manifest, want: dict[str, Any], url
         if session not in theirs and truth.events
     }
     found: Counter[tuple[str, str]] = Counter()
-    for row in sql("SELECT page, type, count(*) AS n FROM events GROUP BY ALL"):
+    for row in sql_after("SELECT page, type, count(*) AS n FROM events GROUP BY ALL"):
         if row["type"] in ("page_view", "click"):
             found[(page_key(row["page"]), row["type"])] += row["n"]
     expected: Counter[tuple[str, str]] = Counter()
@@ -446,12 +470,14 @@ def the_lake_equals_the_manifest(manifest: Manifest, want: dict[str, Any], tmp_p
     assert {h["outcome"] for h in hours} <= {"compacted", "empty"}, hours
     assert sum(h["events"] for h in hours) == manifest.events, hours
 
-    sources = sql("SELECT kind, count(*) AS n FROM events_sources GROUP BY kind")
+    sources = cli_sql("SELECT kind, count(*) AS n FROM events_sources GROUP BY kind")
     assert [row["kind"] for row in sources] == ["parquet"], sources
-    (totals,) = sql("SELECT count(*) AS n, count(DISTINCT (session_id, event_id)) AS d FROM events")
+    (totals,) = cli_sql(
+        "SELECT count(*) AS n, count(DISTINCT (session_id, event_id)) AS d FROM events"
+    )
     assert totals == {"n": manifest.events, "d": manifest.events}
     found: Counter[tuple[str, str]] = Counter()
-    for row in sql("SELECT page, type, count(*) AS n FROM events GROUP BY ALL"):
+    for row in cli_sql("SELECT page, type, count(*) AS n FROM events GROUP BY ALL"):
         if row["type"] in ("page_view", "click"):
             found[(page_key(row["page"]), row["type"])] += row["n"]
     expected: Counter[tuple[str, str]] = Counter()

@@ -31,7 +31,8 @@ ORDER = (
 )
 
 
-def _record(phase: str, seconds: float) -> None:
+def record(phase: str, seconds: float) -> None:
+    """One phase's seconds, measured by the caller."""
     path = os.environ.get(PHASES_FILE_VARIABLE)
     if not path:
         return
@@ -48,7 +49,7 @@ def phase(name: str) -> Iterator[None]:
     try:
         yield
     finally:
-        _record(name, time.monotonic() - started)
+        record(name, time.monotonic() - started)
 
 
 _TIMESTAMP = re.compile(r'"timestamp": "([^"]+)"')
@@ -70,7 +71,7 @@ def record_kcl_starts(logs: Iterable[Path]) -> None:
                 first_lease = _time_of(line)
                 break
         if started and first_lease:
-            _record("KCL start to first lease", (first_lease - started).total_seconds())
+            record("KCL start to first lease", (first_lease - started).total_seconds())
 
 
 def _time_of(line: str) -> datetime | None:
