@@ -24,17 +24,22 @@ def client(
     max_attempts: int = 3,
     timeout_seconds: float = 10.0,
     max_connections: int = 10,
+    parameter_validation: bool = True,
 ) -> Any:
     """A boto3 client with standard retries and bounded timeouts.
 
     `max_connections` must cover the threads sharing the client, or urllib3 opens and
-    throws away a connection per extra thread and warns each time.
+    throws away a connection per extra thread and warns each time. `parameter_validation`
+    off skips botocore's check of every request against the service model (a quarter of a
+    small call's CPU): for the workers' writes, whose shapes are built and tested by us and
+    which the service validates anyway.
     """
     config = Config(
         retries={"mode": "standard", "max_attempts": max_attempts},
         connect_timeout=timeout_seconds,
         read_timeout=timeout_seconds,
         max_pool_connections=max_connections,
+        parameter_validation=parameter_validation,
     )
     kwargs: dict[str, Any] = {"region_name": region, "config": config}
     if endpoint_url:

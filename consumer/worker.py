@@ -31,8 +31,14 @@ def build_processor(settings: ConsumerSettings) -> ClickstreamProcessor:
     pool = ThreadPoolExecutor(max_workers=settings.write_threads, thread_name_prefix="sink")
     # boto3's own retries stay short; consumer.retry does the long, logged backoff.
     connections = settings.write_threads
+    # DynamoDB validates every request itself, and the sinks dead-letter what it refuses:
+    # botocore's own check of each call against the model is CPU spent twice.
     dynamodb = aws.client(
-        "dynamodb", region=settings.region, max_attempts=2, max_connections=connections
+        "dynamodb",
+        region=settings.region,
+        max_attempts=2,
+        max_connections=connections,
+        parameter_validation=False,
     )
     s3 = aws.client("s3", region=settings.region, max_attempts=2, max_connections=connections)
     store = DynamoStateStore(

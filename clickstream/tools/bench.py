@@ -189,7 +189,7 @@ def sdk_cpu_per_call(
     it, against a stand-in on loopback that answers at once (`aws_standin`, in a process of
     its own): serialising, signing, sending and parsing, without DynamoDB's latency."""
     with aws_standin.running(log_path) as url:
-        client = aws.local_client("dynamodb", url, "us-east-1")
+        client = aws.local_client("dynamodb", url, "us-east-1", parameter_validation=False)
 
         def put(item: dict[str, Any]) -> None:
             client.put_item(
@@ -203,10 +203,15 @@ def sdk_cpu_per_call(
             )
 
         put(session_items[0])  # the first call loads the service's model
-        began = time.process_time()
-        for number in range(calls):
-            put(session_items[number % len(session_items)])
-        return (time.process_time() - began) / calls
+        # The fastest of three rounds, as for the processor: a shared machine slows one
+        # round by a fifth now and then.
+        rounds = []
+        for _ in range(3):
+            began = time.process_time()
+            for number in range(calls):
+                put(session_items[number % len(session_items)])
+            rounds.append((time.process_time() - began) / calls)
+        return min(rounds)
 
 
 def _timed(processor: Any, daemon: PreRenderedDaemon) -> float:
