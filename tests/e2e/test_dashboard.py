@@ -355,6 +355,24 @@ def cli_sql(query: str) -> list[dict[str, Any]]:
     return rows
 
 
+def views_and_clicks(rows: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
+    """(page key, type) -> events, from rows of page, type, n."""
+    found: Counter[tuple[str, str]] = Counter()
+    for row in rows:
+        if row["type"] in ("page_view", "click"):
+            found[(page_key(row["page"]), row["type"])] += row["n"]
+    return found
+
+
+def manifest_views_and_clicks(manifest: Manifest) -> Counter[tuple[str, str]]:
+    expected: Counter[tuple[str, str]] = Counter()
+    for page, minutes in manifest.pages.items():
+        for truth in minutes.values():
+            expected[(page, "page_view")] += truth.views
+            expected[(page, "click")] += truth.clicks
+    return expected
+
+
 def quoted(values: set[str]) -> str:
     return ", ".join("'" + value.replace("'", "''") + "'" for value in sorted(values))
 
@@ -390,12 +408,12 @@ def forgotten_visitors_are_nowhere(manifest: Manifest, want: dict[str, Any], url
         )
     }
     assert len(theirs) >= 4, theirs
-    removed: Counter[tuple[str, str]] = Counter()
-    for row in sql(
-        f"SELECT page, type, count(*) AS n FROM events WHERE session_id IN ({quoted(theirs)}) "
-        "GROUP BY ALL"
-    ):
-        removed[(page_key(row["page"]), row["type"])] += row["n"]
+    removed = views_and_clicks(
+        sql(
+            "SELECT page, type, count(*) AS n FROM events "
+            f"WHERE session_id IN ({quoted(theirs)}) GROUP BY ALL"
+        )
+    )
     # WHEN each is forgotten
     for ids in (["--user-id", user], *(["--anonymous-id", a] for a in sorted(anonymous))):
         done = clickstream("forget", *ids, "--json")
@@ -427,16 +445,8 @@ def forgotten_visitors_are_nowhere(manifest: Manifest, want: dict[str, Any], url
         for session, truth in manifest.sessions.items()
         if session not in theirs and truth.events
     }
-    found: Counter[tuple[str, str]] = Counter()
-    for row in sql_after("SELECT page, type, count(*) AS n FROM events GROUP BY ALL"):
-        if row["type"] in ("page_view", "click"):
-            found[(page_key(row["page"]), row["type"])] += row["n"]
-    expected: Counter[tuple[str, str]] = Counter()
-    for page, minutes in manifest.pages.items():
-        for truth in minutes.values():
-            expected[(page, "page_view")] += truth.views
-            expected[(page, "click")] += truth.clicks
-    assert found == +(expected - removed)
+    found = views_and_clicks(sql_after("SELECT page, type, count(*) AS n FROM events GROUP BY ALL"))
+    assert found == +(manifest_views_and_clicks(manifest) - removed)
     # AND `query` knows none of their sessions, and no alert names one
     for session in sorted(theirs):
         answer = clickstream("query", "session", session, "--json")
@@ -476,16 +486,8 @@ def the_lake_equals_the_manifest(manifest: Manifest, want: dict[str, Any], tmp_p
         "SELECT count(*) AS n, count(DISTINCT (session_id, event_id)) AS d FROM events"
     )
     assert totals == {"n": manifest.events, "d": manifest.events}
-    found: Counter[tuple[str, str]] = Counter()
-    for row in cli_sql("SELECT page, type, count(*) AS n FROM events GROUP BY ALL"):
-        if row["type"] in ("page_view", "click"):
-            found[(page_key(row["page"]), row["type"])] += row["n"]
-    expected: Counter[tuple[str, str]] = Counter()
-    for page, minutes in manifest.pages.items():
-        for truth in minutes.values():
-            expected[(page, "page_view")] += truth.views
-            expected[(page, "click")] += truth.clicks
-    assert found == +expected
+    found = views_and_clicks(cli_sql("SELECT page, type, count(*) AS n FROM events GROUP BY ALL"))
+    assert found == +manifest_views_and_clicks(manifest)
     heat = clickstream(
         "heatmap", want["busiest"], "--since", "6h", "--json", "--out", str(tmp_path / "h.png")
     )
