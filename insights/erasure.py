@@ -154,13 +154,30 @@ class Forgetter:
         self._suppression = suppression
         self._settle_seconds = settle_seconds
         self._sleep = sleep
+        self._stored: Any = None
 
     # -- finding -----------------------------------------------------------------------
 
     def _query(self, query: str) -> list[tuple[Any, ...]]:
         """`query` over `stored`: every row any store holds, not the readers' fold. The raw
         archive and every published generation's Parquet both, so that a run killed after
-        it cleaned one of them still finds the person in the other and finishes."""
+        it cleaned one of them still finds the person in the other and finishes. One
+        reading of the bucket serves every query until the stores change (`_changed`)."""
+        from insights import sql
+
+        if self._stored is None:
+            self._stored = self._open_stored()
+        _, rows = sql.run(self._stored, query)
+        return rows
+
+    def _changed(self) -> None:
+        """The stores were written (or may have been, by others while we waited): the next
+        query reads the bucket again."""
+        if self._stored is not None:
+            self._stored.close()
+        self._stored = None
+
+    def _open_stored(self) -> Any:
         from insights import sql
 
         connection = sql.connect(self._archive, self._s3)
@@ -174,8 +191,7 @@ class Forgetter:
                 f"{sql.HIVE_TYPES})"
             )
         connection.execute(f"CREATE VIEW stored AS {stored}")
-        _, rows = sql.run(connection, query)
-        return rows
+        return connection
 
     def find_sessions(self, person: Person, since: datetime | None) -> Found:
         """Every session in which one of the person's ids appears, in the raw archive or the
@@ -244,6 +260,7 @@ class Forgetter:
                 # Every process reads the list again, every worker writes what it held.
                 log.info("waiting for the suppression list to reach every process", seconds=wait)
                 self._sleep(wait)
+                self._changed()
                 found = self.find_sessions(person, since)
                 self._suppress(found, salt, receipt, dry_run, save)
         sessions, identifiers = set(found.session_ids), found.identifiers()
@@ -258,6 +275,7 @@ class Forgetter:
         self._dead_letters(needles, receipt, dry_run, save)
         self._lake(hours, frozen, receipt, dry_run, save)
         self._raw(hours, frozen, receipt, dry_run, save)
+        self._changed()
         if not dry_run:
             left = self.hours_of(sessions, since)
             if left:
@@ -270,6 +288,7 @@ class Forgetter:
             save()
         else:
             receipt.status = "dry run"
+        self._changed()
         return receipt
 
     def _suppress(
