@@ -33,7 +33,7 @@ from insights import lake
 from insights.lake_reader import EVENT_NAMES, PARTITION_NAMES, raw_select
 from insights.lake_store import LakeError, LakeStore
 from insights.settings import LakeSettings
-from insights.sql import ArchiveLocation, open_duckdb, quote
+from insights.sql import ArchiveLocation, open_duckdb, quote, run_once
 
 log = structlog.get_logger("clickstream.compact")
 
@@ -210,16 +210,13 @@ class Compactor:
             f"ROW_GROUP_SIZE {settings.row_group_rows}, "
             f"FILE_SIZE_BYTES '{settings.max_file_megabytes}MB', FILENAME_PATTERN 'part-{{i}}')"
         )
-        connection = self._connection()
         try:
-            row = connection.execute(statement).fetchone()
+            rows = run_once(self._connection(), statement)
         except duckdb.Error as exc:
             raise LakeError(
                 f"hour {plan.hour:%Y-%m-%dT%H}: {str(exc).strip().splitlines()[0]}"
             ) from None
-        finally:
-            connection.close()
-        return int(row[0]) if row else 0
+        return int(rows[0][0]) if rows else 0
 
     def _count_back(self, keys: list[str]) -> tuple[dict[str, int], dict[str, int]]:
         """Rows per file and per raw object, read back from what S3 holds."""
@@ -227,14 +224,11 @@ class Compactor:
             return {}, {}
         bucket = self._archive.bucket
         listed = ", ".join(quote(f"s3://{bucket}/{key}") for key in keys)
-        connection = open_duckdb(self._archive)
-        try:
-            rows = connection.execute(
-                f"SELECT filename, {lake.SOURCE_COLUMN}, count(*) "  # noqa: S608
-                f"FROM read_parquet([{listed}], filename = true) GROUP BY ALL"
-            ).fetchall()
-        finally:
-            connection.close()
+        rows = run_once(
+            open_duckdb(self._archive),
+            f"SELECT filename, {lake.SOURCE_COLUMN}, count(*) "  # noqa: S608
+            f"FROM read_parquet([{listed}], filename = true) GROUP BY ALL",
+        )
         by_file: dict[str, int] = {}
         by_source: dict[str, int] = {}
         for path, source, count in rows:

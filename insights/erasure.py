@@ -383,7 +383,7 @@ class Forgetter:
     ) -> None:
         from insights.compaction import Compactor
         from insights.lake_store import LakeStore
-        from insights.sql import open_duckdb, quote
+        from insights.sql import open_duckdb, quote, run_once
 
         store = LakeStore(self._s3, self._bucket.bucket)
         listed = ", ".join(quote(session) for session in sorted(sessions))
@@ -392,15 +392,12 @@ class Forgetter:
             if published is None:
                 continue
             files = ", ".join(quote(f"s3://{store.bucket}/{f.key}") for f in published.files)
-            connection = open_duckdb(self._archive)
-            try:
-                row = connection.execute(
-                    f"SELECT count(*) FROM read_parquet([{files}]) "  # noqa: S608
-                    f"WHERE session_id IN ({listed})"
-                ).fetchone()
-            finally:
-                connection.close()
-            found = int(row[0]) if row else 0
+            rows = run_once(
+                open_duckdb(self._archive),
+                f"SELECT count(*) FROM read_parquet([{files}]) "  # noqa: S608
+                f"WHERE session_id IN ({listed})",
+            )
+            found = int(rows[0][0]) if rows else 0
             if not found:
                 continue
             receipt.found(receipt.lake_hours, f"{hour:%Y-%m-%dT%H}", found)

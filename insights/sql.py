@@ -136,6 +136,15 @@ def open_duckdb(
     return connection
 
 
+def run_once(connection: duckdb.DuckDBPyConnection, statement: str) -> list[tuple[Any, ...]]:
+    """One statement's rows on a connection made for it, closed after (DuckDB's errors
+    raised as they are)."""
+    try:
+        return connection.execute(statement).fetchall()
+    finally:
+        connection.close()
+
+
 def connect(archive: ArchiveLocation, s3: Any | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the archive's views: `raw_events`, `dead_letters` and
     `events` (the lake: compacted hours from Parquet, the rest from the raw archive, each
