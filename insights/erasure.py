@@ -9,6 +9,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,6 +58,20 @@ class SuppressionWrites:
         for value in sorted(listed):
             self.dynamodb.delete_item(TableName=self.table, Key={"id_hash": {"S": value}})
         return len(listed)
+
+
+@dataclass
+class Run:
+    """One run of `forget`: its receipt, whether it only says what it would do, and where
+    the receipt is kept."""
+
+    receipt: Receipt
+    dry_run: bool
+    bucket: BucketEdits
+
+    def save(self) -> None:
+        if not self.dry_run:
+            self.bucket.save(self.receipt)
 
 
 class BucketEdits:
@@ -248,13 +263,12 @@ class Forgetter:
         receipt.status = "running"
         receipt.finished_at = None
 
-        def save() -> None:
-            if not dry_run:
-                self._bucket.save(receipt)
+        run = Run(receipt, dry_run, self._bucket)
+        save = run.save
 
         found = self.find_sessions(person, since)
         if self._suppression is not None:
-            self._suppress(found, salt, receipt, dry_run, save)
+            self._suppress(found, salt, run)
             wait = settle_left(receipt.suppressed_at or now_text(), self._settle_seconds, _now())
             if wait and not dry_run:
                 # Every process reads the list again, every worker writes what it held.
@@ -262,7 +276,7 @@ class Forgetter:
                 self._sleep(wait)
                 self._changed()
                 found = self.find_sessions(person, since)
-                self._suppress(found, salt, receipt, dry_run, save)
+                self._suppress(found, salt, run)
         sessions, identifiers = set(found.session_ids), found.identifiers()
         hours = self.hours_of(sessions, since)
         receipt.sessions = sorted({*receipt.sessions, *(hashed(salt, s) for s in sessions)})
@@ -270,11 +284,11 @@ class Forgetter:
         frozen = frozenset(sessions)
         # The raw archive last: until it is clean, a run killed on the way finds the person
         # there again and finishes the other stores.
-        self._items(sessions, salt, receipt, dry_run, save)
+        self._items(sessions, salt, run)
         needles = [value.encode() for value in {*person.identifiers(), *identifiers}]
-        self._dead_letters(needles, receipt, dry_run, save)
-        self._lake(hours, frozen, receipt, dry_run, save)
-        self._raw(hours, frozen, receipt, dry_run, save)
+        self._dead_letters(needles, run)
+        self._lake(hours, frozen, run)
+        self._raw(hours, frozen, run)
         self._changed()
         if not dry_run:
             left = self.hours_of(sessions, since)
@@ -295,20 +309,22 @@ class Forgetter:
         self,
         found: Found,
         salt: str,
-        receipt: Receipt,
-        dry_run: bool,
-        save: Callable[[], None],
+        run: Run,
     ) -> None:
         """Every id of theirs on the suppression list (put again on a rerun: harmless)."""
         assert self._suppression is not None
-        items = entry_items(salt, found.by_kind(), receipt.request, _now(), self._suppression.days)
-        receipt.suppressed = sorted({*receipt.suppressed, *(i["id_hash"]["S"] for i in items)})
-        if dry_run:
+        items = entry_items(
+            salt, found.by_kind(), run.receipt.request, _now(), self._suppression.days
+        )
+        run.receipt.suppressed = sorted(
+            {*run.receipt.suppressed, *(i["id_hash"]["S"] for i in items)}
+        )
+        if run.dry_run:
             return
         self._suppression.put(items)
-        if receipt.suppressed_at is None:
-            receipt.suppressed_at = _now().isoformat()
-        save()
+        if run.receipt.suppressed_at is None:
+            run.receipt.suppressed_at = _now().isoformat()
+        run.save()
 
     def lift(self, person: Person) -> tuple[str, int]:
         """Take the person off the suppression list: the entries their forget request put
@@ -337,9 +353,7 @@ class Forgetter:
         self,
         hours: list[datetime],
         sessions: frozenset[str],
-        receipt: Receipt,
-        dry_run: bool,
-        save: Callable[[], None],
+        run: Run,
     ) -> None:
         from insights import lake
 
@@ -348,16 +362,14 @@ class Forgetter:
 
         for hour in hours:
             for key in self._bucket.keys(lake.raw_prefix(hour)):
-                self._rewrite(key, theirs, receipt.raw_objects, receipt, dry_run, save)
+                self._rewrite(key, theirs, run.receipt.raw_objects, run)
 
     def _rewrite(
         self,
         key: str,
         theirs: Callable[[bytes], bool],
         found: dict[str, int],
-        receipt: Receipt,
-        dry_run: bool,
-        save: Callable[[], None],
+        run: Run,
     ) -> None:
         """One gzip JSON-lines object without the person's lines (deleted when none is left),
         what it held recorded in `found` first."""
@@ -368,18 +380,16 @@ class Forgetter:
         kept = [line for line in lines if not theirs(line)]
         if len(kept) == len(lines):
             return
-        receipt.found(found, key, len(lines) - len(kept))
-        if not dry_run:
+        run.receipt.found(found, key, len(lines) - len(kept))
+        if not run.dry_run:
             self._bucket.replace(key, gzip_lines(kept) if kept else None)
-            save()
+            run.save()
 
     def _lake(
         self,
         hours: list[datetime],
         sessions: frozenset[str],
-        receipt: Receipt,
-        dry_run: bool,
-        save: Callable[[], None],
+        run: Run,
     ) -> None:
         from insights.compaction import Compactor
         from insights.lake_store import LakeStore
@@ -400,8 +410,8 @@ class Forgetter:
             found = int(rows[0][0]) if rows else 0
             if not found:
                 continue
-            receipt.found(receipt.lake_hours, f"{hour:%Y-%m-%dT%H}", found)
-            if dry_run:
+            run.receipt.found(run.receipt.lake_hours, f"{hour:%Y-%m-%dT%H}", found)
+            if run.dry_run:
                 continue
             result = Compactor(self._s3, self._archive, self._lake_settings).compact(
                 hour, excluding_sessions=sessions
@@ -416,11 +426,9 @@ class Forgetter:
             named = {f.key for f in current.files} if current else set()
             for key in [f.key for f in published.files if f.key not in named]:
                 self._bucket.replace(key, None)  # every version of it
-            save()
+            run.save()
 
-    def _dead_letters(
-        self, needles: list[bytes], receipt: Receipt, dry_run: bool, save: Callable[[], None]
-    ) -> None:
+    def _dead_letters(self, needles: list[bytes], run: Run) -> None:
 
         from consumer.core.batch import DEAD_LETTER_PREFIX
 
@@ -429,27 +437,25 @@ class Forgetter:
             return carries_any(line, needles) or carries_any(data, needles)
 
         for key in self._bucket.keys(f"{DEAD_LETTER_PREFIX}/"):
-            self._rewrite(key, theirs, receipt.dead_letter_objects, receipt, dry_run, save)
+            self._rewrite(key, theirs, run.receipt.dead_letter_objects, run)
 
     def _items(
         self,
         sessions: set[str],
         salt: str,
-        receipt: Receipt,
-        dry_run: bool,
-        save: Callable[[], None],
+        run: Run,
     ) -> None:
         for session in sorted(sessions):
             key = {"session_id": {"S": session}}
-            if dry_run:
+            if run.dry_run:
                 held = "Item" in self._dynamodb.get_item(TableName=self._sessions_table, Key=key)
             else:
                 answer = self._dynamodb.delete_item(
                     TableName=self._sessions_table, Key=key, ReturnValues="ALL_OLD"
                 )
                 held = bool(answer.get("Attributes"))
-            if held and hashed(salt, session) not in receipt.session_items:
-                receipt.session_items.append(hashed(salt, session))
+            if held and hashed(salt, session) not in run.receipt.session_items:
+                run.receipt.session_items.append(hashed(salt, session))
         if not sessions:
             return
         from clickstream.dynamo import scan_table
@@ -458,9 +464,9 @@ class Forgetter:
             if str(item.get("subject")) not in sessions:
                 continue
             name = hashed(salt, f"{item['rule']}/{item['window_subject']}")
-            if name not in receipt.alerts:
-                receipt.alerts.append(name)
-            if not dry_run:
+            if name not in run.receipt.alerts:
+                run.receipt.alerts.append(name)
+            if not run.dry_run:
                 self._dynamodb.delete_item(
                     TableName=self._alerts_table,
                     Key={
@@ -468,8 +474,8 @@ class Forgetter:
                         "window_subject": {"S": str(item["window_subject"])},
                     },
                 )
-        if not dry_run:
-            save()
+        if not run.dry_run:
+            run.save()
 
 
 def _now() -> datetime:
