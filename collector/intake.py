@@ -90,11 +90,11 @@ class Intake:
     records: list[StreamRecord] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     refusals: list[StreamRecord] = field(default_factory=list)
+    """One envelope per rejected event (`clickstream.events.refusal_record`), delivered with
+    the accepted events so that the workers keep it as a dead letter with its reason."""
     suppressed: int = 0
     """Valid events of erased people (`clickstream.suppression`): taken, answered as
     accepted (the client must not send them again) and dropped."""
-    """One envelope per rejected event (`clickstream.events.refusal_record`), delivered with
-    the accepted events so that the workers keep it as a dead letter with its reason."""
 
     def refused_whole(self) -> Refused | None:
         """The answer when no event of the request was taken: 413 when each was refused for
