@@ -248,7 +248,7 @@ def progress_update(
     """
     values: dict[str, Any] = {
         ":caught_up": progress.caught_up,
-        ":caught_up_since": _iso(progress.caught_up_since) if progress.caught_up_since else "",
+        ":caught_up_since": _iso(progress.caught_up_since) or "",
         ":ended": progress.ended,
         ":updated_at": _iso(updated_at),
         ":expires_at": expires_at,
@@ -280,5 +280,5 @@ def progress_from_item(item: Mapping[str, Any]) -> ShardProgress:
         event_watermark=_moment(item.get("watermark")),
         caught_up=bool(item.get("caught_up", False)),
         ended=bool(item.get("ended", False)),
-        caught_up_since=_moment(item.get("caught_up_since") or None),
+        caught_up_since=_moment(item.get("caught_up_since")),
     )
