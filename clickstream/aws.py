@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 """Any credentials work with the emulators; these dummy ones keep boto3 from looking further."""
@@ -49,6 +50,17 @@ def client(
     # One Session per client: boto3's default session is not thread-safe.
     make_client: Any = boto3.session.Session().client  # typed per service; ours is dynamic
     return make_client(service, **kwargs)
+
+
+def object_or_none(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    """S3 GetObject's answer, None when the key does not exist (other errors raised)."""
+    try:
+        answer: dict[str, Any] = s3.get_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+            return None
+        raise
+    return answer
 
 
 def local_client(service: str, endpoint_url: str, region: str, **options: Any) -> Any:

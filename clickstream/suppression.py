@@ -26,6 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from clickstream.aws import object_or_none
 from clickstream.logging import get_logger
 
 SALT_KEY: Final = "forget-receipts/_salt"
@@ -144,13 +145,8 @@ def live_hashes(items: Iterable[Mapping[str, Any]], now: datetime) -> set[str]:
 
 def read_salt(s3: Any, bucket: str) -> str | None:
     """The deployment's salt, None before the first `forget` made one."""
-    try:
-        answer = s3.get_object(Bucket=bucket, Key=SALT_KEY)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
-            return None
-        raise
-    return str(answer["Body"].read().decode())
+    answer = object_or_none(s3, bucket, SALT_KEY)
+    return None if answer is None else str(answer["Body"].read().decode())
 
 
 class SuppressionError(RuntimeError):

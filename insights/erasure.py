@@ -15,8 +15,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from clickstream.aws import object_or_none
 from clickstream.logging import get_logger
-from clickstream.suppression import KINDS, SALT_KEY, entry_items, id_hash
+from clickstream.suppression import KINDS, SALT_KEY, entry_items, id_hash, read_salt
 from insights.forget import (
     MAX_ID_ROUNDS,
     RECEIPT_PREFIX,
@@ -88,23 +89,23 @@ class BucketEdits:
         return listed_keys(self.s3, self.bucket, prefix)
 
     def existing_salt(self) -> str | None:
-        from clickstream.suppression import read_salt
-
         return read_salt(self.s3, self.bucket)
 
     def salt(self) -> str:
-        """This deployment's salt for the receipts' hashes, made on first use."""
-        try:
-            return str(self.s3.get_object(Bucket=self.bucket, Key=SALT_KEY)["Body"].read().decode())
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in {"NoSuchKey", "404"}:
-                raise
+        """This deployment's salt for the receipts' and the suppression list's hashes, made
+        on first use."""
+        found = self.existing_salt()
+        if found is not None:
+            return found
         made = secrets.token_hex(16)
         with contextlib.suppress(ClientError):  # another run made it first: read theirs
             self.s3.put_object(
                 Bucket=self.bucket, Key=SALT_KEY, Body=made.encode(), IfNoneMatch="*"
             )
-        return str(self.s3.get_object(Bucket=self.bucket, Key=SALT_KEY)["Body"].read().decode())
+        found = self.existing_salt()
+        if found is None:
+            raise ForgetError(f"s3://{self.bucket}/{SALT_KEY} was written but cannot be read")
+        return found
 
     def replace(self, key: str, body: bytes | None) -> None:
         """Write `body` under `key` (None: delete it), then delete the key's older versions
@@ -126,13 +127,8 @@ class BucketEdits:
             self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": old, "Quiet": True})
 
     def receipt(self, request: str) -> Receipt | None:
-        try:
-            body = self.s3.get_object(Bucket=self.bucket, Key=f"{RECEIPT_PREFIX}/{request}.json")
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
-                return None
-            raise
-        return Receipt.from_dict(json.loads(body["Body"].read()))
+        body = object_or_none(self.s3, self.bucket, f"{RECEIPT_PREFIX}/{request}.json")
+        return None if body is None else Receipt.from_dict(json.loads(body["Body"].read()))
 
     def save(self, receipt: Receipt) -> None:
         self.s3.put_object(

@@ -10,6 +10,7 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
+from clickstream.aws import object_or_none
 from clickstream.errors import InsightsError
 from consumer.core.batch import RAW_PREFIX
 from insights import lake
@@ -69,12 +70,9 @@ class LakeStore:
 
     def manifest(self, hour: datetime) -> tuple[lake.HourManifest | None, str | None]:
         """The hour's published manifest and its ETag (for the conditional put), or none."""
-        try:
-            answer = self._s3.get_object(Bucket=self.bucket, Key=lake.manifest_key(hour))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
-                return None, None
-            raise
+        answer = object_or_none(self._s3, self.bucket, lake.manifest_key(hour))
+        if answer is None:
+            return None, None
         return _parse(answer["Body"].read(), hour), answer["ETag"].strip('"')
 
     def manifests(self) -> list[lake.HourManifest]:
@@ -113,14 +111,8 @@ class LakeStore:
         return True
 
     def symlink(self, hour: datetime) -> str | None:
-        try:
-            answer = self._s3.get_object(Bucket=self.bucket, Key=lake.symlink_key(hour))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
-                return None
-            raise
-        text: str = answer["Body"].read().decode()
-        return text
+        answer = object_or_none(self._s3, self.bucket, lake.symlink_key(hour))
+        return None if answer is None else str(answer["Body"].read().decode())
 
     def put_symlink(self, manifest: lake.HourManifest) -> None:
         self._s3.put_object(
