@@ -27,6 +27,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clickstream.aws import object_or_none
+from clickstream.dynamo import scan_table
 from clickstream.logging import get_logger
 
 SALT_KEY: Final = "forget-receipts/_salt"
@@ -115,19 +116,20 @@ def entry_items(
     now: datetime,
     days: int,
 ) -> list[dict[str, Any]]:
-    """The table's items for `ids` (kind -> values): hashed, named by the forget request
-    that put them (so `--lift` can take a request's entries back), with their TTL."""
+    """The table's items for `ids` (kind -> values), as plain values: hashed, named by the
+    forget request that put them (so `--lift` can take a request's entries back), with their
+    TTL."""
     items = []
     for kind, values in ids.items():
         for value in sorted(set(values)):
             item: dict[str, Any] = {
-                "id_hash": {"S": id_hash(salt, kind, value)},
-                "kind": {"S": kind},
-                "request": {"S": request},
-                "added_at": {"S": now.isoformat(timespec="seconds")},
+                "id_hash": id_hash(salt, kind, value),
+                "kind": kind,
+                "request": request,
+                "added_at": now.isoformat(timespec="seconds"),
             }
             if days:
-                item["expires_at"] = {"N": str(int((now + timedelta(days=days)).timestamp()))}
+                item["expires_at"] = int((now + timedelta(days=days)).timestamp())
             items.append(item)
     return items
 
@@ -137,9 +139,9 @@ def live_hashes(items: Iterable[Mapping[str, Any]], now: datetime) -> set[str]:
     days, not at once: an expired one still read is not suppressed)."""
     cutoff = now.timestamp()
     return {
-        item["id_hash"]["S"]
+        str(item["id_hash"])
         for item in items
-        if "expires_at" not in item or float(item["expires_at"]["N"]) > cutoff
+        if "expires_at" not in item or float(item["expires_at"]) > cutoff
     }
 
 
@@ -183,18 +185,7 @@ class SuppressionList:
     def load(self) -> Suppression:
         """Read the list now; errors raise (`SuppressionError`)."""
         try:
-            items: list[dict[str, Any]] = []
-            arguments: dict[str, Any] = {
-                "TableName": self._table,
-                "ProjectionExpression": "id_hash, expires_at",
-            }
-            while True:
-                page = self._dynamodb.scan(**arguments)
-                items += page.get("Items", [])
-                if "LastEvaluatedKey" not in page:
-                    break
-                arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-            hashes = live_hashes(items, self._wall_clock())
+            hashes = live_hashes(scan_table(self._dynamodb, self._table), self._wall_clock())
             if hashes and self._salt is None:
                 self._salt = read_salt(self._s3, self._bucket)
                 if self._salt is None:

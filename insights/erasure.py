@@ -16,6 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from clickstream.aws import object_or_none
+from clickstream.dynamo import scan_table, to_dynamo
 from clickstream.logging import get_logger
 from clickstream.suppression import KINDS, SALT_KEY, entry_items, id_hash, read_salt
 from insights.forget import (
@@ -45,12 +46,10 @@ class SuppressionWrites:
 
     def put(self, items: list[dict[str, Any]]) -> None:
         for item in items:
-            self.dynamodb.put_item(TableName=self.table, Item=item)
+            self.dynamodb.put_item(TableName=self.table, Item=to_dynamo(item))
 
     def lift(self, request: str, hashes: set[str]) -> int:
         """Delete the entries a request put, and those of `hashes`: how many there were."""
-        from clickstream.dynamo import scan_table
-
         listed = {
             str(item["id_hash"])
             for item in scan_table(self.dynamodb, self.table)
@@ -312,9 +311,7 @@ class Forgetter:
         items = entry_items(
             salt, found.by_kind(), run.receipt.request, _now(), self._suppression.days
         )
-        run.receipt.suppressed = sorted(
-            {*run.receipt.suppressed, *(i["id_hash"]["S"] for i in items)}
-        )
+        run.receipt.suppressed = sorted({*run.receipt.suppressed, *(i["id_hash"] for i in items)})
         if run.dry_run:
             return
         self._suppression.put(items)
