@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clickstream.aws import object_or_none
 from clickstream.dynamo import scan_table
+from clickstream.errors import ConfigurationError
 from clickstream.logging import get_logger
 
 SALT_KEY: Final = "forget-receipts/_salt"
@@ -175,7 +176,7 @@ class SuppressionList:
         self._s3 = s3
         self._table = table
         self._bucket = bucket
-        self._refresh_seconds = refresh_seconds
+        self.refresh_seconds = refresh_seconds
         self._clock = clock
         self._wall_clock = wall_clock
         self._salt: str | None = None
@@ -203,7 +204,7 @@ class SuppressionList:
         """The list, read again when `refresh_seconds` old."""
         if self._current is None:
             return self.load()
-        if self._clock() - self._read_at >= self._refresh_seconds:
+        if self._clock() - self._read_at >= self.refresh_seconds:
             try:
                 return self.load()
             except SuppressionError as exc:
@@ -211,3 +212,27 @@ class SuppressionList:
                 self._read_at = self._clock()
                 log.warning("suppression list not refreshed", error=str(exc)[:500])
         return self._current
+
+
+def open_list(
+    make_client: Callable[[str], Any], *, default_bucket: str | None = None
+) -> SuppressionList | None:
+    """The list `CLICKSTREAM_SUPPRESSION_*` names, None when no table is set (a stack
+    without one); `make_client` gives the DynamoDB and S3 clients, `default_bucket` the salt's
+    bucket when the settings name none (the workers' archive bucket)."""
+    listed = SuppressionSettings()
+    if not listed.table:
+        return None
+    bucket = listed.bucket or default_bucket
+    if not bucket:
+        raise ConfigurationError(
+            "CLICKSTREAM_SUPPRESSION_TABLE is set without CLICKSTREAM_SUPPRESSION_BUCKET "
+            "(the archive bucket, which holds the ids' salt)"
+        )
+    return SuppressionList(
+        make_client("dynamodb"),
+        make_client("s3"),
+        table=listed.table,
+        bucket=bucket,
+        refresh_seconds=listed.refresh_seconds,
+    )

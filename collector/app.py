@@ -360,11 +360,12 @@ def create_app(
 async def _refresh_suppression(collector: Collector) -> None:
     """The suppression list read again every `refresh_seconds` (in a thread: boto3's
     calls block); a failed read keeps the last list (`SuppressionList.current`)."""
-    if collector.suppression_list is None:
+    listed = collector.suppression_list
+    if listed is None:
         return
     while True:
-        await asyncio.sleep(1.0)
-        collector.suppression = await asyncio.to_thread(collector.suppression_list.current)
+        await asyncio.sleep(listed.refresh_seconds)
+        collector.suppression = await asyncio.to_thread(listed.current)
 
 
 async def _emit_metrics(collector: Collector) -> None:

@@ -17,7 +17,7 @@ import uvicorn
 
 from clickstream import aws
 from clickstream.errors import ConfigurationError
-from clickstream.suppression import SuppressionList, SuppressionSettings
+from clickstream.suppression import SuppressionList, open_list
 from collector.app import Stream, create_app
 from collector.kinesis import KinesisStream, kinesis_client
 from collector.protocol import guarded_protocol
@@ -47,22 +47,8 @@ def check(settings: CollectorSettings) -> None:
 
 def suppression_list(settings: CollectorSettings) -> SuppressionList | None:
     """The suppression list when the stack has one (`CLICKSTREAM_SUPPRESSION_TABLE`)."""
-    listed = SuppressionSettings()
-    if not listed.table:
-        return None
-    if not listed.bucket:
-        raise ConfigurationError(
-            "CLICKSTREAM_SUPPRESSION_TABLE is set without CLICKSTREAM_SUPPRESSION_BUCKET "
-            "(the archive bucket, which holds the ids' salt)"
-        )
     region = settings.region or os.environ.get("AWS_REGION")
-    return SuppressionList(
-        aws.client("dynamodb", region=region),
-        aws.client("s3", region=region),
-        table=listed.table,
-        bucket=listed.bucket,
-        refresh_seconds=listed.refresh_seconds,
-    )
+    return open_list(lambda service: aws.client(service, region=region))
 
 
 def serve(settings: CollectorSettings) -> None:

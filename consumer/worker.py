@@ -14,7 +14,7 @@ from amazon_kclpy import kcl
 from clickstream import aws
 from clickstream.errors import ClickstreamError
 from clickstream.logging import configure_logging, get_logger
-from clickstream.suppression import SuppressionList, SuppressionSettings
+from clickstream.suppression import open_list
 from consumer.gc_policy import tune_for_processing
 from consumer.metrics import Metrics
 from consumer.processor import ClickstreamProcessor
@@ -69,18 +69,8 @@ def build_processor(settings: ConsumerSettings) -> ClickstreamProcessor:
         if settings.alerts_table
         else None
     )
-    listed = SuppressionSettings()
-    suppression = (
-        SuppressionList(
-            dynamodb,
-            s3,
-            table=listed.table,
-            bucket=listed.bucket or settings.archive_bucket,
-            refresh_seconds=listed.refresh_seconds,
-        )
-        if listed.table
-        else None
-    )
+    clients = {"dynamodb": dynamodb, "s3": s3}
+    suppression = open_list(clients.__getitem__, default_bucket=settings.archive_bucket)
     return ClickstreamProcessor(
         store,
         archive,
