@@ -259,8 +259,6 @@ class Forgetter:
         receipt.finished_at = None
 
         run = Run(receipt, dry_run, self._bucket)
-        save = run.save
-
         found = self.find_sessions(person, since)
         if self._suppression is not None:
             self._suppress(found, salt, run)
@@ -275,7 +273,7 @@ class Forgetter:
         sessions, identifiers = set(found.session_ids), found.identifiers()
         hours = self.hours_of(sessions, since)
         receipt.sessions = sorted({*receipt.sessions, *(hashed(salt, s) for s in sessions)})
-        save()
+        run.save()
         frozen = frozenset(sessions)
         # The raw archive last: until it is clean, a run killed on the way finds the person
         # there again and finishes the other stores.
@@ -294,7 +292,7 @@ class Forgetter:
                 )
             receipt.status = "done"
             receipt.finished_at = now_text()
-            save()
+            run.save()
         else:
             receipt.status = "dry run"
         self._changed()
