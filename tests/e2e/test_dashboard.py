@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -377,15 +377,20 @@ def quoted(values: set[str]) -> str:
     return ", ".join("'" + value.replace("'", "''") + "'" for value in sorted(values))
 
 
+def querying(connection: Any) -> Callable[[str], list[dict[str, Any]]]:
+    """Queries over one reading of the bucket (`insights.sql.connect`), rows as dicts."""
+
+    def query(text: str) -> list[dict[str, Any]]:
+        columns, rows = engine.run(connection, text)
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+
+    return query
+
+
 def forgotten_visitors_are_nowhere(manifest: Manifest, want: dict[str, Any], url: str) -> None:
     # GIVEN three visitors: a user id seen in two sessions, a bot the alerts name, and the
     # busiest anonymous visitor (found in this process: one reading of the bucket)
-    before = engine.connect(archive_location())
-
-    def sql(query: str) -> list[dict[str, Any]]:
-        columns, rows = engine.run(before, query)
-        return [dict(zip(columns, row, strict=True)) for row in rows]
-
+    sql = querying(engine.connect(archive_location()))
     users = sql(
         "SELECT user_id FROM events WHERE user_id IS NOT NULL GROUP BY 1 "
         "HAVING count(DISTINCT session_id) >= 2 ORDER BY count(*) DESC, 1 LIMIT 1"
@@ -430,12 +435,7 @@ def forgotten_visitors_are_nowhere(manifest: Manifest, want: dict[str, Any], url
         f"SELECT 'raw_events', count(*) FROM raw_events WHERE {theirs_in} ORDER BY 1"
     )
     assert left == [{"t": "events", "n": 0}, {"t": "raw_events", "n": 0}]
-    after = engine.connect(archive_location())
-
-    def sql_after(query: str) -> list[dict[str, Any]]:
-        columns, rows = engine.run(after, query)
-        return [dict(zip(columns, row, strict=True)) for row in rows]
-
+    sql_after = querying(engine.connect(archive_location()))
     # AND every other session, and every page and type, is the manifest's less theirs
     per_session = {str(r["session_id"]): r["n"] for r in sql_after(
         "SELECT session_id, count(*) AS n FROM events GROUP BY 1"
