@@ -312,6 +312,10 @@ def show_bench(results: list[benchmark.BenchResult]) -> None:
         ("events (sessions)", [f"{r.events:,} ({r.sessions:,})" for r in results]),
         ("traffic seconds", [f"{r.traffic_seconds:g}" for r in results]),
         ("write units /1k events", [f"{r.write_units_per_1000_events:g}" for r in results]),
+        (
+            "least session writes /1k events (one item each, 60 s)",
+            [f"{r.least_session_writes_per_1000_events:g}" for r in results],
+        ),
         ("read units /1k events", [f"{r.read_units_per_1000_events:g}" for r in results]),
         ("S3 PUTs /1k events", [f"{r.s3_puts_per_1000_events:g}" for r in results]),
         ("$ per million events", [f"{r.dollars_per_million_events:.3f}" for r in results]),

@@ -36,6 +36,7 @@ from clickstream.tools.bench_traffic import (
     Delivery,
     deliveries,
     distinct_sessions,
+    least_session_writes,
     shard_traffic,
     traffic_seconds,
 )
@@ -63,6 +64,8 @@ enhanced fan-out's per consumer). A processor faster than this keeps up with any
 KCL_CALLS = frozenset({"checkpoints", "lease renewals"})
 """Calls the KCL daemon makes (with Java's SDK), not the record processor."""
 SDK_PROBE_CALLS = 300
+SESSION_FRESHNESS_SECONDS = 60.0
+"""The freshness promised for session items (p95, `clickstream bench freshness`)."""
 SEQUENCE_BASE = 49_680_477_731_447_033_642_919_771_787_628_839_273_462_071_122_875_000_000
 
 
@@ -110,6 +113,10 @@ class BenchResult:
     read_units_per_1000_events: float = 0.0
     s3_puts_per_1000_events: float = 0.0
     dollars_per_million_events: float = 0.0
+    least_session_writes_per_1000_events: float = 0.0
+    """The fewest session writes one item per session allows at `SESSION_FRESHNESS_SECONDS`
+    (`least_session_writes`): at a write unit or more each, the floor of the sessions' write
+    units for any design that reads a session by id from its own item."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -260,6 +267,7 @@ def run(
     # Only the lines (text, which the collector never scans) stay: the generated records
     # would make every collection in the timed runs longer than in a worker.
     sessions, span = distinct_sessions(records), traffic_seconds(records)
+    least_writes = least_session_writes(records, SESSION_FRESHNESS_SECONDS)
     mean_record_bytes = sum(len(record.data) for record in records) / len(records)
     shard_read_rate = SHARD_READ_BYTES_PER_SECOND / mean_record_bytes
     del records, polls
@@ -322,6 +330,7 @@ def run(
             dollars_per_million_events(processed, ledger.write_units, ledger.read_units, s3_puts),
             3,
         ),
+        least_session_writes_per_1000_events=round(least_writes * per, 1),
     )
 
 

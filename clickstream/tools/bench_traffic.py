@@ -112,3 +112,23 @@ def traffic_seconds(records: list[ShardRecord]) -> float:
 
 def distinct_sessions(records: list[ShardRecord]) -> int:
     return len({record.partition_key for record in records})
+
+
+def least_session_writes(records: list[ShardRecord], bound_seconds: float) -> int:
+    """The fewest writes that keep one item per session no more than `bound_seconds` behind
+    its records' arrivals: each write waits as long as the oldest record it has not yet
+    written allows, and takes every record arrived by then (greedy, which is optimal for a
+    single deadline). With DynamoDB's one write unit or more per item written, it is the
+    least any design reading sessions by id from their own items can bill for them."""
+    arrivals: dict[str, list[int]] = {}
+    for record in records:
+        arrivals.setdefault(record.partition_key, []).append(record.arrival_ms)
+    bound_ms = bound_seconds * 1000
+    writes = 0
+    for times in arrivals.values():
+        deadline = float("-inf")
+        for arrival in times:  # in arrival order already
+            if arrival > deadline:
+                writes += 1
+                deadline = arrival + bound_ms
+    return writes

@@ -9,7 +9,13 @@ from datetime import UTC, datetime
 import pytest
 
 from clickstream.tools import bench
-from clickstream.tools.bench_traffic import deliveries, distinct_sessions, shard_traffic
+from clickstream.tools.bench_traffic import (
+    ShardRecord,
+    deliveries,
+    distinct_sessions,
+    least_session_writes,
+    shard_traffic,
+)
 
 START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -31,6 +37,23 @@ def test_deliveries_are_one_poll_each_in_arrival_order() -> None:
     assert [r for poll in polls for r in poll.records] == records
     assert all(later.at - earlier.at == 1.0 for earlier, later in itertools.pairwise(polls))
     assert max(len(poll.records) for poll in polls) < 200
+
+
+def _arrivals(session: str, *seconds: float) -> list[ShardRecord]:
+    return [ShardRecord(b"{}", session, int(second * 1000)) for second in seconds]
+
+
+def test_the_least_session_writes_wait_as_long_as_the_oldest_unwritten_record_allows() -> None:
+    # GIVEN a session whose records span 150 s and another with one record
+    records = sorted(
+        _arrivals("a", 0, 30, 60, 61, 120, 150) + _arrivals("b", 10),
+        key=lambda record: record.arrival_ms,
+    )
+    # THEN with 60 s allowed, "a" needs a write by 60 s (taking 0-60), one by 121 s (61-120)
+    # and one more for 150 s, "b" one; with 200 s allowed, each session one
+    assert least_session_writes(records, 60) == 4
+    assert least_session_writes(records, 200) == 2
+    assert least_session_writes([], 60) == 0
 
 
 def test_a_run_bills_what_the_processor_wrote_and_times_it_against_the_ceiling() -> None:
@@ -55,6 +78,8 @@ def test_a_run_bills_what_the_processor_wrote_and_times_it_against_the_ceiling()
     assert result.sdk_calls_per_1000_events == pytest.approx(own_calls, rel=0.01)
     assert result.events_per_core_second < result.events_per_second
     assert 5_000 < result.shard_read_events_per_second < 8_000
+    # AND the least session writes one item per session allows are fewer than it made
+    assert 0 < result.least_session_writes_per_1000_events <= figures["session puts"].calls
     assert result.headroom_over_shard_reads == pytest.approx(
         result.events_per_core_second / result.shard_read_events_per_second, abs=0.01
     )
