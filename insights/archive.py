@@ -9,10 +9,16 @@ from typing import Any
 from consumer.core.batch import DEAD_LETTER_PREFIX, RAW_PREFIX
 
 
-def listed(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
-    """Every object under a prefix, as ListObjectsV2 describes it (Key, ETag, Size, ...)."""
+def listed(
+    s3: Any, bucket: str, prefix: str, *, start_after: str | None = None
+) -> list[dict[str, Any]]:
+    """Every object under a prefix, as ListObjectsV2 describes it (Key, ETag, Size, ...);
+    with `start_after`, only the keys after it: S3 lists keys in byte order, which is time
+    order for the archive's zero-padded partitions, so a partition's path there skips every
+    earlier hour without listing it."""
     found: list[dict[str, Any]] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+    after = {"StartAfter": start_after} if start_after else {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, **after):
         found += page.get("Contents", [])
     return found
 

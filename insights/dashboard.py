@@ -138,8 +138,9 @@ class Sources:
     dynamodb: Any
     kinesis: Any
     s3: Any
-    duckdb: Callable[[], Any]
-    """Opens a DuckDB connection with the archive's views (`insights.sql.connect`)."""
+    duckdb: Callable[[datetime], Any]
+    """Opens a DuckDB connection with the archive's views of the hours from a moment on
+    (`insights.sql.connect`'s `since`): a reading lists the window's objects only."""
 
 
 class Dashboard:
@@ -314,10 +315,11 @@ class Dashboard:
 
     def _rage_clicks(self) -> dict[str, Any]:
         now = self._clock()
-        # A new connection each reading: its views list the archive's objects when made (an
-        # archive with none yet gives an empty view); a reading happens once a minute.
-        with self._sql_lock, contextlib.closing(self._sources.duckdb()) as connection:
-            candidates = maps.rage_candidates(connection, now - self._window)
+        # A new connection each reading: its views list the window's objects when made (a
+        # window with none yet gives an empty view); a reading happens once a minute.
+        since = now - self._window
+        with self._sql_lock, contextlib.closing(self._sources.duckdb(since)) as connection:
+            candidates = maps.rage_candidates(connection, since)
         found = maps.rage_clicks(candidates)
         by_page = Counter(rage.page for rage in found)
         figures = {
@@ -356,7 +358,7 @@ class Dashboard:
 
     def _draw_heatmap(self, page: str, width: str | None) -> tuple[dict[str, Any], bytes]:
         since = self._clock() - self._window
-        with self._sql_lock, contextlib.closing(self._sources.duckdb()) as connection:
+        with self._sql_lock, contextlib.closing(self._sources.duckdb(since)) as connection:
             clicks = maps.clicks_of_page(connection, page, since)
         found = maps.bins(clicks)
         chosen = width or maps.busiest_class(found)

@@ -3,6 +3,7 @@ is not (or where objects came or changed after), each event once (`insights.lake
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -61,10 +62,15 @@ def events_select(bucket: str, found: lake.LakeReading) -> str:
 
 
 def create_events_view(
-    connection: duckdb.DuckDBPyConnection, archive: ArchiveLocation, s3: Any | None = None
+    connection: duckdb.DuckDBPyConnection,
+    archive: ArchiveLocation,
+    s3: Any | None = None,
+    *,
+    since: datetime | None = None,
 ) -> lake.LakeReading:
+    """`events` and `events_sources`; with `since`, of the hours from `since`'s hour on."""
     store = LakeStore(s3 or s3_client(archive), archive.bucket)
-    found = lake.reading(store.raw_objects(), store.manifests())
+    found = lake.reading(store.raw_objects(since=since), store.manifests(since=since))
     try:
         connection.execute(f"CREATE VIEW events AS {events_select(archive.bucket, found)}")
         connection.execute(f"CREATE VIEW events_sources AS {sources_select(found)}")

@@ -15,7 +15,7 @@ from clickstream.errors import InsightsError
 from consumer.core.batch import RAW_PREFIX
 from insights import lake
 from insights.archive import listed
-from insights.sql import ArchiveLocation
+from insights.sql import ArchiveLocation, hour_start_key
 
 LOST_RACE_CODES: Final = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412"})
 """S3's answers to a conditional put whose condition no longer holds: another compaction
@@ -46,15 +46,19 @@ class LakeStore:
         self._s3 = s3
         self.bucket = bucket
 
-    def _list(self, prefix: str) -> list[dict[str, Any]]:
-        return listed(self._s3, self.bucket, prefix)
+    def _list(self, prefix: str, since: datetime | None = None) -> list[dict[str, Any]]:
+        """The objects under `prefix` (with `since`: of its hour partitions from `since`'s)."""
+        start_after = None if since is None else hour_start_key(prefix.rstrip("/"), since)
+        return listed(self._s3, self.bucket, prefix, start_after=start_after)
 
-    def raw_objects(self, hour: datetime | None = None) -> list[lake.RawObject]:
-        """The raw archive's objects of one hour, or of every hour."""
+    def raw_objects(
+        self, hour: datetime | None = None, *, since: datetime | None = None
+    ) -> list[lake.RawObject]:
+        """The raw archive's objects of one hour, of the hours from `since`'s, or of all."""
         prefix = lake.raw_prefix(hour) if hour else f"{RAW_PREFIX}/"
         return [
             lake.RawObject(entry["Key"], entry["ETag"].strip('"'), entry["Size"])
-            for entry in self._list(prefix)
+            for entry in self._list(prefix, None if hour else since)
             if entry["Key"].endswith(".jsonl.gz")
         ]
 
@@ -75,11 +79,12 @@ class LakeStore:
             return None, None
         return _parse(answer["Body"].read(), hour), answer["ETag"].strip('"')
 
-    def manifests(self) -> list[lake.HourManifest]:
-        """Every published manifest (read side), fetched side by side."""
+    def manifests(self, *, since: datetime | None = None) -> list[lake.HourManifest]:
+        """Every published manifest (read side), or those of the hours from `since`'s,
+        fetched side by side."""
         keys = [
             entry["Key"]
-            for entry in self._list(f"{lake.MANIFEST_PREFIX}/")
+            for entry in self._list(f"{lake.MANIFEST_PREFIX}/", since)
             if entry["Key"].endswith(lake.MANIFEST_NAME)
         ]
 

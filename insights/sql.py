@@ -16,12 +16,15 @@ Parquet and the raw objects no manifest holds, each event once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 import duckdb
 
 from clickstream.errors import InsightsError
+from insights.archive import listed
+from insights.lake import hour_partition, start_of_hour
 
 RAW_EVENT_COLUMNS: Final = (
     ("event_id", "VARCHAR"),
@@ -145,22 +148,38 @@ def run_once(connection: duckdb.DuckDBPyConnection, statement: str) -> list[tupl
         connection.close()
 
 
-def connect(archive: ArchiveLocation, s3: Any | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    archive: ArchiveLocation, s3: Any | None = None, *, since: datetime | None = None
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the archive's views: `raw_events`, `dead_letters` and
     `events` (the lake: compacted hours from Parquet, the rest from the raw archive, each
     event once). Nothing is read for the first two until a query runs; `events` lists the
-    raw archive and reads the hours' manifests now (`insights.lake`)."""
+    raw archive and reads the hours' manifests now (`insights.lake`).
+
+    With `since` (a dashboard's window, a heatmap's), the views hold only the hour
+    partitions from `since`'s hour on, and only those are listed and their manifests read:
+    opening costs the window's objects, not every object the archive keeps."""
     connection = open_duckdb(archive)
+    if since is not None and s3 is None:
+        from insights.lake_store import s3_client
+
+        s3 = s3_client(archive)
     for view, (prefix, columns) in VIEWS.items():
-        pattern = f"s3://{archive.bucket}/{prefix}/year=*/month=*/day=*/hour=*/*.jsonl.gz"
-        types = ", ".join(f"{quote(name)}: {quote(kind)}" for name, kind in columns)
-        hive = ", ".join(f"{quote(name)}: 'INTEGER'" for name in PARTITIONS)
+        if since is None:
+            source = quote(f"s3://{archive.bucket}/{prefix}/year=*/month=*/day=*/hour=*/*.jsonl.gz")
+        else:
+            keys = _keys_from_hour(s3, archive.bucket, prefix, since)
+            if not keys:
+                connection.execute(f"CREATE VIEW {view} AS {empty_select(columns)}")
+                continue
+            source = "[" + ", ".join(quote(f"s3://{archive.bucket}/{key}") for key in keys) + "]"
         names = ", ".join(f'"{name}"' for name, _ in columns)
-        # Only our own constants and the quoted bucket name are spliced in.
+        # Only our own constants, the quoted bucket name and listed keys are spliced in.
         statement = (
             f"CREATE VIEW {view} AS SELECT {names}, year, month, day, hour FROM read_json("  # noqa: S608
-            f"{quote(pattern)}, format = 'newline_delimited', compression = 'gzip', "
-            f"columns = {{{types}}}, hive_partitioning = true, hive_types = {{{hive}}})"
+            f"{source}, format = 'newline_delimited', compression = 'gzip', "
+            f"columns = {column_types(columns)}, hive_partitioning = true, "
+            f"hive_types = {HIVE_TYPES})"
         )
         try:
             connection.execute(statement)
@@ -169,16 +188,25 @@ def connect(archive: ArchiveLocation, s3: Any | None = None) -> duckdb.DuckDBPyC
             # dead letters) is an empty view with the same columns, anything else an error.
             if "No files found" not in str(exc):
                 raise InsightsError(f"cannot read the archive: {_first_line(exc)}") from None
-            empty = (
-                ", ".join(f'CAST(NULL AS {kind}) AS "{name}"' for name, kind in columns)
-                + ", "
-                + ", ".join(f"CAST(NULL AS INTEGER) AS {name}" for name in PARTITIONS)
-            )
-            connection.execute(f"CREATE VIEW {view} AS SELECT {empty} WHERE false")
+            connection.execute(f"CREATE VIEW {view} AS {empty_select(columns)}")
     from insights.lake_reader import create_events_view
 
-    create_events_view(connection, archive, s3)
+    create_events_view(connection, archive, s3, since=since)
     return connection
+
+
+def hour_start_key(prefix: str, moment: datetime) -> str:
+    """What ListObjectsV2's `StartAfter` takes to list `prefix`'s keys from `moment`'s hour
+    partition on (`insights.archive.listed`)."""
+    return f"{prefix}/{hour_partition(start_of_hour(moment))}"
+
+
+def _keys_from_hour(s3: Any, bucket: str, prefix: str, since: datetime) -> list[str]:
+    return [
+        entry["Key"]
+        for entry in listed(s3, bucket, f"{prefix}/", start_after=hour_start_key(prefix, since))
+        if entry["Key"].endswith(".jsonl.gz")
+    ]
 
 
 def empty_select(columns: tuple[tuple[str, str], ...]) -> str:

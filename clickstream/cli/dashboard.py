@@ -49,7 +49,7 @@ def dashboard(
         dynamodb=dynamodb,
         kinesis=kinesis,
         s3=aws.client("s3"),
-        duckdb=lambda: sql.connect(location),
+        duckdb=lambda since: sql.connect(location, since=since),
     )
     shown_host = settings.host if ":" not in settings.host else f"[{settings.host}]"
     url = f"http://{shown_host}:{settings.port}/"

@@ -181,7 +181,8 @@ def _busiest_page_heatmap(busiest: str, path: Path) -> str | None:
     from insights import heatmap, sql
 
     since = datetime.now(UTC) - timedelta(hours=24)
-    clicks = heatmap.clicks_of_page(sql.connect(archive_location()), busiest, since)
+    connection = sql.connect(archive_location(), since=since)
+    clicks = heatmap.clicks_of_page(connection, busiest, since)
     found = heatmap.bins(clicks)
     widest = heatmap.busiest_class(found)
     if widest is None:

@@ -53,7 +53,7 @@ def heatmap(
 
     key = page_key(page)
     start = since_time(since, datetime.now(UTC))
-    connection = sql.connect(archive_location())
+    connection = sql.connect(archive_location(), since=start)
     clicks = maps.clicks_of_page(connection, key, start)
     found = maps.bins(clicks)
     rages = maps.rage_clicks(clicks)

@@ -12,7 +12,7 @@ import uuid
 import warnings
 from collections import Counter
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -93,7 +93,7 @@ def sources(stack: LocalStackState, bucket: str, **changes: str) -> Sources:
         dynamodb=aws.local_client("dynamodb", stack.moto_endpoint, stack.region),
         kinesis=aws.local_client("kinesis", stack.kinesis_endpoint, stack.region),
         s3=aws.local_client("s3", stack.moto_endpoint, stack.region),
-        duckdb=lambda: sql.connect(location),
+        duckdb=lambda since: sql.connect(location, since=since),
     )
 
 
@@ -302,8 +302,8 @@ def test_a_failed_heatmap_is_kept_like_a_drawn_one_and_says_nothing_of_its_cause
     # GIVEN a dashboard whose archive reading fails (SQL quoting a page's text, say)
     readings = []
 
-    def failing() -> Any:
-        readings.append(1)
+    def failing(since: datetime) -> Any:
+        readings.append(since)
         raise InsightsError("query failed: Parser Error: SELECT session_id FROM raw_events")
 
     broken = replace(sources(local_stack, "unused"), duckdb=failing)
@@ -311,9 +311,10 @@ def test_a_failed_heatmap_is_kept_like_a_drawn_one_and_says_nothing_of_its_cause
     client = TestClient(create_app(dashboard, token=None), base_url=LOOPBACK_URL)
     # WHEN viewers poll the page's map
     answers = [client.get("/api/heatmap", params={"page": "/pricing"}) for _ in range(3)]
-    # THEN it was read once for them all, and the answer names no SQL
+    # THEN it was read once for them all (the archive's hours of the dashboard's window
+    # only), and the answer names no SQL
     assert [a.status_code for a in answers] == [502] * 3
-    assert len(readings) == 1
+    assert readings == [NOW - timedelta(minutes=DashboardSettings().window_minutes)]
     assert "SELECT" not in answers[0].text
     # AND a page name with a control character is refused before anything is read
     nul = client.get("/api/heatmap", params={"page": "/pri\x00cing"})

@@ -8,6 +8,7 @@ import io
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 from itertools import islice
 from pathlib import Path
 
@@ -120,6 +121,45 @@ def test_partition_filters_prune_objects(local_stack: LocalStackState, archive: 
     with pytest.raises(InsightsError) as failed:
         sql.run(connection, "SELECT count(*) FROM raw_events")
     assert "\n" not in str(failed.value)
+
+
+def test_a_connection_since_a_moment_lists_and_reads_only_the_hours_from_it(
+    local_stack: LocalStackState,
+) -> None:
+    # GIVEN an archive of one hour (09:05 on) and, hours before, objects and a manifest that
+    # cannot be read at all
+    s3 = aws.local_client("s3", local_stack.moto_endpoint, local_stack.region)
+    bucket = f"sqlsince-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    manifest, malformed = fill(s3, bucket, seed=7)
+    earlier = "year=2026/month=11/day=19/hour=23"
+    for key in (f"raw/{earlier}/bad.jsonl.gz", f"dead-letter/{earlier}/bad.jsonl.gz"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    s3.put_object(Bucket=bucket, Key=f"lake/manifests/{earlier}/manifest.json", Body=b"{")
+    location = sql.ArchiveLocation(
+        bucket, local_stack.region, "t", "t", endpoint_url=local_stack.moto_endpoint
+    )
+    # (the whole archive cannot even be opened: its `events` view reads every manifest)
+    with pytest.raises(InsightsError):
+        sql.connect(location)
+    # WHEN a connection is opened since a moment of the good hour (a dashboard's window)
+    connection = sql.connect(location, since=START + timedelta(minutes=20))
+    # THEN every view reads that hour whole and nothing before it
+    _, [(raw, distinct)] = sql.run(
+        connection, "SELECT count(*), count(DISTINCT event_id) FROM raw_events"
+    )
+    assert raw == distinct == manifest.events
+    _, [(events,)] = sql.run(connection, "SELECT count(*) FROM events")
+    assert events == manifest.events
+    _, [(letters,)] = sql.run(connection, "SELECT count(*) FROM dead_letters")
+    assert letters == len(malformed)
+    _, sources = sql.run(connection, "SELECT key FROM events_sources")
+    assert sources
+    assert all("/day=20/hour=09/" in key for (key,) in sources)
+    # AND since an hour with nothing yet, the views are empty
+    later = sql.connect(location, since=START + timedelta(hours=1))
+    for view in ("events", "raw_events", "dead_letters"):
+        assert sql.run(later, f"SELECT * FROM {view}")[1] == []
 
 
 def test_a_bad_query_and_an_unreachable_archive_are_one_line_errors(archive: Archive) -> None:
