@@ -8,7 +8,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
@@ -75,6 +75,20 @@ def span_back(text: str, now: datetime) -> datetime | None:
         return None
     unit = {"m": "minutes", "h": "hours", "d": "days"}[span.group(2)]
     return now - timedelta(**{unit: int(span.group(1))})
+
+
+def since_time(text: str, now: datetime) -> datetime:
+    """`--since`: a span back from now (90m, 24h, 7d) or an ISO 8601 time (UTC if no offset)."""
+    start = span_back(text, now)
+    if start is not None:
+        return start
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigurationError(
+            f"--since {text!r}: expected a span like 90m, 24h, 7d or an ISO 8601 time"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def use_local_stack_environment() -> None:

@@ -15,8 +15,8 @@ from clickstream.cli.common import (
     out,
     print_json,
     progress_bar,
+    since_time,
 )
-from clickstream.cli.heatmap import since_time
 from clickstream.cli.sql import archive_location
 from clickstream.errors import ConfigurationError, InsightsError
 

@@ -16,8 +16,8 @@ from clickstream.cli.common import (
     out,
     print_json,
     progress_bar,
+    since_time,
 )
-from clickstream.cli.heatmap import since_time
 
 if TYPE_CHECKING:
     from insights.dead_letters import DeadLetterStore, StoredDeadLetter

@@ -9,8 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from clickstream.cli.common import JsonFlag, err, one_line_errors, out, print_json
-from clickstream.cli.heatmap import since_time
+from clickstream.cli.common import JsonFlag, err, one_line_errors, out, print_json, since_time
 from clickstream.errors import ConfigurationError
 
 Ids = Annotated[list[str] | None, typer.Option(help="Repeatable.")]

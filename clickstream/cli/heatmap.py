@@ -9,24 +9,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from clickstream.cli.common import JsonFlag, err, one_line_errors, out, print_json, span_back
+from clickstream.cli.common import JsonFlag, err, one_line_errors, out, print_json, since_time
 from clickstream.cli.sql import archive_location
 from clickstream.errors import ConfigurationError
 from clickstream.pagekey import page_key
-
-
-def since_time(text: str, now: datetime) -> datetime:
-    """`--since`: a span back from now (90m, 24h, 7d) or an ISO 8601 time (UTC if no offset)."""
-    start = span_back(text, now)
-    if start is not None:
-        return start
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigurationError(
-            f"--since {text!r}: expected a span like 90m, 24h, 7d or an ISO 8601 time"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @one_line_errors

@@ -5,13 +5,20 @@ from __future__ import annotations
 import csv
 import os
 import sys
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from clickstream.cli.common import one_line_errors, out, print_json, use_local_stack_environment
+from clickstream.cli.common import (
+    one_line_errors,
+    out,
+    print_json,
+    since_time,
+    use_local_stack_environment,
+)
 from clickstream.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -31,16 +38,26 @@ def sql(
         typer.Argument(help="SQL over the views events, raw_events and dead_letters."),
     ],
     output: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.TABLE,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Only the hour partitions from then on (90m, 24h, 7d or ISO 8601): the "
+            "archive is listed from that hour rather than whole. Default: every hour."
+        ),
+    ] = None,
 ) -> None:
     """SQL over the S3 archive with DuckDB, with the Athena tables' names, columns and
     year/month/day/hour partitions: `events` (the lake: compacted hours from Parquet, the
     others from the raw archive, each event once), `raw_events` (the raw archive alone) and
     `dead_letters`; `events_sources` lists what `events` reads. Reads the local stack's
-    bucket, or CLICKSTREAM_ARCHIVE_BUCKET with the default AWS credentials."""
+    bucket, or CLICKSTREAM_ARCHIVE_BUCKET with the default AWS credentials. `--since`
+    narrows the views to recent hours, which opens a large archive in a fraction of the
+    time (the hours before are neither listed nor read)."""
     from insights import sql as engine
 
     location = archive_location()
-    columns, rows = engine.run(engine.connect(location), query)
+    start = None if since is None else since_time(since, datetime.now(UTC))
+    columns, rows = engine.run(engine.connect(location, since=start), query)
     if output is Format.JSON:
         print_json([dict(zip(columns, row, strict=True)) for row in rows])
     elif output is Format.CSV:

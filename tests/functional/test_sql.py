@@ -232,6 +232,14 @@ def test_the_command_prints_table_json_and_csv_and_one_line_errors(
         "-5",
         "'@x",
     ]
+    # `--since` narrows the views to the hours from then on: the archive's one hour, or none
+    same = run(query, "--format", "json", "--since", START.isoformat())
+    assert json.loads(same.stdout) == json.loads(as_json.stdout)
+    later = (START + timedelta(hours=1)).isoformat()
+    assert json.loads(run(query, "--format", "json", "--since", later).stdout) == []
+    wrong = run(query, "--since", "yesterday")
+    assert wrong.returncode != 0
+    assert "expected a span like 90m" in wrong.stderr
     bad = run("SELECT * FROM nowhere")
     assert bad.returncode == 1
     assert bad.stderr.strip().startswith("error: query failed")

@@ -117,7 +117,7 @@ def test_the_longest_map_the_canvas_allows_is_drawn_scaled_to_the_pixel_budget()
 def test_since_takes_a_span_or_a_time() -> None:
     import pytest
 
-    from clickstream.cli.heatmap import since_time
+    from clickstream.cli.common import since_time
     from clickstream.errors import ConfigurationError
 
     assert since_time("90m", T0) == T0 - timedelta(minutes=90)
