@@ -165,18 +165,22 @@ class Forgetter:
         self._settle_seconds = settle_seconds
         self._sleep = sleep
         self._stored: Any = None
+        self._stored_since: datetime | None = None
 
     # -- finding -----------------------------------------------------------------------
 
-    def _query(self, query: str) -> list[tuple[Any, ...]]:
+    def _query(self, query: str, since: datetime | None) -> list[tuple[Any, ...]]:
         """`query` over `stored`: every row any store holds, not the readers' fold. The raw
         archive and every published generation's Parquet both, so that a run killed after
         it cleaned one of them still finds the person in the other and finishes. One
-        reading of the bucket serves every query until the stores change (`_changed`)."""
+        reading of the bucket (of the hours from `since`'s, when given: nothing before is
+        listed) serves every query until the stores change (`_changed`)."""
         from insights import sql
 
+        if self._stored is not None and self._stored_since != since:
+            self._changed()
         if self._stored is None:
-            self._stored = self._open_stored()
+            self._stored, self._stored_since = self._open_stored(since), since
         _, rows = sql.run(self._stored, query)
         return rows
 
@@ -187,10 +191,10 @@ class Forgetter:
             self._stored.close()
         self._stored = None
 
-    def _open_stored(self) -> Any:
+    def _open_stored(self, since: datetime | None) -> Any:
         from insights import sql
 
-        connection = sql.connect(self._archive, self._s3)
+        connection = sql.connect(self._archive, self._s3, since=since)
         _, files = sql.run(connection, "SELECT key FROM events_sources WHERE kind = 'parquet'")
         stored = "SELECT * FROM raw_events"
         if files:
@@ -225,7 +229,7 @@ class Forgetter:
             # Quoted literals only.
             query = "SELECT DISTINCT session_id, user_id, anonymous_id FROM events WHERE ("
             query += " OR ".join(conditions) + ")" + _since(since)
-            rows = self._query(query)
+            rows = self._query(query, since)
             found = {str(row[0]) for row in rows}
             more_users = {str(row[1]) for row in rows if row[1]}
             more_anonymous = {str(row[2]) for row in rows if row[2]}
@@ -244,7 +248,8 @@ class Forgetter:
         listed = ", ".join(quote(session) for session in sorted(sessions))
         rows = self._query(
             "SELECT DISTINCT year, month, day, hour FROM stored "  # noqa: S608
-            f"WHERE session_id IN ({listed}){_since(since)}"
+            f"WHERE session_id IN ({listed}){_since(since)}",
+            since,
         )
         return sorted(datetime(y, m, d, h, tzinfo=UTC) for y, m, d, h in rows)
 

@@ -246,6 +246,46 @@ def test_forget_removes_the_person_from_every_store_and_nothing_else(world: Worl
     assert json.loads(output)["removed"] == removed
 
 
+def test_forget_since_an_hour_reads_and_erases_only_the_hours_from_it(world: World) -> None:
+    # GIVEN an earlier hour holding an object no reader can open (a forget of the whole
+    # archive fails on it), and the counts of the compacted hour 09
+    world.s3.put_object(
+        Bucket=world.bucket, Key="raw/year=2026/month=11/day=20/hour=08/bad.jsonl.gz", Body=b"x"
+    )
+    whole = world.forget("--dry-run")
+    _, errors = whole.communicate(timeout=300)
+    assert whole.returncode != 0, "the unreadable object was not read"
+
+    def hour_nine() -> Counter[str]:
+        connection = sql.connect(world.location, world.s3, since=HOURS[0])
+        _, rows = sql.run(
+            connection, "SELECT session_id, count(*) FROM events WHERE hour = 9 GROUP BY 1"
+        )
+        return Counter({str(session): int(n) for session, n in rows})
+
+    nine_before = hour_nine()
+    person_in_ten = sum(
+        1
+        for e in world.events
+        if e.session_id in world.sessions_of_person() and e.timestamp >= HOURS[1]
+    )
+    assert person_in_ten > 0
+    # WHEN the person is forgotten since 10:00
+    process = world.forget("--since", HOURS[1].isoformat())
+    output, errors = process.communicate(timeout=300)
+    assert process.returncode == 0, errors.decode()[-3000:]
+    # THEN hour 10 holds none of their events, and hour 09 is as it was
+    assert json.loads(output)["removed"]["raw_events_removed"] == person_in_ten
+    connection = sql.connect(world.location, world.s3, since=HOURS[1])
+    listed = ", ".join(sql.quote(session) for session in world.sessions_of_person())
+    _, [(left,)] = sql.run(
+        connection,
+        f"SELECT count(*) FROM raw_events WHERE session_id IN ({listed})",
+    )
+    assert left == 0
+    assert hour_nine() == nine_before
+
+
 def test_a_forget_killed_mid_way_and_run_again_finishes_with_the_right_receipt(
     world: World,
 ) -> None:
