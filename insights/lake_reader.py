@@ -67,10 +67,14 @@ def create_events_view(
     s3: Any | None = None,
     *,
     since: datetime | None = None,
+    raw: list[lake.RawObject] | None = None,
 ) -> lake.LakeReading:
-    """`events` and `events_sources`; with `since`, of the hours from `since`'s hour on."""
+    """`events` and `events_sources`; with `since`, of the hours from `since`'s hour on.
+    `raw`: those hours' raw objects, when the caller listed them already."""
     store = LakeStore(s3 or s3_client(archive), archive.bucket)
-    found = lake.reading(store.raw_objects(since=since), store.manifests(since=since))
+    if raw is None:
+        raw = store.raw_objects(since=since)
+    found = lake.reading(raw, store.manifests(since=since))
     try:
         connection.execute(f"CREATE VIEW events AS {events_select(archive.bucket, found)}")
         connection.execute(f"CREATE VIEW events_sources AS {sources_select(found)}")

@@ -159,16 +159,25 @@ def connect(
     With `since` (a dashboard's window, a heatmap's), the views hold only the hour
     partitions from `since`'s hour on, and only those are listed and their manifests read:
     opening costs the window's objects, not every object the archive keeps."""
-    connection = open_duckdb(archive)
-    if since is not None and s3 is None:
-        from insights.lake_store import s3_client
+    from insights.lake_reader import create_events_view
+    from insights.lake_store import LakeStore, s3_client
 
-        s3 = s3_client(archive)
+    connection = open_duckdb(archive)
+    raw = None
+    keys_since: dict[str, list[str]] = {}
+    if since is not None:
+        s3 = s3 or s3_client(archive)
+        # The raw objects are listed once, for `raw_events` and for `events`' fold.
+        raw = LakeStore(s3, archive.bucket).raw_objects(since=since)
+        keys_since = {
+            "raw_events": [obj.key for obj in raw],
+            "dead_letters": _keys_from_hour(s3, archive.bucket, VIEWS["dead_letters"][0], since),
+        }
     for view, (prefix, columns) in VIEWS.items():
         if since is None:
             source = quote(f"s3://{archive.bucket}/{prefix}/year=*/month=*/day=*/hour=*/*.jsonl.gz")
         else:
-            keys = _keys_from_hour(s3, archive.bucket, prefix, since)
+            keys = keys_since[view]
             if not keys:
                 connection.execute(f"CREATE VIEW {view} AS {empty_select(columns)}")
                 continue
@@ -189,9 +198,7 @@ def connect(
             if "No files found" not in str(exc):
                 raise InsightsError(f"cannot read the archive: {_first_line(exc)}") from None
             connection.execute(f"CREATE VIEW {view} AS {empty_select(columns)}")
-    from insights.lake_reader import create_events_view
-
-    create_events_view(connection, archive, s3, since=since)
+    create_events_view(connection, archive, s3, since=since, raw=raw)
     return connection
 
 
