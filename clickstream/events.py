@@ -27,6 +27,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from clickstream import strict_json
+
 MAX_RECORD_BYTES: Final = 1024 * 1024
 """Kinesis' own limit for one record's data blob."""
 
@@ -79,8 +81,11 @@ class DeadLetterReason(StrEnum):
 
     TOO_LARGE = "too_large"
     TOO_DEEP = "too_deep"
+    """Objects and arrays nested deeper than `strict_json.MAX_NESTING` (64)."""
     NOT_UTF8 = "not_utf8"
     NOT_JSON = "not_json"
+    """Not strict JSON text (`clickstream.strict_json`): a syntax error, `NaN` or `Infinity`,
+    a number beyond a double's range, a string with an unpaired surrogate."""
     NOT_OBJECT = "not_object"
     MISSING_FIELD = "missing_field"
     WRONG_TYPE = "wrong_type"
@@ -276,6 +281,10 @@ def decode_event(data: bytes, policy: TimestampPolicy | None) -> ClickEvent:
             DeadLetterReason.NOT_UTF8, f"invalid UTF-8 at byte {exc.start}"
         ) from None
     try:
+        strict_json.check(text)
+    except strict_json.NotStrictJson as exc:
+        raise not_strict_json(exc) from None
+    try:
         event = ClickEvent.model_validate_json(text)
     except ValidationError as exc:
         raise invalid_event_from(exc) from None
@@ -284,9 +293,11 @@ def decode_event(data: bytes, policy: TimestampPolicy | None) -> ClickEvent:
     return event
 
 
-def event_from_mapping(values: dict[str, Any], policy: TimestampPolicy | None = None) -> ClickEvent:
-    """Validate a Python mapping (as JSON would carry it) into an event."""
-    return decode_event(json.dumps(values, default=str).encode("utf-8"), policy)
+def not_strict_json(error: strict_json.NotStrictJson) -> InvalidEvent:
+    """A refusal of the strict JSON rule (`clickstream.strict_json`) as a dead-letter reason:
+    `too_deep` for nesting, `not_json` for the rest."""
+    reason = DeadLetterReason.TOO_DEEP if error.too_deep else DeadLetterReason.NOT_JSON
+    return InvalidEvent(reason, error.detail)
 
 
 REFUSAL_KEY: Final = "clickstream_refused"

@@ -9,9 +9,14 @@ answer is final. The subset is what real traffic looks like:
 - no backslash and no DEL byte in the record: no string then holds a control character (JSON
   forbids them raw, and escapes are the only other way in), so the contract's "no control
   characters" patterns hold without running them;
+- no field the contract does not name, except the two the collector adds (`received_at`,
+  `client_ip`): msgspec skips an unknown field without judging it, where strict JSON
+  refuses `1e400` or nesting past its limit wherever they stand;
 - a page that is a path, or an http(s) URL whose host is printable ASCII;
-- at most `_FAST_BRACKETS` brackets when there are properties, far inside the depth at which
-  the contract's parser refuses a record as too deep;
+- when there are properties (msgspec refuses NaN, Infinity and `1e400` in them, as strict
+  JSON does, but not an integer past a double's range, nor nesting): at most
+  `_FAST_BRACKETS` brackets, the contract's nesting limit, and fewer digits in the whole
+  record than a number past a double's range needs (`clickstream.strict_json`);
 - a timestamp in ISO 8601 with the offset Z or +00:00 (the trackers' and SDKs' form), well
   inside the accepted window, judged on epoch seconds (the exact edges, other offsets and epoch
   milliseconds are left to `decode_event`).
@@ -43,8 +48,12 @@ from clickstream.events import (
     TimestampPolicy,
     decode_event,
 )
+from clickstream.strict_json import MAX_NESTING
 
-_FAST_BRACKETS: Final = 64
+_FAST_BRACKETS: Final = MAX_NESTING
+_DIGITS: Final = b"0123456789"
+_FAST_DIGITS: Final = 308
+"""A record with fewer digits than this cannot hold an integer too large for a double."""
 _EDGE_SECONDS: Final = 1.0
 """How far inside the window's edges a timestamp must be for the fast path."""
 _EARLIEST_SECONDS: Final = EARLIEST_TIMESTAMP.timestamp()
@@ -67,8 +76,9 @@ _Coordinate = Annotated[int, msgspec.Meta(ge=0, le=MAX_COORDINATE)]
 _Side = Annotated[int, msgspec.Meta(ge=1, le=MAX_VIEWPORT_SIDE)]
 
 
-class _WireEvent(msgspec.Struct, frozen=True, gc=False):
-    """The contract's fields as msgspec checks them (patterns and the time are checked after)."""
+class _WireEvent(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
+    """The contract's fields as msgspec checks them (patterns and the time are checked after),
+    and the collector's own: anything else goes to `decode_event`."""
 
     event_id: _Identifier
     type: EventType
@@ -84,6 +94,8 @@ class _WireEvent(msgspec.Struct, frozen=True, gc=False):
     viewport_width: _Side | None = None
     viewport_height: _Side | None = None
     properties: dict[str, Any] | None = None
+    received_at: str | None = None
+    client_ip: str | None = None
 
 
 class ConsumedEvent(msgspec.Struct, frozen=True, gc=False):
@@ -145,7 +157,10 @@ def _fast(data: bytes, arrival_seconds: float) -> ConsumedEvent | None:
     page = wire.page
     if not page.startswith("/") and _URL_PAGE.match(page) is None:
         return None
-    if wire.properties is not None and data.count(b"[") + data.count(b"{") > _FAST_BRACKETS:
+    if wire.properties is not None and (
+        data.count(b"[") + data.count(b"{") > _FAST_BRACKETS
+        or len(data) - len(data.translate(None, _DIGITS)) > _FAST_DIGITS
+    ):
         return None
     value = wire.timestamp
     if value.__class__ is not str:

@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from clickstream import strict_json
 from clickstream.events import (
     ClickEvent,
     DeadLetterReason,
     InvalidEvent,
     TimestampPolicy,
-    event_from_mapping,
+    decode_event,
+    not_strict_json,
     refusal_record,
 )
 from clickstream.suppression import Suppression
@@ -43,9 +45,6 @@ tiny invalid elements makes hundreds of thousands of rejections."""
 REJECTED_LISTED: Final = 100
 """How many rejected events an answer names one by one (and how many of a request's
 refusals go on to the stream as dead letters); the rest are counted by reason."""
-MAX_NESTING: Final = 64
-"""How deep an event may nest objects and arrays. The contract's own parser stops near 200
-and Python's serialiser near 1,000; no SDK nests more than a few levels."""
 ERROR_CODES: Final = {
     400: "invalid_request",
     401: "invalid_write_key",
@@ -162,7 +161,9 @@ def decode_body(
     if len(body) > max_bytes:
         raise Refused(413, f"request body of {len(body)} bytes exceeds {max_bytes}")
     try:
-        return json.loads(body, parse_constant=_no_constant)
+        # Strict JSON's exceptions (NaN, 1e400, ...) are kept in place, refused with their
+        # event alone (`_collect`); what is not JSON at all refuses the whole request.
+        return strict_json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise Refused(400, "invalid JSON: the body is not UTF-8") from None
     except json.JSONDecodeError as exc:
@@ -170,34 +171,6 @@ def decode_body(
         raise Refused(400, f"invalid JSON: {detail}") from None
     except RecursionError:
         raise Refused(400, "invalid JSON: nested too deeply") from None
-    except ValueError:
-        # Python refuses integers of more than 4,300 digits (CVE-2020-10735's limit).
-        raise Refused(400, "invalid JSON: a number too long to read") from None
-
-
-def _no_constant(name: str) -> Any:
-    # NaN and Infinity are Python's extension, not JSON: archived, Athena's reader refuses them.
-    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
-
-
-def nesting(value: Any) -> int:
-    """How many objects and arrays deep `value` goes (0 for a scalar), without recursion."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Iterable[Any] = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        depth += 1
-        deepest = max(deepest, depth)
-        if deepest > MAX_NESTING:
-            return deepest  # enough to refuse it; no need to walk the rest
-        stack.extend((child, depth) for child in children)
-    return deepest
 
 
 def _gunzip(body: bytes, max_bytes: int) -> bytes:
@@ -275,8 +248,12 @@ def _finish(values: dict[str, Any], edge: Edge) -> tuple[StreamRecord, ClickEven
     policy = TimestampPolicy(
         edge.received_at, edge.max_age - edge.arrival_allowance, edge.max_future
     )
-    event = event_from_mapping(values, policy)
-    data = json.dumps(values, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    try:
+        data = strict_json.dumps(values)
+    except strict_json.NotStrictJson as exc:
+        raise not_strict_json(exc) from None
+    # The bytes the workers will read, judged as they will judge them.
+    event = decode_event(data, policy)
     if len(data) > edge.max_event_bytes:
         # This event alone is refused: the others of its batch are still taken.
         raise InvalidEvent(
@@ -298,10 +275,10 @@ def _collect(candidates: Sequence[Any], edge: Edge, convert: Any) -> Intake:
     intake = Intake()
     for index, candidate in enumerate(candidates):
         try:
-            if nesting(candidate) > MAX_NESTING:
-                raise InvalidEvent(
-                    DeadLetterReason.TOO_DEEP, f"nested deeper than {MAX_NESTING} levels"
-                )
+            # The event as sent, all of it (a Segment message's parts that its record drops
+            # too): strict JSON or refused.
+            if (problem := strict_json.problem(candidate)) is not None:
+                raise not_strict_json(problem)
             values = convert(candidate)
             record, event = _finish(values, edge)
         except InvalidEvent as exc:
@@ -319,8 +296,9 @@ def _collect(candidates: Sequence[Any], edge: Edge, convert: Any) -> Intake:
 def _refusal(candidate: Any, error: InvalidEvent, edge: Edge) -> StreamRecord:
     if error.reason is DeadLetterReason.TOO_DEEP:
         # Not serialised again: that is what nesting this deep breaks.
-        candidate = f"(an event nested deeper than {MAX_NESTING} levels, not kept)"
-    original = json.dumps(candidate, separators=(",", ":"), ensure_ascii=False, default=str)
+        candidate = f"(an event nested deeper than {strict_json.MAX_NESTING} levels, not kept)"
+    # As sent, strict JSON's exceptions included, so that the dead letter shows them.
+    original = strict_json.lenient_dumps(candidate)
     data = refusal_record(error.reason, str(error), original.encode(), edge.received_at)
     # Refusals have no session to keep together: spread them by their content.
     return StreamRecord("refused-" + hashlib.sha256(data).hexdigest()[:16], data)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
+from datetime import datetime
 from typing import Any
 
 from consumer.core.batch import DEAD_LETTER_PREFIX, RAW_PREFIX
+from insights.lake import hour_partition, start_of_hour
 
 
 def listed(
@@ -21,6 +23,21 @@ def listed(
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, **after):
         found += page.get("Contents", [])
     return found
+
+
+def hour_start_key(prefix: str, moment: datetime) -> str:
+    """What ListObjectsV2's `StartAfter` takes to list `prefix`'s keys from `moment`'s hour
+    partition on (`insights.archive.listed`)."""
+    return f"{prefix}/{hour_partition(start_of_hour(moment))}"
+
+
+def jsonl_keys_from_hour(s3: Any, bucket: str, prefix: str, since: datetime) -> list[str]:
+    """The JSON-lines objects under `prefix` from `since`'s hour partition on."""
+    return [
+        entry["Key"]
+        for entry in listed(s3, bucket, f"{prefix}/", start_after=hour_start_key(prefix, since))
+        if entry["Key"].endswith(".jsonl.gz")
+    ]
 
 
 def listed_keys(s3: Any, bucket: str, prefix: str) -> list[str]:

@@ -14,8 +14,8 @@ from clickstream.aws import object_or_none
 from clickstream.errors import InsightsError
 from consumer.core.batch import RAW_PREFIX
 from insights import lake
-from insights.archive import listed
-from insights.sql import ArchiveLocation, hour_start_key
+from insights.archive import hour_start_key, listed
+from insights.sql import ArchiveLocation
 
 LOST_RACE_CODES: Final = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412"})
 """S3's answers to a conditional put whose condition no longer holds: another compaction

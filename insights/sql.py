@@ -23,8 +23,7 @@ from typing import Any, Final
 import duckdb
 
 from clickstream.errors import InsightsError
-from insights.archive import listed
-from insights.lake import hour_partition, start_of_hour
+from insights.archive import jsonl_keys_from_hour
 
 RAW_EVENT_COLUMNS: Final = (
     ("event_id", "VARCHAR"),
@@ -171,7 +170,9 @@ def connect(
         raw = LakeStore(s3, archive.bucket).raw_objects(since=since)
         keys_since = {
             "raw_events": [obj.key for obj in raw],
-            "dead_letters": _keys_from_hour(s3, archive.bucket, VIEWS["dead_letters"][0], since),
+            "dead_letters": jsonl_keys_from_hour(
+                s3, archive.bucket, VIEWS["dead_letters"][0], since
+            ),
         }
     for view, (prefix, columns) in VIEWS.items():
         if since is None:
@@ -200,20 +201,6 @@ def connect(
             connection.execute(f"CREATE VIEW {view} AS {empty_select(columns)}")
     create_events_view(connection, archive, s3, since=since, raw=raw)
     return connection
-
-
-def hour_start_key(prefix: str, moment: datetime) -> str:
-    """What ListObjectsV2's `StartAfter` takes to list `prefix`'s keys from `moment`'s hour
-    partition on (`insights.archive.listed`)."""
-    return f"{prefix}/{hour_partition(start_of_hour(moment))}"
-
-
-def _keys_from_hour(s3: Any, bucket: str, prefix: str, since: datetime) -> list[str]:
-    return [
-        entry["Key"]
-        for entry in listed(s3, bucket, f"{prefix}/", start_after=hour_start_key(prefix, since))
-        if entry["Key"].endswith(".jsonl.gz")
-    ]
 
 
 def empty_select(columns: tuple[tuple[str, str], ...]) -> str:

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from clickstream.cli import (
+    archive,
     collect,
     compact,
     consume,
@@ -40,6 +41,7 @@ app.command()(consume.health)
 app.add_typer(query.app, name="query")
 app.add_typer(deadletters.app, name="deadletters")
 app.command()(sql.sql)
+app.add_typer(archive.app, name="archive")
 app.command()(heatmap.heatmap)
 app.command()(compact.compact)
 app.command()(forget.forget)
