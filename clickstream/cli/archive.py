@@ -56,7 +56,8 @@ def check(
     else:
         out.print(
             f"{report.objects_read:,} objects, {report.lines_read:,} lines read; "
-            f"{report.lines_refused:,} lines refused in {len(report.refusing):,} objects",
+            f"{report.lines_refused:,} lines refused in {len(report.refusing):,} "
+            + ("object" if len(report.refusing) == 1 else "objects"),
             highlight=False,
         )
         if report.refusing:

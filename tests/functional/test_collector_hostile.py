@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from clickstream.events import carried_refusal
 from clickstream.local.stack import LocalStackState
@@ -32,6 +34,7 @@ from tests.support.collector import (
     running_collector,
     stream_contents,
 )
+from tests.support.json_ish import event_texts, strictly_read
 from tests.support.kinesis_fault_proxy import KinesisFaultProxy
 
 KEY = WRITE_KEYS[0]
@@ -412,3 +415,67 @@ def test_a_hostile_load_on_a_slow_stream_stays_within_the_budget_and_ready_answe
     )
     assert grown < 2 * budget / 2**20 + 32, f"{grown:.0f} MiB over the baseline"
     assert max(ready_seconds) < 1.0, max(ready_seconds)
+
+
+# Finding 11 (issue 44): a lone surrogate got a 500, and 1e400 reached the stream as Infinity.
+
+
+def test_a_lone_surrogate_gets_its_event_refused_alone_never_a_500(
+    local_stack: LocalStackState, stream: str, collector: CollectorProcess
+) -> None:
+    """Before: `500 Internal Server Error` (UnicodeEncodeError), the batch lost and retried."""
+    good = json.dumps(own_event("surrogate-neighbour", "s-surrogate"))
+    bad = json.dumps(own_event("surrogate-extra", "s-surrogate"))[:-1] + ',"extra":"\\ud800"}'
+    answer = post(collector, f"[{good},{bad}]".encode())
+    assert answer.status_code == 200, answer.text
+    assert [(r["index"], r["reason"]) for r in answer.json()["rejected"]] == [(1, "not_json")]
+    alone = json.dumps(own_event("surrogate-name", properties={"k": 1})).replace('"k"', '"\\udc00"')
+    answer = post(collector, f"[{alone}]".encode())
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["code"] == "invalid_events"
+    ids, refusals = stream_ids(local_stack, stream)
+    assert "surrogate-neighbour" in ids
+    assert not {"surrogate-extra", "surrogate-name"} & ids
+    assert refusals.count("not_json") >= 2
+
+
+def test_a_number_past_a_doubles_range_is_refused_never_written_as_infinity(
+    local_stack: LocalStackState, stream: str, collector: CollectorProcess
+) -> None:
+    """Before: `200`, and the stream's record read `"properties":{"n":Infinity}`."""
+    good = json.dumps(own_event("huge-neighbour", "s-huge"))
+    huge = json.dumps(own_event("huge-number", "s-huge", properties={"n": 0})).replace(
+        '"n": 0', '"n": 1e400'
+    )
+    answer = post(collector, f"[{good},{huge}]".encode())
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["rejected"][0]["reason"] == "not_json"
+    assert "beyond a double's range" in answer.json()["rejected"][0]["message"]
+    events, refusals = stream_contents(local_stack, stream)
+    assert "huge-neighbour" in {json.loads(r.data)["event_id"] for r in events}
+    for record in events + refusals:
+        strictly_read(record.data)  # every record the collector wrote
+    assert not [record for record in events if b"Infinity" in record.data]
+
+
+def test_any_json_ish_body_gets_a_2xx_or_4xx_and_the_stream_only_strict_json(
+    local_stack: LocalStackState, stream: str, collector: CollectorProcess
+) -> None:
+    """Arbitrary bodies over HTTP (surrogates, huge and tiny numbers, NaN, deep nesting,
+    repeated and unicode names, BOMs, control characters): never a 5xx, and whatever the
+    collector wrote into the stream a strict reader reads."""
+    now = datetime.now(UTC).isoformat(timespec="milliseconds")
+
+    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(events=st.lists(event_texts(timestamp=now), min_size=1, max_size=4))
+    def answered_below_500(events: list[bytes]) -> None:
+        answer = post(collector, b"[" + b",".join(events) + b"]")
+        assert 200 <= answer.status_code < 500, answer.text
+        assert answer.json()["success"] is (answer.status_code == 200)
+
+    answered_below_500()
+    events, refusals = stream_contents(local_stack, stream)
+    assert events
+    assert refusals
+    for record in events + refusals:
+        strictly_read(record.data)

@@ -102,9 +102,10 @@ VALID_FIELDS: Final = {
 
 
 @st.composite
-def event_texts(draw: st.DrawFn) -> bytes:
-    """One event as a client may send it: a valid one with fields changed, added, repeated."""
-    fields = dict(VALID_FIELDS)
+def event_texts(draw: st.DrawFn, timestamp: str = NOW_TEXT) -> bytes:
+    """One event as a client may send it: a valid one (at `timestamp`) with fields changed,
+    added, repeated."""
+    fields = {**VALID_FIELDS, "timestamp": f'"{timestamp}"'}
     if draw(st.integers(0, 3)) == 2:  # a field of the contract given something else
         fields[draw(st.sampled_from(sorted(fields)))] = draw(VALUES)
     members = [f'"{name}":{value}' for name, value in fields.items()]
