@@ -53,7 +53,7 @@ from clickstream.strict_json import MAX_NESTING
 _FAST_BRACKETS: Final = MAX_NESTING
 _DIGITS: Final = b"0123456789"
 _FAST_DIGITS: Final = 308
-"""A record with fewer digits than this cannot hold an integer too large for a double."""
+"""A record of at most this many digits cannot hold an integer too large for a double (309)."""
 _EDGE_SECONDS: Final = 1.0
 """How far inside the window's edges a timestamp must be for the fast path."""
 _EARLIEST_SECONDS: Final = EARLIEST_TIMESTAMP.timestamp()
