@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from clickstream import strict_json
+from clickstream.timestamps import from_epoch_ms, from_iso
 
 MAX_RECORD_BYTES: Final = 1024 * 1024
 """Kinesis' own limit for one record's data blob."""
@@ -187,19 +188,18 @@ def _parse_timestamp(value: Any) -> datetime:
     """An event's time from ISO 8601 text or epoch milliseconds, in UTC."""
     if isinstance(value, str):
         try:
-            parsed = datetime.fromisoformat(value)
+            # A timestamp without an offset is taken as UTC, the convention of server logs.
+            return from_iso(value).astimezone(UTC)
         except ValueError:
             raise PydanticCustomError(
                 "timestamp_unparsable",
                 "timestamp is not ISO 8601: {value}",
                 {"value": value[:64]},
             ) from None
-        # A timestamp without an offset is taken as UTC, the convention of server logs.
-        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     if isinstance(value, int) and not isinstance(value, bool):  # a bool is never a time
         try:
-            return datetime.fromtimestamp(value / 1000, tz=UTC)
-        except (OverflowError, OSError, ValueError):
+            return from_epoch_ms(value)
+        except ValueError:
             raise PydanticCustomError(
                 "timestamp_out_of_range",
                 "epoch milliseconds {value} are out of range",

@@ -23,11 +23,12 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 from urllib.parse import quote
 
 from clickstream.events import DeadLetterReason, InvalidEvent
+from clickstream.timestamps import from_epoch_ms, from_iso
 
 CALL_TYPES: Final = ("track", "page", "screen", "identify", "group", "alias")
 SHORT_PATHS: Final = {
@@ -64,17 +65,13 @@ def parse_time(value: Any) -> datetime | None:
     """An ISO 8601 string or epoch milliseconds, as Segment's libraries send them."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        try:
-            return datetime.fromtimestamp(value / 1000, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        if isinstance(value, int | float):
+            return from_epoch_ms(value)
+        if isinstance(value, str):
+            return from_iso(value)
+    except ValueError:
+        return None
     return None
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from datetime import datetime
 from typing import Any
 
-from consumer.core.batch import DEAD_LETTER_PREFIX, RAW_PREFIX
-from insights.lake import hour_partition, start_of_hour
+from clickstream.archive_layout import (
+    DEAD_LETTER_PREFIX,
+    LINES_SUFFIX,
+    RAW_PREFIX,
+    hour_start_key,
+    lines_of,
+)
 
 
 def listed(
@@ -25,18 +29,12 @@ def listed(
     return found
 
 
-def hour_start_key(prefix: str, moment: datetime) -> str:
-    """What ListObjectsV2's `StartAfter` takes to list `prefix`'s keys from `moment`'s hour
-    partition on (`insights.archive.listed`)."""
-    return f"{prefix}/{hour_partition(start_of_hour(moment))}"
-
-
 def jsonl_keys_from_hour(s3: Any, bucket: str, prefix: str, since: datetime) -> list[str]:
     """The JSON-lines objects under `prefix` from `since`'s hour partition on."""
     return [
         entry["Key"]
         for entry in listed(s3, bucket, f"{prefix}/", start_after=hour_start_key(prefix, since))
-        if entry["Key"].endswith(".jsonl.gz")
+        if entry["Key"].endswith(LINES_SUFFIX)
     ]
 
 
@@ -54,7 +52,7 @@ def archived_lines(s3: Any, bucket: str, prefix: str) -> list[bytes]:
 
 def object_lines(s3: Any, bucket: str, key: str) -> list[bytes]:
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    return [line for line in gzip.decompress(body).split(b"\n") if line]
+    return lines_of(body)
 
 
 def archived_events(s3: Any, bucket: str) -> list[bytes]:

@@ -29,6 +29,7 @@ from typing import Any
 import duckdb
 import structlog
 
+from clickstream import archive_layout as layout
 from insights import lake
 from insights.lake_reader import EVENT_NAMES, PARTITION_NAMES, raw_select
 from insights.lake_store import LakeError, LakeStore
@@ -66,7 +67,7 @@ class Compactor:
         """Compact one hour. `excluding_sessions` (an erasure, `clickstream forget`) writes a
         new generation without those sessions' rows even when the hour is up to date."""
         started = time.monotonic()
-        hour = lake.start_of_hour(hour)
+        hour = layout.start_of_hour(hour)
         raw = self._store.raw_objects(hour)
         published, published_etag = self._store.manifest(hour)
         plan = lake.plan_hour(hour, raw, published)
@@ -190,7 +191,7 @@ class Compactor:
                 f"FROM read_parquet([{listed}], hive_partitioning = true) "
                 f"WHERE {lake.SOURCE_COLUMN} NOT IN ({kept})"
             )
-        target = f"s3://{bucket}/{lake.lake_prefix(plan.hour)}{generation}"
+        target = f"s3://{bucket}/{layout.lake_prefix(plan.hour)}{generation}"
         # Sorted by session, then time: a session's events sit in one or two row groups, and
         # each row group holds few sessions' user agents and ids, which compress well. The
         # bench measured it against page first (docs/lake.md): a session's events read 39x

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from clickstream.archive_layout import DEAD_LETTER_PREFIX, partition_path
 from clickstream.errors import ConfigurationError
 from clickstream.events import REFUSAL_KEY, InvalidEvent, TimestampPolicy, decode_event
 
@@ -190,7 +191,6 @@ class DeadLetterStore:
 
     def letters(self, hours: Iterable[datetime]) -> list[StoredDeadLetter]:
         """Every dead letter that arrived in these hours, oldest object first."""
-        from consumer.core.batch import DEAD_LETTER_PREFIX, partition_path
         from insights.archive import object_lines
 
         found: list[StoredDeadLetter] = []

@@ -15,10 +15,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from clickstream import archive_layout as layout
 from clickstream.aws import object_or_none
 from clickstream.dynamo import scan_table, to_dynamo
 from clickstream.logging import get_logger
 from clickstream.suppression import KINDS, SALT_KEY, entry_items, id_hash, read_salt
+from insights.archive import listed_keys, object_lines
 from insights.forget import (
     MAX_ID_ROUNDS,
     RECEIPT_PREFIX,
@@ -83,8 +85,6 @@ class BucketEdits:
         self.bucket = bucket
 
     def keys(self, prefix: str) -> list[str]:
-        from insights.archive import listed_keys
-
         return listed_keys(self.s3, self.bucket, prefix)
 
     def existing_salt(self) -> str | None:
@@ -351,13 +351,12 @@ class Forgetter:
         sessions: frozenset[str],
         run: Run,
     ) -> None:
-        from insights import lake
 
         def theirs(line: bytes) -> bool:
             return json.loads(line).get("session_id") in sessions
 
         for hour in hours:
-            for key in self._bucket.keys(lake.raw_prefix(hour)):
+            for key in self._bucket.keys(layout.raw_prefix(hour)):
                 self._rewrite(key, theirs, run.receipt.raw_objects, run)
 
     def _rewrite(
@@ -369,16 +368,13 @@ class Forgetter:
     ) -> None:
         """One gzip JSON-lines object without the person's lines (deleted when none is left),
         what it held recorded in `found` first."""
-        from consumer.core.batch import gzip_lines
-        from insights.archive import object_lines
-
         lines = object_lines(self._s3, self._bucket.bucket, key)
         kept = [line for line in lines if not theirs(line)]
         if len(kept) == len(lines):
             return
         run.receipt.found(found, key, len(lines) - len(kept))
         if not run.dry_run:
-            self._bucket.replace(key, gzip_lines(kept) if kept else None)
+            self._bucket.replace(key, layout.gzip_lines(kept) if kept else None)
             run.save()
 
     def _lake(
@@ -426,13 +422,11 @@ class Forgetter:
 
     def _dead_letters(self, needles: list[bytes], run: Run) -> None:
 
-        from consumer.core.batch import DEAD_LETTER_PREFIX
-
         def theirs(line: bytes) -> bool:
             data = base64.b64decode(json.loads(line).get("data_base64", ""))
             return carries_any(line, needles) or carries_any(data, needles)
 
-        for key in self._bucket.keys(f"{DEAD_LETTER_PREFIX}/"):
+        for key in self._bucket.keys(f"{layout.DEAD_LETTER_PREFIX}/"):
             self._rewrite(key, theirs, run.receipt.dead_letter_objects, run)
 
     def _items(
@@ -454,8 +448,6 @@ class Forgetter:
                 run.receipt.session_items.append(hashed(salt, session))
         if not sessions:
             return
-        from clickstream.dynamo import scan_table
-
         for item in scan_table(self._dynamodb, self._alerts_table):
             if str(item.get("subject")) not in sessions:
                 continue

@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from clickstream.errors import InsightsError
+from clickstream.timestamps import from_iso
 
 RECEIPT_PREFIX: Final = "forget-receipts"
 MAX_ID_ROUNDS: Final = 5
@@ -189,5 +190,5 @@ def now_text() -> str:
 
 def settle_left(suppressed_at: str, settle_seconds: float, now: datetime) -> float:
     """Seconds still to wait after the suppression was put, before erasing (0: none)."""
-    waited = (now - datetime.fromisoformat(suppressed_at)).total_seconds()
+    waited = (now - from_iso(suppressed_at)).total_seconds()
     return max(0.0, settle_seconds - waited)

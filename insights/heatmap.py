@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from clickstream.pagekey import page_key
+from clickstream.timestamps import from_iso
 
 GRID: Final = 16
 CANVAS_WIDTH_PX: Final = 4096
@@ -163,7 +164,7 @@ def clicks_of_page(connection: Any, key: str, since: datetime) -> list[Click]:
     _, rows = sql.run(connection, query)
     clicks = []
     for session, at, x, y, width, page in rows:
-        moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+        moment = from_iso(at)
         if page_key(page) == key and moment >= since:
             clicks.append(Click(session, moment, x, y, width, page))
     return clicks
@@ -191,8 +192,7 @@ def rage_candidates(connection: Any, since: datetime) -> list[Click]:
     )
     _, rows = sql.run(connection, query)
     return [
-        Click(session, datetime.fromisoformat(at.replace("Z", "+00:00")), x, y, width, page)
-        for session, at, x, y, width, page in rows
+        Click(session, from_iso(at), x, y, width, page) for session, at, x, y, width, page in rows
     ]
 
 

@@ -17,7 +17,6 @@ compacted is still read from the Parquet.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,54 +24,11 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict
 
-from consumer.core.batch import RAW_PREFIX
+from clickstream.archive_layout import hour_of, start_of_hour
 
-LAKE_PREFIX: Final = "events"
-MANIFEST_PREFIX: Final = "lake/manifests"
-SYMLINK_PREFIX: Final = "lake/symlinks"
-"""Athena's view of the lake: per hour one `symlink.txt` naming the published generation's
-files (the Glue table `events` reads them through Hive's SymlinkTextInputFormat), so a
-query never sees a generation being written or one being replaced."""
-MANIFEST_NAME: Final = "manifest.json"
 SOURCE_COLUMN: Final = "raw_object"
 """The raw object a Parquet row came from: what lets a reader and the next compaction
 replace exactly the rows of a rewritten object and keep those of an expired one."""
-
-_PARTITION = re.compile(r"year=(\d{4})/month=(\d{2})/day=(\d{2})/hour=(\d{2})(?:/|$)")
-
-
-def hour_partition(hour: datetime) -> str:
-    """`year=2026/month=11/day=20/hour=09`: the archive's Hive-style partition of an hour."""
-    return f"year={hour:%Y}/month={hour:%m}/day={hour:%d}/hour={hour:%H}"
-
-
-def hour_of(key: str) -> datetime | None:
-    """The hour an object key's partition names, or None for a key outside any partition."""
-    found = _PARTITION.search(key)
-    if found is None:
-        return None
-    year, month, day, hour = (int(part) for part in found.groups())
-    return datetime(year, month, day, hour, tzinfo=UTC)
-
-
-def start_of_hour(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def raw_prefix(hour: datetime) -> str:
-    return f"{RAW_PREFIX}/{hour_partition(hour)}/"
-
-
-def lake_prefix(hour: datetime) -> str:
-    return f"{LAKE_PREFIX}/{hour_partition(hour)}/"
-
-
-def manifest_key(hour: datetime) -> str:
-    return f"{MANIFEST_PREFIX}/{hour_partition(hour)}/{MANIFEST_NAME}"
-
-
-def symlink_key(hour: datetime) -> str:
-    return f"{SYMLINK_PREFIX}/{hour_partition(hour)}/symlink.txt"
 
 
 def generation_name(now: datetime, token: str) -> str:

@@ -10,11 +10,11 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
+from clickstream import archive_layout as layout
 from clickstream.aws import object_or_none
 from clickstream.errors import InsightsError
-from consumer.core.batch import RAW_PREFIX
 from insights import lake
-from insights.archive import hour_start_key, listed
+from insights.archive import listed
 from insights.sql import ArchiveLocation
 
 LOST_RACE_CODES: Final = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412"})
@@ -48,33 +48,33 @@ class LakeStore:
 
     def _list(self, prefix: str, since: datetime | None = None) -> list[dict[str, Any]]:
         """The objects under `prefix` (with `since`: of its hour partitions from `since`'s)."""
-        start_after = None if since is None else hour_start_key(prefix.rstrip("/"), since)
+        start_after = None if since is None else layout.hour_start_key(prefix.rstrip("/"), since)
         return listed(self._s3, self.bucket, prefix, start_after=start_after)
 
     def raw_objects(
         self, hour: datetime | None = None, *, since: datetime | None = None
     ) -> list[lake.RawObject]:
         """The raw archive's objects of one hour, of the hours from `since`'s, or of all."""
-        prefix = lake.raw_prefix(hour) if hour else f"{RAW_PREFIX}/"
+        prefix = layout.raw_prefix(hour) if hour else f"{layout.RAW_PREFIX}/"
         return [
             lake.RawObject(entry["Key"], entry["ETag"].strip('"'), entry["Size"])
             for entry in self._list(prefix, None if hour else since)
-            if entry["Key"].endswith(".jsonl.gz")
+            if entry["Key"].endswith(layout.LINES_SUFFIX)
         ]
 
     def lake_files(self, hour: datetime) -> list[lake.StoredFile]:
         return [
             lake.StoredFile(entry["Key"], entry["LastModified"])
-            for entry in self._list(lake.lake_prefix(hour))
+            for entry in self._list(layout.lake_prefix(hour))
         ]
 
     def generation_files(self, hour: datetime, generation: str) -> list[tuple[str, int]]:
-        prefix = f"{lake.lake_prefix(hour)}{generation}/"
+        prefix = f"{layout.lake_prefix(hour)}{generation}/"
         return sorted((entry["Key"], entry["Size"]) for entry in self._list(prefix))
 
     def manifest(self, hour: datetime) -> tuple[lake.HourManifest | None, str | None]:
         """The hour's published manifest and its ETag (for the conditional put), or none."""
-        answer = object_or_none(self._s3, self.bucket, lake.manifest_key(hour))
+        answer = object_or_none(self._s3, self.bucket, layout.manifest_key(hour))
         if answer is None:
             return None, None
         return _parse(answer["Body"].read(), hour), answer["ETag"].strip('"')
@@ -84,13 +84,13 @@ class LakeStore:
         fetched side by side."""
         keys = [
             entry["Key"]
-            for entry in self._list(f"{lake.MANIFEST_PREFIX}/", since)
-            if entry["Key"].endswith(lake.MANIFEST_NAME)
+            for entry in self._list(f"{layout.MANIFEST_PREFIX}/", since)
+            if entry["Key"].endswith(layout.MANIFEST_NAME)
         ]
 
         def fetch(key: str) -> lake.HourManifest:
             body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-            return _parse(body, lake.hour_of(key))
+            return _parse(body, layout.hour_of(key))
 
         with ThreadPoolExecutor(max_workers=16) as pool:
             return list(pool.map(fetch, keys))
@@ -102,7 +102,7 @@ class LakeStore:
         try:
             self._s3.put_object(
                 Bucket=self.bucket,
-                Key=lake.manifest_key(manifest.hour),
+                Key=layout.manifest_key(manifest.hour),
                 Body=manifest.model_dump_json(indent=1).encode(),
                 ContentType="application/json",
                 **condition,
@@ -116,13 +116,13 @@ class LakeStore:
         return True
 
     def symlink(self, hour: datetime) -> str | None:
-        answer = object_or_none(self._s3, self.bucket, lake.symlink_key(hour))
+        answer = object_or_none(self._s3, self.bucket, layout.symlink_key(hour))
         return None if answer is None else str(answer["Body"].read().decode())
 
     def put_symlink(self, manifest: lake.HourManifest) -> None:
         self._s3.put_object(
             Bucket=self.bucket,
-            Key=lake.symlink_key(manifest.hour),
+            Key=layout.symlink_key(manifest.hour),
             Body=lake.symlink_text(self.bucket, manifest).encode(),
             ContentType="text/plain",
         )
@@ -144,6 +144,6 @@ def _parse(body: bytes, hour: datetime | None) -> lake.HourManifest:
         manifest = lake.HourManifest.model_validate(json.loads(body))
     except ValueError as exc:
         raise LakeError(f"the lake's manifest of {hour} does not parse: {exc}") from None
-    if hour is not None and lake.start_of_hour(manifest.hour) != hour:
+    if hour is not None and layout.start_of_hour(manifest.hour) != hour:
         raise LakeError(f"the lake's manifest under {hour} names the hour {manifest.hour}")
     return manifest

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from clickstream.events import minute_key
+from clickstream.timestamps import from_iso
 from insights.query import PageTotals, merge_pages
 
 EVENT_TYPES: Final = ("page_view", "click", "scroll", "custom")
@@ -43,7 +44,7 @@ def tally_raw(lines: Iterable[bytes]) -> RawTally:
     for line in lines:
         try:
             event = json.loads(line)
-            at = parse_time(str(event["timestamp"]))
+            at = from_iso(str(event["timestamp"]))
             session = str(event["session_id"])
         except (ValueError, KeyError, TypeError):
             continue
@@ -60,17 +61,10 @@ def tally_dead_letters(lines: Iterable[bytes]) -> Counter[tuple[str, str]]:
     for line in lines:
         try:
             letter = json.loads(line)
-            reasons[
-                (minute_key(parse_time(str(letter["arrival_time"]))), str(letter["reason"]))
-            ] += 1
+            reasons[(minute_key(from_iso(str(letter["arrival_time"]))), str(letter["reason"]))] += 1
         except (ValueError, KeyError, TypeError):
             continue  # the consumer wrote it; nothing to count a line it did not
     return reasons
-
-
-def parse_time(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def window_minutes(now: datetime, minutes: int) -> list[str]:
@@ -157,7 +151,7 @@ def minutes_to_read(
         last = read_at.get(minute)
         if last is None:
             due.append(minute)
-        elif now - parse_time(minute) < settled_after:
+        elif now - from_iso(minute) < settled_after:
             if now - last >= fresh_for:
                 due.append(minute)
         elif now - last >= fresh_for:

@@ -18,9 +18,9 @@ from typing import Any, Generic, TypeVar
 
 from botocore.exceptions import ClientError
 
+from clickstream.archive_layout import DEAD_LETTER_PREFIX, RAW_PREFIX, partition_path
 from clickstream.dynamo import query_items
 from clickstream.events import minute_key
-from consumer.core.batch import DEAD_LETTER_PREFIX, RAW_PREFIX, partition_path
 from consumer.core.rollup import hidden_rows, minute_rollups
 from consumer.sinks import rollups_for_minute
 from insights import live, progress

@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import Any, Final
 
 from clickstream import strict_json
+from clickstream.archive_layout import LINES_SUFFIX, RAW_PREFIX
 from clickstream.events import DeadLetterReason, not_strict_json
-from consumer.core.batch import RAW_PREFIX
 from insights.archive import jsonl_keys_from_hour, listed, object_lines
 
 SAMPLES_PER_OBJECT: Final = 5
@@ -131,7 +131,7 @@ def raw_keys(s3: Any, bucket: str, since: datetime | None) -> list[str]:
     return [
         entry["Key"]
         for entry in listed(s3, bucket, f"{RAW_PREFIX}/")
-        if entry["Key"].endswith(".jsonl.gz")
+        if entry["Key"].endswith(LINES_SUFFIX)
     ]
 
 

@@ -8,7 +8,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
@@ -17,6 +17,7 @@ from pydantic_core import ValidationError
 from rich.console import Console
 
 from clickstream.errors import ClickstreamError, ConfigurationError
+from clickstream.timestamps import from_iso
 
 # Each command imports what it uses when it runs (boto3, the local stack, DuckDB, Starlette):
 # `clickstream --help` and a query start at once. tests/unit/test_cli_startup.py holds it.
@@ -83,12 +84,11 @@ def since_time(text: str, now: datetime) -> datetime:
     if start is not None:
         return start
     try:
-        moment = datetime.fromisoformat(text)
+        return from_iso(text)
     except ValueError:
         raise ConfigurationError(
             f"--since {text!r}: expected a span like 90m, 24h, 7d or an ISO 8601 time"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def use_local_stack_environment() -> None:

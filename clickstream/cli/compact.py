@@ -19,6 +19,7 @@ from clickstream.cli.common import (
 )
 from clickstream.cli.sql import archive_location
 from clickstream.errors import ConfigurationError, InsightsError
+from clickstream.timestamps import from_iso
 
 if TYPE_CHECKING:
     from insights.lake import HourResult
@@ -27,12 +28,11 @@ if TYPE_CHECKING:
 def parse_hour(text: str) -> datetime:
     """`--hour 2026-12-04T10` (UTC), or any ISO 8601 time within the hour."""
     try:
-        moment = datetime.fromisoformat(text if len(text) > 13 else text + ":00")
+        moment = from_iso(text if len(text) > 13 else text + ":00")
     except ValueError:
         raise ConfigurationError(
             f"--hour {text!r}: expected an hour like 2026-12-04T10 (UTC)"
         ) from None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from clickstream import archive_layout as layout
 from clickstream.tools.bench_traffic import profile_for_rate, steady_events
 from consumer.core.aggregate import PositionedEvent
 from consumer.core.batch import archive_objects
@@ -232,7 +233,7 @@ def run(
     environment: dict[str, str],
     on_progress: Callable[[str], None],
 ) -> LakeBench:
-    from insights import lake, sql
+    from insights import sql
     from insights.lake_store import LakeStore
 
     bench = LakeBench(events)
@@ -250,7 +251,7 @@ def run(
         runs = []
         for _ in range(2):
             # The second run compacts the hour from scratch again: its manifest is removed.
-            s3.delete_object(Bucket=bucket, Key=lake.manifest_key(HOUR))
+            s3.delete_object(Bucket=bucket, Key=layout.manifest_key(HOUR))
             runs.append(compact_in_child(bucket, environment))
         seconds, wall, cpu, _ = min(runs)
         peak = max(run[3] for run in runs)

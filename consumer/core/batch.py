@@ -10,22 +10,23 @@ replacing what a crash left (DESIGN.md, "Archive keys").
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
 
-from isal import igzip
-
+from clickstream.archive_layout import (
+    DEAD_LETTER_PREFIX,
+    RAW_PREFIX,
+    gzip_lines,
+    lines_key,
+    partition_of_hour,
+    partition_path,
+)
 from clickstream.events import ClickEvent, InvalidEvent
 from consumer.core.aggregate import PositionedEvent
 from consumer.core.positions import Position
-
-RAW_PREFIX: Final = "raw"
-DEAD_LETTER_PREFIX: Final = "dead-letter"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,37 +63,8 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def partition_path(prefix: str, moment: datetime) -> str:
-    """Hive-style event-time partition, as the Glue table's partition projection reads it."""
-    return _partition_of_hour(prefix, int(moment.timestamp() // 3600))
-
-
-@functools.lru_cache(maxsize=4096)
-def _partition_of_hour(prefix: str, hour: int) -> str:
-    # Formatting a date per event was a good share of the processor's time; hours repeat.
-    at = datetime.fromtimestamp(hour * 3600, tz=UTC)
-    return f"{prefix}/year={at:%Y}/month={at:%m}/day={at:%d}/hour={at:%H}"
-
-
-def object_key(prefix: str, moment: datetime, shard_id: str, first: Position) -> str:
-    return _key_in(partition_path(prefix, moment), shard_id, first)
-
-
 def _key_in(partition: str, shard_id: str, first: Position) -> str:
-    return f"{partition}/{shard_id}-{first.sequence_number}-{first.sub_sequence}.jsonl.gz"
-
-
-GZIP_LEVEL: Final = 2
-"""ISA-L's level 2 (`isal.igzip`, standard gzip that any reader inflates): a quarter of
-zlib's level-3 time on event lines for 7 % more bytes (0.155 of the raw size against
-0.145). Compressing was the processor's largest single cost, and a few more stored and
-scanned bytes cost far less than the CPU (docs/consumer.md, "Figures")."""
-
-
-def gzip_lines(lines: Sequence[bytes]) -> bytes:
-    # mtime=0: the same lines always compress to the same bytes, so replays are no-ops.
-    body = b"\n".join(lines) + b"\n" if lines else b""
-    return igzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+    return lines_key(partition, shard_id, first.sequence_number, first.sub_sequence)
 
 
 def archive_line(item: PositionedEvent) -> bytes:
@@ -120,7 +92,7 @@ def archive_objects(
         group = event_groups.get(hour)
         if group is None:
             group = event_groups[hour] = (
-                _key_in(_partition_of_hour(RAW_PREFIX, hour), shard_id, item.position),
+                _key_in(partition_of_hour(RAW_PREFIX, hour), shard_id, item.position),
                 [],
             )
         group[1].append(archive_line(item))
@@ -128,8 +100,7 @@ def archive_objects(
     for letter in sorted(dead_letters, key=_position_of_letter):
         partition = partition_path(DEAD_LETTER_PREFIX, letter.arrival)
         if partition not in dead_groups:
-            key = object_key(DEAD_LETTER_PREFIX, letter.arrival, shard_id, letter.position)
-            dead_groups[partition] = (key, [])
+            dead_groups[partition] = (_key_in(partition, shard_id, letter.position), [])
         line = json.dumps(letter.to_line(shard_id), separators=(",", ":"), ensure_ascii=False)
         dead_groups[partition][1].append(line.encode("utf-8"))
     return [

@@ -15,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
+from clickstream.timestamps import from_iso
 from consumer.core.aggregate import PageMinuteKey, PageMinuteState, SessionState, ShardPosition
 from consumer.core.anomaly import Alert, Rule, ShardProgress
 from consumer.core.positions import Position
@@ -47,7 +48,7 @@ def _updated_at(moment: datetime) -> str | None:
 
 
 def _moment(text: object) -> datetime | None:
-    return datetime.fromisoformat(str(text)) if text else None
+    return from_iso(str(text)) if text else None
 
 
 def _bytes(value: object) -> bytes:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from clickstream import archive_layout as layout
 from clickstream import aws
 from clickstream.events import ClickEvent
 from clickstream.local.stack import LocalStackState
@@ -273,7 +274,7 @@ def test_a_compaction_killed_between_writing_and_publishing_leaves_each_event_on
     process = compact_process(seeded, gate.endpoint, HOURS[0])
     try:
         gate.wait_for_held(1)
-        written = seeded.keys(lake.lake_prefix(HOURS[0]))
+        written = seeded.keys(layout.lake_prefix(HOURS[0]))
         # WHEN it is killed with SIGKILL right there
         os.killpg(process.pid, signal.SIGKILL)
     finally:
@@ -313,7 +314,7 @@ def test_two_compactions_of_one_hour_at_once_publish_once(seeded: Lake, gate: Ma
     assert outcomes == ["compacted", "lost race"], [err.decode()[-2000:] for _, err in outputs]
     manifest, _ = seeded.store.manifest(HOURS[0])
     assert manifest is not None
-    assert set(seeded.keys(lake.lake_prefix(HOURS[0]))) == {f.key for f in manifest.files}
+    assert set(seeded.keys(layout.lake_prefix(HOURS[0]))) == {f.key for f in manifest.files}
     assert_exact(seeded)
 
 
@@ -328,13 +329,13 @@ def test_an_hour_with_no_raw_objects_is_empty(seeded: Lake) -> None:
     # (an empty bucket's views: tests/functional/test_sql.py)
     empty_hour = HOURS[0] - timedelta(hours=5)
     assert seeded.compactor().compact(empty_hour).outcome == "empty"
-    assert seeded.keys(lake.lake_prefix(empty_hour)) == []
+    assert seeded.keys(layout.lake_prefix(empty_hour)) == []
 
 
 def test_an_hour_that_cannot_be_compacted_does_not_stop_the_others(seeded: Lake) -> None:
     # GIVEN hour 9's manifest overwritten with something that is not one
     seeded.s3.put_object(
-        Bucket=seeded.location.bucket, Key=lake.manifest_key(HOURS[0]), Body=b"{not json"
+        Bucket=seeded.location.bucket, Key=layout.manifest_key(HOURS[0]), Body=b"{not json"
     )
     # WHEN both hours are compacted in one run
     process = compact_process(seeded, seeded.endpoint, HOURS[0], HOURS[1])

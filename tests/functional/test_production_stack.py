@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from clickstream import aws
+from clickstream.archive_layout import RAW_PREFIX, partition_path
 from clickstream.local.stack import LocalStackState
 from clickstream.paths import DEFAULT_TEMPLATE
 from clickstream.suppression import SuppressionSettings
-from consumer.core.batch import RAW_PREFIX, partition_path
 from consumer.metrics import METRIC_NAMES
 from consumer.settings import ConsumerSettings, unknown_settings
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from clickstream import archive_layout as layout
 from insights import lake
 
 HOUR = datetime(2026, 11, 20, 9, tzinfo=UTC)
 
 
 def raw(name: str, etag: str = "e1") -> lake.RawObject:
-    return lake.RawObject(f"raw/{lake.hour_partition(HOUR)}/{name}.jsonl.gz", etag, 100)
+    return lake.RawObject(f"raw/{layout.hour_partition(HOUR)}/{name}.jsonl.gz", etag, 100)
 
 
 def manifest(*sources: lake.RawObject, files: tuple[str, ...] = ("f1",)) -> lake.HourManifest:
@@ -31,9 +32,9 @@ def test_an_hour_is_closed_once_its_end_is_the_settle_time_behind() -> None:
 
 
 def test_keys_name_their_hour() -> None:
-    assert lake.hour_of(raw("a").key) == HOUR
-    assert lake.hour_of(lake.manifest_key(HOUR)) == HOUR
-    assert lake.hour_of("raw/other") is None
+    assert layout.hour_of(raw("a").key) == HOUR
+    assert layout.hour_of(layout.manifest_key(HOUR)) == HOUR
+    assert layout.hour_of("raw/other") is None
     assert lake.hours_between(HOUR + timedelta(minutes=59), HOUR + timedelta(hours=2)) == [
         HOUR,
         HOUR + timedelta(hours=1),

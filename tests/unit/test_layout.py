@@ -6,6 +6,8 @@
   neither the read side, nor the command line, the local stack or the operator tools;
 - the worker's settings import neither the producer's nor the local stack's;
 - no source file is longer than MAX_LINES.
+- docs/design.md's table of modules is the tree's, and README's Layout table names every
+  package and only paths that exist.
 
 Imports inside functions count: a lazy import is still a dependency.
 """
@@ -13,6 +15,7 @@ Imports inside functions count: a lazy import is still a dependency.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from clickstream.paths import PROJECT_ROOT
+from clickstream.tools import layout_table
 
 PACKAGES = ("clickstream", "consumer", "producer", "insights", "collector")
 MAX_LINES = 500
@@ -175,3 +179,40 @@ def test_the_checker_accepts_the_allowed_directions(tmp_path: Path) -> None:
 def test_the_length_check_reports_a_long_file(tmp_path: Path) -> None:
     write(tmp_path, "producer/long.py", "x = 1\n" * (MAX_LINES + 1))
     assert long_files(tmp_path) == [f"producer/long.py: {MAX_LINES + 1} lines"]
+
+
+# The docs' pictures of the tree (issue 39): they change with it, in the same commit.
+
+
+def test_design_md_shows_the_tree_as_it_is() -> None:
+    design = (PROJECT_ROOT / layout_table.DESIGN).read_text()
+    assert layout_table.written_table(design) == layout_table.table(PROJECT_ROOT), (
+        "run python -m clickstream.tools.layout_table --write"
+    )
+
+
+def test_the_table_names_every_module_with_its_docstrings_first_sentence(tmp_path: Path) -> None:
+    write(tmp_path, "insights/new.py", '"""A new reader. Details after.\n\nMore."""\n')
+    write(tmp_path, "insights/bare.py", "x = 1\n")
+    table = layout_table.table(tmp_path)
+    assert "| `insights/new.py` | A new reader. |" in table
+    assert "| `insights/bare.py` |  |" in table
+    assert layout_table.written_table(f"before\n{table}\nafter") == table
+
+
+def readme_layout_paths(readme: str) -> list[str]:
+    """The paths in the first column of README's Layout table."""
+    section = readme.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+    cells = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    return [path.rstrip("/") for cell in cells for path in re.findall(r"`([^`]+)`", cell)]
+
+
+def test_readmes_layout_table_names_every_package_and_only_what_exists() -> None:
+    named = readme_layout_paths((PROJECT_ROOT / "README.md").read_text())
+    packages = {
+        init.parent.relative_to(PROJECT_ROOT).as_posix()
+        for package in PACKAGES
+        for init in (PROJECT_ROOT / package).rglob("__init__.py")
+    }
+    assert packages - set(named) == set(), "packages missing from README's Layout table"
+    assert [path for path in named if not (PROJECT_ROOT / path).exists()] == []
