@@ -210,7 +210,13 @@ def test_dumps_never_writes_what_a_strict_reader_refuses() -> None:
 # The properties: arbitrary JSON-ish bodies.
 
 
-def _strict_records(taken: Intake) -> None:
+def _answered_below_500_and_strict(taken: Intake | Refused) -> None:
+    """A request refused whole with a 4xx, or answered (2xx, 400, 413) with every record
+    that goes on parsed by strict readers."""
+    if isinstance(taken, Refused):
+        assert 400 <= taken.status < 500
+        return
+    assert answered(taken).status_code in {200, 400, 413}
     for record in taken.records + taken.refusals:
         strictly_read(record.data)
         json.loads(record.data, parse_constant=_refuse)
@@ -223,23 +229,13 @@ def _refuse(name: str) -> Any:
 @PROPERTY
 @given(events=st.lists(event_texts(), min_size=1, max_size=4))
 def test_any_body_gets_a_2xx_or_a_4xx_and_only_strict_json_goes_on(events: list[bytes]) -> None:
-    taken = read_or_refused(b"[" + b",".join(events) + b"]")
-    if isinstance(taken, Refused):
-        assert 400 <= taken.status < 500
-        return
-    assert answered(taken).status_code in {200, 400, 413}
-    _strict_records(taken)
+    _answered_below_500_and_strict(read_or_refused(b"[" + b",".join(events) + b"]"))
 
 
 @PROPERTY
 @given(body=segment_batches())
 def test_any_segment_batch_gets_a_2xx_or_a_4xx_and_only_strict_json_goes_on(body: bytes) -> None:
-    taken = read_or_refused(body, segment=True)
-    if isinstance(taken, Refused):
-        assert 400 <= taken.status < 500
-        return
-    assert answered(taken).status_code in {200, 400, 413}
-    _strict_records(taken)
+    _answered_below_500_and_strict(read_or_refused(body, segment=True))
 
 
 @PROPERTY
