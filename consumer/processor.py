@@ -191,7 +191,7 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
             # that arrived is here, and once its page-minutes are written the shard is
             # caught up as far as the page-traffic rule is concerned.
             caught_up = not self._dirty_pages and (not records or self._millis_behind == 0)
-            self._progress.observe(caught_up, self._wall_clock())
+            self._progress.observe(caught_up, self._wall_clock(), received=bool(records))
             self._report_progress()
 
     def lease_lost(self, lease_lost_input: LeaseLostInput) -> None:

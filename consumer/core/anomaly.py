@@ -310,13 +310,15 @@ def stream_watermark(
 ) -> datetime | None:
     """Event time up to which every shard's counts are complete (None: not known yet).
 
-    A shard still working holds the watermark back at its own. So does a shard caught up for
-    less than `settle` (at `now`): "caught up" means everything that had arrived was flushed,
-    and a producer running late (a pause between its batches) may still send it events of
-    its newest minute; judging the minute then would see a false drop. Shards caught up for
-    longer do not hold it (they have nothing more to add), so when all are, the newest event
-    time seen anywhere counts. An open shard that has reported nothing yet (its processor is
-    starting) holds everything back. `lateness` allows for events that arrive out of order.
+    A shard still working holds the watermark back at its own. So does a shard caught up, or
+    last sent a record, less than `settle` ago (at `now`; `caught_up_since`): "caught up"
+    means everything that had arrived was flushed, and a producer running late (a pause
+    between its batches, a slow producer trickling records, a retry after a 503) may still
+    send it events of its newest minute; judging the minute then would see a false drop.
+    Shards quiet for longer do not hold it (they have nothing more to add), so when all are,
+    the newest event time seen anywhere counts. An open shard that has reported nothing yet
+    (its processor is starting) holds everything back. `lateness` allows for events that
+    arrive out of order.
     """
     reported = {entry.shard_id: entry for entry in progress}
     if any(shard not in reported for shard in open_shards):

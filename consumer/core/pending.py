@@ -188,17 +188,20 @@ class Watermark:
 class ProgressReports:
     """When a shard tells the page rule how far it is (`ShardProgress`): when what it would
     say changed, at most every `interval_seconds` (a busy shard flips between caught up and
-    not all the time), and always at shard end. It keeps when the shard last became caught
-    up, which the rule waits on (`stream_watermark`'s settle). Clocks are the caller's."""
+    not all the time), and always at shard end. It keeps since when the shard has been caught
+    up with nothing new arriving, which the rule waits on (`stream_watermark`'s settle): a
+    shard that a slow producer keeps sending to stays caught up between its records, yet
+    its next record may still belong to its newest minute. Clocks are the caller's."""
 
     interval_seconds: float
     caught_up: bool = False
     caught_up_since: datetime | None = None
-    _reported: tuple[datetime | None, bool] | None = None
+    _reported: tuple[datetime | None, bool, datetime | None] | None = None
     _reported_at: float = float("-inf")
 
-    def observe(self, caught_up: bool, wall: datetime) -> None:
-        if caught_up and not self.caught_up:
+    def observe(self, caught_up: bool, wall: datetime, *, received: bool = False) -> None:
+        """What a delivery left: whether the shard is caught up, and whether records came."""
+        if caught_up and (received or not self.caught_up):
             self.caught_up_since = wall
         self.caught_up = caught_up
 
@@ -206,7 +209,7 @@ class ProgressReports:
         self, shard_id: str, watermark: datetime | None, now: float, *, ended: bool = False
     ) -> ShardProgress | None:
         """The report to send now (and taken as sent), or None."""
-        state = (watermark, self.caught_up)
+        state = (watermark, self.caught_up, self.caught_up_since)
         # Never reported: `_reported` is None (unequal) and `_reported_at` -inf (long ago).
         too_soon = now - self._reported_at < self.interval_seconds
         if not ended and (state == self._reported or too_soon):

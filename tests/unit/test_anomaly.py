@@ -32,6 +32,7 @@ from consumer.core.anomaly import (
     stream_watermark,
 )
 from consumer.core.items import session_from_item, session_item
+from consumer.core.pending import ProgressReports
 from consumer.core.positions import Position
 from consumer.core.sketch import MAX_TRACKED_PAGE_MINUTES, hash64
 
@@ -283,6 +284,33 @@ def test_a_shard_caught_up_only_just_holds_the_watermark_at_its_own_newest_event
     assert stream_watermark(
         reports, ["a", "b"], LATENESS, now=later, settle=settle
     ) == START + timedelta(seconds=540)
+
+
+def test_a_shard_a_slow_producer_keeps_sending_to_never_settles() -> None:
+    """Before: a shard that stayed caught up between a slow producer's records kept the
+    moment it first became caught up, so after 30 s it no longer held the watermark, and a
+    minute was judged while its events were still coming (the demo's false drop on / and
+    its missed spike, with the emulator slowed by other tests beside it)."""
+    reports = ProgressReports(interval_seconds=5)
+    first = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+    reports.observe(True, first)
+    # WHEN records keep arriving, each delivery leaving the shard caught up again
+    for second in (20, 40, 60):
+        reports.observe(True, first + timedelta(seconds=second), received=True)
+    # THEN it has been quiet only since its last records, and says so in its next report
+    assert reports.caught_up_since == first + timedelta(seconds=60)
+    report = reports.due("shardId-1", START, now=100.0)
+    assert report is not None
+    assert report.caught_up_since == first + timedelta(seconds=60)
+    # AND a delivery without records (nothing new) keeps that moment
+    reports.observe(True, first + timedelta(seconds=80))
+    assert reports.caught_up_since == first + timedelta(seconds=60)
+    # AND a new moment is reported even when the watermark did not move, past the interval
+    reports.observe(True, first + timedelta(seconds=90), received=True)
+    assert reports.due("shardId-1", START, now=101.0) is None  # within the interval
+    again = reports.due("shardId-1", START, now=106.0)
+    assert again is not None
+    assert again.caught_up_since == first + timedelta(seconds=90)
 
 
 def test_an_open_shard_that_has_not_reported_holds_everything_back() -> None:
