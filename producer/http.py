@@ -5,10 +5,12 @@ ids after the Retry-After the collector asked for."""
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 
@@ -53,9 +55,19 @@ async def post_events(
     endpoint = url.rstrip("/") + "/v1/events"
     report = HttpReport()
     started = time.monotonic()
-    sessions = asyncio.Queue[list[list[ClickEvent]]]()
-    for batches in session_batches(events, batch_size).values():
-        sessions.put_nowait(batches)
+    # Each session's batches in order, one at a time, and across sessions the batch whose
+    # first event is earliest goes next: browsers send events as they happen, so the stream's
+    # event time runs forward, as the page-traffic rule expects. (Sending each session whole
+    # put its last minutes into the stream ahead of other sessions' first ones: with a slow
+    # collector the rule then judged minutes whose events were still to come.)
+    queued = session_batches(events, batch_size)
+    ready: list[tuple[datetime, int, str, int]] = [
+        (batches[0][0].timestamp, order, session, 0)
+        for order, (session, batches) in enumerate(queued.items())
+    ]
+    heapq.heapify(ready)
+    left = sum(len(batches) for batches in queued.values())
+    more = asyncio.Event()
 
     async def post(client: httpx.AsyncClient, batch: list[ClickEvent]) -> None:
         body = json.dumps({"events": [json.loads(e.to_record()) for e in batch]})
@@ -83,9 +95,19 @@ async def post_events(
             await asyncio.sleep(wait)
 
     async def visitor(client: httpx.AsyncClient) -> None:
-        while not sessions.empty():
-            for batch in sessions.get_nowait():
-                await post(client, batch)
+        nonlocal left
+        while left:
+            if not ready:  # the sessions left are each waiting for a batch in flight
+                more.clear()
+                await more.wait()
+                continue
+            _, order, session, index = heapq.heappop(ready)
+            batches = queued[session]
+            await post(client, batches[index])
+            left -= 1
+            if index + 1 < len(batches):
+                heapq.heappush(ready, (batches[index + 1][0].timestamp, order, session, index + 1))
+            more.set()
 
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
