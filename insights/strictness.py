@@ -13,13 +13,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Any, Final
 
 from clickstream import strict_json
-from clickstream.archive_layout import LINES_SUFFIX, RAW_PREFIX
 from clickstream.events import DeadLetterReason, not_strict_json
-from insights.archive import jsonl_keys_from_hour, listed, object_lines
+from insights.archive import object_lines
 
 SAMPLES_PER_OBJECT: Final = 5
 
@@ -122,17 +120,6 @@ def check_lines(key: str, lines: Iterable[bytes]) -> RefusingObject:
         if len(found.samples) < SAMPLES_PER_OBJECT:
             found.samples.append(refused)
     return found
-
-
-def raw_keys(s3: Any, bucket: str, since: datetime | None) -> list[str]:
-    """The raw archive's objects: all of them, or those from `since`'s hour on."""
-    if since is not None:
-        return jsonl_keys_from_hour(s3, bucket, RAW_PREFIX, since)
-    return [
-        entry["Key"]
-        for entry in listed(s3, bucket, f"{RAW_PREFIX}/")
-        if entry["Key"].endswith(LINES_SUFFIX)
-    ]
 
 
 def check_archive(

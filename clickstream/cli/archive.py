@@ -41,13 +41,13 @@ def check(
     few (line, reason, event and session ids) and every session id found, which
     `clickstream forget --session-id` takes. Exits 3 when it finds any, 0 when none."""
     from clickstream.cli.sql import archive_location
-    from insights.lake_store import s3_client
-    from insights.strictness import check_archive, raw_keys
+    from insights.lake_store import LakeStore, s3_client
+    from insights.strictness import check_archive
 
     location = archive_location()
     s3 = s3_client(location)
     start = None if since is None else since_time(since, datetime.now(UTC))
-    keys = raw_keys(s3, location.bucket, start)
+    keys = [raw.key for raw in LakeStore(s3, location.bucket).raw_objects(since=start)]
     with progress_bar("reading the raw archive", quiet=as_json) as bar:
         task = bar.add_task("objects", total=len(keys))
         report = check_archive(s3, location.bucket, keys, lambda _: bar.advance(task))
