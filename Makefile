@@ -12,6 +12,7 @@ lint: bootstrap
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/cfn-lint infra/cloudformation.yaml
+	.venv/bin/lint-imports --no-cache
 
 typecheck: bootstrap
 	.venv/bin/mypy

@@ -1,7 +1,7 @@
 """`python -m collector`: the collector with settings from the environment only (what
 `clickstream local up --collector` starts; `clickstream collect` is the same with options)."""
 
-from clickstream.logging import configure_logging
+from clickstream.kernel.logging import configure_logging
 from collector.server import serve
 from collector.settings import CollectorSettings
 

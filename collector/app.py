@@ -21,9 +21,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from clickstream.emf import EmfWriter
-from clickstream.logging import get_logger
-from clickstream.suppression import Suppression, SuppressionList
+from clickstream.kernel.emf import EmfWriter
+from clickstream.kernel.logging import get_logger
+from clickstream.stores.suppression import Suppression, SuppressionList
 from collector import intake
 from collector.delivery import Deliverer, Overloaded, Undelivered
 from collector.intake import Edge, Intake, Refused

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from clickstream.logging import get_logger
+from clickstream.kernel.logging import get_logger
 from collector.intake import StreamRecord
 
 PutRecords = Callable[[Sequence[StreamRecord]], Awaitable[list[str | None]]]

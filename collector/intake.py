@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from clickstream import strict_json
-from clickstream.events import (
+from clickstream.kernel import strict_json
+from clickstream.kernel.events import (
     ClickEvent,
     DeadLetterReason,
     InvalidEvent,
@@ -28,7 +28,7 @@ from clickstream.events import (
     not_strict_json,
     refusal_record,
 )
-from clickstream.suppression import Suppression
+from clickstream.stores.suppression import Suppression
 from collector import segment
 from collector.settings import ClientIpPolicy
 
@@ -89,10 +89,10 @@ class Intake:
     records: list[StreamRecord] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     refusals: list[StreamRecord] = field(default_factory=list)
-    """One envelope per rejected event (`clickstream.events.refusal_record`), delivered with
+    """One envelope per rejected event (`clickstream.kernel.events.refusal_record`), delivered with
     the accepted events so that the workers keep it as a dead letter with its reason."""
     suppressed: int = 0
-    """Valid events of erased people (`clickstream.suppression`): taken, answered as
+    """Valid events of erased people (`clickstream.stores.suppression`): taken, answered as
     accepted (the client must not send them again) and dropped."""
 
     def refused_whole(self) -> Refused | None:

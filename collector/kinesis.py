@@ -9,7 +9,7 @@ from typing import Any
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
-from clickstream.logging import get_logger
+from clickstream.kernel.logging import get_logger
 from collector.intake import StreamRecord
 
 log = get_logger(component="collector.kinesis")

@@ -1,4 +1,4 @@
-"""The collector's CloudWatch metrics (EMF on stderr, `clickstream.emf`), one document per
+"""The collector's CloudWatch metrics (EMF on stderr, `clickstream.kernel.emf`), one document per
 interval rather than per request: counters add up in memory between emissions."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Final
 
-from clickstream.emf import EmfWriter
+from clickstream.kernel.emf import EmfWriter
 from collector.delivery import DeliveryStats
 
 METRIC_NAMES: Final = (

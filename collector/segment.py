@@ -27,8 +27,8 @@ from datetime import datetime
 from typing import Any, Final
 from urllib.parse import quote
 
-from clickstream.events import DeadLetterReason, InvalidEvent
-from clickstream.timestamps import from_epoch_ms, from_iso
+from clickstream.kernel.events import DeadLetterReason, InvalidEvent
+from clickstream.kernel.timestamps import from_epoch_ms, from_iso
 
 CALL_TYPES: Final = ("track", "page", "screen", "identify", "group", "alias")
 SHORT_PATHS: Final = {

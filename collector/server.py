@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 
 import uvicorn
 
-from clickstream import aws
-from clickstream.errors import ConfigurationError
-from clickstream.suppression import SuppressionList, open_list
+from clickstream.kernel import aws
+from clickstream.kernel.errors import ConfigurationError
+from clickstream.stores.suppression import SuppressionList, open_list
 from collector.app import Stream, create_app
 from collector.kinesis import KinesisStream, kinesis_client
 from collector.protocol import guarded_protocol

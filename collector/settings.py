@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from clickstream.memory import memory_limit_bytes
+from clickstream.kernel.memory import memory_limit_bytes
 
 KIB = 1024
 MIB = 1024 * KIB

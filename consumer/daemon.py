@@ -28,9 +28,9 @@ from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from clickstream import aws
-from clickstream.errors import ConfigurationError, ConsumerError
-from clickstream.logging import get_logger
+from clickstream.kernel import aws
+from clickstream.kernel.errors import ConfigurationError, ConsumerError
+from clickstream.kernel.logging import get_logger
 from consumer import kcl_runtime, properties
 from consumer.page_watch import start_page_watch
 from consumer.settings import ConsumerSettings

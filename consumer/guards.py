@@ -13,18 +13,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from consumer.core.aggregate import (
-    Changes,
-    PageMinuteKey,
-    PageMinuteState,
-    PositionedEvent,
-    SessionState,
-    ShardAggregator,
-)
+from consumer.core.aggregate import Changes, ShardAggregator
 from consumer.core.batch import DeadLetter
 from consumer.core.limits import ItemLimits, Unstorable, unstorable_changes
 from consumer.core.pending import CommitWindow, DirtyStates
-from consumer.core.positions import Position
+from consumer.core.positions import Position, PositionedEvent
+from consumer.core.state import PageMinuteKey, PageMinuteState, SessionState
 from consumer.core.storable import Storable, keys_of, unstorable_letter, without_unstorable
 
 

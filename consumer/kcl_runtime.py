@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clickstream.errors import ConfigurationError
-from clickstream.paths import TOOLS_DIR
+from clickstream.kernel.errors import ConfigurationError
+from clickstream.kernel.paths import TOOLS_DIR
 
 KCL_JARS_DIR = TOOLS_DIR / "kcl" / "jars"
 MULTILANG_DAEMON_CLASS = "software.amazon.kinesis.multilang.MultiLangDaemon"

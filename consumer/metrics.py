@@ -1,12 +1,12 @@
-"""The workers' CloudWatch metrics (EMF on stderr, see `clickstream.emf`): names and helpers."""
+"""The workers' CloudWatch metrics (EMF on stderr, `clickstream.kernel.emf`): names, helpers."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Final
 
-from clickstream.emf import DEFAULT_NAMESPACE, EmfWriter
-from consumer.core.anomaly import Alert
+from clickstream.kernel.emf import DEFAULT_NAMESPACE, EmfWriter
+from clickstream.stores.alerts import Alert
 
 __all__ = ["DEFAULT_NAMESPACE", "METRIC_NAMES", "Metrics", "announce_alert"]
 

@@ -21,10 +21,11 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from clickstream import aws
-from clickstream.logging import get_logger
+from clickstream.kernel import aws
+from clickstream.kernel.logging import get_logger
+from clickstream.stores.alerts import Alert
+from clickstream.stores.page_stats import page_items_for_minute
 from consumer.core.anomaly import (
-    Alert,
     PageRules,
     PageTrafficDetector,
     judge_complete_minutes,
@@ -33,7 +34,7 @@ from consumer.core.anomaly import (
 from consumer.metrics import Metrics, announce_alert
 from consumer.retry import Backoff, GaveUp, is_transient
 from consumer.settings import ConsumerSettings
-from consumer.sinks import DynamoAlerts, page_items_for_minute
+from consumer.sinks import DynamoAlerts
 
 MAX_MINUTE_ATTEMPTS = 3
 """Passes a minute may fail in a row (transient errors) before it is skipped."""

@@ -29,17 +29,11 @@ from amazon_kclpy.messages import (
 )
 from amazon_kclpy.v3.processor import RecordProcessorBase
 
-from clickstream.logging import get_logger
-from clickstream.suppression import Suppression, SuppressionError
-from consumer.core.aggregate import (
-    Changes,
-    PageMinuteKey,
-    PageMinuteState,
-    PositionedEvent,
-    SessionState,
-    ShardAggregator,
-)
-from consumer.core.anomaly import Alert, BotRules, score_sessions
+from clickstream.kernel.logging import get_logger
+from clickstream.stores.alerts import Alert
+from clickstream.stores.suppression import Suppression, SuppressionError
+from consumer.core.aggregate import Changes, ShardAggregator
+from consumer.core.anomaly import BotRules, score_sessions
 from consumer.core.batch import DeadLetter, archive_objects
 from consumer.core.limits import ItemLimits
 from consumer.core.pending import (
@@ -49,9 +43,10 @@ from consumer.core.pending import (
     ProgressReports,
     Watermark,
 )
-from consumer.core.positions import Position
+from consumer.core.positions import Position, PositionedEvent
 from consumer.core.receive import decode_delivery, without_suppressed
 from consumer.core.rollup import LiveRollups, MinuteRollup
+from consumer.core.state import PageMinuteKey, PageMinuteState, SessionState
 from consumer.failures import checkpoint_at, stop_on_failure
 from consumer.guards import UnstorableGuards
 from consumer.metrics import Metrics, announce_alert
@@ -272,7 +267,7 @@ class ClickstreamProcessor(UnstorableGuards, RecordProcessorBase):  # type: igno
 
     def _without_suppressed(self, events: list[PositionedEvent]) -> list[PositionedEvent]:
         """The events of people erased with `clickstream forget` are dropped and counted
-        (`clickstream.suppression`): stored nowhere, counted in no session or page."""
+        (`clickstream.stores.suppression`): stored nowhere, counted in no session or page."""
         if self._suppression is None or not events:
             return events
         listed = call_with_retries(

@@ -22,7 +22,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from clickstream.errors import ConsumerError
+from clickstream.kernel.errors import ConsumerError
 
 T = TypeVar("T")
 

@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from clickstream.errors import ConfigurationError
+from clickstream.kernel.errors import ConfigurationError
 from consumer.core.anomaly import BotRules, PageRules
 from consumer.core.pending import Cadences
 from consumer.kcl_runtime import KCL_JARS_DIR
@@ -306,7 +306,7 @@ def load_settings(
     that started the daemon has checked the environment they inherit.
     """
     if refuse_unknown:
-        from clickstream.suppression import SuppressionSettings
+        from clickstream.stores.suppression import SuppressionSettings
 
         problems = unknown_settings(
             os.environ, [ConsumerSettings, SuppressionSettings, *other_models]

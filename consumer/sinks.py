@@ -17,20 +17,15 @@ from typing import Any, Final, Protocol, TypeVar
 
 from botocore.exceptions import ClientError
 
-from clickstream.dynamo import from_dynamo, get_items, query_items, to_dynamo
+from clickstream.kernel.dynamo import from_dynamo, query_items, to_dynamo
+from clickstream.stores import alerts as alerts_store
+from clickstream.stores.alerts import Alert, ShardProgress
 from consumer.core import items
-from consumer.core.aggregate import Changes, PageMinuteKey, PageMinuteState, SessionState
-from consumer.core.anomaly import Alert, ShardProgress
+from consumer.core.aggregate import Changes
 from consumer.core.batch import ArchiveObject
 from consumer.core.limits import ALERTS_KEYS, Unstorable, violation
-from consumer.core.rollup import (
-    ROLLUP_PAGE,
-    MinuteRollup,
-    rollup_from_item,
-    rollup_item,
-    rollup_key,
-    rollup_rows,
-)
+from consumer.core.rollup import MinuteRollup, rollup_from_item, rollup_item, rollup_key
+from consumer.core.state import PageMinuteKey, PageMinuteState, SessionState
 from consumer.retry import Backoff, call_with_retries, error_code, is_transient
 
 T = TypeVar("T")
@@ -382,7 +377,7 @@ class DynamoAlerts:
         expires_at = int((now + self._retention).timestamp())
         raised = []
         for alert in alerts:
-            item = items.alert_item(
+            item = alerts_store.alert_item(
                 alert, raised_by=self._raised_by, raised_at=now, expires_at=expires_at
             )
             problem = violation(item, ALERTS_KEYS)
@@ -401,7 +396,7 @@ class DynamoAlerts:
                 self._client.put_item(
                     TableName=self._table,
                     Item=to_dynamo(item),
-                    ConditionExpression=items.ALERT_WRITE_CONDITION,
+                    ConditionExpression=alerts_store.ALERT_WRITE_CONDITION,
                     ExpressionAttributeNames={"#rule": "rule"},
                 )
             except ClientError as exc:
@@ -424,7 +419,7 @@ class DynamoAlerts:
         )
 
     def report_progress(self, progress: ShardProgress, now: datetime) -> None:
-        arguments = items.progress_update(
+        arguments = alerts_store.progress_update(
             progress, updated_at=now, expires_at=int((now + self._retention).timestamp())
         )
 
@@ -453,45 +448,7 @@ class DynamoAlerts:
             TableName=self._table,
             KeyConditionExpression="#rule = :progress",
             ExpressionAttributeNames={"#rule": "rule"},
-            ExpressionAttributeValues={":progress": {"S": items.PROGRESS_RULE}},
+            ExpressionAttributeValues={":progress": {"S": alerts_store.PROGRESS_RULE}},
             ConsistentRead=True,
         )
-        return [items.progress_from_item(row) for row in rows]
-
-
-def rollup_rows_for_minute(client: Any, table: str, minute: str) -> list[dict[str, Any]]:
-    """A minute's live page counters: every shard's rollup of it (one Query), as page-minute
-    rows (each shard's busiest pages; `consumer.core.rollup`)."""
-    return [row for item in rollups_for_minute(client, table, minute) for row in rollup_rows(item)]
-
-
-def rollups_for_minute(client: Any, table: str, minute: str) -> list[dict[str, Any]]:
-    """Every shard's rollup item of a minute (one Query)."""
-    return query_items(
-        client,
-        TableName=table,
-        KeyConditionExpression="page = :rollup AND begins_with(bucket_shard, :minute)",
-        ExpressionAttributeValues={":rollup": {"S": ROLLUP_PAGE}, ":minute": {"S": minute + "#"}},
-    )
-
-
-def page_items_for_minute(
-    client: Any, table: str, minute: str, shard_ids: Iterable[str]
-) -> list[dict[str, Any]]:
-    """The page-stats items of a minute: one query of the `by-window` index per shard (shards
-    include closed ones) for the keys, then the items themselves.
-
-    The index projects keys only: its keys never change, so a counter's rewrites cost the
-    index nothing (with every attribute projected, each rewrite was billed twice).
-    """
-    keys: list[dict[str, Any]] = []
-    for shard_id in shard_ids:
-        keys += query_items(
-            client,
-            TableName=table,
-            IndexName="by-window",
-            KeyConditionExpression="window_shard = :key",
-            ExpressionAttributeValues={":key": {"S": items.page_sort_key(minute, shard_id)}},
-        )
-    wanted = [{"page": key["page"], "bucket_shard": key["bucket_shard"]} for key in keys]
-    return get_items(client, table, wanted)
+        return [alerts_store.progress_from_item(row) for row in rows]

@@ -25,9 +25,10 @@ from typing import Any
 
 from amazon_kclpy import kcl
 
+from clickstream.stores.alerts import Alert, ShardProgress
+from clickstream.stores.page_stats import page_sort_key
 from consumer.core import items
-from consumer.core.aggregate import Changes, PageMinuteKey, PageMinuteState, SessionState
-from consumer.core.anomaly import Alert, ShardProgress
+from consumer.core.aggregate import Changes
 from consumer.core.batch import ArchiveObject
 from consumer.core.billing import Ledger, item_bytes, read_units, write_units
 from consumer.core.limits import (
@@ -39,6 +40,7 @@ from consumer.core.limits import (
     violation,
 )
 from consumer.core.rollup import MinuteRollup, rollup_from_item, rollup_item, rollup_sort_key
+from consumer.core.state import PageMinuteKey, PageMinuteState, SessionState
 from consumer.sinks import SaveOutcome, StateStore
 
 # -- in-memory sinks ------------------------------------------------------------------------
@@ -76,7 +78,7 @@ class MemoryStore:
             found_sessions[session_id] = None if item is None else items.session_from_item(item)
         found_pages: dict[PageMinuteKey, PageMinuteState | None] = {}
         for key in pages:
-            page_item = self.pages.get((key.page, items.page_sort_key(key.minute, shard_id)))
+            page_item = self.pages.get((key.page, page_sort_key(key.minute, shard_id)))
             units += read_units(0 if page_item is None else item_bytes(page_item))
             found_pages[key] = None if page_item is None else items.page_from_item(page_item)
         keys = len(sessions) + len(pages)

@@ -11,10 +11,10 @@ from datetime import timedelta
 
 from amazon_kclpy import kcl
 
-from clickstream import aws
-from clickstream.errors import ClickstreamError
-from clickstream.logging import configure_logging, get_logger
-from clickstream.suppression import open_list
+from clickstream.kernel import aws
+from clickstream.kernel.errors import ClickstreamError
+from clickstream.kernel.logging import configure_logging, get_logger
+from clickstream.stores.suppression import open_list
 from consumer.gc_policy import tune_for_processing
 from consumer.metrics import Metrics
 from consumer.processor import ClickstreamProcessor

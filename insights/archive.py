@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from clickstream.archive_layout import (
+from clickstream.stores.archive_layout import (
     DEAD_LETTER_PREFIX,
     LINES_SUFFIX,
     RAW_PREFIX,

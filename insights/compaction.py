@@ -29,7 +29,7 @@ from typing import Any
 import duckdb
 import structlog
 
-from clickstream import archive_layout as layout
+from clickstream.stores import archive_layout as layout
 from insights import lake
 from insights.lake_reader import EVENT_NAMES, PARTITION_NAMES, raw_select
 from insights.lake_store import LakeError, LakeStore

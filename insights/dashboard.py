@@ -22,11 +22,11 @@ from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from clickstream.errors import ClickstreamError
-from clickstream.events import minute_key
-from clickstream.logging import get_logger
-from clickstream.pagekey import page_key
-from consumer.core.anomaly import Rule
+from clickstream.kernel.errors import ClickstreamError
+from clickstream.kernel.events import minute_key
+from clickstream.kernel.logging import get_logger
+from clickstream.kernel.pagekey import page_key
+from clickstream.stores.alerts import Rule
 from insights import heatmap as maps
 from insights import live, query
 from insights.live_sources import ArchiveTail, PageMinutes, shard_lags
@@ -140,7 +140,7 @@ class Sources:
     s3: Any
     duckdb: Callable[[datetime], Any]
     """Opens a DuckDB connection with the archive's views of the hours from a moment on
-    (`insights.sql.connect`'s `since`): a reading lists the window's objects only."""
+    (`insights.archive_views.connect`'s `since`): a reading lists the window's objects only."""
 
 
 class Dashboard:

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from clickstream.archive_layout import DEAD_LETTER_PREFIX, partition_path
-from clickstream.errors import ConfigurationError
-from clickstream.events import REFUSAL_KEY, InvalidEvent, TimestampPolicy, decode_event
+from clickstream.kernel.errors import ConfigurationError
+from clickstream.kernel.events import REFUSAL_KEY, InvalidEvent, TimestampPolicy, decode_event
+from clickstream.stores.archive_layout import DEAD_LETTER_PREFIX, partition_path
 
 MARK_PREFIX: Final = "dead-letter-replays"
 SAMPLES_PER_REASON: Final = 3

@@ -15,11 +15,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from clickstream import archive_layout as layout
-from clickstream.aws import object_or_none
-from clickstream.dynamo import scan_table, to_dynamo
-from clickstream.logging import get_logger
-from clickstream.suppression import KINDS, SALT_KEY, entry_items, id_hash, read_salt
+from clickstream.kernel.aws import object_or_none
+from clickstream.kernel.dynamo import scan_table, to_dynamo
+from clickstream.kernel.logging import get_logger
+from clickstream.stores import archive_layout as layout
+from clickstream.stores.suppression import KINDS, SALT_KEY, entry_items, id_hash, read_salt
 from insights.archive import listed_keys, object_lines
 from insights.forget import (
     MAX_ID_ROUNDS,
@@ -192,9 +192,9 @@ class Forgetter:
         self._stored = None
 
     def _open_stored(self, since: datetime | None) -> Any:
-        from insights import sql
+        from insights import archive_views, sql
 
-        connection = sql.connect(self._archive, self._s3, since=since)
+        connection = archive_views.connect(self._archive, self._s3, since=since)
         _, files = sql.run(connection, "SELECT key FROM events_sources WHERE kind = 'parquet'")
         stored = "SELECT * FROM raw_events"
         if files:

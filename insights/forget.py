@@ -15,7 +15,7 @@ fold). Then, each step idempotent:
    them (deleted when nothing is left; with versioning on, its older versions are deleted
    too). Until it is clean, a run killed on the way finds the person again and finishes.
 
-Before any of it, every id of theirs goes on the suppression list (`clickstream.suppression`)
+Before any of it, every id of theirs goes on the suppression list (`clickstream.stores.suppression`)
 and the run waits until every process has read it and every worker has written what it held
 (`settle_seconds`): events arriving later (a tab still open, a retried beacon, a replay) are
 dropped from then on, and none stored before it is missed. The sessions are looked for again
@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from clickstream.errors import InsightsError
-from clickstream.timestamps import from_iso
+from clickstream.kernel.errors import InsightsError
+from clickstream.kernel.timestamps import from_iso
 
 RECEIPT_PREFIX: Final = "forget-receipts"
 MAX_ID_ROUNDS: Final = 5

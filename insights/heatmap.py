@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from clickstream.pagekey import page_key
-from clickstream.timestamps import from_iso
+from clickstream.kernel.pagekey import page_key
+from clickstream.kernel.timestamps import from_iso
 
 GRID: Final = 16
 CANVAS_WIDTH_PX: Final = 4096

@@ -24,7 +24,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict
 
-from clickstream.archive_layout import hour_of, start_of_hour
+from clickstream.stores.archive_layout import hour_of, start_of_hour
 
 SOURCE_COLUMN: Final = "raw_object"
 """The raw object a Parquet row came from: what lets a reader and the next compaction

@@ -8,7 +8,7 @@ from typing import Any
 
 import duckdb
 
-from clickstream.errors import InsightsError
+from clickstream.kernel.errors import InsightsError
 from insights import lake
 from insights.lake_store import LakeStore, s3_client
 from insights.sql import (

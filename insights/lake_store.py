@@ -10,9 +10,9 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from clickstream import archive_layout as layout
-from clickstream.aws import object_or_none
-from clickstream.errors import InsightsError
+from clickstream.kernel.aws import object_or_none
+from clickstream.kernel.errors import InsightsError
+from clickstream.stores import archive_layout as layout
 from insights import lake
 from insights.archive import listed
 from insights.sql import ArchiveLocation

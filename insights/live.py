@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from clickstream.events import minute_key
-from clickstream.timestamps import from_iso
+from clickstream.kernel.events import minute_key
+from clickstream.kernel.timestamps import from_iso
 from insights.query import PageTotals, merge_pages
 
 EVENT_TYPES: Final = ("page_view", "click", "scroll", "custom")

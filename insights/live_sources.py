@@ -18,11 +18,10 @@ from typing import Any, Generic, TypeVar
 
 from botocore.exceptions import ClientError
 
-from clickstream.archive_layout import DEAD_LETTER_PREFIX, RAW_PREFIX, partition_path
-from clickstream.dynamo import query_items
-from clickstream.events import minute_key
-from consumer.core.rollup import hidden_rows, minute_rollups
-from consumer.sinks import rollups_for_minute
+from clickstream.kernel.dynamo import query_items
+from clickstream.kernel.events import minute_key
+from clickstream.stores.archive_layout import DEAD_LETTER_PREFIX, RAW_PREFIX, partition_path
+from clickstream.stores.page_stats import hidden_rows, minute_rollups, rollups_for_minute
 from insights import live, progress
 from insights.archive import object_lines
 
@@ -200,7 +199,7 @@ def page_items_between(
 def shard_lags(kinesis: Any, dynamodb: Any, stream: str, lease_table: str) -> list[live.ShardLag]:
     """Each shard's checkpoint (KCL's lease table) against the stream: one GetRecords of one
     record just after it, whose `MillisBehindLatest` says how far the newest record is."""
-    from clickstream.aws import shard_ids
+    from clickstream.kernel.aws import shard_ids
 
     leases = progress.leases(dynamodb, lease_table)
 

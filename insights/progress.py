@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from clickstream.dynamo import scan_table
+from clickstream.kernel.dynamo import scan_table
 
 
 def leases(client: Any, lease_table: str) -> dict[str, dict[str, Any]]:

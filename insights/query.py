@@ -12,9 +12,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from clickstream.dynamo import from_dynamo, query_items
-from consumer.core.rollup import hidden_rows, is_rollup, minute_rollups
-from consumer.sinks import page_items_for_minute, rollups_for_minute
+from clickstream.kernel.dynamo import from_dynamo, query_items
+from clickstream.stores.page_stats import (
+    hidden_rows,
+    is_rollup,
+    minute_rollups,
+    page_items_for_minute,
+    rollups_for_minute,
+)
 
 
 @dataclass(frozen=True, slots=True)

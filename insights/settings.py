@@ -107,6 +107,6 @@ class LakeSettings(BaseSettings):
         rest is Python's, the S3 client's and DuckDB's own (~200 MB measured)."""
         if self.memory_limit:
             return self.memory_limit
-        from clickstream.memory import memory_limit_bytes
+        from clickstream.kernel.memory import memory_limit_bytes
 
         return f"{max(256, memory_limit_bytes() // 2 // (1024 * 1024))}MiB"

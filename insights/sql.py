@@ -6,24 +6,20 @@ same version as `duckdb`), installed at set-up, and is loaded from that file; Du
 the extension's signature when it loads it, and automatic install and load are switched
 off, so nothing is ever fetched at run time.
 
-`raw_events` has exactly the Glue table's columns and partitions (year, month, day, hour),
-so a query written for Athena runs here unchanged; `dead_letters` is the same over the
-dead-letter prefix (by arrival hour). Filters on the partitions prune objects by path.
-`events` has the same columns over the lake (`insights.lake_reader`): the compacted hours'
-Parquet and the raw objects no manifest holds, each event once.
+`RAW_EVENT_COLUMNS` are exactly the Glue table's columns, read with its partitions (year,
+month, day, hour), so a query written for Athena runs here unchanged (the views themselves
+are made by `insights.archive_views.connect`). Filters on the partitions prune objects by path.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 import duckdb
 
-from clickstream.errors import InsightsError
-from insights.archive import jsonl_keys_from_hour
+from clickstream.kernel.errors import InsightsError
 
 RAW_EVENT_COLUMNS: Final = (
     ("event_id", "VARCHAR"),
@@ -57,10 +53,6 @@ DEAD_LETTER_COLUMNS: Final = (
 )
 
 PARTITIONS: Final = ("year", "month", "day", "hour")
-VIEWS: Final = {
-    "raw_events": ("raw", RAW_EVENT_COLUMNS),
-    "dead_letters": ("dead-letter", DEAD_LETTER_COLUMNS),
-}
 
 
 @dataclass(frozen=True)
@@ -147,62 +139,6 @@ def run_once(connection: duckdb.DuckDBPyConnection, statement: str) -> list[tupl
         connection.close()
 
 
-def connect(
-    archive: ArchiveLocation, s3: Any | None = None, *, since: datetime | None = None
-) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the archive's views: `raw_events`, `dead_letters` and
-    `events` (the lake: compacted hours from Parquet, the rest from the raw archive, each
-    event once). Nothing is read for the first two until a query runs; `events` lists the
-    raw archive and reads the hours' manifests now (`insights.lake`).
-
-    With `since` (a dashboard's window, a heatmap's), the views hold only the hour
-    partitions from `since`'s hour on, and only those are listed and their manifests read:
-    opening costs the window's objects, not every object the archive keeps."""
-    from insights.lake_reader import create_events_view
-    from insights.lake_store import LakeStore, s3_client
-
-    connection = open_duckdb(archive)
-    raw = None
-    keys_since: dict[str, list[str]] = {}
-    if since is not None:
-        s3 = s3 or s3_client(archive)
-        # The raw objects are listed once, for `raw_events` and for `events`' fold.
-        raw = LakeStore(s3, archive.bucket).raw_objects(since=since)
-        keys_since = {
-            "raw_events": [obj.key for obj in raw],
-            "dead_letters": jsonl_keys_from_hour(
-                s3, archive.bucket, VIEWS["dead_letters"][0], since
-            ),
-        }
-    for view, (prefix, columns) in VIEWS.items():
-        if since is None:
-            source = quote(f"s3://{archive.bucket}/{prefix}/year=*/month=*/day=*/hour=*/*.jsonl.gz")
-        else:
-            keys = keys_since[view]
-            if not keys:
-                connection.execute(f"CREATE VIEW {view} AS {empty_select(columns)}")
-                continue
-            source = "[" + ", ".join(quote(f"s3://{archive.bucket}/{key}") for key in keys) + "]"
-        names = ", ".join(f'"{name}"' for name, _ in columns)
-        # Only our own constants, the quoted bucket name and listed keys are spliced in.
-        statement = (
-            f"CREATE VIEW {view} AS SELECT {names}, year, month, day, hour FROM read_json("  # noqa: S608
-            f"{source}, format = 'newline_delimited', compression = 'gzip', "
-            f"columns = {column_types(columns)}, hive_partitioning = true, "
-            f"hive_types = {HIVE_TYPES})"
-        )
-        try:
-            connection.execute(statement)
-        except duckdb.IOException as exc:
-            # DuckDB lists the objects when the view is made: no objects yet (a new stack, no
-            # dead letters) is an empty view with the same columns, anything else an error.
-            if "No files found" not in str(exc):
-                raise InsightsError(f"cannot read the archive: {_first_line(exc)}") from None
-            connection.execute(f"CREATE VIEW {view} AS {empty_select(columns)}")
-    create_events_view(connection, archive, s3, since=since, raw=raw)
-    return connection
-
-
 def empty_select(columns: tuple[tuple[str, str], ...]) -> str:
     """A SELECT of no rows with the columns' names and types, and the hour partitions."""
     return (
@@ -222,7 +158,7 @@ def column_types(columns: tuple[tuple[str, str], ...]) -> str:
 HIVE_TYPES: Final = "{" + ", ".join(f"{quote(name)}: 'INTEGER'" for name in PARTITIONS) + "}"
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0]
 
 
@@ -235,6 +171,6 @@ def run(
         columns = [description[0] for description in result.description or []]
         return columns, result.fetchall()
     except duckdb.IOException as exc:
-        raise InsightsError(f"cannot read the archive: {_first_line(exc)}") from None
+        raise InsightsError(f"cannot read the archive: {first_line(exc)}") from None
     except duckdb.Error as exc:
-        raise InsightsError(f"query failed: {_first_line(exc)}") from None
+        raise InsightsError(f"query failed: {first_line(exc)}") from None

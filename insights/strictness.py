@@ -1,6 +1,6 @@
 """The raw archive's lines that a strict JSON reader refuses.
 
-Before the strict rule (`clickstream.strict_json`), the collector wrote `1e400` back as
+Before the strict rule (`clickstream.kernel.strict_json`), the collector wrote `1e400` back as
 `Infinity` and the workers archived it, and the workers took `NaN` and `Infinity` from any
 producer: such lines are in archives written then, and Athena's JSON SerDe (and DuckDB, and
 any strict reader) fails on the object that holds one. This finds them, object by object,
@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
-from clickstream import strict_json
-from clickstream.events import DeadLetterReason, not_strict_json
+from clickstream.kernel import strict_json
+from clickstream.kernel.events import DeadLetterReason, not_strict_json
 from insights.archive import object_lines
 
 SAMPLES_PER_OBJECT: Final = 5

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from clickstream.logging import get_logger
+from clickstream.kernel.logging import get_logger
 from insights.dashboard import READ_ERRORS, Dashboard
 from insights.heatmap import WIDTH_CLASSES
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from clickstream.events import ClickEvent, EventType
+from clickstream.kernel.events import ClickEvent, EventType
 from producer.malformed import MalformedRecord, malformed_records
 
 _SECTIONS = ("products", "blog", "docs", "help", "category")

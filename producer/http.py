@@ -14,8 +14,8 @@ from datetime import datetime
 
 import httpx
 
-from clickstream.errors import ProducerError
-from clickstream.events import ClickEvent
+from clickstream.kernel.errors import ProducerError
+from clickstream.kernel.events import ClickEvent
 
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
 

@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime
 
-from clickstream.events import DeadLetterReason
+from clickstream.kernel.events import DeadLetterReason
 
 
 @dataclass(frozen=True)

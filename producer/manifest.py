@@ -9,8 +9,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from clickstream.events import ClickEvent, EventType, minute_key
-from clickstream.pagekey import page_key
+from clickstream.kernel.events import ClickEvent, EventType, minute_key
+from clickstream.kernel.pagekey import page_key
 from producer.generator import Anomaly, Record
 from producer.malformed import MalformedRecord
 
@@ -107,7 +107,7 @@ def build_manifest(
     keep_query_params: Iterable[str] = (),
 ) -> Manifest:
     """The ground truth of `records` as the consumer must count it: pages by their page key
-    (`clickstream.pagekey`, with the consumer's allow-list of query parameters), and an event
+    (`clickstream.kernel.pagekey`, with the consumer's allow-list of query parameters), and an event
     re-sent with the same id in the same session counted once."""
     keep = frozenset(keep_query_params)
     seen: set[tuple[str, str]] = set()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from clickstream.errors import ProducerError
-from clickstream.events import InvalidEvent, decode_event
+from clickstream.kernel.errors import ProducerError
+from clickstream.kernel.events import InvalidEvent, decode_event
 from producer.generator import Record
 from producer.malformed import MalformedRecord
 

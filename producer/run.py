@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from clickstream.events import ClickEvent
+from clickstream.kernel.events import ClickEvent
 from producer.batching import MAX_RECORDS_PER_CALL, OutgoingRecord, batches
 from producer.generator import Record
 from producer.kpl import aggregate_by_partition_key

@@ -18,8 +18,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from clickstream.errors import ProducerError
-from clickstream.logging import get_logger
+from clickstream.kernel.errors import ProducerError
+from clickstream.kernel.logging import get_logger
 from producer.batching import OutgoingRecord
 
 log = get_logger(component="producer")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from clickstream.kernel.logging import configure_logging
 from clickstream.local import stack
 from clickstream.local.settings import LocalStackSettings
 from clickstream.local.stack import LocalStackState
-from clickstream.logging import configure_logging
 from tests.support.phases import PHASES_FILE_VARIABLE, summary
 from tests.support.stack import emulator_pids_alive, isolated_settings
 

@@ -58,6 +58,6 @@ def main(
         str, typer.Option(help="Log level of the JSON logs on stderr.")
     ] = "WARNING",
 ) -> None:
-    from clickstream.logging import configure_logging
+    from clickstream.kernel.logging import configure_logging
 
     configure_logging(log_level)

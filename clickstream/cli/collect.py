@@ -24,8 +24,8 @@ def collect(
 ) -> None:
     """Take events over HTTP (our /v1/events and Segment's tracking API) into the stream;
     each request is answered once its events are in it. Serves the tracker, /clickstream.js."""
+    from clickstream.kernel.logging import configure_logging
     from clickstream.local.settings import LocalStackSettings
-    from clickstream.logging import configure_logging
     from collector.server import serve
     from collector.settings import CollectorSettings
 

@@ -16,8 +16,8 @@ from botocore.exceptions import BotoCoreError
 from pydantic_core import ValidationError
 from rich.console import Console
 
-from clickstream.errors import ClickstreamError, ConfigurationError
-from clickstream.timestamps import from_iso
+from clickstream.kernel.errors import ClickstreamError, ConfigurationError
+from clickstream.kernel.timestamps import from_iso
 
 # Each command imports what it uses when it runs (boto3, the local stack, DuckDB, Starlette):
 # `clickstream --help` and a query start at once. tests/unit/test_cli_startup.py holds it.
@@ -101,7 +101,7 @@ def use_local_stack_environment() -> None:
 
 def results_clients() -> tuple[Any, Any, dict[str, str]]:
     """DynamoDB and Kinesis clients and the names to read: from settings, else the local stack."""
-    from clickstream import aws
+    from clickstream.kernel import aws
     from clickstream.local import state as local_stack
     from clickstream.local.settings import LocalStackSettings
 

@@ -18,8 +18,8 @@ from clickstream.cli.common import (
     since_time,
 )
 from clickstream.cli.sql import archive_location
-from clickstream.errors import ConfigurationError, InsightsError
-from clickstream.timestamps import from_iso
+from clickstream.kernel.errors import ConfigurationError, InsightsError
+from clickstream.kernel.timestamps import from_iso
 
 if TYPE_CHECKING:
     from insights.lake import HourResult

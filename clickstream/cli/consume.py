@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from clickstream.cli.common import err, one_line_errors, out, use_local_stack_environment
-from clickstream.errors import ConfigurationError
+from clickstream.kernel.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from pydantic_settings import BaseSettings
@@ -49,7 +49,7 @@ def consume(
 ) -> None:
     """Run one worker: the KCL MultiLangDaemon and clickstream's record processor, until
     SIGTERM/SIGINT, which every shard answers with a final flush and checkpoint."""
-    from clickstream.logging import configure_logging
+    from clickstream.kernel.logging import configure_logging
     from consumer.daemon import DaemonRunner
     from consumer.properties import LOCAL_TIMINGS
     from consumer.settings import load_settings

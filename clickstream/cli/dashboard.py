@@ -10,7 +10,7 @@ import typer
 
 from clickstream.cli.common import err, given, one_line_errors, results_clients
 from clickstream.cli.sql import archive_location
-from clickstream.errors import ConfigurationError
+from clickstream.kernel.errors import ConfigurationError
 
 
 @one_line_errors
@@ -24,8 +24,8 @@ def dashboard(
     """A live web page: events per minute over the last hour, top pages, active sessions,
     alerts, dead letters by reason, each shard's lag, a page's heatmap and rage clicks. Reads
     the local stack, or the stack named by CLICKSTREAM_* settings with AWS credentials."""
-    from clickstream import aws
-    from insights import sql
+    from clickstream.kernel import aws
+    from insights import archive_views
     from insights.dashboard import Dashboard, Sources
     from insights.settings import DashboardSettings, is_loopback
     from insights.web import serve
@@ -49,7 +49,7 @@ def dashboard(
         dynamodb=dynamodb,
         kinesis=kinesis,
         s3=aws.client("s3"),
-        duckdb=lambda since: sql.connect(location, since=since),
+        duckdb=lambda since: archive_views.connect(location, since=since),
     )
     shown_host = settings.host if ":" not in settings.host else f"[{settings.host}]"
     url = f"http://{shown_host}:{settings.port}/"

@@ -103,8 +103,8 @@ def replay(
     contract as the workers will check it now, keyed by its session. Those that still break
     it are left, with why. Each replayed one is marked once its batch is in the stream: a
     second replay skips it, and the workers count a replayed event once whatever happens."""
-    from clickstream import aws
     from clickstream.cli.produce import stream_target
+    from clickstream.kernel import aws
     from insights.dead_letters import decide, parse_renames
     from producer.batching import OutgoingRecord, batches
     from producer.sender import PutRecordsSender

@@ -18,7 +18,6 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from clickstream import aws
 from clickstream.cli.common import err, out, print_json
 from clickstream.cli.produce import (
     generated_traffic,
@@ -27,14 +26,15 @@ from clickstream.cli.produce import (
     send_through_collector,
     send_to_stream,
 )
-from clickstream.errors import LocalStackError
+from clickstream.kernel import aws
+from clickstream.kernel.errors import LocalStackError
 from clickstream.local import stack as local_stack
 from clickstream.local.settings import LocalStackSettings
 from clickstream.local.stack import LocalStackState
 from clickstream.local.workers import LocalWorker, wait_until_caught_up
+from clickstream.stores.alerts import Alert
 from clickstream.tools.detection import alerting, unmatched, wait_for_alerts
 from clickstream.tools.verify import Results, Verdict, read_results, result_names, verify
-from consumer.core.anomaly import Alert
 from insights import query
 from producer.generator import DropSpec, SpikeSpec, TrafficProfile
 from producer.manifest import Manifest
@@ -178,10 +178,10 @@ def _wait_for_results(
 def _busiest_page_heatmap(busiest: str, path: Path) -> str | None:
     """The heatmap of the page with the most views, as `clickstream heatmap` draws it."""
     from clickstream.cli.sql import archive_location
-    from insights import heatmap, sql
+    from insights import archive_views, heatmap
 
     since = datetime.now(UTC) - timedelta(hours=24)
-    connection = sql.connect(archive_location(), since=since)
+    connection = archive_views.connect(archive_location(), since=since)
     clicks = heatmap.clicks_of_page(connection, busiest, since)
     found = heatmap.bins(clicks)
     widest = heatmap.busiest_class(found)

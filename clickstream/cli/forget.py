@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from clickstream.cli.common import JsonFlag, err, one_line_errors, out, print_json, since_time
-from clickstream.errors import ConfigurationError
+from clickstream.kernel.errors import ConfigurationError
 
 Ids = Annotated[list[str] | None, typer.Option(help="Repeatable.")]
 
@@ -44,9 +44,9 @@ def forget(
     on the suppression list, so that the collector and the workers drop the person's later
     events. Idempotent: run it again after a failure and it finishes the job; the receipt
     (in the bucket, ids hashed) says what was removed."""
-    from clickstream import aws
     from clickstream.cli.sql import archive_location
-    from clickstream.suppression import SuppressionSettings
+    from clickstream.kernel import aws
+    from clickstream.stores.suppression import SuppressionSettings
     from insights.erasure import Forgetter, SuppressionWrites
     from insights.forget import Person
     from insights.lake_store import s3_client

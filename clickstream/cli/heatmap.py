@@ -11,8 +11,8 @@ from rich.table import Table
 
 from clickstream.cli.common import JsonFlag, err, one_line_errors, out, print_json, since_time
 from clickstream.cli.sql import archive_location
-from clickstream.errors import ConfigurationError
-from clickstream.pagekey import page_key
+from clickstream.kernel.errors import ConfigurationError
+from clickstream.kernel.pagekey import page_key
 
 
 @one_line_errors
@@ -34,12 +34,12 @@ def heatmap(
     """The page's clicks from the archive on a 16-pixel grid of document coordinates, one map
     per viewport-width class, drawn as a density map (PNG), and its rage clicks (three or more
     clicks of a session within a second and 30 px)."""
+    from insights import archive_views
     from insights import heatmap as maps
-    from insights import sql
 
     key = page_key(page)
     start = since_time(since, datetime.now(UTC))
-    connection = sql.connect(archive_location(), since=start)
+    connection = archive_views.connect(archive_location(), since=start)
     clicks = maps.clicks_of_page(connection, key, start)
     found = maps.bins(clicks)
     rages = maps.rage_clicks(clicks)

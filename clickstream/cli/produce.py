@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from clickstream.cli.common import JsonFlag, err, one_line_errors, out
-from clickstream.errors import ConfigurationError, ProducerError
+from clickstream.kernel.errors import ConfigurationError, ProducerError
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -214,7 +214,7 @@ def send_to_stream(
     kpl_aggregate: bool,
 ) -> RunReport:
     """PutRecords every record into the stream, with a progress bar on stderr."""
-    from clickstream import aws
+    from clickstream.kernel import aws
     from producer.run import send_all
     from producer.sender import PutRecordsSender
     from producer.settings import ProducerSettings
@@ -247,8 +247,8 @@ def send_through_collector(
     each shard is read back from the stream once every event is in (2xx = in the stream)."""
     import asyncio
 
-    from clickstream import aws
-    from clickstream.events import ClickEvent
+    from clickstream.kernel import aws
+    from clickstream.kernel.events import ClickEvent
     from clickstream.local.settings import LocalStackSettings
     from clickstream.tools.streamread import read_stream
     from producer.http import post_events

@@ -17,7 +17,7 @@ from clickstream.cli.common import (
     results_clients,
     span_back,
 )
-from clickstream.errors import ConfigurationError
+from clickstream.kernel.errors import ConfigurationError
 
 app = typer.Typer(help="Read the workers' results: pages and sessions.", no_args_is_help=True)
 
@@ -35,8 +35,8 @@ def query_pages(
     as_json: JsonFlag = False,
 ) -> None:
     """Top pages by views, summed over the shards' items (one minute, or all of them)."""
-    from clickstream import dynamo
-    from consumer.core.rollup import page_minute_items
+    from clickstream.kernel import dynamo
+    from clickstream.stores.page_stats import page_minute_items
     from insights import query
 
     dynamodb, _, names = results_clients()
@@ -87,7 +87,7 @@ def query_session(
 
 def since_minute(since: str | None, now: datetime) -> str | None:
     """`--since`: a minute (2026-11-23T10:05) or a span back from now (90m, 6h, 2d)."""
-    from clickstream.events import minute_key
+    from clickstream.kernel.events import minute_key
 
     if since is None:
         return None
@@ -117,7 +117,7 @@ def query_alerts(
 ) -> None:
     """Anomaly alerts, oldest first: rule, window, subject, observed value against the baseline
     or threshold."""
-    from consumer.core.anomaly import Rule
+    from clickstream.stores.alerts import Rule
     from insights import query
 
     known = [member.value for member in Rule]

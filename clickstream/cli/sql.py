@@ -19,7 +19,7 @@ from clickstream.cli.common import (
     since_time,
     use_local_stack_environment,
 )
-from clickstream.errors import ConfigurationError
+from clickstream.kernel.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from insights.sql import ArchiveLocation
@@ -53,11 +53,12 @@ def sql(
     bucket, or CLICKSTREAM_ARCHIVE_BUCKET with the default AWS credentials. `--since`
     narrows the views to recent hours, which opens a large archive in a fraction of the
     time (the hours before are neither listed nor read)."""
+    from insights import archive_views
     from insights import sql as engine
 
     location = archive_location()
     start = None if since is None else since_time(since, datetime.now(UTC))
-    columns, rows = engine.run(engine.connect(location, since=start), query)
+    columns, rows = engine.run(archive_views.connect(location, since=start), query)
     if output is Format.JSON:
         print_json([dict(zip(columns, row, strict=True)) for row in rows])
     elif output is Format.CSV:

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from clickstream.cli.common import JsonFlag, err, maybe, one_line_errors, out, print_json
-from clickstream.errors import ConfigurationError
+from clickstream.kernel.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from clickstream.local.state import LocalStackState
@@ -35,7 +35,7 @@ def anomalies_measure(
     alerts per hour of normal traffic."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from clickstream.logging import configure_logging
+    from clickstream.kernel.logging import configure_logging
     from clickstream.tools import detection
 
     configure_logging("ERROR")  # the processors log every alert; the figures are the point
@@ -186,7 +186,7 @@ def local_stack_for_bench() -> Iterator[LocalStackState]:
 
 def bench_lake(events: int, seed: int, *, as_json: bool) -> None:
     """Raw JSONL against the lake's Parquet, on the local stack's S3 (started here if needed)."""
-    from clickstream import aws
+    from clickstream.kernel import aws
     from clickstream.tools import bench_lake
     from insights.sql import ArchiveLocation
 

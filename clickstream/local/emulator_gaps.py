@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from clickstream import aws
+from clickstream.kernel import aws
 from clickstream.local.settings import LocalStackSettings
 from clickstream.local.template import (
     StackContext,

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from clickstream.errors import LocalStackError
+from clickstream.kernel.errors import LocalStackError
 from clickstream.local.settings import LOOPBACK, LocalStackSettings
 
 _LOOPBACK_PRELOAD = Path(__file__).with_name("loopback.cjs")

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from clickstream.paths import DEFAULT_TEMPLATE, TOOLS_DIR
+from clickstream.kernel.paths import DEFAULT_TEMPLATE, TOOLS_DIR
 
 LOOPBACK = "127.0.0.1"
 

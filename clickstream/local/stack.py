@@ -19,8 +19,9 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from clickstream import aws
-from clickstream.errors import LocalStackError
+from clickstream.kernel import aws
+from clickstream.kernel.errors import LocalStackError
+from clickstream.kernel.logging import get_logger
 from clickstream.local import emulator_gaps, processes
 from clickstream.local.settings import LOOPBACK, LocalStackSettings
 from clickstream.local.state import (
@@ -36,7 +37,6 @@ from clickstream.local.template import (
     lint_errors,
     load_template,
 )
-from clickstream.logging import get_logger
 
 # The state's model and readers live in clickstream.local.state, which a query can import
 # without the emulator machinery; they stay importable from here.

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from clickstream import aws
-from clickstream.errors import LocalStackError
+from clickstream.kernel import aws
+from clickstream.kernel.errors import LocalStackError
 from clickstream.local import processes
 from clickstream.local.settings import LocalStackSettings
 

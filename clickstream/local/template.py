@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from clickstream.errors import LocalStackError
+from clickstream.kernel.errors import LocalStackError
 
 _SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
 

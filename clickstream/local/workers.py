@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-from clickstream.errors import ConsumerError
+from clickstream.kernel.errors import ConsumerError
 from insights import progress
 
 

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from clickstream.errors import ClickstreamError
+from clickstream.kernel.errors import ClickstreamError
 from clickstream.local.settings import LOOPBACK
 
 _sequence = itertools.count(1)

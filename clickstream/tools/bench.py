@@ -29,8 +29,8 @@ from typing import Any
 from amazon_kclpy.messages import ProcessRecordsInput
 from amazon_kclpy.v3.processor import RecordProcessorBase
 
-from clickstream import aws
-from clickstream.dynamo import to_dynamo
+from clickstream.kernel import aws
+from clickstream.kernel.dynamo import to_dynamo
 from clickstream.tools import aws_standin
 from clickstream.tools.bench_traffic import (
     Delivery,

@@ -32,11 +32,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from clickstream import archive_layout as layout
+from clickstream.stores import archive_layout as layout
 from clickstream.tools.bench_traffic import profile_for_rate, steady_events
-from consumer.core.aggregate import PositionedEvent
 from consumer.core.batch import archive_objects
-from consumer.core.positions import Position
+from consumer.core.positions import Position, PositionedEvent
 from producer.manifest import shard_index
 
 HOUR = datetime(2026, 11, 20, 10, tzinfo=UTC)
@@ -233,7 +232,7 @@ def run(
     environment: dict[str, str],
     on_progress: Callable[[str], None],
 ) -> LakeBench:
-    from insights import sql
+    from insights import archive_views
     from insights.lake_store import LakeStore
 
     bench = LakeBench(events)
@@ -274,7 +273,7 @@ def run(
             raise RuntimeError(f"the lake holds {manifest.rows} events of {written}")
         if scale == 1:
             on_progress("querying the raw archive and the lake")
-            connection = sql.connect(location_for(bucket), s3)
+            connection = archive_views.connect(location_for(bucket), s3)
             # Every run reads S3 again: DuckDB's cache of remote files would hide the bytes.
             connection.execute("SET enable_external_file_cache = false")
             for name, query in queries(connection).items():

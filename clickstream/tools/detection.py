@@ -24,14 +24,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from clickstream.events import ClickEvent, minute_key
-from consumer.core import items
+from clickstream.kernel.events import ClickEvent, minute_key
+from clickstream.stores import alerts as alerts_store
+from clickstream.stores.alerts import Alert, Rule
 from consumer.core.anomaly import (
-    Alert,
     BotRules,
     PageRules,
     PageTrafficDetector,
-    Rule,
     judge_complete_minutes,
     stream_watermark,
 )
@@ -155,7 +154,7 @@ def wait_for_alerts(
     deadline = time.monotonic() + timeout
     while True:
         rows = query.alerts(dynamodb, table, rules=[rule.value for rule in Rule])
-        alerts = [items.alert_from_item(row) for row in rows]
+        alerts = [alerts_store.alert_from_item(row) for row in rows]
         missed, _ = unmatched(anomalies, alerts)
         if not missed or time.monotonic() > deadline:
             return alerts

@@ -19,12 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from clickstream import aws, dynamo
-from clickstream.events import ClickEvent, EventType, minute_key
+from clickstream.kernel import aws, dynamo
+from clickstream.kernel.events import ClickEvent, EventType, minute_key
 from clickstream.local.stack import LocalStackState
 from clickstream.local.workers import LocalWorker
+from clickstream.stores.page_stats import rollup_rows_for_minute
 from consumer.core.pending import Cadences
-from consumer.sinks import rollup_rows_for_minute
 from insights import progress
 from producer.generator import TrafficProfile, generate
 from producer.run import outgoing

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Final
 
-from clickstream.paths import PROJECT_ROOT
+from clickstream.kernel.paths import PROJECT_ROOT
 
 PACKAGES: Final = ("clickstream", "collector", "consumer", "insights", "producer")
 DESIGN: Final = Path("docs") / "design.md"

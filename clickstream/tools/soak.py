@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from clickstream import aws
+from clickstream.kernel import aws
 from clickstream.local.stack import LocalStackState
 from clickstream.local.workers import LocalWorker, process_tree, wait_until_caught_up
 from clickstream.tools.verify import Verdict, combine, read_results, result_names, verify

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from clickstream import aws
+from clickstream.kernel import aws
 
 
 @dataclass(frozen=True, slots=True)

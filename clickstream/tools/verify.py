@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from clickstream import dynamo
-from consumer.core.rollup import page_minute_items
+from clickstream.kernel import dynamo
+from clickstream.stores.page_stats import page_minute_items
 from insights import archive, query
 from producer.manifest import Manifest, PageMinuteTruth
 

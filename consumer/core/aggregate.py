@@ -15,154 +15,26 @@ at that spot is the one that counts the session for the page-minute, wherever it
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from hashlib import blake2b
-from typing import TYPE_CHECKING, Final, NamedTuple
+from datetime import datetime
+from typing import Final
 
-from clickstream.events import EventType, minute_text
-from clickstream.fast_decode import FoldedEvent
-from clickstream.pagekey import page_key
+from clickstream.kernel.events import EventType, minute_text
+from clickstream.kernel.fast_decode import FoldedEvent
+from clickstream.kernel.pagekey import page_key
 from consumer.core.cache import LruCache
-from consumer.core.positions import Position
+from consumer.core.positions import Position, PositionedEvent, where_hash
+from consumer.core.rollup import MinuteRollup
 from consumer.core.sketch import (
     MAX_RECENT_EVENT_IDS,
     MAX_TRACKED_PAGE_MINUTES,
-    DistinctCounter,
-    RecentIds,
-    Touches,
     hash64,
-    place_of,
 )
+from consumer.core.state import PageMinuteKey, PageMinuteState, SessionState, ShardPosition
 
 MAX_STORED_TEXT_BYTES: Final = 512
 """Every free-text field a session item keeps (the user agent) is cut to this many bytes."""
-
-
-if TYPE_CHECKING:
-    from consumer.core.rollup import MinuteRollup
-
-
-class PageMinuteKey(NamedTuple):
-    page: str
-    minute: str
-
-
-@dataclass(frozen=True, slots=True)
-class ShardPosition:
-    """Where a record sits: its shard and its position there."""
-
-    shard_id: str
-    position: Position
-
-
-class PositionedEvent(NamedTuple):
-    """A decoded record and where it sits (a named tuple: one is made per record)."""
-
-    position: Position
-    event: FoldedEvent
-    raw: bytes = b""
-    """The record's data as received: what the archive keeps."""
-    partition_key: str = ""
-    arrival_seconds: float | None = None
-    """Kinesis' ApproximateArrivalTimestamp of the record, in epoch seconds (None in pure
-    tests): a number, since the processor only rarely needs it as a time."""
-    place: int | None = None
-    """The record's place as `where_hash` gives it, when the decoder made it from the
-    record's own sequence number text (`place_hash`); None: the fold computes it."""
-
-    def arrival(self, otherwise: datetime) -> datetime:
-        """The arrival as a time (`otherwise` when the record has none)."""
-        if self.arrival_seconds is None:
-            return otherwise
-        return datetime.fromtimestamp(self.arrival_seconds, tz=UTC)
-
-
-@dataclass(slots=True)
-class SessionState:
-    session_id: str
-    written_by: ShardPosition | None = None
-    """The shard and position of the last record this state includes (None: nothing yet)."""
-    events: int = 0
-    page_views: int = 0
-    clicks: int = 0
-    scrolls: int = 0
-    custom: int = 0
-    first_seen: datetime | None = None
-    first_event_id: str = ""
-    entry_page: str | None = None
-    last_seen: datetime | None = None
-    last_event_id: str = ""
-    exit_page: str | None = None
-    user_agent: str | None = None
-    pages: DistinctCounter = field(default_factory=DistinctCounter)
-    """Distinct page keys: exact up to a bound, estimated beyond (`consumer.core.sketch`)."""
-    first_touches: Touches = field(default_factory=dict)
-    """(minute, page) -> where the session first touched that page in that minute (hashed)."""
-    touches_per_minute: dict[int, int] = field(default_factory=dict, compare=False, repr=False)
-    """Minute -> how many of `first_touches` are in it: derived (from `first_touches` when
-    the state is made, then kept by `apply_to_session`), never stored; the bot rule's busiest
-    minute reads it instead of counting the touches at every delivery."""
-    recent_ids: RecentIds = field(default_factory=dict)
-    """The session's most recent event ids -> where each was first seen (hashed)."""
-    previous_at: datetime | None = None
-    """Time of the event applied last (arrival order): the start of the next gap."""
-    gap_count: int = 0
-    gap_mean: float = 0.0
-    gap_m2: float = 0.0
-    """Running mean and sum of squared differences (Welford) of the gaps between events."""
-    bot_score: float = 0.0
-    bot_alerted: bool = False
-    """A bot alert was raised for this session (it is raised once)."""
-
-    def __post_init__(self) -> None:
-        if self.first_touches and not self.touches_per_minute:
-            per_minute = self.touches_per_minute
-            for minute, _ in self.first_touches:
-                per_minute[minute] = per_minute.get(minute, 0) + 1
-
-    @property
-    def duration_seconds(self) -> float:
-        if self.first_seen is None or self.last_seen is None:
-            return 0.0
-        return (self.last_seen - self.first_seen).total_seconds()
-
-    @property
-    def gap_variation(self) -> float:
-        """Coefficient of variation of the gaps between events (0: a metronome)."""
-        if self.gap_count < 2 or self.gap_mean <= 0:
-            return 0.0 if self.gap_count >= 2 else float("inf")
-        return math.sqrt(self.gap_m2 / (self.gap_count - 1)) / self.gap_mean
-
-    def includes(self, shard_id: str, position: Position) -> bool:
-        """Whether the record at this spot is already counted in this state."""
-        return (
-            self.written_by is not None
-            and self.written_by.shard_id == shard_id
-            and position <= self.written_by.position
-        )
-
-
-@dataclass(slots=True)
-class PageMinuteState:
-    """One shard's share of one page in one minute."""
-
-    page: str
-    minute: str
-    shard_id: str
-    position: Position | None = None
-    views: int = 0
-    clicks: int = 0
-    sessions: int = 0
-
-    @property
-    def key(self) -> PageMinuteKey:
-        return PageMinuteKey(self.page, self.minute)
-
-    def includes(self, position: Position) -> bool:
-        return self.position is not None and position <= self.position
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,31 +62,6 @@ def minute_number(at: datetime) -> int:
 def _page_hash(page: str) -> int:
     # Pages repeat all the time (ids never do): hash each once.
     return hash64(page)
-
-
-def where_hash(shard_id: str, position: Position) -> int:
-    """A record's place (shard and position), hashed as the session's bookkeeping keeps it."""
-    return place_of(hash64(f"{shard_id}/{position.encode()}"))
-
-
-_SUB_SEQUENCE_ZERO: Final = ".0000000000"
-
-
-def place_hash(shard_prefix: str, sequence_number: str, sub_sequence: int) -> int | None:
-    """`where_hash(shard, Position(int(sequence_number), sub_sequence))` from the sequence
-    number's own text, `shard_prefix` being `shard + "/"`: the record's place is hashed for
-    every record, and padding the text KCL gave costs a fraction of printing the integer
-    back. None when the text is not plain digits that print back as they are (the caller
-    then uses `where_hash`)."""
-    if not (sequence_number.isascii() and sequence_number.isdigit()):
-        return None
-    if len(sequence_number) > 40 and sequence_number[0] == "0":
-        return None  # zeros beyond the padding's width: the integer prints without them
-    sub = _SUB_SEQUENCE_ZERO if sub_sequence == 0 else f".{sub_sequence:010d}"
-    # zfill pads to the width of Position.encode's format and leaves longer numbers alone.
-    text = shard_prefix + sequence_number.zfill(40) + sub
-    # The first four bytes of the big-endian digest: `place_of(hash64(text))`.
-    return int.from_bytes(blake2b(text.encode(), digest_size=8).digest()[:4], "big")
 
 
 def first_sighting(state: SessionState, id_hash: int, here: int) -> bool:

@@ -20,42 +20,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Final, NamedTuple
 
-from clickstream.events import minute_key
-from consumer.core.aggregate import SessionState
+from clickstream.kernel.events import minute_key
+from clickstream.stores.alerts import Alert, Rule, ShardProgress
+from consumer.core.state import SessionState
 
 MINUTE_FORMAT: Final = "%Y-%m-%dT%H:%M"
-"""The format of `clickstream.events.minute_key`, the minute buckets counters use."""
-
-
-class Rule(StrEnum):
-    """Alert rule names: the alerts table's partition key and the metric's dimension."""
-
-    PAGE_SPIKE = "page_spike"
-    PAGE_DROP = "page_drop"
-    BOT_SESSION = "bot_session"
-
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    rule: Rule
-    subject: str
-    window: str
-    """The minute (`YYYY-MM-DDTHH:MM`, UTC) the alert is about: the page's minute, or the
-    minute the session started."""
-    observed: float
-    baseline: float | None
-    threshold: float
-    details: dict[str, float | int | str] = field(default_factory=dict)
-
-    @property
-    def window_subject(self) -> str:
-        """The alerts table's sort key: with `rule`, what makes an alert unique."""
-        return f"{self.window}#{self.subject}"
+"""The format of `clickstream.kernel.events.minute_key`, the minute buckets counters use."""
 
 
 def parse_minute(minute: str) -> datetime:
@@ -283,21 +257,6 @@ def evaluate_minute(
             )
         )
     return alerts
-
-
-@dataclass(frozen=True, slots=True)
-class ShardProgress:
-    """How far a shard's processor has flushed, as it reports it (one item per shard)."""
-
-    shard_id: str
-    event_watermark: datetime | None
-    """The newest event time among the records flushed on this shard."""
-    caught_up: bool
-    """Everything that had arrived on the shard was flushed when this was reported."""
-    ended: bool = False
-    """The shard was closed by a reshard and its processor finished it."""
-    caught_up_since: datetime | None = None
-    """When (wall clock) the shard last became caught up; None when unknown."""
 
 
 def stream_watermark(

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from clickstream.archive_layout import (
+from clickstream.kernel.events import ClickEvent, InvalidEvent
+from clickstream.stores.archive_layout import (
     DEAD_LETTER_PREFIX,
     RAW_PREFIX,
     gzip_lines,
@@ -24,9 +25,7 @@ from clickstream.archive_layout import (
     partition_of_hour,
     partition_path,
 )
-from clickstream.events import ClickEvent, InvalidEvent
-from consumer.core.aggregate import PositionedEvent
-from consumer.core.positions import Position
+from consumer.core.positions import Position, PositionedEvent
 
 
 @dataclass(frozen=True, slots=True)

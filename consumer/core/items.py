@@ -9,15 +9,13 @@ Equal positions are allowed: the same flush written twice (a retried put) is the
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from clickstream.timestamps import from_iso
-from consumer.core.aggregate import PageMinuteKey, PageMinuteState, SessionState, ShardPosition
-from consumer.core.anomaly import Alert, Rule, ShardProgress
+from clickstream.kernel.timestamps import from_iso_or_none, to_iso_ms
+from clickstream.stores.page_stats import page_sort_key
 from consumer.core.positions import Position
 from consumer.core.sketch import (
     DistinctCounter,
@@ -26,6 +24,7 @@ from consumer.core.sketch import (
     touches_from_bytes,
     touches_to_bytes,
 )
+from consumer.core.state import PageMinuteKey, PageMinuteState, SessionState, ShardPosition
 
 SESSION_WRITE_CONDITION: Final = (
     "attribute_not_exists(#position) OR #shard <> :shard OR #position <= :position"
@@ -38,7 +37,7 @@ CONDITION_NAMES: Final = {"#position": "position", "#shard": "shard_id"}
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat(timespec="milliseconds")
+    return None if moment is None else to_iso_ms(moment)
 
 
 @functools.lru_cache(maxsize=64)
@@ -47,20 +46,12 @@ def _updated_at(moment: datetime) -> str | None:
     return _iso(moment)
 
 
-def _moment(text: object) -> datetime | None:
-    return from_iso(str(text)) if text else None
-
-
 def _bytes(value: object) -> bytes:
     """A binary attribute as read back (bytes, or boto3's Binary wrapper), b"" when absent."""
     if value is None:
         return b""
     raw: Any = getattr(value, "value", value)
     return bytes(raw)
-
-
-def page_sort_key(minute: str, shard_id: str) -> str:
-    return f"{minute}#{shard_id}"
 
 
 def session_item(state: SessionState, expires_at: int, updated_at: datetime) -> dict[str, Any]:
@@ -130,17 +121,17 @@ def session_from_item(item: Mapping[str, Any]) -> SessionState:
         clicks=int(item.get("clicks", 0)),
         scrolls=int(item.get("scrolls", 0)),
         custom=int(item.get("custom", 0)),
-        first_seen=_moment(first_seen),
+        first_seen=from_iso_or_none(first_seen),
         first_event_id=str(item.get("first_event_id", "")),
         entry_page=item.get("entry_page"),
-        last_seen=_moment(last_seen),
+        last_seen=from_iso_or_none(last_seen),
         last_event_id=str(item.get("last_event_id", "")),
         exit_page=item.get("exit_page"),
         user_agent=item.get("user_agent"),
         pages=DistinctCounter.from_bytes(_bytes(item.get("pages"))),
         first_touches=touches_from_bytes(_bytes(item.get("first_touches"))),
         recent_ids=recent_from_bytes(_bytes(item.get("recent_event_ids"))),
-        previous_at=_moment(item.get("previous_at", last_seen)),
+        previous_at=from_iso_or_none(item.get("previous_at", last_seen)),
         gap_count=int(item.get("gap_count", 0)),
         gap_mean=float(item.get("gap_mean", 0)),
         gap_m2=float(item.get("gap_m2", 0)),
@@ -185,101 +176,3 @@ def page_key(key: PageMinuteKey, shard_id: str) -> dict[str, str]:
 
 
 # -- alerts table: alerts and shard progress --------------------------------------------------
-
-ALERT_WRITE_CONDITION: Final = "attribute_not_exists(#rule)"
-"""An alert is raised once: the first writer of (rule, window, subject) wins."""
-PROGRESS_RULE: Final = "#progress"
-"""Partition of the alerts table holding one progress item per shard (`#` starts no rule)."""
-
-
-def _number(value: float) -> Decimal | str:
-    # DynamoDB numbers cannot be infinite or NaN; such a value is kept as its text.
-    return Decimal(repr(value)) if math.isfinite(value) else repr(value)
-
-
-def alert_item(
-    alert: Alert, *, raised_by: str, raised_at: datetime, expires_at: int
-) -> dict[str, Any]:
-    return {
-        "rule": alert.rule.value,
-        "window_subject": alert.window_subject,
-        "window": alert.window,
-        "subject": alert.subject,
-        "observed": _number(alert.observed),
-        "threshold": _number(alert.threshold),
-        **({} if alert.baseline is None else {"baseline": _number(alert.baseline)}),
-        "details": {
-            key: _number(value) if isinstance(value, float) else value
-            for key, value in alert.details.items()
-        },
-        "raised_by": raised_by,
-        "raised_at": _iso(raised_at),
-        "expires_at": expires_at,
-    }
-
-
-def _detail(value: object) -> float | int | str:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, int | float):
-        return value
-    return str(value)
-
-
-def alert_from_item(item: Mapping[str, Any]) -> Alert:
-    baseline = item.get("baseline")
-    return Alert(
-        rule=Rule(str(item["rule"])),
-        subject=str(item["subject"]),
-        window=str(item["window"]),
-        observed=float(item["observed"]),
-        baseline=None if baseline is None else float(baseline),
-        threshold=float(item["threshold"]),
-        details={str(key): _detail(value) for key, value in item.get("details", {}).items()},
-    )
-
-
-def progress_update(
-    progress: ShardProgress, *, updated_at: datetime, expires_at: int
-) -> dict[str, Any]:
-    """UpdateItem arguments (less the table) reporting a shard's progress.
-
-    The watermark only moves forward (a replay or a zombie may report an older one, which is
-    then left alone); the other attributes are always this report's.
-    """
-    values: dict[str, Any] = {
-        ":caught_up": progress.caught_up,
-        ":caught_up_since": _iso(progress.caught_up_since) or "",
-        ":ended": progress.ended,
-        ":updated_at": _iso(updated_at),
-        ":expires_at": expires_at,
-    }
-    assignments = [
-        "caught_up = :caught_up",
-        "caught_up_since = :caught_up_since",
-        "ended = :ended",
-        "updated_at = :updated_at",
-        "expires_at = :expires_at",
-    ]
-    arguments: dict[str, Any] = {
-        "Key": {"rule": PROGRESS_RULE, "window_subject": progress.shard_id},
-    }
-    if progress.event_watermark is not None:
-        values[":watermark"] = _iso(progress.event_watermark)
-        assignments.append("watermark = :watermark")
-        arguments["ConditionExpression"] = (
-            "attribute_not_exists(watermark) OR watermark <= :watermark"
-        )
-    arguments["UpdateExpression"] = "SET " + ", ".join(assignments)
-    arguments["ExpressionAttributeValues"] = values
-    return arguments
-
-
-def progress_from_item(item: Mapping[str, Any]) -> ShardProgress:
-    return ShardProgress(
-        shard_id=str(item["window_subject"]),
-        event_watermark=_moment(item.get("watermark")),
-        caught_up=bool(item.get("caught_up", False)),
-        ended=bool(item.get("ended", False)),
-        caught_up_since=_moment(item.get("caught_up_since")),
-    )

@@ -21,8 +21,9 @@ from decimal import Decimal
 from typing import Any, Final
 
 from consumer.core import items
-from consumer.core.aggregate import Changes, PageMinuteKey, PageMinuteState, SessionState
+from consumer.core.aggregate import Changes
 from consumer.core.sketch import recent_bytes, touches_bytes
+from consumer.core.state import PageMinuteKey, PageMinuteState, SessionState
 
 MAX_ITEM_BYTES: Final = 400 * 1024
 MAX_PARTITION_KEY_BYTES: Final = 2048

@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from consumer.core.aggregate import PositionedEvent
-from consumer.core.anomaly import ShardProgress
+from clickstream.stores.alerts import ShardProgress
 from consumer.core.batch import DeadLetter
-from consumer.core.positions import Position
+from consumer.core.positions import Position, PositionedEvent
 
 K = TypeVar("K")
 S = TypeVar("S")
@@ -80,7 +79,7 @@ class CommitWindow:
     record_count: int = 0
     byte_count: int = 0
     suppressed: int = 0
-    """Events dropped as an erased person's (`clickstream.suppression`)."""
+    """Events dropped as an erased person's (`clickstream.stores.suppression`)."""
 
     def received(
         self, first: Position, last: Position, records: int, size: int, now: float

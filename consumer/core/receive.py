@@ -4,7 +4,7 @@
 This is the processor's hot path, so it is one pass that does per record only what each
 record needs: its position (and its place, hashed from the sequence number's text), its
 data, its arrival as epoch seconds (a time is made only for a dead letter) and the event
-(`clickstream.fast_decode`). Plausibility of an event's time is
+(`clickstream.kernel.fast_decode`). Plausibility of an event's time is
 judged against the record's arrival in the stream, not the processor's clock: every pass
 over the record, a replay included, then decides the same.
 """
@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from clickstream.events import DeadLetterReason, InvalidEvent, carried_refusal
-from clickstream.fast_decode import decode_consumed
-from clickstream.suppression import Suppression
-from consumer.core.aggregate import PositionedEvent, place_hash
+from clickstream.kernel.events import DeadLetterReason, InvalidEvent, carried_refusal
+from clickstream.kernel.fast_decode import decode_consumed
+from clickstream.stores.suppression import Suppression
 from consumer.core.batch import DeadLetter
-from consumer.core.positions import Position
+from consumer.core.positions import Position, PositionedEvent, place_hash
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from consumer.core.aggregate import PageMinuteState
+from clickstream.stores.page_stats import ROLLUP_PAGE
 from consumer.core.pending import DirtyStates
 from consumer.core.positions import Position
+from consumer.core.state import PageMinuteState
 
-ROLLUP_PAGE: Final = "#top"
 MAX_ROLLUP_PAGES: Final = 100
 """At most this many pages per (minute, shard): 100 keys of at most 512 bytes keep the item
 far inside DynamoDB's 400 KB; a site's top pages are inside it on every shard."""
@@ -108,75 +108,6 @@ def rollup_from_item(item: Mapping[str, Any]) -> MinuteRollup:
     )
 
 
-def listed_when_truncated(item: Mapping[str, Any]) -> frozenset[str] | None:
-    """The pages a rollup item lists, when its shard had more pages that minute than it
-    lists (the others are in their page-minute items only); None when it lists them all."""
-    top = item.get("top", [])
-    if int(item.get("pages", 0)) <= len(top):
-        return None
-    return frozenset(str(entry[0]) for entry in top)
-
-
-def is_rollup(item: Mapping[str, Any]) -> bool:
-    """Whether a page-stats item is a rollup, not a page-minute (readers of the whole table
-    skip it)."""
-    return item.get("page") == ROLLUP_PAGE
-
-
-def page_minute_items(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The page-minute items of a page-stats scan (its rollups left out)."""
-    return [item for item in items if not is_rollup(item)]
-
-
-def page_row(
-    page: str, window: str, shard_id: str, views: Any, clicks: Any, sessions: Any
-) -> dict[str, Any]:
-    """One page's counters in one minute on one shard, as every reader of them returns it
-    (the counters as DynamoDB gives them: numbers, made ints here)."""
-    return {
-        "page": page,
-        "window": window,
-        "shard_id": shard_id,
-        "views": int(views),
-        "clicks": int(clicks),
-        "sessions": int(sessions),
-    }
-
-
-def rollup_rows(item: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """A rollup item as the page-minute rows it summarises (page, window, shard, counters)."""
-    window, shard_id = str(item["window"]), str(item["shard_id"])
-    return [
-        page_row(str(page), window, shard_id, views, clicks, sessions)
-        for page, views, clicks, sessions in item.get("top", [])
-    ]
-
-
-@dataclass(frozen=True)
-class MinuteRollups:
-    """A minute's rollup items (every shard's) as rows, and what they leave out."""
-
-    rows: list[dict[str, Any]]
-    """Every page each rollup lists, with its counters."""
-    truncated: dict[tuple[str, str], frozenset[str]]
-    """(minute, shard) -> the pages its rollup lists, for the rollups that list only the
-    shard's busiest pages: what `hidden_rows` takes to find the others in their page-minute
-    items."""
-
-
-def minute_rollups(items: Iterable[Mapping[str, Any]]) -> MinuteRollups:
-    """Read one minute's rollup items (`consumer.sinks.rollups_for_minute`): the dashboard's
-    live page counters and `query pages --minute` both start from this."""
-    rows: list[dict[str, Any]] = []
-    truncated: dict[tuple[str, str], frozenset[str]] = {}
-    for item in items:
-        rows += rollup_rows(item)
-        listed = listed_when_truncated(item)
-        if listed is not None:
-            truncated[(str(item["window"]), str(item["shard_id"]))] = listed
-    return MinuteRollups(rows, truncated)
-
-
 class LiveRollups:
     """One shard's rollups of recent minutes: read from the store on a minute's first touch
     (a restarted processor carries on the stored one), changed with its page-minutes,
@@ -236,22 +167,3 @@ class LiveRollups:
         self.dirty.clear()
         self._rollups.clear()
         self._used.clear()
-
-
-def hidden_rows(
-    page_items: Iterable[Mapping[str, Any]],
-    listed: Mapping[tuple[str, str], frozenset[str]],
-) -> list[dict[str, Any]]:
-    """What truncated rollups leave out, from page-minute items: the rows of those items whose
-    (minute, shard) rollup lists only the shard's busiest pages (`listed`, as
-    `MinuteRollups.truncated` gives it) and not their page. With the rollups' rows, a page's
-    totals are exact (a crawler's minute can push a popular page out of a shard's busiest
-    100). The dashboard and `query pages --minute` both complete the rollups with them."""
-    rows = []
-    for item in page_items:
-        page, window, shard_id = str(item["page"]), str(item["window"]), str(item["shard_id"])
-        pages = listed.get((window, shard_id))
-        if pages is not None and page not in pages:
-            views, clicks = item.get("views", 0), item.get("clicks", 0)
-            rows.append(page_row(page, window, shard_id, views, clicks, item.get("sessions", 0)))
-    return rows

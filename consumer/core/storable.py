@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from clickstream.events import DeadLetterReason, InvalidEvent
-from consumer.core.aggregate import Changes, PageMinuteKey, PositionedEvent, ShardAggregator
+from clickstream.kernel.events import DeadLetterReason, InvalidEvent
+from consumer.core.aggregate import Changes, ShardAggregator
 from consumer.core.batch import DeadLetter
 from consumer.core.limits import Unstorable
-from consumer.core.positions import Position
+from consumer.core.positions import Position, PositionedEvent
+from consumer.core.state import PageMinuteKey
 
 
 @dataclass(frozen=True, slots=True)

@@ -215,7 +215,7 @@ def _requests_answered(log: Path) -> int:
 
 
 def _kinesis(e2e: E2EStack) -> object:
-    from clickstream import aws
+    from clickstream.kernel import aws
 
     return aws.local_client("kinesis", e2e.state.kinesis_endpoint, e2e.state.region)
 

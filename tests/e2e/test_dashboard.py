@@ -21,14 +21,15 @@ from typing import Any
 import psutil
 import pytest
 
-from clickstream import aws, dynamo
 from clickstream.cli.sql import archive_location
+from clickstream.kernel import aws, dynamo
+from clickstream.kernel.pagekey import page_key
+from clickstream.kernel.paths import PROJECT_ROOT
 from clickstream.local.settings import LocalStackSettings
 from clickstream.local.state import load_state
 from clickstream.local.workers import LocalWorker
-from clickstream.pagekey import page_key
-from clickstream.paths import PROJECT_ROOT
-from consumer.core.rollup import is_rollup, page_minute_items, rollup_rows
+from clickstream.stores.page_stats import is_rollup, page_minute_items, rollup_rows
+from insights import archive_views
 from insights import sql as engine
 from producer.manifest import Manifest
 from tests.support.browser import headless_chromium
@@ -378,7 +379,7 @@ def quoted(values: set[str]) -> str:
 
 
 def querying(connection: Any) -> Callable[[str], list[dict[str, Any]]]:
-    """Queries over one reading of the bucket (`insights.sql.connect`), rows as dicts."""
+    """Queries over one reading of the bucket (`insights.archive_views.connect`), rows as dicts."""
 
     def query(text: str) -> list[dict[str, Any]]:
         columns, rows = engine.run(connection, text)
@@ -390,7 +391,7 @@ def querying(connection: Any) -> Callable[[str], list[dict[str, Any]]]:
 def forgotten_visitors_are_nowhere(manifest: Manifest, want: dict[str, Any], url: str) -> None:
     # GIVEN three visitors: a user id seen in two sessions, a bot the alerts name, and the
     # busiest anonymous visitor (found in this process: one reading of the bucket)
-    sql = querying(engine.connect(archive_location()))
+    sql = querying(archive_views.connect(archive_location()))
     users = sql(
         "SELECT user_id FROM events WHERE user_id IS NOT NULL GROUP BY 1 "
         "HAVING count(DISTINCT session_id) >= 2 ORDER BY count(*) DESC, 1 LIMIT 1"
@@ -435,7 +436,7 @@ def forgotten_visitors_are_nowhere(manifest: Manifest, want: dict[str, Any], url
         f"SELECT 'raw_events', count(*) FROM raw_events WHERE {theirs_in} ORDER BY 1"
     )
     assert left == [{"t": "events", "n": 0}, {"t": "raw_events", "n": 0}]
-    sql_after = querying(engine.connect(archive_location()))
+    sql_after = querying(archive_views.connect(archive_location()))
     # AND every other session, and every page and type, is the manifest's less theirs
     per_session = {str(r["session_id"]): r["n"] for r in sql_after(
         "SELECT session_id, count(*) AS n FROM events GROUP BY 1"

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from clickstream import aws
+from clickstream.kernel import aws
 from clickstream.local.workers import LocalWorker
 from consumer.processor import LEASE_MOVED
 from insights import progress

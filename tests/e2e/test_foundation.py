@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from clickstream import aws
+from clickstream.kernel import aws
 from clickstream.local import processes
 from clickstream.local.processes import require_free_port
 from clickstream.tools.streamread import read_stream

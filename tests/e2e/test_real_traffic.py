@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from clickstream import aws, dynamo
-from clickstream.events import ClickEvent, EventType
+from clickstream.kernel import aws, dynamo
+from clickstream.kernel.events import ClickEvent, EventType
+from clickstream.kernel.pagekey import MAX_PAGE_KEY_BYTES
 from clickstream.local.workers import LocalWorker
-from clickstream.pagekey import MAX_PAGE_KEY_BYTES
 from consumer.core.limits import MAX_ITEM_BYTES, item_size
 from consumer.processor import LEASE_LOST
 from insights import query

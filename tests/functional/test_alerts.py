@@ -19,14 +19,16 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from clickstream import aws
+from clickstream.kernel import aws
+from clickstream.kernel.logging import get_logger
 from clickstream.local.stack import LocalStackState
-from clickstream.logging import get_logger
-from consumer.core import items
-from consumer.core.aggregate import Changes, PageMinuteState
-from consumer.core.anomaly import PageRules, Rule, ShardProgress
+from clickstream.stores import alerts as alerts_store
+from clickstream.stores.alerts import Rule, ShardProgress
+from consumer.core.aggregate import Changes
+from consumer.core.anomaly import PageRules
 from consumer.core.pending import Cadences
 from consumer.core.positions import Position
+from consumer.core.state import PageMinuteState
 from consumer.failures import EXIT_FLUSH_FAILED
 from consumer.metrics import Metrics
 from consumer.page_watch import MAX_MINUTE_ATTEMPTS, PageWatch
@@ -315,7 +317,7 @@ def test_two_workers_page_watches_raise_each_page_alert_once(
     )
     assert refused.returncode != 0
     assert "--since 'yesterday'" in refused.stderr
-    assert items.PROGRESS_RULE not in json.dumps(query_alerts())
+    assert alerts_store.PROGRESS_RULE not in json.dumps(query_alerts())
 
 
 class _MinuteFails(PageWatch):

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import uuid
 
-from clickstream import aws
+from clickstream.kernel import aws
 from clickstream.local.stack import LocalStackState
 
 HOUR_09 = "raw/year=2026/month=11/day=20/hour=09/shardId-000000000000-1.jsonl.gz"

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from clickstream import dynamo
+from clickstream.kernel import dynamo
 from clickstream.local.stack import LocalStackState
+from clickstream.stores.page_stats import is_rollup, page_minute_items, rollup_rows
 from clickstream.tools.verify import verify
 from consumer.core.pending import Cadences
-from consumer.core.rollup import is_rollup, page_minute_items, rollup_rows
 from consumer.processor import ClickstreamProcessor
 from producer.generator import TrafficProfile, generate
 from producer.manifest import build_manifest

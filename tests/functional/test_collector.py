@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from clickstream.events import ClickEvent, decode_event
+from clickstream.kernel.events import ClickEvent, decode_event
+from clickstream.kernel.paths import PROJECT_ROOT
 from clickstream.local.stack import LocalStackState
-from clickstream.paths import PROJECT_ROOT
 from tests.support.collector import (
     WRITE_KEYS,
     basic,

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clickstream.events import carried_refusal
+from clickstream.kernel.events import carried_refusal
 from clickstream.local.stack import LocalStackState
 from tests.support.collector import (
     WRITE_KEYS,

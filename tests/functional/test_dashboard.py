@@ -17,17 +17,17 @@ from typing import Any
 
 import pytest
 
-from clickstream import aws, dynamo
-from clickstream.errors import InsightsError
-from clickstream.events import ClickEvent
+from clickstream.kernel import aws, dynamo
+from clickstream.kernel.errors import InsightsError
+from clickstream.kernel.events import ClickEvent
 from clickstream.local.stack import LocalStackState
-from consumer.core.aggregate import PageMinuteState, PositionedEvent
-from consumer.core.anomaly import Alert, Rule
+from clickstream.stores.alerts import Alert, Rule, alert_item
 from consumer.core.batch import archive_objects
-from consumer.core.items import alert_item, page_item
-from consumer.core.positions import Position
+from consumer.core.items import page_item
+from consumer.core.positions import Position, PositionedEvent
 from consumer.core.rollup import MinuteRollup, rollup_item
-from insights import query, sql
+from consumer.core.state import PageMinuteState
+from insights import archive_views, query, sql
 from insights.dashboard import Dashboard, Sources
 from insights.live_sources import ArchiveTail
 from insights.settings import DashboardSettings
@@ -93,7 +93,7 @@ def sources(stack: LocalStackState, bucket: str, **changes: str) -> Sources:
         dynamodb=aws.local_client("dynamodb", stack.moto_endpoint, stack.region),
         kinesis=aws.local_client("kinesis", stack.kinesis_endpoint, stack.region),
         s3=aws.local_client("s3", stack.moto_endpoint, stack.region),
-        duckdb=lambda since: sql.connect(location, since=since),
+        duckdb=lambda since: archive_views.connect(location, since=since),
     )
 
 

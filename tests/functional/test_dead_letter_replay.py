@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from clickstream import aws
-from clickstream.events import ClickEvent
+from clickstream.kernel import aws
+from clickstream.kernel.events import ClickEvent
 from clickstream.local.stack import LocalStackState
 from clickstream.tools.streamread import read_stream
 from insights.dead_letters import MARK_PREFIX

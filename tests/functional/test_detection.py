@@ -3,8 +3,8 @@ protocol code) and the page rule's minute judging, with the sinks in memory."""
 
 from __future__ import annotations
 
+from clickstream.stores.alerts import Rule
 from clickstream.tools.detection import Scenario, figures, run_scenario
-from consumer.core.anomaly import Rule
 from producer.generator import DropSpec, SpikeSpec, TrafficProfile
 
 FIXED = Scenario(

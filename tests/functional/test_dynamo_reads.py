@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from clickstream import aws, dynamo
+from clickstream.kernel import aws, dynamo
 from clickstream.local.stack import LocalStackState
 
 ITEMS = 2 * dynamo.READ_PAGE_ITEMS + 37

@@ -23,13 +23,13 @@ import duckdb
 import httpx
 import pytest
 
-from clickstream import aws
-from clickstream.events import ClickEvent, DeadLetterReason, InvalidEvent, decode_event
+from clickstream.kernel import aws
+from clickstream.kernel.events import ClickEvent, DeadLetterReason, InvalidEvent, decode_event
 from clickstream.local.stack import LocalStackState
-from clickstream.suppression import SuppressionList
+from clickstream.stores.suppression import SuppressionList
 from consumer.core.batch import DeadLetter, archive_objects
 from consumer.core.positions import Position
-from insights import sql
+from insights import archive_views, sql
 from insights.compaction import Compactor
 from insights.settings import LakeSettings
 from tests.functional.test_real_traffic import archived, run
@@ -81,7 +81,7 @@ class World:
 
     def counted(self) -> Counter[str]:
         """Events per session in the `events` view."""
-        connection = sql.connect(self.location, self.s3)
+        connection = archive_views.connect(self.location, self.s3)
         _, rows = sql.run(connection, "SELECT session_id, count(*) FROM events GROUP BY 1")
         return Counter({str(session): int(n) for session, n in rows})
 
@@ -257,7 +257,7 @@ def test_forget_since_an_hour_reads_and_erases_only_the_hours_from_it(world: Wor
     assert whole.returncode != 0, "the unreadable object was not read"
 
     def hour_nine() -> Counter[str]:
-        connection = sql.connect(world.location, world.s3, since=HOURS[0])
+        connection = archive_views.connect(world.location, world.s3, since=HOURS[0])
         _, rows = sql.run(
             connection, "SELECT session_id, count(*) FROM events WHERE hour = 9 GROUP BY 1"
         )
@@ -276,7 +276,7 @@ def test_forget_since_an_hour_reads_and_erases_only_the_hours_from_it(world: Wor
     assert process.returncode == 0, errors.decode()[-3000:]
     # THEN hour 10 holds none of their events, and hour 09 is as it was
     assert json.loads(output)["removed"]["raw_events_removed"] == person_in_ten
-    connection = sql.connect(world.location, world.s3, since=HOURS[1])
+    connection = archive_views.connect(world.location, world.s3, since=HOURS[1])
     listed = ", ".join(sql.quote(session) for session in world.sessions_of_person())
     _, [(left,)] = sql.run(
         connection,

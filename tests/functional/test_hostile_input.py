@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clickstream.events import DeadLetterReason
+from clickstream.kernel.events import DeadLetterReason
 from consumer.core.pending import Cadences
 from consumer.processor import ClickstreamProcessor
 from consumer.retry import Backoff

@@ -11,7 +11,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from clickstream.paths import PROJECT_ROOT
+from clickstream.kernel.paths import PROJECT_ROOT
 
 DOCKERFILE = (PROJECT_ROOT / "Dockerfile").read_text()
 BOOTSTRAP = (PROJECT_ROOT / "scripts" / "bootstrap.sh").read_text()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import amazon_kclpy
 
-from clickstream.paths import PROJECT_ROOT
+from clickstream.kernel.paths import PROJECT_ROOT
 from consumer.kcl_runtime import KCL_JARS_DIR, daemon_command
 
 POM = PROJECT_ROOT / "infra" / "kcl" / "pom.xml"

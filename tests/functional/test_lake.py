@@ -18,14 +18,13 @@ from typing import Any
 
 import pytest
 
-from clickstream import archive_layout as layout
-from clickstream import aws
-from clickstream.events import ClickEvent
+from clickstream.kernel import aws
+from clickstream.kernel.events import ClickEvent
+from clickstream.kernel.pagekey import page_key
 from clickstream.local.stack import LocalStackState
-from clickstream.pagekey import page_key
-from consumer.core.aggregate import PositionedEvent
-from consumer.core.positions import Position
-from insights import lake, sql
+from clickstream.stores import archive_layout as layout
+from consumer.core.positions import Position, PositionedEvent
+from insights import archive_views, lake, sql
 from insights.compaction import Compactor
 from insights.lake_store import LakeStore
 from insights.settings import LakeSettings
@@ -61,7 +60,7 @@ class Lake:
 
     def events(self) -> tuple[int, int, Counter[tuple[str, str]]]:
         """Events in the `events` view, distinct (session, id) pairs, and per page and type."""
-        connection = sql.connect(self.location, self.s3)
+        connection = archive_views.connect(self.location, self.s3)
         _, [(count, distinct)] = sql.run(
             connection, "SELECT count(*), count(DISTINCT (session_id, event_id)) FROM events"
         )
@@ -129,7 +128,7 @@ def test_compacted_hours_hold_exactly_the_manifests_events_in_parquet(seeded: La
         assert seeded.store.symlink(hour) == lake.symlink_text(seeded.location.bucket, manifest)
         assert {s.key for s in manifest.sources} == {o.key for o in seeded.store.raw_objects(hour)}
     # AND the rows are sorted by session, then time
-    connection = sql.connect(seeded.location, seeded.s3)
+    connection = archive_views.connect(seeded.location, seeded.s3)
     files = ", ".join(
         sql.quote(f"s3://{seeded.location.bucket}/{k}") for k in reading.parquet_files
     )

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from clickstream import aws
-from clickstream.errors import LocalStackError
+from clickstream.kernel import aws
+from clickstream.kernel.errors import LocalStackError
 from clickstream.local import stack
 from clickstream.local.processes import require_free_port
 from clickstream.local.settings import LOOPBACK, LocalStackSettings

@@ -16,14 +16,16 @@ from typing import Any
 
 import pytest
 
-from clickstream import aws, dynamo
+from clickstream.kernel import aws, dynamo
+from clickstream.kernel.logging import get_logger
 from clickstream.local.stack import LocalStackState
-from clickstream.logging import get_logger
+from clickstream.stores.page_stats import ROLLUP_PAGE, page_minute_items
 from clickstream.tools.verify import Results, verify
-from consumer.core.aggregate import Changes, PageMinuteState
+from consumer.core.aggregate import Changes
 from consumer.core.pending import Cadences
 from consumer.core.positions import Position
-from consumer.core.rollup import ROLLUP_PAGE, MinuteRollup, page_minute_items
+from consumer.core.rollup import MinuteRollup
+from consumer.core.state import PageMinuteState
 from consumer.failures import EXIT_FLUSH_FAILED
 from consumer.processor import ClickstreamProcessor
 from consumer.retry import Backoff

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from clickstream import aws
-from clickstream.archive_layout import RAW_PREFIX, partition_path
+from clickstream.kernel import aws
+from clickstream.kernel.paths import DEFAULT_TEMPLATE
 from clickstream.local.stack import LocalStackState
-from clickstream.paths import DEFAULT_TEMPLATE
-from clickstream.suppression import SuppressionSettings
+from clickstream.stores.archive_layout import RAW_PREFIX, partition_path
+from clickstream.stores.suppression import SuppressionSettings
 from consumer.metrics import METRIC_NAMES
 from consumer.settings import ConsumerSettings, unknown_settings
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from clickstream import aws
+from clickstream.kernel import aws
 from clickstream.local.stack import LocalStackState
 from clickstream.tools.streamread import read_stream
 from producer.batching import OutgoingRecord

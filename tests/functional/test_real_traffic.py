@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from clickstream.events import ClickEvent, DeadLetterReason, EventType
+from clickstream.kernel.events import ClickEvent, DeadLetterReason, EventType
 from consumer.core.limits import ItemLimits
 from consumer.core.pending import Cadences
 from consumer.failures import EXIT_FLUSH_FAILED
@@ -350,7 +350,7 @@ class _Log:
 def test_unprocessed_keys_are_asked_again_with_backoff_and_a_deadline() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from consumer.core.aggregate import PageMinuteKey
+    from consumer.core.state import PageMinuteKey
     from consumer.sinks import DynamoStateStore, Tables
 
     def store(client: Any, deadline: float) -> DynamoStateStore:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from clickstream.events import REFUSAL_KEY
+from clickstream.kernel.events import REFUSAL_KEY
 from clickstream.local.stack import LocalStackState
 from tests.support.browser import headless_chromium, page_server
 from tests.support.collector import WRITE_KEYS, new_stream, running_collector, stream_contents

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from clickstream import aws
-from clickstream.errors import InsightsError
-from clickstream.events import ClickEvent
+from clickstream.kernel import aws
+from clickstream.kernel.errors import InsightsError
+from clickstream.kernel.events import ClickEvent
+from clickstream.kernel.pagekey import page_key
+from clickstream.kernel.paths import DEFAULT_TEMPLATE
 from clickstream.local.stack import LocalStackState
 from clickstream.local.template import load_template
-from clickstream.pagekey import page_key
-from clickstream.paths import DEFAULT_TEMPLATE
-from insights import sql
+from insights import archive_views, sql
 from producer.generator import TrafficProfile, generate
 from producer.malformed import MalformedRecord
 from producer.manifest import Manifest
@@ -48,7 +48,7 @@ def archive(local_stack: LocalStackState) -> Archive:
 
 
 def test_counts_per_page_and_type_for_an_hour_equal_the_manifest(archive: Archive) -> None:
-    connection = sql.connect(archive.location)
+    connection = archive_views.connect(archive.location)
     _, rows = sql.run(
         connection,
         "SELECT page, type, count(*) AS n FROM raw_events "
@@ -69,7 +69,7 @@ def test_counts_per_page_and_type_for_an_hour_equal_the_manifest(archive: Archiv
 
 
 def test_every_event_once_and_the_dead_letters_by_reason(archive: Archive) -> None:
-    connection = sql.connect(archive.location)
+    connection = archive_views.connect(archive.location)
     _, [(events, distinct)] = sql.run(
         connection, "SELECT count(*), count(DISTINCT event_id) FROM raw_events"
     )
@@ -85,7 +85,7 @@ def test_the_views_have_the_athena_tables_name_columns_and_partitions(archive: A
         if resource["Type"] == "AWS::Glue::Table"
     }
     assert set(tables) == {"raw_events", "events"}
-    connection = sql.connect(archive.location)
+    connection = archive_views.connect(archive.location)
     for name, table in tables.items():
         athena_columns = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]
         athena_partitions = [c["Name"] for c in table["PartitionKeys"]]
@@ -107,7 +107,7 @@ def test_partition_filters_prune_objects(local_stack: LocalStackState, archive: 
     s3.put_object(
         Bucket=bucket, Key="raw/year=2026/month=11/day=21/hour=03/bad.jsonl.gz", Body=b"x"
     )
-    connection = sql.connect(
+    connection = archive_views.connect(
         sql.ArchiveLocation(
             bucket, local_stack.region, "t", "t", endpoint_url=local_stack.moto_endpoint
         )
@@ -141,9 +141,9 @@ def test_a_connection_since_a_moment_lists_and_reads_only_the_hours_from_it(
     )
     # (the whole archive cannot even be opened: its `events` view reads every manifest)
     with pytest.raises(InsightsError):
-        sql.connect(location)
+        archive_views.connect(location)
     # WHEN a connection is opened since a moment of the good hour (a dashboard's window)
-    connection = sql.connect(location, since=START + timedelta(minutes=20))
+    connection = archive_views.connect(location, since=START + timedelta(minutes=20))
     # THEN every view reads that hour whole and nothing before it
     _, [(raw, distinct)] = sql.run(
         connection, "SELECT count(*), count(DISTINCT event_id) FROM raw_events"
@@ -157,18 +157,18 @@ def test_a_connection_since_a_moment_lists_and_reads_only_the_hours_from_it(
     assert sources
     assert all("/day=20/hour=09/" in key for (key,) in sources)
     # AND since an hour with nothing yet, the views are empty
-    later = sql.connect(location, since=START + timedelta(hours=1))
+    later = archive_views.connect(location, since=START + timedelta(hours=1))
     for view in ("events", "raw_events", "dead_letters"):
         assert sql.run(later, f"SELECT * FROM {view}")[1] == []
 
 
 def test_a_bad_query_and_an_unreachable_archive_are_one_line_errors(archive: Archive) -> None:
-    connection = sql.connect(archive.location)
+    connection = archive_views.connect(archive.location)
     with pytest.raises(InsightsError, match="query failed"):
         sql.run(connection, "SELEC nothing")
     gone = sql.ArchiveLocation("nowhere", "us-east-1", "t", "t", endpoint_url="http://127.0.0.1:9")
     with pytest.raises(InsightsError, match="cannot read the archive") as failed:
-        sql.connect(gone)
+        archive_views.connect(gone)
     assert "\n" not in str(failed.value)
 
 
@@ -179,7 +179,7 @@ def test_an_archive_without_objects_yet_gives_empty_views(local_stack: LocalStac
     location = sql.ArchiveLocation(
         bucket, local_stack.region, "t", "t", endpoint_url=local_stack.moto_endpoint
     )
-    connection = sql.connect(location)
+    connection = archive_views.connect(location)
     for view in ("events", "raw_events", "dead_letters", "events_sources"):
         columns, rows = sql.run(connection, f"SELECT * FROM {view}")
         assert rows == []
@@ -247,7 +247,7 @@ def test_the_command_prints_table_json_and_csv_and_one_line_errors(
 
 
 def test_the_heatmap_bins_equal_the_generators_clicks_for_a_page(archive: Archive) -> None:
-    from clickstream.events import EventType
+    from clickstream.kernel.events import EventType
     from insights.heatmap import Click, bins, clicks_of_page
 
     # GIVEN the traffic the archive was filled with: the generator knows where it clicked
@@ -260,7 +260,7 @@ def test_the_heatmap_bins_equal_the_generators_clicks_for_a_page(archive: Archiv
         if page_key(c.page) == busiest
     ]
     # WHEN the page's clicks are read back from the archive
-    read = clicks_of_page(sql.connect(archive.location), busiest, START.replace(minute=0))
+    read = clicks_of_page(archive_views.connect(archive.location), busiest, START.replace(minute=0))
     # THEN they bin exactly as the generator's
     assert bins(read) == bins(truth)
     assert len(read) == len(truth) > 20

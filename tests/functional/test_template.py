@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cfnlint.api import ManualArgs, lint
 
+from clickstream.kernel.paths import DEFAULT_TEMPLATE
 from clickstream.local.template import (
     StackContext,
     evaluate_conditions,
@@ -11,7 +12,6 @@ from clickstream.local.template import (
     resolve,
     resources_of_type,
 )
-from clickstream.paths import DEFAULT_TEMPLATE
 
 
 def test_template_is_cfn_lint_clean_warnings_included() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from clickstream import aws
+from clickstream.kernel import aws
 from clickstream.local.stack import LocalStackState
 from clickstream.tools.streamread import read_stream
 from tests.support.browser import headless_chromium, page_server

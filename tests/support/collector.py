@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 
-from clickstream import aws
-from clickstream.events import carried_refusal
+from clickstream.kernel import aws
+from clickstream.kernel.events import carried_refusal
 from clickstream.local.settings import LOOPBACK
 from clickstream.local.stack import LocalStackState
 from clickstream.tools.streamread import StreamRecord, read_stream
@@ -84,7 +84,7 @@ def stream_contents(
     state: LocalStackState, stream: str
 ) -> tuple[list[StreamRecord], list[StreamRecord]]:
     """The stream's records, in order: the events, and the refusals the collector passed on
-    (`clickstream.events.refusal_record`), which are no events."""
+    (`clickstream.kernel.events.refusal_record`), which are no events."""
     kinesis = aws.local_client("kinesis", state.kinesis_endpoint, state.region)
     events: list[StreamRecord] = []
     refusals: list[StreamRecord] = []

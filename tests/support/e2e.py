@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from clickstream import aws
+from clickstream.kernel import aws
 from clickstream.local import stack
 from clickstream.local.settings import LocalStackSettings
 from clickstream.local.stack import LocalStackState

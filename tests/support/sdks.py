@@ -19,7 +19,7 @@ from typing import Any
 from rudderstack.analytics.client import Client as RudderClient
 from segment.analytics.client import Client as SegmentClient
 
-from clickstream.paths import PROJECT_ROOT
+from clickstream.kernel.paths import PROJECT_ROOT
 
 NODE_SDK = PROJECT_ROOT / ".tools/sdk/node_modules/@segment/analytics-node/dist/cjs/index.js"
 NODE_SCRIPT = Path(__file__).parent / "sdk" / "analytics_node.cjs"

@@ -11,17 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clickstream.events import ClickEvent, EventType, minute_key
-from consumer.core.aggregate import (
-    PageMinuteKey,
-    PositionedEvent,
-    ShardAggregator,
-    ShardPosition,
-    place_hash,
-    where_hash,
-)
+from clickstream.kernel.events import ClickEvent, EventType, minute_key
+from consumer.core.aggregate import ShardAggregator
 from consumer.core.cache import LruCache
-from consumer.core.positions import Position
+from consumer.core.positions import Position, PositionedEvent, place_hash, where_hash
+from consumer.core.state import PageMinuteKey, ShardPosition
 from producer.generator import TrafficProfile, generate
 from producer.manifest import build_manifest
 

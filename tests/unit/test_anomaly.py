@@ -13,15 +13,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clickstream.events import ClickEvent, EventType, minute_key
-from consumer.core.aggregate import SessionState, ShardPosition, apply_to_session, where_hash
+from clickstream.kernel.events import ClickEvent, EventType, minute_key
+from clickstream.stores.alerts import Alert, Rule, ShardProgress
+from consumer.core.aggregate import apply_to_session
 from consumer.core.anomaly import (
-    Alert,
     BotRules,
     PageRules,
     PageTrafficDetector,
-    Rule,
-    ShardProgress,
     assess_session,
     baseline,
     bot_alert,
@@ -33,8 +31,9 @@ from consumer.core.anomaly import (
 )
 from consumer.core.items import session_from_item, session_item
 from consumer.core.pending import ProgressReports
-from consumer.core.positions import Position
+from consumer.core.positions import Position, where_hash
 from consumer.core.sketch import MAX_TRACKED_PAGE_MINUTES, hash64
+from consumer.core.state import SessionState, ShardPosition
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 LATENESS = timedelta(seconds=60)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from clickstream.kernel.paths import DEFAULT_TEMPLATE
 from clickstream.local.template import load_template
-from clickstream.paths import DEFAULT_TEMPLATE
 from consumer.core import items
-from consumer.core.aggregate import Changes, PageMinuteState
+from consumer.core.aggregate import Changes
 from consumer.core.billing import (
     Ledger,
     dollars_per_million_events,
@@ -19,6 +19,7 @@ from consumer.core.billing import (
     write_units,
 )
 from consumer.core.positions import Position
+from consumer.core.state import PageMinuteState
 from consumer.testing import MemoryStore
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

@@ -168,7 +168,7 @@ def test_backoff_doubles_up_to_the_cap_with_jitter_below_the_step() -> None:
 def test_the_collector_metrics_carry_exactly_the_documented_names() -> None:
     import io
 
-    from clickstream.emf import EmfWriter
+    from clickstream.kernel.emf import EmfWriter
     from collector.delivery import DeliveryStats
     from collector.metrics import METRIC_NAMES, CollectorMetrics
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from clickstream.events import DeadLetterReason, carried_refusal, decode_event
+from clickstream.kernel.events import DeadLetterReason, carried_refusal, decode_event
 from collector import intake, segment
 from collector.intake import Edge, Refused
 from collector.settings import ClientIpPolicy
@@ -307,7 +307,7 @@ def test_the_tracker_stays_small() -> None:
 
 
 def test_the_collector_refuses_to_start_without_a_stream_or_write_keys() -> None:
-    from clickstream.errors import ConfigurationError
+    from clickstream.kernel.errors import ConfigurationError
     from collector.server import check
     from collector.settings import CollectorSettings
 

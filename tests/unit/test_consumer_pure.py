@@ -18,14 +18,14 @@ import pytest
 from aws_kinesis_agg.deaggregator import deaggregate_records
 from botocore.exceptions import ClientError
 
-from clickstream.events import ClickEvent, DeadLetterReason, EventType, InvalidEvent
+from clickstream.kernel.events import ClickEvent, DeadLetterReason, EventType, InvalidEvent
+from clickstream.stores import alerts as alerts_store
+from clickstream.stores.alerts import Alert, Rule, ShardProgress
 from consumer import properties
 from consumer.core import items
-from consumer.core.aggregate import PageMinuteState, PositionedEvent, SessionState, ShardPosition
-from consumer.core.anomaly import Alert, Rule, ShardProgress
 from consumer.core.batch import DeadLetter, archive_objects
 from consumer.core.pending import Cadences, CommitWindow, DirtyStates
-from consumer.core.positions import Position
+from consumer.core.positions import Position, PositionedEvent
 from consumer.core.sketch import (
     DistinctCounter,
     hash64,
@@ -34,6 +34,7 @@ from consumer.core.sketch import (
     recent_to_bytes,
     touches_from_bytes,
 )
+from consumer.core.state import PageMinuteState, SessionState, ShardPosition
 from consumer.metrics import Metrics
 from consumer.retry import Backoff, GaveUp, call_with_retries, is_transient
 from consumer.settings import ConsumerSettings, unknown_settings
@@ -194,17 +195,17 @@ class TestItems:
             threshold=4.0,
             details={"z": 35.2, "history_minutes": 30},
         )
-        item = items.alert_item(alert, raised_by="w-1", raised_at=AT, expires_at=9)
+        item = alerts_store.alert_item(alert, raised_by="w-1", raised_at=AT, expires_at=9)
         assert (item["rule"], item["window_subject"]) == ("page_spike", "2026-11-23T09:59#/pricing")
         assert item["expires_at"] == 9
-        assert items.alert_from_item(item) == alert
+        assert alerts_store.alert_from_item(item) == alert
 
     def test_a_progress_report_moves_the_watermark_forward_only(self) -> None:
         report = ShardProgress("shardId-1", AT, caught_up=True)
-        update = items.progress_update(report, updated_at=AT, expires_at=9)
-        assert update["Key"] == {"rule": items.PROGRESS_RULE, "window_subject": "shardId-1"}
+        update = alerts_store.progress_update(report, updated_at=AT, expires_at=9)
+        assert update["Key"] == {"rule": alerts_store.PROGRESS_RULE, "window_subject": "shardId-1"}
         assert "watermark <= :watermark" in update["ConditionExpression"]
-        quiet = items.progress_update(
+        quiet = alerts_store.progress_update(
             ShardProgress("shardId-1", None, caught_up=True), updated_at=AT, expires_at=9
         )
         assert "ConditionExpression" not in quiet
@@ -213,7 +214,7 @@ class TestItems:
     def test_a_progress_report_keeps_when_its_shard_became_caught_up(self) -> None:
         since = AT - timedelta(seconds=12)
         report = ShardProgress("shardId-1", AT, caught_up=True, caught_up_since=since)
-        values = items.progress_update(report, updated_at=AT, expires_at=9)[
+        values = alerts_store.progress_update(report, updated_at=AT, expires_at=9)[
             "ExpressionAttributeValues"
         ]
         stored = {
@@ -222,12 +223,15 @@ class TestItems:
             "caught_up": values[":caught_up"],
             "caught_up_since": values[":caught_up_since"],
         }
-        assert items.progress_from_item(stored) == report
-        working = items.progress_update(
+        assert alerts_store.progress_from_item(stored) == report
+        working = alerts_store.progress_update(
             ShardProgress("shardId-1", AT, caught_up=False), updated_at=AT, expires_at=9
         )["ExpressionAttributeValues"]
         assert working[":caught_up_since"] == ""
-        assert items.progress_from_item({**stored, "caught_up_since": ""}).caught_up_since is None
+        assert (
+            alerts_store.progress_from_item({**stored, "caught_up_since": ""}).caught_up_since
+            is None
+        )
 
     def test_an_item_without_a_position_is_never_written(self) -> None:
         with pytest.raises(ValueError, match="no position"):
@@ -463,7 +467,7 @@ def test_a_session_read_for_people_leaves_out_the_binary_bookkeeping() -> None:
 
 
 def test_binary_attributes_read_back_as_bytes() -> None:
-    from clickstream.dynamo import from_dynamo
+    from clickstream.kernel.dynamo import from_dynamo
 
     assert from_dynamo({"pages": {"B": b"\x01\x02"}, "n": {"N": "3"}}) == {
         "pages": b"\x01\x02",
@@ -483,7 +487,7 @@ class _Record:
 
 
 def test_an_event_the_collector_refused_is_a_dead_letter_with_the_collectors_reason() -> None:
-    from clickstream.events import refusal_record
+    from clickstream.kernel.events import refusal_record
     from consumer.core.receive import decode_delivery
 
     # GIVEN a delivery of a valid event, an event the collector refused for its size, and a

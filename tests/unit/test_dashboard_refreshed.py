@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from clickstream.errors import ClickstreamError
+from clickstream.kernel.errors import ClickstreamError
 from insights.dashboard import INTERNAL_ERROR, READ_FAILED, Refreshed
 
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from clickstream.errors import ConfigurationError
-from clickstream.events import DeadLetterReason, refusal_record
+from clickstream.kernel.errors import ConfigurationError
+from clickstream.kernel.events import DeadLetterReason, refusal_record
 from insights.dead_letters import StoredDeadLetter, decide, parse_renames, summarise
 
 NOW = datetime(2026, 12, 5, 12, tzinfo=UTC)

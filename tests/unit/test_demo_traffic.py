@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from clickstream.cli.demo_run import demo_profile, demo_start
-from clickstream.events import ClickEvent, EventType
+from clickstream.kernel.events import ClickEvent, EventType
 from consumer.core.anomaly import PageRules, evaluate_minute
 from producer.generator import generate
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clickstream.events import (
+from clickstream.kernel.events import (
     MAX_RECORD_BYTES,
     ClickEvent,
     DeadLetterReason,

@@ -14,8 +14,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clickstream.events import ClickEvent, InvalidEvent, TimestampPolicy, decode_event
-from clickstream.fast_decode import ConsumedEvent, _fast, decode_consumed
+from clickstream.kernel.events import ClickEvent, InvalidEvent, TimestampPolicy, decode_event
+from clickstream.kernel.fast_decode import ConsumedEvent, _fast, decode_consumed
 from producer.generator import TrafficProfile, generate
 
 ARRIVAL = datetime(2026, 11, 20, 9, 5, tzinfo=UTC)

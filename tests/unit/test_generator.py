@@ -9,7 +9,7 @@ from statistics import pstdev
 
 import pytest
 
-from clickstream.events import (
+from clickstream.kernel.events import (
     ClickEvent,
     EventType,
     InvalidEvent,

@@ -118,7 +118,7 @@ def test_since_takes_a_span_or_a_time() -> None:
     import pytest
 
     from clickstream.cli.common import since_time
-    from clickstream.errors import ConfigurationError
+    from clickstream.kernel.errors import ConfigurationError
 
     assert since_time("90m", T0) == T0 - timedelta(minutes=90)
     assert since_time("2d", T0) == T0 - timedelta(days=2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from clickstream import archive_layout as layout
+from clickstream.stores import archive_layout as layout
 from insights import lake
 
 HOUR = datetime(2026, 11, 20, 9, tzinfo=UTC)
@@ -104,7 +104,7 @@ def test_athenas_symlink_names_each_published_file() -> None:
 
 
 def test_duckdb_gets_half_of_the_containers_memory_unless_told() -> None:
-    from clickstream.memory import memory_limit_bytes
+    from clickstream.kernel.memory import memory_limit_bytes
     from insights.settings import LakeSettings
 
     half = memory_limit_bytes() // 2 // (1024 * 1024)

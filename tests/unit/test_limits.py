@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clickstream.events import ClickEvent, EventType
+from clickstream.kernel.events import ClickEvent, EventType
+from clickstream.stores import alerts as alerts_store
+from clickstream.stores.alerts import Alert, Rule
 from consumer.core import items
-from consumer.core.aggregate import PositionedEvent, ShardAggregator
-from consumer.core.anomaly import Alert, BotRules, Rule, assess_session, bot_alert
+from consumer.core.aggregate import ShardAggregator
+from consumer.core.anomaly import BotRules, assess_session, bot_alert
 from consumer.core.limits import (
     ALERTS_KEYS,
     MAX_ITEM_BYTES,
@@ -21,7 +23,7 @@ from consumer.core.limits import (
     surely_fits,
     violation,
 )
-from consumer.core.positions import Position
+from consumer.core.positions import Position, PositionedEvent
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 SHARD = "shardId-000000000042"
@@ -50,7 +52,9 @@ def items_of(events: list[ClickEvent]) -> list[tuple[dict[str, object], object]]
 
 
 def alert_item(alert: Alert) -> dict[str, object]:
-    return items.alert_item(alert, raised_by="w" * 128, raised_at=START, expires_at=2_000_000_000)
+    return alerts_store.alert_item(
+        alert, raised_by="w" * 128, raised_at=START, expires_at=2_000_000_000
+    )
 
 
 def event_strategy(sessions: list[str]) -> st.SearchStrategy[ClickEvent]:

@@ -7,7 +7,7 @@ import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from consumer.core.rollup import hidden_rows
+from clickstream.stores.page_stats import hidden_rows
 from insights import live
 
 NOW = datetime(2026, 11, 23, 10, 30, 15, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 
-from clickstream.events import ClickEvent, EventType, minute_key
+from clickstream.kernel.events import ClickEvent, EventType, minute_key
 from producer.generator import TrafficProfile, generate
 from producer.manifest import build_manifest, shard_index
 

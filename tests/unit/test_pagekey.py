@@ -1,11 +1,11 @@
-"""The canonical page key (clickstream.pagekey)."""
+"""The canonical page key (clickstream.kernel.pagekey)."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clickstream.pagekey import MAX_PAGE_KEY_BYTES, page_key
+from clickstream.kernel.pagekey import MAX_PAGE_KEY_BYTES, page_key
 
 
 def test_a_path_loses_its_query_and_fragment() -> None:

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from consumer.core.aggregate import PageMinuteState
-from consumer.core.positions import Position
-from consumer.core.rollup import (
-    MAX_ROLLUP_PAGES,
-    LiveRollups,
-    MinuteRollup,
+from clickstream.stores.page_stats import (
     hidden_rows,
     is_rollup,
     listed_when_truncated,
     minute_rollups,
     page_minute_items,
-    rollup_from_item,
-    rollup_item,
     rollup_rows,
 )
+from consumer.core.positions import Position
+from consumer.core.rollup import (
+    MAX_ROLLUP_PAGES,
+    LiveRollups,
+    MinuteRollup,
+    rollup_from_item,
+    rollup_item,
+)
+from consumer.core.state import PageMinuteState
 
 MINUTE = "2026-11-24T09:00"
 SHARD = "shardId-000000000001"

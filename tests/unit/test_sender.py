@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from clickstream.errors import ProducerError
+from clickstream.kernel.errors import ProducerError
 from producer.batching import OutgoingRecord
 from producer.sender import DeliveryError, PutRecordsSender
 

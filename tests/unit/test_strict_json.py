@@ -20,15 +20,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.responses import JSONResponse
 
-from clickstream import strict_json
-from clickstream.events import (
+from clickstream.kernel import strict_json
+from clickstream.kernel.events import (
     DeadLetterReason,
     InvalidEvent,
     TimestampPolicy,
     carried_refusal,
     decode_event,
 )
-from clickstream.fast_decode import ConsumedEvent, _fast, decode_consumed
+from clickstream.kernel.fast_decode import ConsumedEvent, _fast, decode_consumed
 from collector import intake
 from collector.intake import Edge, Intake, Refused
 from tests.support.json_ish import NOW_TEXT, event_texts, segment_batches, strictly_read

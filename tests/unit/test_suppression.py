@@ -1,14 +1,14 @@
 """The suppression list as a value, the entries `forget` puts, and the collector's intake
-dropping an erased person's events (`clickstream.suppression`)."""
+dropping an erased person's events (`clickstream.stores.suppression`)."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
 
-from clickstream.events import decode_event
-from clickstream.fast_decode import decode_consumed
-from clickstream.suppression import (
+from clickstream.kernel.events import decode_event
+from clickstream.kernel.fast_decode import decode_consumed
+from clickstream.stores.suppression import (
     Suppression,
     SuppressionSettings,
     entry_items,

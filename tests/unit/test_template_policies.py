@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from clickstream.kernel.paths import DEFAULT_TEMPLATE
 from clickstream.local.template import load_template
-from clickstream.paths import DEFAULT_TEMPLATE
-from clickstream.suppression import SuppressionSettings
+from clickstream.stores.suppression import SuppressionSettings
 from consumer.metrics import METRIC_NAMES
 
 TEMPLATE = load_template(DEFAULT_TEMPLATE)

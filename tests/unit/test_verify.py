@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from clickstream.events import ClickEvent
+from clickstream.kernel.events import ClickEvent
 from clickstream.tools.verify import Results, combine, verify
 from producer.generator import TrafficProfile, generate
 from producer.malformed import MalformedRecord

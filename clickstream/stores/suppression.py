@@ -26,10 +26,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from clickstream.aws import object_or_none
-from clickstream.dynamo import scan_table
-from clickstream.errors import ConfigurationError
-from clickstream.logging import get_logger
+from clickstream.kernel.aws import object_or_none
+from clickstream.kernel.dynamo import scan_table
+from clickstream.kernel.errors import ConfigurationError
+from clickstream.kernel.logging import get_logger
 
 SALT_KEY: Final = "forget-receipts/_salt"
 """Where the deployment's salt lives in the archive bucket (made by the first `forget`)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """The checkout: `infra/`, `.tools/` (what `scripts/bootstrap.sh` installs) and the packages."""
 
 DEFAULT_TEMPLATE = PROJECT_ROOT / "infra" / "cloudformation.yaml"

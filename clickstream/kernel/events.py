@@ -27,8 +27,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from clickstream import strict_json
-from clickstream.timestamps import from_epoch_ms, from_iso
+from clickstream.kernel import strict_json
+from clickstream.kernel.timestamps import from_epoch_ms, from_iso
 
 MAX_RECORD_BYTES: Final = 1024 * 1024
 """Kinesis' own limit for one record's data blob."""
@@ -39,7 +39,7 @@ LATEST_TIMESTAMP: Final = datetime(2100, 1, 1, tzinfo=UTC)
 
 _NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]+$"
 
-# The contract's bounds, shared with the consumer's fast decoder (`clickstream.fast_decode`).
+# The contract's bounds, shared with the consumer's fast decoder (`clickstream.kernel.fast_decode`).
 MAX_IDENTIFIER_CHARACTERS: Final = 128
 MAX_LOCATION_CHARACTERS: Final = 2048
 MAX_USER_AGENT_CHARACTERS: Final = 1024
@@ -85,7 +85,7 @@ class DeadLetterReason(StrEnum):
     """Objects and arrays nested deeper than `strict_json.MAX_NESTING` (64)."""
     NOT_UTF8 = "not_utf8"
     NOT_JSON = "not_json"
-    """Not strict JSON text (`clickstream.strict_json`): a syntax error, `NaN` or `Infinity`,
+    """Not strict JSON text (`clickstream.kernel.strict_json`): a syntax error, `NaN` or `Infinity`,
     a number beyond a double's range, a string with an unpaired surrogate."""
     NOT_OBJECT = "not_object"
     MISSING_FIELD = "missing_field"
@@ -294,7 +294,7 @@ def decode_event(data: bytes, policy: TimestampPolicy | None) -> ClickEvent:
 
 
 def not_strict_json(error: strict_json.NotStrictJson) -> InvalidEvent:
-    """A refusal of the strict JSON rule (`clickstream.strict_json`) as a dead-letter reason:
+    """A refusal of the strict JSON rule (`clickstream.kernel.strict_json`) as a dead-letter reason:
     `too_deep` for nesting, `not_json` for the rest."""
     reason = DeadLetterReason.TOO_DEEP if error.too_deep else DeadLetterReason.NOT_JSON
     return InvalidEvent(reason, error.detail)

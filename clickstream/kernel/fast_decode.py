@@ -16,7 +16,7 @@ answer is final. The subset is what real traffic looks like:
 - when there are properties (msgspec refuses NaN, Infinity and `1e400` in them, as strict
   JSON does, but not an integer past a double's range, nor nesting): at most
   `_FAST_BRACKETS` brackets, the contract's nesting limit, and fewer digits in the whole
-  record than a number past a double's range needs (`clickstream.strict_json`);
+  record than a number past a double's range needs (`clickstream.kernel.strict_json`);
 - a timestamp in ISO 8601 with the offset Z or +00:00 (the trackers' and SDKs' form), well
   inside the accepted window, judged on epoch seconds (the exact edges, other offsets and epoch
   milliseconds are left to `decode_event`).
@@ -34,7 +34,7 @@ from typing import Annotated, Any, Final
 
 import msgspec
 
-from clickstream.events import (
+from clickstream.kernel.events import (
     EARLIEST_TIMESTAMP,
     LATEST_TIMESTAMP,
     MAX_COORDINATE,
@@ -48,7 +48,7 @@ from clickstream.events import (
     TimestampPolicy,
     decode_event,
 )
-from clickstream.strict_json import MAX_NESTING
+from clickstream.kernel.strict_json import MAX_NESTING
 
 _FAST_BRACKETS: Final = MAX_NESTING
 _DIGITS: Final = b"0123456789"
@@ -112,7 +112,7 @@ class ConsumedEvent(msgspec.Struct, frozen=True, gc=False):
     user_agent: str | None = None
     user_id: str | None = None
     anonymous_id: str | None = None
-    """The ids the suppression list is checked against (`clickstream.suppression`)."""
+    """The ids the suppression list is checked against (`clickstream.stores.suppression`)."""
 
     @classmethod
     def of(cls, event: ClickEvent) -> ConsumedEvent:
