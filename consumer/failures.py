@@ -14,9 +14,9 @@ from typing import Any
 
 import amazon_kclpy.kcl
 
+from clickstream.kernel.retry import Backoff, GaveUp, call_with_retries
 from consumer.core.positions import Position
 from consumer.metrics import Metrics
-from consumer.retry import Backoff, GaveUp, call_with_retries
 
 EXIT_FLUSH_FAILED = 3
 EXIT_UNEXPECTED = 4

@@ -23,6 +23,7 @@ from typing import Any
 
 from clickstream.kernel import aws
 from clickstream.kernel.logging import get_logger
+from clickstream.kernel.retry import Backoff, GaveUp, is_transient
 from clickstream.stores.alerts import Alert
 from clickstream.stores.page_stats import page_items_for_minute
 from consumer.core.anomaly import (
@@ -32,7 +33,6 @@ from consumer.core.anomaly import (
     stream_watermark,
 )
 from consumer.metrics import Metrics, announce_alert
-from consumer.retry import Backoff, GaveUp, is_transient
 from consumer.settings import ConsumerSettings
 from consumer.sinks import DynamoAlerts
 

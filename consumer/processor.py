@@ -7,7 +7,7 @@ The commit cycle (DESIGN.md): buffer records; when the batch is due (size, bytes
 write the aggregate state to DynamoDB with the position guard, archive the batch to S3, and
 only then checkpoint at the last record flushed. amazon_kclpy reports a `process_records` that
 raised as done, which would let KCL move on past records never flushed, so every failure
-here is handled on purpose: AWS errors are retried (`consumer.retry`); a flush that still
+here is handled on purpose: AWS errors are retried (`clickstream.kernel.retry`); a flush that still
 cannot complete, or any unexpected error, ends the process with a non-zero status, and the
 daemon restarts the shard from its last checkpoint.
 """
@@ -30,6 +30,7 @@ from amazon_kclpy.messages import (
 from amazon_kclpy.v3.processor import RecordProcessorBase
 
 from clickstream.kernel.logging import get_logger
+from clickstream.kernel.retry import Backoff, call_with_retries
 from clickstream.stores.alerts import Alert
 from clickstream.stores.suppression import Suppression, SuppressionError
 from consumer.core.aggregate import Changes, ShardAggregator
@@ -50,7 +51,6 @@ from consumer.core.state import PageMinuteKey, PageMinuteState, SessionState
 from consumer.failures import checkpoint_at, stop_on_failure
 from consumer.guards import UnstorableGuards
 from consumer.metrics import Metrics, announce_alert
-from consumer.retry import Backoff, call_with_retries
 from consumer.sinks import AlertSink, Archive, LeaseOwnership, StateStore
 
 SESSION_IDLE_SECONDS = 300.0

@@ -1,7 +1,7 @@
 """The AWS edges of a record processor: state in DynamoDB, archive in S3.
 
 Thin on purpose: the item shapes live in `consumer.core.items`, the retry policy in
-`consumer.retry`. Clients are injected (tests pass clients bound to the local emulator).
+`clickstream.kernel.retry`. Clients are injected (tests pass clients bound to the local emulator).
 Writes of one flush run on a small thread pool: conditional puts cannot be batched, and a
 flush waits for the slowest of them.
 """
@@ -17,7 +17,8 @@ from typing import Any, Final, Protocol, TypeVar
 
 from botocore.exceptions import ClientError
 
-from clickstream.kernel.dynamo import from_dynamo, query_items, to_dynamo
+from clickstream.kernel.dynamo import batch_get, query_items, to_dynamo
+from clickstream.kernel.retry import Backoff, call_with_retries, error_code
 from clickstream.stores import alerts as alerts_store
 from clickstream.stores.alerts import Alert, ShardProgress
 from consumer.core import items
@@ -26,20 +27,12 @@ from consumer.core.batch import ArchiveObject
 from consumer.core.limits import ALERTS_KEYS, Unstorable, violation
 from consumer.core.rollup import MinuteRollup, rollup_from_item, rollup_item, rollup_key
 from consumer.core.state import PageMinuteKey, PageMinuteState, SessionState
-from consumer.retry import Backoff, call_with_retries, error_code, is_transient
 
 T = TypeVar("T")
 
 BATCH_GET_LIMIT: Final = 100
 _WRITTEN: Final = "written"
 _REFUSED: Final = "refused"
-
-
-class UnprocessedKeys(Exception):
-    """BatchGetItem left keys unprocessed: asked again after a backoff."""
-
-    def __init__(self, count: int) -> None:
-        super().__init__(f"{count} keys unprocessed")
 
 
 def _unstorable(change: SessionState | PageMinuteState, reason: str) -> Unstorable:
@@ -155,31 +148,9 @@ class DynamoStateStore:
         return found
 
     def _batch_get(self, keys: Sequence[tuple[str, dict[str, Any]]]) -> list[tuple[str, Any]]:
-        request: dict[str, Any] = {}
-        for table, key in keys:
-            entry = request.setdefault(table, {"Keys": [], "ConsistentRead": True})
-            entry["Keys"].append(to_dynamo(key))
-        found: list[tuple[str, Any]] = []
-
-        def get_round() -> None:
-            # Keys DynamoDB did not get to (throttling, response size) come back unprocessed:
-            # asked again with the same backoff and deadline as a throttled call.
-            nonlocal request
-            response = self._client.batch_get_item(RequestItems=request)
-            for table, rows in response.get("Responses", {}).items():
-                found.extend((table, from_dynamo(row)) for row in rows)
-            request = response.get("UnprocessedKeys") or {}
-            if request:
-                raise UnprocessedKeys(sum(len(entry["Keys"]) for entry in request.values()))
-
-        call_with_retries(
-            get_round,
-            what="dynamodb:BatchGetItem",
-            backoff=self._backoff,
-            log=self._log,
-            retryable=lambda error: isinstance(error, UnprocessedKeys) or is_transient(error),
-        )
-        return found
+        # Consistent: a new lease owner must read what the last one wrote. Unprocessed keys
+        # are asked again with the same backoff and deadline as a throttled call.
+        return batch_get(self._client, keys, consistent=True, backoff=self._backoff, log=self._log)
 
     def save(self, changes: Changes, now: datetime) -> SaveOutcome:
         expires_at = int((now + self._retention).timestamp())

@@ -14,11 +14,11 @@ from amazon_kclpy import kcl
 from clickstream.kernel import aws
 from clickstream.kernel.errors import ClickstreamError
 from clickstream.kernel.logging import configure_logging, get_logger
+from clickstream.kernel.retry import Backoff
 from clickstream.stores.suppression import open_list
 from consumer.gc_policy import tune_for_processing
 from consumer.metrics import Metrics
 from consumer.processor import ClickstreamProcessor
-from consumer.retry import Backoff
 from consumer.settings import ConsumerSettings, load_settings
 from consumer.sinks import DynamoAlerts, DynamoStateStore, KclLeaseTable, S3Archive, Tables
 
@@ -29,7 +29,7 @@ def build_processor(settings: ConsumerSettings) -> ClickstreamProcessor:
     log = get_logger(component="sinks")
     backoff = Backoff(deadline_seconds=settings.retry_deadline_seconds)
     pool = ThreadPoolExecutor(max_workers=settings.write_threads, thread_name_prefix="sink")
-    # boto3's own retries stay short; consumer.retry does the long, logged backoff.
+    # boto3's own retries stay short; clickstream.kernel.retry does the long, logged backoff.
     connections = settings.write_threads
     # DynamoDB validates every request itself, and the sinks dead-letter what it refuses:
     # botocore's own check of each call against the model is CPU spent twice.

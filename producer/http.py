@@ -16,8 +16,26 @@ import httpx
 
 from clickstream.kernel.errors import ProducerError
 from clickstream.kernel.events import ClickEvent
+from clickstream.kernel.retry import Backoff, TryAgain, async_retrying, retry_after_seconds
 
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
+
+
+def _worth_another_try(error: BaseException) -> bool:
+    return isinstance(error, httpx.TransportError)
+
+
+def _refusal(response: httpx.Response) -> Exception:
+    """A non-200 answer: `TryAgain` (with the collector's `Retry-After`) when sending again
+    may work, else a `ProducerError` saying what was refused."""
+    if response.status_code not in RETRYABLE:
+        return ProducerError(
+            f"the collector refused a batch ({response.status_code}): {response.text}"
+        )
+    return TryAgain(
+        f"{response.status_code}: {response.text[:200]}",
+        retry_after=retry_after_seconds(response.headers.get("retry-after")),
+    )
 
 
 @dataclass
@@ -69,30 +87,32 @@ async def post_events(
     left = sum(len(batches) for batches in queued.values())
     more = asyncio.Event()
 
+    backoff = Backoff(
+        base_seconds=0.2, cap_seconds=8.0, deadline_seconds=None, max_attempts=max_attempts
+    )
+
+    def counted(attempt: int, error: BaseException, delay: float) -> None:
+        report.retried_requests += 1
+
     async def post(client: httpx.AsyncClient, batch: list[ClickEvent]) -> None:
         body = json.dumps({"events": [json.loads(e.to_record()) for e in batch]})
-        for attempt in range(1, max_attempts + 1):
-            report.requests += 1
-            try:
-                response = await client.post(endpoint, content=body, auth=(write_key, ""))
-            except httpx.TransportError as exc:
-                wait, problem = min(8.0, 0.2 * 2**attempt), f"{type(exc).__name__}: {exc}"
-            else:
-                if response.status_code == 200:
+        try:
+            async for attempt in async_retrying(
+                backoff, retry_on=_worth_another_try, on_retry=counted
+            ):
+                with attempt:
+                    report.requests += 1
+                    response = await client.post(endpoint, content=body, auth=(write_key, ""))
+                    if response.status_code != 200:
+                        raise _refusal(response)
                     report.events += len(batch)
                     on_progress(report.events)
-                    return
-                if response.status_code not in RETRYABLE:
-                    raise ProducerError(
-                        f"the collector refused a batch ({response.status_code}): {response.text}"
-                    )
-                after = response.headers.get("retry-after", "")
-                wait = float(after) if after.isdigit() else min(8.0, 0.2 * 2**attempt)
-                problem = f"{response.status_code}: {response.text[:200]}"
+        except (TryAgain, httpx.TransportError) as exc:
             report.retried_requests += 1
-            if attempt == max_attempts:
-                raise ProducerError(f"{endpoint}: gave up after {attempt} tries ({problem})")
-            await asyncio.sleep(wait)
+            problem = exc.reason if isinstance(exc, TryAgain) else f"{type(exc).__name__}: {exc}"
+            raise ProducerError(
+                f"{endpoint}: gave up after {max_attempts} tries ({problem})"
+            ) from None
 
     async def visitor(client: httpx.AsyncClient) -> None:
         nonlocal left

@@ -2,9 +2,10 @@
 
 A PutRecords call can succeed for some entries and fail others (throttling, internal
 errors); the response lists an ErrorCode per failed entry. Re-sending the whole batch
-would duplicate the successful ones, so only the failed entries are retried, with capped
-exponential backoff and full jitter, up to `max_attempts`; past that a `DeliveryError`
-names how many records were not sent. The client, sleep and randomness are injected.
+would duplicate the successful ones, so only the failed entries are retried, by the
+project's retry policy (`clickstream.kernel.retry`: capped exponential backoff with full
+jitter), up to `max_attempts`; past that a `DeliveryError` names how many records were not
+sent. The client, sleep and randomness are injected.
 """
 
 from __future__ import annotations
@@ -20,20 +21,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from clickstream.kernel.errors import ProducerError
 from clickstream.kernel.logging import get_logger
+from clickstream.kernel.retry import Backoff, TryAgain, error_code, is_transient, retrying
 from producer.batching import OutgoingRecord
 
 log = get_logger(component="producer")
-
-_RETRYABLE_CALL_ERRORS = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "LimitExceededException",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "KMSThrottlingException",
-    }
-)
 
 
 class DeliveryError(ProducerError):
@@ -71,66 +62,89 @@ class PutRecordsSender:
     ) -> None:
         self._client = client
         self._stream_name = stream_name
-        self._max_attempts = max_attempts
-        self._base_delay = base_delay
-        self._max_delay = max_delay
+        self._backoff = Backoff(
+            base_seconds=base_delay,
+            cap_seconds=max_delay,
+            deadline_seconds=None,
+            max_attempts=max_attempts,
+        )
         self._sleep = sleep
+        self._pending = 0
+        self._last_error = "none"
         self._rng = rng or random.Random()
         self.stats = SendStats()
 
-    def _backoff(self, attempt: int) -> float:
-        # Full jitter: spreads retries of many producers instead of synchronising them.
-        return self._rng.uniform(0, min(self._max_delay, self._base_delay * 2**attempt))
+    def _worth_retrying(self, error: BaseException) -> bool:
+        # A connection reset or a timeout (any BotoCoreError): the call may be sent again.
+        return isinstance(error, BotoCoreError) or is_transient(error)
+
+    def _log_retry(self, attempt: int, error: BaseException, delay: float) -> None:
+        log.info(
+            "put_records_retry",
+            attempt=attempt,
+            entries=self._pending,
+            delay_seconds=round(delay, 3),
+            last_error=self._last_error,
+        )
 
     def send(self, batch: Sequence[OutgoingRecord]) -> None:
         """Deliver every record of `batch` (at most one PutRecords' worth) or raise."""
         pending = list(batch)
-        last_error = "none"
-        for attempt in range(self._max_attempts):
-            if attempt:
-                delay = self._backoff(attempt)
-                log.info(
-                    "put_records_retry",
-                    attempt=attempt,
-                    entries=len(pending),
-                    delay_seconds=round(delay, 3),
-                    last_error=last_error,
-                )
-                self._sleep(delay)
-            try:
-                self.stats.calls += 1
-                response = self._client.put_records(
-                    StreamName=self._stream_name, Records=[r.as_entry() for r in pending]
-                )
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "ClientError")
-                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-                if code not in _RETRYABLE_CALL_ERRORS and status < 500:
-                    raise ProducerError(f"PutRecords failed: {code}: {exc}") from None
-                last_error = code
-                self.stats.errors[code] += len(pending)
-                continue
-            except BotoCoreError as exc:  # connection reset, timeout: the call may be retried
-                last_error = type(exc).__name__
-                self.stats.errors[last_error] += len(pending)
-                continue
-            results = response["Records"]
-            failed = [
-                record
-                for record, result in zip(pending, results, strict=True)
-                if "ErrorCode" in result
-            ]
-            for result in results:
-                if "ErrorCode" in result:
-                    self.stats.errors[result["ErrorCode"]] += 1
-                    last_error = result["ErrorCode"]
-                else:
-                    shard, sequence = result["ShardId"], int(result["SequenceNumber"])
-                    if sequence > self.stats.last_sequence.get(shard, -1):
-                        self.stats.last_sequence[shard] = sequence
-            self.stats.sent += len(pending) - len(failed)
-            if not failed:
-                return
+        self._pending, self._last_error = len(pending), "none"
+        policy = retrying(
+            self._backoff,
+            retry_on=self._worth_retrying,
+            on_retry=self._log_retry,
+            sleep=self._sleep,
+            rng=self._rng,
+        )
+        try:
+            for attempt in policy:
+                with attempt:
+                    self._put(pending)
+        except ClientError as exc:
+            if not is_transient(exc):
+                raise ProducerError(f"PutRecords failed: {error_code(exc)}: {exc}") from None
+            raise self._undelivered(pending, batch) from None
+        except (TryAgain, BotoCoreError):
+            raise self._undelivered(pending, batch) from None
+
+    def _undelivered(
+        self, pending: list[OutgoingRecord], batch: Sequence[OutgoingRecord]
+    ) -> DeliveryError:
+        attempts = self._backoff.max_attempts or 0
+        return DeliveryError(len(pending), len(batch), attempts, self._last_error)
+
+    def _put(self, pending: list[OutgoingRecord]) -> None:
+        """One PutRecords of `pending`; the entries it refused are left in `pending` (the
+        rest removed) and raise `TryAgain`, so the next attempt sends them alone."""
+        self._pending = len(pending)
+        try:
+            self.stats.calls += 1
+            response = self._client.put_records(
+                StreamName=self._stream_name, Records=[r.as_entry() for r in pending]
+            )
+        except (ClientError, BotoCoreError) as exc:
+            if isinstance(exc, ClientError) and not is_transient(exc):
+                raise
+            self._last_error = error_code(exc) or "ClientError"
+            self.stats.errors[self._last_error] += len(pending)
+            raise
+        results = response["Records"]
+        failed = [
+            record for record, result in zip(pending, results, strict=True) if "ErrorCode" in result
+        ]
+        for result in results:
+            if "ErrorCode" in result:
+                self.stats.errors[result["ErrorCode"]] += 1
+                self._last_error = result["ErrorCode"]
+            else:
+                shard, sequence = result["ShardId"], int(result["SequenceNumber"])
+                if sequence > self.stats.last_sequence.get(shard, -1):
+                    self.stats.last_sequence[shard] = sequence
+        self.stats.sent += len(pending) - len(failed)
+        pending[:] = failed
+        if failed:
             self.stats.retried_entries += len(failed)
-            pending = failed
-        raise DeliveryError(len(pending), len(batch), self._max_attempts, last_error)
+            self._pending = len(failed)
+            raise TryAgain(f"{len(failed)} entries refused")

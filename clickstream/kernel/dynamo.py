@@ -3,14 +3,17 @@ paginated reads (Query, Scan, BatchGetItem) every part of the project uses."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
 
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 
+from clickstream.kernel.logging import get_logger
+from clickstream.kernel.retry import Backoff, TryAgain, call_with_retries
+
 _serializer = TypeSerializer()
+_log = get_logger(component="dynamodb")
 _deserializer = TypeDeserializer()
 
 
@@ -69,31 +72,53 @@ def scan_table(client: Any, table: str) -> list[dict[str, Any]]:
 
 
 BATCH_GET_KEYS: Final = 100
-_UNPROCESSED_ROUNDS: Final = 8
+READ_BACKOFF: Final = Backoff(
+    base_seconds=0.05, cap_seconds=2.0, deadline_seconds=None, max_attempts=8
+)
+"""The readers' policy for keys DynamoDB leaves unprocessed and for throttles."""
+
+
+def batch_get(
+    client: Any,
+    keys: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    consistent: bool = False,
+    backoff: Backoff = READ_BACKOFF,
+    log: Any = None,
+) -> list[tuple[str, dict[str, Any]]]:
+    """The items of (table, key) pairs that exist, as (table, item) with plain values, 100
+    keys a BatchGetItem. Keys DynamoDB did not get to (throttling, response size) come back
+    unprocessed and are asked again, alone, by the retry policy (`GaveUp` when it ends)."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for start in range(0, len(keys), BATCH_GET_KEYS):
+        request: dict[str, Any] = {}
+        for table, key in keys[start : start + BATCH_GET_KEYS]:
+            entry = request.setdefault(table, {"Keys": [], "ConsistentRead": consistent})
+            entry["Keys"].append(to_dynamo(key))
+
+        def get_round() -> None:
+            nonlocal request
+            response = client.batch_get_item(RequestItems=request)
+            for table, rows in response.get("Responses", {}).items():
+                found.extend((table, from_dynamo(row)) for row in rows)
+            request = response.get("UnprocessedKeys") or {}
+            if request:
+                left = sum(len(entry["Keys"]) for entry in request.values())
+                raise TryAgain(f"{left} keys unprocessed")
+
+        call_with_retries(
+            get_round,
+            what="dynamodb:BatchGetItem",
+            backoff=backoff,
+            log=log or _log,
+        )
+    return found
 
 
 def get_items(
     client: Any, table: str, keys: Sequence[Mapping[str, Any]], *, consistent: bool = False
 ) -> list[dict[str, Any]]:
-    """The items of `keys` (plain values) that exist, 100 keys a BatchGetItem; keys DynamoDB
-    leaves unprocessed (throttling, response size) are asked again after a short backoff."""
-    found: list[dict[str, Any]] = []
-    for start in range(0, len(keys), BATCH_GET_KEYS):
-        request: dict[str, Any] = {
-            table: {
-                "Keys": [to_dynamo(key) for key in keys[start : start + BATCH_GET_KEYS]],
-                "ConsistentRead": consistent,
-            }
-        }
-        for attempt in range(_UNPROCESSED_ROUNDS):
-            response = client.batch_get_item(RequestItems=request)
-            found += [from_dynamo(item) for item in response.get("Responses", {}).get(table, [])]
-            request = response.get("UnprocessedKeys") or {}
-            if not request:
-                break
-            time.sleep(min(2.0, 0.05 * 2**attempt))
-        else:
-            raise RuntimeError(
-                f"DynamoDB left {table} keys unprocessed {_UNPROCESSED_ROUNDS} times"
-            )
-    return found
+    """The items of `keys` in `table` that exist (`batch_get`), as plain values."""
+    return [
+        item for _, item in batch_get(client, [(table, key) for key in keys], consistent=consistent)
+    ]

@@ -9,6 +9,7 @@ Anything that fails on the way stops what was started: no orphan process.
 
 from __future__ import annotations
 
+import math
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from clickstream.kernel import aws
 from clickstream.kernel.errors import LocalStackError
@@ -70,6 +71,7 @@ REQUIRED_OUTPUTS = (
     "ArchiveBucketName",
 )
 _FAILED_SUFFIXES = ("FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_IN_PROGRESS")
+_POLL_SECONDS = 0.2
 
 
 def _wait_until(probe: Callable[[], T], what: str, timeout: float, alive: Callable[[], None]) -> T:
@@ -283,19 +285,23 @@ def _deploy(cfn: Any, settings: LocalStackSettings) -> tuple[dict[str, str], Sta
     except BotoCoreError as exc:  # moto answers some templates it cannot handle with a 500
         summary = str(exc).splitlines()[0]
         raise LocalStackError(f"the emulator failed on {settings.template}: {summary}") from None
-    deadline = time.monotonic() + settings.startup_timeout_seconds
-    while True:
-        stack = cfn.describe_stacks(StackName=settings.stack_name)["Stacks"][0]
-        status = stack["StackStatus"]
-        if status.endswith(_FAILED_SUFFIXES):
+    # boto3's waiter polls DescribeStacks until CREATE_COMPLETE, and fails at once on a
+    # failed or rolled-back create; moto creates within a second, so it polls every 0.2 s.
+    try:
+        cfn.get_waiter("stack_create_complete").wait(
+            StackName=settings.stack_name, WaiterConfig=_waiting(settings.startup_timeout_seconds)
+        )
+    except WaiterError as exc:
+        last: Any = exc.last_response
+        status = str((last.get("Stacks") or [{}])[0].get("StackStatus", "unknown"))
+        if not status.endswith(_FAILED_SUFFIXES) and "Max attempts exceeded" in str(exc):
             raise LocalStackError(
-                f"stack {settings.stack_name} failed ({status}): {_failure_reason(cfn, settings)}"
-            )
-        if status.endswith("_COMPLETE"):
-            break
-        if time.monotonic() > deadline:
-            raise LocalStackError(f"stack {settings.stack_name} still {status} at the deadline")
-        time.sleep(0.2)
+                f"stack {settings.stack_name} still {status} at the deadline"
+            ) from None
+        raise LocalStackError(
+            f"stack {settings.stack_name} failed ({status}): {_failure_reason(cfn, settings)}"
+        ) from None
+    stack = cfn.describe_stacks(StackName=settings.stack_name)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     missing = [name for name in REQUIRED_OUTPUTS if name not in outputs]
     if missing:
@@ -328,14 +334,15 @@ def _failure_reason(cfn: Any, settings: LocalStackSettings) -> str:
 def _create_stream(kinesis: Any, name: str, shard_count: int, timeout: float) -> None:
     """moto's CloudFormation made the stream in moto; the workers read kinesis-mock."""
     kinesis.create_stream(StreamName=name, ShardCount=shard_count)
-    deadline = time.monotonic() + timeout
-    while (
-        kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"]
-        != "ACTIVE"
-    ):
-        if time.monotonic() > deadline:
-            raise LocalStackError(f"stream {name} did not become ACTIVE in kinesis-mock")
-        time.sleep(0.2)
+    try:
+        kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig=_waiting(timeout))
+    except WaiterError:
+        raise LocalStackError(f"stream {name} did not become ACTIVE in kinesis-mock") from None
+
+
+def _waiting(timeout: float) -> dict[str, float]:
+    """A boto3 waiter's config polling every `_POLL_SECONDS` until `timeout`."""
+    return {"Delay": _POLL_SECONDS, "MaxAttempts": max(1, math.ceil(timeout / _POLL_SECONDS))}
 
 
 def down(settings: LocalStackSettings) -> list[str]:

@@ -31,6 +31,7 @@ from amazon_kclpy.v3.processor import RecordProcessorBase
 
 from clickstream.kernel import aws
 from clickstream.kernel.dynamo import to_dynamo
+from clickstream.kernel.retry import Backoff
 from clickstream.tools import aws_standin
 from clickstream.tools.bench_traffic import (
     Delivery,
@@ -45,7 +46,6 @@ from consumer.core.billing import Ledger, dollars_per_million_events
 from consumer.core.pending import Cadences
 from consumer.gc_policy import processing_gc
 from consumer.processor import ClickstreamProcessor
-from consumer.retry import Backoff
 from consumer.testing import (
     MemoryAlerts,
     MemoryArchive,

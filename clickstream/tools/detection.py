@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from clickstream.kernel.events import ClickEvent, minute_key
+from clickstream.kernel.retry import Backoff
 from clickstream.stores import alerts as alerts_store
 from clickstream.stores.alerts import Alert, Rule
 from consumer.core.anomaly import (
@@ -36,7 +37,6 @@ from consumer.core.anomaly import (
 )
 from consumer.core.pending import Cadences
 from consumer.processor import ClickstreamProcessor
-from consumer.retry import Backoff
 from consumer.testing import (
     MemoryAlerts,
     MemoryArchive,

@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from clickstream.kernel import aws
 from clickstream.kernel.logging import get_logger
+from clickstream.kernel.retry import Backoff, GaveUp
 from clickstream.local.stack import LocalStackState
 from clickstream.stores import alerts as alerts_store
 from clickstream.stores.alerts import Rule, ShardProgress
@@ -33,7 +34,6 @@ from consumer.failures import EXIT_FLUSH_FAILED
 from consumer.metrics import Metrics
 from consumer.page_watch import MAX_MINUTE_ATTEMPTS, PageWatch
 from consumer.processor import ClickstreamProcessor
-from consumer.retry import Backoff, GaveUp
 from consumer.sinks import DynamoAlerts, DynamoStateStore, S3Archive, SaveOutcome, Tables
 from consumer.testing import PassThroughStore
 from insights import query

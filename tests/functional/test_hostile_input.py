@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clickstream.kernel.events import DeadLetterReason
+from clickstream.kernel.retry import Backoff
 from consumer.core.pending import Cadences
 from consumer.processor import ClickstreamProcessor
-from consumer.retry import Backoff
 from consumer.testing import MemoryArchive, MemoryStore, ScriptedDaemon, protocol_records
 
 NOW = datetime.now(UTC)

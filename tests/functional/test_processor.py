@@ -18,6 +18,7 @@ import pytest
 
 from clickstream.kernel import aws, dynamo
 from clickstream.kernel.logging import get_logger
+from clickstream.kernel.retry import Backoff
 from clickstream.local.stack import LocalStackState
 from clickstream.stores.page_stats import ROLLUP_PAGE, page_minute_items
 from clickstream.tools.verify import Results, verify
@@ -28,7 +29,6 @@ from consumer.core.rollup import MinuteRollup
 from consumer.core.state import PageMinuteState
 from consumer.failures import EXIT_FLUSH_FAILED
 from consumer.processor import ClickstreamProcessor
-from consumer.retry import Backoff
 from consumer.sinks import DynamoStateStore, KclLeaseTable, S3Archive, SaveOutcome, Tables
 from consumer.testing import PassThroughStore
 from insights import archive
@@ -213,7 +213,7 @@ class _FailsHalfway(PassThroughStore):
     def save(self, changes: Changes, now: datetime) -> SaveOutcome:
         half = Changes(changes.sessions[: len(changes.sessions) // 2], changes.pages[::2])
         self.store.save(half, now)
-        from consumer.retry import GaveUp
+        from clickstream.kernel.retry import GaveUp
 
         raise GaveUp("dynamodb:PutItem", 1, RuntimeError("AccessDeniedException"))
 

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 from clickstream.kernel.events import ClickEvent, DeadLetterReason, EventType
+from clickstream.kernel.retry import Backoff, GaveUp
 from consumer.core.limits import ItemLimits
 from consumer.core.pending import Cadences
 from consumer.failures import EXIT_FLUSH_FAILED
 from consumer.metrics import METRIC_NAMES, Metrics
 from consumer.processor import ClickstreamProcessor
-from consumer.retry import Backoff, GaveUp
 from consumer.testing import (
     MemoryAlerts,
     MemoryArchive,

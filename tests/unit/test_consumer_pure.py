@@ -19,6 +19,7 @@ from aws_kinesis_agg.deaggregator import deaggregate_records
 from botocore.exceptions import ClientError
 
 from clickstream.kernel.events import ClickEvent, DeadLetterReason, EventType, InvalidEvent
+from clickstream.kernel.retry import Backoff, GaveUp, call_with_retries, is_transient
 from clickstream.stores import alerts as alerts_store
 from clickstream.stores.alerts import Alert, Rule, ShardProgress
 from consumer import properties
@@ -36,7 +37,6 @@ from consumer.core.sketch import (
 )
 from consumer.core.state import PageMinuteState, SessionState, ShardPosition
 from consumer.metrics import Metrics
-from consumer.retry import Backoff, GaveUp, call_with_retries, is_transient
 from consumer.settings import ConsumerSettings, unknown_settings
 from insights import progress, query
 from producer.batching import OutgoingRecord
