@@ -19,6 +19,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from clickstream.kernel.errors import ConfigurationError
+from clickstream.stores.suppression import SuppressionSettings
 from consumer.core.anomaly import BotRules, PageRules
 from consumer.core.pending import Cadences
 from consumer.kcl_runtime import KCL_JARS_DIR
@@ -306,8 +307,6 @@ def load_settings(
     that started the daemon has checked the environment they inherit.
     """
     if refuse_unknown:
-        from clickstream.stores.suppression import SuppressionSettings
-
         problems = unknown_settings(
             os.environ, [ConsumerSettings, SuppressionSettings, *other_models]
         )

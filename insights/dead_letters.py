@@ -24,6 +24,7 @@ from typing import Any, Final
 from clickstream.kernel.errors import ConfigurationError
 from clickstream.kernel.events import REFUSAL_KEY, InvalidEvent, TimestampPolicy, decode_event
 from clickstream.stores.archive_layout import DEAD_LETTER_PREFIX, partition_path
+from insights.archive import listed_keys, object_lines
 
 MARK_PREFIX: Final = "dead-letter-replays"
 SAMPLES_PER_REASON: Final = 3
@@ -185,14 +186,10 @@ class DeadLetterStore:
         self._bucket = bucket
 
     def _keys(self, prefix: str) -> list[str]:
-        from insights.archive import listed_keys
-
         return listed_keys(self._s3, self._bucket, prefix)
 
     def letters(self, hours: Iterable[datetime]) -> list[StoredDeadLetter]:
         """Every dead letter that arrived in these hours, oldest object first."""
-        from insights.archive import object_lines
-
         found: list[StoredDeadLetter] = []
         for hour in hours:
             for key in sorted(self._keys(partition_path(DEAD_LETTER_PREFIX, hour) + "/")):

@@ -20,7 +20,9 @@ from clickstream.kernel.dynamo import scan_table, to_dynamo
 from clickstream.kernel.logging import get_logger
 from clickstream.stores import archive_layout as layout
 from clickstream.stores.suppression import KINDS, SALT_KEY, entry_items, id_hash, read_salt
+from insights import archive_views, sql
 from insights.archive import listed_keys, object_lines
+from insights.compaction import Compactor
 from insights.forget import (
     MAX_ID_ROUNDS,
     RECEIPT_PREFIX,
@@ -33,6 +35,8 @@ from insights.forget import (
     now_text,
     settle_left,
 )
+from insights.lake_store import LakeStore
+from insights.sql import open_duckdb, quote, run_once
 
 log = get_logger(component="forget")
 
@@ -175,8 +179,6 @@ class Forgetter:
         it cleaned one of them still finds the person in the other and finishes. One
         reading of the bucket (of the hours from `since`'s, when given: nothing before is
         listed) serves every query until the stores change (`_changed`)."""
-        from insights import sql
-
         if self._stored is not None and self._stored_since != since:
             self._changed()
         if self._stored is None:
@@ -192,8 +194,6 @@ class Forgetter:
         self._stored = None
 
     def _open_stored(self, since: datetime | None) -> Any:
-        from insights import archive_views, sql
-
         connection = archive_views.connect(self._archive, self._s3, since=since)
         _, files = sql.run(connection, "SELECT key FROM events_sources WHERE kind = 'parquet'")
         stored = "SELECT * FROM raw_events"
@@ -212,8 +212,6 @@ class Forgetter:
         lake (`events`), from `since`'s hour when given; and every id of theirs those
         sessions show (the anonymous id a user had before logging in, and so on), followed
         until nothing new turns up."""
-        from insights.sql import quote
-
         users, anonymous = set(person.user_ids), set(person.anonymous_ids)
         sessions = set(person.session_ids)
         for _ in range(MAX_ID_ROUNDS):
@@ -243,8 +241,6 @@ class Forgetter:
     def hours_of(self, sessions: set[str], since: datetime | None) -> list[datetime]:
         if not sessions:
             return []
-        from insights.sql import quote
-
         listed = ", ".join(quote(session) for session in sorted(sessions))
         rows = self._query(
             "SELECT DISTINCT year, month, day, hour FROM stored "  # noqa: S608
@@ -383,10 +379,6 @@ class Forgetter:
         sessions: frozenset[str],
         run: Run,
     ) -> None:
-        from insights.compaction import Compactor
-        from insights.lake_store import LakeStore
-        from insights.sql import open_duckdb, quote, run_once
-
         store = LakeStore(self._s3, self._bucket.bucket)
         listed = ", ".join(quote(session) for session in sorted(sessions))
         for hour in hours:

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from clickstream.kernel.pagekey import page_key
 from clickstream.kernel.timestamps import from_iso
+from insights import sql
 
 GRID: Final = 16
 CANVAS_WIDTH_PX: Final = 4096
@@ -148,8 +149,6 @@ def clicks_of_page(connection: Any, key: str, since: datetime) -> list[Click]:
     """The archive's clicks whose page key is `key`, since `since`: partitions before that
     hour are pruned, SQL keeps the pages whose text holds the key's path (a cheap superset),
     and the key itself is checked here, as the consumer computes it."""
-    from insights import sql
-
     path = key if key.startswith("/") else "/" + key.partition("/")[2]
     prefix = path.partition("?")[0].partition("…~")[0][:64] or "/"
     hour = since.replace(minute=0, second=0, microsecond=0)
@@ -174,8 +173,6 @@ def rage_candidates(connection: Any, since: datetime) -> list[Click]:
     """Every click since `since` that could belong to a rage burst, on any page: SQL keeps
     the clicks with two more of their session within a second either side (a superset of
     every burst's members), so `rage_clicks` judges a few clicks, not the whole archive."""
-    from insights import sql
-
     hour = since.replace(minute=0, second=0, microsecond=0)
     after = since.strftime("%Y-%m-%dT%H:%M:%S")
     query = (
@@ -218,6 +215,7 @@ def render_png(
     """A density map: each cell's clicks spread by a Gaussian kernel, coloured by a ramp,
     with a legend naming the click count. `width`: the page width to draw (default: the
     rightmost click). Never larger than the canvas; drawn scaled down past MAX_IMAGE_PIXELS."""
+    # Lazy for start-up time: Pillow is loaded only when a map is drawn.
     from PIL import Image, ImageDraw, ImageFont
 
     drawn = Counter(
@@ -304,7 +302,5 @@ def bins_as_json(found: dict[str, Counter[tuple[int, int]]], grid: int = GRID) -
 
 def sources_read(connection: Any) -> dict[str, int]:
     """How many Parquet files and raw objects the `events` view reads (`events_sources`)."""
-    from insights import sql
-
     _, rows = sql.run(connection, "SELECT kind, count(*) FROM events_sources GROUP BY kind")
     return {"parquet": 0, "raw": 0} | {str(kind): int(count) for kind, count in rows}

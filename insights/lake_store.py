@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Final
 
+import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from clickstream.kernel.aws import object_or_none
@@ -27,9 +29,6 @@ class LakeError(InsightsError):
 
 
 def s3_client(location: ArchiveLocation) -> Any:
-    import boto3
-    from botocore.config import Config
-
     return boto3.client(
         "s3",
         region_name=location.region,

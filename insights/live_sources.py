@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from botocore.exceptions import ClientError
 
+from clickstream.kernel.aws import shard_ids
 from clickstream.kernel.dynamo import query_items
 from clickstream.kernel.events import minute_key
 from clickstream.stores.archive_layout import DEAD_LETTER_PREFIX, RAW_PREFIX, partition_path
@@ -199,8 +200,6 @@ def page_items_between(
 def shard_lags(kinesis: Any, dynamodb: Any, stream: str, lease_table: str) -> list[live.ShardLag]:
     """Each shard's checkpoint (KCL's lease table) against the stream: one GetRecords of one
     record just after it, whose `MillisBehindLatest` says how far the newest record is."""
-    from clickstream.kernel.aws import shard_ids
-
     leases = progress.leases(dynamodb, lease_table)
 
     def lag_of(shard: str) -> live.ShardLag:

@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from clickstream.kernel.memory import memory_limit_bytes
+
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
 
 
@@ -107,6 +109,4 @@ class LakeSettings(BaseSettings):
         rest is Python's, the S3 client's and DuckDB's own (~200 MB measured)."""
         if self.memory_limit:
             return self.memory_limit
-        from clickstream.kernel.memory import memory_limit_bytes
-
         return f"{max(256, memory_limit_bytes() // 2 // (1024 * 1024))}MiB"

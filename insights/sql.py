@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import duckdb
+import duckdb_extension_httpfs
 
 from clickstream.kernel.errors import InsightsError
 
@@ -69,8 +70,6 @@ class ArchiveLocation:
 
 def httpfs_extension() -> Path:
     """The httpfs extension file installed from PyPI for this DuckDB version."""
-    import duckdb_extension_httpfs
-
     version = duckdb.__version__
     found = Path(duckdb_extension_httpfs.__file__).parent / "extensions" / f"v{version}"
     path = found / "httpfs.duckdb_extension"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psutil
+
 
 def memory_limit_bytes() -> int:
     """The container's memory limit (cgroup v2, then v1; ECS sets it from the task's memory),
@@ -19,6 +21,4 @@ def memory_limit_bytes() -> int:
             continue
         if text.isdigit() and int(text) < 1 << 60:  # v1 writes a huge number for "none"
             return int(text)
-    import psutil
-
     return int(psutil.virtual_memory().total)
