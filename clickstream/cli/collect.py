@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
 
-from clickstream.cli.common import given, one_line_errors, use_local_stack_environment
+from clickstream.cli.common import adopt_local_stack_environment, given, one_line_errors
 
 
 @one_line_errors
@@ -30,9 +29,8 @@ def collect(
     from collector.settings import CollectorSettings
 
     if local:
-        use_local_stack_environment()
-        local_settings = LocalStackSettings()
-        os.environ.setdefault("CLICKSTREAM_COLLECTOR_WRITE_KEYS", local_settings.write_key)
+        write_key = LocalStackSettings().write_key
+        adopt_local_stack_environment(defaults={"CLICKSTREAM_COLLECTOR_WRITE_KEYS": write_key})
     settings = CollectorSettings(**given(host=host, port=port))  # type: ignore[arg-type]
     configure_logging(settings.log_level)
     serve(settings)

@@ -7,9 +7,9 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from botocore.exceptions import BotoCoreError
@@ -18,6 +18,9 @@ from rich.console import Console
 
 from clickstream.kernel.errors import ClickstreamError, ConfigurationError
 from clickstream.kernel.timestamps import from_iso
+
+if TYPE_CHECKING:
+    from clickstream.cli.target import StackTarget
 
 # Each command imports what it uses when it runs (boto3, the local stack, DuckDB, Starlette):
 # `clickstream --help` and a query start at once. tests/unit/test_cli_startup.py holds it.
@@ -91,32 +94,28 @@ def since_time(text: str, now: datetime) -> datetime:
         ) from None
 
 
-def use_local_stack_environment() -> None:
-    """Point this process at the running local stack, as `eval "$(clickstream local env)"`."""
+def adopt_local_stack_environment(defaults: Mapping[str, str] | None = None) -> None:
+    """Point this process and every process it starts at the running local stack, as
+    `eval "$(clickstream local env)"` does for a shell: only `consume --local` and
+    `collect --local`, a worker's and a collector's whole process tree (the KCL daemon, its
+    record processors, boto3's and aiobotocore's endpoint and credential chains) being
+    configured by its environment, as ECS configures it. Commands that read a stack are
+    handed a `clickstream.cli.target.StackTarget` instead. `defaults` are set where this
+    environment sets nothing (the local lease timings, the local write key)."""
     from clickstream.local import state as local_stack
     from clickstream.local.settings import LocalStackSettings
 
     os.environ.update(local_stack.running_state(LocalStackSettings()).environment())
+    for name, value in (defaults or {}).items():
+        os.environ.setdefault(name, value)
 
 
-def results_clients() -> tuple[Any, Any, dict[str, str]]:
-    """DynamoDB and Kinesis clients and the names to read: from settings, else the local stack."""
-    from clickstream.kernel import aws
-    from clickstream.local import state as local_stack
-    from clickstream.local.settings import LocalStackSettings
+def tables_target() -> StackTarget:
+    """The stack whose tables a query reads: the one CLICKSTREAM_PAGE_STATS_TABLE and the
+    other outputs name, else the running local stack."""
+    from clickstream.cli.target import stack_target
 
-    if "CLICKSTREAM_PAGE_STATS_TABLE" not in os.environ:
-        if local_stack.load_state(LocalStackSettings()) is None:
-            raise ConfigurationError(
-                "no tables to read: set CLICKSTREAM_PAGE_STATS_TABLE, CLICKSTREAM_SESSIONS_TABLE "
-                "and CLICKSTREAM_STREAM_NAME (the stack's outputs), or start the local stack"
-            )
-        use_local_stack_environment()
-    names = {
-        key: os.environ.get(f"CLICKSTREAM_{key.upper()}", "")
-        for key in ("page_stats_table", "sessions_table", "stream_name", "alerts_table")
-    }
-    return aws.client("dynamodb"), aws.client("kinesis"), names
+    return stack_target("page_stats_table", "tables")
 
 
 def progress_bar(label: str, *, quiet: bool) -> Any:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from clickstream.cli.common import err, one_line_errors, out, use_local_stack_environment
+from clickstream.cli.common import adopt_local_stack_environment, err, one_line_errors, out
 from clickstream.kernel.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -55,12 +55,10 @@ def consume(
     from consumer.settings import load_settings
 
     if local:
-        use_local_stack_environment()
-        for name, value in LOCAL_TIMINGS.items():
-            os.environ.setdefault(name, value)
-    if worker_id:
-        os.environ["CLICKSTREAM_WORKER_ID"] = worker_id
+        adopt_local_stack_environment(defaults=LOCAL_TIMINGS)
     settings = load_settings(other_settings())
+    if worker_id:  # the daemon hands it on to the record processors (`DaemonRunner`)
+        settings = settings.model_copy(update={"worker_id": worker_id})
     configure_logging(settings.log_level)
     code = DaemonRunner(settings).run()
     if code:

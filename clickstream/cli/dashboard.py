@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from typing import Annotated
 
 import typer
 
-from clickstream.cli.common import err, given, one_line_errors, results_clients
-from clickstream.cli.sql import archive_location
+from clickstream.cli.common import err, given, one_line_errors, tables_target
 from clickstream.kernel.errors import ConfigurationError
 
 
@@ -24,7 +22,6 @@ def dashboard(
     """A live web page: events per minute over the last hour, top pages, active sessions,
     alerts, dead letters by reason, each shard's lag, a page's heatmap and rage clicks. Reads
     the local stack, or the stack named by CLICKSTREAM_* settings with AWS credentials."""
-    from clickstream.kernel import aws
     from insights import archive_views
     from insights.dashboard import Dashboard, Sources
     from insights.settings import DashboardSettings, is_loopback
@@ -35,20 +32,19 @@ def dashboard(
     generated = token is None and not is_loopback(settings.host)
     if generated:
         token = secrets.token_urlsafe(24)
-    dynamodb, kinesis, names = results_clients()
-    location = archive_location()
-    if not names["stream_name"]:
+    target = tables_target()
+    location = target.archive_location()
+    if not target.outputs.stream_name:
         raise ConfigurationError("no stream: set CLICKSTREAM_STREAM_NAME (a stack output)")
     sources = Sources(
-        stream_name=names["stream_name"],
-        page_stats_table=names["page_stats_table"],
-        alerts_table=names["alerts_table"] or None,
-        lease_table=os.environ.get("CLICKSTREAM_APPLICATION_NAME")
-        or f"{names['stream_name']}-consumer",
+        stream_name=target.outputs.stream_name,
+        page_stats_table=str(target.outputs.page_stats_table),
+        alerts_table=target.outputs.alerts_table or None,
+        lease_table=target.lease_table,
         archive_bucket=location.bucket,
-        dynamodb=dynamodb,
-        kinesis=kinesis,
-        s3=aws.client("s3"),
+        dynamodb=target.client("dynamodb"),
+        kinesis=target.client("kinesis"),
+        s3=target.client("s3"),
         duckdb=lambda since: archive_views.connect(location, since=since),
     )
     shown_host = settings.host if ":" not in settings.host else f"[{settings.host}]"

@@ -104,7 +104,6 @@ def replay(
     it are left, with why. Each replayed one is marked once its batch is in the stream: a
     second replay skips it, and the workers count a replayed event once whatever happens."""
     from clickstream.cli.produce import stream_target
-    from clickstream.kernel import aws
     from insights.dead_letters import decide, parse_renames
     from producer.batching import OutgoingRecord, batches
     from producer.sender import PutRecordsSender
@@ -119,11 +118,9 @@ def replay(
     chosen = [d for d in decisions if d.outcome == "replay"]
     put = 0
     if chosen and not dry_run:
-        stream_name, endpoint, region = stream_target(stream)
-        client = aws.client(
-            "kinesis", endpoint_url=endpoint, region=region, local=endpoint is not None,
-            max_attempts=1,
-        )  # fmt: skip
+        target = stream_target(stream)
+        stream_name = str(target.outputs.stream_name)
+        client = target.client("kinesis", max_attempts=1)
         sender = PutRecordsSender(client, stream_name, max_attempts=ProducerSettings().max_attempts)
         run = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
         records = [OutgoingRecord(d.data or b"", d.partition_key or "") for d in chosen]

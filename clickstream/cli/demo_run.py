@@ -9,7 +9,6 @@ has judged the last minutes, and a summary whose every counter is checked.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +25,7 @@ from clickstream.cli.produce import (
     send_through_collector,
     send_to_stream,
 )
-from clickstream.kernel import aws
+from clickstream.cli.target import StackTarget, local_target
 from clickstream.kernel.errors import LocalStackError
 from clickstream.local import stack as local_stack
 from clickstream.local.settings import LocalStackSettings
@@ -45,8 +44,7 @@ def run_demo(*, events: int, seed: int, workers: int, keep: bool, as_json: bool)
     settings = LocalStackSettings()
     started_here = local_stack.load_state(settings) is None
     state = _stack(settings, started_here)
-    # Exactly what `eval "$(clickstream local env)"` does for a user's shell.
-    os.environ.update(state.environment())
+    target = local_target(state)
     dashboard = _start_dashboard(settings)
     logs = settings.state_dir / "logs"
     running = [
@@ -55,11 +53,11 @@ def run_demo(*, events: int, seed: int, workers: int, keep: bool, as_json: bool)
     ]
     err.print(f"started {workers} workers (clickstream consume --local); logs in {logs}")
     try:
-        truth = _send_demo_traffic(state, settings, events=events, seed=seed, as_json=as_json)
-        alerts = _wait_for_results(state, truth, running)
+        truth = _send_demo_traffic(target, settings, events=events, seed=seed, as_json=as_json)
+        alerts = _wait_for_results(target, truth, running)
         _summary(
             truth,
-            state.environment(),
+            target,
             alerts,
             as_json=as_json,
             dashboard=dashboard,
@@ -104,7 +102,7 @@ def _start_dashboard(settings: LocalStackSettings) -> str | None:
 
 
 def _send_demo_traffic(
-    state: LocalStackState,
+    target: StackTarget,
     settings: LocalStackSettings,
     *,
     events: int,
@@ -114,6 +112,8 @@ def _send_demo_traffic(
     """The demo's traffic (`demo_profile`, from `demo_start`) sent, and its manifest."""
     profile = demo_profile(events)
     start = demo_start(datetime.now(UTC))
+    state = target.local
+    assert state is not None  # the demo runs on the local stack
     shards = int(state.outputs["ShardCount"])
     records, truth = generated_traffic(seed, start, events, profile, shards_hint=shards)
     # Through the front door when the stack runs a collector (`local up --collector`, as the
@@ -121,11 +121,9 @@ def _send_demo_traffic(
     collector = next((e.endpoint for e in state.emulators if e.name == "collector"), None)
     if collector:
         err.print(f"sending the events through the collector at {collector}")
-        report = send_through_collector(records, truth, state.outputs["StreamName"], collector)
+        report = send_through_collector(records, truth, target, collector)
     else:
-        report = send_to_stream(
-            records, truth, state.outputs["StreamName"], rate=None, kpl_aggregate=False
-        )
+        report = send_to_stream(records, truth, target, rate=None, kpl_aggregate=False)
     manifest_path = settings.state_dir / "demo-manifest.json"
     record_delivery(truth, report, manifest_path)
     report_produce(truth, report, manifest_path, dry_run=False, as_json=False, stdout_taken=as_json)
@@ -157,13 +155,13 @@ def demo_start(now: datetime) -> datetime:
 
 
 def _wait_for_results(
-    state: LocalStackState, truth: Manifest, running: list[LocalWorker]
+    target: StackTarget, truth: Manifest, running: list[LocalWorker]
 ) -> list[Alert]:
-    dynamodb = aws.client("dynamodb")
+    dynamodb = target.client("dynamodb")
     with err.status("waiting for the workers to checkpoint every shard's last record"):
         waited = wait_until_caught_up(
             dynamodb,
-            f"{state.outputs['StreamName']}-consumer",
+            target.lease_table,
             truth.last_sequence_per_shard or {},
             running,
             timeout=600,
@@ -171,17 +169,16 @@ def _wait_for_results(
     err.print(f"workers caught up {waited:.0f} s after the last record was sent")
     with err.status("waiting for the workers' page watch to judge the last minutes"):
         return wait_for_alerts(
-            dynamodb, state.outputs["AlertsTableName"], truth.anomalies, timeout=90
+            dynamodb, str(target.outputs.alerts_table), truth.anomalies, timeout=90
         )
 
 
-def _busiest_page_heatmap(busiest: str, path: Path) -> str | None:
+def _busiest_page_heatmap(target: StackTarget, busiest: str, path: Path) -> str | None:
     """The heatmap of the page with the most views, as `clickstream heatmap` draws it."""
-    from clickstream.cli.sql import archive_location
     from insights import archive_views, heatmap
 
     since = datetime.now(UTC) - timedelta(hours=24)
-    connection = archive_views.connect(archive_location(), since=since)
+    connection = archive_views.connect(target.archive_location(), since=since)
     clicks = heatmap.clicks_of_page(connection, busiest, since)
     found = heatmap.bins(clicks)
     widest = heatmap.busiest_class(found)
@@ -194,15 +191,15 @@ def _busiest_page_heatmap(busiest: str, path: Path) -> str | None:
 
 def _summary(
     truth: Manifest,
-    environment: dict[str, str],
+    target: StackTarget,
     alerts: list[Alert],
     *,
     as_json: bool,
     dashboard: str | None,
     heatmap_to: Path,
 ) -> None:
-    names = result_names(environment)
-    results = read_results(aws.client("dynamodb"), aws.client("s3"), names)
+    names = result_names(target.local.environment() if target.local else {})
+    results = read_results(target.client("dynamodb"), target.client("s3"), names)
     verdict = verify(truth, results)
     pages = query.merge_pages(results.page_items)[:10]
     totals = session_totals(results)
@@ -210,7 +207,7 @@ def _summary(
     detection = detection_summary(truth, alerts)
     shown = {
         "dashboard": dashboard,
-        "heatmap": _busiest_page_heatmap(pages[0].page, heatmap_to) if pages else None,
+        "heatmap": _busiest_page_heatmap(target, pages[0].page, heatmap_to) if pages else None,
     }
     if as_json:
         print_json(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -44,8 +43,7 @@ def forget(
     on the suppression list, so that the collector and the workers drop the person's later
     events. Idempotent: run it again after a failure and it finishes the job; the receipt
     (in the bucket, ids hashed) says what was removed."""
-    from clickstream.cli.sql import archive_location
-    from clickstream.kernel import aws
+    from clickstream.cli.target import stack_target
     from clickstream.stores.suppression import SuppressionSettings
     from insights.erasure import Forgetter, SuppressionWrites
     from insights.forget import Person
@@ -53,14 +51,15 @@ def forget(
     from insights.settings import LakeSettings
 
     person = Person(tuple(user_id or ()), tuple(anonymous_id or ()), tuple(session_id or ()))
-    location = archive_location()
-    tables = {}
-    for name in ("CLICKSTREAM_SESSIONS_TABLE", "CLICKSTREAM_ALERTS_TABLE"):
-        if not os.environ.get(name):
-            raise ConfigurationError(f"{name} is not set (the stack's outputs name the table)")
-        tables[name] = os.environ[name]
-    dynamodb = aws.client("dynamodb", region=location.region)
+    target = stack_target("archive_bucket", "archive")
+    location = target.archive_location()
+    target.require("sessions_table", "alerts_table")
+    dynamodb = target.client("dynamodb", region=location.region)
     listed = SuppressionSettings()
+    if target.local is not None:  # the local stack's list, whatever this shell says
+        listed = listed.model_copy(
+            update={"table": target.outputs.suppression_table, "bucket": location.bucket}
+        )
     if listed.table and listed.bucket and listed.bucket != location.bucket:
         raise ConfigurationError(
             f"CLICKSTREAM_SUPPRESSION_BUCKET ({listed.bucket}) is not the archive bucket "
@@ -75,8 +74,8 @@ def forget(
         s3_client(location),
         dynamodb,
         location,
-        sessions_table=tables["CLICKSTREAM_SESSIONS_TABLE"],
-        alerts_table=tables["CLICKSTREAM_ALERTS_TABLE"],
+        sessions_table=str(target.outputs.sessions_table),
+        alerts_table=str(target.outputs.alerts_table),
         lake_settings=LakeSettings(),
         suppression=SuppressionWrites(dynamodb, listed.table, listed.days)
         if listed.table

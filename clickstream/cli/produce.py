@@ -23,6 +23,7 @@ from clickstream.kernel.errors import ConfigurationError, ProducerError
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+    from clickstream.cli.target import StackTarget
     from producer.generator import Record, TrafficProfile
     from producer.manifest import Manifest
     from producer.run import RunReport
@@ -115,9 +116,11 @@ def produce(
     if dry_run:
         report = write_dry_run(records, sys.stdout.buffer)
     elif collector:
-        report = send_through_collector(records, truth, stream, collector)
+        report = send_through_collector(records, truth, stream_target(stream), collector)
     else:
-        report = send_to_stream(records, truth, stream, rate=rate, kpl_aggregate=kpl_aggregate)
+        report = send_to_stream(
+            records, truth, stream_target(stream), rate=rate, kpl_aggregate=kpl_aggregate
+        )
     record_delivery(truth, report, manifest)
     report_produce(truth, report, manifest, dry_run=dry_run, as_json=as_json)
 
@@ -186,50 +189,36 @@ def generated_traffic(
     return records, truth
 
 
-def stream_target(stream: str | None) -> tuple[str, str | None, str | None]:
-    """(stream name, Kinesis endpoint or None for boto3's own, region) to write to."""
-    from clickstream.local import stack as local_stack
-    from clickstream.local.settings import LocalStackSettings
+def stream_target(stream: str | None) -> StackTarget:
+    """The stack to write to: `--stream` or CLICKSTREAM_STREAM_NAME names a deployed one
+    (boto3's chain, the producer's region setting), else the running local stack."""
+    from clickstream.cli.target import StackOutputs, StackTarget, stack_target
     from producer.settings import ProducerSettings
 
     settings = ProducerSettings()
     if stream or settings.stream_name:
-        return str(stream or settings.stream_name), None, settings.region
-    local_settings = LocalStackSettings()
-    if not local_stack.state_path(local_settings).is_file():
-        raise ConfigurationError(
-            "no stream to write to: pass --stream, set CLICKSTREAM_STREAM_NAME, "
-            "or start the local stack with `clickstream local up`"
-        )
-    state = local_stack.running_state(local_settings)
-    return state.outputs["StreamName"], state.kinesis_endpoint, state.region
+        named = StackOutputs.model_construct(stream_name=str(stream or settings.stream_name))
+        return StackTarget(named, region=settings.region)
+    return stack_target("stream_name", "stream")
 
 
 def send_to_stream(
     records: Sequence[Record],
     truth: Manifest,
-    stream: str | None,
+    target: StackTarget,
     *,
     rate: float | None,
     kpl_aggregate: bool,
 ) -> RunReport:
     """PutRecords every record into the stream, with a progress bar on stderr."""
-    from clickstream.kernel import aws
     from producer.run import send_all
     from producer.sender import PutRecordsSender
     from producer.settings import ProducerSettings
 
-    stream_name, endpoint, region = stream_target(stream)
+    stream_name = str(target.outputs.stream_name)
     settings = ProducerSettings()
     # Retries are ours (only the failed entries); botocore must not resend whole calls.
-    client = aws.client(
-        "kinesis",
-        endpoint_url=endpoint,
-        region=region,
-        local=endpoint is not None,
-        max_attempts=1,
-        timeout_seconds=settings.timeout_seconds,
-    )
+    client = target.client("kinesis", max_attempts=1, timeout_seconds=settings.timeout_seconds)
     sender = PutRecordsSender(client, stream_name, max_attempts=settings.max_attempts)
     truth.stream = stream_name
     with SendProgress(len(records)) as advance:
@@ -239,7 +228,7 @@ def send_to_stream(
 
 
 def send_through_collector(
-    records: Sequence[Record], truth: Manifest, stream: str | None, collector_url: str
+    records: Sequence[Record], truth: Manifest, target: StackTarget, collector_url: str
 ) -> RunReport:
     """Valid events posted to the collector in browser-sized batches (each session's in
     order); malformed records, which no browser sends, straight into the stream as a buggy
@@ -247,7 +236,6 @@ def send_through_collector(
     each shard is read back from the stream once every event is in (2xx = in the stream)."""
     import asyncio
 
-    from clickstream.kernel import aws
     from clickstream.kernel.events import ClickEvent
     from clickstream.local.settings import LocalStackSettings
     from clickstream.tools.streamread import read_stream
@@ -260,11 +248,9 @@ def send_through_collector(
     write_key = ProducerSettings().write_key or LocalStackSettings().write_key
     with SendProgress(len(events)) as advance:
         posted = asyncio.run(post_events(collector_url, write_key, events, on_progress=advance))
-    direct = send_to_stream(malformed, truth, stream, rate=None, kpl_aggregate=False)
-    stream_name, endpoint, region = stream_target(stream)
-    kinesis = aws.client("kinesis", endpoint_url=endpoint, region=region, local=bool(endpoint))
+    direct = send_to_stream(malformed, truth, target, rate=None, kpl_aggregate=False)
     last: dict[str, str] = {}
-    for record in read_stream(kinesis, stream_name):
+    for record in read_stream(target.client("kinesis"), str(target.outputs.stream_name)):
         if record.shard_id not in last or int(record.sequence_number) > int(last[record.shard_id]):
             last[record.shard_id] = record.sequence_number
     return RunReport(

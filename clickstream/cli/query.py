@@ -14,8 +14,8 @@ from clickstream.cli.common import (
     one_line_errors,
     out,
     print_json,
-    results_clients,
     span_back,
+    tables_target,
 )
 from clickstream.kernel.errors import ConfigurationError
 
@@ -39,15 +39,16 @@ def query_pages(
     from clickstream.stores.page_stats import page_minute_items
     from insights import query
 
-    dynamodb, _, names = results_clients()
+    target = tables_target()
+    dynamodb, page_stats = target.client("dynamodb"), str(target.outputs.page_stats_table)
     if minute is not None:
         if not re.fullmatch(_MINUTE, minute):
             raise ConfigurationError(f"--minute {minute!r}: expected YYYY-MM-DDTHH:MM (UTC)")
         # The minute's live rollups (current within seconds), completed from the page-minute
         # items where a crowded shard's rollup lists only its busiest pages.
-        items = query.minute_page_rows(dynamodb, names["page_stats_table"], minute)
+        items = query.minute_page_rows(dynamodb, page_stats, minute)
     else:
-        items = page_minute_items(dynamo.scan_table(dynamodb, names["page_stats_table"]))
+        items = page_minute_items(dynamo.scan_table(dynamodb, page_stats))
     rows = query.merge_pages(items)[:top]
     if as_json:
         print_json({"minute": minute, "pages": [row.as_dict() for row in rows]})
@@ -70,10 +71,12 @@ def query_session(
     """One session's totals: events, views, clicks, pages, entry and exit, duration."""
     from insights import query
 
-    dynamodb, _, names = results_clients()
-    found = query.session(dynamodb, names["sessions_table"], session_id)
+    target = tables_target()
+    target.require("sessions_table")
+    sessions = str(target.outputs.sessions_table)
+    found = query.session(target.client("dynamodb"), sessions, session_id)
     if found is None:
-        raise ConfigurationError(f"no session {session_id!r} in {names['sessions_table']}")
+        raise ConfigurationError(f"no session {session_id!r} in {sessions}")
     if as_json:
         print_json(found)
         return
@@ -124,12 +127,12 @@ def query_alerts(
     unknown = [name for name in rule or [] if name not in known]
     if unknown:
         raise ConfigurationError(f"--rule {unknown[0]!r}: expected one of {', '.join(known)}")
-    dynamodb, _, names = results_clients()
-    if not names["alerts_table"]:
+    target = tables_target()
+    if not target.outputs.alerts_table:
         raise ConfigurationError("no alerts table: set CLICKSTREAM_ALERTS_TABLE (a stack output)")
     rows = query.alerts(
-        dynamodb,
-        names["alerts_table"],
+        target.client("dynamodb"),
+        target.outputs.alerts_table,
         since=since_minute(since, datetime.now(UTC)),
         rules=rule or known,
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -17,9 +16,7 @@ from clickstream.cli.common import (
     out,
     print_json,
     since_time,
-    use_local_stack_environment,
 )
-from clickstream.kernel.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from insights.sql import ArchiveLocation
@@ -75,32 +72,8 @@ def sql(
 
 
 def archive_location() -> ArchiveLocation:
-    """The bucket to read and how: settings, else the running local stack."""
-    import boto3
+    """The archive named by CLICKSTREAM_ARCHIVE_BUCKET (boto3's credentials), else the
+    running local stack's."""
+    from clickstream.cli.target import stack_target
 
-    from clickstream.local import state as local_stack
-    from clickstream.local.settings import LocalStackSettings
-    from insights.sql import ArchiveLocation
-
-    if "CLICKSTREAM_ARCHIVE_BUCKET" not in os.environ:
-        if local_stack.load_state(LocalStackSettings()) is None:
-            raise ConfigurationError(
-                "no archive to read: set CLICKSTREAM_ARCHIVE_BUCKET (the stack's "
-                "ArchiveBucketName output) or start the local stack"
-            )
-        use_local_stack_environment()
-    session = boto3.session.Session()
-    credentials = session.get_credentials()
-    if credentials is None:
-        raise ConfigurationError("no AWS credentials found for the archive's bucket")
-    frozen = credentials.get_frozen_credentials()
-    if not frozen.access_key or not frozen.secret_key:
-        raise ConfigurationError("the AWS credentials found have no key")
-    return ArchiveLocation(
-        bucket=os.environ["CLICKSTREAM_ARCHIVE_BUCKET"],
-        region=session.region_name or "us-east-1",
-        access_key_id=frozen.access_key,
-        secret_access_key=frozen.secret_key,
-        session_token=frozen.token,
-        endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"),
-    )
+    return stack_target("archive_bucket", "archive").archive_location()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
@@ -247,7 +246,6 @@ def bench_freshness(seconds: float, *, as_json: bool) -> None:
     from clickstream.tools import freshness
 
     with local_stack_for_bench() as state:
-        os.environ.update(state.environment())
         report = freshness.run(
             state,
             seconds=seconds,
@@ -360,7 +358,6 @@ def soak(
     settings = LocalStackSettings()
     started_here = local_stack.load_state(settings) is None
     state = local_stack.up(settings) if started_here else local_stack.running_state(settings)
-    os.environ.update(state.environment())
     logs = settings.state_dir / "logs"
 
     def show(sample: soak_run.Sample) -> None:
