@@ -1,5 +1,6 @@
-"""The record processor's guards against items DynamoDB cannot store, as a mixin of
-`consumer.processor.ClickstreamProcessor` (kept apart so each file reads in one sitting).
+"""A shard pipeline's guards against items DynamoDB cannot store: a collaborator of
+`consumer.pipeline.ShardPipeline`, working on the shard's state (`ShardState`) and calling
+back into the pipeline for what only it does (reading states, dead-lettering, rollups).
 
 Two guards: every state a delivery changes is checked against DynamoDB's limits before it is
 cached for writing (`consumer.core.storable`); and an item DynamoDB refuses all the same, at
@@ -13,48 +14,41 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from consumer.core.aggregate import Changes, ShardAggregator
+from consumer.core.aggregate import Changes
 from consumer.core.batch import DeadLetter
 from consumer.core.limits import ItemLimits, Unstorable, unstorable_changes
-from consumer.core.pending import CommitWindow, DirtyStates
 from consumer.core.positions import Position, PositionedEvent
-from consumer.core.state import PageMinuteKey, PageMinuteState, SessionState
+from consumer.core.shard_state import ShardState
+from consumer.core.state import PageMinuteKey, PageMinuteState
 from consumer.core.storable import Storable, keys_of, unstorable_letter, without_unstorable
 
 
 class UnstorableGuards:
-    # What the processor holds and the guards use.
-    _aggregator: ShardAggregator
-    _window: CommitWindow
-    _dirty_sessions: DirtyStates[str, SessionState]
-    _dirty_pages: DirtyStates[PageMinuteKey, PageMinuteState]
-    _applied_end: Position | None
-    _item_limits: ItemLimits
-    _wall_clock: Callable[[], datetime]
-    _log: Any
-    totals: dict[str, int]
-
-    def _load(
+    def __init__(
         self,
-        events: Sequence[PositionedEvent],
-        page_minutes: Sequence[PageMinuteKey] | None = None,
+        state: ShardState,
+        *,
+        item_limits: ItemLimits,
+        wall_clock: Callable[[], datetime],
+        log: Any,
+        load: Callable[[Sequence[PositionedEvent]], None],
+        dead_letters: Callable[[Sequence[DeadLetter]], None],
+        pages_changed: Callable[[Sequence[PageMinuteState], Position, float, Position], None],
     ) -> None:
-        raise NotImplementedError
+        self._state = state
+        self._item_limits = item_limits
+        self._wall_clock = wall_clock
+        self._log = log
+        self._load = load
+        self._dead_letters = dead_letters
+        self._pages_changed = pages_changed
 
-    def _dead_letters(self, letters: Sequence[DeadLetter]) -> None:
-        raise NotImplementedError
-
-    def _pages_changed(
-        self, pages: Sequence[PageMinuteState], last: Position, now: float, first: Position
-    ) -> None:
-        raise NotImplementedError
-
-    def _without_unstorable(
+    def without_unstorable(
         self, events: list[PositionedEvent], changes: Changes, last: Position, now: float
     ) -> Storable:
         wall = self._wall_clock()
         storable = without_unstorable(
-            self._aggregator,
+            self._state.aggregator,
             events,
             changes,
             last,
@@ -72,7 +66,7 @@ class UnstorableGuards:
 
     def _window_events(self) -> list[PositionedEvent]:
         """The events of the commit window (a guard rebuilding states: a rare path)."""
-        return list(self._window.events)
+        return list(self._state.window.events)
 
     def _restore(
         self,
@@ -84,54 +78,58 @@ class UnstorableGuards:
         """Rebuild forgotten states as they were before the delivery being applied: the
         store's item, plus what earlier deliveries of this window changed and the store does
         not hold yet; then cache what `kept` touches."""
-        self._dirty_sessions.written(sessions)
-        self._dirty_pages.written(pages)
+        self._state.dirty_sessions.written(sessions)
+        self._state.dirty_pages.written(pages)
         earlier = [
             item
             for item in self._window_events()
             if item.event.session_id in sessions
-            or self._aggregator.page_minute(item.event) in pages
+            or self._state.aggregator.page_minute(item.event) in pages
         ]
         self._load([*earlier, *kept])
-        if earlier and self._applied_end is not None:
+        if earlier and self._state.applied_end is not None:
             # States not forgotten include these records already and skip them.
-            rebuilt = self._aggregator.apply(earlier, self._applied_end)
+            rebuilt = self._state.aggregator.apply(earlier, self._state.applied_end)
             for session in rebuilt.sessions:
-                self._dirty_sessions.mark(session.session_id, session, now, earlier[0].position)
-            self._pages_changed(rebuilt.pages, self._applied_end, now, earlier[0].position)
+                self._state.dirty_sessions.mark(
+                    session.session_id, session, now, earlier[0].position
+                )
+            self._pages_changed(rebuilt.pages, self._state.applied_end, now, earlier[0].position)
 
-    def _refused_by_dynamodb(self, refused: Sequence[Unstorable]) -> None:
+    def refused_by_dynamodb(self, refused: Sequence[Unstorable]) -> None:
         """The last guard: DynamoDB refused items the size check passed. The events that
         changed them since they were last written become dead letters, their states are
         dropped, and the shard goes on."""
-        first = self._window.first_position or Position(0)
+        first = self._state.window.first_position or Position(0)
         by_session: dict[str, tuple[Position, str]] = {}
         by_page: dict[PageMinuteKey, tuple[Position, str]] = {}
         for problem in refused:
             if problem.session_id is not None:
-                entry = self._dirty_sessions.entry(problem.session_id)
+                entry = self._state.dirty_sessions.entry(problem.session_id)
                 since = entry.from_position if entry is not None else first
                 by_session[problem.session_id] = (since, problem.limit)
             elif problem.page is not None:
-                page_entry = self._dirty_pages.entry(problem.page)
+                page_entry = self._state.dirty_pages.entry(problem.page)
                 since = page_entry.from_position if page_entry is not None else first
                 by_page[problem.page] = (since, problem.limit)
         bad: list[tuple[PositionedEvent, str]] = []
         for item in self._window_events():
             hit = by_session.get(item.event.session_id) or by_page.get(
-                self._aggregator.page_minute(item.event)
+                self._state.aggregator.page_minute(item.event)
             )
             if hit is not None and item.position >= hit[0]:
                 bad.append((item, hit[1]))
-        sessions, pages = keys_of(self._aggregator, (item for item, _ in bad))
+        sessions, pages = keys_of(self._state.aggregator, (item for item, _ in bad))
         sessions |= {p.session_id for p in refused if p.session_id is not None}
         pages |= {p.page for p in refused if p.page is not None}
-        self._aggregator.forget(sessions, pages)
-        self._dirty_sessions.written(sessions)
-        self._dirty_pages.written(pages)
+        self._state.aggregator.forget(sessions, pages)
+        self._state.dirty_sessions.written(sessions)
+        self._state.dirty_pages.written(pages)
         gone = {item.position for item, _ in bad}
-        self._window.events = [item for item in self._window.events if item.position not in gone]
-        self.totals["events"] -= len(gone)
+        self._state.window.events = [
+            item for item in self._state.window.events if item.position not in gone
+        ]
+        self._state.totals["events"] -= len(gone)
         self._log.error(
             "DynamoDB refused items the size check passed: their events are dead letters "
             "(other items of the same events may count them)",
