@@ -15,7 +15,7 @@ from typing import Any
 import amazon_kclpy.kcl
 
 from clickstream.kernel.retry import Backoff, GaveUp, call_with_retries
-from consumer.core.positions import Position
+from clickstream.stores.positions import Position
 from consumer.metrics import Metrics
 
 EXIT_FLUSH_FAILED = 3

@@ -14,12 +14,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from clickstream.stores.limits import ItemLimits
+from clickstream.stores.page_stats import PageMinuteKey, PageMinuteState
+from clickstream.stores.positions import Position
 from consumer.core.aggregate import Changes
 from consumer.core.batch import DeadLetter
-from consumer.core.limits import ItemLimits, Unstorable, unstorable_changes
-from consumer.core.positions import Position, PositionedEvent
+from consumer.core.limits import Unstorable, unstorable_changes
+from consumer.core.positioned import PositionedEvent
 from consumer.core.shard_state import ShardState
-from consumer.core.state import PageMinuteKey, PageMinuteState
 from consumer.core.storable import Storable, keys_of, unstorable_letter, without_unstorable
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from clickstream.kernel import aws
 from clickstream.kernel.logging import get_logger
 from clickstream.kernel.retry import Backoff, GaveUp, is_transient
-from clickstream.stores.alerts import Alert
+from clickstream.stores.alerts import Alert, AlertsTable
 from clickstream.stores.page_stats import page_items_for_minute
 from consumer.core.anomaly import (
     PageRules,
@@ -34,7 +34,6 @@ from consumer.core.anomaly import (
 )
 from consumer.metrics import Metrics, announce_alert
 from consumer.settings import ConsumerSettings
-from consumer.sinks import DynamoAlerts
 
 MAX_MINUTE_ATTEMPTS = 3
 """Passes a minute may fail in a row (transient errors) before it is skipped."""
@@ -56,7 +55,7 @@ class PageWatch:
         kinesis: Any,
         stream_name: str,
         page_stats_table: str,
-        alerts: DynamoAlerts,
+        alerts: AlertsTable,
         rules: PageRules,
         log: Any,
         metrics: Metrics | None = None,
@@ -168,7 +167,7 @@ def start_page_watch(settings: ConsumerSettings, stop: threading.Event) -> threa
         kinesis=aws.client("kinesis", region=settings.region),
         stream_name=settings.stream_name,
         page_stats_table=settings.page_stats_table,
-        alerts=DynamoAlerts(
+        alerts=AlertsTable(
             dynamodb,
             settings.alerts_table,
             raised_by=settings.worker_id,

@@ -19,22 +19,24 @@ from typing import Any, Protocol
 from clickstream.kernel.logging import get_logger
 from clickstream.kernel.retry import Backoff, call_with_retries
 from clickstream.stores.alerts import Alert
+from clickstream.stores.limits import ItemLimits
+from clickstream.stores.page_stats import MinuteRollup, PageMinuteKey, PageMinuteState
+from clickstream.stores.positions import Position
+from clickstream.stores.sessions import SessionState
 from clickstream.stores.suppression import Suppression, SuppressionError
 from consumer.core.aggregate import Changes, ShardAggregator
 from consumer.core.anomaly import BotRules, score_sessions
 from consumer.core.batch import DeadLetter, archive_objects
-from consumer.core.limits import ItemLimits
 from consumer.core.pending import (
     Cadences,
     CommitWindow,
     ProgressReports,
     Watermark,
 )
-from consumer.core.positions import Position, PositionedEvent
+from consumer.core.positioned import PositionedEvent
 from consumer.core.receive import decode_delivery, without_suppressed
-from consumer.core.rollup import LiveRollups, MinuteRollup
+from consumer.core.rollup import LiveRollups
 from consumer.core.shard_state import ShardState
-from consumer.core.state import PageMinuteKey, PageMinuteState, SessionState
 from consumer.guards import UnstorableGuards
 from consumer.metrics import Metrics, announce_alert
 from consumer.sinks import AlertSink, Archive, LeaseOwnership, StateStore

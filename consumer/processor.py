@@ -29,7 +29,7 @@ from amazon_kclpy.messages import (
 from amazon_kclpy.v3.processor import RecordProcessorBase
 
 from clickstream.kernel.retry import Backoff
-from consumer.core.positions import Position
+from clickstream.stores.positions import Position
 from consumer.failures import checkpoint_at, stop_on_failure
 from consumer.metrics import Metrics
 from consumer.pipeline import ShardPipeline

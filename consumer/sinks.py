@@ -1,9 +1,9 @@
 """The AWS edges of a record processor: state in DynamoDB, archive in S3.
 
-Thin on purpose: the item shapes live in `consumer.core.items`, the retry policy in
-`clickstream.kernel.retry`. Clients are injected (tests pass clients bound to the local emulator).
-Writes of one flush run on a small thread pool: conditional puts cannot be batched, and a
-flush waits for the slowest of them.
+Thin on purpose: the item shapes and single writes are the stores' (`clickstream.stores`),
+the retry policy `clickstream.kernel.retry`'s. Clients are injected (tests pass clients bound
+to the local emulator). Writes of one flush run on a small thread pool: conditional puts
+cannot be batched, and a flush waits for the slowest of them.
 """
 
 from __future__ import annotations
@@ -15,24 +15,28 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol, TypeVar
 
-from botocore.exceptions import ClientError
-
-from clickstream.kernel.dynamo import batch_get, query_items, to_dynamo
-from clickstream.kernel.retry import Backoff, call_with_retries, error_code
-from clickstream.stores import alerts as alerts_store
+from clickstream.kernel.dynamo import batch_get
+from clickstream.kernel.retry import Backoff, call_with_retries
 from clickstream.stores.alerts import Alert, ShardProgress
-from consumer.core import items
+from clickstream.stores.guarded import REFUSED, WRITTEN
+from clickstream.stores.page_stats import (
+    MinuteRollup,
+    PageMinuteKey,
+    PageMinuteState,
+    PageStatsTable,
+    page_from_item,
+    page_key,
+    rollup_from_item,
+    rollup_key,
+)
+from clickstream.stores.sessions import SessionsTable, SessionState, session_from_item, session_key
 from consumer.core.aggregate import Changes
 from consumer.core.batch import ArchiveObject
-from consumer.core.limits import ALERTS_KEYS, Unstorable, violation
-from consumer.core.rollup import MinuteRollup, rollup_from_item, rollup_item, rollup_key
-from consumer.core.state import PageMinuteKey, PageMinuteState, SessionState
+from consumer.core.limits import Unstorable
 
 T = TypeVar("T")
 
 BATCH_GET_LIMIT: Final = 100
-_WRITTEN: Final = "written"
-_REFUSED: Final = "refused"
 
 
 def _unstorable(change: SessionState | PageMinuteState, reason: str) -> Unstorable:
@@ -111,30 +115,29 @@ class DynamoStateStore:
     ) -> None:
         self._client = client
         self._tables = tables
+        self._sessions = SessionsTable(client, tables.sessions)
+        self._page_stats = PageStatsTable(client, tables.page_stats)
         self._retention = retention
         self._backoff = backoff
         self._log = log
         self._pool = pool
 
-    def _retrying(self, operation: Callable[[], T], what: str) -> T:
-        return call_with_retries(operation, what=what, backoff=self._backoff, log=self._log)
-
     def load(
         self, shard_id: str, sessions: set[str], pages: set[PageMinuteKey]
     ) -> tuple[dict[str, SessionState | None], dict[PageMinuteKey, PageMinuteState | None]]:
         requests: list[tuple[str, dict[str, Any]]] = [
-            (self._tables.sessions, {"session_id": session_id}) for session_id in sorted(sessions)
+            (self._tables.sessions, session_key(session_id)) for session_id in sorted(sessions)
         ]
-        requests += [(self._tables.page_stats, items.page_key(key, shard_id)) for key in pages]
+        requests += [(self._tables.page_stats, page_key(key, shard_id)) for key in pages]
         found_sessions: dict[str, SessionState | None] = dict.fromkeys(sessions)
         found_pages: dict[PageMinuteKey, PageMinuteState | None] = dict.fromkeys(pages)
         for chunk in _chunks(requests, BATCH_GET_LIMIT):
             for table, item in self._batch_get(chunk):
                 if table == self._tables.sessions:
-                    session = items.session_from_item(item)
+                    session = session_from_item(item)
                     found_sessions[session.session_id] = session
                 else:
-                    page = items.page_from_item(item)
+                    page = page_from_item(item)
                     found_pages[page.key] = page
         return found_sessions, found_pages
 
@@ -154,62 +157,48 @@ class DynamoStateStore:
 
     def save(self, changes: Changes, now: datetime) -> SaveOutcome:
         expires_at = int((now + self._retention).timestamp())
-        puts: list[tuple[str, dict[str, Any], str, str, dict[str, Any]]] = []
-        rollup_puts: list[tuple[str, dict[str, Any], str, str, dict[str, Any]]] = []
-        for session in changes.sessions:
-            item = items.session_item(session, expires_at, now)
-            values = {":position": item["position"], ":shard": item["shard_id"]}
-            puts.append(
-                (
-                    self._tables.sessions,
-                    item,
-                    items.SESSION_WRITE_CONDITION,
-                    f"session {session.session_id}",
-                    values,
-                )
+        how = {"expires_at": expires_at, "now": now, "backoff": self._backoff, "log": self._log}
+        puts: list[tuple[str, Callable[[], str]]] = [
+            (
+                f"session {session.session_id}",
+                functools.partial(self._sessions.put, session, **how),
             )
-        for page in changes.pages:
-            item = items.page_item(page, expires_at, now)
-            puts.append(
-                (
-                    self._tables.page_stats,
-                    item,
-                    items.PAGE_WRITE_CONDITION,
-                    f"page {page.page} {page.minute} {page.shard_id}",
-                    {":position": item["position"]},
-                )
+            for session in changes.sessions
+        ]
+        puts += [
+            (
+                f"page {page.page} {page.minute} {page.shard_id}",
+                functools.partial(self._page_stats.put_page, page, **how),
             )
-        for rollup in changes.rollups:
-            item = rollup_item(rollup, expires_at, now)
-            rollup_puts.append(
-                (
-                    self._tables.page_stats,
-                    item,
-                    items.PAGE_WRITE_CONDITION,
-                    f"rollup {rollup.minute} {rollup.shard_id}",
-                    {":position": item["position"]},
-                )
+            for page in changes.pages
+        ]
+        rollup_puts: list[tuple[str, Callable[[], str]]] = [
+            (
+                f"rollup {rollup.minute} {rollup.shard_id}",
+                functools.partial(self._page_stats.put_rollup, rollup, **how),
             )
+            for rollup in changes.rollups
+        ]
         # Rollups first, then the items: a worker stopped in between leaves a rollup ahead
         # of its items (harmless: the replay's states up to it are ignored) and never behind.
-        rollup_results = list(self._pool.map(lambda put: self._put(*put), rollup_puts))
-        results = list(self._pool.map(lambda put: self._put(*put), puts)) + rollup_results
+        rollup_results = list(self._pool.map(_run_put, rollup_puts))
+        results = list(self._pool.map(_run_put, puts)) + rollup_results
         states: list[SessionState | PageMinuteState] = [*changes.sessions, *changes.pages]
-        refused = [subject for subject, status in results[: len(states)] if status == _REFUSED]
+        refused = [subject for subject, status in results[: len(states)] if status == REFUSED]
         refused_rollups = [
             rollup.minute
             for rollup, (_, status) in zip(changes.rollups, results[len(states) :], strict=True)
-            if status == _REFUSED
+            if status == REFUSED
         ]
         unstorable: list[Unstorable] = []
         for (_, status), state in zip(results, states, strict=False):
-            if status not in (_WRITTEN, _REFUSED):
+            if status not in (WRITTEN, REFUSED):
                 unstorable.append(_unstorable(state, status))
         for subject, status in results[len(states) :]:
-            if status not in (_WRITTEN, _REFUSED):
+            if status not in (WRITTEN, REFUSED):
                 # Bounded by construction; the page-minute items hold the same counters.
                 self._log.error("rollup refused by DynamoDB; not written", rollup=subject)
-        failed = sum(status not in (_WRITTEN, _REFUSED) for _, status in results)
+        failed = sum(status not in (WRITTEN, REFUSED) for _, status in results)
         return SaveOutcome(
             written=len(results) - len(refused) - len(refused_rollups) - failed,
             refused=refused,
@@ -217,38 +206,11 @@ class DynamoStateStore:
             refused_rollups=refused_rollups,
         )
 
-    def _put(
-        self,
-        table: str,
-        item: dict[str, Any],
-        condition: str,
-        subject: str,
-        values: dict[str, Any],
-    ) -> tuple[str, str]:
-        """(subject, _WRITTEN | _REFUSED | DynamoDB's reason for refusing it as invalid)."""
-        names = {name: attr for name, attr in items.CONDITION_NAMES.items() if name in condition}
 
-        def put() -> str:
-            try:
-                self._client.put_item(
-                    TableName=table,
-                    Item=to_dynamo(item),
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=to_dynamo(values),
-                )
-            except ClientError as exc:
-                if error_code(exc) == "ConditionalCheckFailedException":
-                    return _REFUSED
-                if error_code(exc) == "ValidationException":
-                    # Retrying cannot fix an invalid item; the processor dead-letters its
-                    # events and goes on (a shard must never stop on one item).
-                    message = str(exc.response.get("Error", {}).get("Message", exc))
-                    return f"DynamoDB: {message}"[:300]
-                raise
-            return _WRITTEN
-
-        return subject, self._retrying(put, f"dynamodb:PutItem {table}")
+def _run_put(put: tuple[str, Callable[[], str]]) -> tuple[str, str]:
+    """(subject, what the store answered: WRITTEN, REFUSED or why DynamoDB refused it)."""
+    subject, write = put
+    return subject, write()
 
 
 class S3Archive:
@@ -322,104 +284,3 @@ class KclLeaseTable:
                 next_owner=lease_owner,
             )
         return bool((checkpoint_owner or lease_owner) == self._worker_id)
-
-
-class DynamoAlerts:
-    """The alerts table: alerts raised once by conditional put, and each shard's progress."""
-
-    def __init__(
-        self,
-        client: Any,
-        table: str,
-        *,
-        raised_by: str,
-        retention: timedelta,
-        backoff: Backoff,
-        log: Any,
-    ) -> None:
-        self._client = client
-        self._table = table
-        self._raised_by = raised_by
-        self._retention = retention
-        self._backoff = backoff
-        self._log = log
-
-    def raise_once(self, alerts: Sequence[Alert], now: datetime) -> list[Alert]:
-        expires_at = int((now + self._retention).timestamp())
-        raised = []
-        for alert in alerts:
-            item = alerts_store.alert_item(
-                alert, raised_by=self._raised_by, raised_at=now, expires_at=expires_at
-            )
-            problem = violation(item, ALERTS_KEYS)
-            if problem:
-                self._log.error(
-                    "alert cannot be stored; not raised", rule=alert.rule.value, limit=problem
-                )
-                continue
-            if self._put_new(item):
-                raised.append(alert)
-        return raised
-
-    def _put_new(self, item: dict[str, Any]) -> bool:
-        def put() -> bool:
-            try:
-                self._client.put_item(
-                    TableName=self._table,
-                    Item=to_dynamo(item),
-                    ConditionExpression=alerts_store.ALERT_WRITE_CONDITION,
-                    ExpressionAttributeNames={"#rule": "rule"},
-                )
-            except ClientError as exc:
-                if error_code(exc) == "ConditionalCheckFailedException":
-                    return False
-                if error_code(exc) == "ValidationException":
-                    # An alert that cannot be stored is logged, not retried: counting goes on.
-                    self._log.error(
-                        "alert refused by DynamoDB; not raised",
-                        rule=item.get("rule"),
-                        window_subject=str(item.get("window_subject"))[:200],
-                        error=str(exc)[:300],
-                    )
-                    return False
-                raise
-            return True
-
-        return call_with_retries(
-            put, what="dynamodb:PutItem alert", backoff=self._backoff, log=self._log
-        )
-
-    def report_progress(self, progress: ShardProgress, now: datetime) -> None:
-        arguments = alerts_store.progress_update(
-            progress, updated_at=now, expires_at=int((now + self._retention).timestamp())
-        )
-
-        request = {
-            **arguments,
-            "Key": to_dynamo(arguments["Key"]),
-            "ExpressionAttributeValues": to_dynamo(arguments["ExpressionAttributeValues"]),
-        }
-
-        def update() -> None:
-            try:
-                self._client.update_item(TableName=self._table, **request)
-            except ClientError as exc:
-                # An older watermark than the stored one (a replay, a zombie): keep the newer.
-                if error_code(exc) != "ConditionalCheckFailedException":
-                    raise
-
-        call_with_retries(
-            update, what="dynamodb:UpdateItem progress", backoff=self._backoff, log=self._log
-        )
-
-    def progress(self) -> list[ShardProgress]:
-        """Every shard's last report."""
-        rows = query_items(
-            self._client,
-            TableName=self._table,
-            KeyConditionExpression="#rule = :progress",
-            ExpressionAttributeNames={"#rule": "rule"},
-            ExpressionAttributeValues={":progress": {"S": alerts_store.PROGRESS_RULE}},
-            ConsistentRead=True,
-        )
-        return [alerts_store.progress_from_item(row) for row in rows]

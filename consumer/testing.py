@@ -26,21 +26,25 @@ from typing import Any
 from amazon_kclpy import kcl
 
 from clickstream.stores.alerts import Alert, ShardProgress
-from clickstream.stores.page_stats import page_sort_key
-from consumer.core import items
+from clickstream.stores.limits import ItemLimits, KeySchema, violation
+from clickstream.stores.page_stats import (
+    PAGE_INDEX_PROJECTION,
+    PAGE_STATS_KEYS,
+    MinuteRollup,
+    PageMinuteKey,
+    PageMinuteState,
+    page_from_item,
+    page_item,
+    page_sort_key,
+    rollup_from_item,
+    rollup_item,
+    rollup_sort_key,
+)
+from clickstream.stores.sessions import SESSIONS_KEYS, SessionState, session_from_item, session_item
 from consumer.core.aggregate import Changes
 from consumer.core.batch import ArchiveObject
 from consumer.core.billing import Ledger, item_bytes, read_units, write_units
-from consumer.core.limits import (
-    PAGE_STATS_KEYS,
-    SESSIONS_KEYS,
-    ItemLimits,
-    KeySchema,
-    Unstorable,
-    violation,
-)
-from consumer.core.rollup import MinuteRollup, rollup_from_item, rollup_item, rollup_sort_key
-from consumer.core.state import PageMinuteKey, PageMinuteState, SessionState
+from consumer.core.limits import Unstorable
 from consumer.sinks import SaveOutcome, StateStore
 
 # -- in-memory sinks ------------------------------------------------------------------------
@@ -75,12 +79,12 @@ class MemoryStore:
         for session_id in sessions:
             item = self.sessions.get(session_id)
             units += read_units(0 if item is None else item_bytes(item))
-            found_sessions[session_id] = None if item is None else items.session_from_item(item)
+            found_sessions[session_id] = None if item is None else session_from_item(item)
         found_pages: dict[PageMinuteKey, PageMinuteState | None] = {}
         for key in pages:
             page_item = self.pages.get((key.page, page_sort_key(key.minute, shard_id)))
             units += read_units(0 if page_item is None else item_bytes(page_item))
-            found_pages[key] = None if page_item is None else items.page_from_item(page_item)
+            found_pages[key] = None if page_item is None else page_from_item(page_item)
         keys = len(sessions) + len(pages)
         # BatchGetItem takes 100 keys a call (consumer.sinks.BATCH_GET_LIMIT).
         self.ledger.read("state reads", units, calls=-(-keys // 100))
@@ -110,7 +114,7 @@ class MemoryStore:
                 self.rollups[sort_key] = item
                 self._sizes[sized] = size
         for session in changes.sessions:
-            item = items.session_item(session, expires_at=0, updated_at=now)
+            item = session_item(session, expires_at=0, updated_at=now)
             stored = self.sessions.get(session.session_id)
             newer = (
                 stored is not None
@@ -127,7 +131,7 @@ class MemoryStore:
             elif why is not None:
                 refused.append(f"session {session.session_id}")
         for page in changes.pages:
-            item = items.page_item(page, expires_at=0, updated_at=now)
+            item = page_item(page, expires_at=0, updated_at=now)
             key = (item["page"], item["bucket_shard"])
             stored_page = self.pages.get(key)
             newer = stored_page is not None and stored_page["position"] > item["position"]
@@ -162,7 +166,7 @@ class MemoryStore:
         size = item_bytes(item)
         self.ledger.write(what, write_units(max(size, self._sizes.get(sized, 0))))
         if what == "page puts":
-            index_units = _index_units(stored_page, item, items.PAGE_INDEX_PROJECTION)
+            index_units = _index_units(stored_page, item, PAGE_INDEX_PROJECTION)
             if index_units:
                 self.ledger.write("page index writes", index_units, calls=0)
         self.accounting_seconds += time.perf_counter() - began

@@ -15,12 +15,13 @@ from clickstream.kernel import aws
 from clickstream.kernel.errors import ClickstreamError
 from clickstream.kernel.logging import configure_logging, get_logger
 from clickstream.kernel.retry import Backoff
+from clickstream.stores.alerts import AlertsTable
 from clickstream.stores.suppression import open_list
 from consumer.gc_policy import tune_for_processing
 from consumer.metrics import Metrics
 from consumer.processor import ClickstreamProcessor
 from consumer.settings import ConsumerSettings, load_settings
-from consumer.sinks import DynamoAlerts, DynamoStateStore, KclLeaseTable, S3Archive, Tables
+from consumer.sinks import DynamoStateStore, KclLeaseTable, S3Archive, Tables
 
 EXIT_BAD_SETTINGS = 2
 
@@ -58,7 +59,7 @@ def build_processor(settings: ConsumerSettings) -> ClickstreamProcessor:
         log=log,
     )
     alerts = (
-        DynamoAlerts(
+        AlertsTable(
             dynamodb,
             settings.alerts_table,
             raised_by=settings.worker_id,

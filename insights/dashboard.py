@@ -26,7 +26,7 @@ from clickstream.kernel.errors import ClickstreamError
 from clickstream.kernel.events import minute_key
 from clickstream.kernel.logging import get_logger
 from clickstream.kernel.pagekey import page_key
-from clickstream.stores.alerts import Rule
+from clickstream.stores.alerts import AlertsTable, Rule
 from insights import heatmap as maps
 from insights import live, query
 from insights.live_sources import ArchiveTail, PageMinutes, shard_lags
@@ -280,9 +280,7 @@ class Dashboard:
     def _alerts(self, first_minute: str) -> dict[str, Any]:
         if not self._sources.alerts_table:
             return {"alerts": []}
-        found = query.alerts(
-            self._sources.dynamodb,
-            self._sources.alerts_table,
+        found = AlertsTable(self._sources.dynamodb, self._sources.alerts_table).alerts(
             since=first_minute,
             rules=[rule.value for rule in Rule],
         )

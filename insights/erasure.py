@@ -16,10 +16,18 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from clickstream.kernel.aws import object_or_none
-from clickstream.kernel.dynamo import scan_table, to_dynamo
 from clickstream.kernel.logging import get_logger
 from clickstream.stores import archive_layout as layout
-from clickstream.stores.suppression import KINDS, SALT_KEY, entry_items, id_hash, read_salt
+from clickstream.stores.alerts import AlertsTable
+from clickstream.stores.sessions import SessionsTable
+from clickstream.stores.suppression import (
+    KINDS,
+    SALT_KEY,
+    SuppressionTable,
+    entry_items,
+    id_hash,
+    read_salt,
+)
 from insights import archive_views, sql
 from insights.archive import listed_keys, object_lines
 from insights.compaction import Compactor
@@ -39,31 +47,6 @@ from insights.lake_store import LakeStore
 from insights.sql import open_duckdb, quote, run_once
 
 log = get_logger(component="forget")
-
-
-class SuppressionWrites:
-    """The suppression table, as `forget` writes it: entries put, and taken back by
-    `--lift`."""
-
-    def __init__(self, dynamodb: Any, table: str, days: int) -> None:
-        self.dynamodb = dynamodb
-        self.table = table
-        self.days = days
-
-    def put(self, items: list[dict[str, Any]]) -> None:
-        for item in items:
-            self.dynamodb.put_item(TableName=self.table, Item=to_dynamo(item))
-
-    def lift(self, request: str, hashes: set[str]) -> int:
-        """Delete the entries a request put, and those of `hashes`: how many there were."""
-        listed = {
-            str(item["id_hash"])
-            for item in scan_table(self.dynamodb, self.table)
-            if item.get("request") == request or item["id_hash"] in hashes
-        }
-        for value in sorted(listed):
-            self.dynamodb.delete_item(TableName=self.table, Key={"id_hash": {"S": value}})
-        return len(listed)
 
 
 @dataclass
@@ -154,7 +137,7 @@ class Forgetter:
         sessions_table: str,
         alerts_table: str,
         lake_settings: Any,
-        suppression: SuppressionWrites | None = None,
+        suppression: SuppressionTable | None = None,
         settle_seconds: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -162,8 +145,8 @@ class Forgetter:
         self._dynamodb = dynamodb
         self._archive = archive
         self._bucket = BucketEdits(s3, archive.bucket)
-        self._sessions_table = sessions_table
-        self._alerts_table = alerts_table
+        self._sessions = SessionsTable(dynamodb, sessions_table)
+        self._alerts = AlertsTable(dynamodb, alerts_table)
         self._lake_settings = lake_settings
         self._suppression = suppression
         self._settle_seconds = settle_seconds
@@ -428,32 +411,18 @@ class Forgetter:
         run: Run,
     ) -> None:
         for session in sorted(sessions):
-            key = {"session_id": {"S": session}}
-            if run.dry_run:
-                held = "Item" in self._dynamodb.get_item(TableName=self._sessions_table, Key=key)
-            else:
-                answer = self._dynamodb.delete_item(
-                    TableName=self._sessions_table, Key=key, ReturnValues="ALL_OLD"
-                )
-                held = bool(answer.get("Attributes"))
+            # A dry run only looks; a run deletes, learning from the answer whether it held.
+            held = self._sessions.holds(session) if run.dry_run else self._sessions.delete(session)
             if held and hashed(salt, session) not in run.receipt.session_items:
                 run.receipt.session_items.append(hashed(salt, session))
         if not sessions:
             return
-        for item in scan_table(self._dynamodb, self._alerts_table):
-            if str(item.get("subject")) not in sessions:
-                continue
+        for item in self._alerts.naming(sessions):
             name = hashed(salt, f"{item['rule']}/{item['window_subject']}")
             if name not in run.receipt.alerts:
                 run.receipt.alerts.append(name)
             if not run.dry_run:
-                self._dynamodb.delete_item(
-                    TableName=self._alerts_table,
-                    Key={
-                        "rule": {"S": str(item["rule"])},
-                        "window_subject": {"S": str(item["window_subject"])},
-                    },
-                )
+                self._alerts.delete(str(item["rule"]), str(item["window_subject"]))
         if not run.dry_run:
             run.save()
 

@@ -19,10 +19,14 @@ from typing import Any, Generic, TypeVar
 from botocore.exceptions import ClientError
 
 from clickstream.kernel.aws import shard_ids
-from clickstream.kernel.dynamo import query_items
 from clickstream.kernel.events import minute_key
 from clickstream.stores.archive_layout import DEAD_LETTER_PREFIX, RAW_PREFIX, partition_path
-from clickstream.stores.page_stats import hidden_rows, minute_rollups, rollups_for_minute
+from clickstream.stores.page_stats import (
+    PageStatsTable,
+    hidden_rows,
+    minute_rollups,
+    rollups_for_minute,
+)
 from insights import live, progress
 from insights.archive import object_lines
 
@@ -173,28 +177,12 @@ class PageMinutes:
         first, last = min(minute for minute, _ in listed), max(minute for minute, _ in listed)
         with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
             found = pool.map(
-                lambda page: page_items_between(self._dynamodb, self._table, page, first, last),
+                lambda page: PageStatsTable(self._dynamodb, self._table).page_items_between(
+                    page, first, last
+                ),
                 pages,
             )
             return hidden_rows((item for items in found for item in items), listed)
-
-
-def page_items_between(
-    client: Any, table: str, page: str, first_minute: str, last_minute: str
-) -> list[dict[str, Any]]:
-    """One page's page-minute items (every shard's) from `first_minute` to `last_minute`:
-    one Query of the table's own key (page, then minute#shard)."""
-    return query_items(
-        client,
-        TableName=table,
-        KeyConditionExpression="page = :page AND bucket_shard BETWEEN :first AND :last",
-        ExpressionAttributeValues={
-            ":page": {"S": page},
-            ":first": {"S": first_minute + "#"},
-            # "$" sorts right after "#": every shard of the last minute, nothing after it.
-            ":last": {"S": last_minute + "$"},
-        },
-    )
 
 
 def shard_lags(kinesis: Any, dynamodb: Any, stream: str, lease_table: str) -> list[live.ShardLag]:

@@ -12,13 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from clickstream.kernel.dynamo import from_dynamo, query_items
 from clickstream.stores.page_stats import (
-    hidden_rows,
     is_rollup,
-    minute_rollups,
-    page_items_for_minute,
-    rollups_for_minute,
 )
 
 
@@ -57,19 +52,6 @@ def merge_pages(items: Iterable[Mapping[str, Any]]) -> list[PageTotals]:
     return sorted(rows, key=lambda row: (-row.views, -row.clicks, row.page))
 
 
-def minute_page_rows(client: Any, table: str, minute: str) -> list[dict[str, Any]]:
-    """A minute's page counters on every shard, each page counted once: the shards' live
-    rollups (one Query, current within seconds), and where a shard's rollup lists only its
-    busiest pages, that shard's other pages from their page-minute items (one query of the
-    `by-window` index, then the items: as current as `query pages` without a minute)."""
-    read = minute_rollups(rollups_for_minute(client, table, minute))
-    if not read.truncated:
-        return read.rows
-    shards = [shard for _, shard in read.truncated]
-    hidden = page_items_for_minute(client, table, minute, shards)
-    return read.rows + hidden_rows(hidden, read.truncated)
-
-
 def merge_page_minutes(items: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, int]]]:
     """page -> minute -> {views, clicks, sessions}, shards summed (the manifest's shape)."""
     merged: dict[str, dict[str, dict[str, int]]] = {}
@@ -80,41 +62,3 @@ def merge_page_minutes(items: Iterable[Mapping[str, Any]]) -> dict[str, dict[str
         for field in ("views", "clicks", "sessions"):
             bucket[field] += int(item.get(field, 0))
     return merged
-
-
-def session(client: Any, table: str, session_id: str) -> dict[str, Any] | None:
-    response = client.get_item(
-        TableName=table, Key={"session_id": {"S": session_id}}, ConsistentRead=True
-    )
-    item = response.get("Item")
-    return None if item is None else readable_session(from_dynamo(item))
-
-
-def readable_session(item: Mapping[str, Any]) -> dict[str, Any]:
-    """A session as its reader wants it: the binary attributes are the consumer's bookkeeping
-    (page sketch, first touches, recent event ids), already summed up in the counters."""
-    return {key: value for key, value in item.items() if not isinstance(value, bytes | bytearray)}
-
-
-def alerts(
-    client: Any, table: str, *, since: str | None = None, rules: Iterable[str]
-) -> list[dict[str, Any]]:
-    """Alerts of the given rules whose window is `since` (a minute) or later, oldest first.
-
-    One query per rule: the sort key starts with the window, so `since` is a key condition.
-    """
-    found: list[dict[str, Any]] = []
-    for rule in rules:
-        condition = "#rule = :rule"
-        values: dict[str, Any] = {":rule": {"S": rule}}
-        if since:
-            condition += " AND window_subject >= :since"
-            values[":since"] = {"S": since}
-        found += query_items(
-            client,
-            TableName=table,
-            KeyConditionExpression=condition,
-            ExpressionAttributeNames={"#rule": "rule"},
-            ExpressionAttributeValues=values,
-        )
-    return sorted(found, key=lambda item: (str(item["window"]), str(item["rule"])))

@@ -44,8 +44,8 @@ def forget(
     events. Idempotent: run it again after a failure and it finishes the job; the receipt
     (in the bucket, ids hashed) says what was removed."""
     from clickstream.cli.target import stack_target
-    from clickstream.stores.suppression import SuppressionSettings
-    from insights.erasure import Forgetter, SuppressionWrites
+    from clickstream.stores.suppression import SuppressionSettings, SuppressionTable
+    from insights.erasure import Forgetter
     from insights.forget import Person
     from insights.lake_store import s3_client
     from insights.settings import LakeSettings
@@ -77,9 +77,7 @@ def forget(
         sessions_table=str(target.outputs.sessions_table),
         alerts_table=str(target.outputs.alerts_table),
         lake_settings=LakeSettings(),
-        suppression=SuppressionWrites(dynamodb, listed.table, listed.days)
-        if listed.table
-        else None,
+        suppression=SuppressionTable(dynamodb, listed.table, listed.days) if listed.table else None,
         settle_seconds=listed.resolved_settle_seconds(),
     )
     if lift:

@@ -35,8 +35,7 @@ def query_pages(
     as_json: JsonFlag = False,
 ) -> None:
     """Top pages by views, summed over the shards' items (one minute, or all of them)."""
-    from clickstream.kernel import dynamo
-    from clickstream.stores.page_stats import page_minute_items
+    from clickstream.stores.page_stats import PageStatsTable
     from insights import query
 
     target = tables_target()
@@ -46,9 +45,9 @@ def query_pages(
             raise ConfigurationError(f"--minute {minute!r}: expected YYYY-MM-DDTHH:MM (UTC)")
         # The minute's live rollups (current within seconds), completed from the page-minute
         # items where a crowded shard's rollup lists only its busiest pages.
-        items = query.minute_page_rows(dynamodb, page_stats, minute)
+        items = PageStatsTable(dynamodb, page_stats).minute_rows(minute)
     else:
-        items = page_minute_items(dynamo.scan_table(dynamodb, page_stats))
+        items = PageStatsTable(dynamodb, page_stats).page_minute_items()
     rows = query.merge_pages(items)[:top]
     if as_json:
         print_json({"minute": minute, "pages": [row.as_dict() for row in rows]})
@@ -69,12 +68,12 @@ def query_session(
     session_id: Annotated[str, typer.Argument(help="The session id.")], as_json: JsonFlag = False
 ) -> None:
     """One session's totals: events, views, clicks, pages, entry and exit, duration."""
-    from insights import query
+    from clickstream.stores.sessions import SessionsTable
 
     target = tables_target()
     target.require("sessions_table")
     sessions = str(target.outputs.sessions_table)
-    found = query.session(target.client("dynamodb"), sessions, session_id)
+    found = SessionsTable(target.client("dynamodb"), sessions).readable(session_id)
     if found is None:
         raise ConfigurationError(f"no session {session_id!r} in {sessions}")
     if as_json:
@@ -120,8 +119,7 @@ def query_alerts(
 ) -> None:
     """Anomaly alerts, oldest first: rule, window, subject, observed value against the baseline
     or threshold."""
-    from clickstream.stores.alerts import Rule
-    from insights import query
+    from clickstream.stores.alerts import AlertsTable, Rule
 
     known = [member.value for member in Rule]
     unknown = [name for name in rule or [] if name not in known]
@@ -130,9 +128,7 @@ def query_alerts(
     target = tables_target()
     if not target.outputs.alerts_table:
         raise ConfigurationError("no alerts table: set CLICKSTREAM_ALERTS_TABLE (a stack output)")
-    rows = query.alerts(
-        target.client("dynamodb"),
-        target.outputs.alerts_table,
+    rows = AlertsTable(target.client("dynamodb"), target.outputs.alerts_table).alerts(
         since=since_minute(since, datetime.now(UTC)),
         rules=rule or known,
     )

@@ -76,10 +76,11 @@ class StackTarget:
         if missing:
             raise ConfigurationError(f"{', '.join(missing)} not set (the stack's outputs)")
 
-    def client(self, service: str, **options: Any) -> Any:
-        """A boto3 client of `service` for this stack."""
+    def client(self, service: str, *, region: str | None = None, **options: Any) -> Any:
+        """A boto3 client of `service` for this stack (`region` for a deployed one, else its
+        own or boto3's)."""
         if self.local is None:
-            return aws.client(service, region=self.region, **options)
+            return aws.client(service, region=region or self.region, **options)
         endpoint = self.local.kinesis_endpoint if service == "kinesis" else self.local.moto_endpoint
         return aws.local_client(service, endpoint, self.local.region, **options)
 

@@ -6,15 +6,21 @@ the dashboard and `query alerts` read them here.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
+from botocore.exceptions import ClientError
+
+from clickstream.kernel.dynamo import READ_BACKOFF, query_items, scan_table, to_dynamo
+from clickstream.kernel.logging import get_logger
+from clickstream.kernel.retry import Backoff, call_with_retries, error_code
 from clickstream.kernel.timestamps import from_iso_or_none, to_iso_ms
+from clickstream.stores.attributes import read_number, stored_number
+from clickstream.stores.guarded import REFUSED, WRITTEN, put_guarded
+from clickstream.stores.limits import KeySchema, violation
 
 
 class Rule(StrEnum):
@@ -66,11 +72,6 @@ PROGRESS_RULE: Final = "#progress"
 """Partition of the alerts table holding one progress item per shard (`#` starts no rule)."""
 
 
-def _number(value: float) -> Decimal | str:
-    # DynamoDB numbers cannot be infinite or NaN; such a value is kept as its text.
-    return Decimal(repr(value)) if math.isfinite(value) else repr(value)
-
-
 def alert_item(
     alert: Alert, *, raised_by: str, raised_at: datetime, expires_at: int
 ) -> dict[str, Any]:
@@ -79,25 +80,17 @@ def alert_item(
         "window_subject": alert.window_subject,
         "window": alert.window,
         "subject": alert.subject,
-        "observed": _number(alert.observed),
-        "threshold": _number(alert.threshold),
-        **({} if alert.baseline is None else {"baseline": _number(alert.baseline)}),
+        "observed": stored_number(alert.observed),
+        "threshold": stored_number(alert.threshold),
+        **({} if alert.baseline is None else {"baseline": stored_number(alert.baseline)}),
         "details": {
-            key: _number(value) if isinstance(value, float) else value
+            key: stored_number(value) if isinstance(value, float) else value
             for key, value in alert.details.items()
         },
         "raised_by": raised_by,
         "raised_at": to_iso_ms(raised_at),
         "expires_at": expires_at,
     }
-
-
-def _detail(value: object) -> float | int | str:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, int | float):
-        return value
-    return str(value)
 
 
 def alert_from_item(item: Mapping[str, Any]) -> Alert:
@@ -109,7 +102,7 @@ def alert_from_item(item: Mapping[str, Any]) -> Alert:
         observed=float(item["observed"]),
         baseline=None if baseline is None else float(baseline),
         threshold=float(item["threshold"]),
-        details={str(key): _detail(value) for key, value in item.get("details", {}).items()},
+        details={str(key): read_number(value) for key, value in item.get("details", {}).items()},
     )
 
 
@@ -157,3 +150,132 @@ def progress_from_item(item: Mapping[str, Any]) -> ShardProgress:
         ended=bool(item.get("ended", False)),
         caught_up_since=from_iso_or_none(item.get("caught_up_since")),
     )
+
+
+ALERTS_KEYS: Final = KeySchema(("rule",), ("window_subject",))
+
+
+class AlertsTable:
+    """Reads and writes of the alerts table: alerts raised once by conditional put, each
+    shard's progress, the readers' queries; everything else goes through it."""
+
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        *,
+        raised_by: str = "",
+        retention: timedelta = timedelta(days=30),
+        backoff: Backoff = READ_BACKOFF,
+        log: Any = None,
+    ) -> None:
+        self._client = client
+        self._table = table
+        self._raised_by = raised_by
+        self._retention = retention
+        self._backoff = backoff
+        self._log = log or get_logger(component="alerts")
+
+    def raise_once(self, alerts: Sequence[Alert], now: datetime) -> list[Alert]:
+        expires_at = int((now + self._retention).timestamp())
+        raised = []
+        for alert in alerts:
+            item = alert_item(
+                alert, raised_by=self._raised_by, raised_at=now, expires_at=expires_at
+            )
+            problem = violation(item, ALERTS_KEYS)
+            if problem:
+                self._log.error(
+                    "alert cannot be stored; not raised", rule=alert.rule.value, limit=problem
+                )
+                continue
+            if self._put_new(item):
+                raised.append(alert)
+        return raised
+
+    def _put_new(self, item: dict[str, Any]) -> bool:
+        answer = put_guarded(
+            self._client,
+            self._table,
+            item,
+            ALERT_WRITE_CONDITION,
+            None,
+            backoff=self._backoff,
+            log=self._log,
+        )
+        if answer not in (WRITTEN, REFUSED):
+            # An alert that cannot be stored is logged, not retried: counting goes on.
+            self._log.error(
+                "alert refused by DynamoDB; not raised",
+                rule=item.get("rule"),
+                window_subject=str(item.get("window_subject"))[:200],
+                error=answer,
+            )
+        return answer == WRITTEN
+
+    def report_progress(self, progress: ShardProgress, now: datetime) -> None:
+        arguments = progress_update(
+            progress, updated_at=now, expires_at=int((now + self._retention).timestamp())
+        )
+
+        request = {
+            **arguments,
+            "Key": to_dynamo(arguments["Key"]),
+            "ExpressionAttributeValues": to_dynamo(arguments["ExpressionAttributeValues"]),
+        }
+
+        def update() -> None:
+            try:
+                self._client.update_item(TableName=self._table, **request)
+            except ClientError as exc:
+                # An older watermark than the stored one (a replay, a zombie): keep the newer.
+                if error_code(exc) != "ConditionalCheckFailedException":
+                    raise
+
+        call_with_retries(
+            update, what="dynamodb:UpdateItem progress", backoff=self._backoff, log=self._log
+        )
+
+    def progress(self) -> list[ShardProgress]:
+        """Every shard's last report."""
+        rows = query_items(
+            self._client,
+            TableName=self._table,
+            KeyConditionExpression="#rule = :progress",
+            ExpressionAttributeNames={"#rule": "rule"},
+            ExpressionAttributeValues={":progress": {"S": PROGRESS_RULE}},
+            ConsistentRead=True,
+        )
+        return [progress_from_item(row) for row in rows]
+
+    def alerts(self, *, since: str | None = None, rules: Iterable[str]) -> list[dict[str, Any]]:
+        """Alerts of the given rules whose window is `since` (a minute) or later, oldest
+        first. One query per rule: the sort key starts with the window, so `since` is a key
+        condition."""
+        found: list[dict[str, Any]] = []
+        for rule in rules:
+            condition = "#rule = :rule"
+            values: dict[str, Any] = {":rule": {"S": rule}}
+            if since:
+                condition += " AND window_subject >= :since"
+                values[":since"] = {"S": since}
+            found += query_items(
+                self._client,
+                TableName=self._table,
+                KeyConditionExpression=condition,
+                ExpressionAttributeNames={"#rule": "rule"},
+                ExpressionAttributeValues=values,
+            )
+        return sorted(found, key=lambda item: (str(item["window"]), str(item["rule"])))
+
+    def naming(self, subjects: set[str]) -> list[dict[str, Any]]:
+        """Every alert whose subject is one of `subjects` (a scan: erasure's rare read)."""
+        return [
+            item
+            for item in scan_table(self._client, self._table)
+            if str(item.get("subject")) in subjects
+        ]
+
+    def delete(self, rule: str, window_subject: str) -> None:
+        key = {"rule": rule, "window_subject": window_subject}
+        self._client.delete_item(TableName=self._table, Key=to_dynamo(key))

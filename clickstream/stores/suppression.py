@@ -9,7 +9,8 @@ a guessed id. Each process holds the whole list in memory and reads it again eve
 `refresh_seconds`: a lookup is a hash per id, no call, and none at all while the list is
 empty (most deployments, most of the time).
 
-Pure: `Suppression` (the list as a value), `entry_items`; the edge is `SuppressionList`.
+Pure: `Suppression` (the list as a value), `entry_items`; the edges are `SuppressionList`
+(reads) and `SuppressionTable` (`forget`'s writes).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clickstream.kernel.aws import object_or_none
-from clickstream.kernel.dynamo import scan_table
+from clickstream.kernel.dynamo import scan_table, to_dynamo
 from clickstream.kernel.errors import ConfigurationError
 from clickstream.kernel.logging import get_logger
 
@@ -236,3 +237,28 @@ def open_list(
         bucket=bucket,
         refresh_seconds=listed.refresh_seconds,
     )
+
+
+class SuppressionTable:
+    """Writes of the suppression table, as `forget` makes them: entries put, and taken back
+    by `--lift` (the collector and the workers read it through `SuppressionList`)."""
+
+    def __init__(self, dynamodb: Any, table: str, days: int) -> None:
+        self.dynamodb = dynamodb
+        self.table = table
+        self.days = days
+
+    def put(self, items: list[dict[str, Any]]) -> None:
+        for item in items:
+            self.dynamodb.put_item(TableName=self.table, Item=to_dynamo(item))
+
+    def lift(self, request: str, hashes: set[str]) -> int:
+        """Delete the entries a request put, and those of `hashes`: how many there were."""
+        listed = {
+            str(item["id_hash"])
+            for item in scan_table(self.dynamodb, self.table)
+            if item.get("request") == request or item["id_hash"] in hashes
+        }
+        for value in sorted(listed):
+            self.dynamodb.delete_item(TableName=self.table, Key={"id_hash": {"S": value}})
+        return len(listed)

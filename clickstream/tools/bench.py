@@ -32,6 +32,8 @@ from amazon_kclpy.v3.processor import RecordProcessorBase
 from clickstream.kernel import aws
 from clickstream.kernel.dynamo import to_dynamo
 from clickstream.kernel.retry import Backoff
+from clickstream.stores.guarded import CONDITION_NAMES
+from clickstream.stores.sessions import SESSION_WRITE_CONDITION
 from clickstream.tools import aws_standin
 from clickstream.tools.bench_traffic import (
     Delivery,
@@ -41,7 +43,6 @@ from clickstream.tools.bench_traffic import (
     shard_traffic,
     traffic_seconds,
 )
-from consumer.core import items
 from consumer.core.billing import Ledger, dollars_per_million_events
 from consumer.core.pending import Cadences
 from consumer.gc_policy import processing_gc
@@ -202,8 +203,8 @@ def sdk_cpu_per_call(
             client.put_item(
                 TableName="bench",
                 Item=to_dynamo(item),
-                ConditionExpression=items.SESSION_WRITE_CONDITION,
-                ExpressionAttributeNames=items.CONDITION_NAMES,
+                ConditionExpression=SESSION_WRITE_CONDITION,
+                ExpressionAttributeNames=CONDITION_NAMES,
                 ExpressionAttributeValues=to_dynamo(
                     {":position": item["position"], ":shard": item["shard_id"]}
                 ),

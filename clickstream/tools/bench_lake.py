@@ -33,9 +33,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from clickstream.stores import archive_layout as layout
+from clickstream.stores.positions import Position
 from clickstream.tools.bench_traffic import profile_for_rate, steady_events
 from consumer.core.batch import archive_objects
-from consumer.core.positions import Position, PositionedEvent
+from consumer.core.positioned import PositionedEvent
 from producer.manifest import shard_index
 
 HOUR = datetime(2026, 11, 20, 10, tzinfo=UTC)

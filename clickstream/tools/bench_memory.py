@@ -21,11 +21,11 @@ from typing import Any
 import psutil
 from amazon_kclpy import kcl
 
+from clickstream.stores.page_stats import MinuteRollup, PageMinuteKey, PageMinuteState
+from clickstream.stores.sessions import SessionState
 from clickstream.tools.bench_traffic import profile_for_rate, steady_events
 from consumer.core.aggregate import Changes
 from consumer.core.batch import ArchiveObject
-from consumer.core.rollup import MinuteRollup
-from consumer.core.state import PageMinuteKey, PageMinuteState, SessionState
 from consumer.gc_policy import processing_gc
 from consumer.sinks import SaveOutcome
 from producer.run import outgoing

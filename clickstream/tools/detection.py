@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from clickstream.kernel.events import ClickEvent, minute_key
 from clickstream.kernel.retry import Backoff
 from clickstream.stores import alerts as alerts_store
-from clickstream.stores.alerts import Alert, Rule
+from clickstream.stores.alerts import Alert, AlertsTable, Rule
 from consumer.core.anomaly import (
     BotRules,
     PageRules,
@@ -44,7 +44,6 @@ from consumer.testing import (
     ScriptedDaemon,
     protocol_records,
 )
-from insights import query
 from producer.generator import Anomaly, DropSpec, SpikeSpec, TrafficGenerator, TrafficProfile
 from producer.manifest import shard_index
 from producer.run import outgoing
@@ -153,7 +152,7 @@ def wait_for_alerts(
     (the workers' page watches judge a minute some seconds after the stream passed it)."""
     deadline = time.monotonic() + timeout
     while True:
-        rows = query.alerts(dynamodb, table, rules=[rule.value for rule in Rule])
+        rows = AlertsTable(dynamodb, table).alerts(rules=[rule.value for rule in Rule])
         alerts = [alerts_store.alert_from_item(row) for row in rows]
         missed, _ = unmatched(anomalies, alerts)
         if not missed or time.monotonic() > deadline:

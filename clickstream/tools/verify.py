@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from clickstream.kernel import dynamo
-from clickstream.stores.page_stats import page_minute_items
+from clickstream.stores.page_stats import PageStatsTable
+from clickstream.stores.sessions import SessionsTable
 from insights import archive, query
 from producer.manifest import Manifest, PageMinuteTruth
 
@@ -78,8 +78,8 @@ def result_names(environment: Mapping[str, str]) -> dict[str, str]:
 
 def read_results(dynamodb: Any, s3: Any, names: Mapping[str, str]) -> Results:
     return Results(
-        sessions=dynamo.scan_table(dynamodb, names["sessions_table"]),
-        page_items=page_minute_items(dynamo.scan_table(dynamodb, names["page_stats_table"])),
+        sessions=SessionsTable(dynamodb, names["sessions_table"]).all_items(),
+        page_items=PageStatsTable(dynamodb, names["page_stats_table"]).page_minute_items(),
         archived=archive.archived_events(s3, names["archive_bucket"]),
         dead_letters=archive.dead_letters(s3, names["archive_bucket"]),
     )
@@ -144,7 +144,7 @@ def _check_sessions(
             continue
         for name in SESSION_FIELDS:
             if name == "distinct_pages" and item.get("distinct_pages_exact") is False:
-                # Past the exact bound the item holds an estimate (consumer.core.sketch).
+                # Past the exact bound the item holds an estimate (clickstream.stores.sketch).
                 if abs(int(item["distinct_pages"]) - truth.distinct_pages) > max(
                     2, truth.distinct_pages * DISTINCT_ESTIMATE_TOLERANCE
                 ):

@@ -23,15 +23,16 @@ from typing import Final
 from clickstream.kernel.events import EventType, minute_text
 from clickstream.kernel.fast_decode import FoldedEvent
 from clickstream.kernel.pagekey import page_key
-from consumer.core.cache import LruCache
-from consumer.core.positions import Position, PositionedEvent, where_hash
-from consumer.core.rollup import MinuteRollup
-from consumer.core.sketch import (
+from clickstream.stores.page_stats import MinuteRollup, PageMinuteKey, PageMinuteState
+from clickstream.stores.positions import Position
+from clickstream.stores.sessions import SessionState, ShardPosition
+from clickstream.stores.sketch import (
     MAX_RECENT_EVENT_IDS,
     MAX_TRACKED_PAGE_MINUTES,
     hash64,
 )
-from consumer.core.state import PageMinuteKey, PageMinuteState, SessionState, ShardPosition
+from consumer.core.cache import LruCache
+from consumer.core.positioned import PositionedEvent, where_hash
 
 MAX_STORED_TEXT_BYTES: Final = 512
 """Every free-text field a session item keeps (the user agent) is cut to this many bytes."""

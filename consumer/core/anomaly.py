@@ -26,7 +26,7 @@ from typing import Final, NamedTuple
 
 from clickstream.kernel.events import minute_key
 from clickstream.stores.alerts import Alert, Rule, ShardProgress
-from consumer.core.state import SessionState
+from clickstream.stores.sessions import SessionState
 
 MINUTE_FORMAT: Final = "%Y-%m-%dT%H:%M"
 """The format of `clickstream.kernel.events.minute_key`, the minute buckets counters use."""

@@ -25,7 +25,8 @@ from clickstream.stores.archive_layout import (
     partition_of_hour,
     partition_path,
 )
-from consumer.core.positions import Position, PositionedEvent
+from clickstream.stores.positions import Position
+from consumer.core.positioned import PositionedEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ consistent read costs one read unit per started 4 KB of each item read, an absen
 
 Item sizes here follow the guide: attribute names and string values by UTF-8 length, binary
 by length, a number about one byte per two significant digits plus one, a boolean or null
-one byte. (`consumer.core.limits.item_size` over-estimates numbers on purpose, to be safe
+one byte. (`clickstream.stores.limits.item_size` over-estimates numbers on purpose, to be safe
 against the 400 KB limit; billing wants the closer figure.)
 """
 

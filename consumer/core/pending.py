@@ -21,8 +21,9 @@ from datetime import datetime
 from typing import Generic, TypeVar
 
 from clickstream.stores.alerts import ShardProgress
+from clickstream.stores.positions import Position
 from consumer.core.batch import DeadLetter
-from consumer.core.positions import Position, PositionedEvent
+from consumer.core.positioned import PositionedEvent
 
 K = TypeVar("K")
 S = TypeVar("S")

@@ -19,9 +19,10 @@ from typing import Any
 
 from clickstream.kernel.events import DeadLetterReason, InvalidEvent, carried_refusal
 from clickstream.kernel.fast_decode import decode_consumed
+from clickstream.stores.positions import Position
 from clickstream.stores.suppression import Suppression
 from consumer.core.batch import DeadLetter
-from consumer.core.positions import Position, PositionedEvent, place_hash
+from consumer.core.positioned import PositionedEvent, place_hash
 
 
 @dataclass(frozen=True, slots=True)

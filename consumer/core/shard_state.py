@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from clickstream.stores.page_stats import PageMinuteKey, PageMinuteState
+from clickstream.stores.positions import Position
+from clickstream.stores.sessions import SessionState
 from consumer.core.aggregate import ShardAggregator
 from consumer.core.pending import CommitWindow, DirtyStates
-from consumer.core.positions import Position
-from consumer.core.state import PageMinuteKey, PageMinuteState, SessionState
 
 
 def _totals() -> dict[str, int]:

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from clickstream.kernel.events import DeadLetterReason, InvalidEvent
+from clickstream.stores.page_stats import PageMinuteKey
+from clickstream.stores.positions import Position
 from consumer.core.aggregate import Changes, ShardAggregator
 from consumer.core.batch import DeadLetter
 from consumer.core.limits import Unstorable
-from consumer.core.positions import Position, PositionedEvent
-from consumer.core.state import PageMinuteKey
+from consumer.core.positioned import PositionedEvent
 
 
 @dataclass(frozen=True, slots=True)

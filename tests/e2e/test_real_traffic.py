@@ -23,7 +23,9 @@ from clickstream.kernel import aws, dynamo
 from clickstream.kernel.events import ClickEvent, EventType
 from clickstream.kernel.pagekey import MAX_PAGE_KEY_BYTES
 from clickstream.local.workers import LocalWorker
-from consumer.core.limits import MAX_ITEM_BYTES, item_size
+from clickstream.stores.alerts import AlertsTable
+from clickstream.stores.limits import MAX_ITEM_BYTES, item_size
+from clickstream.stores.sessions import SessionsTable
 from consumer.processor import LEASE_LOST
 from insights import query
 from producer.batching import batches
@@ -133,7 +135,7 @@ def test_long_urls_a_crawler_and_resent_events_never_stop_a_shard(
     assert len(long_keys) == 1
     assert len(long_keys[0].encode()) <= MAX_PAGE_KEY_BYTES
     # AND the crawler is stored within DynamoDB's limits and flagged by the bot rule
-    crawler = query.session(e2e.dynamodb, e2e.names["sessions_table"], "crawler-1")
+    crawler = SessionsTable(e2e.dynamodb, e2e.names["sessions_table"]).readable("crawler-1")
     assert crawler is not None
     assert crawler["events"] == 2_500
     assert crawler["distinct_pages_exact"] is False
@@ -141,7 +143,9 @@ def test_long_urls_a_crawler_and_resent_events_never_stop_a_shard(
         TableName=e2e.names["sessions_table"], Key={"session_id": {"S": "crawler-1"}}
     )["Item"]
     assert item_size(raw) < MAX_ITEM_BYTES / 4
-    alerts = query.alerts(e2e.dynamodb, e2e.state.outputs["AlertsTableName"], rules=["bot_session"])
+    alerts = AlertsTable(e2e.dynamodb, e2e.state.outputs["AlertsTableName"]).alerts(
+        rules=["bot_session"]
+    )
     assert "crawler-1" in {alert["subject"] for alert in alerts}
 
 

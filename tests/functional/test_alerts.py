@@ -24,19 +24,19 @@ from clickstream.kernel.logging import get_logger
 from clickstream.kernel.retry import Backoff, GaveUp
 from clickstream.local.stack import LocalStackState
 from clickstream.stores import alerts as alerts_store
-from clickstream.stores.alerts import Rule, ShardProgress
+from clickstream.stores.alerts import AlertsTable, Rule, ShardProgress
+from clickstream.stores.page_stats import PageMinuteState
+from clickstream.stores.positions import Position
+from clickstream.stores.sessions import SessionsTable
 from consumer.core.aggregate import Changes
 from consumer.core.anomaly import PageRules
 from consumer.core.pending import Cadences
-from consumer.core.positions import Position
-from consumer.core.state import PageMinuteState
 from consumer.failures import EXIT_FLUSH_FAILED
 from consumer.metrics import Metrics
 from consumer.page_watch import MAX_MINUTE_ATTEMPTS, PageWatch
 from consumer.processor import ClickstreamProcessor
-from consumer.sinks import DynamoAlerts, DynamoStateStore, S3Archive, SaveOutcome, Tables
+from consumer.sinks import DynamoStateStore, S3Archive, SaveOutcome, Tables
 from consumer.testing import PassThroughStore
-from insights import query
 from producer.generator import TrafficProfile, generate
 from tests.support.protocol import ScriptedDaemon, protocol_records
 
@@ -73,8 +73,8 @@ def fresh_alerts_table(dynamodb: Any) -> str:
     return name
 
 
-def alerts_sink(dynamodb: Any, table: str, worker: str) -> DynamoAlerts:
-    return DynamoAlerts(
+def alerts_sink(dynamodb: Any, table: str, worker: str) -> AlertsTable:
+    return AlertsTable(
         dynamodb,
         table,
         raised_by=worker,
@@ -153,20 +153,20 @@ def test_a_bot_alert_is_raised_once_through_a_crash_and_a_replay(
     replay.run(second)
 
     # THEN each bot has exactly one alert, from whichever worker put it first
-    raised = query.alerts(dynamodb, table, rules=[Rule.BOT_SESSION.value])
+    raised = AlertsTable(dynamodb, table).alerts(rules=[Rule.BOT_SESSION.value])
     assert sorted(row["subject"] for row in raised) == sorted(bots)
     for row in raised:
         assert row["observed"] >= 0.5
         assert row["details"]["signals"]
     # AND the sessions carry their score and the mark that the alert is out
     for bot in bots:
-        session = query.session(dynamodb, outputs["SessionsTableName"], bot)
+        session = SessionsTable(dynamodb, outputs["SessionsTableName"]).readable(bot)
         assert session is not None
         assert session["bot_alerted"] is True
         assert session["bot_score"] >= 0.5
     people = [e.session_id for e in events if not e.session_id.startswith("bot-")][:50]
     for person in people:
-        session = query.session(dynamodb, outputs["SessionsTableName"], person)
+        session = SessionsTable(dynamodb, outputs["SessionsTableName"]).readable(person)
         assert session is not None
         assert session["bot_alerted"] is False
     # AND the first alert is the crashed worker's (the replay's put of it was refused), the
@@ -277,7 +277,7 @@ def test_two_workers_page_watches_raise_each_page_alert_once(
     assert [(a.rule, a.window, a.subject) for a in raised_first] == expected
     assert raised_second == []
     assert first.detector.next_minute == second.detector.next_minute == minute(20)
-    stored = query.alerts(dynamodb, alerts_table, rules=[rule.value for rule in Rule])
+    stored = AlertsTable(dynamodb, alerts_table).alerts(rules=[rule.value for rule in Rule])
     assert [(row["rule"], row["window"], row["subject"]) for row in stored] == [
         (rule.value, window, subject) for rule, window, subject in expected
     ]

@@ -22,11 +22,16 @@ from clickstream.kernel.errors import InsightsError
 from clickstream.kernel.events import ClickEvent
 from clickstream.local.stack import LocalStackState
 from clickstream.stores.alerts import Alert, Rule, alert_item
+from clickstream.stores.page_stats import (
+    MinuteRollup,
+    PageMinuteState,
+    PageStatsTable,
+    page_item,
+    rollup_item,
+)
+from clickstream.stores.positions import Position
 from consumer.core.batch import archive_objects
-from consumer.core.items import page_item
-from consumer.core.positions import Position, PositionedEvent
-from consumer.core.rollup import MinuteRollup, rollup_item
-from consumer.core.state import PageMinuteState
+from consumer.core.positioned import PositionedEvent
 from insights import archive_views, query, sql
 from insights.dashboard import Dashboard, Sources
 from insights.live_sources import ArchiveTail
@@ -454,7 +459,7 @@ def test_query_pages_of_a_minute_counts_a_page_a_crawler_pushed_out_of_a_rollup(
     # GIVEN a minute where a crawler pushed /pricing out of one shard's rollup
     dynamodb, table, minute = crowded_minute(local_stack)
     # WHEN `query pages --minute` reads it
-    rows = query.merge_pages(query.minute_page_rows(dynamodb, table, minute))
+    rows = query.merge_pages(PageStatsTable(dynamodb, table).minute_rows(minute))
     # THEN /pricing leads with every count, the crowded shard's click included
     assert rows[0].as_dict() == {
         "page": "/pricing",

@@ -26,9 +26,9 @@ import pytest
 from clickstream.kernel import aws
 from clickstream.kernel.events import ClickEvent, DeadLetterReason, InvalidEvent, decode_event
 from clickstream.local.stack import LocalStackState
+from clickstream.stores.positions import Position
 from clickstream.stores.suppression import SuppressionList
 from consumer.core.batch import DeadLetter, archive_objects
-from consumer.core.positions import Position
 from insights import archive_views, sql
 from insights.compaction import Compactor
 from insights.settings import LakeSettings

@@ -23,7 +23,8 @@ from clickstream.kernel.events import ClickEvent
 from clickstream.kernel.pagekey import page_key
 from clickstream.local.stack import LocalStackState
 from clickstream.stores import archive_layout as layout
-from consumer.core.positions import Position, PositionedEvent
+from clickstream.stores.positions import Position
+from consumer.core.positioned import PositionedEvent
 from insights import archive_views, lake, sql
 from insights.compaction import Compactor
 from insights.lake_store import LakeStore

@@ -20,13 +20,16 @@ from clickstream.kernel import aws, dynamo
 from clickstream.kernel.logging import get_logger
 from clickstream.kernel.retry import Backoff
 from clickstream.local.stack import LocalStackState
-from clickstream.stores.page_stats import ROLLUP_PAGE, page_minute_items
+from clickstream.stores.page_stats import (
+    ROLLUP_PAGE,
+    MinuteRollup,
+    PageMinuteState,
+    page_minute_items,
+)
+from clickstream.stores.positions import Position
 from clickstream.tools.verify import Results, verify
 from consumer.core.aggregate import Changes
 from consumer.core.pending import Cadences
-from consumer.core.positions import Position
-from consumer.core.rollup import MinuteRollup
-from consumer.core.state import PageMinuteState
 from consumer.failures import EXIT_FLUSH_FAILED
 from consumer.processor import ClickstreamProcessor
 from consumer.sinks import DynamoStateStore, KclLeaseTable, S3Archive, SaveOutcome, Tables

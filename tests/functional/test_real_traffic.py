@@ -20,7 +20,7 @@ import pytest
 
 from clickstream.kernel.events import ClickEvent, DeadLetterReason, EventType
 from clickstream.kernel.retry import Backoff, GaveUp
-from consumer.core.limits import ItemLimits
+from clickstream.stores.limits import ItemLimits
 from consumer.core.pending import Cadences
 from consumer.failures import EXIT_FLUSH_FAILED
 from consumer.metrics import METRIC_NAMES, Metrics
@@ -350,7 +350,7 @@ class _Log:
 def test_unprocessed_keys_are_asked_again_with_backoff_and_a_deadline() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from consumer.core.state import PageMinuteKey
+    from clickstream.stores.page_stats import PageMinuteKey
     from consumer.sinks import DynamoStateStore, Tables
 
     def store(client: Any, deadline: float) -> DynamoStateStore:

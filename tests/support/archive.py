@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from clickstream.kernel.events import ClickEvent, InvalidEvent, decode_event
+from clickstream.stores.positions import Position
 from consumer.core.batch import DeadLetter, archive_objects
-from consumer.core.positions import Position, PositionedEvent
+from consumer.core.positioned import PositionedEvent
 from producer.generator import TrafficProfile, generate
 from producer.malformed import MalformedRecord
 from producer.manifest import Manifest, build_manifest, shard_index

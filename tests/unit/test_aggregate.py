@@ -12,10 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clickstream.kernel.events import ClickEvent, EventType, minute_key
+from clickstream.stores.page_stats import PageMinuteKey
+from clickstream.stores.positions import Position
+from clickstream.stores.sessions import ShardPosition
 from consumer.core.aggregate import ShardAggregator
 from consumer.core.cache import LruCache
-from consumer.core.positions import Position, PositionedEvent, place_hash, where_hash
-from consumer.core.state import PageMinuteKey, ShardPosition
+from consumer.core.positioned import PositionedEvent, place_hash, where_hash
 from producer.generator import TrafficProfile, generate
 from producer.manifest import build_manifest
 

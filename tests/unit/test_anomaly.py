@@ -15,6 +15,9 @@ from hypothesis import strategies as st
 
 from clickstream.kernel.events import ClickEvent, EventType, minute_key
 from clickstream.stores.alerts import Alert, Rule, ShardProgress
+from clickstream.stores.positions import Position
+from clickstream.stores.sessions import SessionState, ShardPosition, session_from_item, session_item
+from clickstream.stores.sketch import MAX_TRACKED_PAGE_MINUTES, hash64
 from consumer.core.aggregate import apply_to_session
 from consumer.core.anomaly import (
     BotRules,
@@ -29,11 +32,8 @@ from consumer.core.anomaly import (
     score_sessions,
     stream_watermark,
 )
-from consumer.core.items import session_from_item, session_item
 from consumer.core.pending import ProgressReports
-from consumer.core.positions import Position, where_hash
-from consumer.core.sketch import MAX_TRACKED_PAGE_MINUTES, hash64
-from consumer.core.state import SessionState, ShardPosition
+from consumer.core.positioned import where_hash
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 LATENESS = timedelta(seconds=60)

@@ -8,7 +8,8 @@ from decimal import Decimal
 
 from clickstream.kernel.paths import DEFAULT_TEMPLATE
 from clickstream.local.template import load_template
-from consumer.core import items
+from clickstream.stores.page_stats import PAGE_INDEX_PROJECTION, PageMinuteState
+from clickstream.stores.positions import Position
 from consumer.core.aggregate import Changes
 from consumer.core.billing import (
     Ledger,
@@ -18,8 +19,6 @@ from consumer.core.billing import (
     read_units,
     write_units,
 )
-from consumer.core.positions import Position
-from consumer.core.state import PageMinuteState
 from consumer.testing import MemoryStore
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -64,4 +63,4 @@ def test_the_index_projection_billed_is_the_templates() -> None:
     table = load_template(DEFAULT_TEMPLATE)["Resources"]["PageStatsTable"]["Properties"]
     (index,) = table["GlobalSecondaryIndexes"]
     assert index["IndexName"] == "by-window"
-    assert index["Projection"]["ProjectionType"] == items.PAGE_INDEX_PROJECTION
+    assert index["Projection"]["ProjectionType"] == PAGE_INDEX_PROJECTION

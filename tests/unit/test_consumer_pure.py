@@ -22,12 +22,10 @@ from clickstream.kernel.events import ClickEvent, DeadLetterReason, EventType, I
 from clickstream.kernel.retry import Backoff, GaveUp, call_with_retries, is_transient
 from clickstream.stores import alerts as alerts_store
 from clickstream.stores.alerts import Alert, Rule, ShardProgress
-from consumer import properties
-from consumer.core import items
-from consumer.core.batch import DeadLetter, archive_objects
-from consumer.core.pending import Cadences, CommitWindow, DirtyStates
-from consumer.core.positions import Position, PositionedEvent
-from consumer.core.sketch import (
+from clickstream.stores.page_stats import PageMinuteState, page_from_item, page_item
+from clickstream.stores.positions import Position
+from clickstream.stores.sessions import SessionState, ShardPosition, session_from_item, session_item
+from clickstream.stores.sketch import (
     DistinctCounter,
     hash64,
     place_of,
@@ -35,7 +33,10 @@ from consumer.core.sketch import (
     recent_to_bytes,
     touches_from_bytes,
 )
-from consumer.core.state import PageMinuteState, SessionState, ShardPosition
+from consumer import properties
+from consumer.core.batch import DeadLetter, archive_objects
+from consumer.core.pending import Cadences, CommitWindow, DirtyStates
+from consumer.core.positioned import PositionedEvent
 from consumer.metrics import Metrics
 from consumer.settings import ConsumerSettings, unknown_settings
 from insights import progress, query
@@ -164,10 +165,10 @@ class TestItems:
             bot_score=0.25,
             bot_alerted=True,
         )
-        item = items.session_item(state, expires_at=123, updated_at=AT)
+        item = session_item(state, expires_at=123, updated_at=AT)
         assert item["duration_seconds"] == 5
         assert item["distinct_pages"] == 2
-        assert items.session_from_item(item) == state
+        assert session_from_item(item) == state
 
     def test_bookkeeping_written_in_the_first_format_reads_as_the_same_places(self) -> None:
         # GIVEN an item of a worker before places were cut to 32 bits (16- and 20-byte records)
@@ -181,9 +182,9 @@ class TestItems:
 
     def test_a_page_item_round_trips_and_carries_its_index_key(self) -> None:
         state = PageMinuteState("/p", "2026-11-23T09:59", "shardId-1", Position(5), 2, 3, 1)
-        item = items.page_item(state, expires_at=1, updated_at=AT)
+        item = page_item(state, expires_at=1, updated_at=AT)
         assert item["bucket_shard"] == item["window_shard"] == "2026-11-23T09:59#shardId-1"
-        assert items.page_from_item(item) == state
+        assert page_from_item(item) == state
 
     def test_an_alert_item_round_trips_and_is_keyed_by_rule_window_and_subject(self) -> None:
         alert = Alert(
@@ -235,7 +236,7 @@ class TestItems:
 
     def test_an_item_without_a_position_is_never_written(self) -> None:
         with pytest.raises(ValueError, match="no position"):
-            items.page_item(PageMinuteState("/", "m", "s"), expires_at=1, updated_at=AT)
+            page_item(PageMinuteState("/", "m", "s"), expires_at=1, updated_at=AT)
 
 
 class TestSettings:
@@ -460,7 +461,7 @@ class TestMetrics:
 
 
 def test_a_session_read_for_people_leaves_out_the_binary_bookkeeping() -> None:
-    from insights.query import readable_session
+    from clickstream.stores.sessions import readable_session
 
     item = {"session_id": "s", "events": 3, "pages": b"\x01", "first_touches": b"\x02"}
     assert readable_session(item) == {"session_id": "s", "events": 3}

@@ -68,9 +68,9 @@ def tree_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("insights/query.py", "import consumer.sinks", "The house"),
         ("collector/intake.py", "import producer.sender", "The house"),
         ("consumer/page_watch.py", "import clickstream.cli.common", "The house"),
-        ("consumer/core/items.py", "import boto3", "core is pure"),
+        ("consumer/core/limits.py", "import boto3", "core is pure"),
         ("consumer/core/batch.py", "import consumer.sinks", "edges"),
-        ("consumer/core/positions.py", "import consumer.core.state", "cycles"),
+        ("consumer/core/positioned.py", "import consumer.core.aggregate", "cycles"),
     ],
 )
 def test_each_contract_fails_on_an_import_that_breaks_it(

@@ -9,21 +9,15 @@ from hypothesis import strategies as st
 
 from clickstream.kernel.events import ClickEvent, EventType
 from clickstream.stores import alerts as alerts_store
-from clickstream.stores.alerts import Alert, Rule
-from consumer.core import items
+from clickstream.stores.alerts import ALERTS_KEYS, Alert, Rule
+from clickstream.stores.limits import MAX_ITEM_BYTES, ItemLimits, item_size, violation
+from clickstream.stores.page_stats import PAGE_STATS_KEYS, page_item
+from clickstream.stores.positions import Position
+from clickstream.stores.sessions import SESSIONS_KEYS, session_item
 from consumer.core.aggregate import ShardAggregator
 from consumer.core.anomaly import BotRules, assess_session, bot_alert
-from consumer.core.limits import (
-    ALERTS_KEYS,
-    MAX_ITEM_BYTES,
-    PAGE_STATS_KEYS,
-    SESSIONS_KEYS,
-    ItemLimits,
-    item_size,
-    surely_fits,
-    violation,
-)
-from consumer.core.positions import Position, PositionedEvent
+from consumer.core.limits import surely_fits
+from consumer.core.positioned import PositionedEvent
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 SHARD = "shardId-000000000042"
@@ -39,13 +33,13 @@ def items_of(events: list[ClickEvent]) -> list[tuple[dict[str, object], object]]
     changes = aggregator.apply(positioned, Position(len(events)))
     written: list[tuple[dict[str, object], object]] = []
     for session in changes.sessions:
-        written.append((items.session_item(session, 2_000_000_000, START), SESSIONS_KEYS))
+        written.append((session_item(session, 2_000_000_000, START), SESSIONS_KEYS))
         assessment = assess_session(session, BotRules(min_events=1))
         alert = bot_alert(session, assessment, BotRules(min_events=1, alert_score=0.01))
         if alert is not None:
             written.append((alert_item(alert), ALERTS_KEYS))
     for page in changes.pages:
-        written.append((items.page_item(page, 2_000_000_000, START), PAGE_STATS_KEYS))
+        written.append((page_item(page, 2_000_000_000, START), PAGE_STATS_KEYS))
         spike = Alert(Rule.PAGE_SPIKE, page.page, page.minute, 1e9, 1.0, 4.0, {"z": 1e9})
         written.append((alert_item(spike), ALERTS_KEYS))
     return written
@@ -146,7 +140,7 @@ def test_the_quick_size_judgement_never_passes_a_session_the_full_check_refuses(
         aggregator.remember({}, dict.fromkeys(aggregator.missing([item])[1]))
         changes = aggregator.apply([item], Position(n + 1))
         (session,) = changes.sessions
-        size = item_size(items.session_item(session, 0, at))
+        size = item_size(session_item(session, 0, at))
         # THEN whenever the quick judgement says it fits, it does, with room to spare
         for limit in (2_000, 5_000, 10_000):
             if surely_fits(session, ItemLimits(item_bytes=limit)):

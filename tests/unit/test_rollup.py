@@ -5,22 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from clickstream.stores.page_stats import (
+    MAX_ROLLUP_PAGES,
+    MinuteRollup,
+    PageMinuteState,
     hidden_rows,
     is_rollup,
     listed_when_truncated,
     minute_rollups,
     page_minute_items,
-    rollup_rows,
-)
-from consumer.core.positions import Position
-from consumer.core.rollup import (
-    MAX_ROLLUP_PAGES,
-    LiveRollups,
-    MinuteRollup,
     rollup_from_item,
     rollup_item,
+    rollup_rows,
 )
-from consumer.core.state import PageMinuteState
+from clickstream.stores.positions import Position
+from consumer.core.rollup import LiveRollups
 
 MINUTE = "2026-11-24T09:00"
 SHARD = "shardId-000000000001"

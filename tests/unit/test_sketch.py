@@ -1,10 +1,10 @@
-"""Compact session bookkeeping (consumer.core.sketch): exact, then estimated, and bounded."""
+"""Compact session bookkeeping (clickstream.stores.sketch): exact, then estimated, and bounded."""
 
 from __future__ import annotations
 
 import pytest
 
-from consumer.core.sketch import (
+from clickstream.stores.sketch import (
     EXACT_DISTINCT_PAGES,
     HLL_REGISTERS,
     DistinctCounter,

@@ -1,0 +1,259 @@
+"""The sessions table: one item per session, read by its id. A session lives on one shard
+(the stream's partition key is the session id), so the worker that holds the shard keeps
+the session's whole state (`SessionState`) and writes it whole with the position guard
+(`clickstream.stores.guarded`); a reshard moves it to a child shard, whose positions start
+over (`SESSION_WRITE_CONDITION`). The binary attributes are the workers' bookkeeping (the
+page sketch, first touches, recent event ids: `clickstream.stores.sketch`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Final
+
+from clickstream.kernel.dynamo import from_dynamo, scan_table, to_dynamo
+from clickstream.kernel.retry import Backoff
+from clickstream.kernel.timestamps import from_iso_or_none
+from clickstream.stores.attributes import stored_bytes, stored_time, stored_update_time
+from clickstream.stores.guarded import put_guarded
+from clickstream.stores.limits import KeySchema
+from clickstream.stores.positions import Position
+from clickstream.stores.sketch import (
+    DistinctCounter,
+    RecentIds,
+    Touches,
+    recent_from_bytes,
+    recent_to_bytes,
+    touches_from_bytes,
+    touches_to_bytes,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ShardPosition:
+    """Where a record sits: its shard and its position there."""
+
+    shard_id: str
+    position: Position
+
+
+@dataclass(slots=True)
+class SessionState:
+    session_id: str
+    written_by: ShardPosition | None = None
+    """The shard and position of the last record this state includes (None: nothing yet)."""
+    events: int = 0
+    page_views: int = 0
+    clicks: int = 0
+    scrolls: int = 0
+    custom: int = 0
+    first_seen: datetime | None = None
+    first_event_id: str = ""
+    entry_page: str | None = None
+    last_seen: datetime | None = None
+    last_event_id: str = ""
+    exit_page: str | None = None
+    user_agent: str | None = None
+    pages: DistinctCounter = field(default_factory=DistinctCounter)
+    """Distinct page keys: exact up to a bound, estimated beyond (`clickstream.stores.sketch`)."""
+    first_touches: Touches = field(default_factory=dict)
+    """(minute, page) -> where the session first touched that page in that minute (hashed)."""
+    touches_per_minute: dict[int, int] = field(default_factory=dict, compare=False, repr=False)
+    """Minute -> how many of `first_touches` are in it: derived (from `first_touches` when
+    the state is made, then kept by `apply_to_session`), never stored; the bot rule's busiest
+    minute reads it instead of counting the touches at every delivery."""
+    recent_ids: RecentIds = field(default_factory=dict)
+    """The session's most recent event ids -> where each was first seen (hashed)."""
+    previous_at: datetime | None = None
+    """Time of the event applied last (arrival order): the start of the next gap."""
+    gap_count: int = 0
+    gap_mean: float = 0.0
+    gap_m2: float = 0.0
+    """Running mean and sum of squared differences (Welford) of the gaps between events."""
+    bot_score: float = 0.0
+    bot_alerted: bool = False
+    """A bot alert was raised for this session (it is raised once)."""
+
+    def __post_init__(self) -> None:
+        if self.first_touches and not self.touches_per_minute:
+            per_minute = self.touches_per_minute
+            for minute, _ in self.first_touches:
+                per_minute[minute] = per_minute.get(minute, 0) + 1
+
+    @property
+    def duration_seconds(self) -> float:
+        if self.first_seen is None or self.last_seen is None:
+            return 0.0
+        return (self.last_seen - self.first_seen).total_seconds()
+
+    @property
+    def gap_variation(self) -> float:
+        """Coefficient of variation of the gaps between events (0: a metronome)."""
+        if self.gap_count < 2 or self.gap_mean <= 0:
+            return 0.0 if self.gap_count >= 2 else float("inf")
+        return math.sqrt(self.gap_m2 / (self.gap_count - 1)) / self.gap_mean
+
+    def includes(self, shard_id: str, position: Position) -> bool:
+        """Whether the record at this spot is already counted in this state."""
+        return (
+            self.written_by is not None
+            and self.written_by.shard_id == shard_id
+            and position <= self.written_by.position
+        )
+
+
+SESSIONS_KEYS: Final = KeySchema(("session_id",))
+
+
+SESSION_WRITE_CONDITION: Final = (
+    "attribute_not_exists(#position) OR #shard <> :shard OR #position <= :position"
+)
+"""A session moves to a child shard after a reshard; positions only compare within a shard."""
+
+
+def session_item(state: SessionState, expires_at: int, updated_at: datetime) -> dict[str, Any]:
+    if state.written_by is None:
+        raise ValueError(f"session {state.session_id} has no position to write")
+    pages = state.pages
+    item: dict[str, Any] = {
+        "session_id": state.session_id,
+        "shard_id": state.written_by.shard_id,
+        "position": state.written_by.position.encode(),
+        "events": state.events,
+        "page_views": state.page_views,
+        "clicks": state.clicks,
+        "scrolls": state.scrolls,
+        "custom": state.custom,
+        "first_event_id": state.first_event_id,
+        "last_event_id": state.last_event_id,
+        "duration_seconds": Decimal(str(state.duration_seconds)),
+        "distinct_pages": pages.count(),
+        "gap_count": state.gap_count,
+        # Floats go through their shortest repr, so a state read back is the state written.
+        "gap_mean": Decimal(repr(state.gap_mean)),
+        "gap_m2": Decimal(repr(state.gap_m2)),
+        "bot_score": Decimal(repr(state.bot_score)),
+        "bot_alerted": state.bot_alerted,
+        "updated_at": stored_update_time(updated_at),
+        "expires_at": expires_at,
+    }
+    # What is unknown or implied is left out (added one by one: a session item is built
+    # for every write of a session, and filtering a whole dict of Nones cost more).
+    if state.first_seen is not None:
+        item["first_seen"] = stored_time(state.first_seen)
+    if state.last_seen is not None:
+        item["last_seen"] = stored_time(state.last_seen)
+    if state.entry_page is not None:
+        item["entry_page"] = state.entry_page
+    if state.exit_page is not None:
+        item["exit_page"] = state.exit_page
+    if state.user_agent is not None:
+        item["user_agent"] = state.user_agent
+    # Left out while exact (the common case): readers take an absent flag as exact.
+    if not pages.exact:
+        item["distinct_pages_exact"] = False
+    # Hashed, fixed-size records in binary attributes (clickstream.stores.sketch); empty ones
+    # are left out.
+    page_hashes = pages.to_bytes()
+    if page_hashes:
+        item["pages"] = page_hashes
+    if state.first_touches:
+        item["first_touches"] = touches_to_bytes(state.first_touches)
+    if state.recent_ids:
+        item["recent_event_ids"] = recent_to_bytes(state.recent_ids)
+    # Left out when it is the last event's time (records in order, the common case).
+    if state.previous_at is not None and state.previous_at != state.last_seen:
+        item["previous_at"] = stored_time(state.previous_at)
+    return item
+
+
+def session_from_item(item: Mapping[str, Any]) -> SessionState:
+    first_seen = item.get("first_seen")
+    last_seen = item.get("last_seen")
+    return SessionState(
+        session_id=str(item["session_id"]),
+        written_by=ShardPosition(str(item["shard_id"]), Position.decode(str(item["position"]))),
+        events=int(item.get("events", 0)),
+        page_views=int(item.get("page_views", 0)),
+        clicks=int(item.get("clicks", 0)),
+        scrolls=int(item.get("scrolls", 0)),
+        custom=int(item.get("custom", 0)),
+        first_seen=from_iso_or_none(first_seen),
+        first_event_id=str(item.get("first_event_id", "")),
+        entry_page=item.get("entry_page"),
+        last_seen=from_iso_or_none(last_seen),
+        last_event_id=str(item.get("last_event_id", "")),
+        exit_page=item.get("exit_page"),
+        user_agent=item.get("user_agent"),
+        pages=DistinctCounter.from_bytes(stored_bytes(item.get("pages"))),
+        first_touches=touches_from_bytes(stored_bytes(item.get("first_touches"))),
+        recent_ids=recent_from_bytes(stored_bytes(item.get("recent_event_ids"))),
+        previous_at=from_iso_or_none(item.get("previous_at", last_seen)),
+        gap_count=int(item.get("gap_count", 0)),
+        gap_mean=float(item.get("gap_mean", 0)),
+        gap_m2=float(item.get("gap_m2", 0)),
+        bot_score=float(item.get("bot_score", 0)),
+        bot_alerted=bool(item.get("bot_alerted", False)),
+    )
+
+
+def readable_session(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A session as its reader wants it: the binary attributes are the consumer's bookkeeping
+    (page sketch, first touches, recent event ids), already summed up in the counters."""
+    return {key: value for key, value in item.items() if not isinstance(value, bytes | bytearray)}
+
+
+def session_key(session_id: str) -> dict[str, str]:
+    return {"session_id": session_id}
+
+
+class SessionsTable:
+    """Reads and writes of the sessions table; everything else goes through it."""
+
+    def __init__(self, client: Any, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    def put(
+        self, state: SessionState, *, expires_at: int, now: datetime, backoff: Backoff, log: Any
+    ) -> str:
+        """Write a session's state unless the stored one is newer (`put_guarded`'s answer)."""
+        item = session_item(state, expires_at, now)
+        values = {":position": item["position"], ":shard": item["shard_id"]}
+        return put_guarded(
+            self.client,
+            self.name,
+            item,
+            SESSION_WRITE_CONDITION,
+            values,
+            backoff=backoff,
+            log=log,
+        )
+
+    def readable(self, session_id: str) -> dict[str, Any] | None:
+        """A session's item as its reader wants it (`readable_session`), strongly
+        consistent; None when there is none."""
+        response = self.client.get_item(
+            TableName=self.name, Key={"session_id": {"S": session_id}}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        return None if item is None else readable_session(from_dynamo(item))
+
+    def holds(self, session_id: str) -> bool:
+        response = self.client.get_item(TableName=self.name, Key=to_dynamo(session_key(session_id)))
+        return "Item" in response
+
+    def delete(self, session_id: str) -> bool:
+        """Delete a session's item: whether there was one."""
+        answer = self.client.delete_item(
+            TableName=self.name, Key=to_dynamo(session_key(session_id)), ReturnValues="ALL_OLD"
+        )
+        return bool(answer.get("Attributes"))
+
+    def all_items(self) -> list[dict[str, Any]]:
+        """Every session item, as stored (a scan: the exactness check's read)."""
+        return scan_table(self.client, self.name)
