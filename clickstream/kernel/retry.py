@@ -173,6 +173,23 @@ def _before_sleep(on_retry: OnRetry | None) -> Callable[[RetryCallState], None] 
     return tell
 
 
+def _policy(
+    backoff: Backoff,
+    retry_on: Callable[[BaseException], bool],
+    on_retry: OnRetry | None,
+    clock: Callable[[], float],
+    rng: random.Random | None,
+) -> dict[str, Any]:
+    """tenacity's arguments for the policy, whichever loop runs it."""
+    return {
+        "wait": _Wait(backoff, rng or random.Random()),
+        "stop": _Stop(backoff, clock),
+        "retry": _retry_if(retry_on),
+        "before_sleep": _before_sleep(on_retry),
+        "reraise": True,
+    }
+
+
 def retrying(
     backoff: Backoff,
     *,
@@ -184,14 +201,7 @@ def retrying(
 ) -> Retrying:
     """The policy as a tenacity loop; made per call (its deadline starts now). When retries
     end, the last error is raised as it was."""
-    return Retrying(
-        wait=_Wait(backoff, rng or random.Random()),
-        stop=_Stop(backoff, clock),
-        retry=_retry_if(retry_on),
-        before_sleep=_before_sleep(on_retry),
-        sleep=sleep,
-        reraise=True,
-    )
+    return Retrying(sleep=sleep, **_policy(backoff, retry_on, on_retry, clock, rng))
 
 
 def async_retrying(
@@ -204,14 +214,7 @@ def async_retrying(
     rng: random.Random | None = None,
 ) -> AsyncRetrying:
     """`retrying` for coroutines: the waits are asyncio sleeps."""
-    return AsyncRetrying(
-        wait=_Wait(backoff, rng or random.Random()),
-        stop=_Stop(backoff, clock),
-        retry=_retry_if(retry_on),
-        before_sleep=_before_sleep(on_retry),
-        sleep=sleep,
-        reraise=True,
-    )
+    return AsyncRetrying(sleep=sleep, **_policy(backoff, retry_on, on_retry, clock, rng))
 
 
 def logged_retry(log: Any, what: str) -> OnRetry:
