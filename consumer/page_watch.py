@@ -16,8 +16,7 @@ never retried every pass forever.
 from __future__ import annotations
 
 import threading
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,7 +24,7 @@ from clickstream.kernel import aws
 from clickstream.kernel.logging import get_logger
 from clickstream.kernel.retry import Backoff, GaveUp, is_transient
 from clickstream.stores.alerts import Alert, AlertsTable
-from clickstream.stores.page_stats import page_items_for_minute
+from clickstream.stores.page_stats import PageStatsTable
 from consumer.core.anomaly import (
     PageRules,
     PageTrafficDetector,
@@ -37,14 +36,6 @@ from consumer.settings import ConsumerSettings
 
 MAX_MINUTE_ATTEMPTS = 3
 """Passes a minute may fail in a row (transient errors) before it is skipped."""
-
-
-def minute_views(items: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """page -> views of one minute, the shards' items summed."""
-    views: Counter[str] = Counter()
-    for item in items:
-        views[str(item["page"])] += int(item.get("views", 0))
-    return {page: count for page, count in views.items() if count}
 
 
 class PageWatch:
@@ -153,7 +144,7 @@ class PageWatch:
         return views
 
     def _read_views(self, minute: str, shards: list[str]) -> dict[str, int]:
-        return minute_views(page_items_for_minute(self._dynamodb, self._page_stats, minute, shards))
+        return PageStatsTable(self._dynamodb, self._page_stats).views_by_page(minute, shards)
 
 
 def start_page_watch(settings: ConsumerSettings, stop: threading.Event) -> threading.Thread | None:

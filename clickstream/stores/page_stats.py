@@ -18,6 +18,7 @@ paths or host names followed by a path). It has no `window_shard`, so the `by-wi
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -356,6 +357,11 @@ class PageStatsTable:
         """Every page-minute item of the table (a scan, its rollups left out)."""
         return page_minute_items(scan_table(self.client, self.name))
 
+    def views_by_page(self, minute: str, shard_ids: Iterable[str]) -> dict[str, int]:
+        """page -> views of one minute, every shard's page-minute items summed (the
+        page-traffic rule's reading)."""
+        return minute_views(self.page_items_for_minute(minute, shard_ids))
+
     def minute_rows(self, minute: str) -> list[dict[str, Any]]:
         """A minute's page counters on every shard, each page counted once: the shards'
         live rollups (one Query, current within seconds), and where a shard's rollup lists
@@ -385,3 +391,11 @@ def page_items_between(
             ":last": {"S": last_minute + "$"},
         },
     )
+
+
+def minute_views(items: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """page -> views of one minute, the shards' items summed."""
+    views: Counter[str] = Counter()
+    for item in items:
+        views[str(item["page"])] += int(item.get("views", 0))
+    return {page: count for page, count in views.items() if count}
