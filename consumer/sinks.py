@@ -55,7 +55,7 @@ class StateStore(Protocol):
     def save(self, changes: Changes, now: datetime) -> SaveOutcome:
         """Write the changes, each conditional on its stored position. The rollups are
         stored before any page-minute item of the same save is sent: an item must never
-        be in the table ahead of its rollup (`ClickstreamProcessor._write_due`)."""
+        be in the table ahead of its rollup (`ShardPipeline._write_due`)."""
         ...
 
 

@@ -1,8 +1,8 @@
 """The page-stats table's shapes and reads: page-minute items (a page's counters in one minute
 on one shard), the rollups (one item per minute and shard listing its busiest pages) and the
-`by-window` index that finds a minute's items. The workers write them
-(`consumer.core.items`, `consumer.core.rollup`); the dashboard, `query pages`, the page
-watch and the tools read them here.
+`by-window` index that finds a minute's items. The workers write them through
+`PageStatsTable` (their live rollups kept by `consumer.core.rollup`); the dashboard,
+`query pages`, the page watch and the tools read them here.
 
 A page-minute item is billed a write unit each time it is written, and a live dashboard
 wants every busy page's counter within seconds: so what is live is one rollup item per
@@ -128,7 +128,7 @@ def page_sort_key(minute: str, shard_id: str) -> str:
 
 def rollup_rows_for_minute(client: Any, table: str, minute: str) -> list[dict[str, Any]]:
     """A minute's live page counters: every shard's rollup of it (one Query), as page-minute
-    rows (each shard's busiest pages; `consumer.core.rollup`)."""
+    rows (each shard's busiest pages)."""
     return [row for item in rollups_for_minute(client, table, minute) for row in rollup_rows(item)]
 
 

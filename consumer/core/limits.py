@@ -4,7 +4,7 @@
 Items are bounded by
 construction (page keys, hashed and capped session bookkeeping); this check runs before every
 write all the same, and an item that fails it is not written: the events that made it are
-dead-lettered as `unstorable`, naming the limit (see `consumer.processor`).
+dead-lettered as `unstorable`, naming the limit (see `consumer.pipeline`).
 """
 
 from __future__ import annotations

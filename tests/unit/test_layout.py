@@ -63,7 +63,7 @@ def tree_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize(
     ("module", "line", "contract"),
     [
-        ("clickstream/kernel/events.py", "import consumer.core.items", "The house"),
+        ("clickstream/kernel/events.py", "import consumer.core.aggregate", "The house"),
         ("clickstream/stores/alerts.py", "import insights.query", "The house"),
         ("insights/query.py", "import consumer.sinks", "The house"),
         ("collector/intake.py", "import producer.sender", "The house"),
