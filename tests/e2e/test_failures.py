@@ -21,7 +21,7 @@ import pytest
 
 from clickstream.kernel import aws
 from clickstream.local.workers import LocalWorker
-from consumer.processor import LEASE_MOVED
+from consumer.pipeline import LEASE_MOVED
 from insights import progress
 from producer.batching import OutgoingRecord, batches
 from producer.manifest import MalformedTruth, Manifest, build_manifest

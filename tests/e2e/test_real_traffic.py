@@ -26,7 +26,7 @@ from clickstream.local.workers import LocalWorker
 from clickstream.stores.alerts import AlertsTable
 from clickstream.stores.limits import MAX_ITEM_BYTES, item_size
 from clickstream.stores.sessions import SessionsTable
-from consumer.processor import LEASE_LOST
+from consumer.pipeline import LEASE_LOST
 from insights import query
 from producer.batching import batches
 from producer.generator import Record, TrafficProfile, generate

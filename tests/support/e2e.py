@@ -19,7 +19,7 @@ from clickstream.local.settings import LocalStackSettings
 from clickstream.local.stack import LocalStackState
 from clickstream.local.workers import LocalWorker, wait_until_caught_up
 from clickstream.tools.verify import Verdict, combine, read_results, result_names, verify
-from consumer.processor import LEASE_LOST, LEASE_MOVED
+from consumer.pipeline import LEASE_LOST, LEASE_MOVED
 from insights import progress
 from producer.manifest import Manifest
 from tests.support.phases import phase, record_kcl_starts
