@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from clickstream.cli.common import adopt_local_stack_environment, given, one_line_errors
+from clickstream.cli.common import again_in_local_stack, given, one_line_errors
 
 
 @one_line_errors
@@ -30,7 +30,7 @@ def collect(
 
     if local:
         write_key = LocalStackSettings().write_key
-        adopt_local_stack_environment(defaults={"CLICKSTREAM_COLLECTOR_WRITE_KEYS": write_key})
+        again_in_local_stack(defaults={"CLICKSTREAM_COLLECTOR_WRITE_KEYS": write_key})
     settings = CollectorSettings(**given(host=host, port=port))  # type: ignore[arg-type]
     configure_logging(settings.log_level)
     serve(settings)

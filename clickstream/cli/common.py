@@ -9,7 +9,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from botocore.exceptions import BotoCoreError
@@ -94,20 +94,25 @@ def since_time(text: str, now: datetime) -> datetime:
         ) from None
 
 
-def adopt_local_stack_environment(defaults: Mapping[str, str] | None = None) -> None:
-    """Point this process and every process it starts at the running local stack, as
-    `eval "$(clickstream local env)"` does for a shell: only `consume --local` and
-    `collect --local`, a worker's and a collector's whole process tree (the KCL daemon, its
-    record processors, boto3's and aiobotocore's endpoint and credential chains) being
-    configured by its environment, as ECS configures it. Commands that read a stack are
-    handed a `clickstream.cli.target.StackTarget` instead. `defaults` are set where this
-    environment sets nothing (the local lease timings, the local write key)."""
+def again_in_local_stack(defaults: Mapping[str, str] | None = None) -> NoReturn:
+    """Run this very command again, without `--local`, in the running local stack's
+    environment, as `env $(clickstream local env) clickstream ...` would: a worker's or a
+    collector's whole process tree (the KCL daemon, its record processors, boto3's and
+    aiobotocore's chains) is configured by the environment it starts with, as ECS configures
+    it, so `consume --local` and `collect --local` start with the stack's rather than write
+    their own. The process is replaced (the same pid, so whoever started it still holds it).
+    `defaults` are set where neither the stack nor the caller's environment sets them (the
+    local lease timings, the local write key)."""
     from clickstream.local import state as local_stack
     from clickstream.local.settings import LocalStackSettings
 
-    os.environ.update(local_stack.running_state(LocalStackSettings()).environment())
-    for name, value in (defaults or {}).items():
-        os.environ.setdefault(name, value)
+    stack = local_stack.running_state(LocalStackSettings()).environment()
+    environment = {**(defaults or {}), **os.environ, **stack}
+    arguments = [argument for argument in sys.argv[1:] if argument != "--local"]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    command = [sys.executable, "-m", "clickstream.cli", *arguments]
+    os.execve(sys.executable, command, environment)  # noqa: S606 (our own interpreter, no shell)
 
 
 def tables_target() -> StackTarget:

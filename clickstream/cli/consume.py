@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from clickstream.cli.common import adopt_local_stack_environment, err, one_line_errors, out
+from clickstream.cli.common import again_in_local_stack, err, one_line_errors, out
 from clickstream.kernel.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def consume(
     from consumer.settings import load_settings
 
     if local:
-        adopt_local_stack_environment(defaults=LOCAL_TIMINGS)
+        again_in_local_stack(defaults=LOCAL_TIMINGS)
     settings = load_settings(other_settings())
     if worker_id:  # the daemon hands it on to the record processors (`DaemonRunner`)
         settings = settings.model_copy(update={"worker_id": worker_id})
