@@ -10,6 +10,7 @@ import pytest
 
 from clickstream.kernel.enrichment.acquisition import acquisition_of, registrable_domain
 from clickstream.kernel.enrichment.channels import RULES, Channel, channel_of, rules_table
+from clickstream.kernel.enrichment.country import country_of
 from clickstream.kernel.enrichment.useragent import DeviceType, agent_of
 from clickstream.kernel.paths import PROJECT_ROOT
 
@@ -203,3 +204,35 @@ def test_docs_show_the_rules_as_they_are() -> None:
     docs = (PROJECT_ROOT / "docs" / "enrichment.md").read_text()
     written = docs.split("<!-- rules: written by", 1)[1].split("-->", 1)[1]
     assert written.split("<!-- /rules -->", 1)[0].strip() == rules_table()
+
+
+# -- country ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "country"),
+    [
+        ("8.8.8.8", "US"),  # Google's resolver, ARIN
+        ("1.1.1.1", "AU"),  # APNIC's research block
+        ("193.0.0.1", "NL"),  # RIPE NCC itself
+        ("200.160.2.3", "BR"),  # LACNIC, registro.br
+        ("41.0.0.1", "ZA"),  # AFRINIC
+        ("2001:4860:4860::8888", "US"),
+        ("::ffff:8.8.8.8", "US"),  # IPv4-mapped, as a dual-stack socket reports it
+        ("8.8.8.8:443", "US"),
+        ("[2001:4860:4860::8888]:443", "US"),
+        (" 81.2.69.142 ", "GB"),
+        ("10.0.0.1", None),  # private
+        ("192.168.1.20", None),
+        ("100.64.0.1", None),  # carrier-grade NAT
+        ("127.0.0.1", None),
+        ("::1", None),
+        ("169.254.1.1", None),
+        ("0.0.0.0", None),
+        ("not an address", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_an_address_is_only_its_country(address: str | None, country: str | None) -> None:
+    assert country_of(address) == country
