@@ -2,8 +2,10 @@
 system, device type, and whether it is a bot. Pure, cached per distinct string.
 
 Parsing is ua-parser's, on the uap-core regexes of `ua-parser-builtins` (Apache-2.0, pinned,
-installed at set-up). A bot is what uap-core calls a spider, what the `crawler-user-agents`
-list (MIT, pinned) matches, or a headless or scripted browser. The device type is read from
+installed at set-up), matched by its Rust accelerator `ua-parser-rs` (93 µs a new string
+against 1,315 µs in pure Python: docs/enrichment.md). A bot is what uap-core calls a
+spider, what the `crawler-user-agents` list (MIT, pinned) matches, or a headless or scripted
+browser. The device type is read from
 the parsed device and operating system (`device_type_of`): uap-core names devices, not
 their kind.
 """
