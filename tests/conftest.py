@@ -33,12 +33,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     unit tests fill in around them."""
     # xdist tells each worker how many there are (`-n` in pytest's options); one without it.
     workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
-    order = e2e_order(E2E_LONGEST_FIRST, workers)
-    rank = {name: position for position, name in enumerate(order)}
+    rank = {name: position for position, name in enumerate(e2e_order(E2E_LONGEST_FIRST, workers))}
 
     def order(item: pytest.Item) -> tuple[int, int]:
         if item.get_closest_marker("e2e") is not None:
-            return (0, rank.get(item.originalname, len(rank)))
+            name = item.originalname if isinstance(item, pytest.Function) else item.name
+            return (0, rank.get(name, len(rank)))
         return (1, 0)
 
     items.sort(key=order)  # stable: everything else keeps its collection order

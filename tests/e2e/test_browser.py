@@ -16,6 +16,7 @@ import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
 
 from clickstream.local.workers import LocalWorker, wait_until_caught_up
 from clickstream.tools.streamread import read_stream
@@ -53,10 +54,10 @@ def e2e(tmp_path: Path) -> Iterator[E2EStack]:
         yield stack
 
 
-def click_at(driver: object, x: int, y: int) -> None:
+def click_at(driver: WebDriver, x: int, y: int) -> None:
     """A real pointer click at viewport coordinates (x, y)."""
-    actions = ActionBuilder(driver)  # type: ignore[arg-type]
-    actions.pointer_action.move_to_location(x, y).click()
+    actions = ActionBuilder(driver)
+    actions.pointer_action.move_to_location(x, y).click()  # type: ignore[no-untyped-call]
     actions.perform()
 
 

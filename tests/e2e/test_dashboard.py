@@ -426,10 +426,10 @@ def forgotten_visitors_are_nowhere(manifest: Manifest, want: dict[str, Any], url
         assert done.returncode == 0, done.stderr.decode()[-3000:]
         assert json.loads(done.stdout)["status"] == "done"
     # THEN `clickstream sql` finds none of their rows, in `events` or the raw archive
-    ids = theirs | anonymous | {user}
+    every_id = theirs | anonymous | {user}
     theirs_in = (
-        f"session_id IN ({quoted(ids)}) OR user_id IN ({quoted(ids)}) "
-        f"OR anonymous_id IN ({quoted(ids)})"
+        f"session_id IN ({quoted(every_id)}) OR user_id IN ({quoted(every_id)}) "
+        f"OR anonymous_id IN ({quoted(every_id)})"
     )
     left = cli_sql(
         f"SELECT 'events' AS t, count(*) AS n FROM events WHERE {theirs_in} UNION ALL "

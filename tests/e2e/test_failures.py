@@ -12,7 +12,7 @@ import json
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -449,7 +449,7 @@ def hostile_corpus(rng: random.Random, count: int) -> list[tuple[bytes, str]]:
     def encoded(value: object, reason: str) -> tuple[bytes, str]:
         return json.dumps(value).encode(), reason
 
-    makers = [
+    makers: list[Callable[[], tuple[bytes, str]]] = [
         lambda: noise(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 300)))),
         lambda: (b"\xc3\x28" + rng.randbytes(20), "not_utf8"),
         lambda: noise("".join(chr(rng.randint(32, 0x2FFF)) for _ in range(50)).encode()),

@@ -217,7 +217,7 @@ def test_the_health_file_is_fresh_while_the_daemon_runs_and_stale_after(
         # WHEN the worker runs its daemon, THEN the check passes
         running = health()
         assert running.returncode == 0, running.stderr + (
-            worker.stderr.read() if worker.poll() else ""
+            worker.stderr.read() if worker.poll() and worker.stderr else ""
         )
         assert "healthy" in running.stdout
     finally:

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import httpx
@@ -66,7 +66,9 @@ class World:
 
     def sessions_of_person(self) -> set[str]:
         """The user id's sessions, their ids' sessions, and so on."""
-        users, anonymous, sessions = {self.person.user_id}, set(), set()
+        users: set[str | None] = {self.person.user_id}
+        anonymous: set[str | None] = set()
+        sessions: set[str] = set()
         while True:
             found = {
                 e.session_id
@@ -149,7 +151,8 @@ def world(local_stack: LocalStackState) -> World:
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     manifest, per_shard = seed_hours(s3, bucket, seed=47, start=START, count=3000)
-    events = [item.event for shard in per_shard for item in shard]
+    # seed_hours archives ClickEvents (the consumer's folded form is not what it keeps)
+    events = cast(list[ClickEvent], [item.event for shard in per_shard for item in shard])
     assert isinstance(events[0], ClickEvent)
     users = Counter(e.user_id for e in events if e.user_id)
     person = next(e for e in events if e.user_id == users.most_common(1)[0][0])

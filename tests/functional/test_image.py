@@ -86,9 +86,8 @@ def test_the_runtime_is_pinned_unprivileged_and_runs_consume() -> None:
     requires = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"][
         "requires-python"
     ]
-    assert (python is not None and f">={python.group(1)}" in requires) or python.group(
-        1
-    ) in requires
+    assert python is not None
+    assert f">={python.group(1)}" in requires or python.group(1) in requires
     assert re.search(r"^USER 10001", DOCKERFILE, re.MULTILINE)
     assert 'ENTRYPOINT ["clickstream", "consume"]' in DOCKERFILE
     assert 'CMD ["clickstream", "health"]' in DOCKERFILE

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from clickstream.kernel import aws
-from clickstream.kernel.events import ClickEvent
+from clickstream.kernel.events import ClickEvent, EventType
 from clickstream.kernel.pagekey import page_key
 from clickstream.local.stack import LocalStackState
 from clickstream.stores import archive_layout as layout
@@ -162,7 +162,7 @@ def late_events(seeded: Lake, count: int, first: int = 0) -> list[PositionedEven
     for n in range(first, first + count):
         event = ClickEvent(
             event_id=f"late-{n}",
-            type="page_view",
+            type=EventType.PAGE_VIEW,
             session_id=f"s-late-{n}",
             page="/late",
             timestamp=HOURS[0] + timedelta(minutes=20, seconds=n),

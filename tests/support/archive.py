@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from clickstream.kernel.events import ClickEvent, InvalidEvent, decode_event
+from clickstream.kernel.events import ClickEvent, EventType, InvalidEvent, decode_event
 from clickstream.stores.positions import Position
 from consumer.core.batch import DeadLetter, archive_objects
 from consumer.core.positioned import PositionedEvent
@@ -63,7 +63,7 @@ def put_clicks(
     clicks = [
         ClickEvent(
             event_id=f"click-{page}-{n}",
-            type="click",
+            type=EventType.CLICK,
             session_id=RAGE_SESSION,
             page=page,
             timestamp=at + every * n,

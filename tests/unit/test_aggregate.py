@@ -6,6 +6,7 @@ import copy
 import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import given, settings
@@ -20,6 +21,8 @@ from consumer.core.cache import LruCache
 from consumer.core.positioned import PositionedEvent, place_hash, where_hash
 from producer.generator import TrafficProfile, generate
 from producer.manifest import build_manifest
+
+T = TypeVar("T")
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -146,7 +149,7 @@ def test_any_batching_and_any_partial_replay_give_the_manifest(
     bounds = [0, *sorted(set(cuts)), len(events)]
     flushes = [events[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
-    store: dict[object, object] = {}  # what "DynamoDB" holds: key -> state copy
+    store: dict[object, Any] = {}  # what "DynamoDB" holds: key -> state copy
 
     def flush(agg: ShardAggregator, batch: list[PositionedEvent]) -> None:
         sessions, pages = agg.missing(batch)
@@ -170,7 +173,7 @@ def test_any_batching_and_any_partial_replay_give_the_manifest(
 
     for session_id, expected in truth.sessions.items():
         state = store[("s", session_id)]
-        got = (state.events, state.page_views, state.clicks, state.pages.count())  # type: ignore[attr-defined]
+        got = (state.events, state.page_views, state.clicks, state.pages.count())
         assert got == (
             expected.events,
             expected.page_views,
@@ -180,7 +183,7 @@ def test_any_batching_and_any_partial_replay_give_the_manifest(
     for page, minutes in truth.pages.items():
         for minute, expected_counts in minutes.items():
             state = store[("p", PageMinuteKey(page, minute))]
-            got_counts = (state.views, state.clicks, state.sessions)  # type: ignore[attr-defined]
+            got_counts = (state.views, state.clicks, state.sessions)
             assert got_counts == (
                 expected_counts.views,
                 expected_counts.clicks,
@@ -188,7 +191,7 @@ def test_any_batching_and_any_partial_replay_give_the_manifest(
             )
 
 
-def _copy(state: object) -> object:
+def _copy(state: T) -> T:
     return copy.deepcopy(state)
 
 

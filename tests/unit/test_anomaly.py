@@ -414,4 +414,4 @@ def test_the_streams_partial_first_minute_is_left_out_of_the_baseline() -> None:
     # THEN the drop alerts: with the 6 views of the partial minute in the baseline its
     # spread would be 23 views and z only -3.6
     assert [(a.rule, a.window, a.observed) for a in raised] == [(Rule.PAGE_DROP, minute(10), 0)]
-    assert raised[0].details["z"] < -4
+    assert float(raised[0].details["z"]) < -4

@@ -314,16 +314,17 @@ def test_the_collector_refuses_to_start_without_a_stream_or_write_keys() -> None
     with pytest.raises(ConfigurationError, match="no write keys"):
         check(CollectorSettings(stream_name="s", write_keys=[]))
     with pytest.raises(ConfigurationError, match="no stream"):
-        check(CollectorSettings(stream_name=None, write_keys=["key-12345"]))  # type: ignore[list-item]
+        check(CollectorSettings(stream_name=None, write_keys=["key-12345"]))
     with pytest.raises(ValueError, match="at least 8"):
-        CollectorSettings(write_keys="short")  # type: ignore[arg-type]
+        CollectorSettings(write_keys="short")
     assert CollectorSettings(write_keys="key-one-1, key-two-2").write_keys[
         1
     ].get_secret_value() == ("key-two-2")
 
 
 def test_the_in_flight_budget_is_a_quarter_of_the_memory_limit_unless_given() -> None:
-    from collector.settings import MIB, CollectorSettings, memory_limit_bytes
+    from clickstream.kernel.memory import memory_limit_bytes
+    from collector.settings import MIB, CollectorSettings
 
     derived = CollectorSettings().resolved_in_flight_bytes()
     assert derived == max(16 * MIB, min(1024 * MIB, memory_limit_bytes() // 4))

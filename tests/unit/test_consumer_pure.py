@@ -12,7 +12,7 @@ import struct
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aws_kinesis_agg.deaggregator import deaggregate_records
@@ -345,9 +345,8 @@ class TestQueryMerging:
 
 
 def client_error(code: str, status: int = 400) -> ClientError:
-    return ClientError(
-        {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Op"
-    )
+    answer = {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(cast(Any, answer), "Op")
 
 
 class _Log:

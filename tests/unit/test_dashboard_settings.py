@@ -20,5 +20,5 @@ def test_every_other_address_needs_one(host: str) -> None:
 
 def test_a_short_token_is_refused_with_a_reason() -> None:
     with pytest.raises(ValidationError, match="16 characters"):
-        DashboardSettings(token="short")  # type: ignore[arg-type]
+        DashboardSettings(token="short")
     assert DashboardSettings().host == "127.0.0.1"

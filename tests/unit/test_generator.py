@@ -19,12 +19,12 @@ from clickstream.kernel.events import (
 )
 from producer.generator import (
     DropSpec,
-    MalformedRecord,
     SpikeSpec,
     TrafficProfile,
     generate,
     page_catalog,
 )
+from producer.malformed import MalformedRecord
 
 START = datetime(2026, 11, 23, 9, 0, 30, tzinfo=UTC)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from clickstream.stores.page_stats import hidden_rows
 from insights import live
@@ -183,7 +184,7 @@ def test_young_minutes_are_read_every_refresh_settled_ones_in_turn() -> None:
         "2026-11-23T10:12": NOW - timedelta(seconds=20),
     }
     minutes = ["2026-11-23T10:05", *sorted(read_at)]
-    cadence = {
+    cadence: dict[str, Any] = {
         "fresh_for": timedelta(seconds=5),
         "settled_after": timedelta(minutes=3),
         "settled_per_refresh": 2,

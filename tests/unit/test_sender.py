@@ -6,7 +6,7 @@ test in tests/functional does the same through a real emulator.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from botocore.exceptions import ClientError
@@ -31,13 +31,11 @@ class FakeKinesis:
         self.calls.append([r["Data"] for r in Records])
         if self.call_errors:
             code = self.call_errors.pop(0)
-            raise ClientError(
-                {
-                    "Error": {"Code": code, "Message": "x"},
-                    "ResponseMetadata": {"HTTPStatusCode": 400},
-                },
-                "PutRecords",
-            )
+            answer = {
+                "Error": {"Code": code, "Message": "x"},
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            }
+            raise ClientError(cast(Any, answer), "PutRecords")
         results = []
         for entry in Records:
             if self.failures.get(entry["Data"], 0) > 0:
