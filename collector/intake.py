@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from clickstream.kernel import strict_json
+from clickstream.kernel.enrichment.country import country_of
 from clickstream.kernel.events import (
     ClickEvent,
     DeadLetterReason,
@@ -243,6 +244,10 @@ def _finish(values: dict[str, Any], edge: Edge) -> tuple[StreamRecord, ClickEven
     if not values.get("user_agent") and edge.user_agent:
         values["user_agent"] = edge.user_agent[:1024]
     values.pop("client_ip", None)  # never trust a client's claim of its own address
+    if not values.get("country") and (country := country_of(edge.client_ip)):
+        # The address's country, and nothing of the address itself (`client_ip` below is
+        # the operator's opt-in, truncated).
+        values["country"] = country
     if edge.ip_policy is ClientIpPolicy.TRUNCATE and (kept := truncated_ip(edge.client_ip)):
         values["client_ip"] = kept
     policy = TimestampPolicy(

@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any, Final
 from urllib.parse import quote
 
+from clickstream.kernel.enrichment.country import country_of
 from clickstream.kernel.events import DeadLetterReason, InvalidEvent
 from clickstream.kernel.timestamps import from_epoch_ms, from_iso
 
@@ -187,6 +188,8 @@ def to_contract(
         "user_agent": _text(context.get("userAgent")),
         "viewport_width": width,
         "viewport_height": height,
+        # A server-side SDK reports the end user's address here: only its country is kept.
+        "country": country_of(_text(context.get("ip"))),
     }
     name = _text(message.get("event")) or _text(message.get("name"))
     x, y = _whole_pixel(properties.get("x")), _whole_pixel(properties.get("y"))

@@ -68,6 +68,10 @@ Page = Annotated[
 core (one regex), not by a Python validator, since every record passes it."""
 Coordinate = Annotated[int, Field(ge=0, le=MAX_COORDINATE)]
 ViewportSide = Annotated[int, Field(ge=1, le=MAX_VIEWPORT_SIDE)]
+COUNTRY_PATTERN: Final = r"^[A-Z]{2}$"
+CountryCode = Annotated[str, StringConstraints(pattern=COUNTRY_PATTERN)]
+"""ISO 3166-1 alpha-2, upper case: the collector's (`clickstream.kernel.enrichment.country`)
+or a producer's that knows it. Never an address."""
 
 
 class EventType(StrEnum):
@@ -160,6 +164,7 @@ class ClickEvent(BaseModel):
     y: Coordinate | None = None
     viewport_width: ViewportSide | None = None
     viewport_height: ViewportSide | None = None
+    country: CountryCode | None = None
     properties: dict[str, JsonValue] | None = None
 
     @field_validator("timestamp", mode="plain")

@@ -35,6 +35,7 @@ from typing import Annotated, Any, Final
 import msgspec
 
 from clickstream.kernel.events import (
+    COUNTRY_PATTERN,
     EARLIEST_TIMESTAMP,
     LATEST_TIMESTAMP,
     MAX_COORDINATE,
@@ -74,6 +75,7 @@ _Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_IDENTIFIE
 _Location = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_LOCATION_CHARACTERS)]
 _Coordinate = Annotated[int, msgspec.Meta(ge=0, le=MAX_COORDINATE)]
 _Side = Annotated[int, msgspec.Meta(ge=1, le=MAX_VIEWPORT_SIDE)]
+_Country = Annotated[str, msgspec.Meta(pattern=COUNTRY_PATTERN)]
 
 
 class _WireEvent(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
@@ -93,6 +95,7 @@ class _WireEvent(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=Tr
     y: _Coordinate | None = None
     viewport_width: _Side | None = None
     viewport_height: _Side | None = None
+    country: _Country | None = None
     properties: dict[str, Any] | None = None
     received_at: str | None = None
     client_ip: str | None = None

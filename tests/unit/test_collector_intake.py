@@ -346,3 +346,53 @@ def test_an_event_nested_past_the_limit_is_rejected_alone_and_its_refusal_kept()
     refusal = carried_refusal(taken.refusals[0].data)
     assert refusal is not None
     assert refusal.reason is DeadLetterReason.TOO_DEEP
+
+
+# -- country, and never the address (issue 40) -------------------------------------------------
+
+
+def own(event: dict[str, Any], **edge_changes: Any) -> list[bytes]:
+    """The records the collector makes of one of our own events."""
+    return [record.data for record in intake.own_events([event], edge(**edge_changes)).records]
+
+
+OWN = {
+    "event_id": "e-1",
+    "type": "page_view",
+    "session_id": "s-1",
+    "page": "/",
+    "timestamp": NOW.isoformat(),
+}
+
+
+def test_the_client_address_becomes_its_country_and_is_kept_nowhere() -> None:
+    # GIVEN a browser at a British address posting an event
+    [record] = own(OWN, client_ip="81.2.69.142")
+    # THEN the record carries the country, and no byte of the address
+    assert json.loads(record)["country"] == "GB"
+    assert b"81.2.69" not in record
+    assert b"client_ip" not in record
+
+
+def test_a_private_or_documentation_address_has_no_country() -> None:
+    for address in ("10.1.2.3", "203.0.113.77", "127.0.0.1", None):
+        [record] = own(OWN, client_ip=address)
+        assert "country" not in json.loads(record)
+
+
+def test_a_server_side_sdks_context_ip_is_the_users_country_not_the_servers() -> None:
+    # GIVEN analytics-node on a server in the US reporting a Brazilian visitor's address
+    body = message(context={"ip": "200.160.2.3", "page": {"path": "/pricing"}})
+    [event] = stored(body, client_ip="8.8.8.8")
+    # THEN the country is the visitor's, and neither address is kept
+    assert event["country"] == "BR"
+    assert "200.160.2.3" not in json.dumps(event)
+    assert "8.8.8.8" not in json.dumps(event)
+
+
+def test_a_producers_own_country_is_kept_and_a_bad_one_refused() -> None:
+    [record] = own({**OWN, "country": "NZ"}, client_ip="81.2.69.142")
+    assert json.loads(record)["country"] == "NZ"
+    refused = intake.own_events([{**OWN, "country": "gb"}], edge())
+    assert refused.records == []
+    assert refused.rejected_by_reason() == {"invalid_value": 1}
