@@ -61,6 +61,10 @@ class Checkpointer(Protocol):
 
 
 class ShardPipeline:
+    """One shard's commit cycle: deliveries in (`receive`), states folded and written on
+    their cadences, the window archived, then a checkpoint through the `Checkpointer` it is
+    handed. Its failures raise; the adapter decides what a failure means for the process."""
+
     def __init__(
         self,
         store: StateStore,
