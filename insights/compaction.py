@@ -31,7 +31,7 @@ import structlog
 
 from clickstream.stores import archive_layout as layout
 from insights import lake
-from insights.lake_reader import EVENT_NAMES, PARTITION_NAMES, raw_select
+from insights.lake_reader import EVENT_NAMES, PARTITION_NAMES, parquet_rows, raw_select
 from insights.lake_store import LakeError, LakeStore
 from insights.settings import LakeSettings
 from insights.sql import ArchiveLocation, open_duckdb, quote, run_once
@@ -184,11 +184,11 @@ class Compactor:
             paths = [f"s3://{bucket}/{obj.key}" for obj in plan.raw]
             parts.append(raw_select(paths, with_source=True))
         if plan.carried_files:
-            listed = ", ".join(quote(f"s3://{bucket}/{key}") for key in plan.carried_files)
+            carried = [f"s3://{bucket}/{key}" for key in plan.carried_files]
             kept = ", ".join(quote(key) for key in sorted(plan.carried_except)) or "''"
             parts.append(
                 f"SELECT {EVENT_NAMES}, {PARTITION_NAMES}, {lake.SOURCE_COLUMN} "  # noqa: S608
-                f"FROM read_parquet([{listed}], hive_partitioning = true) "
+                f"FROM {parquet_rows(carried)} "
                 f"WHERE {lake.SOURCE_COLUMN} NOT IN ({kept})"
             )
         target = f"s3://{bucket}/{layout.lake_prefix(plan.hour)}{generation}"

@@ -37,16 +37,24 @@ def raw_select(paths: list[str], *, with_source: bool = False) -> str:
     )
 
 
-def parquet_select(paths: list[str], excluded_sources: frozenset[str]) -> str:
+def parquet_rows(paths: list[str]) -> str:
+    """The lake's Parquet files as a table with every column of today's schema: a file
+    written before a column was added (`country`, issue 40) gives it as NULL. The files are
+    read by name and put together with an empty row of every column, by name."""
     listed = ", ".join(quote(path) for path in paths)
+    return (
+        f"(SELECT * FROM read_parquet([{listed}], hive_partitioning = true, "  # noqa: S608
+        f"hive_types = {HIVE_TYPES}, union_by_name = true) "
+        f"UNION ALL BY NAME {empty_select(RAW_EVENT_COLUMNS)})"
+    )
+
+
+def parquet_select(paths: list[str], excluded_sources: frozenset[str]) -> str:
     where = ""
     if excluded_sources:
         names = ", ".join(quote(key) for key in sorted(excluded_sources))
         where = f" WHERE {lake.SOURCE_COLUMN} NOT IN ({names})"
-    return (
-        f"SELECT {EVENT_NAMES}, {PARTITION_NAMES} FROM read_parquet([{listed}], "  # noqa: S608
-        f"hive_partitioning = true, hive_types = {HIVE_TYPES}){where}"
-    )
+    return f"SELECT {EVENT_NAMES}, {PARTITION_NAMES} FROM {parquet_rows(paths)}{where}"  # noqa: S608
 
 
 def events_select(bucket: str, found: lake.LakeReading) -> str:

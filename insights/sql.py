@@ -36,6 +36,7 @@ RAW_EVENT_COLUMNS: Final = (
     ("y", "INTEGER"),
     ("viewport_width", "INTEGER"),
     ("viewport_height", "INTEGER"),
+    ("country", "VARCHAR"),
     ("properties", "VARCHAR"),
 )
 """The Athena table `raw_events` of infra/cloudformation.yaml, in its order (a test compares)."""

@@ -4,9 +4,14 @@ reads, what may be swept."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
 
 from clickstream.stores import archive_layout as layout
 from insights import lake
+from insights.lake_reader import parquet_select
+from insights.sql import RAW_EVENT_COLUMNS
 
 HOUR = datetime(2026, 11, 20, 9, tzinfo=UTC)
 
@@ -110,3 +115,41 @@ def test_duckdb_gets_half_of_the_containers_memory_unless_told() -> None:
     half = memory_limit_bytes() // 2 // (1024 * 1024)
     assert LakeSettings().resolved_memory_limit() == f"{max(256, half)}MiB"
     assert LakeSettings(memory_limit="512MB").resolved_memory_limit() == "512MB"
+
+
+def test_a_lake_file_written_before_a_column_was_added_reads_it_as_null(tmp_path: Path) -> None:
+    # GIVEN an hour's Parquet written before `country` existed, and one written after
+    hour = tmp_path / "year=2026" / "month=12" / "day=7" / "hour=9"
+    hour.mkdir(parents=True)
+    now = [name for name, _ in RAW_EVENT_COLUMNS]
+    before = [name for name in now if name != "country"]
+
+    def written(name: str, columns: list[str], event_id: str) -> str:
+        values = ", ".join(
+            "'GB' AS country"
+            if column == "country"
+            else f"'{event_id}' AS \"{column}\""
+            if column == "event_id"
+            else f'NULL AS "{column}"'
+            for column in columns
+        )
+        path = hour / name
+        duckdb.connect().execute(
+            f"COPY (SELECT {values}, 'raw/k-{event_id}' AS raw_object) TO '{path}' (FORMAT parquet)"
+        )
+        return str(path)
+
+    old = written("old.parquet", before, "e-old")
+    new = written("new.parquet", now, "e-new")
+    # WHEN the lake's reader reads both, and the old one alone
+    connection = duckdb.connect()
+    both = connection.execute(
+        f"SELECT event_id, country, hour FROM ({parquet_select([old, new], frozenset())}) "
+        "ORDER BY event_id"
+    ).fetchall()
+    alone = connection.execute(
+        f"SELECT event_id, country FROM ({parquet_select([old], frozenset())})"
+    ).fetchall()
+    # THEN every column is there: the old file's country is NULL, the new one's kept
+    assert both == [("e-new", "GB", 9), ("e-old", None, 9)]
+    assert alone == [("e-old", None)]
