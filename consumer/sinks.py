@@ -9,11 +9,11 @@ cannot be batched, and a flush waits for the slowest of them.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Protocol
 
 from clickstream.kernel.dynamo import batch_get
 from clickstream.kernel.retry import Backoff, call_with_retries
@@ -33,10 +33,6 @@ from clickstream.stores.sessions import SessionsTable, SessionState, session_fro
 from consumer.core.aggregate import Changes
 from consumer.core.batch import ArchiveObject
 from consumer.core.limits import Unstorable
-
-T = TypeVar("T")
-
-BATCH_GET_LIMIT: Final = 100
 
 
 def _unstorable(change: SessionState | PageMinuteState, reason: str) -> Unstorable:
@@ -97,11 +93,6 @@ class Tables:
     page_stats: str
 
 
-def _chunks(values: Sequence[T], size: int) -> Iterable[Sequence[T]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
 class DynamoStateStore:
     def __init__(
         self,
@@ -131,28 +122,26 @@ class DynamoStateStore:
         requests += [(self._tables.page_stats, page_key(key, shard_id)) for key in pages]
         found_sessions: dict[str, SessionState | None] = dict.fromkeys(sessions)
         found_pages: dict[PageMinuteKey, PageMinuteState | None] = dict.fromkeys(pages)
-        for chunk in _chunks(requests, BATCH_GET_LIMIT):
-            for table, item in self._batch_get(chunk):
-                if table == self._tables.sessions:
-                    session = session_from_item(item)
-                    found_sessions[session.session_id] = session
-                else:
-                    page = page_from_item(item)
-                    found_pages[page.key] = page
+        for table, item in self._batch_get(requests):
+            if table == self._tables.sessions:
+                session = session_from_item(item)
+                found_sessions[session.session_id] = session
+            else:
+                page = page_from_item(item)
+                found_pages[page.key] = page
         return found_sessions, found_pages
 
     def load_rollups(self, shard_id: str, minutes: set[str]) -> dict[str, MinuteRollup | None]:
         found: dict[str, MinuteRollup | None] = dict.fromkeys(minutes)
         keys = [(self._tables.page_stats, rollup_key(m, shard_id)) for m in sorted(minutes)]
-        for chunk in _chunks(keys, BATCH_GET_LIMIT):
-            for _, item in self._batch_get(chunk):
-                rollup = rollup_from_item(item)
-                found[rollup.minute] = rollup
+        for _, item in self._batch_get(keys):
+            rollup = rollup_from_item(item)
+            found[rollup.minute] = rollup
         return found
 
     def _batch_get(self, keys: Sequence[tuple[str, dict[str, Any]]]) -> list[tuple[str, Any]]:
-        # Consistent: a new lease owner must read what the last one wrote. Unprocessed keys
-        # are asked again with the same backoff and deadline as a throttled call.
+        # Consistent: a new lease owner must read what the last one wrote. 100 keys a call;
+        # unprocessed keys asked again with the same backoff and deadline as a throttle.
         return batch_get(self._client, keys, consistent=True, backoff=self._backoff, log=self._log)
 
     def save(self, changes: Changes, now: datetime) -> SaveOutcome:

@@ -38,7 +38,6 @@ from clickstream.stores.page_stats import (
     page_sort_key,
     rollup_from_item,
     rollup_item,
-    rollup_sort_key,
 )
 from clickstream.stores.sessions import SESSIONS_KEYS, SessionState, session_from_item, session_item
 from consumer.core.aggregate import Changes
@@ -86,14 +85,14 @@ class MemoryStore:
             units += read_units(0 if page_item is None else item_bytes(page_item))
             found_pages[key] = None if page_item is None else page_from_item(page_item)
         keys = len(sessions) + len(pages)
-        # BatchGetItem takes 100 keys a call (consumer.sinks.BATCH_GET_LIMIT).
+        # BatchGetItem takes 100 keys a call (clickstream.kernel.dynamo.BATCH_GET_KEYS).
         self.ledger.read("state reads", units, calls=-(-keys // 100))
         return found_sessions, found_pages
 
     def load_rollups(self, shard_id: str, minutes: set[str]) -> dict[str, MinuteRollup | None]:
         found: dict[str, MinuteRollup | None] = {}
         for minute in minutes:
-            item = self.rollups.get(rollup_sort_key(minute, shard_id))
+            item = self.rollups.get(page_sort_key(minute, shard_id))
             self.ledger.read("state reads", read_units(0 if item is None else item_bytes(item)))
             found[minute] = None if item is None else rollup_from_item(item)
         return found

@@ -175,11 +175,10 @@ class PageMinutes:
         if not listed:
             return []
         first, last = min(minute for minute, _ in listed), max(minute for minute, _ in listed)
+        table = PageStatsTable(self._dynamodb, self._table)
         with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
             found = pool.map(
-                lambda page: PageStatsTable(self._dynamodb, self._table).page_items_between(
-                    page, first, last
-                ),
+                lambda page: table.page_items_between(page, first, last),
                 pages,
             )
             return hidden_rows((item for items in found for item in items), listed)

@@ -281,12 +281,8 @@ def _busiest_first(entry: tuple[str, tuple[int, int, int]]) -> tuple[int, int, s
     return -views, -clicks, page
 
 
-def rollup_sort_key(minute: str, shard_id: str) -> str:
-    return f"{minute}#{shard_id}"
-
-
 def rollup_key(minute: str, shard_id: str) -> dict[str, str]:
-    return {"page": ROLLUP_PAGE, "bucket_shard": rollup_sort_key(minute, shard_id)}
+    return {"page": ROLLUP_PAGE, "bucket_shard": page_sort_key(minute, shard_id)}
 
 
 def rollup_item(rollup: MinuteRollup, expires_at: int, updated_at: datetime) -> dict[str, Any]:

@@ -49,26 +49,11 @@ CLICK_IDS: Final = {
 }
 """Click id -> (source, medium), in this order of precedence."""
 
-SEARCH_ENGINES: Final = {
-    "google": "google",
-    "bing": "bing",
-    "yahoo": "yahoo",
-    "duckduckgo": "duckduckgo",
-    "baidu": "baidu",
-    "yandex": "yandex",
-    "ecosia": "ecosia",
-    "naver": "naver",
-    "seznam": "seznam",
-    "qwant": "qwant",
-    "startpage": "startpage",
-    "sogou": "sogou",
-    "daum": "daum",
-    "ask": "ask",
-    "kagi": "kagi",
-    "mojeek": "mojeek",
-    "perplexity": "perplexity",
-}
-"""A registrable domain's first label -> the search engine's name (google.co.uk: google)."""
+SEARCH_ENGINES: Final = frozenset(
+    {"google", "bing", "yahoo", "duckduckgo", "baidu", "yandex", "ecosia", "naver", "seznam",
+     "qwant", "startpage", "sogou", "daum", "ask", "kagi", "mojeek", "perplexity"}
+)  # fmt: skip
+"""Search engines named by their registrable domain's first label (google.co.uk: google)."""
 SEARCH_HOSTS: Final = {"search.brave.com": "brave", "search.aol.com": "aol", "you.com": "you.com"}
 
 SOCIAL_NETWORKS: Final = {
@@ -169,7 +154,7 @@ def referrer_source(host: str) -> tuple[str, str]:
         return VIDEO_SITES[domain], "referral"
     first_label = domain.split(".", 1)[0]
     if first_label in SEARCH_ENGINES and host.split(".", 1)[0] not in {"mail", "maps", "docs"}:
-        return SEARCH_ENGINES[first_label], "organic"
+        return first_label, "organic"
     return host, "referral"
 
 

@@ -16,9 +16,9 @@ import ipaddress
 import iptocc
 
 
-def normalised_address(text: str) -> str | None:
-    """The address alone, as iptocc reads it: spaces, an IPv6 literal's brackets and a port
-    taken off, an IPv4-mapped IPv6 address as its IPv4 one; None when it is no address."""
+def parsed_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address alone: spaces, an IPv6 literal's brackets and a port taken off, an
+    IPv4-mapped IPv6 address as its IPv4 one; None when it is no address."""
     text = text.strip()
     if text.startswith("["):  # [2001:db8::1]:443
         text = text[1:].partition("]")[0]
@@ -29,16 +29,14 @@ def normalised_address(text: str) -> str | None:
     except ValueError:
         return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return str(address)
+        return address.ipv4_mapped
+    return address
 
 
 def country_of(address: str | None) -> str | None:
     """The country of a public address; None for a private, loopback, shared or reserved
     one, one no registry assigned, or text that is no address."""
-    if not address:
+    parsed = parsed_address(address) if address else None
+    if parsed is None or not parsed.is_global:
         return None
-    normalised = normalised_address(address)
-    if normalised is None or not ipaddress.ip_address(normalised).is_global:
-        return None
-    return iptocc.country_code(normalised)
+    return iptocc.country_code(str(parsed))
