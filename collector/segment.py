@@ -137,6 +137,10 @@ def _whole_pixel(value: Any) -> int | None:
     return None
 
 
+CAMPAIGN_FIELDS: Final = ("source", "medium", "name", "term", "content")
+"""Segment's `context.campaign` fields (its names for utm_source ... utm_content)."""
+
+
 def _viewport(context: Mapping[str, Any]) -> tuple[Any, Any]:
     viewport = _mapping(context.get("viewport")) or _mapping(context.get("screen"))
     return _whole_pixel(viewport.get("width")), _whole_pixel(viewport.get("height"))
@@ -199,6 +203,15 @@ def to_contract(
     elif call in {"page", "screen"}:
         event["type"] = "page_view"
         extra = {"name": name, **properties} if name else properties
+        # The campaign Segment's SDKs read from the landing's utm_* tags (or a server-side
+        # source states): the session's acquisition reads it from here (docs/enrichment.md).
+        campaign = {
+            key: text
+            for key in CAMPAIGN_FIELDS
+            if (text := _text(_mapping(context.get("campaign")).get(key)))
+        }
+        if campaign and "campaign" not in extra:
+            extra["campaign"] = campaign
     else:
         event["type"] = "custom"
         extra = {"call": call, "event": name, "properties": properties}

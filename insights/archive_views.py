@@ -34,7 +34,11 @@ VIEWS: Final = {
 
 
 def connect(
-    archive: ArchiveLocation, s3: Any | None = None, *, since: datetime | None = None
+    archive: ArchiveLocation,
+    s3: Any | None = None,
+    *,
+    since: datetime | None = None,
+    enrich: bool = True,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the archive's views: `raw_events`, `dead_letters` and
     `events` (the lake: compacted hours from Parquet, the rest from the raw archive, each
@@ -43,7 +47,11 @@ def connect(
 
     With `since` (a dashboard's window, a heatmap's), the views hold only the hour
     partitions from `since`'s hour on, and only those are listed and their manifests read:
-    opening costs the window's objects, not every object the archive keeps."""
+    opening costs the window's objects, not every object the archive keeps.
+
+    With `enrich` (the default), `events` has the enrichment columns and `sessions` is there
+    (`insights.enriched`): the user agents and landings of what is not compacted yet are read
+    now. Without, `events` has the archive's own columns only (`lake_reader`)."""
     connection = open_duckdb(archive)
     raw = None
     keys_since: dict[str, list[str]] = {}
@@ -82,5 +90,5 @@ def connect(
             if "No files found" not in str(exc):
                 raise InsightsError(f"cannot read the archive: {first_line(exc)}") from None
             connection.execute(f"CREATE VIEW {view} AS {empty_select(columns)}")
-    create_events_view(connection, archive, s3, since=since, raw=raw)
+    create_events_view(connection, archive, s3, since=since, raw=raw, enrich=enrich)
     return connection

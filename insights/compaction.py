@@ -29,9 +29,16 @@ from typing import Any
 import duckdb
 import structlog
 
+from clickstream.kernel.enrichment.columns import ENRICHMENT_VERSION
 from clickstream.stores import archive_layout as layout
-from insights import lake
-from insights.lake_reader import EVENT_NAMES, PARTITION_NAMES, parquet_rows, raw_select
+from insights import enriched, lake
+from insights.lake_reader import (
+    EVENT_NAMES,
+    PARTITION_NAMES,
+    STORED_NAMES,
+    parquet_rows,
+    raw_select,
+)
 from insights.lake_store import LakeError, LakeStore
 from insights.settings import LakeSettings
 from insights.sql import ArchiveLocation, open_duckdb, quote, run_once
@@ -141,6 +148,7 @@ class Compactor:
                 lake.LakeFile(key=key, rows=by_file.get(key, 0), bytes=size) for key, size in files
             ],
             sources=sources,
+            enrichment_version=ENRICHMENT_VERSION,
         )
         if not self._store.publish(manifest, published_etag):
             self._store.delete([key for key, _ in files])
@@ -204,15 +212,17 @@ class Compactor:
             names = ", ".join(quote(session) for session in sorted(excluding_sessions))
             excluded = f" WHERE session_id NOT IN ({names})"
         statement = (
-            f"COPY (SELECT {EVENT_NAMES}, {lake.SOURCE_COLUMN} FROM ("  # noqa: S608
-            + " UNION ALL ".join(parts)
+            f"COPY (SELECT {EVENT_NAMES}, {STORED_NAMES}, {lake.SOURCE_COLUMN} FROM ("  # noqa: S608
+            + enriched.enriched_select(" UNION ALL ".join(parts))
             + f"){excluded} ORDER BY session_id, timestamp, event_id) "
             f"TO {quote(target)} (FORMAT parquet, COMPRESSION {settings.compression}, "
             f"ROW_GROUP_SIZE {settings.row_group_rows}, "
             f"FILE_SIZE_BYTES '{settings.max_file_megabytes}MB', FILENAME_PATTERN 'part-{{i}}')"
         )
+        connection = self._connection()
+        enriched.register(connection)
         try:
-            rows = run_once(self._connection(), statement)
+            rows = run_once(connection, statement)
         except duckdb.Error as exc:
             raise LakeError(
                 f"hour {plan.hour:%Y-%m-%dT%H}: {str(exc).strip().splitlines()[0]}"

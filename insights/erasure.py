@@ -177,7 +177,7 @@ class Forgetter:
         self._stored = None
 
     def _open_stored(self, since: datetime | None) -> Any:
-        connection = archive_views.connect(self._archive, self._s3, since=since)
+        connection = archive_views.connect(self._archive, self._s3, since=since, enrich=False)
         _, files = sql.run(connection, "SELECT key FROM events_sources WHERE kind = 'parquet'")
         stored = "SELECT * FROM raw_events"
         if files:

@@ -24,6 +24,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict
 
+from clickstream.kernel.enrichment.columns import ENRICHMENT_VERSION
 from clickstream.stores.archive_layout import hour_of, start_of_hour
 
 SOURCE_COLUMN: Final = "raw_object"
@@ -80,6 +81,14 @@ class HourManifest(BaseModel):
     published_at: datetime
     files: list[LakeFile]
     sources: list[Source]
+    enrichment_version: int = 0
+    """The enrichment columns' version its files hold (`clickstream.kernel.enrichment.columns`);
+    0: compacted before they were written."""
+
+    @property
+    def enriched(self) -> bool:
+        """Whether its files' enrichment columns are this version's."""
+        return self.enrichment_version == ENRICHMENT_VERSION
 
     @property
     def rows(self) -> int:
@@ -107,12 +116,13 @@ class HourPlan:
 
 def plan_hour(hour: datetime, raw: Sequence[RawObject], published: HourManifest | None) -> HourPlan:
     """Up to date when the published generation holds every raw object of the hour as it is
-    now; otherwise a new generation of all of them, plus what only the old one holds."""
+    now and its enrichment columns are this version's; otherwise a new generation of all of
+    them, plus what only the old one holds."""
     raw = tuple(sorted(raw, key=lambda obj: obj.key))
     if published is None:
         return HourPlan(hour, up_to_date=not raw, raw=raw)
     held = published.etags()
-    if all(held.get(obj.key) == obj.etag for obj in raw):
+    if published.enriched and all(held.get(obj.key) == obj.etag for obj in raw):
         return HourPlan(hour, up_to_date=True, raw=raw)
     present = {obj.key for obj in raw}
     expired = [key for key in held if key not in present]
@@ -134,10 +144,17 @@ class LakeReading:
     are."""
 
     parquet_files: tuple[str, ...] = ()
+    """Files whose enrichment columns are this version's: read as they are."""
+    stale_parquet_files: tuple[str, ...] = ()
+    """Files compacted with another enrichment version: their columns are computed again."""
     changed_sources: frozenset[str] = frozenset()
     raw_keys: tuple[str, ...] = ()
     compacted_hours: int = 0
     raw_only_hours: int = 0
+
+    @property
+    def all_parquet_files(self) -> tuple[str, ...]:
+        return self.parquet_files + self.stale_parquet_files
 
 
 def reading(raw: Iterable[RawObject], manifests: Iterable[HourManifest]) -> LakeReading:
@@ -160,9 +177,21 @@ def reading(raw: Iterable[RawObject], manifests: Iterable[HourManifest]) -> Lake
         hour = hour_of(obj.key)
         if hour is not None and hour not in by_hour:
             raw_hours.add(hour)
-    files = [file.key for hour in sorted(by_hour) for file in by_hour[hour].files]
+    files = [
+        file.key
+        for hour in sorted(by_hour)
+        if by_hour[hour].enriched
+        for file in by_hour[hour].files
+    ]
+    stale = [
+        file.key
+        for hour in sorted(by_hour)
+        if not by_hour[hour].enriched
+        for file in by_hour[hour].files
+    ]
     return LakeReading(
         parquet_files=tuple(files),
+        stale_parquet_files=tuple(stale),
         changed_sources=frozenset(changed),
         raw_keys=tuple(sorted(raw_keys)),
         compacted_hours=len(by_hour),

@@ -9,7 +9,8 @@ from typing import Any
 import duckdb
 
 from clickstream.kernel.errors import InsightsError
-from insights import lake
+from insights import enriched, lake
+from insights.enriched import STORED_COLUMNS
 from insights.lake_store import LakeStore, s3_client
 from insights.sql import (
     HIVE_TYPES,
@@ -18,11 +19,13 @@ from insights.sql import (
     ArchiveLocation,
     column_types,
     empty_select,
+    first_line,
     quote,
 )
 
 EVENT_NAMES = ", ".join(f'"{name}"' for name, _ in RAW_EVENT_COLUMNS)
 PARTITION_NAMES = ", ".join(PARTITIONS)
+STORED_NAMES = ", ".join(name for name, _ in STORED_COLUMNS)
 
 
 def raw_select(paths: list[str], *, with_source: bool = False) -> str:
@@ -39,34 +42,67 @@ def raw_select(paths: list[str], *, with_source: bool = False) -> str:
 
 def parquet_rows(paths: list[str]) -> str:
     """The lake's Parquet files as a table with every column of today's schema: a file
-    written before a column was added (`country`, issue 40) gives it as NULL. The files are
-    read by name and put together with an empty row of every column, by name."""
+    written before a column was added (`country`, the enrichment columns: issue 40) gives it
+    as NULL. The files are read by name and put together with an empty row of every column,
+    by name."""
     listed = ", ".join(quote(path) for path in paths)
     return (
         f"(SELECT * FROM read_parquet([{listed}], hive_partitioning = true, "  # noqa: S608
         f"hive_types = {HIVE_TYPES}, union_by_name = true) "
-        f"UNION ALL BY NAME {empty_select(RAW_EVENT_COLUMNS)})"
+        f"UNION ALL BY NAME {empty_select(RAW_EVENT_COLUMNS + STORED_COLUMNS)})"
     )
 
 
-def parquet_select(paths: list[str], excluded_sources: frozenset[str]) -> str:
-    where = ""
-    if excluded_sources:
-        names = ", ".join(quote(key) for key in sorted(excluded_sources))
-        where = f" WHERE {lake.SOURCE_COLUMN} NOT IN ({names})"
-    return f"SELECT {EVENT_NAMES}, {PARTITION_NAMES} FROM {parquet_rows(paths)}{where}"  # noqa: S608
+def _excluding(excluded_sources: frozenset[str]) -> str:
+    if not excluded_sources:
+        return ""
+    names = ", ".join(quote(key) for key in sorted(excluded_sources))
+    return f" WHERE {lake.SOURCE_COLUMN} NOT IN ({names})"
 
 
-def events_select(bucket: str, found: lake.LakeReading) -> str:
+def parquet_select(
+    paths: list[str], excluded_sources: frozenset[str], *, stored: bool = False
+) -> str:
+    """The files' rows (but those of `excluded_sources`), with their stored enrichment
+    columns when `stored`."""
+    extra = f", {STORED_NAMES}" if stored else ""
+    return (
+        f"SELECT {EVENT_NAMES}, {PARTITION_NAMES}{extra} "  # noqa: S608
+        f"FROM {parquet_rows(paths)}{_excluding(excluded_sources)}"
+    )
+
+
+def unenriched_select(bucket: str, found: lake.LakeReading) -> str | None:
+    """The rows whose enrichment columns are not stored (as this version computes them):
+    the raw objects read, and the files compacted with another version."""
     parts = []
-    if found.parquet_files:
-        paths = [f"s3://{bucket}/{key}" for key in found.parquet_files]
+    if found.stale_parquet_files:
+        paths = [f"s3://{bucket}/{key}" for key in found.stale_parquet_files]
         parts.append(parquet_select(paths, found.changed_sources))
     if found.raw_keys:
         parts.append(raw_select([f"s3://{bucket}/{key}" for key in found.raw_keys]))
+    return " UNION ALL ".join(parts) if parts else None
+
+
+def stored_events_select(bucket: str, found: lake.LakeReading) -> str:
+    """Every event once with its own columns, its time and its enrichment columns (the
+    landing ones per page view): the Parquet's stored ones, the others' computed when read
+    (`insights.enriched`: its functions registered on the connection)."""
+    parts = []
+    if found.parquet_files:
+        paths = [f"s3://{bucket}/{key}" for key in found.parquet_files]
+        parts.append(parquet_select(paths, found.changed_sources, stored=True))
+    unenriched = unenriched_select(bucket, found)
+    if unenriched is not None:
+        parts.append(
+            f"SELECT {EVENT_NAMES}, {PARTITION_NAMES}, {STORED_NAMES} "  # noqa: S608
+            f"FROM ({enriched.enriched_select(unenriched)})"
+        )
     if not parts:
-        return empty_select(RAW_EVENT_COLUMNS)
-    return " UNION ALL ".join(parts)
+        rows = empty_select(RAW_EVENT_COLUMNS + STORED_COLUMNS)
+    else:
+        rows = " UNION ALL ".join(parts)
+    return f"SELECT *, {enriched.EVENT_TIME} AS event_time FROM ({rows})"  # noqa: S608
 
 
 def create_events_view(
@@ -76,24 +112,55 @@ def create_events_view(
     *,
     since: datetime | None = None,
     raw: list[lake.RawObject] | None = None,
+    enrich: bool = True,
 ) -> lake.LakeReading:
-    """`events` and `events_sources`; with `since`, of the hours from `since`'s hour on.
-    `raw`: those hours' raw objects, when the caller listed them already."""
+    """`events` and `events_sources`, and with `enrich` `sessions` and the enrichment
+    columns of `events` (docs/enrichment.md); with `since`, of the hours from `since`'s hour
+    on. `raw`: those hours' raw objects, when the caller listed them already. Without
+    `enrich` (the operator's dashboard, heatmaps, erasure: they read none of those columns),
+    `events` has the archive's columns only."""
     store = LakeStore(s3 or s3_client(archive), archive.bucket)
     if raw is None:
         raw = store.raw_objects(since=since)
     found = lake.reading(raw, store.manifests(since=since))
     try:
-        connection.execute(f"CREATE VIEW events AS {events_select(archive.bucket, found)}")
+        if enrich:
+            enriched.register(connection)
+            stored = "SELECT * FROM events_stored"
+            views = {
+                "events_stored": stored_events_select(archive.bucket, found),
+                "sessions": enriched.sessions_select(stored),
+                "events": enriched.events_select(stored, EVENT_NAMES, PARTITION_NAMES),
+            }
+            for name, select in views.items():
+                connection.execute(f"CREATE VIEW {name} AS {select}")
+        else:
+            connection.execute(f"CREATE VIEW events AS {events_select(archive.bucket, found)}")
         connection.execute(f"CREATE VIEW events_sources AS {sources_select(found)}")
+    except duckdb.IOException as exc:
+        raise InsightsError(f"cannot read the archive: {first_line(exc)}") from None
     except duckdb.Error as exc:
-        raise InsightsError(f"cannot read the lake: {str(exc).strip().splitlines()[0]}") from None
+        raise InsightsError(f"cannot read the lake: {first_line(exc)}") from None
     return found
+
+
+def events_select(bucket: str, found: lake.LakeReading) -> str:
+    """The events' own columns and partitions, each event once (no enrichment columns)."""
+    parts = []
+    if found.parquet_files:
+        paths = [f"s3://{bucket}/{key}" for key in found.parquet_files]
+        parts.append(parquet_select(paths, found.changed_sources))
+    unenriched = unenriched_select(bucket, found)
+    if unenriched is not None:
+        parts.append(unenriched)
+    if not parts:
+        return empty_select(RAW_EVENT_COLUMNS)
+    return " UNION ALL ".join(parts)
 
 
 def sources_select(found: lake.LakeReading) -> str:
     """`events_sources`: what `events` reads, one row per object (kind 'parquet' or 'raw')."""
-    rows = [("parquet", key) for key in found.parquet_files] + [
+    rows = [("parquet", key) for key in found.all_parquet_files] + [
         ("raw", key) for key in found.raw_keys
     ]
     if not rows:

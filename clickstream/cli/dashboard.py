@@ -45,7 +45,7 @@ def dashboard(
         dynamodb=target.client("dynamodb"),
         kinesis=target.client("kinesis"),
         s3=target.client("s3"),
-        duckdb=lambda since: archive_views.connect(location, since=since),
+        duckdb=lambda since: archive_views.connect(location, since=since, enrich=False),
     )
     shown_host = settings.host if ":" not in settings.host else f"[{settings.host}]"
     url = f"http://{shown_host}:{settings.port}/"

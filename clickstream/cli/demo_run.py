@@ -178,7 +178,7 @@ def _busiest_page_heatmap(target: StackTarget, busiest: str, path: Path) -> str 
     from insights import archive_views, heatmap
 
     since = datetime.now(UTC) - timedelta(hours=24)
-    connection = archive_views.connect(target.archive_location(), since=since)
+    connection = archive_views.connect(target.archive_location(), since=since, enrich=False)
     clicks = heatmap.clicks_of_page(connection, busiest, since)
     found = heatmap.bins(clicks)
     widest = heatmap.busiest_class(found)

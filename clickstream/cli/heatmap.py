@@ -39,7 +39,7 @@ def heatmap(
 
     key = page_key(page)
     start = since_time(since, datetime.now(UTC))
-    connection = archive_views.connect(archive_location(), since=start)
+    connection = archive_views.connect(archive_location(), since=start, enrich=False)
     clicks = maps.clicks_of_page(connection, key, start)
     found = maps.bins(clicks)
     rages = maps.rage_clicks(clicks)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import duckdb
 
+from clickstream.kernel.enrichment.columns import ENRICHMENT_VERSION
 from clickstream.stores import archive_layout as layout
 from insights import lake
 from insights.lake_reader import parquet_select
@@ -20,14 +21,33 @@ def raw(name: str, etag: str = "e1") -> lake.RawObject:
     return lake.RawObject(f"raw/{layout.hour_partition(HOUR)}/{name}.jsonl.gz", etag, 100)
 
 
-def manifest(*sources: lake.RawObject, files: tuple[str, ...] = ("f1",)) -> lake.HourManifest:
+def manifest(
+    *sources: lake.RawObject,
+    files: tuple[str, ...] = ("f1",),
+    enrichment_version: int = ENRICHMENT_VERSION,
+) -> lake.HourManifest:
     return lake.HourManifest(
         hour=HOUR,
         generation="g",
         published_at=HOUR,
         files=[lake.LakeFile(key=key, rows=1, bytes=1) for key in files],
         sources=[lake.Source(key=s.key, etag=s.etag, rows=1) for s in sources],
+        enrichment_version=enrichment_version,
     )
+
+
+def test_an_hour_compacted_with_another_enrichment_version_is_compacted_again() -> None:
+    # GIVEN an hour whose manifest holds every object as it is, written before enrichment
+    old = manifest(raw("a"), enrichment_version=0)
+    # THEN compaction writes it again, and a reader computes its columns meanwhile
+    assert not lake.plan_hour(HOUR, [raw("a")], old).up_to_date
+    assert lake.plan_hour(HOUR, [raw("a")], manifest(raw("a"))).up_to_date
+    found = lake.reading([raw("a")], [old])
+    assert (found.parquet_files, found.stale_parquet_files) == ((), ("f1",))
+    assert found.raw_keys == ()
+    # AND a manifest written before the field existed reads as version 0
+    text = old.model_dump_json(exclude={"enrichment_version"})
+    assert lake.HourManifest.model_validate_json(text).enrichment_version == 0
 
 
 def test_an_hour_is_closed_once_its_end_is_the_settle_time_behind() -> None:

@@ -1,0 +1,184 @@
+"""The enrichment columns on the read side: `events` with every event's device, browser, bot
+flag and its session's acquisition, and `sessions`, one row per session (docs/enrichment.md).
+
+What each column holds is `clickstream.kernel.enrichment.columns` (one pure, versioned
+function per kind); this module hands it to DuckDB as two functions of the connection
+(`register`): `enrich_agent(user_agent)` and `enrich_landing(page, referrer, campaign)`,
+each a struct of its columns. They are vectorised (DuckDB passes 2,048 values at a time as
+Arrow arrays) and remember what they computed, so Python runs once per distinct user agent
+and landing, and only when a query reads the columns: a DuckDB function called one row at
+a time cost 200 µs a row. A session's acquisition is its landing's, the first page view by
+time then event id; every event of the session carries it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, Final
+
+import duckdb
+import pyarrow as pa
+from duckdb.func import FunctionNullHandling, PythonUDFType
+
+from clickstream.kernel.enrichment.acquisition import DIRECT, NONE
+from clickstream.kernel.enrichment.columns import (
+    ACQUISITION_COLUMNS,
+    AGENT_COLUMNS,
+    LANDING_COLUMNS,
+    LANDING_PREFIX,
+    agent_row,
+    landing_row,
+)
+
+STORED_COLUMNS: Final = AGENT_COLUMNS + LANDING_COLUMNS
+"""What compaction writes into each Parquet row beside the raw columns."""
+
+EVENT_TIME: Final = (
+    "CASE WHEN regexp_full_match(timestamp, '[0-9]{1,16}') "
+    "THEN make_timestamp(CAST(timestamp AS BIGINT) * 1000) "
+    "ELSE timezone('UTC', try_cast(timestamp AS TIMESTAMPTZ)) END"
+)
+"""An event's time in UTC (TIMESTAMP) from its `timestamp` as it came: ISO 8601 with any
+offset, or epoch milliseconds, both of which the contract accepts."""
+
+CAMPAIGN_TEXT: Final = "CAST(json_extract(properties, '$.campaign') AS VARCHAR)"
+"""Segment's campaign kept in a page view's properties (`collector.segment`), as text."""
+
+_ARROW_TYPES: Final = {"VARCHAR": pa.string(), "BOOLEAN": pa.bool_()}
+_CACHED: Final = 65_536
+
+
+@functools.cache
+def _struct(columns: tuple[tuple[str, str], ...]) -> tuple[Any, pa.DataType]:
+    duckdb_type = duckdb.struct_type({name: kind for name, kind in columns})
+    arrow_type = pa.struct([(name, _ARROW_TYPES[kind]) for name, kind in columns])
+    return duckdb_type, arrow_type
+
+
+@functools.lru_cache(maxsize=_CACHED)
+def _landing(page: str | None, referrer: str | None, campaign: str | None) -> tuple[Any, ...]:
+    given = None
+    if campaign:
+        try:
+            given = json.loads(campaign)
+        except ValueError:
+            given = None
+    return landing_row(page, referrer, {"campaign": given})
+
+
+def _rows(
+    columns: tuple[tuple[str, str], ...],
+    row_of: Callable[..., tuple[Any, ...]],
+    arrays: tuple[pa.Array, ...],
+) -> pa.Array:
+    names = [name for name, _ in columns]
+    values = zip(*(array.to_pylist() for array in arrays), strict=True)
+    rows = [dict(zip(names, row_of(*value), strict=True)) for value in values]
+    return pa.array(rows, type=_struct(columns)[1])
+
+
+def _agents(user_agents: pa.Array) -> pa.Array:
+    return _rows(AGENT_COLUMNS, agent_row, (user_agents,))
+
+
+def _landings(pages: pa.Array, referrers: pa.Array, campaigns: pa.Array) -> pa.Array:
+    return _rows(ACQUISITION_COLUMNS, _landing, (pages, referrers, campaigns))
+
+
+def register(connection: duckdb.DuckDBPyConnection) -> None:
+    """`enrich_agent` and `enrich_landing` on this connection."""
+    for name, function, parameters, columns in (
+        ("enrich_agent", _agents, 1, AGENT_COLUMNS),
+        ("enrich_landing", _landings, 3, ACQUISITION_COLUMNS),
+    ):
+        connection.create_function(
+            name,
+            function,
+            ["VARCHAR"] * parameters,
+            _struct(columns)[0],
+            type=PythonUDFType.ARROW,
+            null_handling=FunctionNullHandling.SPECIAL,
+            side_effects=False,
+        )
+
+
+def enriched_select(relation: str) -> str:
+    """`relation`'s rows (raw columns and partitions) with the stored columns computed
+    (`register` on the connection first): the agent's for every event, the landing's for
+    page views (NULL for the others)."""
+    agents = ", ".join(f"agent.{name} AS {name}" for name, _ in AGENT_COLUMNS)
+    landings = ", ".join(
+        f"landing.{name} AS {LANDING_PREFIX}{name}" for name, _ in ACQUISITION_COLUMNS
+    )
+    return (
+        f"SELECT * EXCLUDE (agent, landing), {agents}, {landings} FROM ("  # noqa: S608
+        "SELECT *, enrich_agent(user_agent) AS agent, "
+        "CASE WHEN type = 'page_view' THEN "
+        f"enrich_landing(page, referrer, {CAMPAIGN_TEXT}) END AS landing "
+        f"FROM ({relation}))"
+    )
+
+
+def _acquisition(name: str) -> str:
+    """A session's acquisition column: its landing's; a session without a page view (a
+    custom event alone) is direct."""
+    landing = (
+        f"arg_min({LANDING_PREFIX}{name}, (event_time, event_id)) FILTER (WHERE type = 'page_view')"
+    )
+    if name == "source":
+        return f"coalesce({landing}, '{DIRECT}') AS {name}"
+    if name == "medium":
+        return f"coalesce({landing}, '{NONE}') AS {name}"
+    if name == "channel":
+        return f"coalesce({landing}, 'Direct') AS {name}"
+    return f"{landing} AS {name}"
+
+
+ENGAGED_SECONDS: Final = 10
+"""A visit of this long or longer is engaged (GA4's default)."""
+
+
+def sessions_select(enriched_events: str) -> str:
+    """`sessions`: one row per session of `enriched_events` (the events with event_time and
+    the stored columns). `bounced`: one page view or none, no click and no custom event, and
+    under `ENGAGED_SECONDS` from first to last event (GA4's engaged session, inverted)."""
+    first = "(event_time, event_id)"
+    views = "count(*) FILTER (WHERE type = 'page_view')"
+    duration = "coalesce(epoch(max(event_time) - min(event_time)), 0)"
+    columns = [
+        "session_id",
+        f"lower(regexp_extract(arg_min(page, {first}), '^https?://([^/:?#]+)', 1)) AS site",
+        f"arg_min(anonymous_id, {first}) FILTER (WHERE anonymous_id IS NOT NULL) AS anonymous_id",
+        f"arg_max(user_id, {first}) FILTER (WHERE user_id IS NOT NULL) AS user_id",
+        "min(event_time) AS started_at",
+        "max(event_time) AS ended_at",
+        f"{duration} AS duration_s",
+        f"{views} AS page_views",
+        "count(*) AS events",
+        f"arg_min(page, {first}) FILTER (WHERE type = 'page_view') AS entry_page",
+        f"arg_max(page, {first}) FILTER (WHERE type = 'page_view') AS exit_page",
+        f"({views} <= 1 AND count(*) FILTER (WHERE type IN ('click', 'custom')) = 0 "
+        f"AND {duration} < {ENGAGED_SECONDS}) AS bounced",
+        *(_acquisition(name) for name, _ in ACQUISITION_COLUMNS),
+        f"arg_min(device_type, {first}) AS device_type",
+        f"arg_min(browser, {first}) AS browser",
+        f"arg_min(os, {first}) AS os",
+        f"arg_min(country, {first}) FILTER (WHERE country IS NOT NULL) AS country",
+        "bool_or(coalesce(is_bot, false)) AS is_bot",
+    ]
+    return f"SELECT {', '.join(columns)} FROM ({enriched_events}) GROUP BY session_id"  # noqa: S608
+
+
+def events_select(enriched_events: str, raw_names: str, partition_names: str) -> str:
+    """`events`: every event with its own columns, its agent's, and its session's
+    acquisition (from `session_acquisition`)."""
+    agents = ", ".join(f"e.{name}" for name, _ in AGENT_COLUMNS)
+    acquisition = ", ".join(f"s.{name}" for name, _ in ACQUISITION_COLUMNS)
+    raw = ", ".join(f"e.{name.strip()}" for name in raw_names.split(","))
+    partitions = ", ".join(f"e.{name.strip()}" for name in partition_names.split(","))
+    return (
+        f"SELECT {raw}, e.event_time, {agents}, {acquisition}, {partitions} "  # noqa: S608
+        f"FROM ({enriched_events}) e LEFT JOIN sessions s USING (session_id)"
+    )

@@ -1,0 +1,169 @@
+"""The enrichment columns through the archive's views (`insights.enriched`): hand-written
+visits archived as a processor archives them, read from the raw archive and again after
+their hour is compacted, give the same `sessions` and `events` columns."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from clickstream.kernel import aws
+from clickstream.kernel.events import ClickEvent, EventType
+from clickstream.local.stack import LocalStackState
+from clickstream.stores.positions import Position
+from consumer.core.positioned import PositionedEvent
+from insights import archive_views, sql
+from insights.compaction import Compactor
+from insights.lake_store import LakeStore
+from insights.settings import LakeSettings
+from tests.support.archive import put_objects, shard_name
+
+HOUR = datetime(2026, 11, 20, 9, tzinfo=UTC)
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"
+)
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+SITE = "https://shop.example.com"
+
+VISITS: list[tuple[str, list[dict[str, Any]]]] = [
+    # From Google's results, on a desktop, in Germany; then a click, so not a bounce.
+    (
+        "s-search",
+        [
+            {"page": f"{SITE}/", "referrer": "https://www.google.de/", "country": "DE"},
+            {"type": "click", "page": f"{SITE}/", "x": 5, "y": 5},
+            {"page": f"{SITE}/pricing", "referrer": f"{SITE}/"},
+        ],
+    ),
+    # A tagged newsletter link on a phone; a same-site referrer later keeps the source. The
+    # landing arrives last (retried), but it is the earliest page view.
+    (
+        "s-mail",
+        [
+            {"page": f"{SITE}/docs", "referrer": f"{SITE}/blog", "minute": 3},
+            {
+                "page": f"{SITE}/blog?utm_source=newsletter&utm_medium=email&utm_campaign=dec",
+                "minute": 1,
+            },
+        ],
+    ),
+    # An ad click, one page, nothing else: a bounce.
+    ("s-ad", [{"page": f"{SITE}/pricing?gclid=abc", "referrer": "https://www.google.com/"}]),
+    # Segment's campaign (kept in the page view's properties by the collector).
+    (
+        "s-segment",
+        [
+            {
+                "page": f"{SITE}/",
+                "properties": {"campaign": {"source": "facebook", "medium": "paid_social"}},
+            }
+        ],
+    ),
+    # A crawler.
+    ("s-bot", [{"page": f"{SITE}/", "agent": GOOGLEBOT}, {"page": f"{SITE}/pricing"}]),
+]
+AGENTS = {"s-search": CHROME, "s-mail": IPHONE, "s-ad": CHROME, "s-segment": IPHONE}
+
+SAFARI = "Mobile Safari"
+EXPECTED_SESSIONS = {
+    # session: source, medium, campaign, channel, device_type, browser, country, bot, bounced
+    "s-search": ("google", "organic", None, "Organic Search", "desktop", "Chrome", "DE", False, False),  # noqa: E501
+    "s-mail": ("newsletter", "email", "dec", "Email", "mobile", SAFARI, None, False, False),
+    "s-ad": ("google", "cpc", None, "Paid Search", "desktop", "Chrome", None, False, True),
+    "s-segment": ("facebook", "paid_social", None, "Paid Social", "mobile", SAFARI, None, False, True),  # noqa: E501
+    "s-bot": ("(direct)", "(none)", None, "Direct", "bot", "Googlebot", None, True, False),
+}  # fmt: skip
+
+
+def archived_events() -> list[PositionedEvent]:
+    events, sequence = [], 0
+    for session, visit in VISITS:
+        for step, fields in enumerate(visit):
+            sequence += 1
+            minute = fields.get("minute", step)
+            event = ClickEvent(
+                event_id=f"{session}-{step}",
+                type=EventType(fields.get("type", "page_view")),
+                session_id=session,
+                page=fields["page"],
+                timestamp=HOUR + timedelta(minutes=10 + minute),
+                referrer=fields.get("referrer"),
+                user_agent=fields.get("agent", AGENTS.get(session, GOOGLEBOT)),
+                country=fields.get("country"),
+                x=fields.get("x"),
+                y=fields.get("y"),
+                properties=fields.get("properties"),
+            )
+            events.append(PositionedEvent(Position(sequence), event, event.to_record(), session))
+    return events
+
+
+def session_rows(location: sql.ArchiveLocation, s3: Any) -> dict[str, tuple[Any, ...]]:
+    connection = archive_views.connect(location, s3)
+    _, rows = sql.run(
+        connection,
+        "SELECT session_id, source, medium, campaign, channel, device_type, browser, country, "
+        "is_bot, bounced FROM sessions",
+    )
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def event_rows(location: sql.ArchiveLocation, s3: Any) -> list[tuple[Any, ...]]:
+    connection = archive_views.connect(location, s3)
+    _, rows = sql.run(
+        connection,
+        "SELECT event_id, source, channel, device_type, is_bot, event_time FROM events "
+        "ORDER BY event_id",
+    )
+    return rows
+
+
+@pytest.fixture
+def archived(local_stack: LocalStackState) -> tuple[sql.ArchiveLocation, Any]:
+    s3 = aws.local_client("s3", local_stack.moto_endpoint, local_stack.region)
+    bucket = f"enriched-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    put_objects(s3, bucket, shard_name(0), archived_events())
+    location = sql.ArchiveLocation(
+        bucket, local_stack.region, "test", "test", endpoint_url=local_stack.moto_endpoint
+    )
+    return location, s3
+
+
+def test_sessions_and_events_carry_the_landings_acquisition_raw_and_compacted(
+    archived: tuple[sql.ArchiveLocation, Any],
+) -> None:
+    location, s3 = archived
+    # WHEN the hour is read from the raw archive
+    assert session_rows(location, s3) == EXPECTED_SESSIONS
+    raw_events = event_rows(location, s3)
+    # THEN every event carries its session's source and channel, its own agent's columns
+    by_id = {row[0]: row for row in raw_events}
+    assert by_id["s-mail-0"][1:3] == ("newsletter", "Email")  # its own referrer is same-site
+    assert by_id["s-search-1"][1:5] == ("google", "Organic Search", "desktop", False)
+    assert by_id["s-bot-1"][3:5] == ("bot", True)
+    assert by_id["s-search-0"][5] == (HOUR + timedelta(minutes=10)).replace(tzinfo=None)
+    # WHEN the hour is compacted, THEN the lake gives the same columns
+    result = Compactor(
+        s3,
+        location,
+        LakeSettings(memory_limit="256MB", threads=1),
+        clock=lambda: HOUR + timedelta(days=1),
+    ).compact(HOUR)
+    assert result.outcome == "compacted"
+    manifest = LakeStore(s3, location.bucket).manifest(HOUR)[0]
+    assert manifest is not None
+    assert manifest.enriched
+    connection = archive_views.connect(location, s3)
+    _, kinds = sql.run(connection, "SELECT DISTINCT kind FROM events_sources")
+    assert kinds == [("parquet",)]
+    assert session_rows(location, s3) == EXPECTED_SESSIONS
+    assert event_rows(location, s3) == raw_events
