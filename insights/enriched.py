@@ -26,6 +26,7 @@ from clickstream.kernel.enrichment.acquisition import DIRECT, NONE
 from clickstream.kernel.enrichment.columns import (
     ACQUISITION_COLUMNS,
     AGENT_COLUMNS,
+    ENGAGED_SECONDS,
     LANDING_COLUMNS,
     LANDING_PREFIX,
     agent_row,
@@ -134,10 +135,6 @@ def _acquisition(name: str) -> str:
     if name == "channel":
         return f"coalesce({landing}, 'Direct') AS {name}"
     return f"{landing} AS {name}"
-
-
-ENGAGED_SECONDS: Final = 10
-"""A visit of this long or longer is engaged (GA4's default)."""
 
 
 def sessions_select(enriched_events: str) -> str:

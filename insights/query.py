@@ -53,12 +53,13 @@ def merge_pages(items: Iterable[Mapping[str, Any]]) -> list[PageTotals]:
 
 
 def merge_page_minutes(items: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, int]]]:
-    """page -> minute -> {views, clicks, sessions}, shards summed (the manifest's shape)."""
+    """page -> minute -> {views, clicks, sessions, bot_views}, shards summed (the manifest's
+    shape: people's counters, and bots' page views apart)."""
     merged: dict[str, dict[str, dict[str, int]]] = {}
     for item in items:
         bucket = merged.setdefault(str(item["page"]), {}).setdefault(
-            str(item["window"]), {"views": 0, "clicks": 0, "sessions": 0}
+            str(item["window"]), {"views": 0, "clicks": 0, "sessions": 0, "bot_views": 0}
         )
-        for field in ("views", "clicks", "sessions"):
+        for field in ("views", "clicks", "sessions", "bot_views"):
             bucket[field] += int(item.get(field, 0))
     return merged

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from clickstream.kernel.enrichment.useragent import agent_of
 from clickstream.kernel.events import ClickEvent, EventType, minute_key
 from clickstream.kernel.pagekey import page_key
 from producer.generator import Anomaly, Record
@@ -31,9 +32,12 @@ class SessionTruth(BaseModel):
 
 
 class PageMinuteTruth(BaseModel):
+    """People's counters; a bot's (by its user agent) page views apart, as the workers count."""
+
     views: int = 0
     clicks: int = 0
     sessions: int = 0
+    bot_views: int = 0
 
 
 class AnomalyTruth(BaseModel):
@@ -84,13 +88,19 @@ def partition_key_of(record: Record) -> str:
     return record.session_id if isinstance(record, ClickEvent) else record.partition_key
 
 
-def _count_type(kind: EventType, truth: SessionTruth, bucket: PageMinuteTruth) -> None:
+def _count_type(
+    kind: EventType, truth: SessionTruth, bucket: PageMinuteTruth, *, is_bot: bool
+) -> None:
     if kind is EventType.PAGE_VIEW:
         truth.page_views += 1
-        bucket.views += 1
+        if is_bot:
+            bucket.bot_views += 1
+        else:
+            bucket.views += 1
     elif kind is EventType.CLICK:
         truth.clicks += 1
-        bucket.clicks += 1
+        if not is_bot:
+            bucket.clicks += 1
     elif kind is EventType.SCROLL:
         truth.scrolls += 1
     else:
@@ -149,8 +159,10 @@ def build_manifest(
             truth.first_seen, truth.entry_page = at, page
         if truth.last_seen is None or at >= truth.last_seen:
             truth.last_seen, truth.exit_page = at, page
-        _count_type(record.type, truth, pages[page][minute_key(at)])
-        page_minute_sessions[(page, minute_key(at))].add(record.session_id)
+        is_bot = record.user_agent is not None and agent_of(record.user_agent).is_bot
+        _count_type(record.type, truth, pages[page][minute_key(at)], is_bot=is_bot)
+        if not is_bot:
+            page_minute_sessions[(page, minute_key(at))].add(record.session_id)
 
     for session_id, truth in sessions.items():
         truth.distinct_pages = len(session_pages[session_id])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Final, NamedTuple
@@ -140,6 +141,14 @@ class TimestampPolicy(NamedTuple):
             )
 
 
+def campaign_in(properties: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The `campaign` object of an event's properties, if it has one."""
+    if not properties:
+        return None
+    campaign = properties.get("campaign")
+    return campaign if isinstance(campaign, dict) else None
+
+
 class ClickEvent(BaseModel):
     """One click event, exactly as DESIGN.md's event contract states it.
 
@@ -183,6 +192,12 @@ class ClickEvent(BaseModel):
     def seconds(self) -> float:
         """The event's time in epoch seconds (the consumer's decoder carries it as a field)."""
         return self.timestamp.timestamp()
+
+    @property
+    def campaign(self) -> dict[str, Any] | None:
+        """A page view's campaign as Segment states it (the collector keeps its
+        `context.campaign` in the page view's properties: docs/enrichment.md)."""
+        return campaign_in(self.properties) if self.type is EventType.PAGE_VIEW else None
 
     def to_record(self) -> bytes:
         """The Kinesis record data for this event: compact UTF-8 JSON, no nulls."""

@@ -47,6 +47,7 @@ from clickstream.kernel.events import (
     ClickEvent,
     EventType,
     TimestampPolicy,
+    campaign_in,
     decode_event,
 )
 from clickstream.kernel.strict_json import MAX_NESTING
@@ -116,6 +117,11 @@ class ConsumedEvent(msgspec.Struct, frozen=True, gc=False):
     user_id: str | None = None
     anonymous_id: str | None = None
     """The ids the suppression list is checked against (`clickstream.stores.suppression`)."""
+    referrer: str | None = None
+    country: str | None = None
+    campaign: dict[str, Any] | None = None
+    """A page view's Segment campaign (`ClickEvent.campaign`): with the page and referrer,
+    what the session's acquisition is decided from."""
 
     @classmethod
     def of(cls, event: ClickEvent) -> ConsumedEvent:
@@ -129,6 +135,9 @@ class ConsumedEvent(msgspec.Struct, frozen=True, gc=False):
             event.user_agent,
             event.user_id,
             event.anonymous_id,
+            event.referrer,
+            event.country,
+            event.campaign,
         )
 
 
@@ -192,4 +201,7 @@ def _fast(data: bytes, arrival_seconds: float) -> ConsumedEvent | None:
         wire.user_agent,
         wire.user_id,
         wire.anonymous_id,
+        wire.referrer,
+        wire.country,
+        campaign_in(wire.properties) if wire.type is EventType.PAGE_VIEW else None,
     )

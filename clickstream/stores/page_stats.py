@@ -55,10 +55,17 @@ def page_minute_items(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def page_row(
-    page: str, window: str, shard_id: str, views: Any, clicks: Any, sessions: Any
+    page: str,
+    window: str,
+    shard_id: str,
+    views: Any,
+    clicks: Any,
+    sessions: Any,
+    bot_views: Any = 0,
 ) -> dict[str, Any]:
     """One page's counters in one minute on one shard, as every reader of them returns it
-    (the counters as DynamoDB gives them: numbers, made ints here)."""
+    (the counters as DynamoDB gives them: numbers, made ints here): people's, and the page
+    views of bots apart."""
     return {
         "page": page,
         "window": window,
@@ -66,6 +73,7 @@ def page_row(
         "views": int(views),
         "clicks": int(clicks),
         "sessions": int(sessions),
+        "bot_views": int(bot_views),
     }
 
 
@@ -73,8 +81,8 @@ def rollup_rows(item: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A rollup item as the page-minute rows it summarises (page, window, shard, counters)."""
     window, shard_id = str(item["window"]), str(item["shard_id"])
     return [
-        page_row(str(page), window, shard_id, views, clicks, sessions)
-        for page, views, clicks, sessions in item.get("top", [])
+        page_row(str(page), window, shard_id, views, clicks, sessions, bots[0] if bots else 0)
+        for page, views, clicks, sessions, *bots in item.get("top", [])
     ]
 
 
@@ -118,7 +126,8 @@ def hidden_rows(
         pages = listed.get((window, shard_id))
         if pages is not None and page not in pages:
             views, clicks = item.get("views", 0), item.get("clicks", 0)
-            rows.append(page_row(page, window, shard_id, views, clicks, item.get("sessions", 0)))
+            sessions, bots = item.get("sessions", 0), item.get("bot_views", 0)
+            rows.append(page_row(page, window, shard_id, views, clicks, sessions, bots))
     return rows
 
 
@@ -180,6 +189,8 @@ class PageMinuteState:
     views: int = 0
     clicks: int = 0
     sessions: int = 0
+    """People's: a bot's events are counted in `bot_views` only (`consumer.core.aggregate`)."""
+    bot_views: int = 0
 
     @property
     def key(self) -> PageMinuteKey:
@@ -215,6 +226,8 @@ def page_item(state: PageMinuteState, expires_at: int, updated_at: datetime) -> 
         "sessions": state.sessions,
         "updated_at": stored_update_time(updated_at),
         "expires_at": expires_at,
+        # Left out when none (most page-minutes): an item's size is its write units.
+        **({"bot_views": state.bot_views} if state.bot_views else {}),
     }
 
 
@@ -227,6 +240,7 @@ def page_from_item(item: Mapping[str, Any]) -> PageMinuteState:
         views=int(item.get("views", 0)),
         clicks=int(item.get("clicks", 0)),
         sessions=int(item.get("sessions", 0)),
+        bot_views=int(item.get("bot_views", 0)),
     )
 
 
@@ -245,8 +259,9 @@ class MinuteRollup:
     shard_id: str
     position: Position | None = None
     """The last record of the shard it includes."""
-    pages: dict[str, tuple[int, int, int]] = field(default_factory=dict)
-    """page key -> (views, clicks, distinct sessions) on this shard in this minute."""
+    pages: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
+    """page key -> (views, clicks, distinct sessions, bot views) on this shard in this
+    minute: people's counters, then bots' page views."""
     stored_pages: int = 0
     """How many pages the stored item it was read from counted. An item lists only its
     `MAX_ROLLUP_PAGES` busiest, so a rollup read back (a new lease owner, a refused write)
@@ -259,7 +274,7 @@ class MinuteRollup:
         return max(len(self.pages), self.stored_pages)
 
     def update(self, page: PageMinuteState, position: Position) -> None:
-        self.pages[page.page] = (page.views, page.clicks, page.sessions)
+        self.pages[page.page] = (page.views, page.clicks, page.sessions, page.bot_views)
         if self.position is None or position > self.position:
             self.position = position
 
@@ -270,15 +285,20 @@ class MinuteRollup:
         there are older, never newer."""
         return self.position is not None and position <= self.position
 
-    def top(self) -> list[tuple[str, int, int, int]]:
-        """The busiest pages (views, then clicks), at most `MAX_ROLLUP_PAGES`."""
+    def top(self) -> list[tuple[str | int, ...]]:
+        """The busiest pages (people's views, then clicks, then bots' views), at most
+        `MAX_ROLLUP_PAGES`, each (page, views, clicks, sessions[, bot views]): the bots'
+        count only where there are some, so a rollup without bots is the size it was."""
         ranked = sorted(self.pages.items(), key=_busiest_first)
-        return [(page, *counts) for page, counts in ranked[:MAX_ROLLUP_PAGES]]
+        return [
+            (page, *counts) if counts[3] else (page, *counts[:3])
+            for page, counts in ranked[:MAX_ROLLUP_PAGES]
+        ]
 
 
-def _busiest_first(entry: tuple[str, tuple[int, int, int]]) -> tuple[int, int, str]:
-    page, (views, clicks, _) = entry
-    return -views, -clicks, page
+def _busiest_first(entry: tuple[str, tuple[int, int, int, int]]) -> tuple[int, int, int, str]:
+    page, (views, clicks, _, bot_views) = entry
+    return -views, -clicks, -bot_views, page
 
 
 def rollup_key(minute: str, shard_id: str) -> dict[str, str]:
@@ -306,8 +326,8 @@ def rollup_from_item(item: Mapping[str, Any]) -> MinuteRollup:
         shard_id=str(item["shard_id"]),
         position=Position.decode(str(item["position"])),
         pages={
-            str(page): (int(views), int(clicks), int(sessions))
-            for page, views, clicks, sessions in item.get("top", [])
+            str(page): (int(views), int(clicks), int(sessions), int(bots[0]) if bots else 0)
+            for page, views, clicks, sessions, *bots in item.get("top", [])
         },
         stored_pages=int(item.get("pages", 0)),
     )

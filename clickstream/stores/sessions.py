@@ -16,6 +16,12 @@ from decimal import Decimal
 from typing import Any, Final
 
 from clickstream.kernel.dynamo import from_dynamo, scan_table, to_dynamo
+from clickstream.kernel.enrichment.columns import (
+    ACQUISITION_COLUMNS,
+    ENGAGED_SECONDS,
+    AcquisitionRow,
+)
+from clickstream.kernel.enrichment.useragent import agent_of
 from clickstream.kernel.retry import Backoff
 from clickstream.kernel.timestamps import from_iso_or_none
 from clickstream.stores.attributes import stored_bytes, stored_time, stored_update_time
@@ -77,6 +83,13 @@ class SessionState:
     bot_score: float = 0.0
     bot_alerted: bool = False
     """A bot alert was raised for this session (it is raised once)."""
+    landing_at: datetime | None = None
+    landing_event_id: str = ""
+    """The landing: the session's first page view (by time, then event id) seen so far."""
+    acquisition: AcquisitionRow | None = None
+    """What the landing says of where the visit came from (`ACQUISITION_COLUMNS`)."""
+    country: str | None = None
+    """The first country an event of the session gave."""
 
     def __post_init__(self) -> None:
         if self.first_touches and not self.touches_per_minute:
@@ -89,6 +102,17 @@ class SessionState:
         if self.first_seen is None or self.last_seen is None:
             return 0.0
         return (self.last_seen - self.first_seen).total_seconds()
+
+    @property
+    def bounced(self) -> bool:
+        """One page view or none, no click, no custom event, and shorter than
+        `ENGAGED_SECONDS` (as the `sessions` view says: docs/enrichment.md)."""
+        return (
+            self.page_views <= 1
+            and self.clicks == 0
+            and self.custom == 0
+            and self.duration_seconds < ENGAGED_SECONDS
+        )
 
     @property
     def gap_variation(self) -> float:
@@ -107,6 +131,7 @@ class SessionState:
 
 
 SESSIONS_KEYS: Final = KeySchema(("session_id",))
+ACQUISITION_NAMES: Final = tuple(name for name, _ in ACQUISITION_COLUMNS)
 
 
 SESSION_WRITE_CONDITION: Final = (
@@ -168,7 +193,33 @@ def session_item(state: SessionState, expires_at: int, updated_at: datetime) -> 
     # Left out when it is the last event's time (records in order, the common case).
     if state.previous_at is not None and state.previous_at != state.last_seen:
         item["previous_at"] = stored_time(state.previous_at)
+    _put_enrichment(item, state)
     return item
+
+
+def _put_enrichment(item: dict[str, Any], state: SessionState) -> None:
+    """The session's acquisition, country, device, bot flag and bounce; what is unknown,
+    false or implied is left out (a session item is written at every flush that touches it:
+    its size is its write units)."""
+    if state.acquisition is not None:
+        for name, value in zip(ACQUISITION_NAMES, state.acquisition, strict=True):
+            if value is not None:
+                item[name] = value
+    # Left out when the landing is the session's first event (the common case).
+    landing = state.landing_at
+    if landing is not None and (
+        landing != state.first_seen or state.landing_event_id != state.first_event_id
+    ):
+        item["landing_at"] = stored_time(landing)
+        item["landing_event_id"] = state.landing_event_id
+    if state.country is not None:
+        item["country"] = state.country
+    agent = agent_of(state.user_agent or "")
+    item["device_type"] = str(agent.device_type)
+    if agent.is_bot or state.bot_alerted:
+        item["is_bot"] = True
+    if state.bounced:
+        item["bounced"] = True
 
 
 def session_from_item(item: Mapping[str, Any]) -> SessionState:
@@ -198,7 +249,19 @@ def session_from_item(item: Mapping[str, Any]) -> SessionState:
         gap_m2=float(item.get("gap_m2", 0)),
         bot_score=float(item.get("bot_score", 0)),
         bot_alerted=bool(item.get("bot_alerted", False)),
+        **_landing_from_item(item),
     )
+
+
+def _landing_from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    if "source" not in item:
+        return {}
+    return {
+        "acquisition": tuple(item.get(name) for name in ACQUISITION_NAMES),
+        "landing_at": from_iso_or_none(item.get("landing_at", item.get("first_seen"))),
+        "landing_event_id": str(item.get("landing_event_id", item.get("first_event_id", ""))),
+        "country": item.get("country"),
+    }
 
 
 def readable_session(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -111,6 +111,7 @@ def combine(manifests: Sequence[Manifest]) -> Manifest:
                 total.views += counts.views
                 total.clicks += counts.clicks
                 total.sessions += counts.sessions
+                total.bot_views += counts.bot_views
         first.malformed_records += other.malformed_records
     return first
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
+from clickstream.kernel.enrichment.columns import landing_row
+from clickstream.kernel.enrichment.useragent import agent_of
 from clickstream.kernel.events import EventType, minute_text
 from clickstream.kernel.fast_decode import FoldedEvent
 from clickstream.kernel.pagekey import page_key
@@ -99,19 +101,29 @@ def apply_to_session(
     at `here` (`where_hash`), into a session (the caller has checked it is not included yet
     and not a duplicate). `minute` is the event's `minute_number`, when the caller has it."""
     state.events += 1
+    at = event.timestamp
+    # Ties on the timestamp break on the event id, so entry and exit pages do not depend on
+    # the order records arrived in (a producer's retry can reorder a session's records).
+    # (Compared field by field rather than as tuples: this runs for every event.)
+    event_id, first, last = event.event_id, state.first_seen, state.last_seen
     if event.type is EventType.PAGE_VIEW:
         state.page_views += 1
+        landing = state.landing_at
+        if landing is None or at < landing or (at == landing and event_id < state.landing_event_id):
+            # The landing so far: what it says of the visit's source is decided once per
+            # landing seen, usually once per session (records mostly come in order).
+            state.landing_at, state.landing_event_id = at, event_id
+            state.acquisition = landing_row(
+                event.page, event.referrer, {"campaign": event.campaign}
+            )
     elif event.type is EventType.CLICK:
         state.clicks += 1
     elif event.type is EventType.SCROLL:
         state.scrolls += 1
     else:
         state.custom += 1
-    at = event.timestamp
-    # Ties on the timestamp break on the event id, so entry and exit pages do not depend on
-    # the order records arrived in (a producer's retry can reorder a session's records).
-    # (Compared field by field rather than as tuples: this runs for every event.)
-    event_id, first, last = event.event_id, state.first_seen, state.last_seen
+    if state.country is None and event.country is not None:
+        state.country = event.country
     if first is None or at < first or (at == first and event_id < state.first_event_id):
         state.first_seen, state.first_event_id, state.entry_page = at, event_id, page
     if last is None or at > last or (at == last and event_id > state.last_event_id):
@@ -156,9 +168,15 @@ def apply_to_page(
     event: FoldedEvent,
     first_touch: int | None,
     here: int,
+    is_bot: bool = False,
 ) -> None:
     """Fold one event (its record at `here`, `where_hash`) into its page-minute; the session
-    counts where it first touched it."""
+    counts where it first touched it. A bot's event (`is_bot`, by its user agent) counts
+    apart: its page views in `bot_views`, nothing in people's counters."""
+    if is_bot:
+        if event.type is EventType.PAGE_VIEW:
+            state.bot_views += 1
+        return
     if event.type is EventType.PAGE_VIEW:
         state.views += 1
     elif event.type is EventType.CLICK:
@@ -263,7 +281,9 @@ class ShardAggregator:
                 changed_sessions[event.session_id] = session
             if not page.includes(position):
                 first_touch = session.first_touches.get((minute, page_hash))
-                apply_to_page(page, event, first_touch, here)
+                agent = event.user_agent
+                is_bot = agent is not None and agent_of(agent).is_bot
+                apply_to_page(page, event, first_touch, here, is_bot)
                 changed_pages[key] = page
         end = ShardPosition(shard_id, flush_end)
         for session in changed_sessions.values():

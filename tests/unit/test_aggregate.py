@@ -245,3 +245,58 @@ def test_the_place_hashed_from_the_sequence_text_is_where_hash_of_its_position(
 def test_a_sequence_number_that_is_not_plain_digits_gets_no_place_from_its_text() -> None:
     for text in ("", "12a", "٣٤", "+12", " 12"):
         assert place_hash("shardId-000000000000/", text, 0) is None
+
+
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+
+
+def visit(n: int, session: str, page: str, second: float, **fields: Any) -> ClickEvent:
+    return event(n, session, page, EventType.PAGE_VIEW, second).model_copy(update=fields)
+
+
+def test_the_landing_decides_the_acquisition_whatever_order_and_referrers_come_in() -> None:
+    # GIVEN a session whose second page (same-site referrer) arrives before its landing, a
+    # newsletter link, which is retried; its country comes with the landing
+    site = "https://shop.example.com"
+    landing = visit(1, "s1", f"{site}/blog?utm_source=news&utm_medium=email", 0, country="FR")
+    later = visit(2, "s1", f"{site}/docs", 60, referrer=f"{site}/blog")
+    agg = ShardAggregator("shard-1")
+    run(agg, positioned([later]))
+    first_seen = agg.apply(positioned([later], first=1), Position(1)).sessions
+    assert first_seen == []  # (already included: nothing changes)
+    run(agg, positioned([landing], first=2))
+    session = agg._sessions.get("s1")
+    assert session is not None
+    # THEN the acquisition is the landing's, the same-site referrer no new source
+    assert session.acquisition is not None
+    assert session.acquisition[:2] == ("news", "email")
+    assert session.acquisition[-1] == "Email"
+    assert (session.landing_event_id, session.country) == (landing.event_id, "FR")
+    # AND a later page from another site's link within the visit keeps it too
+    run(agg, positioned([visit(3, "s1", f"{site}/x", 90, referrer="https://t.co/")], first=3))
+    assert session.acquisition[:2] == ("news", "email")
+
+
+def test_a_bots_events_are_counted_apart_from_peoples_page_counters() -> None:
+    # GIVEN a person and a crawler on the same page in the same minute
+    agg = ShardAggregator("shard-1")
+    batch = positioned(
+        [
+            visit(1, "person", "/", 0, user_agent=FIREFOX),
+            event(2, "person", "/", EventType.CLICK, 2).model_copy(update={"user_agent": FIREFOX}),
+            visit(3, "crawler", "/", 1, user_agent=GOOGLEBOT),
+            event(4, "crawler", "/", EventType.CLICK, 3).model_copy(
+                update={"user_agent": GOOGLEBOT}
+            ),
+        ]
+    )
+    sessions, pages = agg.missing(batch)
+    agg.remember(dict.fromkeys(sessions), dict.fromkeys(pages))
+    changes = agg.apply(batch, batch[-1].position)
+    [page] = changes.pages
+    # THEN the page counts the person, and the crawler's page view apart
+    assert (page.views, page.clicks, page.sessions, page.bot_views) == (1, 1, 1, 1)
+    # AND the crawler's session is still a session of its own, with every event
+    crawler = next(s for s in changes.sessions if s.session_id == "crawler")
+    assert (crawler.events, crawler.page_views, crawler.clicks) == (2, 1, 1)

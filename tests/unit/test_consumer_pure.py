@@ -170,6 +170,37 @@ class TestItems:
         assert item["distinct_pages"] == 2
         assert session_from_item(item) == state
 
+    def test_a_sessions_acquisition_country_device_and_bounce_round_trip(self) -> None:
+        acquisition = ("google", "cpc", "winter", None, None, "google.com", "Paid Search")
+        landed = SessionState(
+            "s2",
+            written_by=ShardPosition("shardId-1", Position(12)),
+            events=1,
+            page_views=1,
+            first_seen=AT,
+            first_event_id="e-1",
+            last_seen=AT,
+            last_event_id="e-1",
+            previous_at=AT,
+            user_agent="Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) Mobile/15E148",
+            landing_at=AT,
+            landing_event_id="e-1",
+            acquisition=acquisition,
+            country="JP",
+        )
+        item = session_item(landed, expires_at=1, updated_at=AT)
+        # (the landing's time and id are left out when it is the first event)
+        assert "landing_at" not in item
+        assert (item["source"], item["channel"], item["country"]) == ("google", "Paid Search", "JP")
+        assert (item["device_type"], item["bounced"], "is_bot" in item) == ("mobile", True, False)
+        assert "utm_term" not in item
+        assert session_from_item(item) == landed
+        # AND a landing that is not the first event (a scroll before it) is stored
+        landed.first_seen, landed.first_event_id = AT - timedelta(seconds=1), "e-0"
+        item = session_item(landed, expires_at=1, updated_at=AT)
+        assert item["landing_event_id"] == "e-1"
+        assert session_from_item(item) == landed
+
     def test_bookkeeping_written_in_the_first_format_reads_as_the_same_places(self) -> None:
         # GIVEN an item of a worker before places were cut to 32 bits (16- and 20-byte records)
         where = hash64("shardId-1/1")

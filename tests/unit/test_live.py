@@ -167,6 +167,7 @@ def test_counts_a_truncated_rollup_leaves_out_come_from_the_page_minute_items() 
             "views": 1,
             "clicks": 2,
             "sessions": 0,
+            "bot_views": 0,
         }
     ]
     # AND with the rollups' rows, /a's totals count it once

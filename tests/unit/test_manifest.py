@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 
+from clickstream.kernel.enrichment.useragent import agent_of
 from clickstream.kernel.events import ClickEvent, EventType, minute_key
 from producer.generator import TrafficProfile, generate
 from producer.manifest import build_manifest, shard_index
@@ -20,16 +21,24 @@ def test_manifest_counts_agree_with_a_recount() -> None:
     assert (manifest.events, manifest.malformed, manifest.total_records) == (8000, 30, 8030)
     assert sum(manifest.records_per_shard.values()) == 8030  # type: ignore[union-attr]
     assert sum(s.events for s in manifest.sessions.values()) == 8000
+    # (the pages' counters are people's: a bot's events are counted apart)
+    people = [e for e in events if not agent_of(e.user_agent or "").is_bot]
+    assert len(people) < len(events)
     views = Counter(
-        (e.page, minute_key(e.timestamp)) for e in events if e.type is EventType.PAGE_VIEW
+        (e.page, minute_key(e.timestamp)) for e in people if e.type is EventType.PAGE_VIEW
     )
     for (page, minute), count in views.items():
         assert manifest.pages[page][minute].views == count
+    clicks = Counter((e.page, minute_key(e.timestamp)) for e in people if e.type is EventType.CLICK)
+    for (page, minute), count in clicks.items():
+        assert manifest.pages[page][minute].clicks == count
     sessions = defaultdict(set)
-    for e in events:
+    for e in people:
         sessions[(e.page, minute_key(e.timestamp))].add(e.session_id)
     for (page, minute), members in sessions.items():
         assert manifest.pages[page][minute].sessions == len(members)
+    bot_clicks = sum(1 for e in events if e.session_id.startswith("bot-"))
+    assert sum(e.type is EventType.CLICK for e in events) - sum(clicks.values()) == bot_clicks
     one = events[0].session_id
     mine = [e for e in events if e.session_id == one]
     truth = manifest.sessions[one]

@@ -47,35 +47,43 @@ def test_a_rollup_keeps_the_busiest_pages_views_then_clicks() -> None:
 
 def test_a_rollup_position_never_moves_back_and_its_item_round_trips() -> None:
     # GIVEN a rollup at position 900 given an older page state at 300
-    rollup = MinuteRollup(MINUTE, SHARD, Position(900), {"/a": (3, 1, 2)})
+    rollup = MinuteRollup(MINUTE, SHARD, Position(900), {"/a": (3, 1, 2, 0)})
     rollup.update(page("/b", views=1), Position(300))
+    rollup.pages["/bots"] = (0, 0, 0, 7)  # a page only a crawler saw
     # THEN it still says 900, and its item reads back the same
     assert rollup.position == Position(900)
     item = rollup_item(rollup, expires_at=1, updated_at=NOW)
     assert is_rollup(item)
     assert "window_shard" not in item  # the by-window index never lists it
     assert rollup_from_item(item) == MinuteRollup(
-        MINUTE, SHARD, Position(900), rollup.pages, stored_pages=2
+        MINUTE, SHARD, Position(900), rollup.pages, stored_pages=3
     )
-    assert {row["page"]: row["views"] for row in rollup_rows(item)} == {"/a": 3, "/b": 1}
+    assert {row["page"]: row["views"] for row in rollup_rows(item)} == {
+        "/a": 3,
+        "/b": 1,
+        "/bots": 0,
+    }
+    # (bots' page views are counted apart, and only where there are some)
+    assert {row["page"]: row["bot_views"] for row in rollup_rows(item)}["/bots"] == 7
+    assert [len(entry) for entry in item["top"]] == [4, 4, 5]
     assert page_minute_items([item, {"page": "/a"}]) == [{"page": "/a"}]
 
 
 def test_a_replay_behind_a_stored_rollup_leaves_it_alone_until_it_passes_it() -> None:
     # GIVEN a shard's rollup read back from the store at position 900 (the last owner's)
     rollups = LiveRollups(SHARD)
-    stored = MinuteRollup(MINUTE, SHARD, Position(900), {"/a": (5, 2, 4)})
+    stored = MinuteRollup(MINUTE, SHARD, Position(900), {"/a": (5, 2, 4, 0)})
     rollups.remember({MINUTE: stored})
     # WHEN a replay's delivery up to 300 changes /a (its state there is older: 2 views)
     rollups.changed([page("/a", views=2)], Position(300), now=10.0, first=Position(250))
     # THEN the rollup keeps the stored state, and has nothing to write
-    assert stored.pages == {"/a": (5, 2, 4)}
+    assert stored.pages == {"/a": (5, 2, 4, 0)}
     assert stored.position == Position(900)
     assert MINUTE not in rollups.dirty
     # WHEN the replay passes it: a delivery up to 950 (its state there is newer: 6 views)
     rollups.changed([page("/a", views=6)], Position(950), now=11.0, first=Position(901))
     # THEN the rollup takes the state and the position, and waits to be written
-    assert stored.pages == {"/a": (6, 0, 1)}
+    assert stored.pages == {"/a": (6, 0, 1, 0)}
     assert stored.position == Position(950)
     assert [minute for minute, _ in rollups.dirty.all()] == [MINUTE]
 

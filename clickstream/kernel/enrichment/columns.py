@@ -46,6 +46,10 @@ ACQUISITION_COLUMNS: Final = (
 )
 """Per session, from its landing; stored per page view as `landing_<name>`."""
 
+ENGAGED_SECONDS: Final = 10
+"""A visit this long or longer, first to last event, is engaged: not a bounce (GA4's
+default). A bounce: one page view or none, no click, no custom event, shorter than this."""
+
 LANDING_PREFIX: Final = "landing_"
 LANDING_COLUMNS: Final = tuple((LANDING_PREFIX + name, kind) for name, kind in ACQUISITION_COLUMNS)
 
