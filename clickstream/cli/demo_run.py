@@ -239,7 +239,7 @@ def session_totals(results: Results) -> dict[str, float | int]:
         "sessions": len(sessions),
         "events": sum(int(s["events"]) for s in sessions),
         "page_views": sum(int(s["page_views"]) for s in sessions),
-        "clicks": sum(int(s["clicks"]) for s in sessions),
+        "clicks": sum(int(s.get("clicks", 0)) for s in sessions),
         "median_duration_seconds": durations[len(durations) // 2] if durations else 0,
         "bounced_sessions": sum(1 for s in sessions if int(s["events"]) == 1),
     }

@@ -16,6 +16,8 @@ from decimal import Decimal
 from typing import Any, Final
 
 from clickstream.kernel.dynamo import from_dynamo, scan_table, to_dynamo
+from clickstream.kernel.enrichment.acquisition import DIRECT, NONE
+from clickstream.kernel.enrichment.channels import channel_of
 from clickstream.kernel.enrichment.columns import (
     ACQUISITION_COLUMNS,
     ENGAGED_SECONDS,
@@ -132,6 +134,10 @@ class SessionState:
 
 SESSIONS_KEYS: Final = KeySchema(("session_id",))
 ACQUISITION_NAMES: Final = tuple(name for name, _ in ACQUISITION_COLUMNS)
+ZERO_WHEN_ABSENT: Final = ("clicks", "scrolls", "custom")
+"""Counters a session item leaves out while they are zero."""
+OPTIONAL_ACQUISITION: Final = ACQUISITION_NAMES[2:-1]
+"""campaign, utm_term, utm_content, referrer_host: stored when known."""
 
 
 SESSION_WRITE_CONDITION: Final = (
@@ -150,9 +156,6 @@ def session_item(state: SessionState, expires_at: int, updated_at: datetime) -> 
         "position": state.written_by.position.encode(),
         "events": state.events,
         "page_views": state.page_views,
-        "clicks": state.clicks,
-        "scrolls": state.scrolls,
-        "custom": state.custom,
         "first_event_id": state.first_event_id,
         "last_event_id": state.last_event_id,
         "duration_seconds": Decimal(str(state.duration_seconds)),
@@ -161,13 +164,18 @@ def session_item(state: SessionState, expires_at: int, updated_at: datetime) -> 
         # Floats go through their shortest repr, so a state read back is the state written.
         "gap_mean": Decimal(repr(state.gap_mean)),
         "gap_m2": Decimal(repr(state.gap_m2)),
-        "bot_score": Decimal(repr(state.bot_score)),
-        "bot_alerted": state.bot_alerted,
         "updated_at": stored_update_time(updated_at),
         "expires_at": expires_at,
     }
     # What is unknown or implied is left out (added one by one: a session item is built
-    # for every write of a session, and filtering a whole dict of Nones cost more).
+    # for every write of a session, and filtering a whole dict of Nones cost more). Counters
+    # that are zero too: their bytes are billed at every write (readers read them as 0).
+    if state.clicks:
+        item["clicks"] = state.clicks
+    if state.scrolls:
+        item["scrolls"] = state.scrolls
+    if state.custom:
+        item["custom"] = state.custom
     if state.first_seen is not None:
         item["first_seen"] = stored_time(state.first_seen)
     if state.last_seen is not None:
@@ -178,6 +186,11 @@ def session_item(state: SessionState, expires_at: int, updated_at: datetime) -> 
         item["exit_page"] = state.exit_page
     if state.user_agent is not None:
         item["user_agent"] = state.user_agent
+    # Left out while nothing (a person's session, mostly): readers take absent ones as such.
+    if state.bot_score:
+        item["bot_score"] = Decimal(repr(state.bot_score))
+    if state.bot_alerted:
+        item["bot_alerted"] = True
     # Left out while exact (the common case): readers take an absent flag as exact.
     if not pages.exact:
         item["distinct_pages_exact"] = False
@@ -198,14 +211,18 @@ def session_item(state: SessionState, expires_at: int, updated_at: datetime) -> 
 
 
 def _put_enrichment(item: dict[str, Any], state: SessionState) -> None:
-    """The session's acquisition, country, device, bot flag and bounce; what is unknown,
-    false or implied is left out (a session item is written at every flush that touches it:
-    its size is its write units)."""
+    """The session's acquisition and country, as few bytes as say them (a session item is
+    written at every flush that touches it: its size is its write units). Left out: a direct
+    visit's source and medium, the channel (of the source, medium and campaign), what is
+    unknown, and the landing's time and id when it is the first event; the device and the
+    bounce are read from the user agent and the counters (`readable_session`)."""
     if state.acquisition is not None:
-        for name, value in zip(ACQUISITION_NAMES, state.acquisition, strict=True):
+        source, medium, *optional, _ = state.acquisition
+        if (source, medium) != (DIRECT, NONE):
+            item["source"], item["medium"] = source, medium
+        for name, value in zip(OPTIONAL_ACQUISITION, optional, strict=True):
             if value is not None:
                 item[name] = value
-    # Left out when the landing is the session's first event (the common case).
     landing = state.landing_at
     if landing is not None and (
         landing != state.first_seen or state.landing_event_id != state.first_event_id
@@ -214,12 +231,6 @@ def _put_enrichment(item: dict[str, Any], state: SessionState) -> None:
         item["landing_event_id"] = state.landing_event_id
     if state.country is not None:
         item["country"] = state.country
-    agent = agent_of(state.user_agent or "")
-    item["device_type"] = str(agent.device_type)
-    if agent.is_bot or state.bot_alerted:
-        item["is_bot"] = True
-    if state.bounced:
-        item["bounced"] = True
 
 
 def session_from_item(item: Mapping[str, Any]) -> SessionState:
@@ -254,10 +265,18 @@ def session_from_item(item: Mapping[str, Any]) -> SessionState:
 
 
 def _landing_from_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    if "source" not in item:
+    """What `_put_enrichment` wrote, whole again: a session with a page view has a landing."""
+    if not int(item.get("page_views", 0)):
         return {}
+    source, medium = item.get("source", DIRECT), item.get("medium", NONE)
+    optional = [item.get(name) for name in OPTIONAL_ACQUISITION]
     return {
-        "acquisition": tuple(item.get(name) for name in ACQUISITION_NAMES),
+        "acquisition": (
+            source,
+            medium,
+            *optional,
+            str(channel_of(source, medium, optional[0])),
+        ),
         "landing_at": from_iso_or_none(item.get("landing_at", item.get("first_seen"))),
         "landing_event_id": str(item.get("landing_event_id", item.get("first_event_id", ""))),
         "country": item.get("country"),
@@ -266,8 +285,25 @@ def _landing_from_item(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def readable_session(item: Mapping[str, Any]) -> dict[str, Any]:
     """A session as its reader wants it: the binary attributes are the consumer's bookkeeping
-    (page sketch, first touches, recent event ids), already summed up in the counters."""
-    return {key: value for key, value in item.items() if not isinstance(value, bytes | bytearray)}
+    (page sketch, first touches, recent event ids), already summed up in the counters; what
+    is left out of the item for its size is said again (the acquisition of a direct visit, the
+    channel, the device and browser of its user agent, the bot flag and the bounce)."""
+    readable: dict[str, Any] = dict.fromkeys(ZERO_WHEN_ABSENT, 0)
+    readable.update(
+        (key, value) for key, value in item.items() if not isinstance(value, bytes | bytearray)
+    )
+    enrichment = _landing_from_item(item)
+    if "acquisition" in enrichment:
+        readable.update(zip(ACQUISITION_NAMES, enrichment["acquisition"], strict=True))
+    agent = agent_of(str(item.get("user_agent", "")))
+    readable.update(
+        device_type=str(agent.device_type),
+        browser=agent.browser,
+        os=agent.os,
+        is_bot=agent.is_bot or bool(item.get("bot_alerted", False)),
+        bounced=session_from_item(item).bounced if "shard_id" in item else None,
+    )
+    return readable
 
 
 def session_key(session_id: str) -> dict[str, str]:

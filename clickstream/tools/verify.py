@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clickstream.stores.page_stats import PageStatsTable
-from clickstream.stores.sessions import SessionsTable
+from clickstream.stores.sessions import ZERO_WHEN_ABSENT, SessionsTable
 from insights import archive, query
 from producer.manifest import Manifest, PageMinuteTruth
 
@@ -154,9 +154,10 @@ def _check_sessions(
                         f"{item['distinct_pages']} too far from {truth.distinct_pages}"
                     )
                 continue
-            if item.get(name) != getattr(truth, name):
+            stored_value = item.get(name, 0 if name in ZERO_WHEN_ABSENT else None)
+            if stored_value != getattr(truth, name):
                 problems.append(
-                    f"session {session_id}: {name} {item.get(name)!r} != {getattr(truth, name)!r}"
+                    f"session {session_id}: {name} {stored_value!r} != {getattr(truth, name)!r}"
                 )
 
 

@@ -10,6 +10,7 @@ import json
 import random
 import struct
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -24,7 +25,13 @@ from clickstream.stores import alerts as alerts_store
 from clickstream.stores.alerts import Alert, Rule, ShardProgress
 from clickstream.stores.page_stats import PageMinuteState, page_from_item, page_item
 from clickstream.stores.positions import Position
-from clickstream.stores.sessions import SessionState, ShardPosition, session_from_item, session_item
+from clickstream.stores.sessions import (
+    SessionState,
+    ShardPosition,
+    readable_session,
+    session_from_item,
+    session_item,
+)
 from clickstream.stores.sketch import (
     DistinctCounter,
     hash64,
@@ -164,6 +171,9 @@ class TestItems:
             gap_m2=0.1 + 0.2,
             bot_score=0.25,
             bot_alerted=True,
+            landing_at=AT,
+            landing_event_id="e-1",
+            acquisition=("(direct)", "(none)", None, None, None, None, "Direct"),
         )
         item = session_item(state, expires_at=123, updated_at=AT)
         assert item["duration_seconds"] == 5
@@ -182,7 +192,10 @@ class TestItems:
             last_seen=AT,
             last_event_id="e-1",
             previous_at=AT,
-            user_agent="Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) Mobile/15E148",
+            user_agent=(
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
+                "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"
+            ),
             landing_at=AT,
             landing_event_id="e-1",
             acquisition=acquisition,
@@ -191,10 +204,25 @@ class TestItems:
         item = session_item(landed, expires_at=1, updated_at=AT)
         # (the landing's time and id are left out when it is the first event)
         assert "landing_at" not in item
-        assert (item["source"], item["channel"], item["country"]) == ("google", "Paid Search", "JP")
-        assert (item["device_type"], item["bounced"], "is_bot" in item) == ("mobile", True, False)
-        assert "utm_term" not in item
+        assert (item["source"], item["campaign"], item["country"]) == ("google", "winter", "JP")
+        # (what follows from other attributes is left out, and said again to readers)
+        assert not {"channel", "utm_term", "device_type", "bounced", "bot_alerted"} & set(item)
+        shown = readable_session(item)
+        assert (shown["channel"], shown["device_type"], shown["browser"]) == (
+            "Paid Search",
+            "mobile",
+            "Mobile Safari",
+        )
+        assert (shown["bounced"], shown["is_bot"]) == (True, False)
         assert session_from_item(item) == landed
+        # AND a direct visit stores no source at all, and reads as direct
+        direct = replace(
+            landed, acquisition=("(direct)", "(none)", None, None, None, None, "Direct")
+        )
+        item = session_item(direct, expires_at=1, updated_at=AT)
+        assert "source" not in item
+        assert session_from_item(item) == direct
+        assert readable_session(item)["channel"] == "Direct"
         # AND a landing that is not the first event (a scroll before it) is stored
         landed.first_seen, landed.first_event_id = AT - timedelta(seconds=1), "e-0"
         item = session_item(landed, expires_at=1, updated_at=AT)
@@ -491,10 +519,10 @@ class TestMetrics:
 
 
 def test_a_session_read_for_people_leaves_out_the_binary_bookkeeping() -> None:
-    from clickstream.stores.sessions import readable_session
-
     item = {"session_id": "s", "events": 3, "pages": b"\x01", "first_touches": b"\x02"}
-    assert readable_session(item) == {"session_id": "s", "events": 3}
+    shown = readable_session(item)
+    assert not {"pages", "first_touches"} & set(shown)
+    assert (shown["session_id"], shown["events"], shown["clicks"]) == ("s", 3, 0)
 
 
 def test_binary_attributes_read_back_as_bytes() -> None:
