@@ -136,8 +136,16 @@ SESSIONS_KEYS: Final = KeySchema(("session_id",))
 ACQUISITION_NAMES: Final = tuple(name for name, _ in ACQUISITION_COLUMNS)
 ZERO_WHEN_ABSENT: Final = ("clicks", "scrolls", "custom")
 """Counters a session item leaves out while they are zero."""
-OPTIONAL_ACQUISITION: Final = ACQUISITION_NAMES[2:-1]
-"""campaign, utm_term, utm_content, referrer_host: stored when known."""
+OPTIONAL_ACQUISITION: Final = ACQUISITION_NAMES[2:5]
+"""campaign, utm_term, utm_content: stored when known."""
+
+
+def session_acquisition(landing: AcquisitionRow) -> AcquisitionRow:
+    """What a session item keeps of its landing's acquisition: all but the referrer's host,
+    which the `sessions` view gives (its 15 bytes a write were more than the write units a
+    session item may grow by: docs/consumer.md)."""
+    source, medium, campaign, term, content, _, channel = landing
+    return (source, medium, campaign, term, content, None, channel)
 
 
 SESSION_WRITE_CONDITION: Final = (
@@ -217,7 +225,7 @@ def _put_enrichment(item: dict[str, Any], state: SessionState) -> None:
     unknown, and the landing's time and id when it is the first event; the device and the
     bounce are read from the user agent and the counters (`readable_session`)."""
     if state.acquisition is not None:
-        source, medium, *optional, _ = state.acquisition
+        source, medium, *optional, _, _ = state.acquisition
         if (source, medium) != (DIRECT, NONE):
             item["source"], item["medium"] = source, medium
         for name, value in zip(OPTIONAL_ACQUISITION, optional, strict=True):
@@ -275,6 +283,7 @@ def _landing_from_item(item: Mapping[str, Any]) -> dict[str, Any]:
             source,
             medium,
             *optional,
+            None,
             str(channel_of(source, medium, optional[0])),
         ),
         "landing_at": from_iso_or_none(item.get("landing_at", item.get("first_seen"))),

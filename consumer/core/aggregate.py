@@ -27,7 +27,7 @@ from clickstream.kernel.fast_decode import FoldedEvent
 from clickstream.kernel.pagekey import page_key
 from clickstream.stores.page_stats import MinuteRollup, PageMinuteKey, PageMinuteState
 from clickstream.stores.positions import Position
-from clickstream.stores.sessions import SessionState, ShardPosition
+from clickstream.stores.sessions import SessionState, ShardPosition, session_acquisition
 from clickstream.stores.sketch import (
     MAX_RECENT_EVENT_IDS,
     MAX_TRACKED_PAGE_MINUTES,
@@ -113,8 +113,8 @@ def apply_to_session(
             # The landing so far: what it says of the visit's source is decided once per
             # landing seen, usually once per session (records mostly come in order).
             state.landing_at, state.landing_event_id = at, event_id
-            state.acquisition = landing_row(
-                event.page, event.referrer, {"campaign": event.campaign}
+            state.acquisition = session_acquisition(
+                landing_row(event.page, event.referrer, {"campaign": event.campaign})
             )
     elif event.type is EventType.CLICK:
         state.clicks += 1

@@ -181,7 +181,7 @@ class TestItems:
         assert session_from_item(item) == state
 
     def test_a_sessions_acquisition_country_device_and_bounce_round_trip(self) -> None:
-        acquisition = ("google", "cpc", "winter", None, None, "google.com", "Paid Search")
+        acquisition = ("google", "cpc", "winter", None, None, None, "Paid Search")
         landed = SessionState(
             "s2",
             written_by=ShardPosition("shardId-1", Position(12)),
