@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from clickstream.kernel.enrichment.useragent import agent_of
 from clickstream.kernel.pagekey import page_key
 from clickstream.kernel.timestamps import from_iso
 from insights import sql
@@ -146,23 +147,26 @@ def rage_clicks(
 
 
 def clicks_of_page(connection: Any, key: str, since: datetime) -> list[Click]:
-    """The archive's clicks whose page key is `key`, since `since`: partitions before that
-    hour are pruned, SQL keeps the pages whose text holds the key's path (a cheap superset),
-    and the key itself is checked here, as the consumer computes it."""
+    """People's clicks in the archive whose page key is `key`, since `since`: partitions
+    before that hour are pruned, SQL keeps the pages whose text holds the key's path (a cheap
+    superset), and the key itself is checked here, as the consumer computes it; a bot's
+    clicks (by its user agent, `clickstream.kernel.enrichment`) are no one's heat."""
     path = key if key.startswith("/") else "/" + key.partition("/")[2]
     prefix = path.partition("?")[0].partition("…~")[0][:64] or "/"
     hour = since.replace(minute=0, second=0, microsecond=0)
     query = (
         # Numbers and one quoted literal only.
-        "SELECT session_id, timestamp, x, y, viewport_width, page FROM events "  # noqa: S608
-        "WHERE type = 'click' AND x IS NOT NULL AND y IS NOT NULL "
+        "SELECT session_id, timestamp, x, y, viewport_width, page, user_agent "  # noqa: S608
+        "FROM events WHERE type = 'click' AND x IS NOT NULL AND y IS NOT NULL "
         f"AND make_timestamp(year, month, day, hour, 0, 0) >= "
         f"make_timestamp({hour.year}, {hour.month}, {hour.day}, {hour.hour}, 0, 0) "
         f"AND strpos(page, {sql.quote(prefix)}) > 0"
     )
     _, rows = sql.run(connection, query)
     clicks = []
-    for session, at, x, y, width, page in rows:
+    for session, at, x, y, width, page, agent in rows:
+        if agent and agent_of(agent).is_bot:
+            continue
         moment = from_iso(at)
         if page_key(page) == key and moment >= since:
             clicks.append(Click(session, moment, x, y, width, page))

@@ -23,21 +23,16 @@ from datetime import datetime, timedelta
 
 from clickstream.kernel.events import ClickEvent, EventType
 from producer.malformed import MalformedRecord, malformed_records
+from producer.world import DEVICES, SCRIPTS, SessionWorld, session_world
 
 _SECTIONS = ("products", "blog", "docs", "help", "category")
 _FIXED_PAGES = ("/", "/search", "/cart", "/checkout", "/account", "/pricing", "/about")
 
-_DEVICES = (
-    # (viewport width, height, user agent), desktop first: most traffic in these profiles.
-    (1920, 1080, "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0"),
-    (1440, 900, "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/17.5"),
-    (1366, 768, "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"),
-    (390, 844, "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) Mobile/15E148 Safari"),
-    (412, 915, "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 Chrome/131.0 Mobile"),
-)
+_DEVICES = tuple((width, height, agent.user_agent) for width, height, agent in DEVICES)
+"""(viewport width, height, user agent), desktop first: most traffic in these profiles."""
 RAGE_CLICKS = 4
 """Clicks in an injected rage burst: over the three that make one (PostHog's definition)."""
-_BOT_USER_AGENTS = ("python-requests/2.32.3", "Mozilla/5.0 (compatible; scraper/1.0)")
+_BOT_USER_AGENTS = tuple(agent.user_agent for agent in SCRIPTS)
 _REFERRERS = (
     None,
     None,
@@ -46,6 +41,9 @@ _REFERRERS = (
     "https://t.co/x",
     "https://www.bing.com/",
 )
+"""What a session's referrer was drawn from before `producer.world`'s landings: still drawn,
+and its answer unused, so each seed's pages, clicks and times stay what they were (the
+anomaly measurements and the tests' seeds are on them)."""
 
 
 @dataclass(frozen=True)
@@ -212,6 +210,18 @@ class TrafficGenerator:
             **extra,  # type: ignore[arg-type]
         )
 
+    def _in_the_world(self, session: _SessionContext, *, person: bool = False) -> SessionWorld:
+        """Give a session its draw from `producer.world`: maybe a tablet, an in-app browser
+        or a crawler (not when `person`), and its landing's referrer. The country is the
+        sender's to give (`country_address`)."""
+        world = session_world(self.seed, session.session_id)
+        if world.agent is not None and not (person and world.agent.is_bot):
+            session.user_agent = world.agent.user_agent
+            if world.viewport is not None:
+                session.viewport = world.viewport
+        session.referrer = world.landing.referrer
+        return world
+
     def _in_drop(self, page: str, at: datetime) -> bool:
         for spec in self.profile.drops:
             if spec.page == page:
@@ -243,14 +253,27 @@ class TrafficGenerator:
             referrer=rng.choice(_REFERRERS),
             viewport=(width, height),
         )
+        world = self._in_the_world(session)
+        width, height = session.viewport  # a tablet's, when the world drew one
+        crawler = world.agent is not None and world.agent.is_bot
         page = entry_page or self.site.popular(rng)
+        landing_query = world.landing.query
         for _ in range(profile.max_page_views):
             if self._in_drop(page, at):
                 return  # the page is down: the visitor leaves
-            yield self._event(session, EventType.PAGE_VIEW, at, page, rng)
+            shown = f"{page}?{landing_query}" if landing_query else page
+            landing_query = ""
+            yield self._event(session, EventType.PAGE_VIEW, at, shown, rng)
             session.referrer = None
             think = rng.lognormvariate(math.log(profile.median_think_seconds), 0.8)
             think = min(think, 600.0)
+            if crawler:
+                # A crawler reads pages and follows links: no clicks, scrolls or events.
+                if bounce or rng.random() < profile.exit_probability:
+                    return
+                at += timedelta(seconds=think)
+                page = self.site.next_page(page, rng)
+                continue
             # Clicks and scrolls happen while the visitor reads, before the next page view.
             clicks = _poisson(rng, profile.mean_clicks_per_view)
             moments = sorted(rng.uniform(0.2, think * 0.95) for _ in range(clicks + 1))
@@ -336,8 +359,12 @@ class TrafficGenerator:
             referrer=rng.choice(_REFERRERS),
             viewport=(width, height),
         )
+        world = self._in_the_world(session, person=True)
         page = self.site.popular(rng)
-        yield self._event(session, EventType.PAGE_VIEW, at, page, rng)
+        query = world.landing.query
+        yield self._event(
+            session, EventType.PAGE_VIEW, at, f"{page}?{query}" if query else page, rng
+        )
         spot = (rng.randint(20, width - 21), rng.randint(20, height - 21))
         first = at + timedelta(seconds=rng.uniform(3, 8))
         step = timedelta(milliseconds=150)

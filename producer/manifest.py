@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from clickstream.kernel.enrichment.useragent import agent_of
 from clickstream.kernel.events import ClickEvent, EventType, minute_key
 from clickstream.kernel.pagekey import page_key
+from producer import world
 from producer.generator import Anomaly, Record
 from producer.malformed import MalformedRecord
 
@@ -38,6 +39,31 @@ class PageMinuteTruth(BaseModel):
     clicks: int = 0
     sessions: int = 0
     bot_views: int = 0
+    bot_clicks: int = 0
+    """Not counted by the workers (a bot's click changes no counter): what the archive and
+    the operator's events-per-minute chart hold beside people's clicks."""
+
+    @property
+    def all_views(self) -> int:
+        """Every page view, people's and bots': what the archive holds."""
+        return self.views + self.bot_views
+
+    @property
+    def all_clicks(self) -> int:
+        return self.clicks + self.bot_clicks
+
+
+class DimensionTruth(BaseModel):
+    """Sessions and events per value of each enrichment dimension, as `producer.world`'s
+    tables say (written by hand there, not computed by the enrichment they check)."""
+
+    sessions: dict[str, dict[str, int]] = Field(default_factory=dict)
+    """dimension (channel, source, device_type, browser, country, is_bot) -> value -> sessions"""
+    events: dict[str, dict[str, int]] = Field(default_factory=dict)
+    """dimension -> value -> events (an event's channel and source are its session's)"""
+
+
+DIMENSIONS = ("channel", "source", "device_type", "browser", "country", "is_bot")
 
 
 class AnomalyTruth(BaseModel):
@@ -74,6 +100,8 @@ class Manifest(BaseModel):
     anomalies: list[AnomalyTruth]
     malformed_records: list[MalformedTruth]
     records_per_shard: dict[str, int] | None = None
+    dimensions: DimensionTruth | None = None
+    """The generator's traffic only (`build_manifest(..., world=True)`)."""
     last_sequence_per_shard: dict[str, str] | None = None
     """Filled after sending: where a consumer that has read everything has checkpointed."""
 
@@ -99,7 +127,9 @@ def _count_type(
             bucket.views += 1
     elif kind is EventType.CLICK:
         truth.clicks += 1
-        if not is_bot:
+        if is_bot:
+            bucket.bot_clicks += 1
+        else:
             bucket.clicks += 1
     elif kind is EventType.SCROLL:
         truth.scrolls += 1
@@ -115,11 +145,15 @@ def build_manifest(
     source: str,
     shards_hint: int | None = None,
     keep_query_params: Iterable[str] = (),
+    world: bool = False,
 ) -> Manifest:
     """The ground truth of `records` as the consumer must count it: pages by their page key
     (`clickstream.kernel.pagekey`, with the consumer's allow-list of query parameters), and an event
-    re-sent with the same id in the same session counted once."""
+    re-sent with the same id in the same session counted once. With `world` (the
+    generator's traffic of `seed`, its countries delivered), the truth per enrichment
+    dimension too (`dimension_truth`)."""
     keep = frozenset(keep_query_params)
+    distinct: list[ClickEvent] = []
     seen: set[tuple[str, str]] = set()
     duplicates = 0
     sessions: dict[str, SessionTruth] = defaultdict(SessionTruth)
@@ -146,6 +180,7 @@ def build_manifest(
             duplicates += 1
             continue
         seen.add((record.session_id, record.event_id))
+        distinct.append(record)
         page = page_key(record.page, keep)
         events += 1
         at = record.timestamp
@@ -193,4 +228,50 @@ def build_manifest(
         ],
         malformed_records=malformed,
         records_per_shard=dict(sorted(per_shard.items())) if shards_hint else None,
+        dimensions=dimension_truth(distinct, seed) if world and seed is not None else None,
+    )
+
+
+def dimension_truth(events: Iterable[ClickEvent], seed: int) -> DimensionTruth:
+    """Sessions and events per dimension value of the generator's traffic of `seed`: a
+    session's landing is its first page view (by time, then id; none: direct), its agent and
+    country the world's (`producer.world`)."""
+    by_session: dict[str, list[ClickEvent]] = defaultdict(list)
+    for event in events:
+        by_session[event.session_id].append(event)
+    sessions: dict[str, Counter[str]] = {name: Counter() for name in DIMENSIONS}
+    per_event: dict[str, Counter[str]] = {name: Counter() for name in DIMENSIONS}
+    for session_id, mine in by_session.items():
+        views = [e for e in mine if e.type is EventType.PAGE_VIEW]
+        first_view = min(views, key=lambda e: (e.timestamp, e.event_id)) if views else None
+        landing = (
+            world.landing_of(first_view.page, first_view.referrer)
+            if first_view is not None
+            else world.DIRECT
+        )
+        first = min(mine, key=lambda e: (e.timestamp, e.event_id))
+        agent = world.AGENTS[first.user_agent or ""]
+        country = world.session_world(seed, session_id).country.code
+        values = {
+            "channel": landing.channel,
+            "source": landing.source,
+            "device_type": agent.device_type,
+            "browser": agent.browser,
+            "country": country,
+            "is_bot": str(agent.is_bot).lower(),
+        }
+        for name, value in values.items():
+            sessions[name][value] += 1
+        for event in mine:
+            own = world.AGENTS[event.user_agent or ""]
+            values |= {
+                "device_type": own.device_type,
+                "browser": own.browser,
+                "is_bot": str(own.is_bot).lower(),
+            }
+            for name, value in values.items():
+                per_event[name][value] += 1
+    return DimensionTruth(
+        sessions={name: dict(counts) for name, counts in sessions.items()},
+        events={name: dict(counts) for name, counts in per_event.items()},
     )

@@ -119,7 +119,11 @@ def produce(
         report = send_through_collector(records, truth, stream_target(stream), collector)
     else:
         report = send_to_stream(
-            records, truth, stream_target(stream), rate=rate, kpl_aggregate=kpl_aggregate
+            with_countries(records, truth),
+            truth,
+            stream_target(stream),
+            rate=rate,
+            kpl_aggregate=kpl_aggregate,
         )
     record_delivery(truth, report, manifest)
     report_produce(truth, report, manifest, dry_run=dry_run, as_json=as_json)
@@ -175,7 +179,7 @@ def generated_traffic(
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
     truth = build_manifest(
-        records, anomalies, seed=seed, source="generated", shards_hint=shards_hint
+        records, anomalies, seed=seed, source="generated", shards_hint=shards_hint, world=True
     )
     injected = {(a.kind, a.subject) for a in truth.anomalies}
     specs: list[SpikeSpec | DropSpec] = [*profile.spikes, *profile.drops]
@@ -227,6 +231,37 @@ def send_to_stream(
         )
 
 
+def with_countries(records: Sequence[Record], truth: Manifest) -> list[Record]:
+    """Straight into the stream, the generator's events carry their visitor's country
+    themselves (`country`, as a producer that knows it sends it): no collector is there to
+    resolve it from an address. Replayed records go as they are."""
+    from clickstream.kernel.events import ClickEvent
+    from producer.world import country_of_session
+
+    if truth.dimensions is None or truth.seed is None:
+        return list(records)
+    seed = truth.seed
+    return [
+        record.model_copy(update={"country": country_of_session(seed, record.session_id).code})
+        if isinstance(record, ClickEvent) and record.country is None
+        else record
+        for record in records
+    ]
+
+
+def visitor_addresses(records: Sequence[Record], truth: Manifest) -> dict[str, str]:
+    """Each generated session's visitor address, for the collector to resolve (none for
+    replayed records)."""
+    from clickstream.kernel.events import ClickEvent
+    from producer.world import country_of_session
+
+    if truth.dimensions is None or truth.seed is None:
+        return {}
+    seed = truth.seed
+    sessions = {record.session_id for record in records if isinstance(record, ClickEvent)}
+    return {session: country_of_session(seed, session).address for session in sessions}
+
+
 def send_through_collector(
     records: Sequence[Record], truth: Manifest, target: StackTarget, collector_url: str
 ) -> RunReport:
@@ -247,7 +282,15 @@ def send_through_collector(
     malformed = [r for r in records if not isinstance(r, ClickEvent)]
     write_key = ProducerSettings().write_key or LocalStackSettings().write_key
     with SendProgress(len(events)) as advance:
-        posted = asyncio.run(post_events(collector_url, write_key, events, on_progress=advance))
+        posted = asyncio.run(
+            post_events(
+                collector_url,
+                write_key,
+                events,
+                on_progress=advance,
+                addresses=visitor_addresses(events, truth),
+            )
+        )
     direct = send_to_stream(malformed, truth, target, rate=None, kpl_aggregate=False)
     last: dict[str, str] = {}
     for record in read_stream(target.client("kinesis"), str(target.outputs.stream_name)):

@@ -97,7 +97,10 @@ def kinesis_mock_spec(settings: LocalStackSettings) -> EmulatorSpec:
 
 def collector_spec(settings: LocalStackSettings, environment: dict[str, str]) -> EmulatorSpec:
     """The collector beside the emulators: `python -m collector`, on loopback, sending to the
-    stack's stream with the local write key, from any origin (pages on other local ports)."""
+    stack's stream with the local write key, from any origin (pages on other local ports).
+    It trusts loopback as its proxy, as a deployed one trusts its load balancer: the
+    producer says each generated visitor's address in X-Forwarded-For, and the collector
+    resolves its country (on one machine every client is loopback and has none)."""
     return EmulatorSpec(
         name="collector",
         argv=[sys.executable, "-m", "collector"],
@@ -108,6 +111,7 @@ def collector_spec(settings: LocalStackSettings, environment: dict[str, str]) ->
             "CLICKSTREAM_COLLECTOR_WRITE_KEYS": settings.write_key,
             "CLICKSTREAM_COLLECTOR_ALLOWED_ORIGINS": "*",
             "CLICKSTREAM_COLLECTOR_LOG_LEVEL": "INFO",
+            "CLICKSTREAM_COLLECTOR_TRUSTED_PROXIES": LOOPBACK,
         },
         ports=(settings.collector_port,),
         marker="collector",

@@ -162,8 +162,9 @@ def expected_figures(manifest: Manifest, summary: dict[str, Any]) -> dict[str, A
     sessions: Counter[str] = Counter()
     for page, minutes in manifest.pages.items():
         for minute, truth in minutes.items():
+            # (the chart counts every event; the pages, people's: bots' apart)
             per_minute.setdefault(minute, Counter()).update(
-                {"page_view": truth.views, "click": truth.clicks}
+                {"page_view": truth.all_views, "click": truth.all_clicks}
             )
             views[page] += truth.views
             clicks[page] += truth.clicks
@@ -369,8 +370,8 @@ def manifest_views_and_clicks(manifest: Manifest) -> Counter[tuple[str, str]]:
     expected: Counter[tuple[str, str]] = Counter()
     for page, minutes in manifest.pages.items():
         for truth in minutes.values():
-            expected[(page, "page_view")] += truth.views
-            expected[(page, "click")] += truth.clicks
+            expected[(page, "page_view")] += truth.all_views
+            expected[(page, "click")] += truth.all_clicks
     return expected
 
 

@@ -139,7 +139,7 @@ def test_the_figures_equal_the_manifest(board: Board) -> None:
     for minutes in board.manifest.pages.values():
         for minute, truth in minutes.items():
             expected.setdefault(minute, Counter()).update(
-                {"page_view": truth.views, "click": truth.clicks}
+                {"page_view": truth.all_views, "click": truth.all_clicks}
             )
     rows = {row["minute"]: row for row in figures["events_per_minute"]}
     assert len(rows) == 60

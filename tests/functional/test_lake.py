@@ -80,8 +80,8 @@ def expected(manifest: Manifest) -> Counter[tuple[str, str]]:
     counts: Counter[tuple[str, str]] = Counter()
     for page, minutes in manifest.pages.items():
         for truth in minutes.values():
-            counts[(page, "page_view")] += truth.views
-            counts[(page, "click")] += truth.clicks
+            counts[(page, "page_view")] += truth.all_views
+            counts[(page, "click")] += truth.all_clicks
     return +counts
 
 

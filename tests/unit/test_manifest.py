@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from clickstream.kernel.enrichment.useragent import agent_of
 from clickstream.kernel.events import ClickEvent, EventType, minute_key
+from clickstream.kernel.pagekey import page_key
 from producer.generator import TrafficProfile, generate
 from producer.manifest import build_manifest, shard_index
 
@@ -25,16 +26,18 @@ def test_manifest_counts_agree_with_a_recount() -> None:
     people = [e for e in events if not agent_of(e.user_agent or "").is_bot]
     assert len(people) < len(events)
     views = Counter(
-        (e.page, minute_key(e.timestamp)) for e in people if e.type is EventType.PAGE_VIEW
+        (page_key(e.page), minute_key(e.timestamp)) for e in people if e.type is EventType.PAGE_VIEW
     )
     for (page, minute), count in views.items():
         assert manifest.pages[page][minute].views == count
-    clicks = Counter((e.page, minute_key(e.timestamp)) for e in people if e.type is EventType.CLICK)
+    clicks = Counter(
+        (page_key(e.page), minute_key(e.timestamp)) for e in people if e.type is EventType.CLICK
+    )
     for (page, minute), count in clicks.items():
         assert manifest.pages[page][minute].clicks == count
     sessions = defaultdict(set)
     for e in people:
-        sessions[(e.page, minute_key(e.timestamp))].add(e.session_id)
+        sessions[(page_key(e.page), minute_key(e.timestamp))].add(e.session_id)
     for (page, minute), members in sessions.items():
         assert manifest.pages[page][minute].sessions == len(members)
     bot_clicks = sum(1 for e in events if e.session_id.startswith("bot-"))
@@ -43,10 +46,10 @@ def test_manifest_counts_agree_with_a_recount() -> None:
     mine = [e for e in events if e.session_id == one]
     truth = manifest.sessions[one]
     assert truth.first_seen == mine[0].timestamp
-    assert truth.entry_page == mine[0].page
+    assert truth.entry_page == page_key(mine[0].page)
     assert truth.last_seen == mine[-1].timestamp
-    assert truth.exit_page == mine[-1].page
-    assert truth.distinct_pages == len({e.page for e in mine})
+    assert truth.exit_page == page_key(mine[-1].page)
+    assert truth.distinct_pages == len({page_key(e.page) for e in mine})
     assert [a.kind for a in manifest.anomalies] == ["bot_session"]
 
 
