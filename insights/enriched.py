@@ -179,3 +179,16 @@ def events_select(enriched_events: str, raw_names: str, partition_names: str) ->
         f"SELECT {raw}, e.event_time, {agents}, {acquisition}, {partitions} "  # noqa: S608
         f"FROM ({enriched_events}) e LEFT JOIN sessions s USING (session_id)"
     )
+
+
+UNKNOWN: Final = "(none)"
+"""How a breakdown names a NULL value (an unknown country)."""
+
+
+def breakdown(connection: duckdb.DuckDBPyConnection, view: str, column: str) -> dict[str, int]:
+    """Rows of `view` (`sessions` or `events`) per value of one of its columns, a NULL as
+    `UNKNOWN` and a flag as `true`/`false`. `view` and `column` are our own names."""
+    found = connection.execute(
+        f"SELECT CAST({column} AS VARCHAR), count(*) FROM {view} GROUP BY 1"  # noqa: S608
+    ).fetchall()
+    return {UNKNOWN if value is None else str(value): int(count) for value, count in found}

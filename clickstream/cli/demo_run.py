@@ -33,7 +33,14 @@ from clickstream.local.stack import LocalStackState
 from clickstream.local.workers import LocalWorker, wait_until_caught_up
 from clickstream.stores.alerts import Alert
 from clickstream.tools.detection import alerting, unmatched, wait_for_alerts
-from clickstream.tools.verify import Results, Verdict, read_results, result_names, verify
+from clickstream.tools.verify import (
+    Results,
+    Verdict,
+    check_dimensions,
+    read_results,
+    result_names,
+    verify,
+)
 from insights import query
 from producer.generator import DropSpec, SpikeSpec, TrafficProfile
 from producer.manifest import Manifest
@@ -201,6 +208,9 @@ def _summary(
     names = result_names(target.local.environment() if target.local else {})
     results = read_results(target.client("dynamodb"), target.client("s3"), names)
     verdict = verify(truth, results)
+    visits = _visits_by_dimension(target)
+    if truth.dimensions is not None:
+        verdict.problems += check_dimensions(truth.dimensions, visits, _events_by(target))
     pages = query.merge_pages(results.page_items)[:10]
     totals = session_totals(results)
     reasons = Counter(str(letter["reason"]) for letter in results.dead_letters)
@@ -216,12 +226,14 @@ def _summary(
                 "session_totals": totals,
                 "dead_letters": dict(reasons),
                 "anomalies": detection,
+                "sessions_by": visits,
                 "check_against_manifest": verdict.as_dict(),
                 **shown,
             }
         )
     else:
         _print_tables(pages, totals, reasons, alerts)
+        _print_visits(visits, truth)
         _print_detection(detection)
         _print_verdict(verdict)
         if shown["dashboard"]:
@@ -230,6 +242,45 @@ def _summary(
             out.print(f"heatmap of the busiest page: {shown['heatmap']}", highlight=False)
     if not verdict.exact:
         raise typer.Exit(1)
+
+
+SHOWN_DIMENSIONS = ("channel", "device_type", "browser", "country", "is_bot")
+
+
+def _visits_by_dimension(target: StackTarget) -> dict[str, dict[str, int]]:
+    """Sessions per channel, device type, browser, country and bot, as `clickstream sql`
+    reads them from the `sessions` view (the archive: raw and lake alike)."""
+    from insights import archive_views, enriched
+
+    connection = archive_views.connect(target.archive_location())
+    return {
+        name: enriched.breakdown(connection, "sessions", name)
+        for name in (*SHOWN_DIMENSIONS, "source")
+    }
+
+
+def _events_by(target: StackTarget) -> dict[str, dict[str, int]]:
+    from insights import archive_views, enriched
+
+    connection = archive_views.connect(target.archive_location())
+    return {
+        name: enriched.breakdown(connection, "events", name)
+        for name in (*SHOWN_DIMENSIONS, "source")
+    }
+
+
+def _print_visits(visits: dict[str, dict[str, int]], truth: Manifest) -> None:
+    """The top values of each dimension, the archive's sessions beside the manifest's."""
+    expected = truth.dimensions.sessions if truth.dimensions is not None else {}
+    for name in SHOWN_DIMENSIONS:
+        table = Table(title=f"visits by {name.replace('_', ' ')} (sessions view; manifest)")
+        table.add_column(name.replace("_", " "))
+        table.add_column("visits", justify="right")
+        table.add_column("manifest", justify="right")
+        ranked = sorted(visits.get(name, {}).items(), key=lambda item: (-item[1], item[0]))
+        for value, count in ranked[:8]:
+            table.add_row(value, str(count), str(expected.get(name, {}).get(value, "-")))
+        out.print(table)
 
 
 def session_totals(results: Results) -> dict[str, float | int]:

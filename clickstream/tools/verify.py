@@ -15,7 +15,7 @@ from typing import Any
 from clickstream.stores.page_stats import PageStatsTable
 from clickstream.stores.sessions import ZERO_WHEN_ABSENT, SessionsTable
 from insights import archive, query
-from producer.manifest import Manifest, PageMinuteTruth
+from producer.manifest import DimensionTruth, Manifest, PageMinuteTruth
 
 SESSION_FIELDS = (
     "events",
@@ -204,3 +204,27 @@ def _check_dead_letters(
             f"dead letters: {sum(missing.values())} expected not found, "
             f"{sum(extra.values())} found not expected (e.g. {list(extra)[:3]})"
         )
+
+
+def check_dimensions(
+    truth: DimensionTruth,
+    sessions: Mapping[str, Mapping[str, int]],
+    events: Mapping[str, Mapping[str, int]],
+) -> list[str]:
+    """Where the `sessions` and `events` views' counts per dimension value (`found`, as
+    `insights.enriched.breakdown` gives them) differ from the manifest's."""
+    problems = []
+    for kind, expected, found in (
+        ("sessions", truth.sessions, sessions),
+        ("events", truth.events, events),
+    ):
+        for dimension, values in sorted(expected.items()):
+            got = dict(found.get(dimension, {}))
+            if got != values:
+                wrong = {
+                    value: (got.get(value, 0), values.get(value, 0))
+                    for value in sorted(got.keys() | values.keys())
+                    if got.get(value, 0) != values.get(value, 0)
+                }
+                problems.append(f"{kind} by {dimension} (found, manifest): {wrong}")
+    return problems

@@ -29,12 +29,15 @@ from clickstream.local.settings import LocalStackSettings
 from clickstream.local.state import load_state
 from clickstream.local.workers import LocalWorker
 from clickstream.stores.page_stats import is_rollup, page_minute_items, rollup_rows
+from clickstream.tools.verify import check_dimensions
 from insights import archive_views
 from insights import sql as engine
-from producer.manifest import Manifest
+from producer import world
+from producer.manifest import DIMENSIONS, Manifest
 from tests.support.browser import headless_chromium
 from tests.support.e2e import clickstream
 from tests.support.phases import phase, record
+from tests.support.privacy import addresses_found, stored_texts
 from tests.support.stack import free_port
 
 pytestmark = pytest.mark.e2e
@@ -342,6 +345,15 @@ def test_the_dashboard_shows_the_demos_numbers_live_and_its_heatmap(
         # equal the manifest
         with phase("demo: the lake"):
             the_lake_equals_the_manifest(manifest, want, tmp_path)
+        # AND the visitors' addresses are in no byte the stack stores or logs
+        with phase("demo: no address stored"):
+            state_dir = Path(demo_environment["CLICKSTREAM_LOCAL_STATE_DIR"])
+            state = load_state(LocalStackSettings(state_dir=state_dir))
+            assert state is not None
+            sent = {country.address for country in world.COUNTRIES}
+            texts = list(stored_texts(state, state_dir))
+            assert len(texts) > 100, len(texts)  # (the stream, the archive, the tables, logs)
+            assert addresses_found(texts, sent) == []
         # AND once three visitors are forgotten, the dashboard, `sql` and `query` show them
         # nowhere and the rest still equals the manifest
         with phase("demo: forgetting three visitors"):
@@ -490,6 +502,27 @@ def the_lake_equals_the_manifest(manifest: Manifest, want: dict[str, Any], tmp_p
     assert totals == {"n": manifest.events, "d": manifest.events}
     found = views_and_clicks(cli_sql("SELECT page, type, count(*) AS n FROM events GROUP BY ALL"))
     assert found == +manifest_views_and_clicks(manifest)
+    # (and the enrichment's columns, from the Parquet, give the manifest's visits and events
+    # per channel, source, device type, browser, country and bot)
+    assert manifest.dimensions is not None
+    by_dimension = {
+        view: {
+            name: {
+                "(none)"
+                if row["value"] is None
+                else str(row["value"]).lower()
+                if isinstance(row["value"], bool)
+                else str(row["value"]): row["n"]
+                for row in cli_sql(f"SELECT {name} AS value, count(*) AS n FROM {view} GROUP BY 1")
+            }
+            for name in DIMENSIONS
+        }
+        for view in ("sessions", "events")
+    }
+    assert (
+        check_dimensions(manifest.dimensions, by_dimension["sessions"], by_dimension["events"])
+        == []
+    )
     heat = clickstream(
         "heatmap", want["busiest"], "--since", "6h", "--json", "--out", str(tmp_path / "h.png")
     )
