@@ -136,6 +136,8 @@ SESSIONS_KEYS: Final = KeySchema(("session_id",))
 ACQUISITION_NAMES: Final = tuple(name for name, _ in ACQUISITION_COLUMNS)
 ZERO_WHEN_ABSENT: Final = ("clicks", "scrolls", "custom")
 """Counters a session item leaves out while they are zero."""
+DEFAULTS_WHEN_ABSENT: Final = {"bot_score": 0, "bot_alerted": False}
+"""The bot rule's attributes, left out while it has seen nothing."""
 OPTIONAL_ACQUISITION: Final = ACQUISITION_NAMES[2:5]
 """campaign, utm_term, utm_content: stored when known."""
 
@@ -297,7 +299,7 @@ def readable_session(item: Mapping[str, Any]) -> dict[str, Any]:
     (page sketch, first touches, recent event ids), already summed up in the counters; what
     is left out of the item for its size is said again (the acquisition of a direct visit, the
     channel, the device and browser of its user agent, the bot flag and the bounce)."""
-    readable: dict[str, Any] = dict.fromkeys(ZERO_WHEN_ABSENT, 0)
+    readable: dict[str, Any] = {**dict.fromkeys(ZERO_WHEN_ABSENT, 0), **DEFAULTS_WHEN_ABSENT}
     readable.update(
         (key, value) for key, value in item.items() if not isinstance(value, bytes | bytearray)
     )
