@@ -94,6 +94,7 @@ class BenchTarget(StrEnum):
     COLLECTOR = "collector"
     FRESHNESS = "freshness"
     LAKE = "lake"
+    AGENTS = "agents"
 
 
 @one_line_errors
@@ -135,7 +136,8 @@ def bench(
     units, KCL's checkpoints and lease renewals, S3 PUTs) and in dollars per million events,
     and its events per second against the bare protocol ceiling; then the AWS SDK's CPU per
     call (against a loopback stand-in), and what one core sustains with it against the most
-    a shard can deliver (2 MB/s of records). `bench collector`:
+    a shard can deliver (2 MB/s of records). `bench agents`: what reading a user agent costs
+    per event on the generator's traffic (cached) and per string never seen. `bench collector`:
     the collector's events/s and p50/p99 latency per batch size against a fast loopback
     stand-in for Kinesis, and where its CPU goes."""
     from clickstream.tools import bench as benchmark
@@ -148,6 +150,9 @@ def bench(
         return
     if target is BenchTarget.LAKE:
         bench_lake(lake_events, seed, as_json=as_json)
+        return
+    if target is BenchTarget.AGENTS:
+        bench_agents(round(seconds_of_traffic * 1000), seed, as_json=as_json)
         return
     try:
         arrival_rates = [float(rate) for rate in rates.split(",") if rate.strip()]
@@ -388,6 +393,28 @@ def soak(
                 out.print(f"{key}: {value}", highlight=False)
     if not report.verdict or not report.verdict.exact:
         raise typer.Exit(1)
+
+
+def bench_agents(events: int, seed: int, *, as_json: bool) -> None:
+    from clickstream.tools import bench_agents as agents_bench
+
+    with err.status(f"reading the user agents of {events:,} events, then 2,000 new ones"):
+        costs = agents_bench.run(events, seed)
+    if as_json:
+        print_json(costs.as_dict())
+        return
+    table = Table(title="user agents: device, browser, OS, bot (agent_of)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row(
+        "generator's events (distinct agents)",
+        f"{costs.traffic_events:,} ({costs.traffic_distinct_agents})",
+    )
+    table.add_row("µs per event, cached", f"{costs.traffic_us_per_event:g}")
+    table.add_row("strings never seen (crawler list examples)", f"{costs.new_strings:,}")
+    table.add_row("µs per new string", f"{costs.new_us_per_string:g}")
+    table.add_row("new strings per second", f"{costs.new_strings_per_second:,.0f}")
+    out.print(table)
 
 
 def bench_collector(batch_sizes: str, seconds: float, connections: int, *, as_json: bool) -> None:
