@@ -113,7 +113,7 @@ class MemoryStore:
                 self.rollups[sort_key] = item
                 self._sizes[sized] = size
         for session in changes.sessions:
-            item = session_item(session, expires_at=0, updated_at=now)
+            item = session_item(session, expires_at=0)
             stored = self.sessions.get(session.session_id)
             newer = (
                 stored is not None

@@ -79,7 +79,7 @@ def unstorable_changes(
     for session in changes.sessions:
         if surely_fits(session, limits):
             continue
-        problem = violation(session_item(session, 0, now), SESSIONS_KEYS, limits)
+        problem = violation(session_item(session, 0), SESSIONS_KEYS, limits)
         if problem:
             found.append(Unstorable(problem, session_id=session.session_id))
     for page in changes.pages:

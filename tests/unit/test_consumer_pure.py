@@ -175,7 +175,7 @@ class TestItems:
             landing_event_id="e-1",
             acquisition=("(direct)", "(none)", None, None, None, None, "Direct"),
         )
-        item = session_item(state, expires_at=123, updated_at=AT)
+        item = session_item(state, expires_at=123)
         assert item["duration_seconds"] == 5
         assert item["distinct_pages"] == 2
         assert session_from_item(item) == state
@@ -201,7 +201,7 @@ class TestItems:
             acquisition=acquisition,
             country="JP",
         )
-        item = session_item(landed, expires_at=1, updated_at=AT)
+        item = session_item(landed, expires_at=1)
         # (the landing's time and id are left out when it is the first event)
         assert "landing_at" not in item
         assert (item["source"], item["campaign"], item["country"]) == ("google", "winter", "JP")
@@ -219,13 +219,13 @@ class TestItems:
         direct = replace(
             landed, acquisition=("(direct)", "(none)", None, None, None, None, "Direct")
         )
-        item = session_item(direct, expires_at=1, updated_at=AT)
+        item = session_item(direct, expires_at=1)
         assert "source" not in item
         assert session_from_item(item) == direct
         assert readable_session(item)["channel"] == "Direct"
         # AND a landing that is not the first event (a scroll before it) is stored
         landed.first_seen, landed.first_event_id = AT - timedelta(seconds=1), "e-0"
-        item = session_item(landed, expires_at=1, updated_at=AT)
+        item = session_item(landed, expires_at=1)
         assert item["landing_event_id"] == "e-1"
         assert session_from_item(item) == landed
 

@@ -35,7 +35,7 @@ def items_of(events: list[ClickEvent]) -> list[tuple[dict[str, Any], KeySchema]]
     changes = aggregator.apply(positioned, Position(len(events)))
     written: list[tuple[dict[str, Any], KeySchema]] = []
     for session in changes.sessions:
-        written.append((session_item(session, 2_000_000_000, START), SESSIONS_KEYS))
+        written.append((session_item(session, 2_000_000_000), SESSIONS_KEYS))
         assessment = assess_session(session, BotRules(min_events=1))
         alert = bot_alert(session, assessment, BotRules(min_events=1, alert_score=0.01))
         if alert is not None:
@@ -142,7 +142,7 @@ def test_the_quick_size_judgement_never_passes_a_session_the_full_check_refuses(
         aggregator.remember({}, dict.fromkeys(aggregator.missing([item])[1]))
         changes = aggregator.apply([item], Position(n + 1))
         (session,) = changes.sessions
-        size = item_size(session_item(session, 0, at))
+        size = item_size(session_item(session, 0))
         # THEN whenever the quick judgement says it fits, it does, with room to spare
         for limit in (2_000, 5_000, 10_000):
             if surely_fits(session, ItemLimits(item_bytes=limit)):
