@@ -125,7 +125,6 @@ class Collector:
             received_at=datetime.now(UTC),
             user_agent=request.headers.get("user-agent"),
             client_ip=request.client.host if request.client else None,
-            ip_policy=self.settings.client_ip,
             suppression=self.suppression,
             max_event_bytes=self.settings.max_event_bytes,
             arrival_allowance=timedelta(

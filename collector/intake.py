@@ -10,7 +10,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import ipaddress
 import json
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,7 +30,6 @@ from clickstream.kernel.events import (
 )
 from clickstream.stores.suppression import Suppression
 from collector import segment
-from collector.settings import ClientIpPolicy
 
 TEXT_TYPES: Final = ("application/json", "text/plain")
 """What we parse as JSON: `text/plain` is what `navigator.sendBeacon`, our tracker and
@@ -134,7 +132,6 @@ class Edge:
     received_at: datetime
     user_agent: str | None = None
     client_ip: str | None = None
-    ip_policy: ClientIpPolicy = ClientIpPolicy.DROP
     max_event_bytes: int = 32 * 1024
     max_age: timedelta = timedelta(days=30)
     max_future: timedelta = timedelta(days=1)
@@ -225,19 +222,6 @@ def key_is_known(key: str | None, known: Iterable[str]) -> bool:
     return found
 
 
-def truncated_ip(address: str | None) -> str | None:
-    """The network, not the host: /24 of IPv4, /48 of IPv6 (what analytics tools call
-    IP anonymisation)."""
-    if not address:
-        return None
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return None
-    prefix = 24 if ip.version == 4 else 48
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
-
-
 def _finish(values: dict[str, Any], edge: Edge) -> tuple[StreamRecord, ClickEvent]:
     """Edge enrichment, then the same validation the consumer applies."""
     values["received_at"] = edge.received_at.isoformat(timespec="milliseconds")
@@ -245,11 +229,8 @@ def _finish(values: dict[str, Any], edge: Edge) -> tuple[StreamRecord, ClickEven
         values["user_agent"] = edge.user_agent[:1024]
     values.pop("client_ip", None)  # never trust a client's claim of its own address
     if not values.get("country") and (country := country_of(edge.client_ip)):
-        # The address's country, and nothing of the address itself (`client_ip` below is
-        # the operator's opt-in, truncated).
+        # The address's country, and nothing of the address itself.
         values["country"] = country
-    if edge.ip_policy is ClientIpPolicy.TRUNCATE and (kept := truncated_ip(edge.client_ip)):
-        values["client_ip"] = kept
     policy = TimestampPolicy(
         edge.received_at, edge.max_age - edge.arrival_allowance, edge.max_future
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -12,13 +11,6 @@ from clickstream.kernel.memory import memory_limit_bytes
 
 KIB = 1024
 MIB = 1024 * KIB
-
-
-class ClientIpPolicy(StrEnum):
-    DROP = "drop"
-    """The default: the client's address is never written anywhere."""
-    TRUNCATE = "truncate"
-    """Kept as `client_ip` with the host part zeroed: /24 for IPv4, /48 for IPv6."""
 
 
 def _comma_separated(value: object) -> object:
@@ -60,7 +52,13 @@ class CollectorSettings(BaseSettings):
             "origins keeps other sites' pages from sending with it)."
         ),
     )
-    client_ip: ClientIpPolicy = ClientIpPolicy.DROP
+    client_ip: str = Field(
+        default="drop",
+        description=(
+            "Only `drop`: the client's address is written nowhere; its country is "
+            "(docs/enrichment.md). `truncate` (a /24 or /48 kept as `client_ip`) was removed."
+        ),
+    )
     trusted_proxies: str | None = Field(
         default=None,
         description=(
@@ -148,6 +146,16 @@ class CollectorSettings(BaseSettings):
     @classmethod
     def _any_when_empty(cls, origins: list[str]) -> list[str]:
         return origins or ["*"]
+
+    @field_validator("client_ip")
+    @classmethod
+    def _address_never_kept(cls, value: str) -> str:
+        if value != "drop":
+            raise ValueError(
+                "CLIENT_IP=truncate was removed: the collector keeps the visitor's country "
+                "and no address, not even a network (docs/enrichment.md); unset it"
+            )
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

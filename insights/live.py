@@ -128,7 +128,15 @@ def top_pages(
         if str(item["window"]) >= recent_from:
             recent[str(item["page"])] += int(item.get("views", 0))
     return [
-        PageRow(row.page, row.views, row.clicks, row.sessions, row.minutes, recent[row.page])
+        PageRow(
+            row.page,
+            row.views,
+            row.clicks,
+            row.sessions,
+            row.bot_views,
+            row.minutes,
+            recent[row.page],
+        )
         for row in merge_pages(items)[:top]
     ]
 

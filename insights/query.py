@@ -24,6 +24,8 @@ class PageTotals:
     clicks: int
     sessions: int
     """Distinct sessions per minute, summed over the minutes shown."""
+    bot_views: int
+    """Bots' page views, apart from people's `views` (docs/enrichment.md)."""
     minutes: int
 
     def as_dict(self) -> dict[str, Any]:
@@ -36,6 +38,7 @@ def merge_pages(items: Iterable[Mapping[str, Any]]) -> list[PageTotals]:
     views: Counter[str] = Counter()
     clicks: Counter[str] = Counter()
     sessions: Counter[str] = Counter()
+    bots: Counter[str] = Counter()
     minutes: dict[str, set[str]] = {}
     for item in items:
         if is_rollup(item):
@@ -44,9 +47,10 @@ def merge_pages(items: Iterable[Mapping[str, Any]]) -> list[PageTotals]:
         views[page] += int(item.get("views", 0))
         clicks[page] += int(item.get("clicks", 0))
         sessions[page] += int(item.get("sessions", 0))
+        bots[page] += int(item.get("bot_views", 0))
         minutes.setdefault(page, set()).add(str(item["window"]))
     rows = [
-        PageTotals(page, views[page], clicks[page], sessions[page], len(minutes[page]))
+        PageTotals(page, views[page], clicks[page], sessions[page], bots[page], len(minutes[page]))
         for page in minutes
     ]
     return sorted(rows, key=lambda row: (-row.views, -row.clicks, row.page))

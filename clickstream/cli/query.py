@@ -53,11 +53,16 @@ def query_pages(
         print_json({"minute": minute, "pages": [row.as_dict() for row in rows]})
         return
     table = Table(title=f"top pages ({minute or 'all minutes'})")
-    for column in ("page", "views", "clicks", "sessions/min (sum)", "minutes"):
+    for column in ("page", "views", "clicks", "sessions/min (sum)", "minutes", "bot views"):
         table.add_column(column, justify="left" if column == "page" else "right")
     for row in rows:
         table.add_row(
-            row.page, str(row.views), str(row.clicks), str(row.sessions), str(row.minutes)
+            row.page,
+            str(row.views),
+            str(row.clicks),
+            str(row.sessions),
+            str(row.minutes),
+            str(row.bot_views),
         )
     out.print(table)
 
@@ -67,7 +72,8 @@ def query_pages(
 def query_session(
     session_id: Annotated[str, typer.Argument(help="The session id.")], as_json: JsonFlag = False
 ) -> None:
-    """One session's totals: events, views, clicks, pages, entry and exit, duration."""
+    """One session's totals: events, views, clicks, pages, entry and exit, duration, and
+    what its landing and agent say (source, medium, channel, country, device, bounce)."""
     from clickstream.stores.sessions import SessionsTable
 
     target = tables_target()

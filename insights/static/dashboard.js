@@ -175,7 +175,8 @@
       name.append(pick);
       return [name, element("td", number(row.views), "number"),
         element("td", number(row.clicks), "number"), element("td", number(row.sessions), "number"),
-        element("td", number(row.recent_views), "number")];
+        element("td", number(row.recent_views), "number"),
+        element("td", number(row.bot_views), "number")];
     });
     const select = $("heatmap-page");
     const names = pages.map((row) => row.page);

@@ -58,7 +58,6 @@ def collector(
         head_timeout_seconds=HEAD_TIMEOUT,
         body_timeout_seconds=BODY_TIMEOUT,
         max_head_bytes=16 * 1024,
-        client_ip="truncate",
         trusted_proxies="127.0.0.1",
     ) as running:
         yield running
@@ -229,13 +228,16 @@ def test_the_client_address_is_the_rightmost_one_no_trusted_proxy_wrote(
     local_stack: LocalStackState, stream: str, collector: CollectorProcess
 ) -> None:
     # GIVEN a client that writes its own X-Forwarded-For entry before the proxy's
+    # (a United States address written by the client, a British one seen by the proxy)
     body = json.dumps([own_event("forwarded", "s-forwarded")]).encode()
-    answer = post(collector, body, **{"X-Forwarded-For": "6.6.6.6, 203.0.113.77"})
+    answer = post(collector, body, **{"X-Forwarded-For": "8.8.8.8, 81.2.69.142"})
     assert answer.status_code == 200
-    # THEN the stored address is the one the proxy (loopback here) saw, truncated
+    # THEN the visitor's country is the address the proxy (loopback here) saw, and no
+    # address is stored
     events, _ = stream_contents(local_stack, stream)
-    stored = [json.loads(r.data) for r in events]
-    assert [e["client_ip"] for e in stored if e["event_id"] == "forwarded"] == ["203.0.113.0"]
+    stored = [json.loads(r.data) for r in events if b'"forwarded"' in r.data]
+    assert [e["country"] for e in stored] == ["GB"]
+    assert not any(b"81.2.69" in r.data or b"8.8.8.8" in r.data for r in events)
 
 
 def test_a_collector_told_to_trust_any_proxy_refuses_to_start(

@@ -406,6 +406,7 @@ def test_a_page_a_crawlers_minute_pushed_out_of_a_rollup_is_still_counted_exactl
         "views": 5,
         "clicks": 4,
         "sessions": 5,
+        "bot_views": 0,
         "minutes": 0,
         "recent_views": 0,
     }

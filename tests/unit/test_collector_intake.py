@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from clickstream.kernel.events import DeadLetterReason, carried_refusal, decode_event
 from collector import intake, segment
 from collector.intake import Edge, Refused
-from collector.settings import ClientIpPolicy
+from collector.settings import CollectorSettings
 
 NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 
@@ -149,9 +150,12 @@ def test_edge_enrichment_received_at_user_agent_and_no_raw_ip() -> None:
     assert event["received_at"].startswith("2026-11-23T12:00:00")
     assert event["user_agent"] == "Mozilla/5.0 (test)"
     assert "client_ip" not in event
-    [kept] = stored(message(), client_ip="203.0.113.77", ip_policy=ClientIpPolicy.TRUNCATE)
-    assert kept["client_ip"] == "203.0.113.0"
-    assert intake.truncated_ip("2001:db8:85a3:1:2:3:4:5") == "2001:db8:85a3::"
+
+
+def test_the_address_policy_is_drop_and_nothing_else() -> None:
+    assert CollectorSettings(stream_name="s", write_keys=["k"]).client_ip == "drop"
+    with pytest.raises(ValidationError, match="truncate was removed"):
+        CollectorSettings(stream_name="s", write_keys=["k"], client_ip="truncate")
 
 
 def test_own_events_with_sent_at_are_corrected_for_the_clients_clock() -> None:
