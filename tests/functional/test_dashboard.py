@@ -467,6 +467,7 @@ def test_query_pages_of_a_minute_counts_a_page_a_crawler_pushed_out_of_a_rollup(
         "views": 5,
         "clicks": 4,
         "sessions": 5,
+        "bot_views": 0,
         "minutes": 1,
     }
     # AND every crawled page is there once, from the rollup or from its item

@@ -153,9 +153,9 @@ def test_edge_enrichment_received_at_user_agent_and_no_raw_ip() -> None:
 
 
 def test_the_address_policy_is_drop_and_nothing_else() -> None:
-    assert CollectorSettings(stream_name="s", write_keys=["k"]).client_ip == "drop"
+    assert CollectorSettings(stream_name="s", write_keys=["key-12345678"]).client_ip == "drop"
     with pytest.raises(ValidationError, match="truncate was removed"):
-        CollectorSettings(stream_name="s", write_keys=["k"], client_ip="truncate")
+        CollectorSettings(stream_name="s", write_keys=["key-12345678"], client_ip="truncate")
 
 
 def test_own_events_with_sent_at_are_corrected_for_the_clients_clock() -> None:

@@ -138,8 +138,24 @@ def test_top_pages_sum_shards_and_minutes_busiest_first_with_the_recent_views() 
     rows = live.top_pages(items, recent_from="2026-11-23T10:26", top=2)
     # /a's views over two shards and minutes tie /c's; its click ranks it first
     assert [row.as_dict() for row in rows] == [
-        {"page": "/b", "views": 9, "clicks": 3, "sessions": 0, "minutes": 1, "recent_views": 9},
-        {"page": "/a", "views": 7, "clicks": 1, "sessions": 0, "minutes": 2, "recent_views": 2},
+        {
+            "page": "/b",
+            "views": 9,
+            "clicks": 3,
+            "sessions": 0,
+            "bot_views": 0,
+            "minutes": 1,
+            "recent_views": 9,
+        },
+        {
+            "page": "/a",
+            "views": 7,
+            "clicks": 1,
+            "sessions": 0,
+            "bot_views": 0,
+            "minutes": 2,
+            "recent_views": 2,
+        },
     ]
     assert live.top_pages(items, recent_from="2026-11-23T10:26")[2].page == "/c"
 
