@@ -196,7 +196,7 @@ class ConsumerSettings(BaseSettings):
     page_alpha: float = Field(default=0.3, gt=0, le=1)
     page_history_minutes: int = Field(default=30, ge=2, le=240)
     page_warmup_minutes: int = Field(default=5, ge=1)
-    page_z_threshold: float = Field(default=4.0, gt=0)
+    page_z_threshold: float = Field(default=4.5, gt=0)
     page_min_volume: int = Field(default=20, ge=1)
     page_lateness_seconds: float = Field(default=60.0, ge=0)
     page_settle_seconds: float = Field(

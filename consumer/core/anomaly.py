@@ -175,8 +175,10 @@ class PageRules:
     """Minutes before the evaluated one that make its baseline."""
     warmup_minutes: int = 5
     """Minutes of stream history needed before a page can alert at all."""
-    z_threshold: float = 4.0
-    """How many standard deviations from the baseline make a spike or a drop."""
+    z_threshold: float = 4.5
+    """How many standard deviations from the baseline make a spike or a drop. 4.5 since bots
+    are counted apart (issue 40): people's smaller counts on quiet pages wobble past 4.0
+    more often (docs/anomalies.md); the smallest injected spike measured is at 5.0."""
     min_volume: int = 20
     """A spike needs at least this many views in the minute; a drop needs a baseline of at
     least this many: a page going from 2 to 6 views pages nobody."""
