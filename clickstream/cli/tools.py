@@ -414,6 +414,7 @@ def bench_agents(events: int, seed: int, *, as_json: bool) -> None:
     table.add_row("strings never seen (crawler list examples)", f"{costs.new_strings:,}")
     table.add_row("µs per new string", f"{costs.new_us_per_string:g}")
     table.add_row("new strings per second", f"{costs.new_strings_per_second:,.0f}")
+    table.add_row("once per process: the crawler list compiled, s", f"{costs.compile_seconds:g}")
     out.print(table)
 
 
