@@ -212,7 +212,10 @@ class Compactor:
             names = ", ".join(quote(session) for session in sorted(excluding_sessions))
             excluded = f" WHERE session_id NOT IN ({names})"
         statement = (
-            f"COPY (SELECT {EVENT_NAMES}, {STORED_NAMES}, {lake.SOURCE_COLUMN} FROM ("  # noqa: S608
+            # `event_time` too, for Athena: its `sessions` view orders a session's events by
+            # it (`insights.enriched.sessions_select`; DuckDB computes it from `timestamp`).
+            f"COPY (SELECT {EVENT_NAMES}, {STORED_NAMES}, {enriched.EVENT_TIME} AS event_time, "  # noqa: S608
+            f"{lake.SOURCE_COLUMN} FROM ("
             + enriched.enriched_select(" UNION ALL ".join(parts))
             + f"){excluded} ORDER BY session_id, timestamp, event_id) "
             f"TO {quote(target)} (FORMAT parquet, COMPRESSION {settings.compression}, "

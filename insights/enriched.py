@@ -125,9 +125,7 @@ def enriched_select(relation: str) -> str:
 def _acquisition(name: str) -> str:
     """A session's acquisition column: its landing's; a session without a page view (a
     custom event alone) is direct."""
-    landing = (
-        f"arg_min({LANDING_PREFIX}{name}, (event_time, event_id)) FILTER (WHERE type = 'page_view')"
-    )
+    landing = f"min_by({LANDING_PREFIX}{name}, {FIRST}) FILTER (WHERE type = 'page_view')"
     if name == "source":
         return f"coalesce({landing}, '{DIRECT}') AS {name}"
     if name == "medium":
@@ -137,35 +135,66 @@ def _acquisition(name: str) -> str:
     return f"{landing} AS {name}"
 
 
-def sessions_select(enriched_events: str) -> str:
-    """`sessions`: one row per session of `enriched_events` (the events with event_time and
-    the stored columns). `bounced`: one page view or none, no click and no custom event, and
-    under `ENGAGED_SECONDS` from first to last event (GA4's engaged session, inverted)."""
-    first = "(event_time, event_id)"
+FIRST: Final = "ROW(event_time, event_id)"
+"""The order of a session's events: time, then event id."""
+
+SESSION_COLUMNS: Final = (
+    ("session_id", "VARCHAR"),
+    ("site", "VARCHAR"),
+    ("anonymous_id", "VARCHAR"),
+    ("user_id", "VARCHAR"),
+    ("started_at", "TIMESTAMP"),
+    ("ended_at", "TIMESTAMP"),
+    ("duration_s", "DOUBLE"),
+    ("page_views", "BIGINT"),
+    ("events", "BIGINT"),
+    ("entry_page", "VARCHAR"),
+    ("exit_page", "VARCHAR"),
+    ("bounced", "BOOLEAN"),
+    *ACQUISITION_COLUMNS,
+    ("device_type", "VARCHAR"),
+    ("browser", "VARCHAR"),
+    ("os", "VARCHAR"),
+    ("country", "VARCHAR"),
+    ("is_bot", "BOOLEAN"),
+)
+"""The `sessions` view's columns, in order (DuckDB's and Athena's alike)."""
+
+
+def sessions_select(events: str) -> str:
+    """`sessions`: one row per session of `events` (a table or view with the raw columns,
+    `event_time` and the stored enrichment columns: DuckDB's `events_stored`, Athena's lake
+    table `events`). One definition for both engines: only functions and forms DuckDB and
+    Trino share (`min_by` over a row, `date_diff`, aggregate `FILTER`, `nullif`), so the
+    Athena view in the template is this text (`clickstream.tools.athena_views`).
+
+    `bounced`: one page view or none, no click and no custom event, and under
+    `ENGAGED_SECONDS` from first to last event (GA4's engaged session, inverted)."""
     views = "count(*) FILTER (WHERE type = 'page_view')"
-    duration = "coalesce(epoch(max(event_time) - min(event_time)), 0)"
+    duration = "CAST(date_diff('millisecond', min(event_time), max(event_time)) AS DOUBLE) / 1000"
     columns = [
         "session_id",
-        f"lower(regexp_extract(arg_min(page, {first}), '^https?://([^/:?#]+)', 1)) AS site",
-        f"arg_min(anonymous_id, {first}) FILTER (WHERE anonymous_id IS NOT NULL) AS anonymous_id",
-        f"arg_max(user_id, {first}) FILTER (WHERE user_id IS NOT NULL) AS user_id",
+        f"lower(nullif(regexp_extract(min_by(page, {FIRST}), '^https?://([^/:?#]+)', 1), '')) "
+        "AS site",
+        f"min_by(anonymous_id, {FIRST}) FILTER (WHERE anonymous_id IS NOT NULL) AS anonymous_id",
+        f"max_by(user_id, {FIRST}) FILTER (WHERE user_id IS NOT NULL) AS user_id",
         "min(event_time) AS started_at",
         "max(event_time) AS ended_at",
         f"{duration} AS duration_s",
         f"{views} AS page_views",
         "count(*) AS events",
-        f"arg_min(page, {first}) FILTER (WHERE type = 'page_view') AS entry_page",
-        f"arg_max(page, {first}) FILTER (WHERE type = 'page_view') AS exit_page",
+        f"min_by(page, {FIRST}) FILTER (WHERE type = 'page_view') AS entry_page",
+        f"max_by(page, {FIRST}) FILTER (WHERE type = 'page_view') AS exit_page",
         f"({views} <= 1 AND count(*) FILTER (WHERE type IN ('click', 'custom')) = 0 "
         f"AND {duration} < {ENGAGED_SECONDS}) AS bounced",
         *(_acquisition(name) for name, _ in ACQUISITION_COLUMNS),
-        f"arg_min(device_type, {first}) AS device_type",
-        f"arg_min(browser, {first}) AS browser",
-        f"arg_min(os, {first}) AS os",
-        f"arg_min(country, {first}) FILTER (WHERE country IS NOT NULL) AS country",
+        f"min_by(device_type, {FIRST}) AS device_type",
+        f"min_by(browser, {FIRST}) AS browser",
+        f"min_by(os, {FIRST}) AS os",
+        f"min_by(country, {FIRST}) FILTER (WHERE country IS NOT NULL) AS country",
         "bool_or(coalesce(is_bot, false)) AS is_bot",
     ]
-    return f"SELECT {', '.join(columns)} FROM ({enriched_events}) GROUP BY session_id"  # noqa: S608
+    return f"SELECT {', '.join(columns)} FROM {events} GROUP BY session_id"  # noqa: S608
 
 
 def events_select(enriched_events: str, raw_names: str, partition_names: str) -> str:

@@ -126,11 +126,12 @@ def create_events_view(
     try:
         if enrich:
             enriched.register(connection)
-            stored = "SELECT * FROM events_stored"
             views = {
                 "events_stored": stored_events_select(archive.bucket, found),
-                "sessions": enriched.sessions_select(stored),
-                "events": enriched.events_select(stored, EVENT_NAMES, PARTITION_NAMES),
+                "sessions": enriched.sessions_select("events_stored"),
+                "events": enriched.events_select(
+                    "SELECT * FROM events_stored", EVENT_NAMES, PARTITION_NAMES
+                ),
             }
             for name, select in views.items():
                 connection.execute(f"CREATE VIEW {name} AS {select}")

@@ -10,6 +10,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -132,8 +133,9 @@ NO_VALUE: Final = _NoValue()
 
 
 def resolve(value: Any, context: StackContext, conditions: Mapping[str, bool]) -> Any:
-    """Evaluate Ref, Fn::Sub, Fn::GetAtt, Fn::If and Fn::Join inside `value`; a property or
-    list item that resolves to `AWS::NoValue` is left out, as CloudFormation does."""
+    """Evaluate Ref, Fn::Sub, Fn::GetAtt, Fn::If, Fn::Join and Fn::Base64 inside `value`; a
+    property or list item that resolves to `AWS::NoValue` is left out, as CloudFormation
+    does."""
     if isinstance(value, list):
         items = [resolve(item, context, conditions) for item in value]
         return [item for item in items if item is not NO_VALUE]
@@ -157,6 +159,9 @@ def resolve(value: Any, context: StackContext, conditions: Mapping[str, bool]) -
         if key == "Fn::Join":
             separator, parts = argument
             return separator.join(str(resolve(part, context, conditions)) for part in parts)
+        if key == "Fn::Base64":
+            text = str(resolve(argument, context, conditions))
+            return base64.b64encode(text.encode()).decode()
     resolved = {key: resolve(item, context, conditions) for key, item in value.items()}
     return {key: item for key, item in resolved.items() if item is not NO_VALUE}
 

@@ -17,6 +17,7 @@ from clickstream.stores.positions import Position
 from consumer.core.positioned import PositionedEvent
 from insights import archive_views, sql
 from insights.compaction import Compactor
+from insights.enriched import sessions_select
 from insights.lake_store import LakeStore
 from insights.settings import LakeSettings
 from tests.support.archive import put_objects, shard_name
@@ -167,3 +168,13 @@ def test_sessions_and_events_carry_the_landings_acquisition_raw_and_compacted(
     assert kinds == [("parquet",)]
     assert session_rows(location, s3) == EXPECTED_SESSIONS
     assert event_rows(location, s3) == raw_events
+    # AND Athena's view (the same SQL, over the lake's table: here its Parquet files) too
+    lake_files = ", ".join(sql.quote(f"s3://{location.bucket}/{f.key}") for f in manifest.files)
+    athena_like = sql.open_duckdb(location)
+    athena_like.execute(
+        f"CREATE VIEW events AS SELECT * FROM read_parquet([{lake_files}])"
+    )
+    _, rows = sql.run(athena_like, f"SELECT * FROM ({sessions_select('events')})")
+    _, viewed = sql.run(connection, "SELECT * FROM sessions")
+    assert sorted(rows) == sorted(viewed)
+    assert len(rows) == len(EXPECTED_SESSIONS)
