@@ -171,9 +171,7 @@ def test_sessions_and_events_carry_the_landings_acquisition_raw_and_compacted(
     # AND Athena's view (the same SQL, over the lake's table: here its Parquet files) too
     lake_files = ", ".join(sql.quote(f"s3://{location.bucket}/{f.key}") for f in manifest.files)
     athena_like = sql.open_duckdb(location)
-    athena_like.execute(
-        f"CREATE VIEW events AS SELECT * FROM read_parquet([{lake_files}])"
-    )
+    athena_like.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet([{lake_files}])")
     _, rows = sql.run(athena_like, f"SELECT * FROM ({sessions_select('events')})")
     _, viewed = sql.run(connection, "SELECT * FROM sessions")
     assert sorted(rows) == sorted(viewed)

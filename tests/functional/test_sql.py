@@ -85,13 +85,14 @@ def test_the_views_have_the_athena_tables_name_columns_and_partitions(archive: A
         for resource in load_template(DEFAULT_TEMPLATE)["Resources"].values()
         if resource["Type"] == "AWS::Glue::Table"
     }
-    assert set(tables) == {"raw_events", "events"}
+    assert set(tables) == {"raw_events", "events", "sessions"}
     connection = archive_views.connect(archive.location)
-    # (the lake's table is what its Parquet holds: DuckDB's `events_stored`)
-    views = {"raw_events": "raw_events", "events": "events_stored"}
+    # (the lake's table is what its Parquet holds: DuckDB's `events_stored`; `sessions` is a
+    # view in both)
+    views = {"raw_events": "raw_events", "events": "events_stored", "sessions": "sessions"}
     for name, table in tables.items():
         athena_columns = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]
-        athena_partitions = [c["Name"] for c in table["PartitionKeys"]]
+        athena_partitions = [c["Name"] for c in table.get("PartitionKeys", [])]
         columns, _ = sql.run(connection, f"SELECT * FROM {views[name]} LIMIT 1")
         assert sorted(columns) == sorted(athena_columns + athena_partitions)
     raw_columns = [c["Name"] for c in tables["raw_events"]["StorageDescriptor"]["Columns"]]
