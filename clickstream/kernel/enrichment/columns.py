@@ -16,7 +16,6 @@ were raw, its columns computed again (`insights.lake`), so a re-run gives the sa
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Final
 
@@ -63,22 +62,15 @@ def agent_row(user_agent: str | None) -> AgentRow:
     return (agent.browser, agent.browser_version, agent.os, str(agent.device_type), agent.is_bot)
 
 
-def campaign_of(properties: str | Mapping[str, object] | None) -> Mapping[str, object] | None:
+def campaign_of(properties: Mapping[str, object] | None) -> Mapping[str, object] | None:
     """Segment's `context.campaign`, which the collector keeps in a page view's properties
     as `campaign` (`collector.segment`); None when there is none or it is no object."""
-    if isinstance(properties, str):
-        try:
-            properties = json.loads(properties)
-        except ValueError:
-            return None
-    if not isinstance(properties, Mapping):
-        return None
-    campaign = properties.get("campaign")
+    campaign = properties.get("campaign") if properties else None
     return campaign if isinstance(campaign, Mapping) else None
 
 
 def landing_row(
-    page: str | None, referrer: str | None, properties: str | Mapping[str, object] | None
+    page: str | None, referrer: str | None, properties: Mapping[str, object] | None
 ) -> AcquisitionRow:
     """`ACQUISITION_COLUMNS` a page view gives its session when it is the landing."""
     found = acquisition_of(page, referrer, campaign_of(properties))
