@@ -113,17 +113,16 @@ def produce(
         records, truth = generated_traffic(
             seed, start or datetime.now(UTC), events, profile, shards_hint=shards_hint
         )
+    if not collector:
+        # Into the stream (or its dry run, the same records) the events carry their country.
+        records = with_countries(records, truth)
     if dry_run:
         report = write_dry_run(records, sys.stdout.buffer)
     elif collector:
         report = send_through_collector(records, truth, stream_target(stream), collector)
     else:
         report = send_to_stream(
-            with_countries(records, truth),
-            truth,
-            stream_target(stream),
-            rate=rate,
-            kpl_aggregate=kpl_aggregate,
+            records, truth, stream_target(stream), rate=rate, kpl_aggregate=kpl_aggregate
         )
     record_delivery(truth, report, manifest)
     report_produce(truth, report, manifest, dry_run=dry_run, as_json=as_json)
