@@ -205,11 +205,8 @@ def to_contract(
         extra = {"name": name, **properties} if name else properties
         # The campaign Segment's SDKs read from the landing's utm_* tags (or a server-side
         # source states): the session's acquisition reads it from here (docs/enrichment.md).
-        campaign = {
-            key: text
-            for key in CAMPAIGN_FIELDS
-            if (text := _text(_mapping(context.get("campaign")).get(key)))
-        }
+        given = _mapping(context.get("campaign"))
+        campaign = {key: text for key in CAMPAIGN_FIELDS if (text := _text(given.get(key)))}
         if campaign and "campaign" not in extra:
             extra["campaign"] = campaign
     else:

@@ -23,6 +23,7 @@ import pyarrow as pa
 from duckdb.func import FunctionNullHandling, PythonUDFType
 
 from clickstream.kernel.enrichment.acquisition import DIRECT, NONE
+from clickstream.kernel.enrichment.channels import Channel
 from clickstream.kernel.enrichment.columns import (
     ACQUISITION_COLUMNS,
     AGENT_COLUMNS,
@@ -60,13 +61,12 @@ def _struct(columns: tuple[tuple[str, str], ...]) -> tuple[Any, pa.DataType]:
 
 @functools.lru_cache(maxsize=_CACHED)
 def _landing(page: str | None, referrer: str | None, campaign: str | None) -> tuple[Any, ...]:
-    given = None
-    if campaign:
-        try:
-            given = json.loads(campaign)
-        except ValueError:
-            given = None
-    return landing_row(page, referrer, {"campaign": given})
+    """`landing_row` of a page view, its campaign as the properties' JSON text holds it."""
+    try:
+        given = json.loads(campaign) if campaign else None
+    except ValueError:
+        given = None
+    return landing_row(page, referrer, given if isinstance(given, dict) else None)
 
 
 def _rows(
@@ -131,7 +131,7 @@ def _acquisition(name: str) -> str:
     if name == "medium":
         return f"coalesce({landing}, '{NONE}') AS {name}"
     if name == "channel":
-        return f"coalesce({landing}, 'Direct') AS {name}"
+        return f"coalesce({landing}, '{Channel.DIRECT}') AS {name}"
     return f"{landing} AS {name}"
 
 

@@ -84,27 +84,6 @@ def unenriched_select(bucket: str, found: lake.LakeReading) -> str | None:
     return " UNION ALL ".join(parts) if parts else None
 
 
-def stored_events_select(bucket: str, found: lake.LakeReading) -> str:
-    """Every event once with its own columns, its time and its enrichment columns (the
-    landing ones per page view): the Parquet's stored ones, the others' computed when read
-    (`insights.enriched`: its functions registered on the connection)."""
-    parts = []
-    if found.parquet_files:
-        paths = [f"s3://{bucket}/{key}" for key in found.parquet_files]
-        parts.append(parquet_select(paths, found.changed_sources, stored=True))
-    unenriched = unenriched_select(bucket, found)
-    if unenriched is not None:
-        parts.append(
-            f"SELECT {EVENT_NAMES}, {PARTITION_NAMES}, {STORED_NAMES} "  # noqa: S608
-            f"FROM ({enriched.enriched_select(unenriched)})"
-        )
-    if not parts:
-        rows = empty_select(RAW_EVENT_COLUMNS + STORED_COLUMNS)
-    else:
-        rows = " UNION ALL ".join(parts)
-    return f"SELECT *, {enriched.EVENT_TIME} AS event_time FROM ({rows})"  # noqa: S608
-
-
 def create_events_view(
     connection: duckdb.DuckDBPyConnection,
     archive: ArchiveLocation,
@@ -127,7 +106,7 @@ def create_events_view(
         if enrich:
             enriched.register(connection)
             views = {
-                "events_stored": stored_events_select(archive.bucket, found),
+                "events_stored": events_select(archive.bucket, found, enrich=True),
                 "sessions": enriched.sessions_select("events_stored"),
                 "events": enriched.events_select(
                     "SELECT * FROM events_stored", EVENT_NAMES, PARTITION_NAMES
@@ -145,18 +124,28 @@ def create_events_view(
     return found
 
 
-def events_select(bucket: str, found: lake.LakeReading) -> str:
-    """The events' own columns and partitions, each event once (no enrichment columns)."""
+def events_select(bucket: str, found: lake.LakeReading, *, enrich: bool = False) -> str:
+    """Every event once with its own columns and partitions; with `enrich`, its time and
+    its enrichment columns too (the landing ones per page view): the Parquet's stored ones,
+    the others' computed when read (`insights.enriched`: its functions registered on the
+    connection)."""
     parts = []
     if found.parquet_files:
         paths = [f"s3://{bucket}/{key}" for key in found.parquet_files]
-        parts.append(parquet_select(paths, found.changed_sources))
+        parts.append(parquet_select(paths, found.changed_sources, stored=enrich))
     unenriched = unenriched_select(bucket, found)
-    if unenriched is not None:
+    if unenriched is not None and enrich:
+        parts.append(
+            f"SELECT {EVENT_NAMES}, {PARTITION_NAMES}, {STORED_NAMES} "  # noqa: S608
+            f"FROM ({enriched.enriched_select(unenriched)})"
+        )
+    elif unenriched is not None:
         parts.append(unenriched)
-    if not parts:
-        return empty_select(RAW_EVENT_COLUMNS)
-    return " UNION ALL ".join(parts)
+    columns = RAW_EVENT_COLUMNS + STORED_COLUMNS if enrich else RAW_EVENT_COLUMNS
+    rows = " UNION ALL ".join(parts) if parts else empty_select(columns)
+    if not enrich:
+        return rows
+    return f"SELECT *, {enriched.EVENT_TIME} AS event_time FROM ({rows})"  # noqa: S608
 
 
 def sources_select(found: lake.LakeReading) -> str:

@@ -49,8 +49,9 @@ class Country:
     """A public address the registries assigned to `code` (a well-known server's)."""
 
 
-DESKTOPS: Final = (
-    # (viewport width, height, agent): the generator's five devices, desktops first.
+DEVICES: Final = (
+    # (viewport width, height, agent): the generator's five devices, desktops first; what
+    # `producer.generator` draws a person's device from (one draw, as before).
     (1920, 1080, Agent(
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
         "Chrome/131.0.0.0 Safari/537.36", "desktop", "Chrome")),
@@ -67,9 +68,6 @@ DESKTOPS: Final = (
         "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 (KHTML, like Gecko) "
         "Chrome/131.0.0.0 Mobile Safari/537.36", "mobile", "Chrome Mobile")),
 )  # fmt: skip
-DEVICES: Final = DESKTOPS
-"""What `producer.generator` draws a person's device from (one draw, as before)."""
-
 TABLETS: Final = (
     (820, 1180, Agent(
         "Mozilla/5.0 (iPad; CPU OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "

@@ -208,9 +208,9 @@ def _summary(
     names = result_names(target.local.environment() if target.local else {})
     results = read_results(target.client("dynamodb"), target.client("s3"), names)
     verdict = verify(truth, results)
-    visits = _visits_by_dimension(target)
+    visits, events = _breakdowns(target)
     if truth.dimensions is not None:
-        verdict.problems += check_dimensions(truth.dimensions, visits, _events_by(target))
+        verdict.problems += check_dimensions(truth.dimensions, visits, events)
     pages = query.merge_pages(results.page_items)[:10]
     totals = session_totals(results)
     reasons = Counter(str(letter["reason"]) for letter in results.dead_letters)
@@ -247,26 +247,20 @@ def _summary(
 SHOWN_DIMENSIONS = ("channel", "device_type", "browser", "country", "is_bot")
 
 
-def _visits_by_dimension(target: StackTarget) -> dict[str, dict[str, int]]:
-    """Sessions per channel, device type, browser, country and bot, as `clickstream sql`
-    reads them from the `sessions` view (the archive: raw and lake alike)."""
+def _breakdowns(
+    target: StackTarget,
+) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+    """Sessions and events per channel, source, device type, browser, country and bot, as
+    `clickstream sql` reads them from the `sessions` and `events` views (the archive: raw and
+    lake alike), on one reading of the archive."""
     from insights import archive_views, enriched
 
     connection = archive_views.connect(target.archive_location())
-    return {
-        name: enriched.breakdown(connection, "sessions", name)
-        for name in (*SHOWN_DIMENSIONS, "source")
-    }
-
-
-def _events_by(target: StackTarget) -> dict[str, dict[str, int]]:
-    from insights import archive_views, enriched
-
-    connection = archive_views.connect(target.archive_location())
-    return {
-        name: enriched.breakdown(connection, "events", name)
-        for name in (*SHOWN_DIMENSIONS, "source")
-    }
+    sessions, events = (
+        {name: enriched.breakdown(connection, view, name) for name in (*SHOWN_DIMENSIONS, "source")}
+        for view in ("sessions", "events")
+    )
+    return sessions, events
 
 
 def _print_visits(visits: dict[str, dict[str, int]], truth: Manifest) -> None:

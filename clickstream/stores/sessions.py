@@ -304,16 +304,17 @@ def readable_session(item: Mapping[str, Any]) -> dict[str, Any]:
     readable.update(
         (key, value) for key, value in item.items() if not isinstance(value, bytes | bytearray)
     )
-    enrichment = _landing_from_item(item)
-    if "acquisition" in enrichment:
-        readable.update(zip(ACQUISITION_NAMES, enrichment["acquisition"], strict=True))
+    # (an item as the workers write it; a bare one, in tests, has no state to read)
+    state = session_from_item(item) if "shard_id" in item else None
+    if state is not None and state.acquisition is not None:
+        readable.update(zip(ACQUISITION_NAMES, state.acquisition, strict=True))
     agent = agent_of(str(item.get("user_agent", "")))
     readable.update(
         device_type=str(agent.device_type),
         browser=agent.browser,
         os=agent.os,
         is_bot=agent.is_bot or bool(item.get("bot_alerted", False)),
-        bounced=session_from_item(item).bounced if "shard_id" in item else None,
+        bounced=state.bounced if state is not None else None,
     )
     return readable
 

@@ -4,13 +4,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from importlib import resources
 
-from clickstream.kernel.enrichment.useragent import agent_of
+from clickstream.kernel.enrichment.useragent import agent_of, crawler_list
 from clickstream.kernel.events import ClickEvent
 from producer.generator import generate
 
@@ -33,8 +31,7 @@ class AgentCosts:
 
 
 def crawler_examples() -> list[str]:
-    text = resources.files("crawleruseragents").joinpath("crawler-user-agents.json").read_text()
-    return sorted({agent for entry in json.loads(text) for agent in entry.get("instances", [])})
+    return sorted({agent for entry in crawler_list() for agent in entry.get("instances", [])})
 
 
 def run(events: int, seed: int) -> AgentCosts:

@@ -114,7 +114,7 @@ def apply_to_session(
             # landing seen, usually once per session (records mostly come in order).
             state.landing_at, state.landing_event_id = at, event_id
             state.acquisition = session_acquisition(
-                landing_row(event.page, event.referrer, {"campaign": event.campaign})
+                landing_row(event.page, event.referrer, event.campaign)
             )
     elif event.type is EventType.CLICK:
         state.clicks += 1

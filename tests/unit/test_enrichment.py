@@ -3,15 +3,12 @@ GA4's default channel group; a session's acquisition from its landing."""
 
 from __future__ import annotations
 
-import json
-from importlib import resources
-
 import pytest
 
 from clickstream.kernel.enrichment.acquisition import acquisition_of, registrable_domain
 from clickstream.kernel.enrichment.channels import RULES, Channel, channel_of, rules_table
 from clickstream.kernel.enrichment.country import country_of
-from clickstream.kernel.enrichment.useragent import DeviceType, agent_of
+from clickstream.kernel.enrichment.useragent import DeviceType, agent_of, crawler_list
 from clickstream.kernel.paths import PROJECT_ROOT
 
 # -- user agents ------------------------------------------------------------------------------
@@ -67,8 +64,7 @@ def test_crawlers_and_automation_are_bots(user_agent: str) -> None:
 
 def test_every_example_of_the_crawler_list_is_a_bot() -> None:
     # The list's own examples of each pattern (2,000 and more real crawler strings).
-    text = resources.files("crawleruseragents").joinpath("crawler-user-agents.json").read_text()
-    examples = [agent for entry in json.loads(text) for agent in entry.get("instances", [])]
+    examples = [agent for entry in crawler_list() for agent in entry.get("instances", [])]
     assert len(examples) > 1000
     assert [agent for agent in examples if not agent_of(agent).is_bot] == []
 

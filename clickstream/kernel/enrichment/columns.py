@@ -3,10 +3,11 @@ pure function per kind, and the version that names what they compute. Pure.
 
 - **Agent columns**, per event, from its `user_agent` alone (`useragent.agent_of`).
 - **Landing columns**, per page view, from its own page URL, referrer and (through
-  Segment) `properties.campaign`: the acquisition that page view would give its session
-  were it the landing (`acquisition.acquisition_of`). A session's acquisition is that of its
-  first page view (by time, then event id), and every event of the session carries it: the
-  `sessions` and `events` views take it so (`insights.enriched`), in DuckDB and in Athena.
+  Segment) the campaign its properties keep (`ClickEvent.campaign`): the acquisition that
+  page view would give its session were it the landing (`acquisition.acquisition_of`). A
+  session's acquisition is that of its first page view (by time, then event id), and every
+  event of the session carries it: the `sessions` and `events` views take it so
+  (`insights.enriched`), in DuckDB and in Athena.
 
 `ENRICHMENT_VERSION` changes whenever what these functions give for some input changes (a
 new rule, a new site list, a parser's data bumped): the lake's manifests record the version
@@ -62,18 +63,12 @@ def agent_row(user_agent: str | None) -> AgentRow:
     return (agent.browser, agent.browser_version, agent.os, str(agent.device_type), agent.is_bot)
 
 
-def campaign_of(properties: Mapping[str, object] | None) -> Mapping[str, object] | None:
-    """Segment's `context.campaign`, which the collector keeps in a page view's properties
-    as `campaign` (`collector.segment`); None when there is none or it is no object."""
-    campaign = properties.get("campaign") if properties else None
-    return campaign if isinstance(campaign, Mapping) else None
-
-
 def landing_row(
-    page: str | None, referrer: str | None, properties: Mapping[str, object] | None
+    page: str | None, referrer: str | None, campaign: Mapping[str, object] | None
 ) -> AcquisitionRow:
-    """`ACQUISITION_COLUMNS` a page view gives its session when it is the landing."""
-    found = acquisition_of(page, referrer, campaign_of(properties))
+    """`ACQUISITION_COLUMNS` a page view gives its session when it is the landing; `campaign`
+    is Segment's, as the page view's properties keep it (`ClickEvent.campaign`)."""
+    found = acquisition_of(page, referrer, campaign)
     return (
         found.source,
         found.medium,

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
-from typing import Final
+from typing import Any, Final
 
 from ua_parser import parse
 
@@ -66,10 +66,18 @@ DESKTOP_SYSTEMS: Final = frozenset(
 
 
 @functools.cache
+def crawler_list() -> list[dict[str, Any]]:
+    """The crawler-user-agents list as its package ships it: each entry's `pattern`, and the
+    real strings it matches (`instances`)."""
+    text = resources.files("crawleruseragents").joinpath("crawler-user-agents.json").read_text()
+    entries: list[dict[str, Any]] = json.loads(text)
+    return entries
+
+
+@functools.cache
 def _crawlers() -> re.Pattern[str]:
     """Every pattern of the crawler-user-agents list, as one expression (compiled once)."""
-    text = resources.files("crawleruseragents").joinpath("crawler-user-agents.json").read_text()
-    return re.compile("|".join(f"(?:{entry['pattern']})" for entry in json.loads(text)))
+    return re.compile("|".join(f"(?:{entry['pattern']})" for entry in crawler_list()))
 
 
 def device_type_of(
