@@ -26,7 +26,7 @@ from clickstream.stores.sessions import SessionState
 from clickstream.stores.suppression import Suppression, SuppressionError
 from consumer.core.aggregate import Changes, ShardAggregator
 from consumer.core.anomaly import BotRules, score_sessions
-from consumer.core.batch import DeadLetter, archive_objects
+from consumer.core.batch import DeadLetter, archive_objects, verdict_objects
 from consumer.core.pending import (
     Cadences,
     CommitWindow,
@@ -295,9 +295,13 @@ class ShardPipeline:
         storable = self._guards.without_unstorable(events, changes, last, now)
         changes = storable.changes
         self._dead_letters(storable.letters)
-        # Alerts go before the state that records them as raised: a crash in between replays
-        # the events and puts the same alert again, which its conditional put makes harmless.
-        self._raise(score_sessions(changes.sessions, self._bot_rules))
+        # Verdicts and alerts go before the state that records them as raised: a crash in
+        # between replays the events and judges the session again, rewriting the same
+        # verdict object and putting the same alert, which its conditional put ignores.
+        alerts = score_sessions(changes.sessions, self._bot_rules)
+        if alerts:
+            self._archive.put(verdict_objects(alerts))
+        self._raise(alerts)
         for session in changes.sessions:
             self._state.dirty_sessions.mark(session.session_id, session, now, first)
         self._pages_changed(changes.pages, last, now, first)

@@ -169,7 +169,8 @@ def sessions_select(events: str) -> str:
     Athena view in the template is this text (`clickstream.tools.athena_views`).
 
     `bounced`: one page view or none, no click and no custom event, and under
-    `ENGAGED_SECONDS` from first to last event (GA4's engaged session, inverted)."""
+    `ENGAGED_SECONDS` from first to last event (GA4's engaged session, inverted). `is_bot`:
+    an event's agent is a bot's, or the workers' bot rule judged the session (`judged`)."""
     views = "count(*) FILTER (WHERE type = 'page_view')"
     duration = "CAST(date_diff('millisecond', min(event_time), max(event_time)) AS DOUBLE) / 1000"
     columns = [
@@ -192,15 +193,36 @@ def sessions_select(events: str) -> str:
         f"min_by(browser, {FIRST}) AS browser",
         f"min_by(os, {FIRST}) AS os",
         f"min_by(country, {FIRST}) FILTER (WHERE country IS NOT NULL) AS country",
-        "bool_or(coalesce(is_bot, false)) AS is_bot",
+        f"(bool_or(coalesce(is_bot, false)) OR {judged('session_id')}) AS is_bot",
     ]
     return f"SELECT {', '.join(columns)} FROM {events} GROUP BY session_id"  # noqa: S608
 
 
+VERDICTS: Final = "bot_verdicts"
+"""The sessions the workers' bot rule judged (`clickstream.stores.archive_layout`'s
+`verdicts/`): DuckDB's view of the objects and Athena's Glue table of the same name."""
+VERDICT_COLUMNS: Final = (
+    ("session_id", "VARCHAR"),
+    ("started_minute", "VARCHAR"),
+    ("score", "DOUBLE"),
+    ("signals", "VARCHAR"),
+)
+
+
+def judged(session_id: str) -> str:
+    """Whether the bot rule judged the session `session_id` names (a column expression)."""
+    return f"{session_id} IN (SELECT session_id FROM {VERDICTS})"  # noqa: S608
+
+
 def events_select(enriched_events: str, raw_names: str, partition_names: str) -> str:
     """`events`: every event with its own columns, its agent's, and its session's
-    acquisition (from `session_acquisition`)."""
-    agents = ", ".join(f"e.{name}" for name, _ in AGENT_COLUMNS)
+    acquisition (from `sessions`); `is_bot` also when the bot rule judged its session."""
+    agents = ", ".join(
+        f"(coalesce(e.is_bot, false) OR {judged('e.session_id')}) AS is_bot"
+        if name == "is_bot"
+        else f"e.{name}"
+        for name, _ in AGENT_COLUMNS
+    )
     acquisition = ", ".join(f"s.{name}" for name, _ in ACQUISITION_COLUMNS)
     raw = ", ".join(f"e.{name.strip()}" for name in raw_names.split(","))
     partitions = ", ".join(f"e.{name.strip()}" for name in partition_names.split(","))

@@ -423,8 +423,23 @@ class Forgetter:
                 run.receipt.alerts.append(name)
             if not run.dry_run:
                 self._alerts.delete(str(item["rule"]), str(item["window_subject"]))
+        self._verdicts(sessions, salt, run)
         if not run.dry_run:
             run.save()
+
+    def _verdicts(self, sessions: set[str], salt: str, run: Run) -> None:
+        """The bot rule's verdicts on the sessions: named by a hash of the session id under
+        the hour the session started, which a run need not know, so the prefix is listed
+        (one object per judged session: few)."""
+        named = {layout.verdict_name(session): session for session in sessions}
+        for key in self._bucket.keys(f"{layout.VERDICT_PREFIX}/"):
+            session = named.get(key.rsplit("/", 1)[-1])
+            if session is None:
+                continue
+            if hashed(salt, session) not in run.receipt.bot_verdicts:
+                run.receipt.bot_verdicts.append(hashed(salt, session))
+            if not run.dry_run:
+                self._bucket.replace(key, None)
 
 
 def _now() -> datetime:

@@ -6,7 +6,8 @@ the whole session is theirs; the ids those sessions show are followed in turn), 
 SQL over every row stored (the raw archive and every published generation, not the readers'
 fold). Then, each step idempotent:
 
-1. the session items are deleted, and the alerts whose subject is one of the sessions;
+1. the session items are deleted, the alerts whose subject is one of the sessions, and the
+   bot rule's verdicts on them (`verdicts/`);
 2. the dead letters whose bytes carry one of the ids are rewritten away;
 3. the lake: each compacted hour holding them gets a new generation without them
    (`Compactor.compact(excluding_sessions=…)`), and the generation it replaces is deleted
@@ -121,6 +122,8 @@ class Receipt:
     dead_letter_objects: dict[str, int] = field(default_factory=dict)
     session_items: list[str] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
+    bot_verdicts: list[str] = field(default_factory=list)
+    """The bot rule's verdict objects deleted (their sessions' salted hashes)."""
     suppressed: list[str] = field(default_factory=list)
     """The suppression list's entries put (their `id_hash`)."""
     suppressed_at: str | None = None
@@ -142,6 +145,7 @@ class Receipt:
             "dead_letters_removed": sum(self.dead_letter_objects.values()),
             "session_items_deleted": len(self.session_items),
             "alerts_deleted": len(self.alerts),
+            "bot_verdicts_deleted": len(self.bot_verdicts),
             "ids_suppressed": len(self.suppressed),
         }
 
@@ -159,6 +163,7 @@ class Receipt:
             "dead_letter_objects": self.dead_letter_objects,
             "session_items": self.session_items,
             "alerts": self.alerts,
+            "bot_verdicts": self.bot_verdicts,
             "suppressed": self.suppressed,
             "suppressed_at": self.suppressed_at,
             "lifted_at": self.lifted_at,
@@ -178,6 +183,7 @@ class Receipt:
             dead_letter_objects=dict(value.get("dead_letter_objects", {})),
             session_items=list(value.get("session_items", [])),
             alerts=list(value.get("alerts", [])),
+            bot_verdicts=list(value.get("bot_verdicts", [])),
             suppressed=list(value.get("suppressed", [])),
             suppressed_at=value.get("suppressed_at"),
             lifted_at=value.get("lifted_at"),

@@ -3,8 +3,8 @@ is not (or where objects came or changed after), each event once (`insights.lake
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Final
 
 import duckdb
 
@@ -23,6 +23,10 @@ from insights.sql import (
     quote,
 )
 
+VERDICT_LOOKBACK: Final = timedelta(days=1)
+"""How long before a query's first hour its verdicts are listed: a verdict is filed under
+the hour its session started, and a session reaching into the range may have started
+before it."""
 EVENT_NAMES = ", ".join(f'"{name}"' for name, _ in RAW_EVENT_COLUMNS)
 PARTITION_NAMES = ", ".join(PARTITIONS)
 STORED_NAMES = ", ".join(name for name, _ in STORED_COLUMNS)
@@ -105,7 +109,9 @@ def create_events_view(
     try:
         if enrich:
             enriched.register(connection)
+            verdicts = store.verdict_keys(since=None if since is None else since - VERDICT_LOOKBACK)
             views = {
+                enriched.VERDICTS: verdicts_select(archive.bucket, verdicts),
                 "events_stored": events_select(archive.bucket, found, enrich=True),
                 "sessions": enriched.sessions_select("events_stored"),
                 "events": enriched.events_select(
@@ -146,6 +152,19 @@ def events_select(bucket: str, found: lake.LakeReading, *, enrich: bool = False)
     if not enrich:
         return rows
     return f"SELECT *, {enriched.EVENT_TIME} AS event_time FROM ({rows})"  # noqa: S608
+
+
+def verdicts_select(bucket: str, keys: list[str]) -> str:
+    """`bot_verdicts`: the sessions the workers' bot rule judged, one row per object."""
+    names = ", ".join(name for name, _ in enriched.VERDICT_COLUMNS)
+    if not keys:
+        return f"SELECT {names} FROM ({empty_select(enriched.VERDICT_COLUMNS)})"  # noqa: S608
+    listed = ", ".join(quote(f"s3://{bucket}/{key}") for key in keys)
+    return (
+        f"SELECT {names} FROM read_json([{listed}], format = 'newline_delimited', "  # noqa: S608
+        f"compression = 'gzip', columns = {column_types(enriched.VERDICT_COLUMNS)}, "
+        "hive_partitioning = false)"
+    )
 
 
 def sources_select(found: lake.LakeReading) -> str:

@@ -61,6 +61,15 @@ class LakeStore:
             if entry["Key"].endswith(layout.LINES_SUFFIX)
         ]
 
+    def verdict_keys(self, *, since: datetime | None = None) -> list[str]:
+        """The bot rule's verdict objects, or those of sessions started from `since`'s hour
+        on (`archive_layout.verdict_key`)."""
+        return [
+            entry["Key"]
+            for entry in self._list(f"{layout.VERDICT_PREFIX}/", since)
+            if entry["Key"].endswith(layout.LINES_SUFFIX)
+        ]
+
     def lake_files(self, hour: datetime) -> list[lake.StoredFile]:
         return [
             lake.StoredFile(entry["Key"], entry["LastModified"])

@@ -175,6 +175,7 @@ class TrafficGenerator:
         # other session of the seed as it was.
         self._rage_rng = random.Random(f"rage:{seed}")
         self._rage_counter = itertools.count(1)
+        self._bot_counter = itertools.count()
         self._session_counter = itertools.count(1)
         self._event_counter = itertools.count(1)
 
@@ -313,7 +314,7 @@ class TrafficGenerator:
             session_id=self._new_session_id("bot"),
             anonymous_id=f"a-{rng.getrandbits(48):012x}",
             user_id=None,
-            user_agent=rng.choice(_BOT_USER_AGENTS),
+            user_agent=_BOT_USER_AGENTS[next(self._bot_counter) % len(_BOT_USER_AGENTS)],
             referrer=None,
             viewport=(1280, 720),
         )

@@ -204,6 +204,17 @@ def build_manifest(
     for (page, minute), members in page_minute_sessions.items():
         pages[page][minute].sessions = len(members)
 
+    injected = [
+        AnomalyTruth(
+            kind=a.kind,
+            subject=a.subject,
+            window_start=a.window_start,
+            window_end=a.window_end,
+            detail=a.detail,
+        )
+        for a in anomalies
+    ]
+    judged = frozenset(a.subject for a in injected if a.kind == "bot_session")
     return Manifest(
         seed=seed,
         source=source,
@@ -216,26 +227,22 @@ def build_manifest(
         event_types=dict(types),
         sessions=dict(sessions),
         pages={page: dict(minutes) for page, minutes in pages.items()},
-        anomalies=[
-            AnomalyTruth(
-                kind=a.kind,
-                subject=a.subject,
-                window_start=a.window_start,
-                window_end=a.window_end,
-                detail=a.detail,
-            )
-            for a in anomalies
-        ],
+        anomalies=injected,
         malformed_records=malformed,
         records_per_shard=dict(sorted(per_shard.items())) if shards_hint else None,
-        dimensions=dimension_truth(distinct, seed) if world and seed is not None else None,
+        dimensions=dimension_truth(distinct, seed, judged=judged)
+        if world and seed is not None
+        else None,
     )
 
 
-def dimension_truth(events: Iterable[ClickEvent], seed: int) -> DimensionTruth:
+def dimension_truth(
+    events: Iterable[ClickEvent], seed: int, *, judged: frozenset[str] = frozenset()
+) -> DimensionTruth:
     """Sessions and events per dimension value of the generator's traffic of `seed`: a
     session's landing is its first page view (by time, then id; none: direct), its agent and
-    country the world's (`producer.world`)."""
+    country the world's (`producer.world`); a bot when its agent is one's or it is one of
+    the injected bot sessions (`judged`), which the workers' bot rule judges a bot."""
     by_session: dict[str, list[ClickEvent]] = defaultdict(list)
     for event in events:
         by_session[event.session_id].append(event)
@@ -258,7 +265,7 @@ def dimension_truth(events: Iterable[ClickEvent], seed: int) -> DimensionTruth:
             "device_type": agent.device_type,
             "browser": agent.browser,
             "country": country,
-            "is_bot": str(agent.is_bot).lower(),
+            "is_bot": str(agent.is_bot or session_id in judged).lower(),
         }
         for name, value in values.items():
             sessions[name][value] += 1
@@ -267,7 +274,7 @@ def dimension_truth(events: Iterable[ClickEvent], seed: int) -> DimensionTruth:
             values |= {
                 "device_type": own.device_type,
                 "browser": own.browser,
-                "is_bot": str(own.is_bot).lower(),
+                "is_bot": str(own.is_bot or session_id in judged).lower(),
             }
             for name, value in values.items():
                 per_event[name][value] += 1

@@ -94,10 +94,15 @@ CRAWLERS: Final = (
         "HeadlessChrome/131.0.0.0 Safari/537.36", "bot", "HeadlessChrome", is_bot=True),
 )  # fmt: skip
 SCRIPTS: Final = (
-    # The bot anomaly's scripts (`--bots`): what their agents say.
+    # The bot anomaly's scripts (`--bots`, taken in turn): what their agents say. The last
+    # passes for a person's Chrome: only the workers' bot rule, judging how the session
+    # behaves, makes it a bot (`is_bot` in the `sessions` and `events` views).
     Agent("python-requests/2.32.3", "bot", "Python Requests", is_bot=True),
     Agent("Mozilla/5.0 (compatible; scraper/1.0)", "bot", "scraper", is_bot=True),
-)
+    Agent(
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/124.0.0.0 Safari/537.36", "desktop", "Chrome"),
+)  # fmt: skip
 
 AGENTS: Final = {
     agent.user_agent: agent

@@ -38,11 +38,11 @@ def forget(
 ) -> None:
     """Remove a person's events and items from every store that holds them: every session in
     which one of the ids appears, from the raw archive and the lake (objects rewritten, old
-    versions deleted), the dead letters whose bytes carry an id, the session items and the
-    alerts naming those sessions. Page counters are aggregates and stay. First every id goes
-    on the suppression list, so that the collector and the workers drop the person's later
-    events. Idempotent: run it again after a failure and it finishes the job; the receipt
-    (in the bucket, ids hashed) says what was removed."""
+    versions deleted), the dead letters whose bytes carry an id, the session items, the
+    alerts and the bot verdicts naming those sessions. Page counters are aggregates and
+    stay. First every id goes on the suppression list, so that the collector and the workers
+    drop the person's later events. Idempotent: run it again after a failure and it
+    finishes the job; the receipt (in the bucket, ids hashed) says what was removed."""
     from clickstream.cli.target import stack_target
     from clickstream.stores.suppression import SuppressionSettings, SuppressionTable
     from insights.erasure import Forgetter

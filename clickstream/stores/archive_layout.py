@@ -13,6 +13,10 @@ prefixes, partitions and keys from here, so the layout changes in one place.
 - raw and dead-letter objects are gzip JSON lines, compressed deterministically
   (`gzip_lines`), so the same lines always make the same bytes and a replay's rewrite is a
   no-op;
+- `verdicts/bot_session/` the sessions the workers' bot rule judged (the `sessions` and
+  `events` views' `is_bot`, beside the agent's): one gzip JSON-lines object per session,
+  named after a hash of its id under the hour it started, written before its alert, so a
+  replay rewrites the same key (`verdict_key`);
 - each under a Hive-style partition of its hour, `year=YYYY/month=MM/day=DD/hour=HH` (event
   time for `raw/` and the lake, arrival time for dead letters), which the Glue tables'
   partition projection reads, and which lists in time order (zero-padded).
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -33,6 +38,8 @@ RAW_PREFIX: Final = "raw"
 DEAD_LETTER_PREFIX: Final = "dead-letter"
 LAKE_PREFIX: Final = "events"
 MANIFEST_PREFIX: Final = "lake/manifests"
+VERDICT_PREFIX: Final = "verdicts/bot_session"
+"""The bot rule's verdicts: one object per judged session (`verdict_key`)."""
 SYMLINK_PREFIX: Final = "lake/symlinks"
 """Athena's view of the lake: per hour one `symlink.txt` naming the published generation's
 files (the Glue table `events` reads them through Hive's SymlinkTextInputFormat), so a
@@ -99,6 +106,18 @@ def manifest_key(hour: datetime) -> str:
 
 def symlink_key(hour: datetime) -> str:
     return f"{SYMLINK_PREFIX}/{hour_partition(hour)}/symlink.txt"
+
+
+def verdict_name(session_id: str) -> str:
+    """A verdict object's name: a hash of the session id (an id is up to 256 characters of
+    any script, more than a key can hold once escaped), which `forget` finds again."""
+    return hashlib.sha256(session_id.encode()).hexdigest()[:32] + LINES_SUFFIX
+
+
+def verdict_key(session_id: str, started: datetime) -> str:
+    """The bot verdict of a session that started at `started`: under that hour's partition,
+    so a reader of recent hours lists recent verdicts only."""
+    return f"{partition_path(VERDICT_PREFIX, started)}/{verdict_name(session_id)}"
 
 
 GZIP_LEVEL: Final = 2

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from clickstream.kernel.events import ClickEvent, InvalidEvent
+from clickstream.stores.alerts import Alert, Rule
 from clickstream.stores.archive_layout import (
     DEAD_LETTER_PREFIX,
     RAW_PREFIX,
@@ -24,8 +25,10 @@ from clickstream.stores.archive_layout import (
     lines_key,
     partition_of_hour,
     partition_path,
+    verdict_key,
 )
 from clickstream.stores.positions import Position
+from consumer.core.anomaly import parse_minute
 from consumer.core.positioned import PositionedEvent
 
 
@@ -115,3 +118,23 @@ def _position_of_event(item: PositionedEvent) -> Position:
 
 def _position_of_letter(letter: DeadLetter) -> Position:
     return letter.position
+
+
+def verdict_objects(alerts: Sequence[Alert]) -> list[ArchiveObject]:
+    """The S3 objects recording the sessions the bot rule judged among `alerts`: one per
+    session, its key a function of the session alone, so a replay that judges the session
+    again rewrites the same object."""
+    objects = []
+    for alert in alerts:
+        if alert.rule is not Rule.BOT_SESSION:
+            continue
+        started = parse_minute(alert.window)
+        line = {
+            "session_id": alert.subject,
+            "started_minute": alert.window,
+            "score": alert.observed,
+            "signals": str(alert.details.get("signals", "")),
+        }
+        body = gzip_lines([json.dumps(line, separators=(",", ":"), ensure_ascii=False).encode()])
+        objects.append(ArchiveObject(verdict_key(alert.subject, started), body, 1))
+    return objects

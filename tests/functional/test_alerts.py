@@ -26,11 +26,12 @@ from clickstream.kernel.retry import Backoff, GaveUp
 from clickstream.local.stack import LocalStackState
 from clickstream.stores import alerts as alerts_store
 from clickstream.stores.alerts import AlertsTable, Rule, ShardProgress
+from clickstream.stores.archive_layout import lines_of, verdict_key
 from clickstream.stores.page_stats import PageMinuteState
 from clickstream.stores.positions import Position
 from clickstream.stores.sessions import SessionsTable
 from consumer.core.aggregate import Changes
-from consumer.core.anomaly import PageRules
+from consumer.core.anomaly import PageRules, parse_minute
 from consumer.core.pending import Cadences
 from consumer.failures import EXIT_FLUSH_FAILED
 from consumer.metrics import Metrics
@@ -171,6 +172,12 @@ def test_a_bot_alert_is_raised_once_through_a_crash_and_a_replay(
         session = SessionsTable(dynamodb, outputs["SessionsTableName"]).readable(person)
         assert session is not None
         assert session["bot_alerted"] is False
+    # AND each bot's verdict is filed once, before the crash too, under its start hour
+    for row in raised:
+        key = verdict_key(row["subject"], parse_minute(row["window"]))
+        body = s3.get_object(Bucket=outputs["ArchiveBucketName"], Key=key)["Body"].read()
+        (line,) = lines_of(body)
+        assert json.loads(line)["session_id"] == row["subject"]
     # AND the first alert is the crashed worker's (the replay's put of it was refused), the
     # second the new owner's: each raised once, as the metrics count them too
     assert sorted(row["raised_by"] for row in raised) == ["worker-a", "worker-b"]

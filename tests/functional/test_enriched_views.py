@@ -13,7 +13,9 @@ import pytest
 from clickstream.kernel import aws
 from clickstream.kernel.events import ClickEvent, EventType
 from clickstream.local.stack import LocalStackState
+from clickstream.stores.alerts import Alert, Rule
 from clickstream.stores.positions import Position
+from consumer.core.batch import verdict_objects
 from consumer.core.positioned import PositionedEvent
 from insights import archive_views, sql
 from insights.compaction import Compactor
@@ -70,8 +72,17 @@ VISITS: list[tuple[str, list[dict[str, Any]]]] = [
     ),
     # A crawler.
     ("s-bot", [{"page": f"{SITE}/", "agent": GOOGLEBOT}, {"page": f"{SITE}/pricing"}]),
+    # A script passing for Chrome, which the workers' bot rule judged (`JUDGED`).
+    ("s-script", [{"type": "click", "page": f"{SITE}/", "x": 1, "y": 1}] * 2),
 ]
-AGENTS = {"s-search": CHROME, "s-mail": IPHONE, "s-ad": CHROME, "s-segment": IPHONE}
+AGENTS = {
+    "s-search": CHROME,
+    "s-mail": IPHONE,
+    "s-ad": CHROME,
+    "s-segment": IPHONE,
+    "s-script": CHROME,
+}
+JUDGED = Alert(Rule.BOT_SESSION, "s-script", "2026-11-20T09:10", 1.0, None, 0.5)
 
 SAFARI = "Mobile Safari"
 EXPECTED_SESSIONS = {
@@ -81,6 +92,7 @@ EXPECTED_SESSIONS = {
     "s-ad": ("google", "cpc", None, "Paid Search", "desktop", "Chrome", None, False, True),
     "s-segment": ("facebook", "paid_social", None, "Paid Social", "mobile", SAFARI, None, False, True),  # noqa: E501
     "s-bot": ("(direct)", "(none)", None, "Direct", "bot", "Googlebot", None, True, False),
+    "s-script": ("(direct)", "(none)", None, "Direct", "desktop", "Chrome", None, True, False),
 }  # fmt: skip
 
 
@@ -133,6 +145,8 @@ def archived(local_stack: LocalStackState) -> tuple[sql.ArchiveLocation, Any]:
     bucket = f"enriched-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
     put_objects(s3, bucket, shard_name(0), archived_events())
+    for verdict in verdict_objects([JUDGED]):  # as the worker files it
+        s3.put_object(Bucket=bucket, Key=verdict.key, Body=verdict.body)
     location = sql.ArchiveLocation(
         bucket, local_stack.region, "test", "test", endpoint_url=local_stack.moto_endpoint
     )
@@ -151,6 +165,9 @@ def test_sessions_and_events_carry_the_landings_acquisition_raw_and_compacted(
     assert by_id["s-mail-0"][1:3] == ("newsletter", "Email")  # its own referrer is same-site
     assert by_id["s-search-1"][1:5] == ("google", "Organic Search", "desktop", False)
     assert by_id["s-bot-1"][3:5] == ("bot", True)
+    # AND the session the bot rule judged is a bot's, whatever its agent says
+    assert by_id["s-script-0"][3:5] == ("desktop", True)
+    assert by_id["s-search-0"][4] is False
     assert by_id["s-search-0"][5] == (HOUR + timedelta(minutes=10)).replace(tzinfo=None)
     # WHEN the hour is compacted, THEN the lake gives the same columns
     result = Compactor(
@@ -172,6 +189,8 @@ def test_sessions_and_events_carry_the_landings_acquisition_raw_and_compacted(
     lake_files = ", ".join(sql.quote(f"s3://{location.bucket}/{f.key}") for f in manifest.files)
     athena_like = sql.open_duckdb(location)
     athena_like.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet([{lake_files}])")
+    verdict = sql.quote(f"s3://{location.bucket}/{verdict_objects([JUDGED])[0].key}")
+    athena_like.execute(f"CREATE VIEW bot_verdicts AS SELECT * FROM read_json([{verdict}])")
     _, rows = sql.run(athena_like, f"SELECT * FROM ({sessions_select('events')})")
     _, viewed = sql.run(connection, "SELECT * FROM sessions")
     assert sorted(rows) == sorted(viewed)

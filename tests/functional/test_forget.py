@@ -26,9 +26,11 @@ import pytest
 from clickstream.kernel import aws
 from clickstream.kernel.events import ClickEvent, DeadLetterReason, InvalidEvent, decode_event
 from clickstream.local.stack import LocalStackState
+from clickstream.stores.alerts import Alert, Rule
+from clickstream.stores.archive_layout import verdict_key
 from clickstream.stores.positions import Position
 from clickstream.stores.suppression import SuppressionList
-from consumer.core.batch import DeadLetter, archive_objects
+from consumer.core.batch import DeadLetter, archive_objects, verdict_objects
 from insights import archive_views, sql
 from insights.compaction import Compactor
 from insights.settings import LakeSettings
@@ -196,6 +198,10 @@ def world(local_stack: LocalStackState) -> World:
                 "subject": {"S": session},
             },
         )
+        # And the bot rule's verdict on it, as a worker files it.
+        judged = Alert(Rule.BOT_SESSION, session, "2026-11-20T10:00", 0.75, None, 0.5)
+        for item in verdict_objects([judged]):
+            s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)
     assert sum(manifest.sessions[s].events for s in world.sessions_of_person()) > 0
     return world
 
@@ -241,7 +247,12 @@ def test_forget_removes_the_person_from_every_store_and_nothing_else(world: Worl
     assert removed["dead_letters_removed"] == 1
     assert removed["session_items_deleted"] == len(sessions)
     assert removed["alerts_deleted"] == len(sessions)
+    assert removed["bot_verdicts_deleted"] == len(sessions)
     assert_forgotten(world, before)
+    verdicts = world.s3.list_objects_v2(Bucket=world.bucket, Prefix="verdicts/")["Contents"]
+    assert [v["Key"] for v in verdicts] == [
+        verdict_key("s-forget-control", datetime(2026, 11, 20, 10, tzinfo=UTC))
+    ]
     # AND run again it finds nothing more and keeps its receipt
     again = world.forget()
     output, errors = again.communicate(timeout=300)

@@ -85,11 +85,16 @@ def test_the_views_have_the_athena_tables_name_columns_and_partitions(archive: A
         for resource in load_template(DEFAULT_TEMPLATE)["Resources"].values()
         if resource["Type"] == "AWS::Glue::Table"
     }
-    assert set(tables) == {"raw_events", "events", "sessions"}
+    assert set(tables) == {"raw_events", "events", "sessions", "bot_verdicts"}
     connection = archive_views.connect(archive.location)
     # (the lake's table is what its Parquet holds: DuckDB's `events_stored`; `sessions` is a
     # view in both)
-    views = {"raw_events": "raw_events", "events": "events_stored", "sessions": "sessions"}
+    views = {
+        "raw_events": "raw_events",
+        "events": "events_stored",
+        "sessions": "sessions",
+        "bot_verdicts": "bot_verdicts",
+    }
     for name, table in tables.items():
         athena_columns = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]
         athena_partitions = [c["Name"] for c in table.get("PartitionKeys", [])]

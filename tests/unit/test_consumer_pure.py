@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import io
 import json
 import random
@@ -23,6 +24,7 @@ from clickstream.kernel.events import ClickEvent, DeadLetterReason, EventType, I
 from clickstream.kernel.retry import Backoff, GaveUp, call_with_retries, is_transient
 from clickstream.stores import alerts as alerts_store
 from clickstream.stores.alerts import Alert, Rule, ShardProgress
+from clickstream.stores.archive_layout import lines_of
 from clickstream.stores.page_stats import PageMinuteState, page_from_item, page_item
 from clickstream.stores.positions import Position
 from clickstream.stores.sessions import (
@@ -41,7 +43,7 @@ from clickstream.stores.sketch import (
     touches_from_bytes,
 )
 from consumer import properties
-from consumer.core.batch import DeadLetter, archive_objects
+from consumer.core.batch import DeadLetter, archive_objects, verdict_objects
 from consumer.core.pending import Cadences, CommitWindow, DirtyStates
 from consumer.core.positioned import PositionedEvent
 from consumer.metrics import Metrics
@@ -567,3 +569,36 @@ def test_an_event_the_collector_refused_is_a_dead_letter_with_the_collectors_rea
     reasons = [letter.error.reason for letter in decoded.letters]
     assert reasons == [DeadLetterReason.TOO_LARGE, DeadLetterReason.MISSING_FIELD]
     assert "refused by the collector" in decoded.letters[0].error.detail
+
+
+class TestVerdictObjects:
+    """The bot rule's verdicts, one object per judged session (`verdict_objects`)."""
+
+    def judged(self, session: str, score: float) -> Alert:
+        return Alert(Rule.BOT_SESSION, session, "2026-11-20T09:59", score, None, 0.5)
+
+    def test_each_judged_session_is_filed_under_its_start_hour_by_a_hash_of_its_id(self) -> None:
+        page_spike = Alert(Rule.PAGE_SPIKE, "https://a.example/", "2026-11-20T09:59", 90, 20, 4)
+        objects = verdict_objects([self.judged("s-1", 0.75), page_spike])
+        assert [o.key for o in objects] == [
+            "verdicts/bot_session/year=2026/month=11/day=20/hour=09/"
+            f"{hashlib.sha256(b's-1').hexdigest()[:32]}.jsonl.gz"
+        ]
+        (line,) = lines_of(objects[0].body)
+        assert json.loads(line) == {
+            "session_id": "s-1",
+            "started_minute": "2026-11-20T09:59",
+            "score": 0.75,
+            "signals": "",
+        }
+
+    def test_a_replay_judging_the_session_again_rewrites_the_same_key(self) -> None:
+        first = verdict_objects([self.judged("s-1", 0.75)])
+        again = verdict_objects([self.judged("s-1", 1.0)])
+        assert [o.key for o in first] == [o.key for o in again]
+
+    def test_an_id_no_key_could_hold_escaped_still_makes_a_short_key(self) -> None:
+        session = "\u00e9/" * 128  # 256 characters, 384 bytes of UTF-8
+        (verdict,) = verdict_objects([self.judged(session, 1.0)])
+        assert len(verdict.key.encode()) < 120
+        assert json.loads(lines_of(verdict.body)[0])["session_id"] == session

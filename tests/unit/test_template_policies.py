@@ -81,7 +81,11 @@ SALT = "${ArchiveBucket.Arn}/forget-receipts/_salt"
 
 def test_workers_write_under_the_archive_prefixes_only_and_delete_nothing() -> None:
     assert s3_grants("WorkerTaskRole") == {
-        "s3:PutObject": {"${ArchiveBucket.Arn}/raw/*", "${ArchiveBucket.Arn}/dead-letter/*"},
+        "s3:PutObject": {
+            "${ArchiveBucket.Arn}/raw/*",
+            "${ArchiveBucket.Arn}/dead-letter/*",
+            "${ArchiveBucket.Arn}/verdicts/*",
+        },
         "s3:GetObject": {SALT},
     }
 
@@ -106,7 +110,7 @@ def test_the_suppression_list_is_read_by_the_collector_and_workers_written_by_fo
 def test_forget_may_rewrite_the_stores_that_hold_a_person_and_nothing_else() -> None:
     held = {
         f"${{ArchiveBucket.Arn}}/{prefix}/*"
-        for prefix in ("raw", "events", "lake", "dead-letter", "forget-receipts")
+        for prefix in ("raw", "events", "lake", "dead-letter", "verdicts", "forget-receipts")
     }
     assert s3_grants("ForgetTaskRole") == {
         "s3:ListBucket": {"bucket"},
