@@ -31,7 +31,7 @@ import structlog
 
 from clickstream.kernel.enrichment.columns import ENRICHMENT_VERSION
 from clickstream.stores import archive_layout as layout
-from insights import enriched, lake
+from insights import enriched, lake, sessions_sql
 from insights.lake_reader import (
     EVENT_NAMES,
     PARTITION_NAMES,
@@ -123,9 +123,15 @@ class Compactor:
                 f"hour {hour:%Y-%m-%dT%H}: {written} rows written but "
                 f"{sum(by_source.values())} read back; nothing published"
             )
+        try:
+            parts = self._write_parts(hour, generation, [key for key, _ in files])
+        except LakeError:
+            self._store.delete([key for key, _ in files])
+            raise
+        files_and_parts = [key for key, _ in files] + [part.key for part in parts.values()]
         if time.monotonic() - began > self._settings.grace_minutes * 60 / 2:
             # Its files could be swept by another run as orphans: do not publish them.
-            self._store.delete([key for key, _ in files])
+            self._store.delete(files_and_parts)
             result.outcome = "too slow"
             result.notes.append("took over half the grace period: not published, run again")
             return
@@ -149,9 +155,11 @@ class Compactor:
             ],
             sources=sources,
             enrichment_version=ENRICHMENT_VERSION,
+            parts=parts,
+            parts_version=lake.PARTS_VERSION,
         )
         if not self._store.publish(manifest, published_etag):
-            self._store.delete([key for key, _ in files])
+            self._store.delete(files_and_parts)
             result.outcome = "lost race"
             result.notes.append("another compaction published this hour first")
             return
@@ -213,7 +221,7 @@ class Compactor:
             excluded = f" WHERE session_id NOT IN ({names})"
         statement = (
             # `event_time` too, for Athena: its `sessions` view orders a session's events by
-            # it (`insights.enriched.sessions_select`; DuckDB computes it from `timestamp`).
+            # it (`insights.sessions_sql.sessions_select`; DuckDB computes it from `timestamp`).
             f"COPY (SELECT {EVENT_NAMES}, {STORED_NAMES}, {enriched.EVENT_TIME} AS event_time, "  # noqa: S608
             f"{lake.SOURCE_COLUMN} FROM ("
             + enriched.enriched_select(" UNION ALL ".join(parts))
@@ -231,6 +239,36 @@ class Compactor:
                 f"hour {plan.hour:%Y-%m-%dT%H}: {str(exc).strip().splitlines()[0]}"
             ) from None
         return int(rows[0][0]) if rows else 0
+
+    def _write_parts(
+        self, hour: datetime, generation: str, keys: list[str]
+    ) -> dict[str, lake.LakeFile]:
+        """The hour's parts (`insights.sessions_sql`), from the generation's files as
+        written: one Parquet file each, beside the generation, named by its manifest."""
+        bucket = self._archive.bucket
+        listed = ", ".join(quote(f"s3://{bucket}/{key}") for key in keys)
+        written = {}
+        for kind in lake.PART_KINDS:
+            key = f"{layout.lake_prefix(hour)}{generation}.parts/{kind}.parquet"
+            # An hour left with no event (a person erased) still gets its (empty) parts.
+            source = (
+                sessions_sql.PART_SELECTS[kind](f"read_parquet([{listed}])")
+                if keys
+                else sessions_sql.no_parts(kind)
+            )
+            try:
+                rows = run_once(
+                    self._connection(),
+                    f"COPY ({source}) TO {quote(f's3://{bucket}/{key}')} "
+                    f"(FORMAT parquet, COMPRESSION {self._settings.compression})",
+                )
+            except duckdb.Error as exc:
+                raise LakeError(
+                    f"hour {hour:%Y-%m-%dT%H} {kind} parts: {str(exc).strip().splitlines()[0]}"
+                ) from None
+            size = self._store.size(key)
+            written[kind] = lake.LakeFile(key=key, rows=int(rows[0][0]) if rows else 0, bytes=size)
+        return written
 
     def _count_back(self, keys: list[str]) -> tuple[dict[str, int], dict[str, int]]:
         """Rows per file and per raw object, read back from what S3 holds."""

@@ -1,5 +1,6 @@
 """The enrichment columns on the read side: `events` with every event's device, browser, bot
-flag and its session's acquisition, and `sessions`, one row per session (docs/enrichment.md).
+flag and its session's acquisition (docs/enrichment.md; `sessions` is
+`insights.sessions_sql`'s).
 
 What each column holds is `clickstream.kernel.enrichment.columns` (one pure, versioned
 function per kind); this module hands it to DuckDB as two functions of the connection
@@ -22,17 +23,15 @@ import duckdb
 import pyarrow as pa
 from duckdb.func import FunctionNullHandling, PythonUDFType
 
-from clickstream.kernel.enrichment.acquisition import DIRECT, NONE
-from clickstream.kernel.enrichment.channels import Channel
 from clickstream.kernel.enrichment.columns import (
     ACQUISITION_COLUMNS,
     AGENT_COLUMNS,
-    ENGAGED_SECONDS,
     LANDING_COLUMNS,
     LANDING_PREFIX,
     agent_row,
     landing_row,
 )
+from insights.sessions_sql import judged
 
 STORED_COLUMNS: Final = AGENT_COLUMNS + LANDING_COLUMNS
 """What compaction writes into each Parquet row beside the raw columns."""
@@ -120,98 +119,6 @@ def enriched_select(relation: str) -> str:
         f"enrich_landing(page, referrer, {CAMPAIGN_TEXT}) END AS landing "
         f"FROM ({relation}))"
     )
-
-
-def _acquisition(name: str) -> str:
-    """A session's acquisition column: its landing's; a session without a page view (a
-    custom event alone) is direct."""
-    landing = f"min_by({LANDING_PREFIX}{name}, {FIRST}) FILTER (WHERE type = 'page_view')"
-    if name == "source":
-        return f"coalesce({landing}, '{DIRECT}') AS {name}"
-    if name == "medium":
-        return f"coalesce({landing}, '{NONE}') AS {name}"
-    if name == "channel":
-        return f"coalesce({landing}, '{Channel.DIRECT}') AS {name}"
-    return f"{landing} AS {name}"
-
-
-FIRST: Final = "ROW(event_time, event_id)"
-"""The order of a session's events: time, then event id."""
-
-SESSION_COLUMNS: Final = (
-    ("session_id", "VARCHAR"),
-    ("site", "VARCHAR"),
-    ("anonymous_id", "VARCHAR"),
-    ("user_id", "VARCHAR"),
-    ("started_at", "TIMESTAMP"),
-    ("ended_at", "TIMESTAMP"),
-    ("duration_s", "DOUBLE"),
-    ("page_views", "BIGINT"),
-    ("events", "BIGINT"),
-    ("entry_page", "VARCHAR"),
-    ("exit_page", "VARCHAR"),
-    ("bounced", "BOOLEAN"),
-    *ACQUISITION_COLUMNS,
-    ("device_type", "VARCHAR"),
-    ("browser", "VARCHAR"),
-    ("os", "VARCHAR"),
-    ("country", "VARCHAR"),
-    ("is_bot", "BOOLEAN"),
-)
-"""The `sessions` view's columns, in order (DuckDB's and Athena's alike)."""
-
-
-def sessions_select(events: str) -> str:
-    """`sessions`: one row per session of `events` (a table or view with the raw columns,
-    `event_time` and the stored enrichment columns: DuckDB's `events_stored`, Athena's lake
-    table `events`). One definition for both engines: only functions and forms DuckDB and
-    Trino share (`min_by` over a row, `date_diff`, aggregate `FILTER`, `nullif`), so the
-    Athena view in the template is this text (`clickstream.tools.athena_views`).
-
-    `bounced`: one page view or none, no click and no custom event, and under
-    `ENGAGED_SECONDS` from first to last event (GA4's engaged session, inverted). `is_bot`:
-    an event's agent is a bot's, or the workers' bot rule judged the session (`judged`)."""
-    views = "count(*) FILTER (WHERE type = 'page_view')"
-    duration = "CAST(date_diff('millisecond', min(event_time), max(event_time)) AS DOUBLE) / 1000"
-    columns = [
-        "session_id",
-        f"lower(nullif(regexp_extract(min_by(page, {FIRST}), '^https?://([^/:?#]+)', 1), '')) "
-        "AS site",
-        f"min_by(anonymous_id, {FIRST}) FILTER (WHERE anonymous_id IS NOT NULL) AS anonymous_id",
-        f"max_by(user_id, {FIRST}) FILTER (WHERE user_id IS NOT NULL) AS user_id",
-        "min(event_time) AS started_at",
-        "max(event_time) AS ended_at",
-        f"{duration} AS duration_s",
-        f"{views} AS page_views",
-        "count(*) AS events",
-        f"min_by(page, {FIRST}) FILTER (WHERE type = 'page_view') AS entry_page",
-        f"max_by(page, {FIRST}) FILTER (WHERE type = 'page_view') AS exit_page",
-        f"({views} <= 1 AND count(*) FILTER (WHERE type IN ('click', 'custom')) = 0 "
-        f"AND {duration} < {ENGAGED_SECONDS}) AS bounced",
-        *(_acquisition(name) for name, _ in ACQUISITION_COLUMNS),
-        f"min_by(device_type, {FIRST}) AS device_type",
-        f"min_by(browser, {FIRST}) AS browser",
-        f"min_by(os, {FIRST}) AS os",
-        f"min_by(country, {FIRST}) FILTER (WHERE country IS NOT NULL) AS country",
-        f"(bool_or(coalesce(is_bot, false)) OR {judged('session_id')}) AS is_bot",
-    ]
-    return f"SELECT {', '.join(columns)} FROM {events} GROUP BY session_id"  # noqa: S608
-
-
-VERDICTS: Final = "bot_verdicts"
-"""The sessions the workers' bot rule judged (`clickstream.stores.archive_layout`'s
-`verdicts/`): DuckDB's view of the objects and Athena's Glue table of the same name."""
-VERDICT_COLUMNS: Final = (
-    ("session_id", "VARCHAR"),
-    ("started_minute", "VARCHAR"),
-    ("score", "DOUBLE"),
-    ("signals", "VARCHAR"),
-)
-
-
-def judged(session_id: str) -> str:
-    """Whether the bot rule judged the session `session_id` names (a column expression)."""
-    return f"{session_id} IN (SELECT session_id FROM {VERDICTS})"  # noqa: S608
 
 
 def events_select(enriched_events: str, raw_names: str, partition_names: str) -> str:

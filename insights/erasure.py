@@ -390,8 +390,8 @@ class Forgetter:
                 )
             # The replaced generation holds the person: it goes now, not after the grace.
             current, _ = store.manifest(hour)
-            named = {f.key for f in current.files} if current else set()
-            for key in [f.key for f in published.files if f.key not in named]:
+            named = set(current.stored_keys) if current else set()
+            for key in [key for key in published.stored_keys if key not in named]:
                 self._bucket.replace(key, None)  # every version of it
             run.save()
 

@@ -22,10 +22,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from clickstream.kernel.enrichment.columns import ENRICHMENT_VERSION
 from clickstream.stores.archive_layout import hour_of, start_of_hour
+
+PARTS_VERSION: Final = 1
+"""The version of the session parts compaction writes beside an hour's Parquet
+(`insights.sessions_sql`): an hour with parts of another version (or none) is compacted
+again, and read as raw meanwhile. Bump it with any change to what the parts hold."""
+PART_KINDS: Final = ("sessions", "pages", "custom_events")
+"""The hour's parts, one file each: session parts, page parts and custom events."""
 
 SOURCE_COLUMN: Final = "raw_object"
 """The raw object a Parquet row came from: what lets a reader and the next compaction
@@ -84,11 +91,25 @@ class HourManifest(BaseModel):
     enrichment_version: int = 0
     """The enrichment columns' version its files hold (`clickstream.kernel.enrichment.columns`);
     0: compacted before they were written."""
+    parts: dict[str, LakeFile] = Field(default_factory=dict)
+    """The hour's parts (`PART_KINDS`) by kind: what reports read rather than its events."""
+    parts_version: int = 0
+    """`PARTS_VERSION` of `parts`; 0: none."""
 
     @property
     def enriched(self) -> bool:
         """Whether its files' enrichment columns are this version's."""
         return self.enrichment_version == ENRICHMENT_VERSION
+
+    @property
+    def current(self) -> bool:
+        """Whether its enrichment columns and its parts are this version's."""
+        return self.enriched and self.parts_version == PARTS_VERSION
+
+    @property
+    def stored_keys(self) -> list[str]:
+        """Every object the generation wrote: its event files and its parts."""
+        return [file.key for file in self.files] + [file.key for file in self.parts.values()]
 
     @property
     def rows(self) -> int:
@@ -116,13 +137,13 @@ class HourPlan:
 
 def plan_hour(hour: datetime, raw: Sequence[RawObject], published: HourManifest | None) -> HourPlan:
     """Up to date when the published generation holds every raw object of the hour as it is
-    now and its enrichment columns are this version's; otherwise a new generation of all of
-    them, plus what only the old one holds."""
+    now and its enrichment columns and parts are this version's; otherwise a new generation
+    of all of them, plus what only the old one holds."""
     raw = tuple(sorted(raw, key=lambda obj: obj.key))
     if published is None:
         return HourPlan(hour, up_to_date=not raw, raw=raw)
     held = published.etags()
-    if published.enriched and all(held.get(obj.key) == obj.etag for obj in raw):
+    if published.current and all(held.get(obj.key) == obj.etag for obj in raw):
         return HourPlan(hour, up_to_date=True, raw=raw)
     present = {obj.key for obj in raw}
     expired = [key for key in held if key not in present]
@@ -151,10 +172,31 @@ class LakeReading:
     raw_keys: tuple[str, ...] = ()
     compacted_hours: int = 0
     raw_only_hours: int = 0
+    part_files: tuple[tuple[str, str], ...] = ()
+    """(kind, key) of the parts of the hours whose published parts hold every event read of
+    them (`parted_hours`)."""
+    parted_hours: frozenset[datetime] = frozenset()
+    """Hours compacted with this version's parts and no raw object new or changed since."""
 
     @property
     def all_parquet_files(self) -> tuple[str, ...]:
         return self.parquet_files + self.stale_parquet_files
+
+    def parts_of(self, kind: str) -> list[str]:
+        return [key for part, key in self.part_files if part == kind]
+
+    def without_parts(self) -> LakeReading:
+        """What is read of the hours without stored parts: their parts are computed from it."""
+
+        def unparted(keys: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(key for key in keys if hour_of(key) not in self.parted_hours)
+
+        return LakeReading(
+            parquet_files=unparted(self.parquet_files),
+            stale_parquet_files=unparted(self.stale_parquet_files),
+            changed_sources=self.changed_sources,
+            raw_keys=unparted(self.raw_keys),
+        )
 
 
 def reading(raw: Iterable[RawObject], manifests: Iterable[HourManifest]) -> LakeReading:
@@ -189,6 +231,8 @@ def reading(raw: Iterable[RawObject], manifests: Iterable[HourManifest]) -> Lake
         if not by_hour[hour].enriched
         for file in by_hour[hour].files
     ]
+    touched = {hour_of(key) for key in raw_keys}
+    parted = {hour for hour, manifest in by_hour.items() if manifest.current} - touched
     return LakeReading(
         parquet_files=tuple(files),
         stale_parquet_files=tuple(stale),
@@ -196,6 +240,10 @@ def reading(raw: Iterable[RawObject], manifests: Iterable[HourManifest]) -> Lake
         raw_keys=tuple(sorted(raw_keys)),
         compacted_hours=len(by_hour),
         raw_only_hours=len(raw_hours),
+        part_files=tuple(
+            (kind, by_hour[hour].parts[kind].key) for hour in sorted(parted) for kind in PART_KINDS
+        ),
+        parted_hours=frozenset(parted),
     )
 
 
@@ -214,7 +262,7 @@ def sweepable(
     """Files of an hour no published generation names, older than `grace`: a replaced
     generation (kept that long for queries that started before it was replaced) or one
     whose compaction died before publishing. Younger ones may be a running compaction's."""
-    named = {file.key for file in published.files} if published else set()
+    named = set(published.stored_keys) if published else set()
     return sorted(
         file.key for file in stored if file.key not in named and now - file.last_modified >= grace
     )

@@ -9,7 +9,7 @@ from typing import Any, Final
 import duckdb
 
 from clickstream.kernel.errors import InsightsError
-from insights import enriched, lake
+from insights import enriched, lake, sessions_sql
 from insights.enriched import STORED_COLUMNS
 from insights.lake_store import LakeStore, s3_client
 from insights.sql import (
@@ -111,9 +111,10 @@ def create_events_view(
             enriched.register(connection)
             verdicts = store.verdict_keys(since=None if since is None else since - VERDICT_LOOKBACK)
             views = {
-                enriched.VERDICTS: verdicts_select(archive.bucket, verdicts),
+                sessions_sql.VERDICTS: verdicts_select(archive.bucket, verdicts),
                 "events_stored": events_select(archive.bucket, found, enrich=True),
-                "sessions": enriched.sessions_select("events_stored"),
+                **parts_views(archive.bucket, found),
+                "sessions": sessions_sql.sessions_from_parts("session_parts"),
                 "events": enriched.events_select(
                     "SELECT * FROM events_stored", EVENT_NAMES, PARTITION_NAMES
                 ),
@@ -154,15 +155,38 @@ def events_select(bucket: str, found: lake.LakeReading, *, enrich: bool = False)
     return f"SELECT *, {enriched.EVENT_TIME} AS event_time FROM ({rows})"  # noqa: S608
 
 
+PART_VIEWS: Final = {"sessions": "session_parts", "pages": "page_parts"}
+"""The views of the hours' parts, by kind (custom events keep their kind's name)."""
+HOUR_COLUMNS: Final = "year, month, day, hour"
+
+
+def parts_views(bucket: str, found: lake.LakeReading) -> dict[str, str]:
+    """`session_parts`, `page_parts` and `custom_events` (`insights.sessions_sql`): the
+    parts compaction stored, of the hours where they hold every event read, and the others'
+    computed from their events (`events_unparted`) one hour at a time, as compaction does."""
+    views = {"events_unparted": events_select(bucket, found.without_parts(), enrich=True)}
+    for kind in lake.PART_KINDS:
+        columns = sessions_sql.PART_COLUMNS[kind]
+        names = ", ".join(name for name, _ in columns)
+        computed = sessions_sql.PART_SELECTS[kind]("events_unparted", HOUR_COLUMNS)
+        select = f"SELECT {names} FROM ({computed})"  # noqa: S608
+        stored = found.parts_of(kind)
+        if stored:
+            listed = ", ".join(quote(f"s3://{bucket}/{key}") for key in stored)
+            select += f" UNION ALL SELECT {names} FROM read_parquet([{listed}])"  # noqa: S608
+        views[PART_VIEWS.get(kind, kind)] = select
+    return views
+
+
 def verdicts_select(bucket: str, keys: list[str]) -> str:
     """`bot_verdicts`: the sessions the workers' bot rule judged, one row per object."""
-    names = ", ".join(name for name, _ in enriched.VERDICT_COLUMNS)
+    names = ", ".join(name for name, _ in sessions_sql.VERDICT_COLUMNS)
     if not keys:
-        return f"SELECT {names} FROM ({empty_select(enriched.VERDICT_COLUMNS)})"  # noqa: S608
+        return f"SELECT {names} FROM ({empty_select(sessions_sql.VERDICT_COLUMNS)})"  # noqa: S608
     listed = ", ".join(quote(f"s3://{bucket}/{key}") for key in keys)
     return (
         f"SELECT {names} FROM read_json([{listed}], format = 'newline_delimited', "  # noqa: S608
-        f"compression = 'gzip', columns = {column_types(enriched.VERDICT_COLUMNS)}, "
+        f"compression = 'gzip', columns = {column_types(sessions_sql.VERDICT_COLUMNS)}, "
         "hive_partitioning = false)"
     )
 

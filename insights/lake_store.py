@@ -135,6 +135,9 @@ class LakeStore:
             ContentType="text/plain",
         )
 
+    def size(self, key: str) -> int:
+        return int(self._s3.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):
             chunk = keys[start : start + 1000]

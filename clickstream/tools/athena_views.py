@@ -1,5 +1,5 @@
 """Athena's `sessions` view, as the template declares it: a Glue table of type VIRTUAL_VIEW
-whose text is `insights.enriched.sessions_select` over the lake's `events` table, the same
+whose text is `insights.sessions_sql.sessions_select` over the lake's `events` table, the same
 SQL DuckDB's `sessions` view runs. `python -m clickstream.tools.athena_views --write` writes
 the resource between its markers in infra/cloudformation.yaml; a unit test holds them equal.
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from clickstream.kernel.paths import DEFAULT_TEMPLATE
-from insights.enriched import SESSION_COLUMNS, sessions_select
+from insights.sessions_sql import SESSION_COLUMNS, sessions_select
 
 TEMPLATE: Final = DEFAULT_TEMPLATE
 BEGIN: Final = "  # sessions view: begin (python -m clickstream.tools.athena_views --write)\n"

@@ -17,10 +17,10 @@ from clickstream.stores.alerts import Alert, Rule
 from clickstream.stores.positions import Position
 from consumer.core.batch import verdict_objects
 from consumer.core.positioned import PositionedEvent
-from insights import archive_views, sql
+from insights import archive_views, lake, sql
 from insights.compaction import Compactor
-from insights.enriched import sessions_select
 from insights.lake_store import LakeStore
+from insights.sessions_sql import sessions_select
 from insights.settings import LakeSettings
 from tests.support.archive import put_objects, shard_name
 
@@ -72,6 +72,14 @@ VISITS: list[tuple[str, list[dict[str, Any]]]] = [
     ),
     # A crawler.
     ("s-bot", [{"page": f"{SITE}/", "agent": GOOGLEBOT}, {"page": f"{SITE}/pricing"}]),
+    # A visit across two hours: its landing in the first, its exit in the second.
+    (
+        "s-long",
+        [
+            {"page": f"{SITE}/a", "referrer": "https://duckduckgo.com/"},
+            {"page": f"{SITE}/b", "minute": 55},
+        ],
+    ),
     # A script passing for Chrome, which the workers' bot rule judged (`JUDGED`).
     ("s-script", [{"type": "click", "page": f"{SITE}/", "x": 1, "y": 1}] * 2),
 ]
@@ -81,6 +89,7 @@ AGENTS = {
     "s-ad": CHROME,
     "s-segment": IPHONE,
     "s-script": CHROME,
+    "s-long": IPHONE,
 }
 JUDGED = Alert(Rule.BOT_SESSION, "s-script", "2026-11-20T09:10", 1.0, None, 0.5)
 
@@ -93,6 +102,7 @@ EXPECTED_SESSIONS = {
     "s-segment": ("facebook", "paid_social", None, "Paid Social", "mobile", SAFARI, None, False, True),  # noqa: E501
     "s-bot": ("(direct)", "(none)", None, "Direct", "bot", "Googlebot", None, True, False),
     "s-script": ("(direct)", "(none)", None, "Direct", "desktop", "Chrome", None, True, False),
+    "s-long": ("duckduckgo", "organic", None, "Organic Search", "mobile", SAFARI, None, False, False),  # noqa: E501
 }  # fmt: skip
 
 
@@ -121,6 +131,11 @@ def archived_events() -> list[PositionedEvent]:
 
 def session_rows(location: sql.ArchiveLocation, s3: Any) -> dict[str, tuple[Any, ...]]:
     connection = archive_views.connect(location, s3)
+    # `sessions` is put together from the hours' session parts (stored or computed): the
+    # same rows as the one definition over every event gives
+    _, from_parts = sql.run(connection, "SELECT * FROM sessions")
+    _, from_events = sql.run(connection, sessions_select("events_stored"))
+    assert sorted(from_parts) == sorted(from_events)
     _, rows = sql.run(
         connection,
         "SELECT session_id, source, medium, campaign, channel, device_type, browser, country, "
@@ -169,24 +184,35 @@ def test_sessions_and_events_carry_the_landings_acquisition_raw_and_compacted(
     assert by_id["s-script-0"][3:5] == ("desktop", True)
     assert by_id["s-search-0"][4] is False
     assert by_id["s-search-0"][5] == (HOUR + timedelta(minutes=10)).replace(tzinfo=None)
-    # WHEN the hour is compacted, THEN the lake gives the same columns
-    result = Compactor(
+    # WHEN the first hour is compacted (its session parts stored), the next not yet
+    compactor = Compactor(
         s3,
         location,
         LakeSettings(memory_limit="256MB", threads=1),
         clock=lambda: HOUR + timedelta(days=1),
-    ).compact(HOUR)
-    assert result.outcome == "compacted"
+    )
+    assert compactor.compact(HOUR).outcome == "compacted"
     manifest = LakeStore(s3, location.bucket).manifest(HOUR)[0]
     assert manifest is not None
-    assert manifest.enriched
+    assert manifest.current
+    assert set(manifest.parts) == set(lake.PART_KINDS)
+    connection = archive_views.connect(location, s3)
+    _, kinds = sql.run(connection, "SELECT DISTINCT kind FROM events_sources ORDER BY 1")
+    assert kinds == [("parquet",), ("raw",)]
+    # THEN the mixed reading gives the same columns (a session's parts from both)
+    assert session_rows(location, s3) == EXPECTED_SESSIONS
+    assert event_rows(location, s3) == raw_events
+    # AND so does the lake once both hours are compacted
+    assert compactor.compact(HOUR + timedelta(hours=1)).outcome == "compacted"
     connection = archive_views.connect(location, s3)
     _, kinds = sql.run(connection, "SELECT DISTINCT kind FROM events_sources")
     assert kinds == [("parquet",)]
     assert session_rows(location, s3) == EXPECTED_SESSIONS
     assert event_rows(location, s3) == raw_events
     # AND Athena's view (the same SQL, over the lake's table: here its Parquet files) too
-    lake_files = ", ".join(sql.quote(f"s3://{location.bucket}/{f.key}") for f in manifest.files)
+    store = LakeStore(s3, location.bucket)
+    files = [f.key for m in store.manifests() for f in m.files]
+    lake_files = ", ".join(sql.quote(f"s3://{location.bucket}/{key}") for key in files)
     athena_like = sql.open_duckdb(location)
     athena_like.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet([{lake_files}])")
     verdict = sql.quote(f"s3://{location.bucket}/{verdict_objects([JUDGED])[0].key}")

@@ -186,7 +186,8 @@ def test_a_late_object_is_read_at_once_and_folded_in_by_the_next_run(seeded: Lak
     assert_exact(seeded, extra=7)
     # AND the replaced generation stays for queries that began before, then is swept
     assert first is not None
-    old = [file.key for file in first.files]
+    old = first.stored_keys  # its events and its parts
+    assert len(old) == len(first.files) + len(lake.PART_KINDS)
     assert set(old) <= set(seeded.keys("events/"))
     later = datetime.now(UTC) + timedelta(minutes=SETTINGS.grace_minutes + 1)
     swept = seeded.compactor(later).compact(HOURS[0])
@@ -284,7 +285,7 @@ def test_a_compaction_killed_between_writing_and_publishing_leaves_each_event_on
     # THEN its files are there but named by no manifest, and every event is read once
     first, _ = seeded.store.manifest(HOURS[0])
     assert first is not None
-    orphans = set(written) - {f.key for f in first.files}
+    orphans = set(written) - set(first.stored_keys)
     assert orphans
     assert_exact(seeded, extra=5)
     # AND the run after it publishes, and sweeps the orphans once they are old
@@ -314,7 +315,7 @@ def test_two_compactions_of_one_hour_at_once_publish_once(seeded: Lake, gate: Ma
     assert outcomes == ["compacted", "lost race"], [err.decode()[-2000:] for _, err in outputs]
     manifest, _ = seeded.store.manifest(HOURS[0])
     assert manifest is not None
-    assert set(seeded.keys(layout.lake_prefix(HOURS[0]))) == {f.key for f in manifest.files}
+    assert set(seeded.keys(layout.lake_prefix(HOURS[0]))) == set(manifest.stored_keys)
     assert_exact(seeded)
 
 

@@ -7,7 +7,7 @@ import json
 from clickstream.kernel.paths import DEFAULT_TEMPLATE
 from clickstream.local.template import load_template
 from clickstream.tools import athena_views
-from insights.enriched import SESSION_COLUMNS, sessions_select
+from insights.sessions_sql import SESSION_COLUMNS, sessions_select
 
 
 def test_the_template_holds_the_view_as_the_tool_writes_it() -> None:

@@ -25,6 +25,7 @@ def manifest(
     *sources: lake.RawObject,
     files: tuple[str, ...] = ("f1",),
     enrichment_version: int = ENRICHMENT_VERSION,
+    parts_version: int = lake.PARTS_VERSION,
 ) -> lake.HourManifest:
     return lake.HourManifest(
         hour=HOUR,
@@ -33,6 +34,43 @@ def manifest(
         files=[lake.LakeFile(key=key, rows=1, bytes=1) for key in files],
         sources=[lake.Source(key=s.key, etag=s.etag, rows=1) for s in sources],
         enrichment_version=enrichment_version,
+        parts={
+            kind: lake.LakeFile(key=f"{kind}-part", rows=1, bytes=1) for kind in lake.PART_KINDS
+        },
+        parts_version=parts_version,
+    )
+
+
+def test_an_hour_compacted_without_this_versions_parts_is_compacted_again() -> None:
+    # GIVEN an hour compacted before its parts were written (or with another version's)
+    old = manifest(raw("a"), parts_version=0)
+    # THEN compaction writes it again, and a reader computes its parts meanwhile
+    assert not lake.plan_hour(HOUR, [raw("a")], old).up_to_date
+    found = lake.reading([raw("a")], [old])
+    assert found.parquet_files == ("f1",)  # its enrichment columns are current
+    assert (found.part_files, found.parted_hours) == ((), frozenset())
+    assert found.without_parts().parquet_files == ("f1",)
+    # AND with them, a reader reads its parts, and none of its events for them
+    lake_file = f"{layout.lake_prefix(HOUR)}g/part-0.parquet"
+    current = lake.reading([raw("a")], [manifest(raw("a"), files=(lake_file,))])
+    assert current.parts_of("sessions") == ["sessions-part"]
+    assert current.parted_hours == {HOUR}
+    assert current.without_parts() == lake.LakeReading()
+    # AND a raw object new or changed since makes the hour's parts computed again
+    for late in ([raw("a"), raw("b")], [raw("a", "e2")]):
+        found = lake.reading(late, [manifest(raw("a"))])
+        assert found.part_files == ()
+        assert found.without_parts().parquet_files == ("f1",)
+        assert found.without_parts().raw_keys == found.raw_keys
+    # AND the parts are the generation's: never swept while it is published
+    assert (
+        lake.sweepable(
+            [lake.StoredFile("sessions-part", HOUR)],
+            manifest(raw("a")),
+            HOUR + timedelta(days=1),
+            timedelta(hours=1),
+        )
+        == []
     )
 
 
