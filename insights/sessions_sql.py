@@ -228,13 +228,19 @@ PAGE_PART_COLUMNS: Final = (
 )
 """One session's page views of one page (its path: `PATH`) within one hour."""
 
-PATH: Final = (
-    "CASE WHEN page LIKE '/%' THEN regexp_extract(page, '^([^?#]*)', 1) "
-    "ELSE coalesce(nullif(regexp_extract(page, '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*([^?#]*)', 1), "
-    "''), '/') END"
-)
-"""A page's path, whatever its site: a URL's path (`/` for none), a path's without its query
-and fragment. What reports and goals name a page by (the site is a dimension of its own)."""
+
+def path_of(page: str) -> str:
+    """The path of the page in column `page`, whatever its site: a URL's path (`/` for
+    none), a path's without its query and fragment. What reports and goals name a page by
+    (the site is a dimension of its own)."""
+    return (
+        f"CASE WHEN {page} LIKE '/%' THEN regexp_extract({page}, '^([^?#]*)', 1) "
+        f"ELSE coalesce(nullif(regexp_extract({page}, "
+        "'^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*([^?#]*)', 1), ''), '/') END"
+    )
+
+
+PATH: Final = path_of("page")
 
 
 def page_parts_select(events: str, hour_columns: str = "") -> str:

@@ -23,6 +23,7 @@ from clickstream.cli import (
     local,
     produce,
     query,
+    report,
     sql,
     tools,
 )
@@ -41,6 +42,7 @@ app.command()(consume.health)
 app.add_typer(query.app, name="query")
 app.add_typer(deadletters.app, name="deadletters")
 app.command()(sql.sql)
+app.command()(report.report)
 app.add_typer(archive.app, name="archive")
 app.command()(heatmap.heatmap)
 app.command()(compact.compact)

@@ -1,0 +1,399 @@
+"""The site owner's report: visitors, visits, page views, bounce rate and visit duration over a
+range, broken down by a dimension, filtered, compared with the range before (docs/reports.md).
+
+**The definitions, once** (what every view of them counts):
+
+- a **visit** is a session, and it belongs to the range its first event falls in, with all
+  its events, those after the range's end too;
+- **visitors**: distinct people among the visits: the user id where the session knows one,
+  else its anonymous id, else the session itself;
+- **page views**: the visits' page views; **views per visit** their mean;
+- **bounce rate**: the share of visits that bounced (`insights.sessions_sql`: one page view or
+  none, no click or custom event, under 10 s);
+- **visit duration**: the mean time from a visit's first event to its last, in seconds;
+- **custom events**: by name (their properties' `name`), and by any property's value;
+- **people only**: sessions that are bots' (their agent, or the bot rule's verdict) are left
+  out; `bots=True` reports them alone.
+
+The SQL reads three relations a connection has (`insights.lake_reader`): `sessions`,
+`page_parts` (each session's views per page path) and `custom_events`, all put together from
+the hours' parts, so a report over a month reads the month's parts, not its events.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import duckdb
+
+from clickstream.kernel.errors import InsightsError
+from insights.sessions_sql import path_of
+from insights.sql import quote
+
+
+class Kind(StrEnum):
+    SESSION = "session"
+    """A column of the visit."""
+    PAGE = "page"
+    """The pages a visit viewed."""
+    EVENT = "event"
+    """The custom events a visit sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Dimension:
+    name: str
+    kind: Kind
+    expression: str
+    """Its value: over `sessions` (a visit's), `page_parts` or `custom_events`."""
+
+
+SESSION_DIMENSIONS: Final = {
+    "entry_page": path_of("entry_page"),
+    "exit_page": path_of("exit_page"),
+    **{
+        name: name
+        for name in (
+            "source",
+            "medium",
+            "campaign",
+            "channel",
+            "referrer_host",
+            "device_type",
+            "browser",
+            "os",
+            "country",
+            "site",
+        )
+    },
+}
+DIMENSIONS: Final = {
+    **{name: Dimension(name, Kind.SESSION, value) for name, value in SESSION_DIMENSIONS.items()},
+    "page": Dimension("page", Kind.PAGE, "page"),
+    "event": Dimension("event", Kind.EVENT, "name"),
+}
+"""What a report can be broken down and filtered by."""
+PROPERTY: Final = re.compile(r"property:([A-Za-z0-9_.$-]{1,64})")
+"""`property:KEY`: custom events by the value of one of their properties."""
+
+
+def dimension(name: str) -> Dimension:
+    """A dimension by its name, or `property:KEY`."""
+    found = DIMENSIONS.get(name)
+    if found is not None:
+        return found
+    matched = PROPERTY.fullmatch(name)
+    if matched is not None:
+        key = matched.group(1)
+        return Dimension(name, Kind.EVENT, f"json_extract_scalar(properties, '$.{key}')")
+    known = ", ".join([*DIMENSIONS, "property:KEY"])
+    raise InsightsError(f"no dimension {name!r}: one of {known}")
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """[start, end) in UTC, and the zone its days are counted in."""
+
+    start: datetime
+    end: datetime
+    zone: ZoneInfo
+
+    @property
+    def previous(self) -> Range:
+        """The range of equal length just before."""
+        return Range(self.start - (self.end - self.start), self.start, self.zone)
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "from": self.start.astimezone(self.zone).isoformat(),
+            "to": self.end.astimezone(self.zone).isoformat(),
+            "tz": str(self.zone.key),
+        }
+
+    def buckets(self) -> list[tuple[str, datetime, datetime]]:
+        """The graph's buckets: hours for up to two days, else the zone's days."""
+        if self.end - self.start <= timedelta(days=2):
+            # The zone's hours (some zones are half an hour off UTC), stepped in UTC so that
+            # a day with a clock change has its 23 or 25 of them.
+            step = timedelta(hours=1)
+            local = self.start.astimezone(self.zone).replace(minute=0, second=0, microsecond=0)
+            found, at = [], local.astimezone(UTC)
+            while at < self.end:
+                found.append((at.astimezone(self.zone).isoformat(), at, at + step))
+                at += step
+            return found
+        day = self.start.astimezone(self.zone).date()
+        found = []
+        while True:
+            start = datetime.combine(day, time(), self.zone)
+            if start >= self.end:
+                return found
+            end = datetime.combine(day + timedelta(days=1), time(), self.zone)
+            found.append((day.isoformat(), start, end))
+            day += timedelta(days=1)
+
+
+def zone_of(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InsightsError(f"--tz {name!r}: no such time zone (e.g. UTC, Europe/Berlin)") from None
+
+
+def range_of(
+    now: datetime,
+    zone: ZoneInfo,
+    *,
+    since: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+) -> Range:
+    """`--since 7d` (the 7 times 24 hours before now; `today`: from the zone's midnight), or
+    `--from`/`--to`: ISO dates or times, in the zone when they give no offset; a date `--to`
+    includes its day."""
+    if since is not None and (start or end):
+        raise InsightsError("give --since or --from/--to, not both")
+    if since is not None:
+        if since == "today":
+            return Range(datetime.combine(now.astimezone(zone).date(), time(), zone), now, zone)
+        matched = re.fullmatch(r"(\d{1,5})([mhdw])", since)
+        if matched is None:
+            raise InsightsError(f"--since {since!r}: expected today, 30m, 24h, 7d or 8w")
+        unit = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[matched.group(2)]
+        return Range(now - timedelta(**{unit: int(matched.group(1))}), now, zone)
+    if start is None:
+        raise InsightsError("give --since or --from")
+    first = _moment(start, zone, end_of_day=False)
+    last = now if end is None else _moment(end, zone, end_of_day=True)
+    if last <= first:
+        raise InsightsError("--to must come after --from")
+    return Range(first, last, zone)
+
+
+def _moment(text: str, zone: ZoneInfo, *, end_of_day: bool) -> datetime:
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            day = date.fromisoformat(text) + timedelta(days=1 if end_of_day else 0)
+            return datetime.combine(day, time(), zone)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InsightsError(f"{text!r}: expected an ISO 8601 date or time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What to report: a range, a breakdown, filters (a dimension's values: any of them),
+    people or bots, how many rows."""
+
+    range: Range
+    by: Dimension | None = None
+    filters: tuple[tuple[Dimension, tuple[str, ...]], ...] = ()
+    bots: bool = False
+    top: int = 10
+
+
+def filters_of(given: Sequence[str]) -> tuple[tuple[Dimension, tuple[str, ...]], ...]:
+    """`DIM=VALUE` filters: one dimension given twice is either value."""
+    values: dict[str, list[str]] = {}
+    for text in given:
+        name, equals, value = text.partition("=")
+        if not equals or not value:
+            raise InsightsError(f"--filter {text!r}: expected DIM=VALUE")
+        values.setdefault(dimension(name.strip()).name, []).append(value)
+    return tuple((dimension(name), tuple(found)) for name, found in values.items())
+
+
+def _utc(moment: datetime) -> str:
+    """A TIMESTAMP literal of `moment` in UTC (the views' times are UTC, without zone)."""
+    text = moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+    return f"TIMESTAMP {quote(text)}"
+
+
+def visits_select(query: Query, span: Range) -> str:
+    """The visits of `span` the query counts: one row per session, with `visitor`."""
+    conditions = [
+        f"started_at >= {_utc(span.start)}",
+        f"started_at < {_utc(span.end)}",
+        "is_bot" if query.bots else "NOT is_bot",
+    ]
+    for wanted, values in query.filters:
+        listed = ", ".join(quote(value) for value in values)
+        if wanted.kind is Kind.SESSION:
+            conditions.append(f"{wanted.expression} IN ({listed})")
+        elif wanted.kind is Kind.PAGE:
+            conditions.append(
+                f"session_id IN (SELECT session_id FROM page_parts WHERE page IN ({listed}))"  # noqa: S608
+            )
+        else:
+            conditions.append(
+                "session_id IN (SELECT session_id FROM custom_events "  # noqa: S608
+                f"WHERE {wanted.expression} IN ({listed}))"
+            )
+    return (
+        "SELECT *, coalesce(user_id, anonymous_id, session_id) AS visitor "  # noqa: S608
+        f"FROM sessions WHERE {' AND '.join(conditions)}"
+    )
+
+
+TOTALS: Final = (
+    "count(DISTINCT visitor) AS visitors, count(*) AS visits, "
+    "coalesce(sum(page_views), 0) AS page_views, "
+    "avg(CASE WHEN bounced THEN 1.0 ELSE 0.0 END) AS bounce_rate, "
+    "avg(duration_s) AS visit_duration_s"
+)
+"""The totals of a set of visits (`visits`), in `Figures`' order."""
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    visitors: int
+    visits: int
+    page_views: int
+    bounce_rate: float | None
+    visit_duration_s: float | None
+
+    @classmethod
+    def of(cls, row: Sequence[Any]) -> Figures:
+        visitors, visits, views, bounce, duration = row
+        return cls(
+            int(visitors or 0),
+            int(visits or 0),
+            int(views or 0),
+            None if bounce is None else float(bounce),
+            None if duration is None else float(duration),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "visitors": self.visitors,
+            "visits": self.visits,
+            "page_views": self.page_views,
+            "views_per_visit": round(self.page_views / self.visits, 2) if self.visits else None,
+            "bounce_rate": None if self.bounce_rate is None else round(self.bounce_rate, 4),
+            "visit_duration_s": (
+                None if self.visit_duration_s is None else round(self.visit_duration_s, 1)
+            ),
+        }
+
+
+def rows_select(by: Dimension, top: int) -> str:
+    """The breakdown's rows over `visits`: the visits' figures per value; per page, the
+    visits and visitors that viewed it and its views; per custom event (or property), the
+    visits and visitors that sent it and how many times."""
+    order = f"ORDER BY visitors DESC, value LIMIT {int(top)}"
+    if by.kind is Kind.SESSION:
+        return (
+            f"SELECT {by.expression} AS value, {TOTALS} FROM visits "  # noqa: S608
+            f"GROUP BY 1 {order}"
+        )
+    if by.kind is Kind.PAGE:
+        return (
+            "SELECT p.page AS value, count(DISTINCT v.visitor) AS visitors, "  # noqa: S608
+            "count(DISTINCT v.session_id) AS visits, sum(p.views) AS page_views "
+            f"FROM page_parts p JOIN visits v USING (session_id) GROUP BY 1 {order}"
+        )
+    return (
+        f"SELECT {by.expression} AS value, count(DISTINCT v.visitor) AS visitors, "  # noqa: S608
+        "count(DISTINCT v.session_id) AS visits, count(*) AS events "
+        f"FROM custom_events c JOIN visits v USING (session_id) GROUP BY 1 {order}"
+    )
+
+
+@dataclass(slots=True)
+class Report:
+    range: Range
+    totals: Figures
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    series: list[dict[str, Any]] = field(default_factory=list)
+    previous: Report | None = None
+
+    def as_dict(self, query: Query) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            "range": {
+                **self.range.as_dict(),
+                "by": query.by.name if query.by else None,
+                "filters": {wanted.name: list(values) for wanted, values in query.filters},
+                "bots": query.bots,
+            },
+            "totals": self.totals.as_dict(),
+            "rows": self.rows,
+            "series": self.series,
+        }
+        if self.previous is not None:
+            found["previous"] = {
+                key: value
+                for key, value in self.previous.as_dict(query).items()
+                if key != "previous"
+            }
+        return found
+
+
+def _rows(connection: duckdb.DuckDBPyConnection, by: Dimension, top: int) -> list[dict[str, Any]]:
+    cursor = connection.execute(rows_select(by, top))
+    names = [column[0] for column in cursor.description or []]
+    rows = []
+    for values in cursor.fetchall():
+        row = dict(zip(names, values, strict=True))
+        if by.kind is Kind.SESSION:
+            figures = Figures.of([row[name] for name in names[1:]])
+            rows.append({"value": row["value"], **figures.as_dict()})
+        else:
+            rows.append({**row, "visitors": int(row["visitors"]), "visits": int(row["visits"])})
+    return rows
+
+
+def _series(connection: duckdb.DuckDBPyConnection, span: Range) -> list[dict[str, Any]]:
+    buckets = span.buckets()
+    values = ", ".join(
+        f"({index}, {quote(label)}, {_utc(start)}, {_utc(end)})"
+        for index, (label, start, end) in enumerate(buckets)
+    )
+    found = connection.execute(
+        "SELECT b.label, count(DISTINCT v.visitor), count(v.session_id), "  # noqa: S608
+        f"coalesce(sum(v.page_views), 0) FROM (VALUES {values}) AS b(i, label, start, stop) "
+        "LEFT JOIN visits v ON v.started_at >= b.start AND v.started_at < b.stop "
+        "GROUP BY b.i, b.label ORDER BY b.i"
+    ).fetchall()
+    return [
+        {
+            "bucket": label,
+            "visitors": int(visitors),
+            "visits": int(visits),
+            "page_views": int(views),
+        }
+        for label, visitors, visits, views in found
+    ]
+
+
+def report_of(connection: duckdb.DuckDBPyConnection, query: Query, *, compare: bool) -> Report:
+    """The report on a connection with `sessions`, `page_parts` and `custom_events`."""
+    spans = [query.range, query.range.previous] if compare else [query.range]
+    reports = []
+    for span in spans:
+        connection.execute(f"CREATE OR REPLACE TEMP VIEW visits AS {visits_select(query, span)}")
+        row = connection.execute(f"SELECT {TOTALS} FROM visits").fetchone()  # noqa: S608
+        totals = Figures.of(row or (0, 0, 0, None, None))
+        rows = _rows(connection, query.by, query.top) if query.by else []
+        reports.append(Report(span, totals, rows, _series(connection, span)))
+    if compare:
+        reports[0].previous = reports[1]
+    return reports[0]
+
+
+READ_BEFORE: Final = timedelta(days=1)
+"""How long before a range its hours are read: a visit is the range's it started in, and
+its start is its first part's (`insights.sessions_sql`). A visit longer than this is taken
+as starting at its first event within it."""
+
+
+def reading_start(query: Query, *, compare: bool) -> datetime:
+    """The first hour a report reads."""
+    first = query.range.previous.start if compare else query.range.start
+    return first - READ_BEFORE

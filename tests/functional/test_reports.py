@@ -1,0 +1,241 @@
+"""`clickstream report` over seeded hours, open, mixed and compacted: every dimension, filters,
+the previous range, a day of a zone half an hour off UTC, against a report computed from the
+events in Python (`tests.support.report_truth`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+import zlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from clickstream.kernel import aws
+from clickstream.kernel.events import ClickEvent, EventType
+from clickstream.local.stack import LocalStackState
+from clickstream.stores.alerts import Alert, Rule
+from clickstream.stores.positions import Position
+from consumer.core.batch import verdict_objects
+from consumer.core.positioned import PositionedEvent
+from insights import archive_views, report, sql
+from insights.compaction import Compactor
+from insights.lake import hours_between
+from insights.settings import LakeSettings
+from producer.generator import TrafficProfile, generate
+from producer.world import country_of_session
+from tests.support import report_truth as truth
+from tests.support.archive import put_objects, shard_name
+
+SEED = 29
+START = datetime(2026, 11, 20, 17, 20, tzinfo=UTC)
+ZONE = ZoneInfo("Asia/Kolkata")
+"""UTC+05:30: its 21 November starts at 18:30 UTC, inside the traffic, and off the hour."""
+DAY = report.range_of(START, ZONE, start="2026-11-21", end="2026-11-21")
+DIMENSIONS = [*report.SESSION_DIMENSIONS, "page", "event"]
+
+
+class Seeded:
+    def __init__(self, s3: Any, location: sql.ArchiveLocation, events: list[ClickEvent]) -> None:
+        self.s3 = s3
+        self.location = location
+        self.events = events
+
+    def report(self, query: report.Query, *, compare: bool = False) -> dict[str, Any]:
+        connection = archive_views.connect(
+            self.location, self.s3, since=report.reading_start(query, compare=compare)
+        )
+        return report.report_of(connection, query, compare=compare).as_dict(query)
+
+
+@pytest.fixture(scope="module")
+def seeded(local_stack: LocalStackState) -> Seeded:
+    s3 = aws.local_client("s3", local_stack.moto_endpoint, local_stack.region)
+    bucket = f"reports-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    records, anomalies = generate(
+        SEED, START, 7000, TrafficProfile(malformed=0, sessions_per_minute=3, bot_sessions=3)
+    )
+    events = [
+        record.model_copy(update={"country": country_of_session(SEED, record.session_id).code})
+        for record in records
+        if isinstance(record, ClickEvent)
+    ]
+    assert max(e.timestamp for e in events) > START + timedelta(hours=2)
+    per_shard: list[list[PositionedEvent]] = [[], []]
+    for sequence, event in enumerate(events, start=1):
+        item = PositionedEvent(Position(sequence), event, event.to_record(), event.session_id)
+        per_shard[zlib.crc32(event.session_id.encode()) % 2].append(item)
+    for index, shard in enumerate(per_shard):
+        for chunk in range(0, len(shard), 500):
+            put_objects(s3, bucket, shard_name(index), shard[chunk : chunk + 500])
+    # The bot rule's verdicts on the scripted sessions, as the workers file them (one of
+    # them passes for Chrome: only its verdict makes it a bot).
+    for anomaly in anomalies:
+        if anomaly.kind == "bot_session":
+            judged = Alert(
+                Rule.BOT_SESSION,
+                anomaly.subject,
+                f"{anomaly.window_start:%Y-%m-%dT%H:%M}",
+                1,
+                None,
+                0.5,
+            )
+            for verdict in verdict_objects([judged]):
+                s3.put_object(Bucket=bucket, Key=verdict.key, Body=verdict.body)
+    location = sql.ArchiveLocation(
+        bucket, local_stack.region, "test", "test", endpoint_url=local_stack.moto_endpoint
+    )
+    return Seeded(s3, location, events)
+
+
+def judged_sessions(seeded: Seeded) -> frozenset[str]:
+    return frozenset(e.session_id for e in seeded.events if e.session_id.startswith("bot-"))
+
+
+def carted(visit: truth.Visit) -> bool:
+    return any(
+        e.type is EventType.CUSTOM and (e.properties or {}).get("name") == "add_to_cart"
+        for e in visit.events
+    )
+
+
+def close(found: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Counts exactly; the bounce rate and mean duration as rounded for output."""
+    for name, value in expected.items():
+        if name == "bounce_rate" and value is not None:
+            assert found[name] == pytest.approx(value, abs=5.1e-5), name
+        elif name == "visit_duration_s" and value is not None:
+            assert found[name] == pytest.approx(value, abs=0.051), name
+        else:
+            assert found[name] == value, name
+
+
+def check(seeded: Seeded) -> None:
+    """Every dimension, a filter of each kind, the previous range, bots apart."""
+    visits = truth.visits_of(seeded.events, judged_sessions(seeded))
+    day = truth.in_range(visits, DAY.start, DAY.end, bots=False)
+    before = truth.in_range(visits, DAY.previous.start, DAY.previous.end, bots=False)
+    assert len(day) > 100
+    assert len(before) > 50
+    for by in DIMENSIONS:
+        query = report.Query(DAY, by=report.dimension(by), top=1000)
+        found = seeded.report(query, compare=by == "channel")
+        close(found["totals"], truth.totals(day))
+        expected = truth.rows(day, by)
+        assert {row["value"] for row in found["rows"]} == set(expected), by
+        for row in found["rows"]:
+            close(row, expected[row["value"]])
+        if by == "channel":
+            close(found["previous"]["totals"], truth.totals(before))
+            assert found["previous"]["range"]["to"] == DAY.start.astimezone(ZONE).isoformat()
+    # the day's graph: hours in the zone (half past, here), each visit in one
+    series = seeded.report(report.Query(DAY))["series"]
+    assert series[0]["bucket"] == "2026-11-21T00:00:00+05:30"
+    assert sum(bucket["visits"] for bucket in series) == len(day)
+    # filters: a session dimension, a page, an event, and a dimension given twice
+    top_channel = max(truth.rows(day, "channel").items(), key=lambda kv: kv[1]["visits"])[0]
+    wanted = [
+        (("channel", (top_channel,)), [v for v in day if v.values["channel"] == top_channel]),
+        (
+            ("page", ("/pricing",)),
+            [v for v in day if "/pricing" in {truth.path(e.page) for e in v.views}],
+        ),
+        (("event", ("add_to_cart",)), [v for v in day if carted(v)]),
+        (
+            ("device_type", ("mobile", "tablet")),
+            [v for v in day if v.values["device_type"] in {"mobile", "tablet"}],
+        ),
+    ]
+    for (name, values), members in wanted:
+        assert members, name
+        query = report.Query(
+            DAY,
+            by=report.dimension("country"),
+            filters=((report.dimension(name), values),),
+            top=1000,
+        )
+        found = seeded.report(query)
+        close(found["totals"], truth.totals(members))
+        for row in found["rows"]:
+            close(row, truth.rows(members, "country")[row["value"]])
+    # bots: theirs alone, the scripted ones among them
+    bots = truth.in_range(visits, DAY.previous.start, DAY.end, bots=True)
+    span = report.Range(DAY.previous.start, DAY.end, ZONE)
+    found = seeded.report(report.Query(span, bots=True))
+    close(found["totals"], truth.totals(bots))
+    assert judged_sessions(seeded) <= {v.session_id for v in bots}
+
+
+def test_reports_equal_the_events_open_mixed_and_compacted(seeded: Seeded) -> None:
+    # WHEN no hour is compacted (every part computed from the raw events)
+    check(seeded)
+    compactor = Compactor(
+        seeded.s3,
+        seeded.location,
+        LakeSettings(memory_limit="256MB", threads=1),
+        clock=lambda: START + timedelta(days=2),
+    )
+    hours = hours_between(START, max(e.timestamp for e in seeded.events))
+    # AND when every other hour is (a visit's parts stored in one hour, computed in the next)
+    for hour in hours[::2]:
+        assert compactor.compact(hour).outcome == "compacted"
+    check(seeded)
+    # AND when all are
+    for hour in hours[1::2]:
+        assert compactor.compact(hour).outcome == "compacted"
+    connection = archive_views.connect(seeded.location, seeded.s3)
+    _, kinds = sql.run(connection, "SELECT DISTINCT kind FROM events_sources")
+    assert kinds == [("parquet",)]
+    check(seeded)
+
+
+def test_the_cli_prints_the_report_as_json_and_as_a_table(
+    seeded: Seeded, local_stack: LocalStackState
+) -> None:
+    environment = {
+        **os.environ,
+        **local_stack.environment(),
+        "CLICKSTREAM_ARCHIVE_BUCKET": seeded.location.bucket,
+    }
+    arguments = ["--from", "2026-11-21", "--to", "2026-11-21", "--tz", "Asia/Kolkata"]
+    command = [sys.executable, "-m", "clickstream.cli", "report", *arguments, "--by", "source"]
+    done = subprocess.run(
+        [*command, "--compare", "--json"],
+        check=False,
+        env=environment,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    body = json.loads(done.stdout)
+    assert set(body) == {"range", "totals", "rows", "series", "previous"}
+    assert body["range"]["from"] == "2026-11-21T00:00:00+05:30"
+    assert body["range"]["by"] == "source"
+    assert set(body["totals"]) == {
+        "visitors",
+        "visits",
+        "page_views",
+        "views_per_visit",
+        "bounce_rate",
+        "visit_duration_s",
+    }
+    visits = truth.visits_of(seeded.events, judged_sessions(seeded))
+    assert body["totals"]["visits"] == len(truth.in_range(visits, DAY.start, DAY.end, bots=False))
+    assert len(body["rows"]) <= 10
+    table = subprocess.run(command, check=False, env=environment, capture_output=True, timeout=120)
+    assert table.returncode == 0, table.stderr.decode()[-2000:]
+    text = table.stdout.decode()
+    assert "visitors" in text
+    assert body["rows"][0]["value"] in text
+    # AND a wrong dimension is one clear line
+    wrong = subprocess.run(
+        [*command[:-1], "colour"], check=False, env=environment, capture_output=True, timeout=120
+    )
+    assert wrong.returncode != 0
+    assert "no dimension 'colour'" in wrong.stderr.decode()
