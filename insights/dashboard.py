@@ -28,12 +28,14 @@ from clickstream.kernel.logging import get_logger
 from clickstream.kernel.pagekey import page_key
 from clickstream.stores.alerts import AlertsTable, Rule
 from insights import heatmap as maps
-from insights import live, query
+from insights import live, query, report
 from insights.live_sources import ArchiveTail, PageMinutes, shard_lags
 from insights.settings import DashboardSettings
 
 log = get_logger(component="dashboard")
 
+REPORTS_KEPT: Final = 64
+"""Recent report answers kept (per distinct request) for the refresh interval."""
 LAG_REFRESH_SECONDS = 15.0
 """How often shard lag is read: each reading is a GetRecords per shard, which shares the
 shard's five reads a second with the workers."""
@@ -141,6 +143,8 @@ class Sources:
     duckdb: Callable[[datetime], Any]
     """Opens a DuckDB connection with the archive's views of the hours from a moment on
     (`insights.archive_views.connect`'s `since`): a reading lists the window's objects only."""
+    reports: Callable[[datetime], Any] | None = None
+    """The same with the enriched views and the session parts (`insights.report`)."""
 
 
 class Dashboard:
@@ -169,6 +173,8 @@ class Dashboard:
         self._heatmaps: dict[
             tuple[str, str | None], tuple[float, dict[str, Any] | Exception, bytes]
         ] = {}
+        self._reports: dict[tuple[tuple[str, tuple[str, ...]], ...], tuple[float, Any]] = {}
+        self._reports_lock = threading.Lock()
         self._lags = Refreshed("shards", self._shards, LAG_REFRESH_SECONDS)
         self._rages = Refreshed("rage clicks", self._rage_clicks, settings.heatmap_refresh_seconds)
 
@@ -373,3 +379,29 @@ class Dashboard:
             "rage_clicks": [rage.as_dict() for rage in maps.rage_clicks(clicks)],
         }
         return figures, png
+
+    # -- the site owner's report -----------------------------------------------------------
+
+    def report(self, params: dict[str, list[str]]) -> dict[str, Any]:
+        """The report a request asks for (`insights.report.query_of`; its errors raised as
+        they are, for the caller to answer 400). The same request within the refresh
+        interval is answered from the last result: every viewer of a view asks every few
+        seconds, and a report reads the range's parts."""
+        key = tuple(sorted((name, tuple(values)) for name, values in params.items()))
+        now = time.monotonic()
+        with self._reports_lock:
+            kept = self._reports.get(key)
+            if kept is not None and now - kept[0] < self._settings.refresh_seconds:
+                return dict(kept[1])
+        query, compare, panels = report.query_of(params, self._clock())
+        if self._sources.reports is None:
+            raise ClickstreamError("no archive to report from")
+        since = report.reading_start(query, compare=compare)
+        with contextlib.closing(self._sources.reports(since)) as connection:
+            found = report.report_of(connection, query, compare=compare, breakdowns=panels)
+        answer = {**found.as_dict(query), "as_of": self._clock().isoformat()}
+        with self._reports_lock:
+            if len(self._reports) >= REPORTS_KEPT:
+                self._reports.pop(next(iter(self._reports)))
+            self._reports[key] = (now, answer)
+        return answer

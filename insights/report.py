@@ -37,6 +37,11 @@ from insights.sessions_sql import path_of
 from insights.sql import quote
 
 
+class RequestError(InsightsError):
+    """What a report was asked is wrong (a range, a zone, a dimension, a filter): said in
+    words of the request alone, so the dashboard's API may answer it as it is."""
+
+
 class Kind(StrEnum):
     SESSION = "session"
     """A column of the visit."""
@@ -93,7 +98,7 @@ def dimension(name: str) -> Dimension:
         key = matched.group(1)
         return Dimension(name, Kind.EVENT, f"json_extract_scalar(properties, '$.{key}')")
     known = ", ".join([*DIMENSIONS, "property:KEY"])
-    raise InsightsError(f"no dimension {name!r}: one of {known}")
+    raise RequestError(f"no dimension {name!r}: one of {known}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +148,7 @@ def zone_of(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InsightsError(f"--tz {name!r}: no such time zone (e.g. UTC, Europe/Berlin)") from None
+        raise RequestError(f"--tz {name!r}: no such time zone (e.g. UTC, Europe/Berlin)") from None
 
 
 def range_of(
@@ -158,21 +163,21 @@ def range_of(
     `--from`/`--to`: ISO dates or times, in the zone when they give no offset; a date `--to`
     includes its day."""
     if since is not None and (start or end):
-        raise InsightsError("give --since or --from/--to, not both")
+        raise RequestError("give --since or --from/--to, not both")
     if since is not None:
         if since == "today":
             return Range(datetime.combine(now.astimezone(zone).date(), time(), zone), now, zone)
         matched = re.fullmatch(r"(\d{1,5})([mhdw])", since)
         if matched is None:
-            raise InsightsError(f"--since {since!r}: expected today, 30m, 24h, 7d or 8w")
+            raise RequestError(f"--since {since!r}: expected today, 30m, 24h, 7d or 8w")
         unit = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[matched.group(2)]
         return Range(now - timedelta(**{unit: int(matched.group(1))}), now, zone)
     if start is None:
-        raise InsightsError("give --since or --from")
+        raise RequestError("give --since or --from")
     first = _moment(start, zone, end_of_day=False)
     last = now if end is None else _moment(end, zone, end_of_day=True)
     if last <= first:
-        raise InsightsError("--to must come after --from")
+        raise RequestError("--to must come after --from")
     return Range(first, last, zone)
 
 
@@ -183,7 +188,7 @@ def _moment(text: str, zone: ZoneInfo, *, end_of_day: bool) -> datetime:
             return datetime.combine(day, time(), zone)
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise InsightsError(f"{text!r}: expected an ISO 8601 date or time") from None
+        raise RequestError(f"{text!r}: expected an ISO 8601 date or time") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=zone)
 
 
@@ -205,7 +210,7 @@ def filters_of(given: Sequence[str]) -> tuple[tuple[Dimension, tuple[str, ...]],
     for text in given:
         name, equals, value = text.partition("=")
         if not equals or not value:
-            raise InsightsError(f"--filter {text!r}: expected DIM=VALUE")
+            raise RequestError(f"--filter {text!r}: expected DIM=VALUE")
         values.setdefault(dimension(name.strip()).name, []).append(value)
     return tuple((dimension(name), tuple(found)) for name, found in values.items())
 
@@ -313,6 +318,8 @@ class Report:
     rows: list[dict[str, Any]] = field(default_factory=list)
     series: list[dict[str, Any]] = field(default_factory=list)
     previous: Report | None = None
+    breakdowns: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """More breakdowns of the same visits, by dimension (the dashboard's panels)."""
 
     def as_dict(self, query: Query) -> dict[str, Any]:
         found: dict[str, Any] = {
@@ -326,6 +333,8 @@ class Report:
             "rows": self.rows,
             "series": self.series,
         }
+        if self.breakdowns:
+            found["breakdowns"] = self.breakdowns
         if self.previous is not None:
             found["previous"] = {
                 key: value
@@ -372,16 +381,27 @@ def _series(connection: duckdb.DuckDBPyConnection, span: Range) -> list[dict[str
     ]
 
 
-def report_of(connection: duckdb.DuckDBPyConnection, query: Query, *, compare: bool) -> Report:
-    """The report on a connection with `sessions`, `page_parts` and `custom_events`."""
+def report_of(
+    connection: duckdb.DuckDBPyConnection,
+    query: Query,
+    *,
+    compare: bool,
+    breakdowns: Sequence[Dimension] = (),
+) -> Report:
+    """The report on a connection with `sessions`, `page_parts` and `custom_events`; with
+    `breakdowns`, the range's visits by each of those dimensions too."""
     spans = [query.range, query.range.previous] if compare else [query.range]
     reports = []
-    for span in spans:
-        connection.execute(f"CREATE OR REPLACE TEMP VIEW visits AS {visits_select(query, span)}")
+    for index, span in enumerate(spans):
+        # Put together once (the parts' merge), read by every figure and breakdown after.
+        connection.execute(f"CREATE OR REPLACE TEMP TABLE visits AS {visits_select(query, span)}")
         row = connection.execute(f"SELECT {TOTALS} FROM visits").fetchone()  # noqa: S608
         totals = Figures.of(row or (0, 0, 0, None, None))
         rows = _rows(connection, query.by, query.top) if query.by else []
-        reports.append(Report(span, totals, rows, _series(connection, span)))
+        found = Report(span, totals, rows, _series(connection, span))
+        if index == 0:
+            found.breakdowns = {by.name: _rows(connection, by, query.top) for by in breakdowns}
+        reports.append(found)
     if compare:
         reports[0].previous = reports[1]
     return reports[0]
@@ -397,3 +417,49 @@ def reading_start(query: Query, *, compare: bool) -> datetime:
     """The first hour a report reads."""
     first = query.range.previous.start if compare else query.range.start
     return first - READ_BEFORE
+
+
+MAX_LISTED: Final = 16
+"""At most this many filters or panels in one request (each one is a breakdown or a clause)."""
+TRUE_WORDS: Final = frozenset({"1", "true", "yes", "on"})
+
+
+def query_of(
+    params: dict[str, list[str]], now: datetime
+) -> tuple[Query, bool, tuple[Dimension, ...]]:
+    """A report request as the dashboard's API takes it (`report`'s options as query
+    parameters: `since`, `from`, `to`, `by`, `filter` and `panel` repeatable, `compare`,
+    `site`, `top`, `tz`, `bots`): the query, whether to compare, the panels' dimensions.
+    Anything wrong is a `RequestError` naming the parameter."""
+
+    def one(name: str) -> str | None:
+        values = params.get(name) or []
+        if len(values) > 1:
+            raise RequestError(f"{name}: given more than once")
+        return values[0] if values else None
+
+    for name, values in params.items():
+        if len(values) > MAX_LISTED:
+            raise RequestError(f"{name}: at most {MAX_LISTED} values")
+        if any(len(value) > 1024 or not value.isprintable() for value in values):
+            raise RequestError(f"{name}: a value too long or not printable")
+    zone = zone_of(one("tz") or "UTC")
+    start = one("from")
+    span = range_of(
+        now, zone, since=one("since") or (None if start else "7d"), start=start, end=one("to")
+    )
+    top_text = one("top") or "10"
+    if not top_text.isdigit() or not 1 <= int(top_text) <= 1000:
+        raise RequestError("top: a whole number from 1 to 1000")
+    site = one("site")
+    filters = filters_of([*params.get("filter", []), *([f"site={site}"] if site else [])])
+    by = one("by")
+    query = Query(
+        span,
+        by=dimension(by) if by else None,
+        filters=filters,
+        bots=(one("bots") or "").lower() in TRUE_WORDS,
+        top=int(top_text),
+    )
+    panels = tuple(dimension(name) for name in params.get("panel", []))
+    return query, (one("compare") or "").lower() in TRUE_WORDS, panels

@@ -30,6 +30,8 @@ from starlette.routing import Route
 from clickstream.kernel.logging import get_logger
 from insights.dashboard import READ_ERRORS, Dashboard
 from insights.heatmap import WIDTH_CLASSES
+from insights.report import RequestError
+from insights.world_map import world_map
 
 log = get_logger(component="dashboard")
 
@@ -40,6 +42,8 @@ LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 ASSETS: Final = {
     "dashboard.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
+    "site.js": "text/javascript; charset=utf-8",
+    "site.css": "text/css; charset=utf-8",
 }
 SECURITY_HEADERS: Final = {
     # Everything from this server; images may be the heatmap's blob URLs.
@@ -120,11 +124,26 @@ def has_control_characters(text: str) -> bool:
 
 
 def create_app(dashboard: Dashboard, *, token: str | None) -> Starlette:
-    page = _asset("dashboard.html")
+    pages = {"/": _asset("site.html"), "/operator": _asset("dashboard.html")}
     assets = {name: _asset(name) for name in ASSETS}
 
     async def index(request: Request) -> Response:
-        return Response(page, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
+        return Response(
+            pages[request.url.path], media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS
+        )
+
+    async def site_report(request: Request) -> Response:
+        params: dict[str, list[str]] = {}
+        for name, value in request.query_params.multi_items():
+            params.setdefault(name, []).append(value)
+        try:
+            figures = await run_in_threadpool(dashboard.report, params)
+        except RequestError as exc:  # what was asked is wrong: say what, in its own words
+            return _problem(400, str(exc))
+        except READ_ERRORS as exc:
+            log.warning("report failed", error=str(exc)[:1000])
+            return _problem(502, "reading the archive failed; the dashboard's log says why")
+        return JSONResponse(figures, headers=SECURITY_HEADERS)
 
     async def asset(request: Request) -> Response:
         name = request.path_params["name"]
@@ -157,6 +176,14 @@ def create_app(dashboard: Dashboard, *, token: str | None) -> Starlette:
             return Response(png, media_type="image/png", headers=SECURITY_HEADERS)
         return JSONResponse(figures, headers=SECURITY_HEADERS)
 
+    async def world(request: Request) -> Response:
+        shapes = world_map()
+        if shapes is None:
+            return _problem(404, "the world map is not installed: scripts/bootstrap.sh installs it")
+        # The same bytes until the package is bumped: the browser may keep them a day.
+        headers = {**SECURITY_HEADERS, "Cache-Control": "private, max-age=86400"}
+        return Response(shapes, media_type="application/json", headers=headers)
+
     async def health(request: Request) -> Response:
         return PlainTextResponse("ok")
 
@@ -166,6 +193,9 @@ def create_app(dashboard: Dashboard, *, token: str | None) -> Starlette:
     return Starlette(
         routes=[
             Route("/", index),
+            Route("/operator", index),
+            Route("/api/report", site_report),
+            Route("/static/world.json", world),
             Route("/static/{name}", asset),
             Route("/api/snapshot", snapshot),
             Route("/api/heatmap", heatmap),

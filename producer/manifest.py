@@ -61,6 +61,9 @@ class DimensionTruth(BaseModel):
     """dimension (channel, source, device_type, browser, country, is_bot) -> value -> sessions"""
     events: dict[str, dict[str, int]] = Field(default_factory=dict)
     """dimension -> value -> events (an event's channel and source are its session's)"""
+    people_by_channel: dict[str, dict[str, dict[str, int]]] = Field(default_factory=dict)
+    """channel -> dimension -> value -> people's sessions (bots left out, as reports do):
+    what the site owner's view shows, and shows again filtered by a channel."""
 
 
 DIMENSIONS = ("channel", "source", "device_type", "browser", "country", "is_bot")
@@ -248,6 +251,7 @@ def dimension_truth(
         by_session[event.session_id].append(event)
     sessions: dict[str, Counter[str]] = {name: Counter() for name in DIMENSIONS}
     per_event: dict[str, Counter[str]] = {name: Counter() for name in DIMENSIONS}
+    people: dict[str, dict[str, Counter[str]]] = defaultdict(dict)
     for session_id, mine in by_session.items():
         views = [e for e in mine if e.type is EventType.PAGE_VIEW]
         first_view = min(views, key=lambda e: (e.timestamp, e.event_id)) if views else None
@@ -269,6 +273,10 @@ def dimension_truth(
         }
         for name, value in values.items():
             sessions[name][value] += 1
+        if values["is_bot"] == "false":
+            mine_by_channel = people[values["channel"]]
+            for name, value in values.items():
+                mine_by_channel.setdefault(name, Counter())[value] += 1
         for event in mine:
             own = world.AGENTS[event.user_agent or ""]
             values |= {
@@ -281,4 +289,8 @@ def dimension_truth(
     return DimensionTruth(
         sessions={name: dict(counts) for name, counts in sessions.items()},
         events={name: dict(counts) for name, counts in per_event.items()},
+        people_by_channel={
+            channel: {name: dict(counts) for name, counts in by_dimension.items()}
+            for channel, by_dimension in people.items()
+        },
     )

@@ -3,6 +3,7 @@
 #   .tools/uv       uv (pinned), in a small virtualenv of its own
 #   .venv           the project and its pinned Python dependencies (uv.lock)
 #   .tools/emulator kinesis-mock (npm kinesis-local, pinned by infra/local/package-lock.json)
+#   .tools/web      the dashboard's world map (pinned by infra/web; served by the dashboard itself)
 #   .tools/sdk      the official JavaScript SDKs the tests send with (pinned by infra/sdk)
 #   .tools/kcl/jars the KCL MultiLangDaemon and its jars (pinned by infra/kcl/pom.xml), and
 #   .tools/m2       the same jars in Maven layout, where amazon_kclpy's installer finds them
@@ -73,6 +74,7 @@ npm_tools() {
   fi
 }
 npm_tools emulator local kinesis-local/main.js "kinesis-mock"
+npm_tools web web @svg-maps/world/index.js "the dashboard's world map (@svg-maps/world)"
 npm_tools sdk sdk @segment/analytics-next/dist/umd/index.js \
   "the SDKs the tests send with (@segment/analytics-next, analytics-node)"
 say "ready"

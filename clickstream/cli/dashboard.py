@@ -19,8 +19,10 @@ def dashboard(
     ] = None,
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port [8050].")] = None,
 ) -> None:
-    """A live web page: events per minute over the last hour, top pages, active sessions,
-    alerts, dead letters by reason, each shard's lag, a page's heatmap and rage clicks. Reads
+    """Two web pages: the site owner's (visitors, visits, page views, bounce rate and visit
+    duration over any range, compared, by source, page, device and country, filtered by a
+    click; `/api/report` gives the same JSON) and the operator's at /operator (events per
+    minute, top pages, active sessions, alerts, dead letters, shard lag, heatmaps). Reads
     the local stack, or the stack named by CLICKSTREAM_* settings with AWS credentials."""
     from insights import archive_views
     from insights.dashboard import Dashboard, Sources
@@ -46,6 +48,7 @@ def dashboard(
         kinesis=target.client("kinesis"),
         s3=target.client("s3"),
         duckdb=lambda since: archive_views.connect(location, since=since, enrich=False),
+        reports=lambda since: archive_views.connect(location, since=since),
     )
     shown_host = settings.host if ":" not in settings.host else f"[{settings.host}]"
     url = f"http://{shown_host}:{settings.port}/"

@@ -293,8 +293,8 @@ def test_the_dashboard_shows_the_demos_numbers_live_and_its_heatmap(
     try:
         wait_for_dashboard(url, demo, log)
         with headless_chromium(1400, 1800) as browser:
-            # WHEN the page is opened while the traffic flows, and never reloaded
-            browser.get(url)
+            # WHEN the operator's page is opened while the traffic flows, and never reloaded
+            browser.get(f"{url}operator")
             totals_seen = set()
             deadline = time.monotonic() + DEMO_DEADLINE_SECONDS
             while demo.poll() is None and time.monotonic() < deadline:
@@ -345,6 +345,10 @@ def test_the_dashboard_shows_the_demos_numbers_live_and_its_heatmap(
         # equal the manifest
         with phase("demo: the lake"):
             the_lake_equals_the_manifest(manifest, want, tmp_path)
+        # AND the site owner's view of the demo's range shows the manifest's people per
+        # channel, device and country, and again once a channel is clicked
+        with phase("demo: the site owner's view"):
+            site_view_equals_the_manifest(manifest, url)
         # AND the visitors' addresses are in no byte the stack stores or logs
         with phase("demo: no address stored"):
             state_dir = Path(demo_environment["CLICKSTREAM_LOCAL_STATE_DIR"])
@@ -360,6 +364,106 @@ def test_the_dashboard_shows_the_demos_numbers_live_and_its_heatmap(
             forgotten_visitors_are_nowhere(manifest, want, url)
     finally:
         stop_demo(demo)
+
+
+READ_SITE = """
+const panels = {};
+for (const panel of document.querySelectorAll(".panel")) {
+  const rows = {};
+  for (const tr of panel.querySelectorAll("tbody tr")) {
+    rows[tr.querySelector("td.value").dataset.value] = +tr.dataset.visits;
+  }
+  panels[panel.dataset.dim] = rows;
+}
+const visits = document.querySelector('[data-figure="visits"] .figure');
+return {
+  state: document.body.dataset.state,
+  error: document.getElementById("errors").textContent,
+  panels,
+  visits: visits ? +visits.dataset.value : null,
+  filters: Array.from(document.querySelectorAll("#filters .chip")).map((c) => c.dataset.filter),
+  mapped: Array.from(document.querySelectorAll("#world path[data-visits]"))
+    .map((p) => [p.dataset.country, +p.dataset.visits]),
+  address: location.search,
+};
+"""
+
+
+def read_site(browser: Any, ready: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The site owner's view as drawn, once `ready` holds (within a minute)."""
+    deadline = time.monotonic() + 60
+    while True:
+        shown: dict[str, Any] = browser.execute_script(READ_SITE)
+        assert shown["state"] != "error", shown["error"]
+        if shown["state"] == "ok" and ready(shown):
+            return shown
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.5)
+
+
+def site_view_equals_the_manifest(manifest: Manifest, url: str) -> None:
+    assert manifest.dimensions is not None
+    assert manifest.first_event_at is not None
+    assert manifest.last_event_at is not None
+    people = manifest.dimensions.people_by_channel
+
+    def merged(name: str, channels: list[str]) -> dict[str, int]:
+        found: Counter[str] = Counter()
+        for channel in channels:
+            found.update(people[channel].get(name, {}))
+        return dict(found)
+
+    every = sorted(people)
+    first = manifest.first_event_at.replace(second=0, microsecond=0)
+    last = manifest.last_event_at + timedelta(minutes=1)
+    address = f"{url}?from={first.isoformat()}&to={last.isoformat()}"
+    address = address.replace("+", "%2B")
+    with headless_chromium(1400, 2000) as browser:
+        # WHEN the view of the demo's range is opened
+        browser.get(address)
+        shown = read_site(browser, lambda s: bool(s["panels"].get("channel")))
+        # THEN its panels are the manifest's people (bots apart)
+        assert shown["panels"]["channel"] == merged("channel", every)
+        assert shown["panels"]["device_type"] == merged("device_type", every)
+        assert shown["panels"]["country"] == merged("country", every)
+        assert shown["visits"] == sum(merged("channel", every).values())
+        # (the world map shades the same countries with the same visits)
+        assert dict(shown["mapped"]) == merged("country", every)
+        images = PROJECT_ROOT / "docs" / "images"
+        browser.save_screenshot(str(ARTIFACTS / "site-view.png"))
+        # WHEN the busiest channel is clicked
+        channel = max(shown["panels"]["channel"], key=shown["panels"]["channel"].__getitem__)
+        browser.execute_script(
+            "const rows = '.panel[data-panel=sources] td.value button';"
+            "for (const b of document.querySelectorAll(rows))"
+            " if (b.textContent === arguments[0]) b.click();",
+            channel,
+        )
+        # THEN every panel is the manifest's for that channel, the filter shown and addressed
+        filtered = read_site(browser, lambda s: s["filters"] == [f"channel={channel}"])
+        assert filtered["panels"]["channel"] == {
+            channel: sum(merged("channel", [channel]).values())
+        }
+        assert filtered["panels"]["device_type"] == merged("device_type", [channel])
+        assert filtered["panels"]["country"] == merged("country", [channel])
+        assert "filter=channel" in filtered["address"]
+        browser.save_screenshot(str(ARTIFACTS / "site-view-filtered.png"))
+        # AND the address alone opens the same view (a view can be shared)
+        browser.get(f"{url}{filtered['address']}")
+        again = read_site(browser, lambda s: s["filters"] == [f"channel={channel}"])
+        assert again["panels"] == filtered["panels"]
+        # AND back, the filter is gone; the range picker moves the address and the figures
+        browser.back()
+        read_site(browser, lambda s: s["filters"] == [] and "from=" in s["address"])
+        browser.execute_script(
+            "const r = document.getElementById('range'); r.value = '7d';"
+            " r.dispatchEvent(new Event('change'));"
+        )
+        week = read_site(browser, lambda s: "range=7d" in s["address"])
+        assert week["visits"] == sum(merged("channel", every).values())
+        if os.environ.get("CLICKSTREAM_WRITE_DOC_IMAGES"):
+            for name in ("site-view.png", "site-view-filtered.png"):
+                (images / name).write_bytes((ARTIFACTS / name).read_bytes())
 
 
 def cli_sql(query: str) -> list[dict[str, Any]]:
@@ -474,7 +578,7 @@ def forgotten_visitors_are_nowhere(manifest: Manifest, want: dict[str, Any], url
     assert sorted(a["subject"] for a in alerts) == sorted(a[2] for a in others)
     # AND the dashboard, opened again, shows none of them, and the other alerts
     with headless_chromium(1400, 1800) as browser:
-        browser.get(url)
+        browser.get(f"{url}operator")
         deadline = time.monotonic() + 60
         while True:
             shown = browser.execute_script(READ_PAGE)

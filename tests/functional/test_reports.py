@@ -25,8 +25,10 @@ from consumer.core.batch import verdict_objects
 from consumer.core.positioned import PositionedEvent
 from insights import archive_views, report, sql
 from insights.compaction import Compactor
+from insights.dashboard import Dashboard, Sources
 from insights.lake import hours_between
-from insights.settings import LakeSettings
+from insights.settings import DashboardSettings, LakeSettings
+from insights.web import create_app
 from producer.generator import TrafficProfile, generate
 from producer.world import country_of_session
 from tests.support import report_truth as truth
@@ -239,3 +241,75 @@ def test_the_cli_prints_the_report_as_json_and_as_a_table(
     )
     assert wrong.returncode != 0
     assert "no dimension 'colour'" in wrong.stderr.decode()
+
+
+def test_the_dashboards_api_answers_the_same_report_behind_the_same_rules(
+    seeded: Seeded, local_stack: LocalStackState
+) -> None:
+    from starlette.testclient import TestClient
+
+    s3 = seeded.s3
+    sources = Sources(
+        stream_name="unused",
+        page_stats_table="unused",
+        alerts_table=None,
+        lease_table="unused",
+        archive_bucket=seeded.location.bucket,
+        dynamodb=aws.local_client("dynamodb", local_stack.moto_endpoint, local_stack.region),
+        kinesis=None,
+        s3=s3,
+        duckdb=lambda since: archive_views.connect(seeded.location, s3, since=since, enrich=False),
+        reports=lambda since: archive_views.connect(seeded.location, s3, since=since),
+    )
+    dashboard = Dashboard(sources, DashboardSettings(), clock=lambda: START + timedelta(days=1))
+    client = TestClient(create_app(dashboard, token=None), base_url="http://127.0.0.1:8050")
+    # WHEN the site owner's view asks for the day, compared, with its panels and a filter
+    params = {
+        "from": "2026-11-21",
+        "to": "2026-11-21",
+        "tz": "Asia/Kolkata",
+        "compare": "1",
+        "panel": ["channel", "device_type", "country", "site"],
+        "filter": "device_type=mobile",
+    }
+    answer = client.get("/api/report", params=params)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    # THEN it is the report's JSON, with a breakdown per panel
+    query = report.Query(DAY, filters=report.filters_of(["device_type=mobile"]), top=10)
+    expected = seeded.report(query, compare=True)
+    assert body["totals"] == expected["totals"]
+    assert body["previous"]["totals"] == expected["previous"]["totals"]
+    assert set(body["breakdowns"]) == {"channel", "device_type", "country", "site"}
+    assert [row["value"] for row in body["breakdowns"]["device_type"]] == ["mobile"]
+    mobile = [
+        v
+        for v in truth.in_range(
+            truth.visits_of(seeded.events, judged_sessions(seeded)), DAY.start, DAY.end, bots=False
+        )
+        if v.values["device_type"] == "mobile"
+    ]
+    by_channel = truth.rows(mobile, "channel")
+    for row in body["breakdowns"]["channel"]:
+        close(row, by_channel[row["value"]])
+    # AND the two views are served: the site owner's at /, the operator's at /operator
+    assert 'src="/static/site.js"' in client.get("/").text
+    assert 'src="/static/dashboard.js"' in client.get("/operator").text
+    # AND the world map is served by the dashboard itself (installed at set-up), by ISO code
+    shapes = client.get("/static/world.json")
+    assert shapes.status_code == 200
+    places = {place["id"] for place in shapes.json()["locations"]}
+    assert {"de", "us", "in", "br", "jp"} <= places
+    assert "CC BY 4.0" in shapes.json()["credit"]
+    # AND what is wrong with a request is said, in the request's own words
+    wrong = client.get("/api/report", params={"by": "colour"})
+    assert wrong.status_code == 400
+    assert "no dimension 'colour'" in wrong.json()["error"]
+    assert client.get("/api/report", params={"since": "7 days"}).status_code == 400
+    assert client.get("/api/report", params={"tz": "Mars/Olympus"}).status_code == 400
+    # AND off loopback it needs the token like every other request
+    gated = TestClient(create_app(dashboard, token="t0ken"), follow_redirects=False)
+    assert gated.get("/api/report", params=params).status_code == 401
+    bearer = gated.get("/api/report", params=params, headers={"Authorization": "Bearer t0ken"})
+    assert bearer.status_code == 200
+    assert bearer.json()["totals"] == body["totals"]

@@ -1,0 +1,380 @@
+// The site owner's view: asks /api/report for the range, filters and panels the address
+// holds, and draws totals, a graph and panels. A click on a row filters the whole view by it;
+// the view's state lives in the address, so a view can be shared. No library, nothing from
+// elsewhere; every text goes in through textContent.
+"use strict";
+
+(() => {
+  const SVG = "http://www.w3.org/2000/svg";
+  const $ = (id) => document.getElementById(id);
+  const TOTALS = [
+    ["visitors", "visitors"],
+    ["visits", "visits"],
+    ["page_views", "page views"],
+    ["views_per_visit", "views per visit"],
+    ["bounce_rate", "bounce rate"],
+    ["visit_duration_s", "visit duration"],
+  ];
+  const LOWER_IS_BETTER = new Set(["bounce_rate"]);
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  let timer = null;
+  let asked = 0; // the latest request's number: an older answer arriving late is dropped
+
+  function element(tag, text, className) {
+    const node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    if (className) node.className = className;
+    return node;
+  }
+
+  function svg(tag, attributes) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+    return node;
+  }
+
+  // -- the view's state: the address --------------------------------------------------------
+
+  function state() {
+    const params = new URLSearchParams(location.search);
+    return {
+      range: params.get("range") || (params.get("from") ? "custom" : "7d"),
+      from: params.get("from") || "",
+      to: params.get("to") || "",
+      site: params.get("site") || "",
+      filters: params.getAll("filter").filter((f) => f.includes("=")),
+      bots: params.get("bots") === "1",
+      property: params.get("property") || "",
+      tz: params.get("tz") || zone,
+      tabs: Object.fromEntries(params.getAll("tab").map((t) => t.split(":", 2))),
+    };
+  }
+
+  function go(next) {
+    const params = new URLSearchParams();
+    if (next.range === "custom") {
+      if (next.from) params.set("from", next.from);
+      if (next.to) params.set("to", next.to);
+    } else {
+      params.set("range", next.range);
+    }
+    if (next.site) params.set("site", next.site);
+    for (const f of next.filters) params.append("filter", f);
+    if (next.bots) params.set("bots", "1");
+    if (next.property) params.set("property", next.property);
+    if (next.tz !== zone) params.set("tz", next.tz);
+    for (const [panel, dim] of Object.entries(next.tabs)) params.append("tab", `${panel}:${dim}`);
+    history.pushState(null, "", `${location.pathname}?${params}`);
+    load();
+  }
+
+  function panelDimension(panel, current) {
+    const chosen = current.tabs[panel.dataset.panel];
+    const buttons = Array.from(panel.querySelectorAll(".tabs button"));
+    const found = buttons.find((b) => b.dataset.dim === chosen) || buttons[0];
+    return found.dataset.dim;
+  }
+
+  function apiAddress(current) {
+    const params = new URLSearchParams();
+    if (current.range === "custom") {
+      if (current.from) params.set("from", current.from);
+      if (current.to) params.set("to", current.to);
+    } else {
+      params.set("since", current.range);
+    }
+    params.set("tz", current.tz);
+    params.set("compare", "1");
+    params.set("top", "20");
+    if (current.site) params.set("site", current.site);
+    if (current.bots) params.set("bots", "1");
+    for (const f of current.filters) params.append("filter", f);
+    const panels = new Set(["site"]);
+    for (const panel of document.querySelectorAll(".panel")) {
+      panels.add(panelDimension(panel, current));
+    }
+    for (const name of panels) params.append("panel", name);
+    return `/api/report?${params}`;
+  }
+
+  // -- drawing -------------------------------------------------------------------------------
+
+  function shown(name, value) {
+    if (value === null || value === undefined) return "–";
+    if (name === "bounce_rate") return `${(value * 100).toFixed(1)}%`;
+    if (name === "visit_duration_s") {
+      const minutes = Math.floor(value / 60);
+      return minutes ? `${minutes}m ${Math.round(value % 60)}s` : `${Math.round(value)}s`;
+    }
+    return Number(value).toLocaleString("en-US");
+  }
+
+  function drawTotals(totals, previous) {
+    $("totals").replaceChildren(...TOTALS.map(([name, label]) => {
+      const tile = element("div", null, "tile");
+      tile.dataset.figure = name;
+      const figure = element("span", shown(name, totals[name]), "figure");
+      figure.dataset.value = totals[name] === null ? "" : String(totals[name]);
+      tile.append(figure, element("span", label, "label"));
+      const before = previous ? previous[name] : null;
+      if (typeof before === "number" && before > 0 && typeof totals[name] === "number") {
+        const change = (totals[name] - before) / before;
+        const better = LOWER_IS_BETTER.has(name) ? change < 0 : change > 0;
+        const text = `${change >= 0 ? "+" : ""}${Math.round(change * 100)}% vs previous`;
+        tile.append(element("span", text, `change ${change === 0 ? "" : better ? "up" : "down"}`));
+      }
+      return tile;
+    }));
+  }
+
+  function drawGraph(series) {
+    const graph = $("graph");
+    const width = 960;
+    const height = 220;
+    const left = 44;
+    const bottom = 24;
+    const top = 10;
+    const ceiling = Math.max(5, ...series.map((b) => Math.max(b.visitors, b.page_views)));
+    const x = (i) => left + (series.length <= 1 ? 0 : (i * (width - left - 8)) / (series.length - 1));
+    const y = (v) => top + (height - top - bottom) * (1 - v / ceiling);
+    const nodes = [svg("line", { x1: left, x2: width, y1: y(0), y2: y(0), class: "axis" })];
+    for (const fraction of [0.5, 1]) {
+      const label = svg("text", { x: 4, y: y(ceiling * fraction) + 4 });
+      label.textContent = Math.round(ceiling * fraction).toLocaleString("en-US");
+      nodes.push(label);
+    }
+    for (const [key, className] of [["visitors", "visitors"], ["page_views", "views"]]) {
+      const points = series.map((b, i) => `${x(i).toFixed(1)},${y(b[key]).toFixed(1)}`).join(" ");
+      nodes.push(svg("polyline", { points, class: className }));
+    }
+    const every = Math.max(1, Math.ceil(series.length / 8));
+    series.forEach((bucket, i) => {
+      const group = svg("g", { class: "bucket" });
+      group.dataset.bucket = bucket.bucket;
+      group.dataset.visitors = bucket.visitors;
+      group.dataset.pageViews = bucket.page_views;
+      const title = svg("title", {});
+      title.textContent = `${bucket.bucket}: ${bucket.visitors} visitors, ${bucket.page_views} page views`;
+      group.append(svg("circle", { cx: x(i), cy: y(bucket.visitors), r: 2.5, fill: "var(--page_view)" }), title);
+      nodes.push(group);
+      if (i % every === 0) {
+        const text = bucket.bucket.length > 10 ? bucket.bucket.slice(11, 16) : bucket.bucket.slice(5);
+        const label = svg("text", { x: x(i), y: height - 6, "text-anchor": "middle" });
+        label.textContent = text;
+        nodes.push(label);
+      }
+    });
+    graph.replaceChildren(...nodes);
+    if (series.length) $("series-span").textContent = `${series[0].bucket} – ${series[series.length - 1].bucket}`;
+  }
+
+  function drawPanel(panel, dim, rows, current) {
+    for (const button of panel.querySelectorAll(".tabs button")) {
+      button.classList.toggle("on", button.dataset.dim === dim);
+    }
+    panel.dataset.dim = dim;
+    const heading = panel.querySelector("th.value");
+    heading.textContent = dim.replace("property:", "").replace("_", " ");
+    const event = dim === "event" || dim.startsWith("property:");
+    const third = event ? "events" : dim === "page" ? "page_views" : "bounce_rate";
+    panel.querySelectorAll("th.number")[2].textContent = event ? "events" : dim === "page" ? "views" : "bounce";
+    const most = Math.max(1, ...rows.map((r) => r.visitors));
+    panel.querySelector("tbody").replaceChildren(...rows.map((row) => {
+      const tr = element("tr", null, "bar");
+      tr.style.setProperty("--share", `${Math.round((100 * row.visitors) / most)}%`);
+      const cell = element("td", null, "value");
+      const label = row.value === null ? "(none)" : row.value;
+      if (row.value !== null && !dim.startsWith("property:")) {
+        const button = element("button", label);
+        button.type = "button";
+        button.title = `show only visits with ${dim} ${label}`;
+        button.addEventListener("click", () => {
+          const wanted = `${dim}=${row.value}`;
+          if (!current.filters.includes(wanted)) go({ ...current, filters: [...current.filters, wanted] });
+        });
+        cell.append(button);
+      } else {
+        cell.textContent = label;
+      }
+      cell.dataset.value = label;
+      tr.append(
+        cell,
+        element("td", shown("visitors", row.visitors), "number"),
+        element("td", shown("visits", row.visits), "number"),
+        element("td", shown(third, row[third]), "number"),
+      );
+      tr.dataset.visits = row.visits;
+      return tr;
+    }));
+  }
+
+  function drawFilters(current) {
+    $("filters").replaceChildren(...current.filters.map((wanted) => {
+      const chip = element("span", wanted.replace("=", ": "), "chip");
+      chip.dataset.filter = wanted;
+      const remove = element("button", "×");
+      remove.type = "button";
+      remove.title = "remove this filter";
+      remove.addEventListener("click", () => {
+        go({ ...current, filters: current.filters.filter((f) => f !== wanted) });
+      });
+      chip.append(remove);
+      return chip;
+    }));
+  }
+
+  function drawSites(rows, current) {
+    const select = $("site");
+    const sites = rows.map((r) => r.value).filter((v) => v);
+    if (current.site && !sites.includes(current.site)) sites.push(current.site);
+    const options = [element("option", "all sites")];
+    options[0].value = "";
+    for (const site of sites.sort()) {
+      const option = element("option", site);
+      option.value = site;
+      options.push(option);
+    }
+    select.replaceChildren(...options);
+    select.value = current.site;
+    select.parentElement.hidden = sites.length < 2 && !current.site;
+  }
+
+  // -- the world map (served by the dashboard: /static/world.json) ----------------------------
+
+  let world = null; // the map's shapes once fetched; false when the dashboard has none
+
+  async function worldShapes() {
+    if (world !== null) return world;
+    try {
+      const answer = await fetch("/static/world.json");
+      if (!answer.ok) throw new Error((await answer.json()).error);
+      const body = await answer.json();
+      const map = $("world");
+      map.setAttribute("viewBox", body.viewBox);
+      map.replaceChildren(...body.locations.map((place) => {
+        const path = svg("path", { d: place.path });
+        path.dataset.country = place.id.toUpperCase();
+        path.dataset.name = place.name;
+        path.append(svg("title", {}));
+        return path;
+      }));
+      $("world-credit").textContent = body.credit;
+      map.hidden = false;
+      world = true;
+    } catch (error) {
+      $("world-credit").textContent = `no map: ${error.message}`;
+      world = false;
+    }
+    return world;
+  }
+
+  async function drawWorld(rows, current) {
+    if (!(await worldShapes())) return;
+    const visits = new Map(rows.filter((r) => r.value).map((r) => [r.value, r.visits]));
+    const most = Math.max(1, ...visits.values());
+    for (const path of $("world").querySelectorAll("path")) {
+      const code = path.dataset.country;
+      const count = visits.get(code);
+      path.querySelector("title").textContent = `${path.dataset.name}: ${count || 0} visits`;
+      if (count) {
+        path.dataset.visits = count;
+        path.style.fill = `color-mix(in srgb, var(--page_view) ${Math.round(15 + (85 * count) / most)}%, #edf0f4)`;
+        path.onclick = () => {
+          const wanted = `country=${code}`;
+          if (!current.filters.includes(wanted)) go({ ...current, filters: [...current.filters, wanted] });
+        };
+      } else {
+        delete path.dataset.visits;
+        path.style.fill = "";
+        path.onclick = null;
+      }
+    }
+  }
+
+  // -- loading -------------------------------------------------------------------------------
+
+  async function load() {
+    const current = state();
+    $("range").value = current.range;
+    $("custom").hidden = current.range !== "custom";
+    $("from").value = current.from;
+    $("to").value = current.to;
+    $("bots").checked = current.bots;
+    $("property").value = current.property;
+    $("zone").textContent = `days in ${current.tz}`;
+    drawFilters(current);
+    const number = ++asked;
+    document.body.dataset.state = "loading";
+    try {
+      const answer = await fetch(apiAddress(current), { headers: { Accept: "application/json" } });
+      const body = await answer.json();
+      if (number !== asked) return;
+      if (!answer.ok) throw new Error(body.error || `the dashboard answered ${answer.status}`);
+      drawTotals(body.totals, body.previous ? body.previous.totals : null);
+      drawGraph(body.series);
+      for (const panel of document.querySelectorAll(".panel")) {
+        const dim = panelDimension(panel, current);
+        drawPanel(panel, dim, body.breakdowns[dim] || [], current);
+      }
+      if (current.property) {
+        await loadProperty(current, number);
+      }
+      drawSites(body.breakdowns.site || [], current);
+      await drawWorld(body.breakdowns.country || [], current);
+      $("errors").hidden = true;
+      $("status").textContent = `${body.range.from.slice(0, 16)} to ${body.range.to.slice(0, 16)} · as of ${body.as_of.slice(11, 19)} UTC`;
+      document.body.dataset.state = "ok";
+    } catch (error) {
+      if (number !== asked) return;
+      $("errors").textContent = error.message;
+      $("errors").hidden = false;
+      document.body.dataset.state = "error";
+    }
+    clearTimeout(timer);
+    timer = setTimeout(load, current.range === "30m" ? 15000 : 60000);
+  }
+
+  async function loadProperty(current, number) {
+    const address = apiAddress(current).replace(/&panel=[^&]*/g, "") + `&panel=property:${encodeURIComponent(current.property)}`;
+    const answer = await fetch(address, { headers: { Accept: "application/json" } });
+    const body = await answer.json();
+    if (number !== asked) return;
+    if (!answer.ok) throw new Error(body.error || `the dashboard answered ${answer.status}`);
+    const panel = document.querySelector('.panel[data-panel="events"]');
+    drawPanel(panel, `property:${current.property}`, body.breakdowns[`property:${current.property}`] || [], current);
+  }
+
+  function wire() {
+    $("range").addEventListener("change", () => {
+      const current = state();
+      const range = $("range").value;
+      if (range === "custom") {
+        const today = new Date().toISOString().slice(0, 10);
+        go({ ...current, range, from: current.from || today, to: current.to || today });
+      } else {
+        go({ ...current, range });
+      }
+    });
+    for (const id of ["from", "to"]) {
+      $(id).addEventListener("change", () => go({ ...state(), range: "custom", [id]: $(id).value }));
+    }
+    $("site").addEventListener("change", () => go({ ...state(), site: $("site").value }));
+    $("bots").addEventListener("change", () => go({ ...state(), bots: $("bots").checked }));
+    $("property-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      go({ ...state(), property: $("property").value.trim() });
+    });
+    for (const panel of document.querySelectorAll(".panel")) {
+      for (const button of panel.querySelectorAll(".tabs button")) {
+        button.addEventListener("click", () => {
+          const current = state();
+          go({ ...current, property: panel.dataset.panel === "events" ? "" : current.property, tabs: { ...current.tabs, [panel.dataset.panel]: button.dataset.dim } });
+        });
+      }
+    }
+    window.addEventListener("popstate", load);
+  }
+
+  wire();
+  load();
+})();
