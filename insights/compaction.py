@@ -123,11 +123,13 @@ class Compactor:
                 f"hour {hour:%Y-%m-%dT%H}: {written} rows written but "
                 f"{sum(by_source.values())} read back; nothing published"
             )
+        parts_began = time.monotonic()
         try:
             parts = self._write_parts(hour, generation, [key for key, _ in files])
         except LakeError:
             self._store.delete([key for key, _ in files])
             raise
+        parts_written = time.monotonic()
         files_and_parts = [key for key, _ in files] + [part.key for part in parts.values()]
         if time.monotonic() - began > self._settings.grace_minutes * 60 / 2:
             # Its files could be swept by another run as orphans: do not publish them.
@@ -167,6 +169,8 @@ class Compactor:
         result.outcome = "compacted"
         result.events, result.files = manifest.rows, len(manifest.files)
         result.bytes = sum(size for _, size in files)
+        result.parts_bytes = sum(part.bytes for part in parts.values())
+        result.parts_seconds = parts_written - parts_began
         result.generation = generation
         if plan.carried_files:
             result.notes.append("rows of expired raw objects kept from the last generation")

@@ -287,6 +287,10 @@ class HourResult:
     swept: int = 0
     generation: str | None = None
     notes: list[str] = field(default_factory=list)
+    parts_bytes: int = 0
+    """The bytes of the hour's parts (`PART_KINDS`), beside its events' `bytes`."""
+    parts_seconds: float = 0.0
+    """The share of `seconds` spent writing the parts."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -296,7 +300,9 @@ class HourResult:
             "raw_objects": self.raw_objects,
             "files": self.files,
             "bytes": self.bytes,
+            "parts_bytes": self.parts_bytes,
             "seconds": round(self.seconds, 3),
+            "parts_seconds": round(self.parts_seconds, 3),
             "swept": self.swept,
             "generation": self.generation,
             "notes": self.notes,

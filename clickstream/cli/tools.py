@@ -95,6 +95,7 @@ class BenchTarget(StrEnum):
     FRESHNESS = "freshness"
     LAKE = "lake"
     AGENTS = "agents"
+    REPORTS = "reports"
 
 
 @one_line_errors
@@ -129,6 +130,11 @@ def bench(
     lake_events: Annotated[
         int, typer.Option(min=10_000, help="lake: events of the generated hour (then twice).")
     ] = 1_000_000,
+    days: Annotated[int, typer.Option(min=1, max=90, help="reports: days of traffic.")] = 30,
+    events_per_day: Annotated[
+        int, typer.Option(min=10_000, help="reports: events of each day.")
+    ] = 1_000_000,
+    runs: Annotated[int, typer.Option(min=1, help="reports: runs of each report.")] = 5,
     as_json: JsonFlag = False,
 ) -> None:
     """Benchmark one record processor through amazon_kclpy's protocol (no daemon, no AWS):
@@ -139,7 +145,9 @@ def bench(
     a shard can deliver (2 MB/s of records). `bench agents`: what reading a user agent costs
     per event on the generator's traffic (cached) and per string never seen. `bench collector`:
     the collector's events/s and p50/p99 latency per batch size against a fast loopback
-    stand-in for Kinesis, and where its CPU goes."""
+    stand-in for Kinesis, and where its CPU goes. `bench reports`: days of traffic compacted
+    (the parts' share of the time and bytes), a report over them cold and warm, and the site
+    owner's view's first paint in Chromium."""
     from clickstream.tools import bench as benchmark
 
     if target is BenchTarget.COLLECTOR:
@@ -150,6 +158,9 @@ def bench(
         return
     if target is BenchTarget.LAKE:
         bench_lake(lake_events, seed, as_json=as_json)
+        return
+    if target is BenchTarget.REPORTS:
+        bench_reports(days, events_per_day, seed, runs, as_json=as_json)
         return
     if target is BenchTarget.AGENTS:
         bench_agents(round(seconds_of_traffic * 1000), seed, as_json=as_json)
@@ -243,6 +254,61 @@ def bench_lake(events: int, seed: int, *, as_json: bool) -> None:
             "yes" if row["same_result"] else "NO",
         )
     out.print(found)
+
+
+def bench_reports(days: int, events_per_day: int, seed: int, runs: int, *, as_json: bool) -> None:
+    """A month's report over the local stack's S3 (started here if needed)."""
+    from clickstream.kernel import aws
+    from clickstream.tools import bench_reports as reports_bench
+    from insights.sql import ArchiveLocation
+
+    with local_stack_for_bench() as state:
+        figures = reports_bench.run(
+            days,
+            events_per_day,
+            seed,
+            runs,
+            make_s3=lambda: aws.local_client("s3", state.moto_endpoint, state.region),
+            location_for=lambda bucket: ArchiveLocation(
+                bucket, state.region, "test", "test", endpoint_url=state.moto_endpoint
+            ),
+            on_progress=lambda line: err.print(line, highlight=False),
+        ).as_dict()
+    if as_json:
+        print_json(figures)
+        return
+    lake = Table(title=f"{figures['events']:,} events over {figures['hours']} hours, compacted")
+    for column in ("events MB", "parts MB", "parts/events", "compaction s", "of which parts s",
+                   "parts/events time"):  # fmt: skip
+        lake.add_column(column, justify="right")
+    lake.add_row(
+        f"{figures['events_bytes'] / 1e6:,.1f}",
+        f"{figures['parts_bytes'] / 1e6:,.1f}",
+        f"{figures['parts_bytes_share']:.1%}",
+        f"{figures['compaction_seconds']:,.1f}",
+        f"{figures['parts_seconds']:,.1f}",
+        f"{figures['parts_time_share']:.1%}",
+    )
+    out.print(lake)
+    found = Table(title="reports (DuckDB over the session parts, local S3)")
+    for column in ("report", "visits", "cold p50 s", "cold p95 s", "warm p50 s", "warm p95 s",
+                   "MB read"):  # fmt: skip
+        found.add_column(column, justify="left" if column == "report" else "right")
+    for row in figures["reports"]:
+        found.add_row(
+            row["name"],
+            f"{row['visits']:,}",
+            f"{row['cold_p50']:.2f}",
+            f"{row['cold_p95']:.2f}",
+            f"{row['warm_p50']:.2f}",
+            f"{row['warm_p95']:.2f}",
+            f"{row['bytes_read'] / 1e6:.1f}",
+        )
+    out.print(found)
+    out.print(
+        f"the site owner's view in Chromium, first paint of its figures: "
+        f"{figures['first_paint_cold']:.2f} s cold, {figures['first_paint_warm']:.2f} s again"
+    )
 
 
 def bench_freshness(seconds: float, *, as_json: bool) -> None:

@@ -1,0 +1,257 @@
+"""`clickstream bench reports`: what a site owner's report over a month costs, in figures.
+
+Days of the generator's world traffic (1,000,000 events a day by default, countries as the
+collector resolves them) are archived into a bucket of the local stack's S3 as four shards'
+processors archive them, and every hour is compacted (its Parquet and its session parts).
+Then, over the whole span:
+
+- compaction: seconds and bytes of the hours' events, and of their parts (their share);
+- reports (`insights.report`, DuckDB over the parts): the span by source, and the same
+  filtered by a country and a device type: cold (a new connection: the archive listed, the
+  manifests read, the parts read) and warm (the same report again on that connection), p50
+  and p95 of `--runs` each, and the bytes the visits' reading took from S3 (DuckDB's own
+  HTTP counters);
+- the dashboard: the site owner's view of the span opened in headless Chromium, the time
+  until its figures are drawn (first paint of the data), cold and again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from clickstream.kernel.events import ClickEvent
+from clickstream.stores.positions import Position
+from clickstream.tools.bench_lake import bytes_read
+from clickstream.tools.bench_traffic import profile_for_rate, steady_events
+from consumer.core.batch import archive_objects
+from consumer.core.positioned import PositionedEvent
+from producer.manifest import shard_index
+from producer.world import country_of_session
+
+SHARDS = 4
+COMMIT_SECONDS = 60
+"""A processor's commit window: one object per shard and event-time hour per window."""
+
+
+@dataclass
+class Timing:
+    name: str
+    cold_p50: float
+    cold_p95: float
+    warm_p50: float
+    warm_p95: float
+    bytes_read: int
+    visits: int
+
+
+@dataclass
+class ReportsBench:
+    days: int
+    events_per_day: int
+    events: int = 0
+    hours: int = 0
+    write_seconds: float = 0.0
+    events_bytes: int = 0
+    parts_bytes: int = 0
+    compaction_seconds: float = 0.0
+    parts_seconds: float = 0.0
+    reports: list[Timing] = field(default_factory=list)
+    first_paint_cold: float | None = None
+    first_paint_warm: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        found = asdict(self)
+        events_seconds = self.compaction_seconds - self.parts_seconds
+        found["parts_time_share"] = (
+            round(self.parts_seconds / events_seconds, 3) if events_seconds else None
+        )
+        found["parts_bytes_share"] = (
+            round(self.parts_bytes / self.events_bytes, 3) if self.events_bytes else None
+        )
+        return found
+
+
+def day_of_events(seed: int, start: datetime, events: int) -> Iterator[ClickEvent]:
+    """`events` of steady world traffic from `start`, within its day, with countries."""
+    profile = profile_for_rate(events / 86_400 * 1.05, seed)
+    end = start + timedelta(days=1)
+    steady = itertools.takewhile(lambda e: e.timestamp < end, steady_events(seed, start, profile))
+    for event in itertools.islice(steady, events):
+        yield event.model_copy(update={"country": country_of_session(seed, event.session_id).code})
+
+
+def write_day(s3: Any, bucket: str, seed: int, start: datetime, events: int) -> int:
+    """A day archived as four shards' processors archive it; the events written."""
+    windows: dict[tuple[int, int], list[PositionedEvent]] = {}
+    sequence = itertools.count(1)
+    written = 0
+
+    def flush(key: tuple[int, int]) -> None:
+        for item in archive_objects(f"shardId-{key[0]:012d}", windows.pop(key), []):
+            s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)
+
+    for event in day_of_events(seed, start, events):
+        shard = shard_index(event.session_id, SHARDS)
+        window = int((event.timestamp - start).total_seconds() // COMMIT_SECONDS)
+        for old in [k for k in windows if k[0] == shard and k[1] < window]:
+            flush(old)
+        windows.setdefault((shard, window), []).append(
+            PositionedEvent(Position(next(sequence)), event, event.to_record(), event.session_id)
+        )
+        written += 1
+    for key in list(windows):
+        flush(key)
+    return written
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def run(
+    days: int,
+    events_per_day: int,
+    seed: int,
+    runs: int,
+    make_s3: Callable[[], Any],
+    location_for: Callable[[str], Any],
+    on_progress: Callable[[str], None],
+    now: datetime | None = None,
+) -> ReportsBench:
+    from insights import archive_views, report
+    from insights.compaction import Compactor
+    from insights.lake import hours_between
+    from insights.settings import LakeSettings
+
+    bench = ReportsBench(days, events_per_day)
+    now = now or datetime.now(UTC)
+    first = (now - timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
+    s3 = make_s3()
+    bucket = f"reportsbench-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    location = location_for(bucket)
+    started = time.monotonic()
+    for day in range(days):
+        on_progress(f"day {day + 1} of {days}: {events_per_day:,} events into the raw archive")
+        bench.events += write_day(
+            s3, bucket, seed + day, first + timedelta(days=day), events_per_day
+        )
+    bench.write_seconds = time.monotonic() - started
+    compactor = Compactor(s3, location, LakeSettings(), clock=lambda: now + timedelta(hours=2))
+    hours = hours_between(first, first + timedelta(days=days) - timedelta(hours=1))
+    for index, hour in enumerate(hours):
+        if index % 24 == 0:
+            on_progress(f"compacting hour {index + 1} of {len(hours)}")
+        result = compactor.compact(hour)
+        bench.hours += 1
+        bench.compaction_seconds += result.seconds
+        bench.parts_seconds += result.parts_seconds
+        bench.events_bytes += result.bytes
+        bench.parts_bytes += result.parts_bytes
+    span = report.Range(first, first + timedelta(days=days), ZoneInfo("UTC"))
+    for name, filters in (
+        (f"{days} days by source", ()),
+        (f"{days} days by source, one country and device", ("country=US", "device_type=mobile")),
+    ):
+        on_progress(f"report: {name}, {runs} times cold and warm")
+        query = report.Query(
+            span, by=report.dimension("source"), filters=report.filters_of(filters)
+        )
+        since = report.reading_start(query, compare=False)
+        cold, warm, visits, read = [], [], 0, 0
+        for _ in range(runs):
+            began = time.perf_counter()
+            connection = archive_views.connect(location, s3, since=since)
+            found = report.report_of(connection, query, compare=False)
+            cold.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            report.report_of(connection, query, compare=False)
+            warm.append(time.perf_counter() - began)
+            visits = found.totals.visits
+            read = bytes_read(connection, report.visits_select(query, span))
+            connection.close()
+        bench.reports.append(
+            Timing(
+                name,
+                statistics.median(cold),
+                _percentile(cold, 0.95),
+                statistics.median(warm),
+                _percentile(warm, 0.95),
+                read,
+                visits,
+            )
+        )
+    on_progress("the site owner's view of the span in headless Chromium")
+    bench.first_paint_cold, bench.first_paint_warm = first_paint(location, s3, span, now)
+    return bench
+
+
+def first_paint(location: Any, s3: Any, span: Any, now: datetime) -> tuple[float, float]:
+    """Seconds from opening the view of `span` until its figures are drawn, twice (the
+    second within the dashboard's refresh interval: its answer kept)."""
+    import uvicorn
+
+    from clickstream.tools.aws_standin import free_port
+    from clickstream.tools.browser import headless_chromium
+    from insights import archive_views
+    from insights.dashboard import Dashboard, Sources
+    from insights.settings import DashboardSettings
+    from insights.web import create_app
+
+    sources = Sources(
+        stream_name="-",
+        page_stats_table="-",
+        alerts_table=None,
+        lease_table="-",
+        archive_bucket=location.bucket,
+        dynamodb=None,
+        kinesis=None,
+        s3=s3,
+        duckdb=lambda since: archive_views.connect(location, s3, since=since, enrich=False),
+        reports=lambda since: archive_views.connect(location, s3, since=since),
+    )
+    settings = DashboardSettings(refresh_seconds=60)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(Dashboard(sources, settings, clock=lambda: now), token=None),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            lifespan="off",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    address = (
+        f"http://127.0.0.1:{port}/?from={span.start.isoformat()}&to={span.end.isoformat()}"
+    ).replace("+", "%2B")
+    times = []
+    try:
+        with headless_chromium(1400, 1800) as browser:
+            for _ in range(2):
+                began = time.perf_counter()
+                browser.get(address)
+                while browser.execute_script("return document.body.dataset.state") != "ok":
+                    if time.perf_counter() - began > 120:
+                        raise RuntimeError("the view did not draw its figures in 120 s")
+                    time.sleep(0.02)
+                times.append(time.perf_counter() - began)
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(RuntimeError):
+            thread.join(timeout=10)
+    return times[0], times[1]
