@@ -34,6 +34,9 @@ from insights.settings import DashboardSettings
 
 log = get_logger(component="dashboard")
 
+READING_SECONDS: Final = 30.0
+"""How long an opened reading of the archive serves reports: the live view is then at most
+this plus the workers' archive flush (60 s) behind the stream."""
 REPORTS_KEPT: Final = 64
 """Recent report answers kept (per distinct request) for the refresh interval."""
 LAG_REFRESH_SECONDS = 15.0
@@ -175,6 +178,8 @@ class Dashboard:
         ] = {}
         self._reports: dict[tuple[tuple[str, tuple[str, ...]], ...], tuple[float, Any]] = {}
         self._reports_lock = threading.Lock()
+        self._readings: dict[datetime, tuple[float, Any]] = {}
+        self._reading_lock = threading.Lock()
         self._lags = Refreshed("shards", self._shards, LAG_REFRESH_SECONDS)
         self._rages = Refreshed("rage clicks", self._rage_clicks, settings.heatmap_refresh_seconds)
 
@@ -394,10 +399,14 @@ class Dashboard:
             if kept is not None and now - kept[0] < self._settings.refresh_seconds:
                 return dict(kept[1])
         query, compare, panels = report.query_of(params, self._clock())
-        if self._sources.reports is None:
-            raise ClickstreamError("no archive to report from")
-        since = report.reading_start(query, compare=compare)
-        with contextlib.closing(self._sources.reports(since)) as connection:
+        since = report.reading_start(query, compare=compare).replace(
+            minute=0, second=0, microsecond=0
+        )
+        # The live view (a range of an hour or less) reads the archive as it is now; longer
+        # ranges may share a reading up to READING_SECONDS old.
+        live = query.range.end - query.range.start <= timedelta(hours=1)
+        with self._reading_lock:
+            connection = self._reading(since, fresh=live)
             found = report.report_of(connection, query, compare=compare, breakdowns=panels)
         answer = {**found.as_dict(query), "as_of": self._clock().isoformat()}
         with self._reports_lock:
@@ -405,3 +414,22 @@ class Dashboard:
                 self._reports.pop(next(iter(self._reports)))
             self._reports[key] = (now, answer)
         return answer
+
+    def _reading(self, since: datetime, *, fresh: bool) -> Any:
+        """A connection with the archive's views from `since`'s hour, opened at most
+        `READING_SECONDS` ago (opening lists the hours' objects and reads their manifests,
+        the larger part of a report's time); older ones are closed. Callers hold
+        `_reading_lock`: a DuckDB connection serves one query at a time."""
+        if self._sources.reports is None:
+            raise ClickstreamError("no archive to report from")
+        now = time.monotonic()
+        for start, (opened, connection) in list(self._readings.items()):
+            if now - opened >= READING_SECONDS or (fresh and start == since):
+                connection.close()
+                del self._readings[start]
+        kept = self._readings.get(since)
+        if kept is not None:
+            return kept[1]
+        connection = self._sources.reports(since)
+        self._readings[since] = (now, connection)
+        return connection

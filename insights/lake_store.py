@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import boto3
@@ -16,7 +16,7 @@ from clickstream.kernel.aws import object_or_none
 from clickstream.kernel.errors import InsightsError
 from clickstream.stores import archive_layout as layout
 from insights import lake
-from insights.archive import listed
+from insights.archive import listed, listed_by_hour
 from insights.sql import ArchiveLocation
 
 LOST_RACE_CODES: Final = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412"})
@@ -46,9 +46,11 @@ class LakeStore:
         self.bucket = bucket
 
     def _list(self, prefix: str, since: datetime | None = None) -> list[dict[str, Any]]:
-        """The objects under `prefix` (with `since`: of its hour partitions from `since`'s)."""
-        start_after = None if since is None else layout.hour_start_key(prefix.rstrip("/"), since)
-        return listed(self._s3, self.bucket, prefix, start_after=start_after)
+        """The objects under `prefix` (with `since`: of its hour partitions from `since`'s,
+        the hours up to now listed side by side)."""
+        if since is None:
+            return listed(self._s3, self.bucket, prefix)
+        return listed_by_hour(self._s3, self.bucket, prefix.rstrip("/"), since, datetime.now(UTC))
 
     def raw_objects(
         self, hour: datetime | None = None, *, since: datetime | None = None

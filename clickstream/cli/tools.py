@@ -291,13 +291,14 @@ def bench_reports(days: int, events_per_day: int, seed: int, runs: int, *, as_js
     )
     out.print(lake)
     found = Table(title="reports (DuckDB over the session parts, local S3)")
-    for column in ("report", "visits", "cold p50 s", "cold p95 s", "warm p50 s", "warm p95 s",
-                   "MB read"):  # fmt: skip
+    for column in ("report", "visits", "open p50 s", "cold p50 s", "cold p95 s", "warm p50 s",
+                   "warm p95 s", "MB read"):  # fmt: skip
         found.add_column(column, justify="left" if column == "report" else "right")
     for row in figures["reports"]:
         found.add_row(
             row["name"],
             f"{row['visits']:,}",
+            f"{row['open_p50']:.2f}",
             f"{row['cold_p50']:.2f}",
             f"{row['cold_p95']:.2f}",
             f"{row['warm_p50']:.2f}",

@@ -12,6 +12,7 @@ import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -347,3 +348,35 @@ def test_an_hour_that_cannot_be_compacted_does_not_stop_the_others(seeded: Lake)
     assert outcomes["2026-11-20T10"]["outcome"] == "compacted"
     assert outcomes["2026-11-20T09"]["outcome"] == "failed"
     assert "does not parse" in outcomes["2026-11-20T09"]["notes"][0]
+
+
+def test_listing_hours_side_by_side_gives_what_one_listing_gives(
+    local_stack: LocalStackState,
+) -> None:
+    from insights.archive import listed, listed_by_hour
+
+    s3 = aws.local_client("s3", local_stack.moto_endpoint, local_stack.region)
+    bucket = f"listing-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    # GIVEN more objects than one page holds, over 30 hours, one hour empty, one before the
+    # range, and two hours past the listing's end (a clock ahead)
+    first = datetime(2026, 11, 20, 0, tzinfo=UTC)
+    hours = [first + timedelta(hours=n) for n in range(-1, 33) if n != 7]
+    keys = [f"{layout.raw_prefix(hour)}shard-{n:04d}.jsonl.gz" for hour in hours for n in range(36)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda key: s3.put_object(Bucket=bucket, Key=key, Body=b"x"), keys))
+    until = first + timedelta(hours=29, minutes=30)
+    # WHEN listed from the first hour page after page, and hour by hour side by side
+    one = listed(s3, bucket, "raw/", start_after=layout.hour_start_key("raw", first))
+    side = listed_by_hour(s3, bucket, "raw", first, until)
+    # THEN both give every key from the first hour on, in order, the later hours too
+    assert len(one) > 1000
+    assert [entry["Key"] for entry in side] == [entry["Key"] for entry in one]
+    assert [entry["Key"] for entry in one] == sorted(
+        k for k in keys if k >= layout.raw_prefix(first)
+    )
+    # AND a listing that fits one page is that page
+    small = listed_by_hour(s3, bucket, "raw", first + timedelta(hours=31), until)
+    assert [e["Key"] for e in small] == [
+        k for k in keys if k >= layout.raw_prefix(first + timedelta(hours=31))
+    ]
