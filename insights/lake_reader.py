@@ -167,13 +167,17 @@ def parts_views(bucket: str, found: lake.LakeReading) -> dict[str, str]:
     views = {"events_unparted": events_select(bucket, found.without_parts(), enrich=True)}
     for kind in lake.PART_KINDS:
         columns = sessions_sql.PART_COLUMNS[kind]
-        names = ", ".join(name for name, _ in columns)
+        # Their columns and hour partitions, as Athena's tables of them have.
+        names = ", ".join(name for name, _ in columns) + f", {HOUR_COLUMNS}"
         computed = sessions_sql.PART_SELECTS[kind]("events_unparted", HOUR_COLUMNS)
         select = f"SELECT {names} FROM ({computed})"  # noqa: S608
         stored = found.parts_of(kind)
         if stored:
             listed = ", ".join(quote(f"s3://{bucket}/{key}") for key in stored)
-            select += f" UNION ALL SELECT {names} FROM read_parquet([{listed}])"  # noqa: S608
+            select += (
+                f" UNION ALL SELECT {names} FROM read_parquet([{listed}], "  # noqa: S608
+                f"hive_partitioning = true, hive_types = {HIVE_TYPES})"
+            )
         views[PART_VIEWS.get(kind, kind)] = select
     return views
 

@@ -130,6 +130,15 @@ class LakeStore:
         return None if answer is None else str(answer["Body"].read().decode())
 
     def put_symlink(self, manifest: lake.HourManifest) -> None:
+        """Athena's symlinks of the hour: its parts' first, its events' last (the one a
+        later run compares with the manifest: when it is current, so are the others)."""
+        for kind, part in manifest.parts.items():
+            self._s3.put_object(
+                Bucket=self.bucket,
+                Key=layout.parts_symlink_key(kind, manifest.hour),
+                Body=f"s3://{self.bucket}/{part.key}\n".encode(),
+                ContentType="text/plain",
+            )
         self._s3.put_object(
             Bucket=self.bucket,
             Key=layout.symlink_key(manifest.hour),

@@ -122,12 +122,18 @@ class Range:
         }
 
     def buckets(self) -> list[tuple[str, datetime, datetime]]:
-        """The graph's buckets: hours for up to two days, else the zone's days."""
-        if self.end - self.start <= timedelta(days=2):
+        """The graph's buckets: minutes for up to an hour (the live view), ten minutes for
+        up to six, hours for up to two days, else the zone's days."""
+        length = self.end.astimezone(UTC) - self.start.astimezone(UTC)
+        if length <= timedelta(days=2):
             # The zone's hours (some zones are half an hour off UTC), stepped in UTC so that
             # a day with a clock change has its 23 or 25 of them.
-            step = timedelta(hours=1)
-            local = self.start.astimezone(self.zone).replace(minute=0, second=0, microsecond=0)
+            minutes = (
+                1 if length <= timedelta(hours=1) else 10 if length <= timedelta(hours=6) else 60
+            )
+            step = timedelta(minutes=minutes)
+            local = self.start.astimezone(self.zone).replace(second=0, microsecond=0)
+            local = local.replace(minute=local.minute - local.minute % minutes)
             found, at = [], local.astimezone(UTC)
             while at < self.end:
                 found.append((at.astimezone(self.zone).isoformat(), at, at + step))

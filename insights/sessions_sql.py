@@ -190,6 +190,7 @@ def session_parts_select(events: str, hour_columns: str = "") -> str:
         *(f"{_first(name, FIRST)} AS {name}" for name in AGENT_NAMES),
         f"{_known('country', FIRST)} AS country",
         "bool_or(coalesce(is_bot, false)) AS is_bot",
+        *([hour_columns] if hour_columns else []),
     ]
     return f"SELECT {', '.join(columns)} FROM {events} GROUP BY {grouped}"  # noqa: S608
 

@@ -108,6 +108,15 @@ def symlink_key(hour: datetime) -> str:
     return f"{SYMLINK_PREFIX}/{hour_partition(hour)}/symlink.txt"
 
 
+PARTS_SYMLINK_PREFIX: Final = "lake/parts"
+"""Athena's view of an hour's parts (`insights.sessions_sql`): per kind and hour one
+`symlink.txt` naming the published generation's file of that kind."""
+
+
+def parts_symlink_key(kind: str, hour: datetime) -> str:
+    return f"{PARTS_SYMLINK_PREFIX}/{kind}/{hour_partition(hour)}/symlink.txt"
+
+
 def verdict_name(session_id: str) -> str:
     """A verdict object's name: a hash of the session id (an id is up to 256 characters of
     any script, more than a key can hold once escaped), which `forget` finds again."""

@@ -1,7 +1,10 @@
-"""Athena's `sessions` view, as the template declares it: a Glue table of type VIRTUAL_VIEW
-whose text is `insights.sessions_sql.sessions_select` over the lake's `events` table, the same
-SQL DuckDB's `sessions` view runs. `python -m clickstream.tools.athena_views --write` writes
-the resource between its markers in infra/cloudformation.yaml; a unit test holds them equal.
+"""Athena's `sessions` view and the tables of the hours' parts, as the template declares
+them: `session_parts`, `page_parts` and `custom_events` (Glue tables over the symlinks
+compaction writes per kind and hour, `lake/parts/<kind>/year=/…/symlink.txt`), and a Glue
+table of type VIRTUAL_VIEW whose text is `insights.sessions_sql.sessions_from_parts` over
+`session_parts`, the same SQL DuckDB's `sessions` view runs.
+`python -m clickstream.tools.athena_views --write` writes the resources between their markers
+in infra/cloudformation.yaml; a unit test holds them equal.
 
 Athena reads a view's definition from the Glue table's `ViewOriginalText`: `/* Presto View:
 <base64 of a JSON document> */`, the document holding the SQL, the catalog, the database and
@@ -17,7 +20,8 @@ from pathlib import Path
 from typing import Final
 
 from clickstream.kernel.paths import DEFAULT_TEMPLATE
-from insights.sessions_sql import SESSION_COLUMNS, sessions_select
+from insights.lake import PART_KINDS
+from insights.sessions_sql import PART_COLUMNS, SESSION_COLUMNS, sessions_from_parts
 
 TEMPLATE: Final = DEFAULT_TEMPLATE
 BEGIN: Final = "  # sessions view: begin (python -m clickstream.tools.athena_views --write)\n"
@@ -43,30 +47,89 @@ HIVE_TYPES: Final = {
 def view_document(database: str) -> dict[str, object]:
     """The Presto view document Athena keeps for `sessions` in `database`."""
     return {
-        "originalSql": sessions_select("events"),
+        "originalSql": sessions_from_parts("session_parts"),
         "catalog": "awsdatacatalog",
         "schema": database,
         "columns": [{"name": name, "type": TRINO_TYPES[kind]} for name, kind in SESSION_COLUMNS],
     }
 
 
+HOUR_PARTS: Final = ("year", "month", "day", "hour")
+PARQUET_SERDE: Final = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+PART_TABLES: Final = {
+    "sessions": ("SessionPartsTable", "session_parts", "One row per session and hour"),
+    "pages": ("PagePartsTable", "page_parts", "Each session's views per page path and hour"),
+    "custom_events": ("CustomEventsTable", "custom_events", "The custom events, by hour"),
+}
+"""Each kind of part: its template resource, its table's name, what a row is."""
+
+
+def parts_table_text(kind: str) -> str:
+    resource, name, what = PART_TABLES[kind]
+    location = f"s3://${{ArchiveBucket}}/lake/parts/{kind}"
+    projection = "".join(
+        f"          projection.{part}.type: integer\n"
+        f'          projection.{part}.range: "{bounds}"\n'
+        + (f'          projection.{part}.digits: "2"\n' if part != "year" else "")
+        for part, bounds in (
+            ("year", "2020,2100"),
+            ("month", "1,12"),
+            ("day", "1,31"),
+            ("hour", "0,23"),
+        )
+    )
+    columns = "".join(
+        f"            - {{Name: {column}, Type: {HIVE_TYPES[kind_of]}}}\n"
+        for column, kind_of in PART_COLUMNS[kind]
+    )
+    return (
+        f"  {resource}:\n"
+        "    Type: AWS::Glue::Table\n"
+        "    Properties:\n"
+        "      CatalogId: !Ref AWS::AccountId\n"
+        "      DatabaseName: !Ref ArchiveDatabase\n"
+        "      TableInput:\n"
+        f"        Name: {name}\n"
+        f"        Description: {what} of the compacted hours (clickstream compact), what reports "
+        "read (docs/reports.md).\n"
+        "        TableType: EXTERNAL_TABLE\n"
+        "        Parameters:\n"
+        '          projection.enabled: "true"\n'
+        + projection
+        + f'          storage.location.template: !Sub "{location}/year=${{!year}}/month=${{!month}}'
+        '/day=${!day}/hour=${!hour}"\n'
+        "        PartitionKeys:\n"
+        + "".join(
+            f"          - {{Name: {part}, Type: int}}\n"
+            for part in ("year", "month", "day", "hour")
+        )
+        + "        StorageDescriptor:\n"
+        f'          Location: !Sub "{location}/"\n'
+        "          InputFormat: org.apache.hadoop.hive.ql.io.SymlinkTextInputFormat\n"
+        "          OutputFormat: org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat\n"
+        "          SerdeInfo:\n"
+        f"            SerializationLibrary: {PARQUET_SERDE}\n"
+        "          Columns:\n" + columns + "\n"
+    )
+
+
 def resource_text() -> str:
-    """The template's `SessionsView` resource, between its markers."""
+    """The template's parts tables and `SessionsView`, between their markers."""
     document = json.dumps(view_document(DATABASE_PLACEHOLDER), separators=(",", ":"))
     columns = "".join(
         f"            - {{Name: {name}, Type: {HIVE_TYPES[kind]}}}\n"
         for name, kind in SESSION_COLUMNS
     )
     return (
-        BEGIN + "  SessionsView:\n"
+        BEGIN + "".join(parts_table_text(kind) for kind in PART_KINDS) + "  SessionsView:\n"
         "    Type: AWS::Glue::Table\n"
         "    Properties:\n"
         "      CatalogId: !Ref AWS::AccountId\n"
         "      DatabaseName: !Ref ArchiveDatabase\n"
         "      TableInput:\n"
         "        Name: sessions\n"
-        "        Description: One row per session of the lake's events (clickstream's sessions "
-        "view; the hours not compacted yet are not in it).\n"
+        "        Description: One row per session of the lake (clickstream's sessions view, put "
+        "together from session_parts; the hours not compacted yet are not in it).\n"
         "        TableType: VIRTUAL_VIEW\n"
         "        Parameters:\n"
         '          presto_view: "true"\n'

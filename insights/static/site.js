@@ -155,7 +155,11 @@
       group.dataset.pageViews = bucket.page_views;
       const title = svg("title", {});
       title.textContent = `${bucket.bucket}: ${bucket.visitors} visitors, ${bucket.page_views} page views`;
-      group.append(svg("circle", { cx: x(i), cy: y(bucket.visitors), r: 2.5, fill: "var(--page_view)" }), title);
+      group.append(
+        svg("circle", { cx: x(i), cy: y(bucket.visitors), r: 2.5, fill: "var(--page_view)" }),
+        svg("circle", { cx: x(i), cy: y(bucket.page_views), r: 2.5, fill: "var(--click)" }),
+        title,
+      );
       nodes.push(group);
       if (i % every === 0) {
         const text = bucket.bucket.length > 10 ? bucket.bucket.slice(11, 16) : bucket.bucket.slice(5);

@@ -429,7 +429,6 @@ def site_view_equals_the_manifest(manifest: Manifest, url: str) -> None:
         assert shown["visits"] == sum(merged("channel", every).values())
         # (the world map shades the same countries with the same visits)
         assert dict(shown["mapped"]) == merged("country", every)
-        images = PROJECT_ROOT / "docs" / "images"
         browser.save_screenshot(str(ARTIFACTS / "site-view.png"))
         # WHEN the busiest channel is clicked
         channel = max(shown["panels"]["channel"], key=shown["panels"]["channel"].__getitem__)
@@ -461,9 +460,6 @@ def site_view_equals_the_manifest(manifest: Manifest, url: str) -> None:
         )
         week = read_site(browser, lambda s: "range=7d" in s["address"])
         assert week["visits"] == sum(merged("channel", every).values())
-        if os.environ.get("CLICKSTREAM_WRITE_DOC_IMAGES"):
-            for name in ("site-view.png", "site-view-filtered.png"):
-                (images / name).write_bytes((ARTIFACTS / name).read_bytes())
 
 
 def cli_sql(query: str) -> list[dict[str, Any]]:

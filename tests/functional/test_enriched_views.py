@@ -13,6 +13,7 @@ import pytest
 from clickstream.kernel import aws
 from clickstream.kernel.events import ClickEvent, EventType
 from clickstream.local.stack import LocalStackState
+from clickstream.stores import archive_layout as layout
 from clickstream.stores.alerts import Alert, Rule
 from clickstream.stores.positions import Position
 from consumer.core.batch import verdict_objects
@@ -20,7 +21,7 @@ from consumer.core.positioned import PositionedEvent
 from insights import archive_views, lake, sql
 from insights.compaction import Compactor
 from insights.lake_store import LakeStore
-from insights.sessions_sql import sessions_select
+from insights.sessions_sql import sessions_from_parts, sessions_select
 from insights.settings import LakeSettings
 from tests.support.archive import put_objects, shard_name
 
@@ -209,15 +210,31 @@ def test_sessions_and_events_carry_the_landings_acquisition_raw_and_compacted(
     assert kinds == [("parquet",)]
     assert session_rows(location, s3) == EXPECTED_SESSIONS
     assert event_rows(location, s3) == raw_events
-    # AND Athena's view (the same SQL, over the lake's table: here its Parquet files) too
+    # AND Athena's view (the same SQL, over its `session_parts` table: here the files its
+    # symlinks name) too, and the one definition over the lake's events
     store = LakeStore(s3, location.bucket)
+    hours = [m.hour for m in store.manifests()]
+    named = [
+        s3.get_object(Bucket=location.bucket, Key=layout.parts_symlink_key("sessions", hour))[
+            "Body"
+        ]
+        .read()
+        .decode()
+        .strip()
+        for hour in hours
+    ]
+    assert len(named) == 2
+    parts_files = ", ".join(sql.quote(path) for path in named)
     files = [f.key for m in store.manifests() for f in m.files]
     lake_files = ", ".join(sql.quote(f"s3://{location.bucket}/{key}") for key in files)
     athena_like = sql.open_duckdb(location)
+    athena_like.execute(f"CREATE VIEW session_parts AS SELECT * FROM read_parquet([{parts_files}])")
     athena_like.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet([{lake_files}])")
     verdict = sql.quote(f"s3://{location.bucket}/{verdict_objects([JUDGED])[0].key}")
     athena_like.execute(f"CREATE VIEW bot_verdicts AS SELECT * FROM read_json([{verdict}])")
-    _, rows = sql.run(athena_like, f"SELECT * FROM ({sessions_select('events')})")
+    _, rows = sql.run(athena_like, f"SELECT * FROM ({sessions_from_parts('session_parts')})")
+    _, over_events = sql.run(athena_like, f"SELECT * FROM ({sessions_select('events')})")
+    assert sorted(over_events) == sorted(rows)
     _, viewed = sql.run(connection, "SELECT * FROM sessions")
     assert sorted(rows) == sorted(viewed)
     assert len(rows) == len(EXPECTED_SESSIONS)

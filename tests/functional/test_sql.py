@@ -85,7 +85,15 @@ def test_the_views_have_the_athena_tables_name_columns_and_partitions(archive: A
         for resource in load_template(DEFAULT_TEMPLATE)["Resources"].values()
         if resource["Type"] == "AWS::Glue::Table"
     }
-    assert set(tables) == {"raw_events", "events", "sessions", "bot_verdicts"}
+    assert set(tables) == {
+        "raw_events",
+        "events",
+        "sessions",
+        "bot_verdicts",
+        "session_parts",
+        "page_parts",
+        "custom_events",
+    }
     connection = archive_views.connect(archive.location)
     # (the lake's table is what its Parquet holds: DuckDB's `events_stored`; `sessions` is a
     # view in both)
@@ -94,6 +102,9 @@ def test_the_views_have_the_athena_tables_name_columns_and_partitions(archive: A
         "events": "events_stored",
         "sessions": "sessions",
         "bot_verdicts": "bot_verdicts",
+        "session_parts": "session_parts",
+        "page_parts": "page_parts",
+        "custom_events": "custom_events",
     }
     for name, table in tables.items():
         athena_columns = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]

@@ -1,4 +1,5 @@
-"""Athena's `sessions` view in the template is the SQL DuckDB's `sessions` view runs."""
+"""Athena's `sessions` view in the template is the SQL DuckDB's `sessions` view runs, over the
+parts tables beside it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import json
 from clickstream.kernel.paths import DEFAULT_TEMPLATE
 from clickstream.local.template import load_template
 from clickstream.tools import athena_views
-from insights.sessions_sql import SESSION_COLUMNS, sessions_select
+from insights import lake
+from insights.sessions_sql import PART_COLUMNS, SESSION_COLUMNS, sessions_from_parts
 
 
 def test_the_template_holds_the_view_as_the_tool_writes_it() -> None:
@@ -27,9 +29,22 @@ def test_the_views_document_is_the_sessions_sql_over_the_lake_table() -> None:
     document = json.loads(
         encoded["Fn::Base64"]["Fn::Sub"].replace("${GlueDatabaseName}", "clickstream")
     )
-    assert document["originalSql"] == sessions_select("events")
+    assert document["originalSql"] == sessions_from_parts("session_parts")
     assert document["schema"] == "clickstream"
     assert [c["name"] for c in document["columns"]] == [name for name, _ in SESSION_COLUMNS]
     assert [c["Name"] for c in table["StorageDescriptor"]["Columns"]] == [
         name for name, _ in SESSION_COLUMNS
     ]
+
+
+def test_each_kind_of_part_has_its_table_over_its_symlinks() -> None:
+    resources = load_template(DEFAULT_TEMPLATE)["Resources"]
+    for kind in lake.PART_KINDS:
+        resource_name, name, _ = athena_views.PART_TABLES[kind]
+        table = resources[resource_name]["Properties"]["TableInput"]
+        assert table["Name"] == name
+        descriptor = table["StorageDescriptor"]
+        assert descriptor["InputFormat"].endswith("SymlinkTextInputFormat")
+        assert descriptor["Location"] == {"Fn::Sub": f"s3://${{ArchiveBucket}}/lake/parts/{kind}/"}
+        assert [c["Name"] for c in descriptor["Columns"]] == [n for n, _ in PART_COLUMNS[kind]]
+        assert [c["Name"] for c in table["PartitionKeys"]] == ["year", "month", "day", "hour"]

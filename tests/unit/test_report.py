@@ -71,8 +71,14 @@ def test_a_day_with_a_clock_change_has_its_25_hours_and_a_week_its_days() -> Non
     assert len(days) == 7
     assert days[5][2].astimezone(UTC) - days[5][1].astimezone(UTC) == timedelta(hours=25)
     # a zone half an hour off UTC counts from its own hours
-    kolkata = report.range_of(NOW, ZoneInfo("Asia/Kolkata"), since="3h")
+    kolkata = report.range_of(NOW, ZoneInfo("Asia/Kolkata"), since="24h")
     assert kolkata.buckets()[0][0].endswith(":00:00+05:30")
+    # the live view's are minutes, a few hours' ten minutes
+    live = report.range_of(NOW, BERLIN, since="30m").buckets()
+    assert len(live) == 30
+    assert live[1][1] - live[0][1] == timedelta(minutes=1)
+    hours = report.range_of(NOW, BERLIN, since="3h").buckets()
+    assert (len(hours), hours[0][0]) == (19, "2026-12-07T11:40:00+01:00")
 
 
 def test_dimensions_filters_and_properties() -> None:
