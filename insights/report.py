@@ -469,3 +469,12 @@ def query_of(
     )
     panels = tuple(dimension(name) for name in params.get("panel", []))
     return query, (one("compare") or "").lower() in TRUE_WORDS, panels
+
+
+def portable_sql(query: Query) -> str:
+    """The report as one statement DuckDB and Athena both run over `sessions`, `page_parts`
+    and `custom_events` (Athena's tables and view of the parts, `infra/cloudformation.yaml`):
+    the totals, or with `by` the breakdown's rows."""
+    visits = visits_select(query, query.range)
+    figures = rows_select(query.by, query.top) if query.by else f"SELECT {TOTALS} FROM visits"  # noqa: S608
+    return f"WITH visits AS ({visits}) {figures}"

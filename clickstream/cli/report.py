@@ -3,6 +3,7 @@ compared (`insights.report`; definitions in docs/reports.md)."""
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -53,6 +54,14 @@ def report(
     bots: Annotated[
         bool, typer.Option(help="Report the bots' visits instead of people's.")
     ] = False,
+    as_sql: Annotated[
+        bool,
+        typer.Option(
+            "--sql",
+            help="Print the report's SQL instead (one statement; Athena runs it over the "
+            "stack's tables of the lake's parts).",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Visitors, visits, page views, views per visit, bounce rate and visit duration of the
@@ -75,6 +84,9 @@ def report(
         bots=bots,
         top=top,
     )
+    if as_sql:
+        sys.stdout.write(reports.portable_sql(query) + "\n")
+        return
     connection = archive_views.connect(
         archive_location(), since=reports.reading_start(query, compare=compare)
     )
