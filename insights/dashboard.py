@@ -398,7 +398,8 @@ class Dashboard:
             kept = self._reports.get(key)
             if kept is not None and now - kept[0] < self._settings.refresh_seconds:
                 return dict(kept[1])
-        query, compare, panels = report.query_of(params, self._clock())
+        asked = params if "tz" in params else {**params, "tz": [self._settings.site_time_zone]}
+        query, compare, panels = report.query_of(asked, self._clock())
         since = report.reading_start(query, compare=compare).replace(
             minute=0, second=0, microsecond=0
         )

@@ -51,6 +51,21 @@ class DashboardSettings(BaseSettings):
         "window's archive objects again through DuckDB.",
     )
 
+    site_time_zone: str = Field(
+        default="UTC",
+        validation_alias="CLICKSTREAM_SITE_TIME_ZONE",
+        description="The site's zone: the site owner's view counts days in it unless its "
+        "address says `tz=` (`clickstream report --tz` defaults to it too).",
+    )
+
+    @field_validator("site_time_zone")
+    @classmethod
+    def _a_zone(cls, zone: str) -> str:
+        from insights.report import zone_of
+
+        zone_of(zone)  # an unknown zone stops the dashboard at start, saying which
+        return zone
+
     @field_validator("token")
     @classmethod
     def _long_enough(cls, token: SecretStr | None) -> SecretStr | None:

@@ -50,7 +50,12 @@ def report(
     ] = False,
     site: Annotated[str | None, typer.Option(help="Only the visits to this host.")] = None,
     top: Annotated[int, typer.Option(min=1, max=1000, help="Rows of the breakdown.")] = 10,
-    tz: Annotated[str, typer.Option(help="The zone days are counted in.")] = "UTC",
+    tz: Annotated[
+        str,
+        typer.Option(
+            envvar="CLICKSTREAM_SITE_TIME_ZONE", help="The zone days are counted in (the site's)."
+        ),
+    ] = "UTC",
     bots: Annotated[
         bool, typer.Option(help="Report the bots' visits instead of people's.")
     ] = False,

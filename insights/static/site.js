@@ -16,7 +16,6 @@
     ["visit_duration_s", "visit duration"],
   ];
   const LOWER_IS_BETTER = new Set(["bounce_rate"]);
-  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
   let timer = null;
   let asked = 0; // the latest request's number: an older answer arriving late is dropped
 
@@ -45,7 +44,7 @@
       filters: params.getAll("filter").filter((f) => f.includes("=")),
       bots: params.get("bots") === "1",
       property: params.get("property") || "",
-      tz: params.get("tz") || zone,
+      tz: params.get("tz") || "", // none: the site's zone (the dashboard's setting)
       tabs: Object.fromEntries(params.getAll("tab").map((t) => t.split(":", 2))),
     };
   }
@@ -62,7 +61,7 @@
     for (const f of next.filters) params.append("filter", f);
     if (next.bots) params.set("bots", "1");
     if (next.property) params.set("property", next.property);
-    if (next.tz !== zone) params.set("tz", next.tz);
+    if (next.tz) params.set("tz", next.tz);
     for (const [panel, dim] of Object.entries(next.tabs)) params.append("tab", `${panel}:${dim}`);
     history.pushState(null, "", `${location.pathname}?${params}`);
     load();
@@ -83,7 +82,7 @@
     } else {
       params.set("since", current.range);
     }
-    params.set("tz", current.tz);
+    if (current.tz) params.set("tz", current.tz);
     params.set("compare", "1");
     params.set("top", "20");
     if (current.site) params.set("site", current.site);
@@ -305,7 +304,7 @@
     $("to").value = current.to;
     $("bots").checked = current.bots;
     $("property").value = current.property;
-    $("zone").textContent = `days in ${current.tz}`;
+    $("zone").textContent = current.tz ? `days in ${current.tz}` : "";
     drawFilters(current);
     const number = ++asked;
     document.body.dataset.state = "loading";
@@ -314,6 +313,7 @@
       const body = await answer.json();
       if (number !== asked) return;
       if (!answer.ok) throw new Error(body.error || `the dashboard answered ${answer.status}`);
+      $("zone").textContent = `days in ${body.range.tz}`;
       drawTotals(body.totals, body.previous ? body.previous.totals : null);
       drawGraph(body.series);
       for (const panel of document.querySelectorAll(".panel")) {

@@ -338,6 +338,17 @@ def test_the_dashboards_api_answers_the_same_report_behind_the_same_rules(
     by_channel = truth.rows(mobile, "channel")
     for row in body["breakdowns"]["channel"]:
         close(row, by_channel[row["value"]])
+    # AND without tz= the site's zone counts the days (CLICKSTREAM_SITE_TIME_ZONE)
+    in_kolkata = Dashboard(
+        sources,
+        DashboardSettings(CLICKSTREAM_SITE_TIME_ZONE="Asia/Kolkata"),
+        clock=lambda: START + timedelta(days=1),
+    )
+    zoned = TestClient(create_app(in_kolkata, token=None), base_url="http://127.0.0.1:8050")
+    without_zone = {key: value for key, value in params.items() if key != "tz"}
+    answer = zoned.get("/api/report", params=without_zone).json()
+    assert answer["range"]["tz"] == "Asia/Kolkata"
+    assert answer["totals"] == body["totals"]
     # AND the two views are served: the site owner's at /, the operator's at /operator
     assert 'src="/static/site.js"' in client.get("/").text
     assert 'src="/static/dashboard.js"' in client.get("/operator").text
