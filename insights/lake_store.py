@@ -16,7 +16,7 @@ from clickstream.kernel.aws import object_or_none
 from clickstream.kernel.errors import InsightsError
 from clickstream.stores import archive_layout as layout
 from insights import lake
-from insights.archive import listed, listed_by_hour
+from insights.archive import HOURS_LISTED_TOGETHER, listed, listed_by_hour
 from insights.sql import ArchiveLocation
 
 LOST_RACE_CODES: Final = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412"})
@@ -36,7 +36,11 @@ def s3_client(location: ArchiveLocation) -> Any:
         aws_secret_access_key=location.secret_access_key,
         aws_session_token=location.session_token,
         endpoint_url=location.endpoint_url,
-        config=Config(retries={"mode": "standard", "max_attempts": 5}),
+        # Listing hours side by side and reading manifests share the client's connections.
+        config=Config(
+            retries={"mode": "standard", "max_attempts": 5},
+            max_pool_connections=HOURS_LISTED_TOGETHER,
+        ),
     )
 
 

@@ -268,7 +268,9 @@ def bench_reports(days: int, events_per_day: int, seed: int, runs: int, *, as_js
             events_per_day,
             seed,
             runs,
-            make_s3=lambda: aws.local_client("s3", state.moto_endpoint, state.region),
+            make_s3=lambda: aws.local_client(
+                "s3", state.moto_endpoint, state.region, max_connections=32
+            ),
             location_for=lambda bucket: ArchiveLocation(
                 bucket, state.region, "test", "test", endpoint_url=state.moto_endpoint
             ),
