@@ -19,6 +19,7 @@ nothing, read by nobody, and swept later) or the new one: each event is in the l
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 import uuid
@@ -252,26 +253,28 @@ class Compactor:
         bucket = self._archive.bucket
         listed = ", ".join(quote(f"s3://{bucket}/{key}") for key in keys)
         written = {}
-        for kind in lake.PART_KINDS:
-            key = f"{layout.lake_prefix(hour)}{generation}.parts/{kind}.parquet"
-            # An hour left with no event (a person erased) still gets its (empty) parts.
-            source = (
-                sessions_sql.PART_SELECTS[kind](f"read_parquet([{listed}])")
-                if keys
-                else sessions_sql.no_parts(kind)
-            )
-            try:
-                rows = run_once(
-                    self._connection(),
-                    f"COPY ({source}) TO {quote(f's3://{bucket}/{key}')} "
-                    f"(FORMAT parquet, COMPRESSION {self._settings.compression})",
+        # One connection for the three (each opening loads httpfs and its secret).
+        with contextlib.closing(self._connection()) as connection:
+            for kind in lake.PART_KINDS:
+                key = f"{layout.lake_prefix(hour)}{generation}.parts/{kind}.parquet"
+                # An hour left with no event (a person erased) still gets its (empty) parts.
+                source = (
+                    sessions_sql.PART_SELECTS[kind](f"read_parquet([{listed}])")
+                    if keys
+                    else sessions_sql.no_parts(kind)
                 )
-            except duckdb.Error as exc:
-                raise LakeError(
-                    f"hour {hour:%Y-%m-%dT%H} {kind} parts: {str(exc).strip().splitlines()[0]}"
-                ) from None
-            size = self._store.size(key)
-            written[kind] = lake.LakeFile(key=key, rows=int(rows[0][0]) if rows else 0, bytes=size)
+                try:
+                    rows = connection.execute(
+                        f"COPY ({source}) TO {quote(f's3://{bucket}/{key}')} "
+                        f"(FORMAT parquet, COMPRESSION {self._settings.compression})"
+                    ).fetchall()
+                except duckdb.Error as exc:
+                    raise LakeError(
+                        f"hour {hour:%Y-%m-%dT%H} {kind} parts: {str(exc).strip().splitlines()[0]}"
+                    ) from None
+                size = self._store.size(key)
+                count = int(rows[0][0]) if rows else 0
+                written[kind] = lake.LakeFile(key=key, rows=count, bytes=size)
         return written
 
     def _count_back(self, keys: list[str]) -> tuple[dict[str, int], dict[str, int]]:

@@ -432,7 +432,7 @@ class Forgetter:
         the hour the session started, which a run need not know, so the prefix is listed
         (one object per judged session: few)."""
         named = {layout.verdict_name(session): session for session in sessions}
-        for key in self._bucket.keys(f"{layout.VERDICT_PREFIX}/"):
+        for key in LakeStore(self._s3, self._bucket.bucket).verdict_keys():
             session = named.get(key.rsplit("/", 1)[-1])
             if session is None:
                 continue

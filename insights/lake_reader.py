@@ -3,7 +3,7 @@ is not (or where objects came or changed after), each event once (`insights.lake
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 import duckdb
@@ -23,10 +23,6 @@ from insights.sql import (
     quote,
 )
 
-VERDICT_LOOKBACK: Final = timedelta(days=1)
-"""How long before a query's first hour its verdicts are listed: a verdict is filed under
-the hour its session started, and a session reaching into the range may have started
-before it."""
 EVENT_NAMES = ", ".join(f'"{name}"' for name, _ in RAW_EVENT_COLUMNS)
 PARTITION_NAMES = ", ".join(PARTITIONS)
 STORED_NAMES = ", ".join(name for name, _ in STORED_COLUMNS)
@@ -109,7 +105,9 @@ def create_events_view(
     try:
         if enrich:
             enriched.register(connection)
-            verdicts = store.verdict_keys(since=None if since is None else since - VERDICT_LOOKBACK)
+            verdicts = store.verdict_keys(
+                since=None if since is None else since - sessions_sql.SESSION_REACH
+            )
             views = {
                 sessions_sql.VERDICTS: verdicts_select(archive.bucket, verdicts),
                 "events_stored": events_select(archive.bucket, found, enrich=True),

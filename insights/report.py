@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import duckdb
 
 from clickstream.kernel.errors import InsightsError
-from insights.sessions_sql import path_of
+from insights.sessions_sql import SESSION_REACH, path_of
 from insights.sql import quote
 
 
@@ -413,16 +413,38 @@ def report_of(
     return reports[0]
 
 
-READ_BEFORE: Final = timedelta(days=1)
-"""How long before a range its hours are read: a visit is the range's it started in, and
-its start is its first part's (`insights.sessions_sql`). A visit longer than this is taken
-as starting at its first event within it."""
-
-
 def reading_start(query: Query, *, compare: bool) -> datetime:
-    """The first hour a report reads."""
+    """The first hour a report reads: a visit is the range's it started in, and its start
+    is its first part's, looked for `SESSION_REACH` before the range."""
     first = query.range.previous.start if compare else query.range.start
-    return first - READ_BEFORE
+    return first - SESSION_REACH
+
+
+def query_from(
+    now: datetime,
+    *,
+    tz: str,
+    since: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    by: str | None = None,
+    filters: Sequence[str] = (),
+    site: str | None = None,
+    bots: bool = False,
+    top: int = 10,
+) -> Query:
+    """A report's query from `report`'s options, as the CLI and the dashboard's API take
+    them: no range at all is the last 7 days, and `site` is one more filter."""
+    span = range_of(
+        now, zone_of(tz), since=since or (None if start else "7d"), start=start, end=end
+    )
+    return Query(
+        span,
+        by=dimension(by) if by else None,
+        filters=filters_of([*filters, *([f"site={site}"] if site else [])]),
+        bots=bots,
+        top=top,
+    )
 
 
 MAX_LISTED: Final = 16
@@ -449,21 +471,18 @@ def query_of(
             raise RequestError(f"{name}: at most {MAX_LISTED} values")
         if any(len(value) > 1024 or not value.isprintable() for value in values):
             raise RequestError(f"{name}: a value too long or not printable")
-    zone = zone_of(one("tz") or "UTC")
-    start = one("from")
-    span = range_of(
-        now, zone, since=one("since") or (None if start else "7d"), start=start, end=one("to")
-    )
     top_text = one("top") or "10"
     if not top_text.isdigit() or not 1 <= int(top_text) <= 1000:
         raise RequestError("top: a whole number from 1 to 1000")
-    site = one("site")
-    filters = filters_of([*params.get("filter", []), *([f"site={site}"] if site else [])])
-    by = one("by")
-    query = Query(
-        span,
-        by=dimension(by) if by else None,
-        filters=filters,
+    query = query_from(
+        now,
+        tz=one("tz") or "UTC",
+        since=one("since"),
+        start=one("from"),
+        end=one("to"),
+        by=one("by"),
+        filters=params.get("filter", []),
+        site=one("site"),
         bots=(one("bots") or "").lower() in TRUE_WORDS,
         top=int(top_text),
     )

@@ -17,6 +17,7 @@ functional test holds the two equal).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Final
 
 from clickstream.kernel.enrichment.acquisition import DIRECT, NONE
@@ -26,6 +27,11 @@ from clickstream.kernel.enrichment.columns import (
     ENGAGED_SECONDS,
     LANDING_PREFIX,
 )
+
+SESSION_REACH: Final = timedelta(days=1)
+"""How long before a reading's first hour a session that reaches into it is looked for:
+its start (a report reads its hours from this before the range) and its bot verdict (filed
+under the hour it started). A session longer than this is taken as starting within it."""
 
 FIRST: Final = "ROW(event_time, event_id)"
 """The order of a session's events: time, then event id."""
@@ -94,15 +100,15 @@ PAGE_VIEWED: Final = "type = 'page_view'"
 ENGAGING: Final = "type IN ('click', 'custom')"
 
 
-def _first(value: str, order: str, where: str | None = None) -> str:
-    """The value of the first row by `order` (among those `where` holds), NULL or not."""
+def _first(value: str, order: str, where: str | None = None, *, pick: str = "min_by") -> str:
+    """The value of the first row by `order` (among those `where` holds), NULL or not; of
+    the last with `pick="max_by"`."""
     condition = f" FILTER (WHERE {where})" if where else ""
-    return f"nullif(min_by(coalesce({value}, ''), {order}){condition}, '')"
+    return f"nullif({pick}(coalesce({value}, ''), {order}){condition}, '')"
 
 
 def _last(value: str, order: str, where: str | None = None) -> str:
-    condition = f" FILTER (WHERE {where})" if where else ""
-    return f"nullif(max_by(coalesce({value}, ''), {order}){condition}, '')"
+    return _first(value, order, where, pick="max_by")
 
 
 def _known(value: str, order: str, *, last: bool = False) -> str:

@@ -77,15 +77,15 @@ def report(
     from insights import archive_views
     from insights import report as reports
 
-    now = datetime.now(UTC)
-    zone = reports.zone_of(tz)
-    default = None if start else "7d"
-    span = reports.range_of(now, zone, since=since or default, start=start, end=end)
-    given = [*(filters or []), *([f"site={site}"] if site else [])]
-    query = reports.Query(
-        span,
-        by=reports.dimension(by) if by else None,
-        filters=reports.filters_of(given),
+    query = reports.query_from(
+        datetime.now(UTC),
+        tz=tz,
+        since=since,
+        start=start,
+        end=end,
+        by=by,
+        filters=filters or [],
+        site=site,
         bots=bots,
         top=top,
     )

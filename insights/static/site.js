@@ -49,19 +49,26 @@
     };
   }
 
-  function go(next) {
+  // What the address and the API share: the range (named `rangeName`: the address says
+  // `range`, the API `since`), the zone, the site, the filters, people or bots.
+  function viewParams(current, rangeName) {
     const params = new URLSearchParams();
-    if (next.range === "custom") {
-      if (next.from) params.set("from", next.from);
-      if (next.to) params.set("to", next.to);
+    if (current.range === "custom") {
+      if (current.from) params.set("from", current.from);
+      if (current.to) params.set("to", current.to);
     } else {
-      params.set("range", next.range);
+      params.set(rangeName, current.range);
     }
-    if (next.site) params.set("site", next.site);
-    for (const f of next.filters) params.append("filter", f);
-    if (next.bots) params.set("bots", "1");
+    if (current.tz) params.set("tz", current.tz);
+    if (current.site) params.set("site", current.site);
+    if (current.bots) params.set("bots", "1");
+    for (const f of current.filters) params.append("filter", f);
+    return params;
+  }
+
+  function go(next) {
+    const params = viewParams(next, "range");
     if (next.property) params.set("property", next.property);
-    if (next.tz) params.set("tz", next.tz);
     for (const [panel, dim] of Object.entries(next.tabs)) params.append("tab", `${panel}:${dim}`);
     history.pushState(null, "", `${location.pathname}?${params}`);
     load();
@@ -75,19 +82,9 @@
   }
 
   function apiAddress(current) {
-    const params = new URLSearchParams();
-    if (current.range === "custom") {
-      if (current.from) params.set("from", current.from);
-      if (current.to) params.set("to", current.to);
-    } else {
-      params.set("since", current.range);
-    }
-    if (current.tz) params.set("tz", current.tz);
+    const params = viewParams(current, "since");
     params.set("compare", "1");
     params.set("top", "20");
-    if (current.site) params.set("site", current.site);
-    if (current.bots) params.set("bots", "1");
-    for (const f of current.filters) params.append("filter", f);
     const panels = new Set(["site"]);
     for (const panel of document.querySelectorAll(".panel")) {
       panels.add(panelDimension(panel, current));

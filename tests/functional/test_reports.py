@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import uuid
-import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,6 +30,7 @@ from insights.lake_store import LakeStore
 from insights.settings import DashboardSettings, LakeSettings
 from insights.web import create_app
 from producer.generator import TrafficProfile, generate
+from producer.manifest import shard_index
 from producer.world import country_of_session
 from tests.support import report_truth as truth
 from tests.support.archive import put_objects, shard_name
@@ -73,7 +73,7 @@ def seeded(local_stack: LocalStackState) -> Seeded:
     per_shard: list[list[PositionedEvent]] = [[], []]
     for sequence, event in enumerate(events, start=1):
         item = PositionedEvent(Position(sequence), event, event.to_record(), event.session_id)
-        per_shard[zlib.crc32(event.session_id.encode()) % 2].append(item)
+        per_shard[shard_index(event.session_id, 2)].append(item)
     for index, shard in enumerate(per_shard):
         for chunk in range(0, len(shard), 500):
             put_objects(s3, bucket, shard_name(index), shard[chunk : chunk + 500])

@@ -3,8 +3,8 @@ hold `insights.report`'s SQL (over parts, raw or compacted) to: no SQL, no parts
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -107,40 +107,39 @@ def in_range(visits: list[Visit], start: datetime, end: datetime, *, bots: bool)
     return [v for v in visits if start <= v.started < end and v.is_bot == bots]
 
 
+def _per_value(
+    visits: list[Visit], values_of: Callable[[Visit], list[str]], counted: str
+) -> dict[Any, dict[str, Any]]:
+    """Per value a visit has (a page it viewed, an event it sent): the visitors and visits
+    that have it, and how many times they have it (`counted`)."""
+    seen: dict[str, list[tuple[Visit, int]]] = defaultdict(list)
+    for visit in visits:
+        for value, times in Counter(values_of(visit)).items():
+            seen[value].append((visit, times))
+    return {
+        value: {
+            "visitors": len({v.visitor for v, _ in having}),
+            "visits": len(having),
+            counted: sum(n for _, n in having),
+        }
+        for value, having in seen.items()
+    }
+
+
 def rows(visits: list[Visit], by: str) -> dict[Any, dict[str, Any]]:
     """value -> figures, for every value (no top N)."""
-    found: dict[Any, dict[str, Any]] = {}
     if by == "page":
-        pages: dict[str, list[tuple[Visit, int]]] = defaultdict(list)
-        for visit in visits:
-            counted: dict[str, int] = defaultdict(int)
-            for view in visit.views:
-                counted[path(view.page)] += 1
-            for page, views in counted.items():
-                pages[page].append((visit, views))
-        for page, seen in pages.items():
-            found[page] = {
-                "visitors": len({v.visitor for v, _ in seen}),
-                "visits": len(seen),
-                "page_views": sum(n for _, n in seen),
-            }
-        return found
+        return _per_value(visits, lambda v: [path(e.page) for e in v.views], "page_views")
     if by == "event":
-        names: dict[str, list[tuple[Visit, int]]] = defaultdict(list)
-        for visit in visits:
-            sent: dict[str, int] = defaultdict(int)
-            for event in visit.events:
-                if event.type is EventType.CUSTOM:
-                    sent[str((event.properties or {}).get("name", "unnamed"))] += 1
-            for name, times in sent.items():
-                names[name].append((visit, times))
-        for name, seen in names.items():
-            found[name] = {
-                "visitors": len({v.visitor for v, _ in seen}),
-                "visits": len(seen),
-                "events": sum(n for _, n in seen),
-            }
-        return found
+        return _per_value(
+            visits,
+            lambda v: [
+                str((e.properties or {}).get("name", "unnamed"))
+                for e in v.events
+                if e.type is EventType.CUSTOM
+            ],
+            "events",
+        )
     grouped: dict[Any, list[Visit]] = defaultdict(list)
     for visit in visits:
         grouped[visit.values[by]].append(visit)
