@@ -135,6 +135,13 @@ def bench(
         int, typer.Option(min=10_000, help="reports: events of each day.")
     ] = 1_000_000,
     runs: Annotated[int, typer.Option(min=1, help="reports: runs of each report.")] = 5,
+    bucket: Annotated[
+        str | None,
+        typer.Option(
+            help="reports: measure the lake an earlier run generated in this bucket of the "
+            "running local stack (its name is printed) instead of generating one."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Benchmark one record processor through amazon_kclpy's protocol (no daemon, no AWS):
@@ -160,7 +167,7 @@ def bench(
         bench_lake(lake_events, seed, as_json=as_json)
         return
     if target is BenchTarget.REPORTS:
-        bench_reports(days, events_per_day, seed, runs, as_json=as_json)
+        bench_reports(days, events_per_day, seed, runs, bucket, as_json=as_json)
         return
     if target is BenchTarget.AGENTS:
         bench_agents(round(seconds_of_traffic * 1000), seed, as_json=as_json)
@@ -256,7 +263,9 @@ def bench_lake(events: int, seed: int, *, as_json: bool) -> None:
     out.print(found)
 
 
-def bench_reports(days: int, events_per_day: int, seed: int, runs: int, *, as_json: bool) -> None:
+def bench_reports(
+    days: int, events_per_day: int, seed: int, runs: int, bucket: str | None, *, as_json: bool
+) -> None:
     """A month's report over the local stack's S3 (started here if needed)."""
     from clickstream.kernel import aws
     from clickstream.tools import bench_reports as reports_bench
@@ -275,6 +284,7 @@ def bench_reports(days: int, events_per_day: int, seed: int, runs: int, *, as_js
                 bucket, state.region, "test", "test", endpoint_url=state.moto_endpoint
             ),
             on_progress=lambda line: err.print(line, highlight=False),
+            reuse_bucket=bucket,
         ).as_dict()
     if as_json:
         print_json(figures)
