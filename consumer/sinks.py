@@ -12,11 +12,12 @@ import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from clickstream.kernel.dynamo import batch_get
 from clickstream.kernel.retry import Backoff, call_with_retries
+from clickstream.stores import archive_layout
 from clickstream.stores.alerts import Alert, ShardProgress
 from clickstream.stores.guarded import REFUSED, WRITTEN
 from clickstream.stores.page_stats import (
@@ -203,20 +204,34 @@ def _run_put(put: tuple[str, Callable[[], str]]) -> tuple[str, str]:
 
 
 class S3Archive:
+    """The archive's objects, each put with retries; a raw object put late (its hour ended
+    `archive_layout.LATE_AFTER` ago) then gets its late mark, which names it as S3 stored it
+    (its ETag): readers trust a compacted hour's manifest unless a mark says otherwise. The
+    mark follows the object, so a mark never names what is not there; a worker stopped between
+    the two replays the records from its last checkpoint (taken after both) and puts both."""
+
     def __init__(
-        self, client: Any, bucket: str, *, backoff: Backoff, log: Any, pool: ThreadPoolExecutor
+        self,
+        client: Any,
+        bucket: str,
+        *,
+        backoff: Backoff,
+        log: Any,
+        pool: ThreadPoolExecutor,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._client = client
         self._bucket = bucket
         self._backoff = backoff
         self._log = log
         self._pool = pool
+        self._clock = clock
 
     def put(self, objects: Sequence[ArchiveObject]) -> None:
         list(self._pool.map(self._put_one, objects))
 
     def _put_one(self, archived: ArchiveObject) -> None:
-        call_with_retries(
+        stored = call_with_retries(
             lambda: self._client.put_object(
                 Bucket=self._bucket,
                 Key=archived.key,
@@ -227,6 +242,14 @@ class S3Archive:
             backoff=self._backoff,
             log=self._log,
         )
+        if archive_layout.is_late(archived.key, self._clock()):
+            mark = archive_layout.late_mark_key(archived.key, stored["ETag"])
+            call_with_retries(
+                lambda: self._client.put_object(Bucket=self._bucket, Key=mark, Body=b""),
+                what="s3:PutObject (late mark)",
+                backoff=self._backoff,
+                log=self._log,
+            )
 
 
 class KclLeaseTable:

@@ -66,6 +66,28 @@ def listed_by_hour(
     return kept + [entry for page in pages for entry in page] + tail
 
 
+def listed_between(
+    s3: Any, bucket: str, prefix: str, first: datetime, last: datetime
+) -> list[dict[str, Any]]:
+    """The objects under `prefix` in the hour partitions from `first`'s to `last`'s: one
+    listing from `first`'s partition, page after page until a key passes `last`'s (a run of
+    empty hours costs one LIST)."""
+    end = hour_start_key(prefix, last + timedelta(hours=1))
+    found: list[dict[str, Any]] = []
+    request = {
+        "Bucket": bucket,
+        "Prefix": f"{prefix}/",
+        "StartAfter": hour_start_key(prefix, first),
+    }
+    while True:
+        page = s3.list_objects_v2(**request)
+        entries = page.get("Contents", [])
+        found += [entry for entry in entries if entry["Key"] < end]
+        if not page.get("IsTruncated") or (entries and entries[-1]["Key"] >= end):
+            return found
+        request["ContinuationToken"] = page["NextContinuationToken"]
+
+
 def jsonl_keys_from_hour(s3: Any, bucket: str, prefix: str, since: datetime) -> list[str]:
     """The JSON-lines objects under `prefix` from `since`'s hour partition on."""
     return [

@@ -39,6 +39,7 @@ def connect(
     *,
     since: datetime | None = None,
     enrich: bool = True,
+    raw_views: bool = True,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the archive's views: `raw_events`, `dead_letters` and
     `events` (the lake: compacted hours from Parquet, the rest from the raw archive, each
@@ -55,6 +56,9 @@ def connect(
     connection = open_duckdb(archive)
     raw = None
     keys_since: dict[str, list[str]] = {}
+    if not raw_views:
+        create_events_view(connection, archive, s3, since=since, enrich=enrich)
+        return connection
     if since is not None:
         s3 = s3 or s3_client(archive)
         # The raw objects are listed once, for `raw_events` and for `events`' fold.

@@ -76,6 +76,7 @@ class Compactor:
         new generation without those sessions' rows even when the hour is up to date."""
         started = time.monotonic()
         hour = layout.start_of_hour(hour)
+        listed_at = self._clock()
         raw = self._store.raw_objects(hour)
         published, published_etag = self._store.manifest(hour)
         plan = lake.plan_hour(hour, raw, published)
@@ -98,8 +99,11 @@ class Compactor:
             else:
                 result.outcome = "empty"
         else:
-            self._write_generation(plan, published, published_etag, result, excluding_sessions)
+            self._write_generation(
+                plan, published, published_etag, result, excluding_sessions, listed_at
+            )
         result.swept = self._sweep(hour)
+        self._clear_marks(hour, result)
         result.seconds = time.monotonic() - started
         log.info("hour compacted", **result.as_dict())
         return result
@@ -111,6 +115,7 @@ class Compactor:
         published_etag: str | None,
         result: lake.HourResult,
         excluding_sessions: frozenset[str],
+        listed_at: datetime,
     ) -> None:
         hour = plan.hour
         began = time.monotonic()
@@ -153,6 +158,7 @@ class Compactor:
             hour=hour,
             generation=generation,
             published_at=self._clock(),
+            listed_at=listed_at,
             files=[
                 lake.LakeFile(key=key, rows=by_file.get(key, 0), bytes=size) for key, size in files
             ],
@@ -301,6 +307,22 @@ class Compactor:
         if self._store.symlink(published.hour) != lake.symlink_text(self._store.bucket, published):
             self._store.put_symlink(published)
             result.notes.append("Athena's symlink brought up to the manifest")
+
+    def marked_hours(self) -> list[datetime]:
+        """The hours with late marks (`archive_layout.late_mark_key`): objects archived after
+        their hour could have been compacted, whatever its age, to fold in."""
+        return sorted({h for key, _ in self._store.late_marks() if (h := layout.hour_of(key))})
+
+    def _clear_marks(self, hour: datetime, result: lake.HourResult) -> None:
+        """The hour's late marks its published manifest now holds as marked go: readers trust
+        the manifest alone again. A mark of an object it does not hold (written since) stays."""
+        marks = self._store.late_marks(hour)
+        if not marks:
+            return
+        published, _ = self._store.manifest(hour)
+        cleared = lake.cleared_marks(published, marks) if published else []
+        self._store.clear_marks(cleared)
+        result.marks_cleared = len(cleared)
 
     def _sweep(self, hour: datetime) -> int:
         published, _ = self._store.manifest(hour)

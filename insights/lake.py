@@ -25,7 +25,7 @@ from typing import Final
 from pydantic import BaseModel, ConfigDict, Field
 
 from clickstream.kernel.enrichment.columns import ENRICHMENT_VERSION
-from clickstream.stores.archive_layout import hour_of, start_of_hour
+from clickstream.stores.archive_layout import CLOCK_SKEW, LATE_AFTER, hour_of, start_of_hour
 
 PARTS_VERSION: Final = 1
 """The version of the session parts compaction writes beside an hour's Parquet
@@ -86,6 +86,10 @@ class HourManifest(BaseModel):
     hour: datetime
     generation: str
     published_at: datetime
+    listed_at: datetime | None = None
+    """When the compaction listed the hour's raw objects (its clock): every object written
+    later is one the workers wrote late and marked (`clickstream.stores.archive_layout`'s
+    late marks). None: compacted before it was recorded."""
     files: list[LakeFile]
     sources: list[Source]
     enrichment_version: int = 0
@@ -247,6 +251,50 @@ def reading(raw: Iterable[RawObject], manifests: Iterable[HourManifest]) -> Lake
     )
 
 
+def trusted_alone(manifest: HourManifest, marks: Iterable[tuple[str, str]]) -> bool:
+    """Whether a reader may take the hour's manifest without listing its raw objects: its
+    compaction listed them late enough that every object written after was marked late
+    (`archive_layout.LATE_AFTER`, `CLOCK_SKEW`), and it holds every marked object as marked
+    (`marks`: the hour's (key, ETag)). A manifest without `listed_at` (compacted before it was
+    recorded) is not."""
+    if manifest.listed_at is None:
+        return False
+    end = start_of_hour(manifest.hour) + timedelta(hours=1)
+    if manifest.listed_at < end + LATE_AFTER + CLOCK_SKEW:
+        return False
+    held = manifest.etags()
+    return all(held.get(key) == etag for key, etag in marks)
+
+
+def hours_to_list(
+    hours: Iterable[datetime],
+    manifests: Iterable[HourManifest],
+    marks: Iterable[tuple[str, str]],
+) -> list[datetime]:
+    """Of `hours`, those whose raw objects a reader must list: without a manifest, or with
+    one it cannot trust alone (`trusted_alone`)."""
+    by_hour = {start_of_hour(manifest.hour): manifest for manifest in manifests}
+    marks_by_hour: dict[datetime, list[tuple[str, str]]] = {}
+    for key, etag in marks:
+        hour = hour_of(key)
+        if hour is not None:
+            marks_by_hour.setdefault(hour, []).append((key, etag))
+    return [
+        hour
+        for hour in hours
+        if (manifest := by_hour.get(start_of_hour(hour))) is None
+        or not trusted_alone(manifest, marks_by_hour.get(start_of_hour(hour), []))
+    ]
+
+
+def cleared_marks(
+    manifest: HourManifest, marks: Iterable[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The hour's marks its published manifest holds as marked: compaction deletes them."""
+    held = manifest.etags()
+    return [(key, etag) for key, etag in marks if held.get(key) == etag]
+
+
 @dataclass(frozen=True, slots=True)
 class StoredFile:
     key: str
@@ -291,6 +339,8 @@ class HourResult:
     """The bytes of the hour's parts (`PART_KINDS`), beside its events' `bytes`."""
     parts_seconds: float = 0.0
     """The share of `seconds` spent writing the parts."""
+    marks_cleared: int = 0
+    """Late marks of objects the published manifest holds, deleted."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -304,6 +354,7 @@ class HourResult:
             "seconds": round(self.seconds, 3),
             "parts_seconds": round(self.parts_seconds, 3),
             "swept": self.swept,
+            "marks_cleared": self.marks_cleared,
             "generation": self.generation,
             "notes": self.notes,
         }

@@ -9,6 +9,7 @@ from typing import Any, Final
 import duckdb
 
 from clickstream.kernel.errors import InsightsError
+from clickstream.stores.archive_layout import start_of_hour
 from insights import enriched, lake, sessions_sql
 from insights.enriched import STORED_COLUMNS
 from insights.lake_store import LakeStore, s3_client
@@ -99,9 +100,10 @@ def create_events_view(
     `enrich` (the operator's dashboard, heatmaps, erasure: they read none of those columns),
     `events` has the archive's columns only."""
     store = LakeStore(s3 or s3_client(archive), archive.bucket)
+    manifests = store.manifests(since=since)
     if raw is None:
-        raw = store.raw_objects(since=since)
-    found = lake.reading(raw, store.manifests(since=since))
+        raw = raw_to_read(store, manifests, since)
+    found = lake.reading(raw, manifests)
     try:
         if enrich:
             enriched.register(connection)
@@ -127,6 +129,25 @@ def create_events_view(
     except duckdb.Error as exc:
         raise InsightsError(f"cannot read the lake: {first_line(exc)}") from None
     return found
+
+
+def raw_to_read(
+    store: LakeStore, manifests: list[lake.HourManifest], since: datetime | None
+) -> list[lake.RawObject]:
+    """The raw objects a reading folds in: of the hours from `since`'s up to the last one
+    compacted, those of the hours whose manifests cannot be trusted alone (none, compacted
+    early, a late mark they do not hold: `lake.hours_to_list`), and every one after it. A
+    month compacted lists none but the last hours' (without `since`: every raw object)."""
+    if since is None:
+        return store.raw_objects()
+    compacted = [start_of_hour(manifest.hour) for manifest in manifests]
+    first = start_of_hour(since)
+    if not compacted:
+        return store.raw_objects(since=since)
+    last = max(compacted)
+    marks = store.late_marks(since=since)
+    hours = lake.hours_to_list(lake.hours_between(first, last), manifests, marks)
+    return store.raw_objects_of(hours, after=last)
 
 
 def events_select(bucket: str, found: lake.LakeReading, *, enrich: bool = False) -> str:

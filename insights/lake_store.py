@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import boto3
@@ -16,7 +16,7 @@ from clickstream.kernel.aws import object_or_none
 from clickstream.kernel.errors import InsightsError
 from clickstream.stores import archive_layout as layout
 from insights import lake
-from insights.archive import HOURS_LISTED_TOGETHER, listed, listed_by_hour
+from insights.archive import HOURS_LISTED_TOGETHER, listed, listed_between, listed_by_hour
 from insights.sql import ArchiveLocation
 
 LOST_RACE_CODES: Final = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412"})
@@ -66,6 +66,54 @@ class LakeStore:
             for entry in self._list(prefix, None if hour else since)
             if entry["Key"].endswith(layout.LINES_SUFFIX)
         ]
+
+    def raw_objects_of(self, hours: list[datetime], *, after: datetime) -> list[lake.RawObject]:
+        """The raw objects of `hours`, and of every hour after `after`'s (hours not compacted
+        yet, a clock ahead): what a reader lists beside the manifests it trusts alone
+        (`lake.hours_to_list`). Each run of consecutive hours is one listing, side by side."""
+        runs: list[tuple[datetime, datetime]] = []
+        for hour in sorted(h for h in hours if h <= after):
+            if runs and runs[-1][1] + timedelta(hours=1) == hour:
+                runs[-1] = (runs[-1][0], hour)
+            else:
+                runs.append((hour, hour))
+        with ThreadPoolExecutor(max_workers=HOURS_LISTED_TOGETHER) as pool:
+            pages = list(
+                pool.map(
+                    lambda run: listed_between(
+                        self._s3, self.bucket, layout.RAW_PREFIX, run[0], run[1]
+                    ),
+                    runs,
+                )
+            )
+        pages.append(self._list(f"{layout.RAW_PREFIX}/", after + timedelta(hours=1)))
+        return [
+            lake.RawObject(entry["Key"], entry["ETag"].strip('"'), entry["Size"])
+            for page in pages
+            for entry in page
+            if entry["Key"].endswith(layout.LINES_SUFFIX)
+        ]
+
+    def late_marks(
+        self, hour: datetime | None = None, *, since: datetime | None = None
+    ) -> list[tuple[str, str]]:
+        """The workers' late marks (`archive_layout.late_mark_key`) as (raw key, ETag): of one
+        hour, or of the hours from `since`'s."""
+        prefix = f"{layout.LATE_PREFIX}/{layout.hour_partition(hour)}/" if hour else None
+        entries = (
+            self._list(prefix)
+            if prefix
+            else listed(
+                self._s3,
+                self.bucket,
+                f"{layout.LATE_PREFIX}/",
+                start_after=layout.hour_start_key(layout.LATE_PREFIX, since) if since else None,
+            )
+        )
+        return [mark for entry in entries if (mark := layout.marked_object(entry["Key"]))]
+
+    def clear_marks(self, marks: list[tuple[str, str]]) -> None:
+        self.delete([layout.late_mark_key(key, etag) for key, etag in marks])
 
     def verdict_keys(self, *, since: datetime | None = None) -> list[str]:
         """The bot rule's verdict objects, or those of sessions started from `since`'s hour

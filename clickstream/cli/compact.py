@@ -61,7 +61,8 @@ def compact(
     """Closed hours of the raw archive become Parquet under events/ (sorted by session and
     time), each published by a manifest written last: the `events` view of `clickstream
     sql` and Athena's `events` table read them. Hours already up to date are left as they
-    are; late or rewritten raw objects are folded in. Safe to run again, or twice at once."""
+    are; late or rewritten raw objects are folded in, and the hours the workers marked late
+    are compacted again whatever their age. Safe to run again, or twice at once."""
     from insights import lake
     from insights.compaction import Compactor
     from insights.lake_store import s3_client
@@ -74,6 +75,8 @@ def compact(
         hours = sorted({parse_hour(text) for text in hour})
     else:
         every = lake.hours_between(since_time(since, now), now)
+        # And any hour the workers archived into late, however old (its late marks).
+        every = sorted(set(every) | set(compactor.marked_hours()))
         hours = [h for h in every if include_open or compactor.closed(h)]
     results = []
     with progress_bar("compacting {task.description}", quiet=as_json) as progress:

@@ -48,7 +48,7 @@ def dashboard(
         kinesis=target.client("kinesis"),
         s3=target.client("s3"),
         duckdb=lambda since: archive_views.connect(location, since=since, enrich=False),
-        reports=lambda since: archive_views.connect(location, since=since),
+        reports=lambda since: archive_views.connect(location, since=since, raw_views=False),
     )
     shown_host = settings.host if ":" not in settings.host else f"[{settings.host}]"
     url = f"http://{shown_host}:{settings.port}/"

@@ -93,7 +93,7 @@ def report(
         sys.stdout.write(reports.portable_sql(query) + "\n")
         return
     connection = archive_views.connect(
-        archive_location(), since=reports.reading_start(query, compare=compare)
+        archive_location(), since=reports.reading_start(query, compare=compare), raw_views=False
     )
     found = reports.report_of(connection, query, compare=compare)
     if as_json:

@@ -17,6 +17,10 @@ prefixes, partitions and keys from here, so the layout changes in one place.
   `events` views' `is_bot`, beside the agent's): one gzip JSON-lines object per session,
   named after a hash of its id under the hour it started, written before its alert, so a
   replay rewrites the same key (`verdict_key`);
+- `lake/late/` the workers' late marks: an object archived into an hour once its end is
+  `LATE_AFTER` behind gets a mark naming it and its ETag (`late_mark_key`), so a reader can
+  trust a compacted hour's manifest without listing its raw objects, and compaction finds the
+  hours to fold them into (docs/reports.md, "Reading a month");
 - each under a Hive-style partition of its hour, `year=YYYY/month=MM/day=DD/hour=HH` (event
   time for `raw/` and the lake, arrival time for dead letters), which the Glue tables'
   partition projection reads, and which lists in time order (zero-padded).
@@ -29,7 +33,7 @@ import gzip
 import hashlib
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from isal import igzip
@@ -44,6 +48,15 @@ SYMLINK_PREFIX: Final = "lake/symlinks"
 """Athena's view of the lake: per hour one `symlink.txt` naming the published generation's
 files (the Glue table `events` reads them through Hive's SymlinkTextInputFormat), so a
 query never sees a generation being written or one being replaced."""
+LATE_PREFIX: Final = "lake/late"
+LATE_AFTER: Final = timedelta(minutes=5)
+"""An object archived into an hour this long after its end is marked late: the workers
+archive an hour's last events at their commit a minute after it, so only a worker behind,
+a replay or an event sent late writes there this late."""
+CLOCK_SKEW: Final = timedelta(minutes=5)
+"""How far a worker's clock and a compaction's may disagree: a manifest is trusted alone
+(its hour's raw objects not listed) when its compaction listed them `LATE_AFTER` plus this
+after the hour's end, so every object written after that listing is marked."""
 MANIFEST_NAME: Final = "manifest.json"
 LINES_SUFFIX: Final = ".jsonl.gz"
 """The raw and dead-letter objects' suffix."""
@@ -106,6 +119,35 @@ def manifest_key(hour: datetime) -> str:
 
 def symlink_key(hour: datetime) -> str:
     return f"{SYMLINK_PREFIX}/{hour_partition(hour)}/symlink.txt"
+
+
+def is_late(key: str, now: datetime) -> bool:
+    """Whether an object archived under `key` now is late: a raw object's hour ended
+    `LATE_AFTER` ago or more."""
+    hour = hour_of(key) if key.startswith(f"{RAW_PREFIX}/") else None
+    return hour is not None and hour + timedelta(hours=1) + LATE_AFTER <= now
+
+
+def late_mark_key(key: str, etag: str) -> str:
+    """The late mark of the raw object `key` as S3 stored it (its ETag): under its hour, named
+    after it and the ETag, so a replay writing the same bytes writes the same mark, and
+    compaction clears exactly the marks of what it folded in."""
+    hour = hour_of(key)
+    if hour is None or not key.startswith(f"{RAW_PREFIX}/"):
+        raise ValueError(f"{key}: not a raw object")
+    name, tag = key.rsplit("/", 1)[1], etag.strip('"')
+    return f"{LATE_PREFIX}/{hour_partition(hour)}/{name}.{tag}"
+
+
+def marked_object(mark_key: str) -> tuple[str, str] | None:
+    """The raw object (key, ETag) a late mark names; None for a key that is not a mark."""
+    hour = hour_of(mark_key)
+    if hour is None or not mark_key.startswith(f"{LATE_PREFIX}/"):
+        return None
+    name, _, etag = mark_key.rsplit("/", 1)[1].rpartition(".")
+    if not name.endswith(LINES_SUFFIX) or not etag:
+        return None
+    return f"{raw_prefix(hour)}{name}", etag
 
 
 PARTS_SYMLINK_PREFIX: Final = "lake/parts"

@@ -4,24 +4,31 @@ events in Python (`tests.support.report_truth`)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import structlog
 
 from clickstream.kernel import aws
 from clickstream.kernel.events import ClickEvent, EventType
+from clickstream.kernel.retry import Backoff
 from clickstream.local.stack import LocalStackState
 from clickstream.stores.alerts import Alert, Rule
+from clickstream.stores.archive_layout import hour_start_key, raw_prefix
 from clickstream.stores.positions import Position
-from consumer.core.batch import verdict_objects
+from consumer.core.batch import archive_objects, verdict_objects
 from consumer.core.positioned import PositionedEvent
+from consumer.sinks import S3Archive
 from insights import archive_views, report, sql
 from insights.compaction import Compactor
 from insights.dashboard import Dashboard, Sources
@@ -51,9 +58,28 @@ class Seeded:
 
     def report(self, query: report.Query, *, compare: bool = False) -> dict[str, Any]:
         connection = archive_views.connect(
-            self.location, self.s3, since=report.reading_start(query, compare=compare)
+            self.location,
+            self.s3,
+            since=report.reading_start(query, compare=compare),
+            raw_views=False,
         )
         return report.report_of(connection, query, compare=compare).as_dict(query)
+
+
+@contextlib.contextmanager
+def raw_listings(s3: Any) -> Iterator[list[dict[str, Any]]]:
+    """The ListObjectsV2 requests under `raw/` made through `s3` meanwhile."""
+    seen: list[dict[str, Any]] = []
+
+    def note(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Prefix", "").startswith("raw/"):
+            seen.append(dict(params))
+
+    s3.meta.events.register("provide-client-params.s3.ListObjectsV2", note)
+    try:
+        yield seen
+    finally:
+        s3.meta.events.unregister("provide-client-params.s3.ListObjectsV2", note)
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +197,10 @@ def check(seeded: Seeded) -> None:
     for name in ("", "source", "page", "event"):
         query = report.Query(DAY, by=report.dimension(name) if name else None, top=1000)
         connection = archive_views.connect(
-            seeded.location, seeded.s3, since=report.reading_start(query, compare=False)
+            seeded.location,
+            seeded.s3,
+            since=report.reading_start(query, compare=False),
+            raw_views=False,
         )
         columns, found_rows = sql.run(connection, report.portable_sql(query))
         rows = [dict(zip(columns, row, strict=True)) for row in found_rows]
@@ -211,8 +240,17 @@ def test_reports_equal_the_events_open_mixed_and_compacted(seeded: Seeded) -> No
     _, kinds = sql.run(connection, "SELECT DISTINCT kind FROM events_sources")
     assert kinds == [("parquet",)]
     check(seeded)
-    # AND when a late object comes to a compacted hour (read from raw until the hour is
-    # compacted again), and when its new parts replace the old: counted once
+    # AND the compacted hours are read from their manifests alone: no raw listing of them,
+    # only of what comes after the last (compacted long after their end: trusted alone)
+    with raw_listings(seeded.s3) as listings:
+        check(seeded)
+    compacted = {hour_start_key("raw", hour) for hour in hours}
+    assert listings
+    assert all(listing["Prefix"] == "raw/" for listing in listings), listings[:3]
+    assert not compacted & {listing["StartAfter"] for listing in listings}
+    # AND when a late object comes to a compacted hour, archived as the workers archive it
+    # (its late mark after it): read from raw until the hour is compacted again, then its new
+    # parts replace the old, the mark cleared: counted once
     hour = hours[1]
     store = LakeStore(seeded.s3, seeded.location.bucket)
     old, _ = store.manifest(hour)
@@ -225,22 +263,50 @@ def test_reports_equal_the_events_open_mixed_and_compacted(seeded: Seeded) -> No
         if hour <= event.timestamp < hour + timedelta(minutes=5)
     ]
     assert late
-    put_objects(
-        seeded.s3,
-        seeded.location.bucket,
-        shard_name(5),
-        [
-            PositionedEvent(Position(n), e, e.to_record(), e.session_id)
-            for n, e in enumerate(late, 1)
-        ],
-    )
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        S3Archive(
+            seeded.s3,
+            seeded.location.bucket,
+            backoff=Backoff(base_seconds=0.01, cap_seconds=0.05, deadline_seconds=2.0),
+            log=structlog.get_logger("test"),
+            pool=pool,
+            clock=lambda: START + timedelta(days=2, hours=1),
+        ).put(
+            archive_objects(
+                shard_name(5),
+                [
+                    PositionedEvent(Position(n), e, e.to_record(), e.session_id)
+                    for n, e in enumerate(late, 1)
+                ],
+                [],
+            )
+        )
+    marks = store.late_marks(hour)
+    assert [key for key, _ in marks] == [f"{raw_prefix(hour)}{shard_name(5)}-1-0.jsonl.gz"]
     seeded.events.extend(late)
-    check(seeded)
-    assert compactor.compact(hour).outcome == "compacted"
+    with raw_listings(seeded.s3) as listings:
+        check(seeded)
+    assert hour_start_key("raw", hour) in {listing["StartAfter"] for listing in listings}
+    result = compactor.compact(hour)
+    assert (result.outcome, result.marks_cleared) == ("compacted", 1)
+    assert store.late_marks(hour) == []
     new, _ = store.manifest(hour)
     assert new is not None
     assert {p.key for p in new.parts.values()}.isdisjoint(p.key for p in old.parts.values())
     check(seeded)
+    # AND a compaction of an hour before its late marks could be trusted (listed early:
+    # the settle of a test) is not trusted alone: its hour is listed
+    early = Compactor(
+        seeded.s3,
+        seeded.location,
+        LakeSettings(memory_limit="256MB", threads=1),
+        clock=lambda: hour + timedelta(hours=1, minutes=1),
+        token=lambda: "early",
+    )
+    assert early.compact(hour, excluding_sessions=frozenset({"nobody"})).outcome == "compacted"
+    with raw_listings(seeded.s3) as listings:
+        check(seeded)
+    assert hour_start_key("raw", hour) in {listing["StartAfter"] for listing in listings}
 
 
 def test_the_cli_prints_the_report_as_json_and_as_a_table(
@@ -305,7 +371,9 @@ def test_the_dashboards_api_answers_the_same_report_behind_the_same_rules(
         kinesis=None,
         s3=s3,
         duckdb=lambda since: archive_views.connect(seeded.location, s3, since=since, enrich=False),
-        reports=lambda since: archive_views.connect(seeded.location, s3, since=since),
+        reports=lambda since: archive_views.connect(
+            seeded.location, s3, since=since, raw_views=False
+        ),
     )
     dashboard = Dashboard(sources, DashboardSettings(), clock=lambda: START + timedelta(days=1))
     client = TestClient(create_app(dashboard, token=None), base_url="http://127.0.0.1:8050")

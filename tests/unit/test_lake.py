@@ -211,3 +211,43 @@ def test_a_lake_file_written_before_a_column_was_added_reads_it_as_null(tmp_path
     # THEN every column is there: the old file's country is NULL, the new one's kept
     assert both == [("e-new", "GB", 9), ("e-old", None, 9)]
     assert alone == [("e-old", None)]
+
+
+def test_a_manifest_is_trusted_alone_only_when_every_later_object_was_marked() -> None:
+    end = HOUR + timedelta(hours=1)
+    settled = end + layout.LATE_AFTER + layout.CLOCK_SKEW
+    a = raw("a")
+    # GIVEN a manifest whose compaction listed the hour once every later object was marked
+    trusted = manifest(a).model_copy(update={"listed_at": settled})
+    assert lake.trusted_alone(trusted, [])
+    assert lake.hours_to_list([HOUR], [trusted], []) == []
+    # THEN a mark of the object it holds as marked (a replay's same bytes) keeps it trusted,
+    # a mark of another object or another version does not: the hour is listed
+    assert lake.trusted_alone(trusted, [(a.key, a.etag)])
+    for mark in [(raw("b").key, "e1"), (a.key, "e2")]:
+        assert not lake.trusted_alone(trusted, [mark])
+        assert lake.hours_to_list([HOUR], [trusted], [mark]) == [HOUR]
+    # AND a compaction that listed earlier (or did not record when) is never trusted alone,
+    # nor is an hour without a manifest
+    early = manifest(a).model_copy(update={"listed_at": settled - timedelta(seconds=1)})
+    assert not lake.trusted_alone(early, [])
+    assert not lake.trusted_alone(manifest(a), [])
+    assert lake.hours_to_list([HOUR, end], [trusted], []) == [end]
+    # AND compaction clears exactly the marks its manifest holds
+    marks = [(a.key, "e1"), (a.key, "e2"), (raw("b").key, "e1")]
+    assert lake.cleared_marks(trusted, marks) == [(a.key, "e1")]
+
+
+def test_late_marks_name_the_object_and_its_version() -> None:
+    key = raw("shardId-000000000001-42-0").key
+    # an object put while its hour is recent is not late; LATE_AFTER after its end it is
+    end = HOUR + timedelta(hours=1)
+    assert not layout.is_late(key, end + layout.LATE_AFTER - timedelta(seconds=1))
+    assert layout.is_late(key, end + layout.LATE_AFTER)
+    # dead letters and verdicts are not the lake's: never late
+    assert not layout.is_late(key.replace("raw/", "dead-letter/"), end + timedelta(days=1))
+    mark = layout.late_mark_key(key, '"0123abcd-2"')
+    assert mark.startswith(f"lake/late/{layout.hour_partition(HOUR)}/")
+    assert layout.marked_object(mark) == (key, "0123abcd-2")
+    assert layout.marked_object(f"lake/late/{layout.hour_partition(HOUR)}/x") is None
+    assert layout.marked_object("lake/late/elsewhere.jsonl.gz.e1") is None
