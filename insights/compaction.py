@@ -24,6 +24,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,7 +43,7 @@ from insights.lake_reader import (
 )
 from insights.lake_store import LakeError, LakeStore
 from insights.settings import LakeSettings
-from insights.sql import ArchiveLocation, open_duckdb, quote, run_once
+from insights.sql import HIVE_TYPES, ArchiveLocation, open_duckdb, quote, run_once
 
 log = structlog.get_logger("clickstream.compact")
 
@@ -167,6 +168,12 @@ class Compactor:
             parts=parts,
             parts_version=lake.PARTS_VERSION,
         )
+        # A rollup of the day names the generation this one replaces: it goes first, so a
+        # reader that finds it finds the hours it was built from (`roll_up` builds it anew).
+        withdrawn = self._store.withdraw_day(layout.start_of_day(hour))
+        if withdrawn is not None and excluding_sessions:
+            # An erasure: the rollup's parts hold the person, they go now, not after the grace.
+            self._store.delete([part.key for part in withdrawn.parts.values()])
         if not self._store.publish(manifest, published_etag):
             self._store.delete(files_and_parts)
             result.outcome = "lost race"
@@ -307,6 +314,115 @@ class Compactor:
         if self._store.symlink(published.hour) != lake.symlink_text(self._store.bucket, published):
             self._store.put_symlink(published)
             result.notes.append("Athena's symlink brought up to the manifest")
+
+    def roll_up(self, day: datetime) -> lake.HourResult:
+        """The day's rollup (`lake.DayManifest`): its hours' parts in one file per kind, built
+        once the day is settled and every hour with events is compacted with this version and
+        trusted alone; again when one of its hours was published since (which withdrew it).
+        The result's `hour` is the day's first."""
+        started = time.monotonic()
+        day = layout.start_of_day(day)
+        result = lake.HourResult(day, "rolled up")
+        if not lake.day_settled(day, self._clock()):
+            result.outcome = "not settled"
+            return result
+        hours = [day + timedelta(hours=offset) for offset in range(24)]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            found = dict(
+                zip(hours, pool.map(lambda h: self._store.manifest(h)[0], hours), strict=True)
+            )
+        manifests = {hour: manifest for hour, manifest in found.items() if manifest is not None}
+        empty = [h for h in hours if h not in manifests and not self._store.raw_objects(h)]
+        sources = lake.rollup_sources(day, manifests, empty, self._store.late_marks(day=day))
+        if isinstance(sources, str):
+            result.outcome = "waiting"
+            result.notes.append(sources)
+            return result
+        generations = {
+            hour.isoformat(): (manifest.generation if manifest else None)
+            for hour, manifest in sources.items()
+        }
+        existing = self._store.day_manifest(day)
+        if not manifests:
+            result.outcome = "empty"
+        elif existing is not None and existing.current and existing.hours == generations:
+            result.outcome = "up to date"
+        else:
+            self._write_rollup(day, list(manifests.values()), generations, result)
+        result.swept = self._sweep_day(day)
+        result.seconds = time.monotonic() - started
+        log.info("day rolled up", **result.as_dict())
+        return result
+
+    def _write_rollup(
+        self,
+        day: datetime,
+        manifests: list[lake.HourManifest],
+        generations: dict[str, str | None],
+        result: lake.HourResult,
+    ) -> None:
+        bucket = self._archive.bucket
+        generation = lake.generation_name(self._clock(), self._token())
+        parts = {}
+        with contextlib.closing(self._connection()) as connection:
+            for kind in lake.PART_KINDS:
+                listed = ", ".join(
+                    quote(f"s3://{bucket}/{manifest.parts[kind].key}") for manifest in manifests
+                )
+                names = ", ".join(name for name, _ in sessions_sql.PART_COLUMNS[kind])
+                key = layout.day_key(day, f"{generation}/{kind}.parquet")
+                try:
+                    rows = connection.execute(
+                        f"COPY (SELECT {names}, year, month, day, hour FROM read_parquet("  # noqa: S608
+                        f"[{listed}], hive_partitioning = true, hive_types = {HIVE_TYPES})) "
+                        f"TO {quote(f's3://{bucket}/{key}')} "
+                        f"(FORMAT parquet, COMPRESSION {self._settings.compression})"
+                    ).fetchall()
+                except duckdb.Error as exc:
+                    raise LakeError(
+                        f"day {day:%Y-%m-%d} {kind} rollup: {str(exc).strip().splitlines()[0]}"
+                    ) from None
+                count = int(rows[0][0]) if rows else 0
+                parts[kind] = lake.LakeFile(key=key, rows=count, bytes=self._store.size(key))
+                if count != sum(manifest.parts[kind].rows for manifest in manifests):
+                    self._store.delete([part.key for part in parts.values()])
+                    raise LakeError(f"day {day:%Y-%m-%d} {kind} rollup: rows do not add up")
+        rollup = lake.DayManifest(
+            day=day,
+            generation=generation,
+            built_at=self._clock(),
+            hours=generations,
+            files=[file.key for manifest in manifests for file in manifest.files],
+            parts=parts,
+            parts_version=lake.PARTS_VERSION,
+            enrichment_version=ENRICHMENT_VERSION,
+        )
+        self._store.put_day_manifest(rollup)
+        # An hour published meanwhile withdrew no rollup yet (this one was not there): if
+        # one did change, this rollup is not the day's.
+        for iso, expected in generations.items():
+            current, _ = self._store.manifest(datetime.fromisoformat(iso))
+            if (current.generation if current else None) != expected:
+                self._store.withdraw_day(day)
+                result.outcome = "lost race"
+                result.notes.append(f"hour {iso} was published meanwhile: rolled up next time")
+                return
+        result.generation = generation
+        result.parts_bytes = sum(part.bytes for part in parts.values())
+        result.events = sum(manifest.rows for manifest in manifests)
+
+    def _sweep_day(self, day: datetime) -> int:
+        """The day's rollup files no rollup names, once older than the grace."""
+        current = self._store.day_manifest(day)
+        named = {part.key for part in current.parts.values()} if current else set()
+        cutoff = self._clock() - timedelta(minutes=self._settings.grace_minutes)
+        stale = [
+            stored.key
+            for stored in self._store.day_files(day)
+            if stored.key not in named and stored.last_modified <= cutoff
+        ]
+        self._store.delete(stale)
+        return len(stale)
 
     def marked_hours(self) -> list[datetime]:
         """The hours with late marks (`archive_layout.late_mark_key`): objects archived after

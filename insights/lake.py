@@ -25,7 +25,13 @@ from typing import Final
 from pydantic import BaseModel, ConfigDict, Field
 
 from clickstream.kernel.enrichment.columns import ENRICHMENT_VERSION
-from clickstream.stores.archive_layout import CLOCK_SKEW, LATE_AFTER, hour_of, start_of_hour
+from clickstream.stores.archive_layout import (
+    CLOCK_SKEW,
+    LATE_AFTER,
+    hour_of,
+    start_of_day,
+    start_of_hour,
+)
 
 PARTS_VERSION: Final = 1
 """The version of the session parts compaction writes beside an hour's Parquet
@@ -123,6 +129,71 @@ class HourManifest(BaseModel):
         return {source.key: source.etag for source in self.sources}
 
 
+class DayManifest(BaseModel):
+    """A day rollup: the parts of a UTC day's hours in one file per kind (with their hour
+    columns), and the event files of those hours, as the hours' manifests named them when it
+    was built. Compaction deletes it before it publishes any of the day's hours again (and
+    builds it anew once the day is settled), so a reader that finds it may take it for the
+    day's 24 manifests: a month is 30 manifests and 90 files, not 720 and 2,160."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format_version: int = 1
+    day: datetime
+    generation: str
+    built_at: datetime
+    hours: dict[str, str | None]
+    """Each hour of the day (ISO) and the generation its parts came from (None: no event)."""
+    files: list[str]
+    """The hours' event files (what `events` reads of the day)."""
+    parts: dict[str, LakeFile]
+    parts_version: int
+    enrichment_version: int
+
+    @property
+    def current(self) -> bool:
+        return self.parts_version == PARTS_VERSION and self.enrichment_version == ENRICHMENT_VERSION
+
+    @property
+    def day_hours(self) -> list[datetime]:
+        return [self.day + timedelta(hours=offset) for offset in range(24)]
+
+
+def day_settled(day: datetime, now: datetime) -> bool:
+    """Whether a day's hours can no more be written but late (marked): its end is
+    `LATE_AFTER` plus `CLOCK_SKEW` behind."""
+    return day + timedelta(days=1) + LATE_AFTER + CLOCK_SKEW <= now
+
+
+def rollup_sources(
+    day: datetime,
+    manifests: dict[datetime, HourManifest],
+    unlisted_empty: Iterable[datetime],
+    marks: Iterable[tuple[str, str]],
+) -> dict[datetime, HourManifest | None] | str:
+    """What a rollup of `day` is built from, each hour's manifest (None: an hour with no
+    raw object, `unlisted_empty`), or why it cannot be built now: an hour not compacted, or
+    compacted with other versions, or not to be trusted alone (a late mark, listed early)."""
+    empty = set(unlisted_empty)
+    for key, _ in marks:
+        marked = hour_of(key)
+        if marked is not None and start_of_day(marked) == day:
+            return "late objects to fold in first"
+    found: dict[datetime, HourManifest | None] = {}
+    for offset in range(24):
+        hour = day + timedelta(hours=offset)
+        manifest = manifests.get(hour)
+        if manifest is None:
+            if hour not in empty:
+                return f"hour {hour:%Y-%m-%dT%H} not compacted"
+            found[hour] = None
+        elif not manifest.current or not trusted_alone(manifest, []):
+            return f"hour {hour:%Y-%m-%dT%H} to be compacted again"
+        else:
+            found[hour] = manifest
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class HourPlan:
     """What compacting one hour reads: every raw object there is now, and the rows of the
@@ -181,6 +252,9 @@ class LakeReading:
     them (`parted_hours`)."""
     parted_hours: frozenset[datetime] = frozenset()
     """Hours compacted with this version's parts and no raw object new or changed since."""
+    day_part_files: tuple[tuple[str, str], ...] = ()
+    """(kind, key) of the day rollups read instead of their hours' parts (the hours in
+    `parted_hours` too); their files hold the hour columns."""
 
     @property
     def all_parquet_files(self) -> tuple[str, ...]:
@@ -203,7 +277,18 @@ class LakeReading:
         )
 
 
-def reading(raw: Iterable[RawObject], manifests: Iterable[HourManifest]) -> LakeReading:
+def reading(
+    raw: Iterable[RawObject],
+    manifests: Iterable[HourManifest],
+    days: Iterable[DayManifest] = (),
+) -> LakeReading:
+    """What a reader reads of the hours of `manifests` and `raw`, and of the days `days` roll
+    up (their hours' manifests and raw objects are the rollup's: a caller uses a rollup only
+    for a day without late marks)."""
+    days = [day for day in days if day.current]
+    rolled = {hour for day in days for hour in day.day_hours}
+    raw = [obj for obj in raw if hour_of(obj.key) not in rolled]
+    manifests = [m for m in manifests if start_of_hour(m.hour) not in rolled]
     by_hour: dict[datetime, HourManifest] = {}
     for manifest in manifests:
         by_hour[start_of_hour(manifest.hour)] = manifest
@@ -238,16 +323,17 @@ def reading(raw: Iterable[RawObject], manifests: Iterable[HourManifest]) -> Lake
     touched = {hour_of(key) for key in raw_keys}
     parted = {hour for hour, manifest in by_hour.items() if manifest.current} - touched
     return LakeReading(
-        parquet_files=tuple(files),
+        parquet_files=tuple([key for day in days for key in day.files] + files),
         stale_parquet_files=tuple(stale),
         changed_sources=frozenset(changed),
         raw_keys=tuple(sorted(raw_keys)),
-        compacted_hours=len(by_hour),
+        compacted_hours=len(by_hour) + len(rolled),
         raw_only_hours=len(raw_hours),
         part_files=tuple(
             (kind, by_hour[hour].parts[kind].key) for hour in sorted(parted) for kind in PART_KINDS
         ),
-        parted_hours=frozenset(parted),
+        parted_hours=frozenset(parted | rolled),
+        day_part_files=tuple((kind, day.parts[kind].key) for day in days for kind in PART_KINDS),
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any, Final
 import duckdb
 
 from clickstream.kernel.errors import InsightsError
-from clickstream.stores.archive_layout import start_of_hour
+from clickstream.stores.archive_layout import hour_of, start_of_day, start_of_hour
 from insights import enriched, lake, sessions_sql
 from insights.enriched import STORED_COLUMNS
 from insights.lake_store import LakeStore, s3_client
@@ -100,10 +100,11 @@ def create_events_view(
     `enrich` (the operator's dashboard, heatmaps, erasure: they read none of those columns),
     `events` has the archive's columns only."""
     store = LakeStore(s3 or s3_client(archive), archive.bucket)
-    manifests = store.manifests(since=since)
-    if raw is None:
-        raw = raw_to_read(store, manifests, since)
-    found = lake.reading(raw, manifests)
+    if raw is None and since is not None:
+        found = month_reading(store, since)
+    else:
+        manifests = store.manifests(since=since)
+        found = lake.reading(store.raw_objects() if raw is None else raw, manifests)
     try:
         if enrich:
             enriched.register(connection)
@@ -131,23 +132,36 @@ def create_events_view(
     return found
 
 
-def raw_to_read(
-    store: LakeStore, manifests: list[lake.HourManifest], since: datetime | None
-) -> list[lake.RawObject]:
-    """The raw objects a reading folds in: of the hours from `since`'s up to the last one
-    compacted, those of the hours whose manifests cannot be trusted alone (none, compacted
-    early, a late mark they do not hold: `lake.hours_to_list`), and every one after it. A
-    month compacted lists none but the last hours' (without `since`: every raw object)."""
-    if since is None:
-        return store.raw_objects()
-    compacted = [start_of_hour(manifest.hour) for manifest in manifests]
-    first = start_of_hour(since)
-    if not compacted:
-        return store.raw_objects(since=since)
-    last = max(compacted)
+def month_reading(store: LakeStore, since: datetime) -> lake.LakeReading:
+    """What a reader reads of the hours from `since`'s, listing and fetching as little as
+    exactness allows: the day rollups of days without late marks stand for their hours
+    (their manifests not fetched, their raw objects not listed); of the other hours up to the
+    last compacted one, the raw objects are listed only where the manifest cannot be trusted
+    alone (none, compacted early, a late mark it does not hold: `lake.hours_to_list`); every
+    raw object after it is listed. A compacted month: 30 rollups, a few hours' manifests, one
+    listing of its last hours."""
     marks = store.late_marks(since=since)
-    hours = lake.hours_to_list(lake.hours_between(first, last), manifests, marks)
-    return store.raw_objects_of(hours, after=last)
+    marked_days = {start_of_day(hour) for key, _ in marks if (hour := hour_of(key))}
+    days = [
+        day
+        for day in store.day_manifests(since=since)
+        if day.current and day.day not in marked_days
+    ]
+    rolled_days = frozenset(day.day for day in days)
+    manifests = store.manifests(since=since, rolled_up=rolled_days)
+    covered = [start_of_hour(m.hour) for m in manifests] + [
+        hour for day in days for hour in day.day_hours
+    ]
+    if not covered:
+        return lake.reading(store.raw_objects(since=since), manifests)
+    last = max(covered)
+    hours = [
+        hour
+        for hour in lake.hours_between(start_of_hour(since), last)
+        if start_of_day(hour) not in rolled_days
+    ]
+    raw = store.raw_objects_of(lake.hours_to_list(hours, manifests, marks), after=last)
+    return lake.reading(raw, manifests, days)
 
 
 def events_select(bucket: str, found: lake.LakeReading, *, enrich: bool = False) -> str:
@@ -196,6 +210,13 @@ def parts_views(bucket: str, found: lake.LakeReading) -> dict[str, str]:
             select += (
                 f" UNION ALL SELECT {names} FROM read_parquet([{listed}], "  # noqa: S608
                 f"hive_partitioning = true, hive_types = {HIVE_TYPES})"
+            )
+        rolled = [key for part, key in found.day_part_files if part == kind]
+        if rolled:  # the day rollups hold their hour columns
+            listed = ", ".join(quote(f"s3://{bucket}/{key}") for key in rolled)
+            select += (
+                f" UNION ALL SELECT {names} FROM read_parquet([{listed}], "  # noqa: S608
+                "hive_partitioning = false)"
             )
         views[PART_VIEWS.get(kind, kind)] = select
     return views

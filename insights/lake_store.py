@@ -95,11 +95,21 @@ class LakeStore:
         ]
 
     def late_marks(
-        self, hour: datetime | None = None, *, since: datetime | None = None
+        self,
+        hour: datetime | None = None,
+        *,
+        since: datetime | None = None,
+        day: datetime | None = None,
     ) -> list[tuple[str, str]]:
         """The workers' late marks (`archive_layout.late_mark_key`) as (raw key, ETag): of one
-        hour, or of the hours from `since`'s."""
-        prefix = f"{layout.LATE_PREFIX}/{layout.hour_partition(hour)}/" if hour else None
+        hour, of one day, or of the hours from `since`'s."""
+        prefix = (
+            f"{layout.LATE_PREFIX}/{layout.hour_partition(hour)}/"
+            if hour
+            else f"{layout.LATE_PREFIX}/{layout.day_partition(day)}/"
+            if day
+            else None
+        )
         entries = (
             self._list(prefix)
             if prefix
@@ -141,13 +151,16 @@ class LakeStore:
             return None, None
         return _parse(answer["Body"].read(), hour), answer["ETag"].strip('"')
 
-    def manifests(self, *, since: datetime | None = None) -> list[lake.HourManifest]:
+    def manifests(
+        self, *, since: datetime | None = None, rolled_up: frozenset[datetime] = frozenset()
+    ) -> list[lake.HourManifest]:
         """Every published manifest (read side), or those of the hours from `since`'s,
-        fetched side by side."""
+        fetched side by side; none of the days in `rolled_up` (their rollups stand in)."""
         keys = [
             entry["Key"]
             for entry in self._list(f"{layout.MANIFEST_PREFIX}/", since)
             if entry["Key"].endswith(layout.MANIFEST_NAME)
+            and layout.day_of(entry["Key"]) not in rolled_up
         ]
 
         def fetch(key: str) -> lake.HourManifest:
@@ -176,6 +189,51 @@ class LakeStore:
                 return False
             raise
         return True
+
+    def day_manifest(self, day: datetime) -> lake.DayManifest | None:
+        answer = object_or_none(self._s3, self.bucket, layout.day_key(day, layout.MANIFEST_NAME))
+        return None if answer is None else _parse_day(answer["Body"].read(), day)
+
+    def day_manifests(self, *, since: datetime) -> list[lake.DayManifest]:
+        """The day rollups of the days from `since`'s (one listing, fetched side by side)."""
+        start = f"{layout.DAY_PREFIX}/{layout.day_partition(layout.start_of_day(since))}"
+        keys = [
+            entry["Key"]
+            for entry in listed(self._s3, self.bucket, f"{layout.DAY_PREFIX}/", start_after=start)
+            if entry["Key"].endswith(f"/{layout.MANIFEST_NAME}")
+        ]
+
+        def fetch(key: str) -> lake.DayManifest:
+            body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            return _parse_day(body, layout.day_of(key))
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            return list(pool.map(fetch, keys))
+
+    def put_day_manifest(self, manifest: lake.DayManifest) -> None:
+        self._s3.put_object(
+            Bucket=self.bucket,
+            Key=layout.day_key(manifest.day, layout.MANIFEST_NAME),
+            Body=manifest.model_dump_json(indent=1).encode(),
+            ContentType="application/json",
+        )
+
+    def withdraw_day(self, day: datetime) -> lake.DayManifest | None:
+        """Delete the day's rollup manifest (before one of its hours is published again):
+        the rollup it was, if any."""
+        found = self.day_manifest(day)
+        if found is not None:
+            self._s3.delete_object(
+                Bucket=self.bucket, Key=layout.day_key(day, layout.MANIFEST_NAME)
+            )
+        return found
+
+    def day_files(self, day: datetime) -> list[lake.StoredFile]:
+        return [
+            lake.StoredFile(entry["Key"], entry["LastModified"])
+            for entry in self._list(f"{layout.DAY_PREFIX}/{layout.day_partition(day)}/")
+            if not entry["Key"].endswith(f"/{layout.MANIFEST_NAME}")
+        ]
 
     def symlink(self, hour: datetime) -> str | None:
         answer = object_or_none(self._s3, self.bucket, layout.symlink_key(hour))
@@ -220,4 +278,14 @@ def _parse(body: bytes, hour: datetime | None) -> lake.HourManifest:
         raise LakeError(f"the lake's manifest of {hour} does not parse: {exc}") from None
     if hour is not None and layout.start_of_hour(manifest.hour) != hour:
         raise LakeError(f"the lake's manifest under {hour} names the hour {manifest.hour}")
+    return manifest
+
+
+def _parse_day(body: bytes, day: datetime | None) -> lake.DayManifest:
+    try:
+        manifest = lake.DayManifest.model_validate(json.loads(body))
+    except ValueError as exc:
+        raise LakeError(f"the lake's rollup of {day} does not parse: {exc}") from None
+    if day is not None and manifest.day != day:
+        raise LakeError(f"the lake's rollup under {day} names the day {manifest.day}")
     return manifest

@@ -20,6 +20,7 @@ from clickstream.cli.common import (
 from clickstream.cli.sql import archive_location
 from clickstream.kernel.errors import ConfigurationError, InsightsError
 from clickstream.kernel.timestamps import from_iso
+from clickstream.stores import archive_layout as layout
 
 if TYPE_CHECKING:
     from insights.lake import HourResult
@@ -90,10 +91,18 @@ def compact(
                 # that does not parse) does not keep the others from it; the exit says so.
                 results.append(lake.HourResult(each, "failed", notes=[str(exc)]))
             progress.advance(task)
+    # Then the rollups of those hours' days (those settled: the others wait).
+    rollups = []
+    for day in sorted({layout.start_of_day(each) for each in hours}):
+        try:
+            rollups.append(compactor.roll_up(day))
+        except InsightsError as exc:
+            rollups.append(lake.HourResult(day, "failed", notes=[str(exc)]))
     found = [result.as_dict() for result in results]
+    days = [{**result.as_dict(), "day": f"{result.hour:%Y-%m-%d}"} for result in rollups]
     if as_json:
-        print_json({"hours": found})
-        raise typer.Exit(exit_code(results))
+        print_json({"hours": found, "days": days})
+        raise typer.Exit(exit_code(results + rollups))
     table = Table(title=f"{len(hours)} hours")
     for column in ("hour", "outcome", "events", "raw objects", "files", "MB", "s", "swept"):
         table.add_column(column, justify="left" if column in {"hour", "outcome"} else "right")
@@ -109,10 +118,25 @@ def compact(
             str(row["swept"]),
         )
     out.print(table)
+    if rollups:
+        rolled = Table(title=f"{len(rollups)} day rollups")
+        for column in ("day", "outcome", "parts MB", "s"):
+            rolled.add_column(column, justify="left" if column in {"day", "outcome"} else "right")
+        for result in rollups:
+            rolled.add_row(
+                f"{result.hour:%Y-%m-%d}",
+                result.outcome,
+                f"{result.parts_bytes / 1e6:.1f}",
+                f"{result.seconds:.1f}",
+            )
+        out.print(rolled)
     for result in results:
         for note in result.notes:
             err.print(f"{result.hour:%Y-%m-%dT%H}: {note}", highlight=False)
-    raise typer.Exit(exit_code(results))
+    for result in rollups:
+        for note in result.notes:
+            err.print(f"{result.hour:%Y-%m-%d}: {note}", highlight=False)
+    raise typer.Exit(exit_code(results + rollups))
 
 
 def exit_code(results: list[HourResult]) -> int:

@@ -17,6 +17,8 @@ prefixes, partitions and keys from here, so the layout changes in one place.
   `events` views' `is_bot`, beside the agent's): one gzip JSON-lines object per session,
   named after a hash of its id under the hour it started, written before its alert, so a
   replay rewrites the same key (`verdict_key`);
+- `lake/days/` day rollups: a UTC day's parts of its 24 hours in one file per kind, published
+  by the day's manifest, which a reader of a month reads instead of 720 hours' (`day_key`);
 - `lake/late/` the workers' late marks: an object archived into an hour once its end is
   `LATE_AFTER` behind gets a mark naming it and its ETag (`late_mark_key`), so a reader can
   trust a compacted hour's manifest without listing its raw objects, and compaction finds the
@@ -119,6 +121,33 @@ def manifest_key(hour: datetime) -> str:
 
 def symlink_key(hour: datetime) -> str:
     return f"{SYMLINK_PREFIX}/{hour_partition(hour)}/symlink.txt"
+
+
+DAY_PREFIX: Final = "lake/days"
+"""Day rollups: `lake/days/year=/month=/day=/manifest.json` and its generations' files."""
+_DAY: Final = re.compile(r"year=(\d{4})/month=(\d{2})/day=(\d{2})(?:/|$)")
+
+
+def day_partition(day: datetime) -> str:
+    return f"year={day:%Y}/month={day:%m}/day={day:%d}"
+
+
+def day_key(day: datetime, name: str) -> str:
+    """A key of `day`'s rollup: its manifest (`MANIFEST_NAME`) or a generation's file."""
+    return f"{DAY_PREFIX}/{day_partition(day)}/{name}"
+
+
+def start_of_day(moment: datetime) -> datetime:
+    return start_of_hour(moment).replace(hour=0)
+
+
+def day_of(key: str) -> datetime | None:
+    """The UTC day a key's day partition names, or None."""
+    found = _DAY.search(key)
+    if found is None:
+        return None
+    year, month, day = (int(part) for part in found.groups())
+    return datetime(year, month, day, tzinfo=UTC)
 
 
 def is_late(key: str, now: datetime) -> bool:

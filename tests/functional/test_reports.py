@@ -24,7 +24,7 @@ from clickstream.kernel.events import ClickEvent, EventType
 from clickstream.kernel.retry import Backoff
 from clickstream.local.stack import LocalStackState
 from clickstream.stores.alerts import Alert, Rule
-from clickstream.stores.archive_layout import hour_start_key, raw_prefix
+from clickstream.stores.archive_layout import hour_start_key, raw_prefix, start_of_day
 from clickstream.stores.positions import Position
 from consumer.core.batch import archive_objects, verdict_objects
 from consumer.core.positioned import PositionedEvent
@@ -32,7 +32,8 @@ from consumer.sinks import S3Archive
 from insights import archive_views, report, sql
 from insights.compaction import Compactor
 from insights.dashboard import Dashboard, Sources
-from insights.lake import hours_between
+from insights.lake import PART_KINDS, hours_between
+from insights.lake_reader import month_reading
 from insights.lake_store import LakeStore
 from insights.settings import DashboardSettings, LakeSettings
 from insights.web import create_app
@@ -248,11 +249,20 @@ def test_reports_equal_the_events_open_mixed_and_compacted(seeded: Seeded) -> No
     assert listings
     assert all(listing["Prefix"] == "raw/" for listing in listings), listings[:3]
     assert not compacted & {listing["StartAfter"] for listing in listings}
+    # AND when the days are rolled up: the same figures, read from the rollups rather than
+    # from the hours' manifests and parts
+    store = LakeStore(seeded.s3, seeded.location.bucket)
+    days = sorted({start_of_day(hour) for hour in hours})
+    assert [compactor.roll_up(day).outcome for day in days] == ["rolled up"] * len(days)
+    assert [compactor.roll_up(day).outcome for day in days] == ["up to date"] * len(days)
+    reading = month_reading(store, START - timedelta(days=1))
+    assert len(reading.day_part_files) == len(days) * len(PART_KINDS)
+    assert reading.part_files == ()
+    check(seeded)
     # AND when a late object comes to a compacted hour, archived as the workers archive it
     # (its late mark after it): read from raw until the hour is compacted again, then its new
     # parts replace the old, the mark cleared: counted once
     hour = hours[1]
-    store = LakeStore(seeded.s3, seeded.location.bucket)
     old, _ = store.manifest(hour)
     assert old is not None
     late = [
@@ -284,12 +294,18 @@ def test_reports_equal_the_events_open_mixed_and_compacted(seeded: Seeded) -> No
     marks = store.late_marks(hour)
     assert [key for key, _ in marks] == [f"{raw_prefix(hour)}{shard_name(5)}-1-0.jsonl.gz"]
     seeded.events.extend(late)
+    # (its day's rollup is not read while a mark is there, nor rebuilt)
+    assert compactor.roll_up(hour).outcome == "waiting"
+    assert len(month_reading(store, START).day_part_files) == (len(days) - 1) * len(PART_KINDS)
     with raw_listings(seeded.s3) as listings:
         check(seeded)
     assert hour_start_key("raw", hour) in {listing["StartAfter"] for listing in listings}
     result = compactor.compact(hour)
     assert (result.outcome, result.marks_cleared) == ("compacted", 1)
     assert store.late_marks(hour) == []
+    assert store.day_manifest(start_of_day(hour)) is None  # withdrawn before the hour's
+    check(seeded)
+    assert compactor.roll_up(hour).outcome == "rolled up"
     new, _ = store.manifest(hour)
     assert new is not None
     assert {p.key for p in new.parts.values()}.isdisjoint(p.key for p in old.parts.values())

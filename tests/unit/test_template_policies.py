@@ -85,6 +85,7 @@ def test_workers_write_under_the_archive_prefixes_only_and_delete_nothing() -> N
             "${ArchiveBucket.Arn}/raw/*",
             "${ArchiveBucket.Arn}/dead-letter/*",
             "${ArchiveBucket.Arn}/verdicts/*",
+            "${ArchiveBucket.Arn}/lake/late/*",
         },
         "s3:GetObject": {SALT},
     }
