@@ -251,3 +251,66 @@ def test_late_marks_name_the_object_and_its_version() -> None:
     assert layout.marked_object(mark) == (key, "0123abcd-2")
     assert layout.marked_object(f"lake/late/{layout.hour_partition(HOUR)}/x") is None
     assert layout.marked_object("lake/late/elsewhere.jsonl.gz.e1") is None
+
+
+def day_manifest(day: datetime, **changes: object) -> lake.DayManifest:
+    rollup = lake.DayManifest(
+        day=day,
+        generation="d",
+        built_at=day + timedelta(days=1, hours=1),
+        hours={(day + timedelta(hours=h)).isoformat(): "g" for h in range(24)},
+        files=["events/day-file"],
+        parts={kind: lake.LakeFile(key=f"{kind}-day", rows=1, bytes=1) for kind in lake.PART_KINDS},
+        parts_version=lake.PARTS_VERSION,
+        enrichment_version=ENRICHMENT_VERSION,
+    )
+    return rollup.model_copy(update=changes)
+
+
+def test_a_day_rolls_up_once_settled_compacted_and_unmarked() -> None:
+    day = HOUR.replace(hour=0)
+    hours = [day + timedelta(hours=h) for h in range(24)]
+    late_enough = day + timedelta(days=1) + layout.LATE_AFTER + layout.CLOCK_SKEW
+    trusted = {
+        hour: manifest(raw("a")).model_copy(update={"hour": hour, "listed_at": late_enough})
+        for hour in hours[:20]
+    }
+    # GIVEN 20 hours compacted and trusted, and 4 without events
+    found = lake.rollup_sources(day, trusted, hours[20:], [])
+    assert isinstance(found, dict)
+    assert [found[hour] is None for hour in hours] == [False] * 20 + [True] * 4
+    # THEN an hour with events but no manifest, one compacted early, or a late mark in the
+    # day keeps it from rolling up
+    assert (
+        lake.rollup_sources(day, trusted, hours[21:], [])
+        == f"hour {hours[20]:%Y-%m-%dT%H} not compacted"
+    )
+    early = {**trusted, hours[3]: trusted[hours[3]].model_copy(update={"listed_at": None})}
+    assert "compacted again" in str(lake.rollup_sources(day, early, hours[20:], []))
+    assert "late objects" in str(
+        lake.rollup_sources(day, trusted, hours[20:], [(raw("a").key, "e9")])
+    )
+    # AND a day settles only once every object written into it later would be marked
+    assert not lake.day_settled(day, late_enough - timedelta(seconds=1))
+    assert lake.day_settled(day, late_enough)
+
+
+def test_a_reading_takes_a_rollup_for_its_hours() -> None:
+    day = HOUR.replace(hour=0)
+    rollup = day_manifest(day)
+    next_hour = day + timedelta(days=1)
+    later = manifest(files=("events/next",)).model_copy(update={"hour": next_hour})
+    # GIVEN a day rolled up and an hour of the next day compacted
+    found = lake.reading([], [later], [rollup])
+    # THEN the day's event files and rollup parts are read, and the next hour's own
+    assert found.parquet_files == ("events/day-file", "events/next")
+    assert found.day_part_files == tuple((kind, f"{kind}-day") for kind in lake.PART_KINDS)
+    assert found.parts_of("sessions") == ["sessions-part"]
+    assert found.parted_hours == frozenset(rollup.day_hours) | {next_hour}
+    # AND the rolled hours' own manifests and raw objects, if given, are the rollup's
+    assert lake.reading([raw("a")], [manifest(raw("a"))], [rollup]).parquet_files == (
+        "events/day-file",
+    )
+    # AND a rollup of other versions is not read
+    stale = day_manifest(day, parts_version=lake.PARTS_VERSION - 1)
+    assert lake.reading([], [], [stale]).day_part_files == ()
