@@ -319,7 +319,14 @@ def test_reports_equal_the_events_open_mixed_and_compacted(seeded: Seeded) -> No
         clock=lambda: hour + timedelta(hours=1, minutes=1),
         token=lambda: "early",
     )
+    rollup = store.day_manifest(start_of_day(hour))
+    assert rollup is not None
     assert early.compact(hour, excluding_sessions=frozenset({"nobody"})).outcome == "compacted"
+    # (an erasure's compaction deletes its day's rollup at once, files and all: they could
+    # name the person)
+    assert store.day_manifest(start_of_day(hour)) is None
+    left = {file.key for file in store.day_files(start_of_day(hour))}
+    assert left.isdisjoint(part.key for part in rollup.parts.values())
     with raw_listings(seeded.s3) as listings:
         check(seeded)
     assert hour_start_key("raw", hour) in {listing["StartAfter"] for listing in listings}
