@@ -25,6 +25,7 @@ from clickstream.kernel.pagekey import page_key
 from clickstream.local.stack import LocalStackState
 from clickstream.stores import archive_layout as layout
 from clickstream.stores.positions import Position
+from consumer.core.batch import archive_objects
 from consumer.core.positioned import PositionedEvent
 from insights import archive_views, lake, sql
 from insights.compaction import Compactor
@@ -235,7 +236,9 @@ def test_rows_of_expired_raw_objects_are_kept_through_later_compactions(seeded: 
     assert_exact(seeded, extra=4)
 
 
-def compact_process(seeded: Lake, endpoint: str, *hours: datetime) -> subprocess.Popen[bytes]:
+def compact_process(
+    seeded: Lake, endpoint: str, *hours: datetime, options: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "CLICKSTREAM_ARCHIVE_BUCKET": seeded.location.bucket,
@@ -252,6 +255,7 @@ def compact_process(seeded: Lake, endpoint: str, *hours: datetime) -> subprocess
             "clickstream.cli",
             "compact",
             *[f"--hour={hour:%Y-%m-%dT%H}" for hour in hours],
+            *options,
             "--json",
         ],
         env=env,
@@ -348,6 +352,30 @@ def test_an_hour_that_cannot_be_compacted_does_not_stop_the_others(seeded: Lake)
     assert outcomes["2026-11-20T10"]["outcome"] == "compacted"
     assert outcomes["2026-11-20T09"]["outcome"] == "failed"
     assert "does not parse" in outcomes["2026-11-20T09"]["notes"][0]
+
+
+def test_compact_folds_in_a_marked_hour_however_old_and_rolls_its_day_up(seeded: Lake) -> None:
+    seeded.compact_all()
+    # GIVEN an object archived late into hour 9 (weeks ago), marked as the workers mark it
+    late = late_events(seeded, 5)
+    objects = archive_objects(shard_name(0), late, [])
+    for item in objects:
+        stored = seeded.s3.put_object(Bucket=seeded.location.bucket, Key=item.key, Body=item.body)
+        mark = layout.late_mark_key(item.key, stored["ETag"])
+        seeded.s3.put_object(Bucket=seeded.location.bucket, Key=mark, Body=b"")
+    # WHEN the scheduled compaction runs over the last hour only
+    process = compact_process(seeded, seeded.endpoint, options=("--since", "1h"))
+    output, errors = process.communicate(timeout=180)
+    assert process.returncode == 0, errors.decode()[-2000:]
+    found = json.loads(output)
+    # THEN hour 9 is compacted again with the late events, its mark cleared, and its day
+    # rolled up (hour 10 is compacted: the day has no hour with events left out)
+    hours = {row["hour"]: row for row in found["hours"]}
+    assert hours["2026-11-20T09"]["outcome"] == "compacted"
+    assert hours["2026-11-20T09"]["marks_cleared"] == len(objects)
+    assert seeded.store.late_marks(HOURS[0]) == []
+    assert {d["day"]: d["outcome"] for d in found["days"]}["2026-11-20"] == "rolled up"
+    assert_exact(seeded, extra=5)
 
 
 def test_listing_hours_side_by_side_gives_what_one_listing_gives(
