@@ -290,15 +290,17 @@ def bench_reports(
         print_json(figures)
         return
     lake = Table(title=f"{figures['events']:,} events over {figures['hours']} hours, compacted")
-    for column in ("events MB", "parts MB", "parts/events", "compaction s", "of which parts s",
-                   "parts/events time"):  # fmt: skip
+    for column in ("events MB", "parts MB", "rollups MB", "parts/events", "compaction s",
+                   "of which parts s", "rollups s", "parts+rollups/events time"):  # fmt: skip
         lake.add_column(column, justify="right")
     lake.add_row(
         f"{figures['events_bytes'] / 1e6:,.1f}",
         f"{figures['parts_bytes'] / 1e6:,.1f}",
+        f"{figures['rollup_bytes'] / 1e6:,.1f}",
         f"{figures['parts_bytes_share']:.1%}",
         f"{figures['compaction_seconds']:,.1f}",
         f"{figures['parts_seconds']:,.1f}",
+        f"{figures['rollup_seconds']:,.1f}",
         f"{figures['parts_time_share']:.1%}",
     )
     out.print(lake)
