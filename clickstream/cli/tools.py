@@ -306,7 +306,7 @@ def bench_reports(
     out.print(lake)
     found = Table(title="reports (DuckDB over the session parts, local S3)")
     for column in ("report", "visits", "open p50 s", "cold p50 s", "cold p95 s", "warm p50 s",
-                   "warm p95 s", "MB read"):  # fmt: skip
+                   "warm p95 s", "MB read", "opening's S3 calls"):  # fmt: skip
         found.add_column(column, justify="left" if column == "report" else "right")
     for row in figures["reports"]:
         found.add_row(
@@ -318,6 +318,7 @@ def bench_reports(
             f"{row['warm_p50']:.2f}",
             f"{row['warm_p95']:.2f}",
             f"{row['bytes_read'] / 1e6:.1f}",
+            ", ".join(f"{n} {op}" for op, n in sorted(row["opening_requests"].items())),
         )
     out.print(found)
     out.print(

@@ -18,6 +18,7 @@ Then, over the whole span:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gzip
 import itertools
@@ -67,6 +68,9 @@ class Timing:
     warm_p95: float
     bytes_read: int
     visits: int
+    opening_requests: dict[str, int] = field(default_factory=dict)
+    """The S3 calls one opening makes, by operation (the LISTs are what an emulator scanning
+    every key of the bucket makes slow: S3 answers one in tens of milliseconds)."""
 
 
 @dataclass
@@ -315,9 +319,17 @@ def time_report(
     cold: list[float] = []
     warm: list[float] = []
     visits = read = 0
-    for _ in range(runs):
+    requests: collections.Counter[str] = collections.Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        requests[model.name] += 1
+
+    for run in range(runs):
         began = time.perf_counter()
+        if run == 0:
+            s3.meta.events.register("before-call.s3", count)
         connection = archive_views.connect(location, s3, since=since, raw_views=False)
+        s3.meta.events.unregister("before-call.s3", count)
         opening.append(time.perf_counter() - began)
         if not read:  # what a cold reading takes from S3 (DuckDB's HTTP counters)
             read = bytes_read(connection, report.visits_select(query, span))
@@ -340,6 +352,7 @@ def time_report(
         _percentile(warm, 0.95),
         read,
         visits,
+        dict(requests),
     )
 
 
