@@ -57,7 +57,7 @@ def connect(
     raw = None
     keys_since: dict[str, list[str]] = {}
     if not raw_views:
-        create_events_view(connection, archive, s3, since=since, enrich=enrich)
+        create_events_view(connection, archive, s3, since=since, enrich=enrich, events=False)
         return connection
     if since is not None:
         s3 = s3 or s3_client(archive)

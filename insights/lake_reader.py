@@ -93,6 +93,7 @@ def create_events_view(
     since: datetime | None = None,
     raw: list[lake.RawObject] | None = None,
     enrich: bool = True,
+    events: bool = True,
 ) -> lake.LakeReading:
     """`events` and `events_sources`, and with `enrich` `sessions` and the enrichment
     columns of `events` (docs/enrichment.md); with `since`, of the hours from `since`'s hour
@@ -113,18 +114,20 @@ def create_events_view(
             )
             views = {
                 sessions_sql.VERDICTS: verdicts_select(archive.bucket, verdicts),
-                "events_stored": events_select(archive.bucket, found, enrich=True),
                 **parts_views(archive.bucket, found),
                 "sessions": sessions_sql.sessions_from_parts("session_parts"),
-                "events": enriched.events_select(
-                    "SELECT * FROM events_stored", EVENT_NAMES, PARTITION_NAMES
-                ),
             }
+            if events:
+                views["events_stored"] = events_select(archive.bucket, found, enrich=True)
+                views["events"] = enriched.events_select(
+                    "SELECT * FROM events_stored", EVENT_NAMES, PARTITION_NAMES
+                )
             for name, select in views.items():
                 connection.execute(f"CREATE VIEW {name} AS {select}")
         else:
             connection.execute(f"CREATE VIEW events AS {events_select(archive.bucket, found)}")
-        connection.execute(f"CREATE VIEW events_sources AS {sources_select(found)}")
+        if events:
+            connection.execute(f"CREATE VIEW events_sources AS {sources_select(found)}")
     except duckdb.IOException as exc:
         raise InsightsError(f"cannot read the archive: {first_line(exc)}") from None
     except duckdb.Error as exc:
