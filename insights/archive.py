@@ -73,12 +73,16 @@ def listed_between(
     listing from `first`'s partition, page after page until a key passes `last`'s (a run of
     empty hours costs one LIST)."""
     end = hour_start_key(prefix, last + timedelta(hours=1))
+    # Under the run's common partition (its month's, its day's): S3 looks at fewer keys.
+    common = f"{prefix}/"
+    for part, other in zip(
+        hour_partition(first).split("/"), hour_partition(last).split("/"), strict=True
+    ):
+        if part != other:
+            break
+        common += f"{part}/"
     found: list[dict[str, Any]] = []
-    request = {
-        "Bucket": bucket,
-        "Prefix": f"{prefix}/",
-        "StartAfter": hour_start_key(prefix, first),
-    }
+    request = {"Bucket": bucket, "Prefix": common, "StartAfter": hour_start_key(prefix, first)}
     while True:
         page = s3.list_objects_v2(**request)
         entries = page.get("Contents", [])
