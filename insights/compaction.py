@@ -36,6 +36,7 @@ from clickstream.stores import archive_layout as layout
 from insights import enriched, lake, sessions_sql
 from insights.lake_reader import (
     EVENT_NAMES,
+    HOUR_COLUMNS,
     PARTITION_NAMES,
     STORED_NAMES,
     parquet_rows,
@@ -276,19 +277,25 @@ class Compactor:
                     if keys
                     else sessions_sql.no_parts(kind)
                 )
-                try:
-                    rows = connection.execute(
-                        f"COPY ({source}) TO {quote(f's3://{bucket}/{key}')} "
-                        f"(FORMAT parquet, COMPRESSION {self._settings.compression})"
-                    ).fetchall()
-                except duckdb.Error as exc:
-                    raise LakeError(
-                        f"hour {hour:%Y-%m-%dT%H} {kind} parts: {str(exc).strip().splitlines()[0]}"
-                    ) from None
-                size = self._store.size(key)
-                count = int(rows[0][0]) if rows else 0
-                written[kind] = lake.LakeFile(key=key, rows=count, bytes=size)
+                written[kind] = self._copy_to(
+                    connection, source, key, f"hour {hour:%Y-%m-%dT%H} {kind} parts"
+                )
         return written
+
+    def _copy_to(
+        self, connection: duckdb.DuckDBPyConnection, select: str, key: str, what: str
+    ) -> lake.LakeFile:
+        """`select`'s rows as one Parquet file of the lake under `key`, described."""
+        bucket = self._archive.bucket
+        try:
+            rows = connection.execute(
+                f"COPY ({select}) TO {quote(f's3://{bucket}/{key}')} "
+                f"(FORMAT parquet, COMPRESSION {self._settings.compression})"
+            ).fetchall()
+        except duckdb.Error as exc:
+            raise LakeError(f"{what}: {str(exc).strip().splitlines()[0]}") from None
+        count = int(rows[0][0]) if rows else 0
+        return lake.LakeFile(key=key, rows=count, bytes=self._store.size(key))
 
     def _count_back(self, keys: list[str]) -> tuple[dict[str, int], dict[str, int]]:
         """Rows per file and per raw object, read back from what S3 holds."""
@@ -326,7 +333,7 @@ class Compactor:
         if not lake.day_settled(day, self._clock()):
             result.outcome = "not settled"
             return result
-        hours = [day + timedelta(hours=offset) for offset in range(24)]
+        hours = lake.hours_of_day(day)
         with ThreadPoolExecutor(max_workers=8) as pool:
             found = dict(
                 zip(hours, pool.map(lambda h: self._store.manifest(h)[0], hours), strict=True)
@@ -370,21 +377,16 @@ class Compactor:
                     quote(f"s3://{bucket}/{manifest.parts[kind].key}") for manifest in manifests
                 )
                 names = ", ".join(name for name, _ in sessions_sql.PART_COLUMNS[kind])
+                # The hours' partition columns kept in the file: a day has no hour in its path.
+                select = (
+                    f"SELECT {names}, {HOUR_COLUMNS} FROM read_parquet([{listed}], "  # noqa: S608
+                    f"hive_partitioning = true, hive_types = {HIVE_TYPES})"
+                )
                 key = layout.day_key(day, f"{generation}/{kind}.parquet")
-                try:
-                    rows = connection.execute(
-                        f"COPY (SELECT {names}, year, month, day, hour FROM read_parquet("  # noqa: S608
-                        f"[{listed}], hive_partitioning = true, hive_types = {HIVE_TYPES})) "
-                        f"TO {quote(f's3://{bucket}/{key}')} "
-                        f"(FORMAT parquet, COMPRESSION {self._settings.compression})"
-                    ).fetchall()
-                except duckdb.Error as exc:
-                    raise LakeError(
-                        f"day {day:%Y-%m-%d} {kind} rollup: {str(exc).strip().splitlines()[0]}"
-                    ) from None
-                count = int(rows[0][0]) if rows else 0
-                parts[kind] = lake.LakeFile(key=key, rows=count, bytes=self._store.size(key))
-                if count != sum(manifest.parts[kind].rows for manifest in manifests):
+                parts[kind] = self._copy_to(
+                    connection, select, key, f"day {day:%Y-%m-%d} {kind} rollup"
+                )
+                if parts[kind].rows != sum(manifest.parts[kind].rows for manifest in manifests):
                     self._store.delete([part.key for part in parts.values()])
                     raise LakeError(f"day {day:%Y-%m-%d} {kind} rollup: rows do not add up")
         rollup = lake.DayManifest(

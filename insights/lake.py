@@ -156,7 +156,12 @@ class DayManifest(BaseModel):
 
     @property
     def day_hours(self) -> list[datetime]:
-        return [self.day + timedelta(hours=offset) for offset in range(24)]
+        return hours_of_day(self.day)
+
+
+def hours_of_day(day: datetime) -> list[datetime]:
+    """The 24 hours of a UTC day."""
+    return hours_between(day, day + timedelta(hours=23))
 
 
 def day_settled(day: datetime, now: datetime) -> bool:
@@ -180,8 +185,7 @@ def rollup_sources(
         if marked is not None and start_of_day(marked) == day:
             return "late objects to fold in first"
     found: dict[datetime, HourManifest | None] = {}
-    for offset in range(24):
-        hour = day + timedelta(hours=offset)
+    for hour in hours_of_day(day):
         manifest = manifests.get(hour)
         if manifest is None:
             if hour not in empty:

@@ -212,11 +212,7 @@ def run(
     location = location_for(bucket)
     if not bench.rollup_seconds:
         roll_up(s3, location, bench, first, now, on_progress)
-        s3.put_object(
-            Bucket=bucket,
-            Key=BENCH_KEY,
-            Body=json.dumps({**asdict(bench), "first": first.isoformat()}).encode(),
-        )
+        keep(s3, bucket, bench, first)
     span = report.Range(first, first + timedelta(days=days), ZoneInfo("UTC"))
     for name, filters in (
         (f"{days} days by source", ()),
@@ -249,6 +245,12 @@ def roll_up(
             on_progress(f"day {result.hour:%Y-%m-%d}: {result.outcome} {result.notes}")
         bench.rollup_seconds += result.seconds
         bench.rollup_bytes += result.parts_bytes
+
+
+def keep(s3: Any, bucket: str, bench: ReportsBench, first: datetime) -> None:
+    """The lake's figures and first hour, kept in it for `kept_lake`."""
+    kept = {**asdict(bench), "first": first.isoformat()}
+    s3.put_object(Bucket=bucket, Key=BENCH_KEY, Body=json.dumps(kept).encode())
 
 
 def kept_lake(s3: Any, bucket: str) -> tuple[ReportsBench, datetime]:
@@ -302,8 +304,7 @@ def generate(
         bench.parts_seconds += result.parts_seconds
         bench.events_bytes += result.bytes
         bench.parts_bytes += result.parts_bytes
-    kept = {**asdict(bench), "first": first.isoformat()}
-    s3.put_object(Bucket=bucket, Key=BENCH_KEY, Body=json.dumps(kept).encode())
+    keep(s3, bucket, bench, first)
     return bench, first
 
 
