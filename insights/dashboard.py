@@ -30,13 +30,14 @@ from clickstream.stores.alerts import AlertsTable, Rule
 from insights import heatmap as maps
 from insights import live, query, report
 from insights.live_sources import ArchiveTail, PageMinutes, shard_lags
+from insights.readings import Readings
 from insights.settings import DashboardSettings
 
 log = get_logger(component="dashboard")
 
 READING_SECONDS: Final = 30.0
-"""How long an opened reading of the archive serves reports: the live view is then at most
-this plus the workers' archive flush (60 s) behind the stream."""
+"""How old a reading of the archive may grow before a report asks for a new one
+(`insights.readings`)."""
 REPORTS_KEPT: Final = 64
 """Recent report answers kept (per distinct request) for the refresh interval."""
 LAG_REFRESH_SECONDS = 15.0
@@ -178,8 +179,13 @@ class Dashboard:
         ] = {}
         self._reports: dict[tuple[tuple[str, tuple[str, ...]], ...], tuple[float, Any]] = {}
         self._reports_lock = threading.Lock()
-        self._readings: dict[datetime, tuple[float, Any]] = {}
-        self._reading_lock = threading.Lock()
+        self._readings = Readings(
+            self._open_reading,
+            clock,
+            kept_days=settings.report_days_kept,
+            fresh_seconds=READING_SECONDS,
+            refresh_seconds=settings.report_refresh_seconds,
+        )
         self._lags = Refreshed("shards", self._shards, LAG_REFRESH_SECONDS)
         self._rages = Refreshed("rage clicks", self._rage_clicks, settings.heatmap_refresh_seconds)
 
@@ -404,33 +410,39 @@ class Dashboard:
             minute=0, second=0, microsecond=0
         )
         # The live view (a range of an hour or less) reads the archive as it is now; longer
-        # ranges may share a reading up to READING_SECONDS old.
+        # ranges are answered from a reading kept open (`insights.readings`).
         live = query.range.end - query.range.start <= timedelta(hours=1)
-        with self._reading_lock:
-            connection = self._reading(since, fresh=live)
-            found = report.report_of(connection, query, compare=compare, breakdowns=panels)
-        answer = {**found.as_dict(query), "as_of": self._clock().isoformat()}
+        with self._readings.reading(since, live=live) as reading:
+            found = report.report_of(reading.connection, query, compare=compare, breakdowns=panels)
+        answer = {**found.as_dict(query), "as_of": reading.opened_at.isoformat()}
         with self._reports_lock:
             if len(self._reports) >= REPORTS_KEPT:
                 self._reports.pop(next(iter(self._reports)))
             self._reports[key] = (now, answer)
         return answer
 
-    def _reading(self, since: datetime, *, fresh: bool) -> Any:
-        """A connection with the archive's views from `since`'s hour, opened at most
-        `READING_SECONDS` ago (opening lists the hours' objects and reads their manifests,
-        the larger part of a report's time); older ones are closed. Callers hold
-        `_reading_lock`: a DuckDB connection serves one query at a time."""
+    def _open_reading(self, since: datetime) -> Any:
+        """A connection with the report views of the hours from `since` on, its sessions
+        merged (`report.prepare`)."""
         if self._sources.reports is None:
             raise ClickstreamError("no archive to report from")
-        now = time.monotonic()
-        for start, (opened, connection) in list(self._readings.items()):
-            if now - opened >= READING_SECONDS or (fresh and start == since):
-                connection.close()
-                del self._readings[start]
-        kept = self._readings.get(since)
-        if kept is not None:
-            return kept[1]
         connection = self._sources.reports(since)
-        self._readings[since] = (now, connection)
+        try:
+            report.prepare(connection)
+        except BaseException:
+            connection.close()
+            raise
         return connection
+
+    def open_reading_ahead(self) -> Any:
+        """The kept reading opened now, before any report asks (what `keep_readings` does
+        in the background): its connection."""
+        return self._readings.open_kept().connection
+
+    def keep_readings(self) -> None:
+        """Keep the site owner's view's reading open from now on (`insights.readings`)."""
+        if self._sources.reports is not None:
+            self._readings.keep()
+
+    def close(self) -> None:
+        self._readings.stop()

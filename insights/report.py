@@ -399,6 +399,19 @@ def _exists(connection: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(found and found[0])
 
 
+def prepare(connection: duckdb.DuckDBPyConnection) -> None:
+    """Put the reading's sessions together, once per reading (every session it holds,
+    whatever the range: a visit's start is its merge's): every report on it after reads
+    them, the range before, the dashboard's next request, the bench's warm run."""
+    if _exists(connection, SESSIONS_READ):
+        return
+    # The parts read once (the merge reads them three times: `sessions_from_parts`).
+    connection.execute("CREATE OR REPLACE TEMP TABLE session_parts_read AS FROM session_parts")
+    merged = sessions_from_parts("session_parts_read")
+    connection.execute(f"CREATE TEMP TABLE {SESSIONS_READ} AS {merged}")
+    connection.execute("DROP TABLE session_parts_read")
+
+
 def report_of(
     connection: duckdb.DuckDBPyConnection,
     query: Query,
@@ -410,15 +423,7 @@ def report_of(
     `breakdowns`, the range's visits by each of those dimensions too."""
     spans = [query.range, query.range.previous] if compare else [query.range]
     reports = []
-    # The parts' merge, put together once per reading (every session it holds, whatever the
-    # range: a visit's start is its merge's), read by every report on it after: the range
-    # before, the next request within the dashboard's reading, the bench's warm run.
-    if not _exists(connection, SESSIONS_READ):
-        # The parts read once (the merge reads them three times: `sessions_from_parts`).
-        connection.execute("CREATE OR REPLACE TEMP TABLE session_parts_read AS FROM session_parts")
-        merged = sessions_from_parts("session_parts_read")
-        connection.execute(f"CREATE TEMP TABLE {SESSIONS_READ} AS {merged}")
-        connection.execute("DROP TABLE session_parts_read")
+    prepare(connection)
     for index, span in enumerate(spans):
         # A view: each figure filters the kept sessions again, cheaper than copying them.
         visits = visits_select(query, span, SESSIONS_READ)

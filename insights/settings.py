@@ -51,6 +51,22 @@ class DashboardSettings(BaseSettings):
         "window's archive objects again through DuckDB.",
     )
 
+    report_days_kept: int = Field(
+        default=30,
+        ge=0,
+        le=366,
+        description="The site owner's view keeps a reading of this many days and as many "
+        "before open (its longest standard range, compared), so that such a view answers at "
+        "once; it costs memory (about 100 MB per million visits). 0: every report opens its "
+        "own reading.",
+    )
+    report_refresh_seconds: float = Field(
+        default=120.0,
+        ge=10,
+        description="How often the kept reading is opened again when nobody asks (a report "
+        "asks for a new one once it is 30 s old).",
+    )
+
     site_time_zone: str = Field(
         default="UTC",
         validation_alias="CLICKSTREAM_SITE_TIME_ZONE",

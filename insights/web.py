@@ -220,4 +220,10 @@ def serve(dashboard: Dashboard, *, host: str, port: int, token: str | None) -> N
         log_config=None,  # our structlog set-up owns logging (JSON on stderr)
         server_header=False,
     )
-    uvicorn.Server(config).run()
+    # The site owner's view's reading opens while the server starts: the first look at it
+    # finds its figures ready (`insights.readings`).
+    dashboard.keep_readings()
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        dashboard.close()

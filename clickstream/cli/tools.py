@@ -323,7 +323,10 @@ def bench_reports(
     out.print(found)
     out.print(
         f"the site owner's view in Chromium, first paint of its figures: "
-        f"{figures['first_paint_cold']:.2f} s cold, {figures['first_paint_warm']:.2f} s again"
+        f"{figures['first_paint_cold']:.2f} s on a dashboard just started, "
+        f"{figures['first_paint_warm']:.2f} s again, {figures['first_paint_kept']:.2f} s on "
+        f"one whose reading is kept (opened in {figures['kept_reading_seconds']:.1f} s, "
+        f"{figures['kept_reading_bytes'] / 1e6:,.0f} MB)"
     )
 
 

@@ -89,7 +89,15 @@ class ReportsBench:
     rollup_bytes: int = 0
     reports: list[Timing] = field(default_factory=list)
     first_paint_cold: float | None = None
+    """A dashboard just started, its first report opening the reading."""
     first_paint_warm: float | None = None
+    """The same view again within the refresh interval (its answer kept)."""
+    first_paint_kept: float | None = None
+    """A dashboard whose reading was opened ahead, as a running one's is."""
+    kept_reading_seconds: float | None = None
+    """Opening that reading: the span and as much before, the sessions merged."""
+    kept_reading_bytes: int | None = None
+    """The memory DuckDB holds for it."""
 
     def as_dict(self) -> dict[str, Any]:
         found = asdict(self)
@@ -221,7 +229,7 @@ def run(
         on_progress(f"report: {name}, {runs} times cold and warm")
         bench.reports.append(time_report(name, filters, span, runs, location, s3))
     on_progress("the site owner's view of the span in headless Chromium")
-    bench.first_paint_cold, bench.first_paint_warm = first_paint(location, s3, span, now)
+    first_paint(bench, location, s3, span)
     return bench
 
 
@@ -357,17 +365,15 @@ def time_report(
     )
 
 
-def first_paint(location: Any, s3: Any, span: Any, now: datetime) -> tuple[float, float]:
-    """Seconds from opening the view of `span` until its figures are drawn, twice (the
-    second within the dashboard's refresh interval: its answer kept)."""
-    import uvicorn
-
-    from clickstream.tools.aws_standin import free_port
+def first_paint(bench: ReportsBench, location: Any, s3: Any, span: Any) -> None:
+    """Seconds from opening the view of `span` until its figures are drawn: on a dashboard
+    just started (its first report opens the reading), again (its answer kept), and on a
+    dashboard whose reading was opened ahead (as a running one's is: `insights.readings`).
+    The dashboards' clock is the span's end."""
     from clickstream.tools.browser import headless_chromium
     from insights import archive_views
     from insights.dashboard import Dashboard, Sources
     from insights.settings import DashboardSettings
-    from insights.web import create_app
 
     sources = Sources(
         stream_name="-",
@@ -382,10 +388,53 @@ def first_paint(location: Any, s3: Any, span: Any, now: datetime) -> tuple[float
         reports=lambda since: archive_views.connect(location, s3, since=since, raw_views=False),
     )
     settings = DashboardSettings(refresh_seconds=60)
+    address = (f"/?from={span.start.isoformat()}&to={span.end.isoformat()}").replace("+", "%2B")
+
+    def painted(browser: Any, url: str) -> float:
+        began = time.perf_counter()
+        browser.get(url)
+        while browser.execute_script("return document.body.dataset.state") != "ok":
+            if time.perf_counter() - began > 120:
+                raise RuntimeError("the view did not draw its figures in 120 s")
+            time.sleep(0.02)
+        return time.perf_counter() - began
+
+    started = Dashboard(sources, settings, clock=lambda: span.end)
+    running = Dashboard(sources, settings, clock=lambda: span.end)
+    began = time.perf_counter()
+    reading = running.open_reading_ahead()
+    bench.kept_reading_seconds = time.perf_counter() - began
+    bench.kept_reading_bytes = reading_bytes(reading)
+    with (
+        serving(started) as first,
+        serving(running) as second,
+        headless_chromium(1400, 1800) as browser,
+    ):
+        bench.first_paint_cold = painted(browser, first + address)
+        bench.first_paint_warm = painted(browser, first + address)
+        bench.first_paint_kept = painted(browser, second + address)
+    started.close()
+    running.close()
+
+
+def reading_bytes(connection: Any) -> int:
+    """The memory DuckDB holds on a connection's database (its temporary tables')."""
+    found = connection.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()
+    return int(found[0] or 0) if found else 0
+
+
+@contextlib.contextmanager
+def serving(dashboard: Any) -> Iterator[str]:
+    """The dashboard served on a loopback port, its address."""
+    import uvicorn
+
+    from clickstream.tools.aws_standin import free_port
+    from insights.web import create_app
+
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(Dashboard(sources, settings, clock=lambda: now), token=None),
+            create_app(dashboard, token=None),
             host="127.0.0.1",
             port=port,
             log_config=None,
@@ -396,22 +445,9 @@ def first_paint(location: Any, s3: Any, span: Any, now: datetime) -> tuple[float
     thread.start()
     while not server.started:
         time.sleep(0.05)
-    address = (
-        f"http://127.0.0.1:{port}/?from={span.start.isoformat()}&to={span.end.isoformat()}"
-    ).replace("+", "%2B")
-    times = []
     try:
-        with headless_chromium(1400, 1800) as browser:
-            for _ in range(2):
-                began = time.perf_counter()
-                browser.get(address)
-                while browser.execute_script("return document.body.dataset.state") != "ok":
-                    if time.perf_counter() - began > 120:
-                        raise RuntimeError("the view did not draw its figures in 120 s")
-                    time.sleep(0.02)
-                times.append(time.perf_counter() - began)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         with contextlib.suppress(RuntimeError):
             thread.join(timeout=10)
-    return times[0], times[1]
