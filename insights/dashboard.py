@@ -423,12 +423,12 @@ class Dashboard:
 
     def _open_reading(self, since: datetime) -> Any:
         """A connection with the report views of the hours from `since` on, its sessions
-        merged (`report.prepare`)."""
+        merged and its pages kept (`report.prepare_pages`)."""
         if self._sources.reports is None:
             raise ClickstreamError("no archive to report from")
         connection = self._sources.reports(since)
         try:
-            report.prepare(connection)
+            report.prepare_pages(connection)
         except BaseException:
             connection.close()
             raise

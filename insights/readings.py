@@ -1,7 +1,7 @@
 """The dashboard's readings of the archive for reports, kept open between requests.
 
 Opening a reading (listing the range's objects, reading its manifests: `insights.lake_reader`;
-then merging its session parts: `insights.report.prepare`) is most of a cold report's time,
+then merging its session parts: `insights.report.prepare_pages`) is most of a cold report's time,
 seconds for a month. So the dashboard keeps one wide reading open: its last `kept_days` days
 and as many before (the view's longest standard range, compared), from a day earlier (a
 visit's start is looked for `SESSION_REACH` before its range). A report whose range lies within

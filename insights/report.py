@@ -227,9 +227,12 @@ def _utc(moment: datetime) -> str:
     return f"TIMESTAMP {quote(text)}"
 
 
-def visits_select(query: Query, span: Range, sessions: str = "sessions") -> str:
+def visits_select(
+    query: Query, span: Range, sessions: str = "sessions", pages: str | None = None
+) -> str:
     """The visits of `span` the query counts: one row per session (of `sessions`), with
-    `visitor`."""
+    `visitor`. `pages`: a reading's prepared pages (`prepare_pages`), which a page filter
+    reads instead of `page_parts`."""
     conditions = [
         f"started_at >= {_utc(span.start)}",
         f"started_at < {_utc(span.end)}",
@@ -239,6 +242,8 @@ def visits_select(query: Query, span: Range, sessions: str = "sessions") -> str:
         listed = ", ".join(quote(value) for value in values)
         if wanted.kind is Kind.SESSION:
             conditions.append(f"{wanted.expression} IN ({listed})")
+        elif wanted.kind is Kind.PAGE and pages is not None:
+            conditions.append(f"visit IN (SELECT visit FROM {pages} WHERE page IN ({listed}))")  # noqa: S608
         elif wanted.kind is Kind.PAGE:
             conditions.append(
                 f"session_id IN (SELECT session_id FROM page_parts WHERE page IN ({listed}))"  # noqa: S608
@@ -295,15 +300,22 @@ class Figures:
         }
 
 
-def rows_select(by: Dimension, top: int) -> str:
+def rows_select(by: Dimension, top: int, pages: str | None = None) -> str:
     """The breakdown's rows over `visits`: the visits' figures per value; per page, the
     visits and visitors that viewed it and its views; per custom event (or property), the
-    visits and visitors that sent it and how many times."""
+    visits and visitors that sent it and how many times. `pages`: a reading's prepared
+    pages (`prepare_pages`: one row per visit and page, so its rows are the page's visits)."""
     order = f"ORDER BY visitors DESC, value LIMIT {int(top)}"
     if by.kind is Kind.SESSION:
         return (
             f"SELECT {by.expression} AS value, {TOTALS} FROM visits "  # noqa: S608
             f"GROUP BY 1 {order}"
+        )
+    if by.kind is Kind.PAGE and pages is not None:
+        return (
+            "SELECT p.page AS value, count(DISTINCT v.visitor) AS visitors, "  # noqa: S608
+            "count(*) AS visits, sum(p.views) AS page_views "
+            f"FROM {pages} p JOIN visits v USING (visit) GROUP BY 1 {order}"
         )
     if by.kind is Kind.PAGE:
         return (
@@ -352,7 +364,11 @@ class Report:
 
 
 def _rows(connection: duckdb.DuckDBPyConnection, by: Dimension, top: int) -> list[dict[str, Any]]:
-    cursor = connection.execute(rows_select(by, top))
+    pages = None
+    if by.kind is Kind.PAGE:
+        prepare_pages(connection)
+        pages = PAGES_READ
+    cursor = connection.execute(rows_select(by, top, pages))
     names = [column[0] for column in cursor.description or []]
     rows = []
     for values in cursor.fetchall():
@@ -389,7 +405,10 @@ def _series(connection: duckdb.DuckDBPyConnection, span: Range) -> list[dict[str
 
 
 SESSIONS_READ: Final = "sessions_read"
-"""The reading's `sessions`, kept (a temporary table of its connection)."""
+"""The reading's `sessions`, kept (a temporary table of its connection), each numbered
+(`visit`)."""
+PAGES_READ: Final = "pages_read"
+"""The reading's page parts, kept: one row per visit (its number) and page, its views."""
 
 
 def _exists(connection: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -408,8 +427,28 @@ def prepare(connection: duckdb.DuckDBPyConnection) -> None:
     # The parts read once (the merge reads them three times: `sessions_from_parts`).
     connection.execute("CREATE OR REPLACE TEMP TABLE session_parts_read AS FROM session_parts")
     merged = sessions_from_parts("session_parts_read")
-    connection.execute(f"CREATE TEMP TABLE {SESSIONS_READ} AS {merged}")
+    # Numbered: the pages kept name their visit by it (a join on a number, not a string).
+    connection.execute(
+        f"CREATE TEMP TABLE {SESSIONS_READ} AS "  # noqa: S608
+        f"SELECT *, CAST(row_number() OVER () AS INTEGER) AS visit FROM ({merged})"
+    )
     connection.execute("DROP TABLE session_parts_read")
+
+
+def prepare_pages(connection: duckdb.DuckDBPyConnection) -> None:
+    """Keep the reading's page parts, once per reading, when a report first needs them (a
+    page breakdown or filter): a visit's views of a page in several hours put together, so
+    that a page's visits are its rows, and named by the visit's number. A month's page
+    parts are millions of rows: read from S3 and joined by string for every page panel,
+    they were the larger part of the site owner's view's time."""
+    prepare(connection)
+    if _exists(connection, PAGES_READ):
+        return
+    connection.execute(
+        f"CREATE TEMP TABLE {PAGES_READ} AS SELECT s.visit, p.page, "  # noqa: S608
+        f"CAST(sum(p.views) AS BIGINT) AS views FROM page_parts p JOIN {SESSIONS_READ} s "
+        "USING (session_id) GROUP BY s.visit, p.page"
+    )
 
 
 def report_of(
@@ -426,7 +465,11 @@ def report_of(
     prepare(connection)
     for index, span in enumerate(spans):
         # A view: each figure filters the kept sessions again, cheaper than copying them.
-        visits = visits_select(query, span, SESSIONS_READ)
+        pages = None
+        if any(wanted.kind is Kind.PAGE for wanted, _ in query.filters):
+            prepare_pages(connection)
+            pages = PAGES_READ
+        visits = visits_select(query, span, SESSIONS_READ, pages)
         connection.execute(f"CREATE OR REPLACE TEMP VIEW visits AS {visits}")
         row = connection.execute(f"SELECT {TOTALS} FROM visits").fetchone()  # noqa: S608
         totals = Figures.of(row or (0, 0, 0, None, None))
