@@ -3,6 +3,7 @@ is not (or where objects came or changed after), each event once (`insights.lake
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Final
 
@@ -101,17 +102,25 @@ def create_events_view(
     `enrich` (the operator's dashboard, heatmaps, erasure: they read none of those columns),
     `events` has the archive's columns only."""
     store = LakeStore(s3 or s3_client(archive), archive.bucket)
-    if raw is None and since is not None:
-        found = month_reading(store, since)
-    else:
-        manifests = store.manifests(since=since)
-        found = lake.reading(store.raw_objects() if raw is None else raw, manifests)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The bot verdicts are listed while the archive's reading is put together.
+        verdicts_listed = (
+            pool.submit(
+                store.verdict_keys,
+                since=None if since is None else since - sessions_sql.SESSION_REACH,
+            )
+            if enrich
+            else None
+        )
+        if raw is None and since is not None:
+            found = month_reading(store, since)
+        else:
+            manifests = store.manifests(since=since)
+            found = lake.reading(store.raw_objects() if raw is None else raw, manifests)
+        verdicts = verdicts_listed.result() if verdicts_listed else []
     try:
         if enrich:
             enriched.register(connection)
-            verdicts = store.verdict_keys(
-                since=None if since is None else since - sessions_sql.SESSION_REACH
-            )
             views = {
                 sessions_sql.VERDICTS: verdicts_select(archive.bucket, verdicts),
                 **parts_views(archive.bucket, found),
@@ -142,16 +151,19 @@ def month_reading(store: LakeStore, since: datetime) -> lake.LakeReading:
     last compacted one, the raw objects are listed only where the manifest cannot be trusted
     alone (none, compacted early, a late mark it does not hold: `lake.hours_to_list`); every
     raw object after it is listed. A compacted month: 30 rollups, a few hours' manifests, one
-    listing of its last hours."""
-    marks = store.late_marks(since=since)
+    listing of its last hours. The late marks, the rollups and the hours' manifests are
+    listed side by side (on S3 each listing is a round trip; on an emulator, a scan of the
+    bucket)."""
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        marks_listed = pool.submit(store.late_marks, since=since)
+        days_read = pool.submit(store.day_manifests, since=since)
+        manifests_listed = pool.submit(store.manifest_keys, since=since)
+        marks, day_manifests = marks_listed.result(), days_read.result()
+        manifest_keys = manifests_listed.result()
     marked_days = {start_of_day(hour) for key, _ in marks if (hour := hour_of(key))}
-    days = [
-        day
-        for day in store.day_manifests(since=since)
-        if day.current and day.day not in marked_days
-    ]
+    days = [day for day in day_manifests if day.current and day.day not in marked_days]
     rolled_days = frozenset(day.day for day in days)
-    manifests = store.manifests(since=since, rolled_up=rolled_days)
+    manifests = store.fetch_manifests(manifest_keys, rolled_up=rolled_days)
     covered = [start_of_hour(m.hour) for m in manifests] + [
         hour for day in days for hour in day.day_hours
     ]

@@ -156,12 +156,22 @@ class LakeStore:
     ) -> list[lake.HourManifest]:
         """Every published manifest (read side), or those of the hours from `since`'s,
         fetched side by side; none of the days in `rolled_up` (their rollups stand in)."""
-        keys = [
+        return self.fetch_manifests(self.manifest_keys(since=since), rolled_up=rolled_up)
+
+    def manifest_keys(self, *, since: datetime | None = None) -> list[str]:
+        """The published manifests' keys, or those of the hours from `since`'s."""
+        return [
             entry["Key"]
             for entry in self._list(f"{layout.MANIFEST_PREFIX}/", since)
             if entry["Key"].endswith(layout.MANIFEST_NAME)
-            and layout.day_of(entry["Key"]) not in rolled_up
         ]
+
+    def fetch_manifests(
+        self, keys: list[str], *, rolled_up: frozenset[datetime] = frozenset()
+    ) -> list[lake.HourManifest]:
+        """These manifests (`manifest_keys`) but those of the days in `rolled_up`, fetched
+        side by side."""
+        keys = [key for key in keys if layout.day_of(key) not in rolled_up]
 
         def fetch(key: str) -> lake.HourManifest:
             body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
