@@ -84,7 +84,9 @@ DIMENSIONS: Final = {
     "event": Dimension("event", Kind.EVENT, "name"),
 }
 """What a report can be broken down and filtered by."""
-PROPERTY: Final = re.compile(r"property:([A-Za-z0-9_.$-]{1,64})")
+PROPERTY_KEY: Final = re.compile(r"[A-Za-z0-9_.$-]{1,64}")
+"""A custom event property's name, as reports and goals take it."""
+PROPERTY: Final = re.compile(rf"property:({PROPERTY_KEY.pattern})")
 """`property:KEY`: custom events by the value of one of their properties."""
 
 

@@ -19,6 +19,7 @@ from clickstream.cli import (
     deadletters,
     demo,
     forget,
+    goals,
     heatmap,
     local,
     produce,
@@ -43,6 +44,7 @@ app.add_typer(query.app, name="query")
 app.add_typer(deadletters.app, name="deadletters")
 app.command()(sql.sql)
 app.command()(report.report)
+app.command()(goals.goals)
 app.add_typer(archive.app, name="archive")
 app.command()(heatmap.heatmap)
 app.command()(compact.compact)

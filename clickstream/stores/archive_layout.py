@@ -50,6 +50,8 @@ SYMLINK_PREFIX: Final = "lake/symlinks"
 """Athena's view of the lake: per hour one `symlink.txt` naming the published generation's
 files (the Glue table `events` reads them through Hive's SymlinkTextInputFormat), so a
 query never sees a generation being written or one being replaced."""
+GOALS_KEY: Final = "config/goals.json"
+"""The site's goals (`insights.goals_store`): outside every prefix the lifecycle rules expire."""
 LATE_PREFIX: Final = "lake/late"
 LATE_AFTER: Final = timedelta(minutes=5)
 """An object archived into an hour this long after its end is marked late: the workers

@@ -461,3 +461,104 @@ def test_the_dashboards_api_answers_the_same_report_behind_the_same_rules(
     bearer = gated.get("/api/report", params=params, headers={"Authorization": "Bearer t0ken"})
     assert bearer.status_code == 200
     assert bearer.json()["totals"] == body["totals"]
+
+
+def goal_truth(visits: list[truth.Visit], hits: Any) -> dict[str, Any]:
+    """A goal's figures computed from the events: `hits(visit)` is its conversions."""
+    people = {v.visitor for v in visits}
+    converted = [(v, n) for v in visits if (n := hits(v))]
+    reached = {v.visitor for v, _ in converted}
+    return {
+        "visitors": len(reached),
+        "visits": len(converted),
+        "conversions": sum(n for _, n in converted),
+        "conversion_rate": round(len(reached) / len(people), 4) if people else None,
+    }
+
+
+def test_goals_equal_the_events_and_are_saved_in_the_bucket(
+    seeded: Seeded, local_stack: LocalStackState
+) -> None:
+    from insights import goals
+    from insights.goals_store import GoalsFile
+
+    visits = truth.visits_of(seeded.events, judged_sessions(seeded))
+    day = truth.in_range(visits, DAY.start, DAY.end, bots=False)
+    carts = [e for v in day for e in v.events if (e.properties or {}).get("name") == "add_to_cart"]
+    value = str(carts[0].properties["value"])  # type: ignore[index]
+    section = next(
+        truth.path(e.page).split("/")[1]
+        for v in day
+        for e in v.views
+        if truth.path(e.page).count("/") == 2
+    )
+
+    def viewed(pattern: Any) -> Any:
+        return lambda v: sum(1 for e in v.views if pattern(truth.path(e.page)))
+
+    def sent(condition: Any) -> Any:
+        return lambda v: sum(
+            1
+            for e in v.events
+            if e.type is EventType.CUSTOM
+            and (e.properties or {}).get("name") == "add_to_cart"
+            and condition(e.properties or {})
+        )
+
+    expected = {
+        "/pricing": viewed(lambda p: p == "/pricing"),
+        f"/{section}/*": viewed(lambda p: p.startswith(f"/{section}/")),
+        "event:add_to_cart": sent(lambda _: True),
+        f"event:add_to_cart[value={value}]": sent(lambda p: str(p.get("value")) == value),
+    }
+    # GIVEN the goals saved in the bucket, one added twice, one removed
+    saved = GoalsFile(seeded.s3, seeded.location.bucket)
+    saved.add([*expected, "/pricing", "/nowhere"])
+    kept = saved.remove(["/nowhere"])
+    assert [goal.text for goal in kept] == list(expected)
+    # WHEN their figures are reported for the day, in total and by device
+    query = report.Query(DAY, by=report.dimension("device_type"), top=100)
+    connection = archive_views.connect(
+        seeded.location, seeded.s3, since=report.reading_start(query, compare=False),
+        raw_views=False,
+    )  # fmt: skip
+    found = {f.goal.text: f.as_dict() for f in goals.goals_of(connection, query, saved.goals())}
+    # THEN each is what the events say, and so is each device's row
+    for text, hits in expected.items():
+        want = goal_truth(day, hits)
+        assert want["visits"] > 0, text
+        assert {k: found[text][k] for k in want} == want, text
+        for row in found[text]["rows"]:
+            members = [v for v in day if v.values["device_type"] == row["value"]]
+            assert {k: row[k] for k in want} == goal_truth(members, hits), (text, row["value"])
+    # AND the statement `goals --sql` prints (for Athena) gives the same totals
+    for text, hits in expected.items():
+        columns, rows = sql.run(
+            connection, goals.portable_sql(report.Query(DAY), goals.parse_goal(text))
+        )
+        row = dict(zip(columns, rows[0], strict=True))
+        assert row["visits"] == goal_truth(day, hits)["visits"], text
+    # AND the CLI reports the saved goals, and says what a wrong goal may be
+    environment = {
+        **os.environ,
+        **local_stack.environment(),
+        "CLICKSTREAM_ARCHIVE_BUCKET": seeded.location.bucket,
+    }
+    command = [sys.executable, "-m", "clickstream.cli", "goals", "--from", "2026-11-21",
+               "--to", "2026-11-21", "--tz", "Asia/Kolkata"]  # fmt: skip
+    done = subprocess.run(
+        [*command, "--json"], check=False, env=environment, capture_output=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    body = json.loads(done.stdout)
+    assert [g["goal"] for g in body["goals"]] == list(expected)
+    assert body["goals"][0]["visits"] == goal_truth(day, expected["/pricing"])["visits"]
+    wrong = subprocess.run(
+        [*command, "--goal", "event:add_to_cart[value]"],
+        check=False,
+        env=environment,
+        capture_output=True,
+        timeout=120,
+    )
+    assert wrong.returncode == 1
+    assert "a condition is property=value" in wrong.stderr.decode()
