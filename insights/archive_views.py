@@ -40,6 +40,7 @@ def connect(
     since: datetime | None = None,
     enrich: bool = True,
     raw_views: bool = True,
+    events: bool = False,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the archive's views: `raw_events`, `dead_letters` and
     `events` (the lake: compacted hours from Parquet, the rest from the raw archive, each
@@ -52,12 +53,15 @@ def connect(
 
     With `enrich` (the default), `events` has the enrichment columns and `sessions` is there
     (`insights.enriched`): the user agents and landings of what is not compacted yet are read
-    now. Without, `events` has the archive's own columns only (`lake_reader`)."""
+    now. Without, `events` has the archive's own columns only (`lake_reader`).
+
+    Without `raw_views` (reports), no `raw_events` and `dead_letters`, and `events` only
+    with `events` (funnels read it; a report reads the parts alone)."""
     connection = open_duckdb(archive)
     raw = None
     keys_since: dict[str, list[str]] = {}
     if not raw_views:
-        create_events_view(connection, archive, s3, since=since, enrich=enrich, events=False)
+        create_events_view(connection, archive, s3, since=since, enrich=enrich, events=events)
         return connection
     if since is not None:
         s3 = s3 or s3_client(archive)

@@ -90,7 +90,9 @@ def parse_goal(text: str) -> Goal:
         return Goal(written, path=written)
     address = urlsplit(written if "://" in written else f"//{written}")
     host = (address.hostname or "").lower()
-    if address.scheme not in {"", "http", "https"} or not HOST.fullmatch(host):
+    # A host has a dot (or is localhost): a bare word is a path written without its slash.
+    named = "." in host or host == "localhost"
+    if address.scheme not in {"", "http", "https"} or not named or not HOST.fullmatch(host):
         raise GoalError(f"goal {written!r}: expected {FORMS}")
     return Goal(written, path=address.path or "/", host=host)
 

@@ -19,6 +19,7 @@ from clickstream.cli import (
     deadletters,
     demo,
     forget,
+    funnel,
     goals,
     heatmap,
     local,
@@ -45,6 +46,7 @@ app.add_typer(deadletters.app, name="deadletters")
 app.command()(sql.sql)
 app.command()(report.report)
 app.command()(goals.goals)
+app.command()(funnel.funnel)
 app.add_typer(archive.app, name="archive")
 app.command()(heatmap.heatmap)
 app.command()(compact.compact)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import uuid
@@ -562,3 +563,90 @@ def test_goals_equal_the_events_and_are_saved_in_the_bucket(
     )
     assert wrong.returncode == 1
     assert "a condition is property=value" in wrong.stderr.decode()
+
+
+def funnel_truth(
+    units: dict[str, list[ClickEvent]], steps: list[Any], window: timedelta
+) -> list[tuple[int, float | None]]:
+    """Per step: how many units reached it and the median seconds from the step before,
+    each unit's events walked in Python: every step-1 event a start, each later step the
+    earliest match after the one before within the window; the start that gets furthest
+    (the earliest of those) counts."""
+    reached: list[list[float]] = [[] for _ in steps]
+    for events in units.values():
+        ordered = sorted(events, key=lambda e: e.timestamp)
+        best: list[datetime] = []
+        for start in (e for e in ordered if steps[0](e)):
+            times = [start.timestamp]
+            for step in steps[1:]:
+                after = next(
+                    (e.timestamp for e in ordered
+                     if step(e) and times[-1] < e.timestamp <= start.timestamp + window),
+                    None,
+                )  # fmt: skip
+                if after is None:
+                    break
+                times.append(after)
+            if len(times) > len(best):
+                best = times
+        for index, moment in enumerate(best):
+            reached[index].append(0.0 if index == 0 else (moment - best[index - 1]).total_seconds())
+    return [
+        (len(seconds), None if index == 0 or not seconds else statistics.median(seconds))
+        for index, seconds in enumerate(reached)
+    ]
+
+
+def test_funnels_per_visit_and_per_person_equal_the_events(
+    seeded: Seeded, local_stack: LocalStackState
+) -> None:
+    from insights import funnels
+
+    visits = truth.visits_of(seeded.events, judged_sessions(seeded))
+    day = truth.in_range(visits, DAY.start, DAY.end, bots=False)
+    texts = ["/pricing", "event:add_to_cart", "/checkout"]
+
+    def page(wanted: str) -> Any:
+        return lambda e: e.type is EventType.PAGE_VIEW and truth.path(e.page) == wanted
+
+    def cart(e: ClickEvent) -> bool:
+        return e.type is EventType.CUSTOM and (e.properties or {}).get("name") == "add_to_cart"
+
+    steps = [page("/pricing"), cart, page("/checkout")]
+    window = timedelta(minutes=30)
+    connection = archive_views.connect(
+        seeded.location, seeded.s3, since=report.reading_start(report.Query(DAY), compare=False),
+        raw_views=False, events=True,
+    )  # fmt: skip
+    per_visit = {v.session_id: v.events for v in day}
+    per_person: dict[str, list[ClickEvent]] = {}
+    for visit in day:
+        per_person.setdefault(visit.visitor, []).extend(visit.events)
+    for per, units in ((funnels.Per.VISIT, per_visit), (funnels.Per.PERSON, per_person)):
+        found = funnels.funnel_of(
+            connection, report.Query(DAY), funnels.steps_of(texts), within=window, per=per
+        ).as_dict(report.Query(DAY))
+        expected = funnel_truth(units, steps, window)
+        assert expected[-1][0] > 0, per  # the seeded traffic goes all the way
+        assert [row["count"] for row in found["steps"]] == [n for n, _ in expected], per
+        for row, (_, median) in zip(found["steps"], expected, strict=True):
+            if median is None:
+                assert row["median_seconds_from_previous"] is None
+            else:
+                assert row["median_seconds_from_previous"] == pytest.approx(median, abs=0.06)
+    # AND by channel, each channel's visits apart
+    query = report.Query(DAY, by=report.dimension("channel"), top=100)
+    by = funnels.funnel_of(
+        connection, query, funnels.steps_of(texts), within=window, per=funnels.Per.VISIT
+    ).as_dict(query)["by"]
+    for channel, rows in by.items():
+        members = {v.session_id: v.events for v in day if v.values["channel"] == channel}
+        assert [row["count"] for row in rows] == [
+            n for n, _ in funnel_truth(members, steps, window)
+        ], channel
+    # AND the statement `funnel --sql` prints (for Athena) counts the same
+    statement = funnels.portable_sql(
+        report.Query(DAY), funnels.steps_of(texts), within=window, per=funnels.Per.VISIT
+    )
+    _, rows = sql.run(connection, statement)
+    assert [int(row[2]) for row in rows] == [n for n, _ in funnel_truth(per_visit, steps, window)]

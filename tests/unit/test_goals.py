@@ -44,6 +44,7 @@ def test_the_forms_a_goal_takes(text: str, expected: Goal) -> None:
     [
         ("", "expected a path"),
         ("signup page", "expected a path"),
+        ("signup", "expected a path"),
         ("ftp://example.com/x", "expected a path"),
         ("event:", "expected event:NAME"),
         ("event:Order[plan]", "a condition is property=value"),
