@@ -23,6 +23,7 @@ from clickstream.cli import (
     goals,
     heatmap,
     local,
+    paths,
     produce,
     query,
     report,
@@ -47,6 +48,7 @@ app.command()(sql.sql)
 app.command()(report.report)
 app.command()(goals.goals)
 app.command()(funnel.funnel)
+app.command()(paths.paths)
 app.add_typer(archive.app, name="archive")
 app.command()(heatmap.heatmap)
 app.command()(compact.compact)

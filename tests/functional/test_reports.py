@@ -650,3 +650,51 @@ def test_funnels_per_visit_and_per_person_equal_the_events(
     )
     _, rows = sql.run(connection, statement)
     assert [int(row[2]) for row in rows] == [n for n, _ in funnel_truth(per_visit, steps, window)]
+
+
+def paths_truth(visits: list[truth.Visit], page: str, steps: int, *, before: bool) -> Any:
+    """Per path of pages after (before) the first view of `page`: its visits, walked in
+    Python (a page viewed again at once counted once)."""
+    from collections import Counter
+
+    taken: Counter[tuple[str, ...]] = Counter()
+    for visit in visits:
+        walked: list[str] = []
+        for view in sorted(visit.views, key=lambda e: (e.timestamp, e.event_id)):
+            if not walked or walked[-1] != truth.path(view.page):
+                walked.append(truth.path(view.page))
+        if page not in walked:
+            continue
+        at = walked.index(page)
+        near = list(reversed(walked[:at])) if before else walked[at + 1 :]
+        pages = near[:steps]
+        if len(pages) < steps:
+            pages.append("(entrance)" if before else "(exit)")
+        taken[tuple(reversed(pages)) if before else tuple(pages)] += 1
+    return taken
+
+
+def test_paths_after_and_before_a_page_equal_the_events(seeded: Seeded) -> None:
+    from insights import paths
+    from insights.goals import parse_goal
+
+    visits = truth.visits_of(seeded.events, judged_sessions(seeded))
+    day = truth.in_range(visits, DAY.start, DAY.end, bots=False)
+    query = report.Query(DAY, top=1000)
+    connection = archive_views.connect(
+        seeded.location, seeded.s3, since=report.reading_start(query, compare=False),
+        raw_views=False, events=True,
+    )  # fmt: skip
+    for page, before in (("/pricing", False), ("/checkout", True)):
+        found = paths.paths_of(connection, query, parse_goal(page), steps=3, before=before).as_dict(
+            query
+        )
+        expected = paths_truth(day, page, 3, before=before)
+        assert found["visits"] == sum(expected.values()) > 10, page
+        assert {tuple(p["pages"]): p["visits"] for p in found["paths"]} == dict(expected), page
+    # AND the statement `paths --sql` prints (for Athena) finds the same paths
+    statement = paths.portable_sql(query, parse_goal("/pricing"), steps=3, before=False)
+    _, rows = sql.run(connection, statement)
+    assert sorted(int(row[-1]) for row in rows) == sorted(
+        paths_truth(day, "/pricing", 3, before=False).values()
+    )

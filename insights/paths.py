@@ -1,0 +1,164 @@
+"""Paths: the most frequent sequences of pages after (or before) a page within visits
+(docs/reports.md, Paths).
+
+A visit's **pages** are its page views' paths in time order, a page viewed again at once
+(a reload, a sort or a filter on the same path) counted once. Its **anchor** is its first
+view of the page asked for (a goal's page form: a path, a pattern, a path on one host).
+`--from`: the `steps` pages after the anchor, `(exit)` where the visit ended before them;
+`--to`: the `steps` pages before it, nearest last, `(entrance)` where the visit began
+closer. Per sequence: the visits that took it and their share of the visits that viewed the
+page; per step, how many visits had left (or had not yet arrived) by then.
+
+One statement over `events` and `visits`, as DuckDB and Athena both run it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import duckdb
+
+from insights.goals import Goal, like_pattern
+from insights.report import Query, RequestError, visits_select
+from insights.sessions_sql import path_of
+from insights.sql import quote
+
+EXIT: Final = "(exit)"
+ENTRANCE: Final = "(entrance)"
+MAX_STEPS: Final = 6
+
+
+def anchor_condition(page: Goal) -> str:
+    if page.path is None:
+        raise RequestError(f"{page.text!r}: a path is a page (/pricing, /blog/*), not an event")
+    condition = f"page LIKE {quote(like_pattern(page.path))} ESCAPE '\\'"
+    if page.host is not None:
+        condition += f" AND site = {quote(page.host)}"
+    return condition
+
+
+def taken_ctes(page: Goal, *, steps: int, before: bool, visits: str = "visits") -> str:
+    """`WITH … taken AS (…)`: per visit that viewed the page, `p1`…`pN`, the k-th page
+    after the anchor (before it, with `before`), NULL where the visit ended (began) first."""
+    if not 1 <= steps <= MAX_STEPS:
+        raise RequestError(f"--steps {steps}: from 1 to {MAX_STEPS}")
+    viewed = (
+        f"SELECT e.session_id, e.event_time, e.event_id, {path_of('e.page')} AS page, v.site "  # noqa: S608
+        f"FROM events e JOIN {visits} v ON v.session_id = e.session_id "
+        "WHERE e.type = 'page_view'"
+    )
+    # A page viewed again at once is one step: only the views whose page differs from the
+    # view before (or that come first) are kept, then numbered.
+    changed = (
+        "SELECT session_id, page, site, row_number() OVER (PARTITION BY session_id "
+        "ORDER BY event_time, event_id) AS n FROM (SELECT *, lag(page) OVER (PARTITION BY "
+        "session_id ORDER BY event_time, event_id) AS before FROM viewed) "
+        "WHERE before IS NULL OR before <> page"
+    )
+    anchors = (
+        "SELECT session_id, min(n) AS anchor FROM changed "  # noqa: S608
+        f"WHERE {anchor_condition(page)} GROUP BY session_id"
+    )
+    sign = "-" if before else "+"
+    columns = ", ".join(
+        f"max(CASE WHEN c.n = a.anchor {sign} {k} THEN c.page END) AS p{k}"
+        for k in range(1, steps + 1)
+    )
+    taken = (
+        f"SELECT a.session_id, {columns} FROM anchors a "  # noqa: S608
+        "JOIN changed c ON c.session_id = a.session_id GROUP BY a.session_id"
+    )
+    return (
+        f"WITH viewed AS ({viewed}), changed AS ({changed}), anchors AS ({anchors}), "
+        f"taken AS ({taken})"
+    )
+
+
+def paths_select(page: Goal, *, steps: int, before: bool, top: int, visits: str = "visits") -> str:
+    """The paths (`p1`…`pN`, `visits`), the most taken first."""
+    names = ", ".join(f"p{k}" for k in range(1, steps + 1))
+    return (
+        f"{taken_ctes(page, steps=steps, before=before, visits=visits)} "  # noqa: S608
+        f"SELECT {names}, count(*) AS visits FROM taken "
+        f"GROUP BY {names} ORDER BY visits DESC, {names} LIMIT {int(top)}"
+    )
+
+
+def totals_select(page: Goal, *, steps: int, before: bool, visits: str = "visits") -> str:
+    """How many visits viewed the page, and per step how many had left (not yet arrived)."""
+    gone = ", ".join(
+        f"count(*) FILTER (WHERE p{k} IS NULL) AS gone{k}" for k in range(1, steps + 1)
+    )
+    return (
+        f"{taken_ctes(page, steps=steps, before=before, visits=visits)} "  # noqa: S608
+        f"SELECT count(*) AS visits, {gone} FROM taken"
+    )
+
+
+def shown(pages: tuple[str | None, ...], *, before: bool) -> list[str]:
+    """A path's pages as walked: up to where the visit ended (began), marked once."""
+    walked: list[str] = []
+    for page in pages:
+        if page is None:
+            walked.append(ENTRANCE if before else EXIT)
+            break
+        walked.append(page)
+    return list(reversed(walked)) if before else walked
+
+
+@dataclass(frozen=True, slots=True)
+class Paths:
+    page: Goal
+    before: bool
+    visits: int
+    gone: list[int]
+    rows: list[tuple[list[str], int]]
+    """Each path's pages as walked, and its visits."""
+
+    def as_dict(self, query: Query) -> dict[str, Any]:
+        return {
+            "range": query.range.as_dict(),
+            "to" if self.before else "from": self.page.text,
+            "visits": self.visits,
+            "steps": [
+                {"step": index, ("entered_after" if self.before else "exits"): gone}
+                for index, gone in enumerate(self.gone, start=1)
+            ],
+            "paths": [
+                {
+                    "pages": pages,
+                    "visits": count,
+                    "share": round(count / self.visits, 4) if self.visits else None,
+                }
+                for pages, count in self.rows
+            ],
+        }
+
+
+def paths_of(
+    connection: duckdb.DuckDBPyConnection,
+    query: Query,
+    page: Goal,
+    *,
+    steps: int,
+    before: bool,
+    sessions: str = "sessions",
+) -> Paths:
+    """The paths on a connection with `events` and `sessions` (`insights.archive_views`)."""
+    connection.execute(
+        f"CREATE OR REPLACE TEMP VIEW visits AS {visits_select(query, query.range, sessions)}"
+    )
+    total = connection.execute(totals_select(page, steps=steps, before=before)).fetchone()
+    visits, *gone = total or (0,) * (steps + 1)
+    found = connection.execute(
+        paths_select(page, steps=steps, before=before, top=query.top)
+    ).fetchall()
+    rows = [(shown(tuple(row[:-1]), before=before), int(row[-1])) for row in found]
+    return Paths(page, before, int(visits or 0), [int(g or 0) for g in gone], rows)
+
+
+def portable_sql(query: Query, page: Goal, *, steps: int, before: bool) -> str:
+    visits = visits_select(query, query.range)
+    body = paths_select(page, steps=steps, before=before, top=query.top)
+    return f"WITH visits AS ({visits}), {body.removeprefix('WITH ')}"
