@@ -27,6 +27,7 @@ from clickstream.cli import (
     produce,
     query,
     report,
+    retention,
     sql,
     tools,
 )
@@ -49,6 +50,7 @@ app.command()(report.report)
 app.command()(goals.goals)
 app.command()(funnel.funnel)
 app.command()(paths.paths)
+app.command()(retention.retention)
 app.add_typer(archive.app, name="archive")
 app.command()(heatmap.heatmap)
 app.command()(compact.compact)
