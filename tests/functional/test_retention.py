@@ -76,8 +76,8 @@ def test_weekly_retention_across_a_month_boundary(local_stack: LocalStackState) 
     cohorts: dict[datetime, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for seen in weeks_of.values():
         cohort = min(seen)
-        for week in seen:
-            cohorts[cohort][(week - cohort).days // 7] += 1
+        for seen_week in seen:
+            cohorts[cohort][(seen_week - cohort).days // 7] += 1
     assert cohorts[week_of(START)][3] > 5  # people came back three weeks later
     # WHEN retention is asked for by week over the range, in that zone
     location = sql.ArchiveLocation(
