@@ -16,7 +16,7 @@ Per step: `count` (visits or people that reached it), `conversion_from_first` an
 `median_seconds_from_previous` (the median time from the previous step, among those that
 reached it; the mean of the two middle ones for an even count).
 
-The SQL is one statement over `events` and `visits` (`insights.report.visits_select`) that
+The SQL is one statement over `timed_events` and `visits` (`insights.report.visits_select`) that
 DuckDB and Athena both run.
 """
 
@@ -32,7 +32,7 @@ import duckdb
 
 from insights.goals import Goal, like_pattern, parse_goal
 from insights.report import Kind, Query, RequestError, visits_select
-from insights.sessions_sql import path_of
+from insights.sessions_sql import TIMED_EVENTS, path_of
 from insights.sql import quote
 
 MAX_STEPS: Final = 8
@@ -91,7 +91,7 @@ def funnel_select(
     per: str,
     visits: str = "visits",
 ) -> str:
-    """The funnel's rows (`value`, `step`, `count`, `median_seconds`) over `events` and
+    """The funnel's rows (`value`, `step`, `count`, `median_seconds`) over `timed_events` and
     `visits`: per value of `query.by` (a session dimension) or NULL for all."""
     unit = "v.session_id" if per == Per.VISIT else "v.visitor"
     value = "CAST(NULL AS VARCHAR)"
@@ -107,7 +107,7 @@ def funnel_select(
     # person the value is the one of the person's first visit in the range.
     matched = " UNION ALL ".join(
         f"SELECT {unit} AS unit, e.event_time AS t, {index} AS step "  # noqa: S608
-        f"FROM events e JOIN {visits} v ON v.session_id = e.session_id "
+        f"FROM {TIMED_EVENTS} e JOIN {visits} v ON v.session_id = e.session_id "
         f"WHERE {step_condition(step)}"
         for index, step in enumerate(steps, start=1)
     )
@@ -252,7 +252,7 @@ def funnel_of(
 
 
 def portable_sql(query: Query, steps: Sequence[Goal], *, within: timedelta, per: str) -> str:
-    """The funnel as one statement over `events` and `sessions` (Athena's tables)."""
+    """The funnel as one statement over `timed_events` and `sessions` (Athena's tables)."""
     visits = visits_select(query, query.range)
     body = funnel_select(steps, query, within=within, per=per)
     return f"WITH visits AS ({visits}), {body.removeprefix('WITH ')}"

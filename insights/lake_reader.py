@@ -131,6 +131,8 @@ def create_events_view(
                 views["events"] = enriched.events_select(
                     "SELECT * FROM events_stored", EVENT_NAMES, PARTITION_NAMES
                 )
+                timed = ", ".join(name for name, _ in sessions_sql.TIMED_EVENT_COLUMNS)
+                views[sessions_sql.TIMED_EVENTS] = f"SELECT {timed} FROM events"  # noqa: S608
             for name, select in views.items():
                 connection.execute(f"CREATE VIEW {name} AS {select}")
         else:

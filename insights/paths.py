@@ -9,7 +9,7 @@ view of the page asked for (a goal's page form: a path, a pattern, a path on one
 closer. Per sequence: the visits that took it and their share of the visits that viewed the
 page; per step, how many visits had left (or had not yet arrived) by then.
 
-One statement over `events` and `visits`, as DuckDB and Athena both run it.
+One statement over `timed_events` and `visits`, as DuckDB and Athena both run it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import duckdb
 
 from insights.goals import Goal, like_pattern
 from insights.report import Query, RequestError, visits_select
-from insights.sessions_sql import path_of
+from insights.sessions_sql import TIMED_EVENTS, path_of
 from insights.sql import quote
 
 EXIT: Final = "(exit)"
@@ -45,7 +45,7 @@ def taken_ctes(page: Goal, *, steps: int, before: bool, visits: str = "visits") 
         raise RequestError(f"--steps {steps}: from 1 to {MAX_STEPS}")
     viewed = (
         f"SELECT e.session_id, e.event_time, e.event_id, {path_of('e.page')} AS page, v.site "  # noqa: S608
-        f"FROM events e JOIN {visits} v ON v.session_id = e.session_id "
+        f"FROM {TIMED_EVENTS} e JOIN {visits} v ON v.session_id = e.session_id "
         "WHERE e.type = 'page_view'"
     )
     # A page viewed again at once is one step: only the views whose page differs from the

@@ -50,6 +50,28 @@ VERDICT_COLUMNS: Final = (
     ("signals", "VARCHAR"),
 )
 
+TIMED_EVENTS: Final = "timed_events"
+"""The events with their time as a TIMESTAMP: what funnels and paths read. DuckDB's is a view
+of its `events` (`insights.lake_reader`); Athena's a view of the lake's `events` table that
+parses `timestamp` (`TIMED_EVENTS_TRINO`)."""
+TIMED_EVENT_COLUMNS: Final = (
+    ("event_id", "VARCHAR"),
+    ("session_id", "VARCHAR"),
+    ("type", "VARCHAR"),
+    ("page", "VARCHAR"),
+    ("properties", "VARCHAR"),
+    ("event_time", "TIMESTAMP"),
+)
+TIMED_EVENTS_TRINO: Final = (
+    "SELECT event_id, session_id, type, page, properties, "
+    "CASE WHEN regexp_like(timestamp, '^[0-9]{1,16}$') "
+    "THEN CAST(from_unixtime(CAST(timestamp AS bigint) / 1000e0) AS timestamp) "
+    "ELSE CAST(from_iso8601_timestamp(timestamp) AT TIME ZONE 'UTC' AS timestamp) END "
+    "AS event_time FROM events"
+)
+"""Athena's `timed_events`: an ISO 8601 time with any offset, or epoch milliseconds (the
+contract accepts both), in UTC, as DuckDB's `insights.enriched.EVENT_TIME` reads them."""
+
 SESSION_COLUMNS: Final = (
     ("session_id", "VARCHAR"),
     ("site", "VARCHAR"),

@@ -119,6 +119,7 @@ SKIPPED_RESOURCE_TYPES: Final = (
     "AWS::Glue::Database",
     "AWS::Glue::Table",
     "AWS::CloudWatch::Alarm",
+    "AWS::Athena::NamedQuery",
 )
 """Resource types moto's CloudFormation does not create (it warns and goes on) and that
 `local up` creates itself through moto's own APIs, from the template's text."""
@@ -130,11 +131,13 @@ def create_skipped_resources(
     """Create the template's resources moto's CloudFormation skipped, in template order.
 
     Only the data plane is deployed locally (no ImageUri: the workers are local processes),
-    so these are the Athena table and the alarms; each one created is reported.
+    so these are the Athena tables, views and named queries and the alarms; each one created
+    is reported.
     """
     conditions = evaluate_conditions(template, context)
     glue = aws.local_client("glue", settings.moto_endpoint, settings.region)
     cloudwatch = aws.local_client("cloudwatch", settings.moto_endpoint, settings.region)
+    athena = aws.local_client("athena", settings.moto_endpoint, settings.region)
     physical_ids = dict(context.physical_ids)
     created: list[str] = []
     for logical_id, resource in template.get("Resources", {}).items():
@@ -153,6 +156,14 @@ def create_skipped_resources(
             name = props["TableInput"]["Name"]
             glue.create_table(DatabaseName=props["DatabaseName"], TableInput=props["TableInput"])
             name = f"{props['DatabaseName']}.{name}"
+        elif kind == "AWS::Athena::NamedQuery":
+            name = props["Name"]
+            athena.create_named_query(
+                Name=name,
+                Database=props["Database"],
+                Description=props["Description"],
+                QueryString=props["QueryString"],
+            )
         else:
             name = props["AlarmName"]
             numbers = ("Threshold", "EvaluationPeriods", "Period")

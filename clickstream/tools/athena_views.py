@@ -21,7 +21,15 @@ from typing import Final
 
 from clickstream.kernel.paths import DEFAULT_TEMPLATE
 from insights.lake import PART_KINDS
-from insights.sessions_sql import PART_COLUMNS, SESSION_COLUMNS, sessions_from_parts
+from insights.named_queries import NamedQuery, named_queries
+from insights.sessions_sql import (
+    PART_COLUMNS,
+    SESSION_COLUMNS,
+    TIMED_EVENT_COLUMNS,
+    TIMED_EVENTS,
+    TIMED_EVENTS_TRINO,
+    sessions_from_parts,
+)
 
 TEMPLATE: Final = DEFAULT_TEMPLATE
 BEGIN: Final = "  # sessions view: begin (python -m clickstream.tools.athena_views --write)\n"
@@ -44,13 +52,18 @@ HIVE_TYPES: Final = {
 }
 
 
-def view_document(database: str) -> dict[str, object]:
-    """The Presto view document Athena keeps for `sessions` in `database`."""
+def view_document(
+    database: str,
+    sql: str | None = None,
+    columns: tuple[tuple[str, str], ...] = SESSION_COLUMNS,
+) -> dict[str, object]:
+    """The Presto view document Athena keeps for a view (`sessions` by default) in
+    `database`."""
     return {
-        "originalSql": sessions_from_parts("session_parts"),
+        "originalSql": sessions_from_parts("session_parts") if sql is None else sql,
         "catalog": "awsdatacatalog",
         "schema": database,
-        "columns": [{"name": name, "type": TRINO_TYPES[kind]} for name, kind in SESSION_COLUMNS],
+        "columns": [{"name": name, "type": TRINO_TYPES[kind]} for name, kind in columns],
     }
 
 
@@ -113,23 +126,27 @@ def parts_table_text(kind: str) -> str:
     )
 
 
-def resource_text() -> str:
-    """The template's parts tables and `SessionsView`, between their markers."""
-    document = json.dumps(view_document(DATABASE_PLACEHOLDER), separators=(",", ":"))
-    columns = "".join(
-        f"            - {{Name: {name}, Type: {HIVE_TYPES[kind]}}}\n"
-        for name, kind in SESSION_COLUMNS
+def view_text(
+    resource: str,
+    name: str,
+    description: str,
+    sql: str | None,
+    columns: tuple[tuple[str, str], ...],
+) -> str:
+    """A Glue table of type VIRTUAL_VIEW: Athena's view `name`."""
+    document = json.dumps(view_document(DATABASE_PLACEHOLDER, sql, columns), separators=(",", ":"))
+    listed = "".join(
+        f"            - {{Name: {column}, Type: {HIVE_TYPES[kind]}}}\n" for column, kind in columns
     )
     return (
-        BEGIN + "".join(parts_table_text(kind) for kind in PART_KINDS) + "  SessionsView:\n"
+        f"  {resource}:\n"
         "    Type: AWS::Glue::Table\n"
         "    Properties:\n"
         "      CatalogId: !Ref AWS::AccountId\n"
         "      DatabaseName: !Ref ArchiveDatabase\n"
         "      TableInput:\n"
-        "        Name: sessions\n"
-        "        Description: One row per session of the lake (clickstream's sessions view, put "
-        "together from session_parts; the hours not compacted yet are not in it).\n"
+        f"        Name: {name}\n"
+        f"        Description: {json.dumps(description)}\n"
         "        TableType: VIRTUAL_VIEW\n"
         "        Parameters:\n"
         '          presto_view: "true"\n'
@@ -143,7 +160,51 @@ def resource_text() -> str:
         '              - " */"\n'
         "        StorageDescriptor:\n"
         "          SerdeInfo: {}\n"
-        "          Columns:\n" + columns + END
+        "          Columns:\n" + listed
+    )
+
+
+def resource_text() -> str:
+    """The template's parts tables, its `sessions` and `timed_events` views and the named
+    queries, between their markers."""
+    sessions = view_text(
+        "SessionsView",
+        "sessions",
+        "One row per session of the lake (clickstream's sessions view, put together from "
+        "session_parts; the hours not compacted yet are not in it).",
+        None,
+        SESSION_COLUMNS,
+    )
+    timed = view_text(
+        "TimedEventsView",
+        TIMED_EVENTS,
+        "The lake's events with their time as a timestamp (UTC), what funnels and paths read.",
+        TIMED_EVENTS_TRINO,
+        TIMED_EVENT_COLUMNS,
+    )
+    return (
+        BEGIN
+        + "".join(parts_table_text(kind) for kind in PART_KINDS)
+        + sessions
+        + timed
+        + "".join(named_query_text(q) for q in named_queries())
+        + END
+    )
+
+
+def named_query_text(query: NamedQuery) -> str:
+    """A named query's resource: its statement as a JSON string (a YAML scalar as it is)."""
+    resource = "".join(part.capitalize() for part in query.name.split("-")) + "Query"
+    parameters = "; ".join(f"{n}: {what}" for n, what in enumerate(query.parameters, start=1))
+    description = f"{query.description} Parameters: {parameters}."
+    return (
+        f"  {resource}:\n"
+        "    Type: AWS::Athena::NamedQuery\n"
+        "    Properties:\n"
+        f"      Name: {query.name}\n"
+        "      Database: !Ref ArchiveDatabase\n"
+        f"      Description: {json.dumps(description)}\n"
+        f"      QueryString: {json.dumps(query.sql)}\n"
     )
 
 

@@ -170,6 +170,22 @@ def test_local_up_creates_the_athena_table_and_alarms_moto_skips(
         "WorkerErrors",
     }
     assert all(a["AlarmActions"] == [outputs["AlarmTopicArn"]] for a in alarms)
+    # AND the site owner's named queries, each the text the read side's module writes
+    from insights.named_queries import named_queries
+
+    athena = client(local_stack, "athena")
+    ids = athena.list_named_queries()["NamedQueryIds"]
+    stored = {
+        found["Name"]: found
+        for found in (athena.get_named_query(NamedQueryId=named)["NamedQuery"] for named in ids)
+    }
+    for query in named_queries():
+        assert stored[query.name]["QueryString"] == query.sql
+        assert stored[query.name]["Database"] == database
+    # AND the view of timed events the funnels' and paths' queries read
+    timed = glue.get_table(DatabaseName=database, Name="timed_events")["Table"]
+    assert timed["TableType"] == "VIRTUAL_VIEW"
+    assert [c["Name"] for c in timed["StorageDescriptor"]["Columns"]][-1] == "event_time"
 
 
 def test_the_collector_is_deployed_behind_a_load_balancer_over_http_without_a_certificate(

@@ -698,3 +698,58 @@ def test_paths_after_and_before_a_page_equal_the_events(seeded: Seeded) -> None:
     assert sorted(int(row[-1]) for row in rows) == sorted(
         paths_truth(day, "/pricing", 3, before=False).values()
     )
+
+
+def test_the_named_queries_give_the_cli_figures_with_their_parameters(seeded: Seeded) -> None:
+    from insights import funnels, goals, paths
+    from insights.goals import parse_goal
+    from insights.named_queries import named_queries
+
+    # The day in UTC: the named queries take UTC bounds.
+    day = report.Range(
+        datetime(2026, 11, 20, 18, tzinfo=UTC), datetime(2026, 11, 21, 18, tzinfo=UTC), ZONE
+    )
+    bounds = [
+        moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+        for moment in (day.start, day.end)
+    ]
+    connection = archive_views.connect(
+        seeded.location, seeded.s3, since=report.reading_start(report.Query(day), compare=False),
+        raw_views=False, events=True,
+    )  # fmt: skip
+    by_name = {query.name: query for query in named_queries()}
+
+    def rounded(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Means summed in another order differ in their last digits."""
+        return [tuple(round(v, 9) if isinstance(v, float) else v for v in row) for row in rows]
+
+    def run(name: str, *pages: str) -> list[tuple[Any, ...]]:
+        query = by_name[name]
+        assert len(query.parameters) == 2 + len(pages)
+        return rounded(connection.execute(query.sql, [*bounds, *pages]).fetchall())
+
+    expected = rounded(sql.run(connection, report.portable_sql(report.Query(day)))[1])
+    assert run("clickstream-report") == expected
+    for by in ("channel", "page", "country"):
+        query = report.Query(day, by=report.dimension(by), top=20)
+        assert run(f"clickstream-report-by-{by}") == rounded(
+            sql.run(connection, report.portable_sql(query))[1]
+        )
+    goal = rounded(
+        sql.run(connection, goals.portable_sql(report.Query(day), parse_goal("/pricing")))[1]
+    )
+    assert run("clickstream-goal-page", "/pricing") == goal
+    steps = funnels.steps_of(["/", "/pricing", "/checkout"])
+    funnel = funnels.portable_sql(
+        report.Query(day), steps, within=timedelta(days=1), per=funnels.Per.VISIT
+    )
+    assert run("clickstream-funnel-3-pages", "/", "/pricing", "/checkout") == rounded(
+        sql.run(connection, funnel)[1]
+    )
+    found_paths = paths.portable_sql(
+        report.Query(day, top=20), parse_goal("/pricing"), steps=3, before=False
+    )
+    assert run("clickstream-paths-from-page", "/pricing") == rounded(
+        sql.run(connection, found_paths)[1]
+    )
+    assert len(run("clickstream-paths-from-page", "/pricing")) > 1

@@ -78,7 +78,7 @@ def connection() -> duckdb.DuckDBPyConnection:
         for when, kind, page, properties in evs
     )
     found.execute(
-        f"CREATE TABLE events AS SELECT * FROM (VALUES {events}) "
+        f"CREATE TABLE timed_events AS SELECT * FROM (VALUES {events}) "
         "AS e(session_id, event_time, type, page, properties)"
     )
     return found

@@ -42,7 +42,7 @@ def connection() -> duckdb.DuckDBPyConnection:
         for n, page in enumerate(pages)
     )
     found.execute(
-        f"CREATE TABLE events AS SELECT * FROM (VALUES {events}) "
+        f"CREATE TABLE timed_events AS SELECT * FROM (VALUES {events}) "
         "AS e(session_id, event_id, event_time, type, page)"
     )
     return found
