@@ -428,6 +428,7 @@ class Dashboard:
             raise ClickstreamError("no archive to report from")
         connection = self._sources.reports(since)
         try:
+            report.prepare(connection, people=True)
             report.prepare_pages(connection)
         except BaseException:
             connection.close()

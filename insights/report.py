@@ -256,18 +256,33 @@ def visits_select(
                 f"WHERE {wanted.expression} IN ({listed}))"
             )
     return (
-        "SELECT *, coalesce(user_id, anonymous_id, session_id) AS visitor "  # noqa: S608
+        f"SELECT *, {VISITOR} AS visitor "  # noqa: S608
         f"FROM {sessions} WHERE {' AND '.join(conditions)}"
     )
 
 
-TOTALS: Final = (
-    "count(DISTINCT visitor) AS visitors, count(*) AS visits, "
-    "coalesce(sum(page_views), 0) AS page_views, "
-    "avg(CASE WHEN bounced THEN 1.0 ELSE 0.0 END) AS bounce_rate, "
-    "avg(duration_s) AS visit_duration_s"
+VISITOR: Final = "coalesce(user_id, anonymous_id, session_id)"
+"""A visit's person: its user id where known, else its anonymous id, else itself."""
+PEOPLE: Final = "count(DISTINCT visitor)"
+KEPT_PEOPLE: Final = (
+    "count(*) FILTER (WHERE lone) + count(DISTINCT visitor) FILTER (WHERE NOT lone)"
 )
-"""The totals of a set of visits (`visits`), in `Figures`' order."""
+"""The same over a kept reading (`prepare`'s `lone`): a person with one visit in the whole
+reading has at most one row among any visits of it, so those rows are counted as they are
+and only the others are told apart; exact, and the distinct count is over a fraction."""
+
+
+def totals(people: str = PEOPLE) -> str:
+    """The totals of a set of visits (`visits`), in `Figures`' order."""
+    return (
+        f"{people} AS visitors, count(*) AS visits, "
+        "coalesce(sum(page_views), 0) AS page_views, "
+        "avg(CASE WHEN bounced THEN 1.0 ELSE 0.0 END) AS bounce_rate, "
+        "avg(duration_s) AS visit_duration_s"
+    )
+
+
+TOTALS: Final = totals()
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,22 +317,24 @@ class Figures:
         }
 
 
-def rows_select(by: Dimension, top: int, pages: str | None = None) -> str:
+def rows_select(by: Dimension, top: int, *, kept: bool = False) -> str:
     """The breakdown's rows over `visits`: the visits' figures per value; per page, the
     visits and visitors that viewed it and its views; per custom event (or property), the
-    visits and visitors that sent it and how many times. `pages`: a reading's prepared
-    pages (`prepare_pages`: one row per visit and page, so its rows are the page's visits)."""
+    visits and visitors that sent it and how many times. `kept`: over a kept reading
+    (`prepare`), its people counted by `KEPT_PEOPLE` and its pages read from `PAGES_READ`
+    (one row per visit and page: its rows are the page's visits)."""
     order = f"ORDER BY visitors DESC, value LIMIT {int(top)}"
     if by.kind is Kind.SESSION:
         return (
-            f"SELECT {by.expression} AS value, {TOTALS} FROM visits "  # noqa: S608
-            f"GROUP BY 1 {order}"
+            f"SELECT {by.expression} AS value, {totals(KEPT_PEOPLE if kept else PEOPLE)} "  # noqa: S608
+            f"FROM visits GROUP BY 1 {order}"
         )
-    if by.kind is Kind.PAGE and pages is not None:
+    if by.kind is Kind.PAGE and kept:
         return (
-            "SELECT p.page AS value, count(DISTINCT v.visitor) AS visitors, "  # noqa: S608
+            "SELECT p.page AS value, count(*) FILTER (WHERE v.lone) + "  # noqa: S608
+            "count(DISTINCT v.visitor) FILTER (WHERE NOT v.lone) AS visitors, "
             "count(*) AS visits, sum(p.views) AS page_views "
-            f"FROM {pages} p JOIN visits v USING (visit) GROUP BY 1 {order}"
+            f"FROM {PAGES_READ} p JOIN visits v USING (visit) GROUP BY 1 {order}"
         )
     if by.kind is Kind.PAGE:
         return (
@@ -366,11 +383,9 @@ class Report:
 
 
 def _rows(connection: duckdb.DuckDBPyConnection, by: Dimension, top: int) -> list[dict[str, Any]]:
-    pages = None
     if by.kind is Kind.PAGE:
         prepare_pages(connection)
-        pages = PAGES_READ
-    cursor = connection.execute(rows_select(by, top, pages))
+    cursor = connection.execute(rows_select(by, top, kept=True))
     names = [column[0] for column in cursor.description or []]
     rows = []
     for values in cursor.fetchall():
@@ -390,7 +405,8 @@ def _series(connection: duckdb.DuckDBPyConnection, span: Range) -> list[dict[str
         for index, (label, start, end) in enumerate(buckets)
     )
     found = connection.execute(
-        "SELECT b.label, count(DISTINCT v.visitor), count(v.session_id), "  # noqa: S608
+        "SELECT b.label, count(*) FILTER (WHERE v.lone) + "  # noqa: S608
+        "count(DISTINCT v.visitor) FILTER (WHERE NOT v.lone), count(v.session_id), "
         f"coalesce(sum(v.page_views), 0) FROM (VALUES {values}) AS b(i, label, start, stop) "
         "LEFT JOIN visits v ON v.started_at >= b.start AND v.started_at < b.stop "
         "GROUP BY b.i, b.label ORDER BY b.i"
@@ -420,19 +436,24 @@ def _exists(connection: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(found and found[0])
 
 
-def prepare(connection: duckdb.DuckDBPyConnection) -> None:
+def prepare(connection: duckdb.DuckDBPyConnection, *, people: bool = False) -> None:
     """Put the reading's sessions together, once per reading (every session it holds,
     whatever the range: a visit's start is its merge's): every report on it after reads
-    them, the range before, the dashboard's next request, the bench's warm run."""
+    them, the range before, the dashboard's next request, the bench's warm run. With
+    `people` (a reading kept for many reports), each is marked `lone` when its person has no
+    other session in the reading (`KEPT_PEOPLE`); else none is (one report: the marking
+    costs more than it saves)."""
     if _exists(connection, SESSIONS_READ):
         return
     # The parts read once (the merge reads them three times: `sessions_from_parts`).
     connection.execute("CREATE OR REPLACE TEMP TABLE session_parts_read AS FROM session_parts")
     merged = sessions_from_parts("session_parts_read")
     # Numbered: the pages kept name their visit by it (a join on a number, not a string).
+    lone = f"count(*) OVER (PARTITION BY {VISITOR}) = 1" if people else "false"
     connection.execute(
         f"CREATE TEMP TABLE {SESSIONS_READ} AS "  # noqa: S608
-        f"SELECT *, CAST(row_number() OVER () AS INTEGER) AS visit FROM ({merged})"
+        f"SELECT *, CAST(row_number() OVER () AS INTEGER) AS visit, {lone} AS lone "
+        f"FROM ({merged})"
     )
     connection.execute("DROP TABLE session_parts_read")
 
@@ -473,10 +494,10 @@ def report_of(
             pages = PAGES_READ
         visits = visits_select(query, span, SESSIONS_READ, pages)
         connection.execute(f"CREATE OR REPLACE TEMP VIEW visits AS {visits}")
-        row = connection.execute(f"SELECT {TOTALS} FROM visits").fetchone()  # noqa: S608
-        totals = Figures.of(row or (0, 0, 0, None, None))
+        row = connection.execute(f"SELECT {totals(KEPT_PEOPLE)} FROM visits").fetchone()  # noqa: S608
+        figures = Figures.of(row or (0, 0, 0, None, None))
         rows = _rows(connection, query.by, query.top) if query.by else []
-        found = Report(span, totals, rows, _series(connection, span))
+        found = Report(span, figures, rows, _series(connection, span))
         if index == 0:
             found.breakdowns = {by.name: _rows(connection, by, query.top) for by in breakdowns}
         reports.append(found)

@@ -65,6 +65,8 @@ class Seeded:
             since=report.reading_start(query, compare=compare),
             raw_views=False,
         )
+        # As the dashboard keeps a reading: its people marked (`report.KEPT_PEOPLE`).
+        report.prepare(connection, people=True)
         return report.report_of(connection, query, compare=compare).as_dict(query)
 
 

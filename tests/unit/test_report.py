@@ -107,3 +107,34 @@ def test_filter_values_are_quoted_into_the_visits_sql() -> None:
     assert "source IN ('o''brien')" in sql
     assert "NOT is_bot" in sql
     assert "is_bot" in report.visits_select(report.Query(span, bots=True), span)
+
+
+def test_people_counted_apart_when_lone_equal_a_distinct_count() -> None:
+    """`KEPT_PEOPLE` over any subset of a reading's visits (the lone marked over all of
+    them) is the distinct count, per group: 2,000 visits of 700 people, some with many."""
+    import random
+
+    import duckdb
+
+    rng = random.Random(5)
+    rows = ", ".join(
+        f"('s{n}', 'p{min(rng.randrange(1000), rng.randrange(1000)) % 700}', "
+        f"'{rng.choice('abc')}', {rng.random() < 0.5})"
+        for n in range(2000)
+    )
+    connection = duckdb.connect()
+    connection.execute(
+        f"CREATE TABLE every AS SELECT *, count(*) OVER (PARTITION BY visitor) = 1 AS lone "
+        f"FROM (VALUES {rows}) AS v(session_id, visitor, channel, chosen)"
+    )
+    lone = connection.execute("SELECT count(*) FILTER (WHERE lone) FROM every").fetchone()
+    assert lone is not None
+    assert 0 < lone[0] < 2000  # both kinds of people are there
+    connection.execute("CREATE VIEW visits AS SELECT * FROM every WHERE chosen")
+    kept = connection.execute(
+        f"SELECT channel, {report.KEPT_PEOPLE} FROM visits GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    plain = connection.execute(
+        f"SELECT channel, {report.PEOPLE} FROM visits GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    assert kept == plain
