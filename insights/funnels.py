@@ -31,7 +31,7 @@ from typing import Any, Final
 import duckdb
 
 from insights.goals import Goal, like_pattern, parse_goal
-from insights.report import Kind, Query, RequestError, visits_select
+from insights.report import SESSIONS_READ, Kind, Query, RequestError, prepare, visits_select
 from insights.sessions_sql import TIMED_EVENTS, path_of
 from insights.sql import quote
 
@@ -225,10 +225,14 @@ def funnel_of(
     *,
     within: timedelta,
     per: str,
-    sessions: str = "sessions",
+    sessions: str | None = None,
 ) -> Funnel:
-    """The funnel on a connection with `events` and `sessions` (`insights.archive_views`)."""
-    visits = visits_select(query, query.range, sessions)
+    """The funnel on a connection with `timed_events` and `sessions` (`insights.archive_views`):
+    the reading's sessions put together once (`report.prepare`) unless `sessions` names a
+    relation to read instead."""
+    if sessions is None:
+        prepare(connection)
+    visits = visits_select(query, query.range, sessions or SESSIONS_READ)
     connection.execute(f"CREATE OR REPLACE TEMP VIEW visits AS {visits}")
     everyone = Query(query.range, filters=query.filters, bots=query.bots)
     totals: dict[int, tuple[int, float | None]] = {}

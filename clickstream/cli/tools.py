@@ -321,6 +321,21 @@ def bench_reports(
             ", ".join(f"{n} {op}" for op, n in sorted(row["opening_requests"].items())),
         )
     out.print(found)
+    analyses = Table(title="funnels, paths and retention (DuckDB over the events or the parts)")
+    for column in ("analysis", "cold p50 s", "cold p95 s", "warm p50 s", "warm p95 s",
+                   "MB read", "found"):  # fmt: skip
+        analyses.add_column(column, justify="left" if column in {"analysis", "found"} else "right")
+    for row in figures["analyses"]:
+        analyses.add_row(
+            row["name"],
+            f"{row['cold_p50']:.2f}",
+            f"{row['cold_p95']:.2f}",
+            f"{row['warm_p50']:.2f}",
+            f"{row['warm_p95']:.2f}",
+            f"{row['bytes_read'] / 1e6:.1f}",
+            row["answer"],
+        )
+    out.print(analyses)
     out.print(
         f"the site owner's view in Chromium, first paint of its figures: "
         f"{figures['first_paint_cold']:.2f} s on a dashboard just started, "

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from clickstream.kernel.events import ClickEvent
@@ -74,6 +74,20 @@ class Timing:
 
 
 @dataclass
+class Analysis:
+    """A funnel, paths or retention over the span: cold (a new reading) and warm (again)."""
+
+    name: str
+    cold_p50: float
+    cold_p95: float
+    warm_p50: float
+    warm_p95: float
+    bytes_read: int
+    answer: str
+    """What it found, in brief (the counts per step, the paths' visits, the cohorts)."""
+
+
+@dataclass
 class ReportsBench:
     days: int
     events_per_day: int
@@ -88,6 +102,7 @@ class ReportsBench:
     """Building the days' rollups of the parts (`Compactor.roll_up`), after the hours."""
     rollup_bytes: int = 0
     reports: list[Timing] = field(default_factory=list)
+    analyses: list[Analysis] = field(default_factory=list)
     first_paint_cold: float | None = None
     """A dashboard just started, its first report opening the reading."""
     first_paint_warm: float | None = None
@@ -228,6 +243,9 @@ def run(
     ):
         on_progress(f"report: {name}, {runs} times cold and warm")
         bench.reports.append(time_report(name, filters, span, runs, location, s3))
+    for name in ANALYSES:
+        on_progress(f"{name}, {min(runs, 3)} times cold and warm")
+        bench.analyses.append(time_analysis(name, span, min(runs, 3), location, s3))
     on_progress("the site owner's view of the span in headless Chromium")
     first_paint(bench, location, s3, span)
     return bench
@@ -362,6 +380,87 @@ def time_report(
         read,
         visits,
         dict(requests),
+    )
+
+
+ANALYSES: Final = (
+    "funnel per visit",
+    "funnel per person",
+    "paths from a page",
+    "weekly retention",
+)
+FUNNEL: Final = ("/pricing", "/cart", "/checkout")
+
+
+def time_analysis(name: str, span: Any, runs: int, location: Any, s3: Any) -> Analysis:
+    """One of `ANALYSES` over `span`, `runs` times from a new reading and again on it."""
+    from insights import archive_views, funnels, paths, report, retention
+    from insights.goals import parse_goal
+
+    query = report.Query(span, top=10)
+    events = name != "weekly retention"
+    whole = retention.widened(query, "week")
+    since = report.reading_start(whole if not events else query, compare=False)
+
+    def run(connection: Any) -> str:
+        if name.startswith("funnel"):
+            per = funnels.Per.VISIT if name.endswith("visit") else funnels.Per.PERSON
+            found = funnels.funnel_of(
+                connection, query, funnels.steps_of(FUNNEL), within=timedelta(minutes=30),
+                per=per,
+            )  # fmt: skip
+            return " > ".join(f"{row['count']:,}" for row in found.rows)
+        if name.startswith("paths"):
+            taken = paths.paths_of(connection, query, parse_goal("/pricing"), steps=3, before=False)
+            return (
+                f"{taken.visits:,} visits, top path {taken.rows[0][1]:,}" if taken.rows else "none"
+            )
+        table = retention.retention_of(connection, query, "week", span.end).as_dict(query)
+        first = table["cohorts"][0]
+        return f"{first['people']:,} people in week 1, " + ", ".join(
+            f"{p['share']:.0%}" for p in first["periods"][1:]
+        )
+
+    def opened() -> Any:
+        return archive_views.connect(location, s3, since=since, raw_views=False, events=events)
+
+    cold: list[float] = []
+    warm: list[float] = []
+    answer = ""
+    for _ in range(runs):
+        began = time.perf_counter()
+        connection = opened()
+        answer = run(connection)
+        cold.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        run(connection)
+        warm.append(time.perf_counter() - began)
+        connection.close()
+    # What a cold run takes from S3 (DuckDB's HTTP counters), on a reading of its own: its
+    # one statement over the reading's views.
+    connection = opened()
+    counted = whole if name == "weekly retention" else query
+    visits = report.visits_select(counted, counted.range)
+    connection.execute(f"CREATE OR REPLACE TEMP VIEW visits AS {visits}")
+    if name.startswith("funnel"):
+        per = funnels.Per.VISIT if name.endswith("visit") else funnels.Per.PERSON
+        statement = funnels.funnel_select(
+            funnels.steps_of(FUNNEL), query, within=timedelta(minutes=30), per=per
+        )
+    elif name.startswith("paths"):
+        statement = paths.paths_select(parse_goal("/pricing"), steps=3, before=False, top=10)
+    else:
+        statement = retention.retention_select(retention.periods(whole.range, "week"))
+    read = bytes_read(connection, statement)
+    connection.close()
+    return Analysis(
+        name,
+        statistics.median(cold),
+        _percentile(cold, 0.95),
+        statistics.median(warm),
+        _percentile(warm, 0.95),
+        read,
+        answer,
     )
 
 

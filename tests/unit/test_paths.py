@@ -51,7 +51,7 @@ def connection() -> duckdb.DuckDBPyConnection:
 def test_the_pages_after_a_page_with_exits(connection: duckdb.DuckDBPyConnection) -> None:
     query = report.Query(SPAN)
     found = paths.paths_of(
-        connection, query, parse_goal("/pricing"), steps=2, before=False
+        connection, query, parse_goal("/pricing"), steps=2, before=False, sessions="sessions"
     ).as_dict(query)
     # a, b, c, d, f viewed /pricing; a's second view is a reload; f's first is its anchor
     assert found["visits"] == 5
@@ -66,18 +66,18 @@ def test_the_pages_after_a_page_with_exits(connection: duckdb.DuckDBPyConnection
 
 def test_the_pages_before_a_page_with_entrances(connection: duckdb.DuckDBPyConnection) -> None:
     query = report.Query(SPAN)
-    found = paths.paths_of(connection, query, parse_goal("/signup"), steps=2, before=True).as_dict(
-        query
-    )
+    found = paths.paths_of(
+        connection, query, parse_goal("/signup"), steps=2, before=True, sessions="sessions"
+    ).as_dict(query)
     assert found["visits"] == 3
     assert found["paths"] == [
         {"pages": ["/", "/pricing"], "visits": 3, "share": 1.0},
     ]
     assert found["steps"] == [{"step": 1, "entered_after": 0}, {"step": 2, "entered_after": 0}]
     # a pattern: every page under /blog/; d entered at the page it is asked about
-    blog = paths.paths_of(connection, query, parse_goal("/blog/*"), steps=1, before=True).as_dict(
-        query
-    )
+    blog = paths.paths_of(
+        connection, query, parse_goal("/blog/*"), steps=1, before=True, sessions="sessions"
+    ).as_dict(query)
     assert blog["paths"] == [{"pages": ["(entrance)"], "visits": 1, "share": 1.0}]
 
 
