@@ -125,6 +125,8 @@ def create_events_view(
                 sessions_sql.VERDICTS: verdicts_select(archive.bucket, verdicts),
                 **parts_views(archive.bucket, found),
                 "sessions": sessions_sql.sessions_from_parts("session_parts"),
+                sessions_sql.IDENTITIES: sessions_sql.identities_select(),
+                "persons": sessions_sql.persons_select(),
             }
             if events:
                 views["events_stored"] = events_select(archive.bucket, found, enrich=True)

@@ -33,7 +33,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import duckdb
 
 from clickstream.kernel.errors import InsightsError
-from insights.sessions_sql import SESSION_REACH, path_of, sessions_from_parts
+from insights.sessions_sql import (
+    IDENTITIES,
+    SESSION_REACH,
+    identities_select,
+    path_of,
+    person_of,
+    sessions_from_parts,
+    with_people,
+)
 from insights.sql import quote
 
 
@@ -233,8 +241,9 @@ def visits_select(
     query: Query, span: Range, sessions: str = "sessions", pages: str | None = None
 ) -> str:
     """The visits of `span` the query counts: one row per session (of `sessions`), with
-    `visitor`. `pages`: a reading's prepared pages (`prepare_pages`), which a page filter
-    reads instead of `page_parts`."""
+    `visitor`, its person (`sessions_sql.person_of`: stitched across devices by the person
+    map, the reading's own over `SESSIONS_READ`). `pages`: a reading's prepared pages
+    (`prepare_pages`), which a page filter reads instead of `page_parts`."""
     conditions = [
         f"started_at >= {_utc(span.start)}",
         f"started_at < {_utc(span.end)}",
@@ -255,14 +264,13 @@ def visits_select(
                 "session_id IN (SELECT session_id FROM custom_events "  # noqa: S608
                 f"WHERE {wanted.expression} IN ({listed}))"
             )
+    identities = IDENTITIES_READ if sessions == SESSIONS_READ else IDENTITIES
     return (
-        f"SELECT *, {VISITOR} AS visitor "  # noqa: S608
-        f"FROM {sessions} WHERE {' AND '.join(conditions)}"
+        f"SELECT s.*, {person_of()} AS visitor "  # noqa: S608
+        f"FROM {with_people(sessions, identities)} WHERE {' AND '.join(conditions)}"
     )
 
 
-VISITOR: Final = "coalesce(user_id, anonymous_id, session_id)"
-"""A visit's person: its user id where known, else its anonymous id, else itself."""
 PEOPLE: Final = "count(DISTINCT visitor)"
 KEPT_PEOPLE: Final = (
     "count(*) FILTER (WHERE lone) + count(DISTINCT visitor) FILTER (WHERE NOT lone)"
@@ -425,6 +433,8 @@ def _series(connection: duckdb.DuckDBPyConnection, span: Range) -> list[dict[str
 SESSIONS_READ: Final = "sessions_read"
 """The reading's `sessions`, kept (a temporary table of its connection), each numbered
 (`visit`)."""
+IDENTITIES_READ: Final = "identities_read"
+"""The reading's person map (`sessions_sql.identities_select` over its parts), kept."""
 PAGES_READ: Final = "pages_read"
 """The reading's page parts, kept: one row per visit (its number) and page, its views."""
 
@@ -449,11 +459,15 @@ def prepare(connection: duckdb.DuckDBPyConnection, *, people: bool = False) -> N
     connection.execute("CREATE OR REPLACE TEMP TABLE session_parts_read AS FROM session_parts")
     merged = sessions_from_parts("session_parts_read")
     # Numbered: the pages kept name their visit by it (a join on a number, not a string).
-    lone = f"count(*) OVER (PARTITION BY {VISITOR}) = 1" if people else "false"
+    connection.execute(
+        f"CREATE TEMP TABLE {IDENTITIES_READ} AS "
+        f"{identities_select('session_parts_read', 'custom_events')}"
+    )
+    lone = f"count(*) OVER (PARTITION BY {person_of()}) = 1" if people else "false"
     connection.execute(
         f"CREATE TEMP TABLE {SESSIONS_READ} AS "  # noqa: S608
-        f"SELECT *, CAST(row_number() OVER () AS INTEGER) AS visit, {lone} AS lone "
-        f"FROM ({merged})"
+        f"SELECT s.*, CAST(row_number() OVER () AS INTEGER) AS visit, {lone} AS lone "
+        f"FROM {with_people(f'({merged})', IDENTITIES_READ)}"
     )
     connection.execute("DROP TABLE session_parts_read")
 

@@ -72,6 +72,73 @@ TIMED_EVENTS_TRINO: Final = (
 """Athena's `timed_events`: an ISO 8601 time with any offset, or epoch milliseconds (the
 contract accepts both), in UTC, as DuckDB's `insights.enriched.EVENT_TIME` reads them."""
 
+IDENTITIES: Final = "identities"
+"""The person map: `id` (an anonymous id, or an id a person was aliased from) -> `person`
+(a user id). What reports count people by (docs/reports.md, People across devices)."""
+
+
+def identities_select(parts: str = "session_parts", events: str = "custom_events") -> str:
+    """The person map from the session parts and the custom events: an anonymous id belongs
+    to the user id it was first seen with in one session's hour (an `identify`, a login:
+    the part knows both), and an `alias` call's previous id to the user id of its session;
+    an id seen with several user ids belongs to the first. One statement, DuckDB's and
+    Athena's (`min_by` is both's)."""
+    alias = "json_extract_scalar(c.properties, '$.call') = 'alias'"
+    return (
+        "SELECT id, min_by(person, seen) AS person FROM ("  # noqa: S608
+        f"SELECT anonymous_id AS id, user_id AS person, first_at AS seen FROM {parts} "
+        "WHERE anonymous_id IS NOT NULL AND user_id IS NOT NULL "
+        "UNION ALL SELECT json_extract_scalar(c.properties, '$.previousId') AS id, "
+        f"p.user_id AS person, c.event_time AS seen FROM {events} c "
+        f"JOIN {parts} p ON p.session_id = c.session_id "
+        # The substring first: a month's custom events are not all parsed to find the few.
+        f"WHERE c.properties LIKE '%alias%' AND {alias} AND p.user_id IS NOT NULL "
+        "AND json_extract_scalar(c.properties, '$.previousId') IS NOT NULL"
+        ") AS linked WHERE id <> person GROUP BY id"
+    )
+
+
+def person_of(session: str = "s", identities: tuple[str, str] = ("u", "a")) -> str:
+    """A session's person: its user id's (mapped, when it was aliased), else its anonymous
+    id's person, else the anonymous id, else the session itself."""
+    by_user, by_anonymous = identities
+    return (
+        f"coalesce({by_user}.person, {session}.user_id, {by_anonymous}.person, "
+        f"{session}.anonymous_id, {session}.session_id)"
+    )
+
+
+def with_people(sessions: str, identities: str = IDENTITIES) -> str:
+    """`sessions` (any relation with `user_id`, `anonymous_id`, `session_id`) joined to the
+    person map: `s`, `u` (by user id) and `a` (by anonymous id)."""
+    return (
+        f"{sessions} s LEFT JOIN {identities} u ON u.id = s.user_id "
+        f"LEFT JOIN {identities} a ON a.id = s.anonymous_id"
+    )
+
+
+IDENTITY_COLUMNS: Final = (("id", "VARCHAR"), ("person", "VARCHAR"))
+PERSON_COLUMNS: Final = (
+    ("person_id", "VARCHAR"),
+    ("ids", "VARCHAR[]"),
+    ("first_seen", "TIMESTAMP"),
+    ("last_seen", "TIMESTAMP"),
+)
+
+
+def persons_select(sessions: str = "sessions", identities: str = IDENTITIES) -> str:
+    """`persons`: each person known by a user id, the anonymous ids it joins, when first and
+    last seen."""
+    return (
+        f"SELECT {person_of()} AS person_id, "  # noqa: S608
+        "array_agg(DISTINCT s.anonymous_id) FILTER (WHERE s.anonymous_id IS NOT NULL) AS ids, "
+        "min(s.started_at) AS first_seen, max(s.ended_at) AS last_seen "
+        f"FROM {with_people(sessions, identities)} "
+        "WHERE s.user_id IS NOT NULL OR a.person IS NOT NULL "
+        f"GROUP BY {person_of()}"
+    )
+
+
 SESSION_COLUMNS: Final = (
     ("session_id", "VARCHAR"),
     ("site", "VARCHAR"),

@@ -23,11 +23,16 @@ from clickstream.kernel.paths import DEFAULT_TEMPLATE
 from insights.lake import PART_KINDS
 from insights.named_queries import NamedQuery, named_queries
 from insights.sessions_sql import (
+    IDENTITIES,
+    IDENTITY_COLUMNS,
     PART_COLUMNS,
+    PERSON_COLUMNS,
     SESSION_COLUMNS,
     TIMED_EVENT_COLUMNS,
     TIMED_EVENTS,
     TIMED_EVENTS_TRINO,
+    identities_select,
+    persons_select,
     sessions_from_parts,
 )
 
@@ -42,6 +47,7 @@ TRINO_TYPES: Final = {
     "DOUBLE": "double",
     "BIGINT": "bigint",
     "BOOLEAN": "boolean",
+    "VARCHAR[]": "array(varchar)",
 }
 HIVE_TYPES: Final = {
     "VARCHAR": "string",
@@ -49,6 +55,7 @@ HIVE_TYPES: Final = {
     "DOUBLE": "double",
     "BIGINT": "bigint",
     "BOOLEAN": "boolean",
+    "VARCHAR[]": "array<string>",
 }
 
 
@@ -182,10 +189,26 @@ def resource_text() -> str:
         TIMED_EVENTS_TRINO,
         TIMED_EVENT_COLUMNS,
     )
+    identities = view_text(
+        "IdentitiesView",
+        IDENTITIES,
+        "The person map: an anonymous id (or an aliased id) and the user id it belongs to.",
+        identities_select(),
+        IDENTITY_COLUMNS,
+    )
+    persons = view_text(
+        "PersonsView",
+        "persons",
+        "Each person known by a user id, the anonymous ids it joins, first and last seen.",
+        persons_select(),
+        PERSON_COLUMNS,
+    )
     return (
         BEGIN
         + "".join(parts_table_text(kind) for kind in PART_KINDS)
         + sessions
+        + identities
+        + persons
         + timed
         + "".join(named_query_text(q) for q in named_queries())
         + END

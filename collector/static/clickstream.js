@@ -23,6 +23,7 @@
   var SESSION_IDLE_MS = 30 * 60 * 1000, MAX_BATCH = 50, MAX_QUEUE = 1000;
   var OPT_OUT = "clickstream:opt-out", SESSION = "clickstream:session";
   var ANON = "clickstream:anonymous-id", PENDING = "clickstream:pending";
+  var USER = "clickstream:user-id";
 
   function store(kind) { try { return w[kind]; } catch (e) { return null; } }
   var local = store("localStorage"), session = store("sessionStorage");
@@ -84,6 +85,8 @@
       page: page(), timestamp: new Date().toISOString(),
       viewport_width: Math.max(1, w.innerWidth), viewport_height: Math.max(1, w.innerHeight)
     };
+    var user = get(local, USER);
+    if (user) event.user_id = user;
     if (d.referrer) event.referrer = d.referrer;
     for (var k in extra) event[k] = extra[k];
     queue.push(event);
@@ -182,6 +185,16 @@
   w.clickstream = {
     loaded: true,
     track: function (name, properties) { record("custom", { properties: { event: String(name), properties: properties || {} } }); },
+    /* The visitor is this user from now on, on this device: every later event carries the user
+       id beside the anonymous one, which links this device's visits to the person's others. */
+    identify: function (userId, traits) {
+      if (userId === undefined || userId === null || String(userId) === "") return;
+      put(local, USER, String(userId).slice(0, 256));
+      record("custom", { properties: { call: "identify", traits: traits || {} } });
+    },
+    /* Logging out: a new anonymous id and no user id, so the next visitor of a shared device
+       is not taken for this one. */
+    reset: function () { put(local, USER, null); put(local, ANON, null); },
     flush: flush,
     optOut: function () { put(local, OPT_OUT, "1"); queue = []; },
     optIn: function () { put(local, OPT_OUT, null); }

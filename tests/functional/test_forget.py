@@ -31,11 +31,12 @@ from clickstream.stores.archive_layout import verdict_key
 from clickstream.stores.positions import Position
 from clickstream.stores.suppression import SuppressionList
 from consumer.core.batch import DeadLetter, archive_objects, verdict_objects
+from consumer.core.positioned import PositionedEvent
 from insights import archive_views, sql
 from insights.compaction import Compactor
 from insights.settings import LakeSettings
 from tests.functional.test_real_traffic import archived, run
-from tests.support.archive import seed_hours
+from tests.support.archive import put_objects, seed_hours
 from tests.support.collector import (
     WRITE_KEYS,
     basic,
@@ -158,6 +159,32 @@ def world(local_stack: LocalStackState) -> World:
     assert isinstance(events[0], ClickEvent)
     users = Counter(e.user_id for e in events if e.user_id)
     person = next(e for e in events if e.user_id == users.most_common(1)[0][0])
+    # The person on a second device too (issue 42): a laptop visit before logging in, and
+    # the login, which links the laptop's anonymous id to the person's user id.
+    laptop = [
+        person.model_copy(
+            update={
+                "event_id": f"laptop-{n}",
+                "session_id": session,
+                "anonymous_id": "a-laptop-of-the-person",
+                "user_id": user,
+                "timestamp": datetime(2026, 11, 20, 10, 20 + n, tzinfo=UTC),
+            }
+        )
+        for n, (session, user) in enumerate(
+            (("s-laptop-anonymous", None), ("s-laptop-login", person.user_id))
+        )
+    ]
+    put_objects(
+        s3,
+        bucket,
+        "shardId-000000000008",
+        [
+            PositionedEvent(Position(n), e, e.to_record(), e.session_id)
+            for n, e in enumerate(laptop, 1)
+        ],
+    )
+    events = [*events, *laptop]
     location = sql.ArchiveLocation(
         bucket, local_stack.region, "test", "test", endpoint_url=local_stack.moto_endpoint
     )
@@ -202,7 +229,14 @@ def world(local_stack: LocalStackState) -> World:
         judged = Alert(Rule.BOT_SESSION, session, "2026-11-20T10:00", 0.75, None, 0.5)
         for item in verdict_objects([judged]):
             s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)
-    assert sum(manifest.sessions[s].events for s in world.sessions_of_person()) > 0
+    assert (
+        sum(
+            manifest.sessions[s].events
+            for s in world.sessions_of_person()
+            if s in manifest.sessions
+        )
+        > 0
+    )
     return world
 
 
@@ -233,6 +267,15 @@ def assert_forgotten(world: World, before: Counter[str]) -> None:
 
 
 def test_forget_removes_the_person_from_every_store_and_nothing_else(world: World) -> None:
+    # GIVEN the person on two devices, one person in the person map (issue 42)
+    reading = archive_views.connect(world.location, world.s3, raw_views=False)
+    persons = reading.execute(
+        "SELECT list_sort(ids) FROM persons WHERE person_id = ?", [world.person.user_id]
+    ).fetchall()
+    reading.close()
+    assert "a-laptop-of-the-person" in persons[0][0]
+    assert world.person.anonymous_id in persons[0][0]
+    assert {"s-laptop-anonymous", "s-laptop-login"} <= world.sessions_of_person()
     before = world.counted()
     process = world.forget()
     output, errors = process.communicate(timeout=300)

@@ -94,6 +94,36 @@ def test_a_batch_the_collector_could_not_take_is_sent_again_with_the_same_ids(
     assert sorted(event["type"] for event in stored) == ["click", "page_view"]
 
 
+def test_identify_puts_the_user_id_on_every_later_event_until_reset(
+    local_stack: LocalStackState, site: tuple[Path, str], tmp_path: Path
+) -> None:
+    root, origin = site
+    stream = new_stream(local_stack)
+    with (
+        running_collector(local_stack, stream, tmp_path, allowed_origins="*") as collector,
+        headless_chromium() as driver,
+    ):
+        write_page(root, collector.url)
+        # GIVEN a visitor who views a page, logs in (identify), clicks, and logs out
+        driver.get(f"{origin}/index.html")
+        driver.execute_script("clickstream.identify('u-hal', {plan: 'pro'})")
+        driver.find_element("id", "b").click()
+        driver.execute_script("clickstream.reset()")
+        driver.get(f"{origin}/index.html")
+        driver.execute_script("clickstream.flush()")
+        sent = wait_for(local_stack, stream, 4)
+    # THEN the events before carry no user id, the identify and the click carry it beside the
+    # same anonymous id, and after the reset a new anonymous id and none
+    assert [e["type"] for e in sent] == ["page_view", "custom", "click", "page_view"]
+    first, identify, click, after = sent
+    assert "user_id" not in first
+    assert identify["user_id"] == click["user_id"] == "u-hal"
+    assert identify["anonymous_id"] == click["anonymous_id"] == first["anonymous_id"]
+    assert identify["properties"] == {"call": "identify", "traits": {"plan": "pro"}}
+    assert "user_id" not in after
+    assert after["anonymous_id"] != first["anonymous_id"]
+
+
 def test_opt_out_and_global_privacy_control_send_nothing(
     local_stack: LocalStackState, site: tuple[Path, str], tmp_path: Path
 ) -> None:

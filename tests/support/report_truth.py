@@ -33,11 +33,22 @@ class Visit:
     def started(self) -> datetime:
         return self.events[0].timestamp
 
+    person: str | None = None
+    """Its person across devices, when the person map names one (`stitch`)."""
+
+    @property
+    def user(self) -> str | None:
+        users = [e.user_id for e in self.events if e.user_id]
+        return users[-1] if users else None
+
+    @property
+    def anonymous(self) -> str | None:
+        anonymous = [e.anonymous_id for e in self.events if e.anonymous_id]
+        return anonymous[0] if anonymous else None
+
     @property
     def visitor(self) -> str:
-        users = [e.user_id for e in self.events if e.user_id]
-        anonymous = [e.anonymous_id for e in self.events if e.anonymous_id]
-        return users[-1] if users else anonymous[0] if anonymous else self.session_id
+        return self.person or self.user or self.anonymous or self.session_id
 
     @property
     def views(self) -> list[ClickEvent]:
@@ -89,7 +100,22 @@ def visits_of(events: Iterable[ClickEvent], judged: frozenset[str]) -> list[Visi
             "site": site.lower() if site else None,
         }
         visits.append(visit)
+    stitch(visits)
     return visits
+
+
+def stitch(visits: list[Visit]) -> None:
+    """Each visit's person by the person map: an anonymous id belongs to the user id it was
+    first seen with in one visit (the truth's visits: ids constant within a session's hour)."""
+    linked: dict[str, tuple[datetime, str]] = {}
+    for visit in visits:
+        if visit.user and visit.anonymous:
+            seen = linked.get(visit.anonymous)
+            if seen is None or visit.started < seen[0]:
+                linked[visit.anonymous] = (visit.started, visit.user)
+    for visit in visits:
+        if visit.user is None and visit.anonymous in linked:
+            visit.person = linked[visit.anonymous][1]
 
 
 def totals(visits: list[Visit]) -> dict[str, Any]:

@@ -56,6 +56,7 @@ VISITS: list[tuple[str, str, str, list[Event]]] = [
 @pytest.fixture
 def connection() -> duckdb.DuckDBPyConnection:
     found = duckdb.connect()
+    found.execute("CREATE TABLE identities (id VARCHAR, person VARCHAR)")  # no one stitched
     found.execute(
         "CREATE MACRO json_extract_scalar(document, path) AS json_extract_string(document, path)"
     )
@@ -165,3 +166,47 @@ def test_a_wrong_funnel_is_one_clear_error(steps: list[str], within: str, said: 
 
     with pytest.raises(report.RequestError, match=said):
         build()
+
+
+def test_per_person_a_second_device_counts_once_identified() -> None:
+    """hal browses pricing on his phone, identifies there, then checks out on his laptop
+    logged in: by the person map, one person who took both steps."""
+    from insights import sessions_sql
+
+    connection = duckdb.connect()
+    connection.execute(
+        "CREATE MACRO json_extract_scalar(document, path) AS json_extract_string(document, path)"
+    )
+    connection.execute(
+        "CREATE TABLE session_parts AS SELECT * FROM (VALUES "
+        f"('h1', 'hal-phone', NULL, TIMESTAMP '{at(0)}'), "
+        f"('h2', 'hal-phone', 'hal', TIMESTAMP '{at(60)}'), "
+        f"('h3', 'hal-laptop', 'hal', TIMESTAMP '{at(300)}')) "
+        "AS p(session_id, anonymous_id, user_id, first_at)"
+    )
+    connection.execute(
+        "CREATE TABLE custom_events (session_id VARCHAR, event_time TIMESTAMP, properties VARCHAR)"
+    )
+    connection.execute(f"CREATE VIEW identities AS {sessions_sql.identities_select()}")
+    connection.execute(
+        "CREATE TABLE sessions AS SELECT session_id, anonymous_id, user_id, "
+        "first_at AS started_at, false AS is_bot, 'x.com' AS site FROM session_parts"
+    )
+    connection.execute(
+        "CREATE TABLE timed_events AS SELECT * FROM (VALUES "
+        f"('e1', 'h1', TIMESTAMP '{at(0)}', 'page_view', '/pricing', NULL), "
+        f"('e2', 'h3', TIMESTAMP '{at(300)}', 'page_view', '/checkout', NULL)) "
+        "AS e(event_id, session_id, event_time, type, page, properties)"
+    )
+    query = report.Query(SPAN)
+    steps = funnels.steps_of(["/pricing", "/checkout"])
+    window = funnels.window_of("1h")
+    person = funnels.funnel_of(
+        connection, query, steps, within=window, per=funnels.Per.PERSON, sessions="sessions"
+    )
+    visit = funnels.funnel_of(
+        connection, query, steps, within=window, per=funnels.Per.VISIT, sessions="sessions"
+    )
+    assert [row["count"] for row in person.rows] == [1, 1]
+    assert person.rows[1]["median_seconds_from_previous"] == 300.0
+    assert [row["count"] for row in visit.rows] == [1, 0]

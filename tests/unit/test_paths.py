@@ -28,6 +28,7 @@ VISITS = {
 @pytest.fixture
 def connection() -> duckdb.DuckDBPyConnection:
     found = duckdb.connect()
+    found.execute("CREATE TABLE identities (id VARCHAR, person VARCHAR)")  # no one stitched
     sessions = ", ".join(
         f"('{s}', 'p-{s}', TIMESTAMP '{T0.replace(tzinfo=None)}', 'x.com', false)" for s in VISITS
     )
