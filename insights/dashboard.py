@@ -27,8 +27,9 @@ from clickstream.kernel.events import minute_key
 from clickstream.kernel.logging import get_logger
 from clickstream.kernel.pagekey import page_key
 from clickstream.stores.alerts import AlertsTable, Rule
+from insights import goals, live, query, report
 from insights import heatmap as maps
-from insights import live, query, report
+from insights.goals_store import GoalsFile
 from insights.live_sources import ArchiveTail, PageMinutes, shard_lags
 from insights.readings import Readings
 from insights.settings import DashboardSettings
@@ -179,6 +180,8 @@ class Dashboard:
         ] = {}
         self._reports: dict[tuple[tuple[str, tuple[str, ...]], ...], tuple[float, Any]] = {}
         self._reports_lock = threading.Lock()
+        self._goals: tuple[float, list[goals.Goal]] | None = None
+        self._goals_lock = threading.Lock()
         self._readings = Readings(
             self._open_reading,
             clock,
@@ -412,14 +415,37 @@ class Dashboard:
         # The live view (a range of an hour or less) reads the archive as it is now; longer
         # ranges are answered from a reading kept open (`insights.readings`).
         live = query.range.end - query.range.start <= timedelta(hours=1)
+        wanted = (params.get("goals") or [""])[0].lower() in report.TRUE_WORDS
+        saved = self._saved_goals() if wanted else []
         with self._readings.reading(since, live=live) as reading:
             found = report.report_of(reading.connection, query, compare=compare, breakdowns=panels)
-        answer = {**found.as_dict(query), "as_of": reading.opened_at.isoformat()}
+            # The goals over the same visits (`insights.goals`), after the report: it leaves
+            # the `visits` view on the range before when comparing.
+            reached = goals.goals_of(reading.connection, query, saved) if saved else []
+        answer = {
+            **found.as_dict(query),
+            "as_of": reading.opened_at.isoformat(),
+            "renewing": self._readings.renewing(reading),
+        }
+        if wanted:
+            answer["goals"] = [figures.as_dict() for figures in reached]
         with self._reports_lock:
             if len(self._reports) >= REPORTS_KEPT:
                 self._reports.pop(next(iter(self._reports)))
             self._reports[key] = (now, answer)
         return answer
+
+    def _saved_goals(self) -> list[goals.Goal]:
+        """The goals saved in the bucket (`insights.goals_store`), read again at most every
+        `READING_SECONDS`."""
+        now = time.monotonic()
+        with self._goals_lock:
+            if self._goals is None or now - self._goals[0] >= READING_SECONDS:
+                self._goals = (
+                    now,
+                    GoalsFile(self._sources.s3, self._sources.archive_bucket).goals(),
+                )
+            return list(self._goals[1])
 
     def _open_reading(self, since: datetime) -> Any:
         """A connection with the report views of the hours from `since` on, its sessions

@@ -106,6 +106,13 @@ class Readings:
             if reading is not None:
                 reading.close()
 
+    def renewing(self, reading: Reading) -> bool:
+        """Whether `reading` is the kept one and old enough that a newer one is being opened
+        (a page shown it may ask again in a few seconds rather than at its next refresh)."""
+        with self._lock:
+            kept = self._kept
+        return reading is kept and self._monotonic() - reading.opened >= self._fresh
+
     def open_kept(self) -> Reading:
         """The kept reading opened now (it replaces the one kept, which is closed once no
         report uses it)."""

@@ -52,8 +52,8 @@ VERDICT_COLUMNS: Final = (
 
 TIMED_EVENTS: Final = "timed_events"
 """The events with their time as a TIMESTAMP: what funnels and paths read. DuckDB's is a view
-of its `events` (`insights.lake_reader`); Athena's a view of the lake's `events` table that
-parses `timestamp` (`TIMED_EVENTS_TRINO`)."""
+of its stored rows (`insights.lake_reader`); Athena's a view of the lake's `events` table
+(`TIMED_EVENTS_SELECT`)."""
 TIMED_EVENT_COLUMNS: Final = (
     ("event_id", "VARCHAR"),
     ("session_id", "VARCHAR"),
@@ -62,15 +62,11 @@ TIMED_EVENT_COLUMNS: Final = (
     ("properties", "VARCHAR"),
     ("event_time", "TIMESTAMP"),
 )
-TIMED_EVENTS_TRINO: Final = (
-    "SELECT event_id, session_id, type, page, properties, "
-    "CASE WHEN regexp_like(timestamp, '^[0-9]{1,16}$') "
-    "THEN CAST(from_unixtime(CAST(timestamp AS bigint) / 1000e0) AS timestamp) "
-    "ELSE CAST(from_iso8601_timestamp(timestamp) AT TIME ZONE 'UTC' AS timestamp) END "
-    "AS event_time FROM events"
+TIMED_EVENTS_SELECT: Final = (
+    "SELECT event_id, session_id, type, page, properties, event_time FROM events"
 )
-"""Athena's `timed_events`: an ISO 8601 time with any offset, or epoch milliseconds (the
-contract accepts both), in UTC, as DuckDB's `insights.enriched.EVENT_TIME` reads them."""
+"""Athena's `timed_events`: the lake's `events` table holds `event_time` (compaction writes
+it), so the view only names the columns funnels and paths read."""
 
 IDENTITIES: Final = "identities"
 """The person map: `id` (an anonymous id, or an id a person was aliased from) -> `person`

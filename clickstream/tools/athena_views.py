@@ -30,7 +30,7 @@ from insights.sessions_sql import (
     SESSION_COLUMNS,
     TIMED_EVENT_COLUMNS,
     TIMED_EVENTS,
-    TIMED_EVENTS_TRINO,
+    TIMED_EVENTS_SELECT,
     identities_select,
     persons_select,
     sessions_from_parts,
@@ -186,7 +186,7 @@ def resource_text() -> str:
         "TimedEventsView",
         TIMED_EVENTS,
         "The lake's events with their time as a timestamp (UTC), what funnels and paths read.",
-        TIMED_EVENTS_TRINO,
+        TIMED_EVENTS_SELECT,
         TIMED_EVENT_COLUMNS,
     )
     identities = view_text(

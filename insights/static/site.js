@@ -85,6 +85,7 @@
     const params = viewParams(current, "since");
     params.set("compare", "1");
     params.set("top", "20");
+    params.set("goals", "1");
     const panels = new Set(["site"]);
     for (const panel of document.querySelectorAll(".panel")) {
       panels.add(panelDimension(panel, current));
@@ -97,7 +98,7 @@
 
   function shown(name, value) {
     if (value === null || value === undefined) return "–";
-    if (name === "bounce_rate") return `${(value * 100).toFixed(1)}%`;
+    if (name === "bounce_rate" || name === "conversion_rate") return `${(value * 100).toFixed(1)}%`;
     if (name === "visit_duration_s") {
       const minutes = Math.floor(value / 60);
       return minutes ? `${minutes}m ${Math.round(value % 60)}s` : `${Math.round(value)}s`;
@@ -208,6 +209,26 @@
     }));
   }
 
+  // The saved goals over the view's visits (converted people, visits, conversions, rate).
+  function drawGoals(goals) {
+    $("no-goals").hidden = goals.length > 0;
+    $("goals").hidden = goals.length === 0;
+    $("goals").querySelector("tbody").replaceChildren(...goals.map((goal) => {
+      const tr = element("tr");
+      const cell = element("td", goal.goal, "value");
+      cell.dataset.value = goal.goal;
+      tr.append(
+        cell,
+        element("td", shown("visitors", goal.visitors), "number"),
+        element("td", shown("visits", goal.visits), "number"),
+        element("td", shown("conversions", goal.conversions), "number"),
+        element("td", shown("conversion_rate", goal.conversion_rate), "number"),
+      );
+      tr.dataset.visits = goal.visits;
+      return tr;
+    }));
+  }
+
   function drawFilters(current) {
     $("filters").replaceChildren(...current.filters.map((wanted) => {
       const chip = element("span", wanted.replace("=", ": "), "chip");
@@ -304,6 +325,7 @@
     $("zone").textContent = current.tz ? `days in ${current.tz}` : "";
     drawFilters(current);
     const number = ++asked;
+    let renewing = false;
     document.body.dataset.state = "loading";
     try {
       const answer = await fetch(apiAddress(current), { headers: { Accept: "application/json" } });
@@ -313,6 +335,8 @@
       $("zone").textContent = `days in ${body.range.tz}`;
       drawTotals(body.totals, body.previous ? body.previous.totals : null);
       drawGraph(body.series);
+      drawGoals(body.goals || []);
+      renewing = body.renewing === true;
       for (const panel of document.querySelectorAll(".panel")) {
         const dim = panelDimension(panel, current);
         drawPanel(panel, dim, body.breakdowns[dim] || [], current);
@@ -332,11 +356,12 @@
       document.body.dataset.state = "error";
     }
     clearTimeout(timer);
-    timer = setTimeout(load, current.range === "30m" ? 15000 : 60000);
+    // A kept reading being renewed: the newer figures are seconds away, not a minute.
+    timer = setTimeout(load, renewing ? 3000 : current.range === "30m" ? 15000 : 60000);
   }
 
   async function loadProperty(current, number) {
-    const address = apiAddress(current).replace(/&panel=[^&]*/g, "") + `&panel=property:${encodeURIComponent(current.property)}`;
+    const address = apiAddress(current).replace(/&panel=[^&]*/g, "").replace("&goals=1", "") + `&panel=property:${encodeURIComponent(current.property)}`;
     const answer = await fetch(address, { headers: { Accept: "application/json" } });
     const body = await answer.json();
     if (number !== asked) return;

@@ -516,6 +516,7 @@ def test_goals_equal_the_events_and_are_saved_in_the_bucket(
     }
     # GIVEN the goals saved in the bucket, one added twice, one removed
     saved = GoalsFile(seeded.s3, seeded.location.bucket)
+    cleared(saved)
     saved.add([*expected, "/pricing", "/nowhere"])
     kept = saved.remove(["/nowhere"])
     assert [goal.text for goal in kept] == list(expected)
@@ -565,6 +566,13 @@ def test_goals_equal_the_events_and_are_saved_in_the_bucket(
     )
     assert wrong.returncode == 1
     assert "a condition is property=value" in wrong.stderr.decode()
+    cleared(saved)
+
+
+def cleared(saved: Any) -> None:
+    """No goal saved in the seeded bucket (tests of one module share it)."""
+    if saved.goals():
+        saved.remove([goal.text for goal in saved.goals()])
 
 
 def funnel_truth(
@@ -755,3 +763,65 @@ def test_the_named_queries_give_the_cli_figures_with_their_parameters(seeded: Se
         sql.run(connection, found_paths)[1]
     )
     assert len(run("clickstream-paths-from-page", "/pricing")) > 1
+
+
+def test_the_site_owners_view_shows_the_saved_goals(seeded: Seeded) -> None:
+    import time as clock
+
+    from clickstream.tools.bench_reports import serving
+    from insights.goals_store import GoalsFile
+    from tests.support.browser import headless_chromium
+
+    s3 = seeded.s3
+    sources = Sources(
+        stream_name="unused", page_stats_table="unused", alerts_table=None,
+        lease_table="unused", archive_bucket=seeded.location.bucket, dynamodb=None,
+        kinesis=None, s3=s3,
+        duckdb=lambda since: archive_views.connect(seeded.location, s3, since=since, enrich=False),
+        reports=lambda since: archive_views.connect(
+            seeded.location, s3, since=since, raw_views=False
+        ),
+    )  # fmt: skip
+    visits = truth.visits_of(seeded.events, judged_sessions(seeded))
+    day = truth.in_range(visits, DAY.start, DAY.end, bots=False)
+    expected = {
+        "/pricing": goal_truth(
+            day, lambda v: sum(1 for e in v.views if truth.path(e.page) == "/pricing")
+        ),
+        "event:add_to_cart": goal_truth(
+            day,
+            lambda v: sum(
+                1
+                for e in v.events
+                if e.type is EventType.CUSTOM and (e.properties or {}).get("name") == "add_to_cart"
+            ),
+        ),
+    }
+    saved = GoalsFile(s3, seeded.location.bucket)
+    cleared(saved)
+    saved.add(list(expected))
+    try:
+        dashboard = Dashboard(sources, DashboardSettings(), clock=lambda: START + timedelta(days=1))
+        with serving(dashboard) as address, headless_chromium(1400, 1800) as browser:
+            # WHEN the site owner opens the day's view
+            browser.get(f"{address}/?from=2026-11-21&to=2026-11-21&tz=Asia%2FKolkata")
+            deadline = clock.monotonic() + 60
+            while browser.execute_script("return document.body.dataset.state") != "ok":
+                assert clock.monotonic() < deadline, "the view did not draw its figures"
+                clock.sleep(0.2)
+            rows = browser.execute_script(
+                "return Array.from(document.querySelectorAll('#goals tbody tr'))"
+                ".map((tr) => Array.from(tr.cells).map((td) => td.textContent))"
+            )
+        # THEN the goals table shows each goal's converted people, visits, conversions, rate
+        assert [row[0] for row in rows] == list(expected)
+        for row in rows:
+            want = expected[row[0]]
+            assert want["visits"] > 0
+            assert row[1:4] == [f"{want[k]:,}" for k in ("visitors", "visits", "conversions")]
+            assert float(row[4].rstrip("%")) == pytest.approx(
+                want["conversion_rate"] * 100, abs=0.051
+            )
+        dashboard.close()
+    finally:
+        cleared(saved)

@@ -93,6 +93,9 @@ def test_the_views_have_the_athena_tables_name_columns_and_partitions(archive: A
         "session_parts",
         "page_parts",
         "custom_events",
+        "identities",
+        "persons",
+        "timed_events",
     }
     connection = archive_views.connect(archive.location)
     # (the lake's table is what its Parquet holds: DuckDB's `events_stored`; `sessions` is a
@@ -105,6 +108,9 @@ def test_the_views_have_the_athena_tables_name_columns_and_partitions(archive: A
         "session_parts": "session_parts",
         "page_parts": "page_parts",
         "custom_events": "custom_events",
+        "identities": "identities",
+        "persons": "persons",
+        "timed_events": "timed_events",
     }
     for name, table in tables.items():
         athena_columns = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]

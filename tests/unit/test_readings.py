@@ -107,11 +107,14 @@ def test_a_kept_reading_30_s_old_is_opened_again_in_the_background() -> None:
     with kept.reading(NOW - timedelta(days=8), live=False) as reading:
         # THEN it answers from the old one, and a new opening is started, not awaited
         assert reading.connection is opener.opened[0]
+        assert kept.renewing(reading)
         assert len(opener.started) == 1
         assert len(opener.opened) == 1
     # AND the next report after the opening reads the new one; the old one is closed
     opener.run_started()
-    assert used(kept, NOW - timedelta(days=8)) is opener.opened[1]
+    with kept.reading(NOW - timedelta(days=8), live=False) as reading:
+        assert reading.connection is opener.opened[1]
+        assert not kept.renewing(reading)
     assert opener.opened[0].closed
     assert not opener.opened[1].closed
 
