@@ -31,7 +31,7 @@ from typing import Any, Final
 import duckdb
 
 from insights.goals import Goal, like_pattern, parse_goal
-from insights.report import SESSIONS_READ, Kind, Query, RequestError, prepare, visits_select
+from insights.report import Kind, Query, RequestError, use_visits, visits_select
 from insights.sessions_sql import TIMED_EVENTS, path_of
 from insights.sql import quote
 
@@ -230,10 +230,7 @@ def funnel_of(
     """The funnel on a connection with `timed_events` and `sessions` (`insights.archive_views`):
     the reading's sessions put together once (`report.prepare`) unless `sessions` names a
     relation to read instead."""
-    if sessions is None:
-        prepare(connection)
-    visits = visits_select(query, query.range, sessions or SESSIONS_READ)
-    connection.execute(f"CREATE OR REPLACE TEMP VIEW visits AS {visits}")
+    use_visits(connection, query, sessions)
     everyone = Query(query.range, filters=query.filters, bots=query.bots)
     totals: dict[int, tuple[int, float | None]] = {}
     for _, step, count, median in connection.execute(

@@ -32,12 +32,11 @@ import duckdb
 
 from insights.report import (
     PROPERTY_KEY,
-    SESSIONS_READ,
     Dimension,
     Kind,
     Query,
     RequestError,
-    prepare,
+    use_visits,
     visits_select,
 )
 from insights.sql import quote
@@ -217,9 +216,7 @@ def goals_of(
     connection: duckdb.DuckDBPyConnection, query: Query, goals: Sequence[Goal]
 ) -> list[GoalReport]:
     """Each goal's figures over the query's visits, on a reading (`insights.report`)."""
-    prepare(connection)
-    visits = visits_select(query, query.range, SESSIONS_READ)
-    connection.execute(f"CREATE OR REPLACE TEMP VIEW visits AS {visits}")
+    use_visits(connection, query)
     found = []
     for goal in goals:
         (total,) = _figures(connection, goal_select(goal, None, 1))

@@ -20,7 +20,7 @@ from typing import Any, Final
 import duckdb
 
 from insights.goals import Goal, like_pattern
-from insights.report import SESSIONS_READ, Query, RequestError, prepare, visits_select
+from insights.report import Query, RequestError, use_visits, visits_select
 from insights.sessions_sql import TIMED_EVENTS, path_of
 from insights.sql import quote
 
@@ -148,10 +148,7 @@ def paths_of(
     """The paths on a connection with `timed_events` and `sessions` (`insights.archive_views`):
     the reading's sessions put together once (`report.prepare`) unless `sessions` names a
     relation to read instead."""
-    if sessions is None:
-        prepare(connection)
-    chosen = visits_select(query, query.range, sessions or SESSIONS_READ)
-    connection.execute(f"CREATE OR REPLACE TEMP VIEW visits AS {chosen}")
+    use_visits(connection, query, sessions)
     total = connection.execute(totals_select(page, steps=steps, before=before)).fetchone()
     visits, *gone = total or (0,) * (steps + 1)
     found = connection.execute(

@@ -477,6 +477,17 @@ def prepare(connection: duckdb.DuckDBPyConnection, *, people: bool = False) -> N
     connection.execute("DROP TABLE session_parts_read")
 
 
+def use_visits(
+    connection: duckdb.DuckDBPyConnection, query: Query, sessions: str | None = None
+) -> None:
+    """`visits`: the query's visits of its range, as a view of the reading's sessions (put
+    together once: `prepare`), or of `sessions` when named (a test's own table)."""
+    if sessions is None:
+        prepare(connection)
+    visits = visits_select(query, query.range, sessions or SESSIONS_READ)
+    connection.execute(f"CREATE OR REPLACE TEMP VIEW visits AS {visits}")
+
+
 def prepare_pages(connection: duckdb.DuckDBPyConnection) -> None:
     """Keep the reading's page parts, once per reading, when a report first needs them (a
     page breakdown or filter): a visit's views of a page in several hours put together, so

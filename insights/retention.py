@@ -22,11 +22,10 @@ from typing import Any, Final
 import duckdb
 
 from insights.report import (
-    SESSIONS_READ,
     Query,
     Range,
     RequestError,
-    prepare,
+    use_visits,
     visits_select,
 )
 from insights.sql import quote
@@ -149,9 +148,7 @@ def retention_of(
     """Retention on a reading (`insights.report`), over `widened(query)`'s range."""
     whole = widened(query, cohort)
     bounds = periods(whole.range, cohort)
-    prepare(connection)
-    visits = visits_select(whole, whole.range, SESSIONS_READ)
-    connection.execute(f"CREATE OR REPLACE TEMP VIEW visits AS {visits}")
+    use_visits(connection, whole)
     counts: dict[int, dict[int, int]] = {}
     for index, k, people in connection.execute(retention_select(bounds)).fetchall():
         counts.setdefault(int(index), {})[int(k)] = int(people)

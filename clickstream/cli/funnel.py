@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -12,24 +11,16 @@ from rich.table import Table
 
 from clickstream.cli.common import JsonFlag, one_line_errors, out, print_json
 from clickstream.cli.goals import GOAL_HELP
+from clickstream.cli.ranges import Bots, Filters, From, Since, Site, To, Zone, query_of
 from clickstream.cli.sql import archive_location
 
 
 @one_line_errors
 def funnel(
     steps: Annotated[list[str], typer.Argument(help=f"2 to 8 steps, in order, each {GOAL_HELP}.")],
-    since: Annotated[
-        str | None,
-        typer.Option(help="The range back from now: today, 30m, 24h, 7d, 8w. Default 7d."),
-    ] = None,
-    start: Annotated[
-        str | None,
-        typer.Option("--from", help="Start: an ISO 8601 date or time (in --tz without offset)."),
-    ] = None,
-    end: Annotated[
-        str | None,
-        typer.Option("--to", help="End: an ISO date (that day included) or time. Default now."),
-    ] = None,
+    since: Since = None,
+    start: From = None,
+    end: To = None,
     within: Annotated[
         str, typer.Option(help="The last step within this of the first: 30m, 1d, 7d.")
     ] = "1d",
@@ -40,19 +31,11 @@ def funnel(
         str | None,
         typer.Option(help="Break down by a visit's dimension: source, channel, device_type, …"),
     ] = None,
-    filters: Annotated[
-        list[str] | None,
-        typer.Option("--filter", help="DIM=VALUE, repeatable, as for `report`."),
-    ] = None,
-    site: Annotated[str | None, typer.Option(help="Only the visits to this host.")] = None,
+    filters: Filters = None,
+    site: Site = None,
     top: Annotated[int, typer.Option(min=1, max=1000, help="Values of the breakdown.")] = 10,
-    tz: Annotated[
-        str,
-        typer.Option(
-            envvar="CLICKSTREAM_SITE_TIME_ZONE", help="The zone days are counted in (the site's)."
-        ),
-    ] = "UTC",
-    bots: Annotated[bool, typer.Option(help="The bots' visits instead of people's.")] = False,
+    tz: Zone = "UTC",
+    bots: Bots = False,
     as_sql: Annotated[
         bool, typer.Option("--sql", help="Print the funnel's SQL instead (Athena runs it too).")
     ] = False,
@@ -69,9 +52,9 @@ def funnel(
         raise reports.RequestError(f"--per {per!r}: visit or person")
     chosen = funnels.steps_of(steps)
     window = funnels.window_of(within)
-    query = reports.query_from(
-        datetime.now(UTC), tz=tz, since=since, start=start, end=end, by=by,
-        filters=filters or [], site=site, bots=bots, top=top,
+    query = query_of(
+        since=since, start=start, end=end, tz=tz, filters=filters, site=site, bots=bots,
+        by=by, top=top,
     )  # fmt: skip
     if as_sql:
         sys.stdout.write(funnels.portable_sql(query, chosen, within=window, per=per) + "\n")

@@ -4,13 +4,13 @@ range (`insights.goals`; the forms and the figures in docs/reports.md, Goals).""
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from clickstream.cli.common import JsonFlag, one_line_errors, out, print_json
+from clickstream.cli.ranges import Bots, Filters, From, Since, Site, To, Zone, query_of
 from clickstream.cli.report import DIMENSION_HELP
 from clickstream.cli.sql import archive_location
 
@@ -22,32 +22,15 @@ GOAL_HELP = (
 
 @one_line_errors
 def goals(
-    since: Annotated[
-        str | None,
-        typer.Option(help="The range back from now: today, 30m, 24h, 7d, 8w. Default 7d."),
-    ] = None,
-    start: Annotated[
-        str | None,
-        typer.Option("--from", help="Start: an ISO 8601 date or time (in --tz without offset)."),
-    ] = None,
-    end: Annotated[
-        str | None,
-        typer.Option("--to", help="End: an ISO date (that day included) or time. Default now."),
-    ] = None,
+    since: Since = None,
+    start: From = None,
+    end: To = None,
     by: Annotated[str | None, typer.Option(help=f"Break down by {DIMENSION_HELP}.")] = None,
-    filters: Annotated[
-        list[str] | None,
-        typer.Option("--filter", help="DIM=VALUE, repeatable, as for `report`."),
-    ] = None,
-    site: Annotated[str | None, typer.Option(help="Only the visits to this host.")] = None,
+    filters: Filters = None,
+    site: Site = None,
     top: Annotated[int, typer.Option(min=1, max=1000, help="Rows of the breakdown.")] = 10,
-    tz: Annotated[
-        str,
-        typer.Option(
-            envvar="CLICKSTREAM_SITE_TIME_ZONE", help="The zone days are counted in (the site's)."
-        ),
-    ] = "UTC",
-    bots: Annotated[bool, typer.Option(help="The bots' visits instead of people's.")] = False,
+    tz: Zone = "UTC",
+    bots: Bots = False,
     goal: Annotated[
         list[str] | None,
         typer.Option(help=f"Report this goal instead of the saved ones, repeatable: {GOAL_HELP}."),
@@ -92,9 +75,9 @@ def goals(
     )
     if not chosen:
         raise goal_figures.GoalError(f"no goals saved: add one with --add ({GOAL_HELP})")
-    query = reports.query_from(
-        datetime.now(UTC), tz=tz, since=since, start=start, end=end, by=by,
-        filters=filters or [], site=site, bots=bots, top=top,
+    query = query_of(
+        since=since, start=start, end=end, tz=tz, filters=filters, site=site, bots=bots,
+        by=by, top=top,
     )  # fmt: skip
     if as_sql:
         for found in chosen:

@@ -4,13 +4,13 @@ visits (`insights.paths`; definitions in docs/reports.md, Paths)."""
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from clickstream.cli.common import JsonFlag, one_line_errors, out, print_json
+from clickstream.cli.ranges import Bots, Filters, Since, Site, Zone, query_of
 from clickstream.cli.sql import archive_location
 
 PAGE_HELP = "a path (/pricing; * any characters: /blog/*) or a host and path (example.com/x)"
@@ -25,29 +25,18 @@ def paths(
         str | None, typer.Option("--to", help=f"The pages before this one: {PAGE_HELP}.")
     ] = None,
     steps: Annotated[int, typer.Option(min=1, max=6, help="Pages in each path.")] = 3,
-    since: Annotated[
-        str | None,
-        typer.Option(help="The range back from now: today, 30m, 24h, 7d, 8w. Default 7d."),
-    ] = None,
+    since: Since = None,
     range_start: Annotated[
         str | None, typer.Option("--range-from", help="Start: an ISO 8601 date or time.")
     ] = None,
     range_end: Annotated[
         str | None, typer.Option("--range-to", help="End: an ISO date (included) or time.")
     ] = None,
-    filters: Annotated[
-        list[str] | None,
-        typer.Option("--filter", help="DIM=VALUE, repeatable, as for `report`."),
-    ] = None,
-    site: Annotated[str | None, typer.Option(help="Only the visits to this host.")] = None,
+    filters: Filters = None,
+    site: Site = None,
     top: Annotated[int, typer.Option(min=1, max=1000, help="Paths shown.")] = 10,
-    tz: Annotated[
-        str,
-        typer.Option(
-            envvar="CLICKSTREAM_SITE_TIME_ZONE", help="The zone days are counted in (the site's)."
-        ),
-    ] = "UTC",
-    bots: Annotated[bool, typer.Option(help="The bots' visits instead of people's.")] = False,
+    tz: Zone = "UTC",
+    bots: Bots = False,
     as_sql: Annotated[
         bool, typer.Option("--sql", help="Print the paths' SQL instead (Athena runs it too).")
     ] = False,
@@ -67,9 +56,9 @@ def paths(
     page = parse_goal(start_page or end_page or "")
     before = end_page is not None
     found_paths.anchor_condition(page)
-    query = reports.query_from(
-        datetime.now(UTC), tz=tz, since=since, start=range_start, end=range_end,
-        filters=filters or [], site=site, bots=bots, top=top,
+    query = query_of(
+        since=since, start=range_start, end=range_end, tz=tz, filters=filters, site=site,
+        bots=bots, top=top,
     )  # fmt: skip
     if as_sql:
         statement = found_paths.portable_sql(query, page, steps=steps, before=before)

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from clickstream.cli.common import JsonFlag, one_line_errors, out, print_json
+from clickstream.cli.ranges import Filters, From, Site, To, Zone, query_of
 from clickstream.cli.sql import archive_location
 
 
@@ -20,29 +21,13 @@ def retention(
         "week"
     ),
     since: Annotated[
-        str | None,
-        typer.Option(help="The range back from now: 30d, 8w. Default 8w."),
+        str | None, typer.Option(help="The range back from now: 30d, 8w. Default 8w.")
     ] = None,
-    start: Annotated[
-        str | None,
-        typer.Option("--from", help="Start: an ISO 8601 date or time (in --tz without offset)."),
-    ] = None,
-    end: Annotated[
-        str | None,
-        typer.Option("--to", help="End: an ISO date (that day included) or time. Default now."),
-    ] = None,
-    filters: Annotated[
-        list[str] | None,
-        typer.Option("--filter", help="DIM=VALUE, repeatable, as for `report`."),
-    ] = None,
-    site: Annotated[str | None, typer.Option(help="Only the visits to this host.")] = None,
-    tz: Annotated[
-        str,
-        typer.Option(
-            envvar="CLICKSTREAM_SITE_TIME_ZONE",
-            help="The zone periods are counted in (the site's).",
-        ),
-    ] = "UTC",
+    start: From = None,
+    end: To = None,
+    filters: Filters = None,
+    site: Site = None,
+    tz: Zone = "UTC",
     as_sql: Annotated[
         bool, typer.Option("--sql", help="Print the SQL instead (Athena runs it too).")
     ] = False,
@@ -57,10 +42,10 @@ def retention(
 
     if cohort not in cohorts.COHORTS:
         raise reports.RequestError(f"--cohort {cohort!r}: day, week or month")
-    now = datetime.now(UTC)
-    query = reports.query_from(
-        now, tz=tz, since=since or (None if start else "8w"), start=start, end=end,
-        filters=filters or [], site=site,
+    now = datetime.now(UTC)  # the last period is partial when it holds now
+    query = query_of(
+        since=since, start=start, end=end, tz=tz, filters=filters, site=site,
+        default_since="8w",
     )  # fmt: skip
     if as_sql:
         sys.stdout.write(cohorts.portable_sql(query, cohort) + "\n")
