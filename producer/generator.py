@@ -7,7 +7,8 @@ its viewport and scrolls in between. Optional anomalies, each labelled in the ma
 bot sessions (fast, regular clicks over many pages and no page views), a traffic spike on
 one page in a given minute (a burst of visitors landing there), a traffic drop (the page
 stops getting views for a minute), rage clicks (a visitor clicking one spot four times in
-half a second) and malformed records of several kinds.
+half a second) and malformed records of several kinds. Planted journeys
+(`producer.journeys`) walk a known funnel, some across two devices, for its exact truth.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import heapq
 import itertools
 import math
 import random
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from clickstream.kernel.events import ClickEvent, EventType
+from producer import journeys
 from producer.malformed import MalformedRecord, malformed_records
 from producer.world import DEVICES, SCRIPTS, SessionWorld, session_world
 
@@ -80,6 +83,8 @@ class TrafficProfile:
     bot_interval_seconds: float = 0.25
     rage_sessions: int = 0
     """Visitors who click one spot four times within half a second (rage clicks)."""
+    journeys: int = 0
+    """People on planted journeys through a known funnel (`producer.journeys`)."""
     spikes: tuple[SpikeSpec, ...] = ()
     drops: tuple[DropSpec, ...] = ()
     malformed: int = 0
@@ -175,6 +180,9 @@ class TrafficGenerator:
         # other session of the seed as it was.
         self._rage_rng = random.Random(f"rage:{seed}")
         self._rage_counter = itertools.count(1)
+        # Planted journeys too: their own draws, ids and event ids.
+        self._journey_rng = random.Random(f"journey:{seed}")
+        self._journey_counter = itertools.count(0)
         self._bot_counter = itertools.count()
         self._session_counter = itertools.count(1)
         self._event_counter = itertools.count(1)
@@ -192,11 +200,13 @@ class TrafficGenerator:
         at: datetime,
         page: str,
         rng: random.Random,
+        event_id: str | None = None,
         **extra: object,
     ) -> ClickEvent:
-        number = next(self._event_counter)
+        if event_id is None:
+            event_id = f"e-{self.seed}-{next(self._event_counter):08d}"
         return ClickEvent(
-            event_id=f"e-{self.seed}-{number:08d}",
+            event_id=event_id,
             type=kind,
             session_id=session.session_id,
             page=page,
@@ -384,6 +394,77 @@ class TrafficGenerator:
         later = first + timedelta(seconds=rng.uniform(2, 5))
         yield self._event(session, EventType.PAGE_VIEW, later, self.site.next_page(page, rng), rng)
 
+    def _journey(self, at: datetime, rng: random.Random) -> list[Iterator[ClickEvent]]:
+        """A planted journey's visits (`producer.journeys`), each its own session."""
+        number = next(self._journey_counter)
+        kind = journeys.kind_of(number)
+        user_id = journeys.user_id_of(number)
+        anonymous = {
+            device: f"a-j{number:04d}-{device}" for device in {v.device for v in kind.visits}
+        }
+        return [
+            self._planted_visit(
+                number,
+                index,
+                visit,
+                at + timedelta(minutes=visit.minutes_after),
+                rng,
+                anonymous[visit.device],
+                user_id,
+            )
+            for index, visit in enumerate(kind.visits, start=1)
+        ]
+
+    def _planted_visit(
+        self,
+        journey: int,
+        index: int,
+        visit: journeys.Visit,
+        at: datetime,
+        rng: random.Random,
+        anonymous_id: str,
+        user_id: str | None,
+    ) -> Iterator[ClickEvent]:
+        phone = visit.device == "phone"
+        width, height, agent = _DEVICES[3 if phone else 0]
+        session = _SessionContext(
+            session_id=journeys.session_id_of(journey, index),
+            anonymous_id=anonymous_id,
+            user_id=None,
+            user_agent=agent,
+            referrer=None,
+            viewport=(width, height),
+        )
+        world = self._in_the_world(session, person=True)
+        landing_query = world.landing.query
+        page = "/"
+        for number, step in enumerate(visit.steps, start=1):
+            event_id = f"e-{self.seed}-{session.session_id}-{number}"
+            if step == journeys.IDENTIFY:
+                session.user_id = user_id
+                yield self._event(
+                    session,
+                    EventType.CUSTOM,
+                    at,
+                    page,
+                    rng,
+                    event_id,
+                    properties={"name": "identify", "call": "identify", "traits": {}},
+                )
+            elif step in journeys.EVENTS:
+                name, plan = journeys.EVENTS[step]
+                properties = {"name": name, "plan": plan}
+                yield self._event(
+                    session, EventType.CUSTOM, at, page, rng, event_id, properties=properties
+                )
+            else:
+                page = step
+                shown = f"{page}?{landing_query}" if landing_query else page
+                landing_query = ""
+                yield self._event(session, EventType.PAGE_VIEW, at, shown, rng, event_id)
+                session.referrer = None
+            at += timedelta(seconds=rng.uniform(8.0, 30.0))
+
     # -- the merged stream ----------------------------------------------------------------
 
     def events(self) -> Iterator[ClickEvent]:
@@ -401,9 +482,14 @@ class TrafficGenerator:
         next_arrival, arrival_kind, arrival_page = next(arrivals)
         while True:
             while not heap or next_arrival <= heap[0][0]:
-                drawn_from = self._rage_rng if arrival_kind == "rage" else rng
+                drawn_from = {"rage": self._rage_rng, "journey": self._journey_rng}.get(
+                    arrival_kind, rng
+                )
                 session_rng = random.Random(drawn_from.getrandbits(64))
-                if arrival_kind == "bot":
+                if arrival_kind == "journey":
+                    for visit in self._journey(next_arrival, session_rng):
+                        schedule(visit)
+                elif arrival_kind == "bot":
                     schedule(self._bot_session(next_arrival, session_rng))
                 elif arrival_kind == "rage":
                     schedule(self._rage_session(next_arrival, session_rng))
@@ -432,6 +518,10 @@ class TrafficGenerator:
             # Rage clicks come later, one every two minutes or so.
             offset = timedelta(seconds=90 + index * 120 + self._rage_rng.uniform(0, 30))
             streams.append(iter([(self.start + offset, "rage", None)]))
+        for index in range(profile.journeys):
+            # Planted journeys start after the first minute, one every seven seconds.
+            offset = timedelta(seconds=60 + index * 7 + self._journey_rng.uniform(0, 2))
+            streams.append(iter([(self.start + offset, "journey", None)]))
         for spike in profile.spikes:
             begin, end = self._minute_window(spike.minute)
             # Each spike visitor lands on the page once and leaves (a burst from one link,
@@ -515,6 +605,7 @@ def generate(
     """`count` valid events plus the profile's malformed records interleaved at seeded places."""
     generator = TrafficGenerator(seed, start, profile)
     events: list[Record] = list(itertools.islice(generator.events(), count))
+    _check_journeys_whole(events, generator.profile.journeys)
     last = events[-1].timestamp if events else start  # type: ignore[union-attr]
     anomalies = [a for a in generator.anomalies if a.window_start <= last]
     bad = malformed_records(generator.profile.malformed, seed, start)
@@ -522,3 +613,24 @@ def generate(
     for record in bad:
         events.insert(rng.randint(0, len(events)), record)
     return events, anomalies
+
+
+def _check_journeys_whole(events: list[Record], planted: int) -> None:
+    """Every planted journey whole in `events`: a journey cut short by `count` would make the
+    manifest's funnel truth (`producer.journeys`) wrong."""
+    if not planted:
+        return
+    sent: Counter[int] = Counter()
+    for event in events:
+        if (
+            isinstance(event, ClickEvent)
+            and (found := journeys.journey_of(event.session_id)) is not None
+        ):
+            sent[found] += 1
+    for number in range(planted):
+        wanted = sum(len(visit.steps) for visit in journeys.kind_of(number).visits)
+        if sent[number] != wanted:
+            raise ValueError(
+                f"{planted} planted journeys need more events than {len(events)}: journey "
+                f"{number} has {sent[number]} of its {wanted}"
+            )

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from clickstream.kernel.enrichment.useragent import agent_of
 from clickstream.kernel.events import ClickEvent, EventType, minute_key
 from clickstream.kernel.pagekey import page_key
-from producer import world
+from producer import journeys, world
 from producer.generator import Anomaly, Record
 from producer.malformed import MalformedRecord
 
@@ -66,6 +66,20 @@ class DimensionTruth(BaseModel):
     what the site owner's view shows, and shows again filtered by a channel."""
 
 
+class FunnelTruth(BaseModel):
+    """The planted journeys' funnel (`producer.journeys`): per step, the visits and the people
+    that reach it, as the journeys' kinds say by hand."""
+
+    steps: list[str]
+    within: str
+    visits: list[int]
+    people: list[int]
+    people_across_devices: int
+    """People who reach the last step only across two devices (a login links them)."""
+    stitched: dict[str, list[str]] = Field(default_factory=dict)
+    """Each logged-in planted person's user id and their sessions, every device's."""
+
+
 DIMENSIONS = ("channel", "source", "device_type", "browser", "country", "is_bot")
 
 
@@ -105,6 +119,8 @@ class Manifest(BaseModel):
     records_per_shard: dict[str, int] | None = None
     dimensions: DimensionTruth | None = None
     """The generator's traffic only (`build_manifest(..., world=True)`)."""
+    funnel: FunnelTruth | None = None
+    """The planted journeys' funnel, when the traffic has any."""
     last_sequence_per_shard: dict[str, str] | None = None
     """Filled after sending: where a consumer that has read everything has checkpointed."""
 
@@ -236,6 +252,32 @@ def build_manifest(
         dimensions=dimension_truth(distinct, seed, judged=judged)
         if world and seed is not None
         else None,
+        funnel=funnel_truth(distinct),
+    )
+
+
+def funnel_truth(events: Iterable[ClickEvent]) -> FunnelTruth | None:
+    """The planted journeys among `events` and what their kinds say they reach."""
+    planted: set[int] = set()
+    stitched: dict[str, set[str]] = defaultdict(set)
+    for event in events:
+        number = journeys.journey_of(event.session_id)
+        if number is None:
+            continue
+        planted.add(number)
+        user_id = journeys.user_id_of(number)
+        if user_id is not None:
+            stitched[user_id].add(event.session_id)
+    if not planted:
+        return None
+    visits, people, across = journeys.reached(sorted(planted))
+    return FunnelTruth(
+        steps=list(journeys.PLANTED_FUNNEL),
+        within=journeys.PLANTED_WITHIN,
+        visits=visits,
+        people=people,
+        people_across_devices=across,
+        stitched={user: sorted(sessions) for user, sessions in sorted(stitched.items())},
     )
 
 

@@ -13,6 +13,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
@@ -137,9 +138,15 @@ def _send_demo_traffic(
     return truth
 
 
+PLANTED_JOURNEYS = 16
+"""Two people of each kind of `producer.journeys`."""
+PLANTED_FROM_EVENTS = 16_000
+
+
 def demo_profile(events: int) -> TrafficProfile:
     """The demo's traffic: three bots, a spike on /pricing, a drop on /search, two visitors'
-    rage clicks, 1% malformed."""
+    rage clicks, 1% malformed, and (from 16,000 events on: they need nine minutes of the
+    traffic) 16 people on planted journeys through a known funnel (`producer.journeys`)."""
     # 100 sessions a minute spread 20,000 events over ~13 minutes of event time: the page
     # rule needs 5 minutes of history before it judges a minute.
     return TrafficProfile(
@@ -149,6 +156,7 @@ def demo_profile(events: int) -> TrafficProfile:
         drops=(DropSpec("/search", 10),),
         malformed=max(1, events // 100),
         sessions_per_minute=100,
+        journeys=PLANTED_JOURNEYS if events >= PLANTED_FROM_EVENTS else 0,
     )
 
 
@@ -211,6 +219,16 @@ def _summary(
     visits, events = _breakdowns(target)
     if truth.dimensions is not None:
         verdict.problems += check_dimensions(truth.dimensions, visits, events)
+    funnel = _planted_funnel(target, truth)
+    if funnel is not None and truth.funnel is not None:
+        verdict.problems += [
+            f"planted funnel per {per}: {found} != the manifest's {wanted}"
+            for per, found, wanted in (
+                ("visit", funnel["visit"], truth.funnel.visits),
+                ("person", funnel["person"], truth.funnel.people),
+            )
+            if found != wanted
+        ]
     pages = query.merge_pages(results.page_items)[:10]
     totals = session_totals(results)
     reasons = Counter(str(letter["reason"]) for letter in results.dead_letters)
@@ -227,6 +245,7 @@ def _summary(
                 "dead_letters": dict(reasons),
                 "anomalies": detection,
                 "sessions_by": visits,
+                "planted_funnel": funnel,
                 "check_against_manifest": verdict.as_dict(),
                 **shown,
             }
@@ -234,6 +253,8 @@ def _summary(
     else:
         _print_tables(pages, totals, reasons, alerts)
         _print_visits(visits, truth)
+        if funnel is not None:
+            _print_funnel(funnel, truth)
         _print_detection(detection)
         _print_verdict(verdict)
         if shown["dashboard"]:
@@ -261,6 +282,51 @@ def _breakdowns(
         for view in ("sessions", "events")
     )
     return sessions, events
+
+
+def _planted_funnel(target: StackTarget, truth: Manifest) -> dict[str, Any] | None:
+    """The planted journeys' funnel (`producer.journeys`) per visit and per person, as
+    `clickstream funnel` reads it from the archive over the demo's range."""
+    if truth.funnel is None or truth.first_event_at is None or truth.last_event_at is None:
+        return None
+    from insights import archive_views, funnels
+    from insights import report as reports
+
+    span = reports.Range(
+        truth.first_event_at.replace(second=0, microsecond=0),
+        truth.last_event_at + timedelta(minutes=1),
+        ZoneInfo("UTC"),
+    )
+    query = reports.Query(span)
+    connection = archive_views.connect(
+        target.archive_location(),
+        since=reports.reading_start(query, compare=False),
+        raw_views=False,
+        events=True,
+    )
+    steps = funnels.steps_of(truth.funnel.steps)
+    within = funnels.window_of(truth.funnel.within)
+    found: dict[str, Any] = {"steps": truth.funnel.steps}
+    for per in (funnels.Per.VISIT, funnels.Per.PERSON):
+        counted = funnels.funnel_of(connection, query, steps, within=within, per=per)
+        found[per] = [row["count"] for row in counted.rows]
+    return found
+
+
+def _print_funnel(funnel: dict[str, Any], truth: Manifest) -> None:
+    assert truth.funnel is not None
+    table = Table(title="the planted funnel (clickstream funnel; manifest)")
+    for name in ("step", "visits", "manifest", "people", "manifest"):
+        table.add_column(name, justify="left" if name == "step" else "right")
+    for index, step in enumerate(funnel["steps"]):
+        table.add_row(
+            step,
+            str(funnel["visit"][index]),
+            str(truth.funnel.visits[index]),
+            str(funnel["person"][index]),
+            str(truth.funnel.people[index]),
+        )
+    out.print(table)
 
 
 def _print_visits(visits: dict[str, dict[str, int]], truth: Manifest) -> None:
