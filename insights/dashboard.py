@@ -27,7 +27,7 @@ from clickstream.kernel.events import minute_key
 from clickstream.kernel.logging import get_logger
 from clickstream.kernel.pagekey import page_key
 from clickstream.stores.alerts import AlertsTable, Rule
-from insights import goals, live, query, report
+from insights import flows, goals, live, query, report
 from insights import heatmap as maps
 from insights.goals_store import GoalsFile
 from insights.live_sources import ArchiveTail, PageMinutes, shard_lags
@@ -150,6 +150,8 @@ class Sources:
     (`insights.archive_views.connect`'s `since`): a reading lists the window's objects only."""
     reports: Callable[[datetime], Any] | None = None
     """The same with the enriched views and the session parts (`insights.report`)."""
+    events: Callable[[datetime], Any] | None = None
+    """The same with the events too (`timed_events`): what funnels and paths read."""
 
 
 class Dashboard:
@@ -178,8 +180,9 @@ class Dashboard:
         self._heatmaps: dict[
             tuple[str, str | None], tuple[float, dict[str, Any] | Exception, bytes]
         ] = {}
-        self._reports: dict[tuple[tuple[str, tuple[str, ...]], ...], tuple[float, Any]] = {}
+        self._reports: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}
         self._reports_lock = threading.Lock()
+        self._events_lock = threading.Lock()
         self._goals: tuple[float, list[goals.Goal]] | None = None
         self._goals_lock = threading.Lock()
         self._readings = Readings(
@@ -401,12 +404,10 @@ class Dashboard:
         they are, for the caller to answer 400). The same request within the refresh
         interval is answered from the last result: every viewer of a view asks every few
         seconds, and a report reads the range's parts."""
-        key = tuple(sorted((name, tuple(values)) for name, values in params.items()))
-        now = time.monotonic()
-        with self._reports_lock:
-            kept = self._reports.get(key)
-            if kept is not None and now - kept[0] < self._settings.refresh_seconds:
-                return dict(kept[1])
+        key = ("report", *sorted((name, tuple(values)) for name, values in params.items()))
+        kept = self._kept_answer(key)
+        if kept is not None:
+            return kept
         asked = params if "tz" in params else {**params, "tz": [self._settings.site_time_zone]}
         query, compare, panels = report.query_of(asked, self._clock())
         since = report.reading_start(query, compare=compare).replace(
@@ -429,10 +430,49 @@ class Dashboard:
         }
         if wanted:
             answer["goals"] = [figures.as_dict() for figures in reached]
+        self._keep_answer(key, answer)
+        return answer
+
+    def _kept_answer(self, key: tuple[Any, ...]) -> dict[str, Any] | None:
+        with self._reports_lock:
+            kept = self._reports.get(key)
+            if kept is not None and time.monotonic() - kept[0] < self._settings.refresh_seconds:
+                return dict(kept[1])
+        return None
+
+    def _keep_answer(self, key: tuple[Any, ...], answer: dict[str, Any]) -> None:
         with self._reports_lock:
             if len(self._reports) >= REPORTS_KEPT:
                 self._reports.pop(next(iter(self._reports)))
-            self._reports[key] = (now, answer)
+            self._reports[key] = (time.monotonic(), answer)
+
+    def flow(self, kind: str, params: dict[str, list[str]]) -> dict[str, Any]:
+        """A funnel, paths or retention (`insights.flows`; its errors raised as they are,
+        for the caller to answer 400), kept like a report for the refresh interval.
+        Retention reads the sessions, from the kept reading when it holds the range;
+        funnels and paths read the range's events, on a reading of their own, one at a
+        time (a month's events are the largest reading the dashboard makes)."""
+        key = (kind, *sorted((name, tuple(values)) for name, values in params.items()))
+        kept = self._kept_answer(key)
+        if kept is not None:
+            return kept
+        asked_params = (
+            params if "tz" in params else {**params, "tz": [self._settings.site_time_zone]}
+        )
+        asked = flows.asked_of(kind, asked_params, self._clock())
+        since = asked.since.replace(minute=0, second=0, microsecond=0)
+        if asked.events:
+            if self._sources.events is None:
+                raise ClickstreamError("no archive to read events from")
+            opened_at = self._clock()
+            with self._events_lock, contextlib.closing(self._sources.events(since)) as connection:
+                found = asked.answer(connection)
+        else:
+            with self._readings.reading(since, live=False) as reading:
+                found = asked.answer(reading.connection)
+                opened_at = reading.opened_at
+        answer = {**found, "as_of": opened_at.isoformat()}
+        self._keep_answer(key, answer)
         return answer
 
     def _saved_goals(self) -> list[goals.Goal]:

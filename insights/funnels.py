@@ -31,6 +31,8 @@ from typing import Any, Final
 import duckdb
 
 from insights.goals import Goal, like_pattern, parse_goal
+from insights.paths import MAX_STEPS as MAX_PATH_STEPS
+from insights.paths import shown
 from insights.report import Kind, Query, RequestError, use_visits, visits_select
 from insights.sessions_sql import TIMED_EVENTS, path_of
 from insights.sql import quote
@@ -83,17 +85,16 @@ def _event_name(properties: str) -> str:
     return f"coalesce(json_extract_scalar({properties}, '$.name'), 'unnamed')"
 
 
-def funnel_select(
-    steps: Sequence[Goal],
-    query: Query,
-    *,
-    within: timedelta,
-    per: str,
-    visits: str = "visits",
-) -> str:
-    """The funnel's rows (`value`, `step`, `count`, `median_seconds`) over `timed_events` and
-    `visits`: per value of `query.by` (a session dimension) or NULL for all."""
-    unit = "v.session_id" if per == Per.VISIT else "v.visitor"
+def _unit(per: str) -> str:
+    return "v.session_id" if per == Per.VISIT else "v.visitor"
+
+
+def _best_ctes(
+    steps: Sequence[Goal], query: Query, *, within: timedelta, per: str, visits: str
+) -> list[str]:
+    """The funnel's common table expressions up to `best`: per unit (visit or person), its
+    start that got furthest, `t1`…`tN` (NULL past where it stopped) and `depth`."""
+    unit = _unit(per)
     value = "CAST(NULL AS VARCHAR)"
     if query.by is not None:
         if query.by.kind is not Kind.SESSION:
@@ -145,6 +146,20 @@ def funnel_select(
         "best AS (SELECT * FROM (SELECT s.*, row_number() OVER (PARTITION BY unit "
         "ORDER BY depth DESC, t1) AS n FROM starts s) WHERE n = 1)"
     )
+    return ctes
+
+
+def funnel_select(
+    steps: Sequence[Goal],
+    query: Query,
+    *,
+    within: timedelta,
+    per: str,
+    visits: str = "visits",
+) -> str:
+    """The funnel's rows (`value`, `step`, `count`, `median_seconds`) over `timed_events` and
+    `visits`: per value of `query.by` (a session dimension) or NULL for all."""
+    ctes = _best_ctes(steps, query, within=within, per=per, visits=visits)
     # One row per unit and step it reached, with the seconds from the step before.
     per_step = " UNION ALL ".join(
         f"SELECT unit, {k} AS step, "  # noqa: S608
@@ -250,6 +265,104 @@ def funnel_of(
         ordered = sorted(values.items(), key=lambda item: -item[1].get(1, (0, None))[0])
         by = {value: _step_rows(steps, counted) for value, counted in ordered[: query.top]}
     return Funnel(list(steps), per, within, _step_rows(steps, totals), by)
+
+
+def dropped_paths_select(
+    steps: Sequence[Goal],
+    query: Query,
+    *,
+    within: timedelta,
+    per: str,
+    after: int,
+    length: int,
+    visits: str = "visits",
+) -> str:
+    """The pages the visits (people) that reached step `after` and no further viewed next,
+    from the moment of that step: `p1`…`pN` (NULL where they left first), `units` per
+    sequence and `dropped` (all of them), the most taken first. A page viewed again at once
+    counts once, as in paths (`insights.paths`)."""
+    if not 1 <= after < len(steps):
+        raise RequestError(f"dropped {after}: a step from 1 to {len(steps) - 1}")
+    if not 1 <= length <= MAX_PATH_STEPS:
+        raise RequestError(f"steps {length}: from 1 to {MAX_PATH_STEPS}")
+    unit = _unit(per)
+    ctes = _best_ctes(steps, query, within=within, per=per, visits=visits)
+    ctes += [
+        f"dropped AS (SELECT unit, t{after} AS since FROM best WHERE depth = {after})",  # noqa: S608
+        f"viewed AS (SELECT {unit} AS unit, e.event_time, e.event_id, "  # noqa: S608
+        f"{path_of('e.page')} AS page FROM {TIMED_EVENTS} e JOIN {visits} v "
+        "ON v.session_id = e.session_id WHERE e.type = 'page_view')",
+        "later AS (SELECT w.* FROM dropped d JOIN viewed w ON w.unit = d.unit "
+        "AND w.event_time > d.since)",
+        "changed AS (SELECT unit, page, row_number() OVER (PARTITION BY unit "
+        "ORDER BY event_time, event_id) AS n FROM (SELECT *, lag(page) OVER (PARTITION BY "
+        "unit ORDER BY event_time, event_id) AS before FROM later) "
+        "WHERE before IS NULL OR before <> page)",
+    ]
+    columns = ", ".join(
+        f"max(CASE WHEN c.n = {k} THEN c.page END) AS p{k}" for k in range(1, length + 1)
+    )
+    ctes.append(
+        f"taken AS (SELECT d.unit, {columns} FROM dropped d "  # noqa: S608
+        "LEFT JOIN changed c ON c.unit = d.unit GROUP BY d.unit)"
+    )
+    names = ", ".join(f"p{k}" for k in range(1, length + 1))
+    return (
+        f"WITH {', '.join(ctes)} SELECT {names}, count(*) AS units, "  # noqa: S608
+        f"sum(count(*)) OVER () AS dropped FROM taken GROUP BY {names} "
+        f"ORDER BY units DESC, {names} LIMIT {int(query.top)}"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DroppedPaths:
+    """Where the visits (people) that stopped after a step went instead."""
+
+    step: Goal
+    after: int
+    per: str
+    dropped: int
+    rows: list[tuple[list[str], int]]
+
+    def as_dict(self, query: Query) -> dict[str, Any]:
+        return {
+            "range": query.range.as_dict(),
+            "per": self.per,
+            "after_step": self.after,
+            "step": self.step.text,
+            "dropped": self.dropped,
+            "paths": [
+                {
+                    "pages": pages,
+                    "count": count,
+                    "share": round(count / self.dropped, 4) if self.dropped else None,
+                }
+                for pages, count in self.rows
+            ],
+        }
+
+
+def dropped_paths_of(
+    connection: duckdb.DuckDBPyConnection,
+    query: Query,
+    steps: Sequence[Goal],
+    *,
+    within: timedelta,
+    per: str,
+    after: int,
+    length: int = 3,
+    sessions: str | None = None,
+) -> DroppedPaths:
+    """The paths taken instead of step `after + 1` (`dropped_paths_select`), on a reading as
+    `funnel_of` takes it."""
+    use_visits(connection, query, sessions)
+    everyone = Query(query.range, filters=query.filters, bots=query.bots, top=query.top)
+    found = connection.execute(
+        dropped_paths_select(steps, everyone, within=within, per=per, after=after, length=length)
+    ).fetchall()
+    rows = [(shown(tuple(row[:length]), before=False), int(row[length])) for row in found]
+    dropped = int(found[0][-1]) if found else 0
+    return DroppedPaths(steps[after - 1], after, per, dropped, rows)
 
 
 def portable_sql(query: Query, steps: Sequence[Goal], *, within: timedelta, per: str) -> str:

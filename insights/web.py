@@ -145,6 +145,20 @@ def create_app(dashboard: Dashboard, *, token: str | None) -> Starlette:
             return _problem(502, "reading the archive failed; the dashboard's log says why")
         return JSONResponse(figures, headers=SECURITY_HEADERS)
 
+    async def flow(request: Request) -> Response:
+        kind = request.url.path.removeprefix("/api/")
+        params: dict[str, list[str]] = {}
+        for name, value in request.query_params.multi_items():
+            params.setdefault(name, []).append(value)
+        try:
+            figures = await run_in_threadpool(dashboard.flow, kind, params)
+        except RequestError as exc:
+            return _problem(400, str(exc))
+        except READ_ERRORS as exc:
+            log.warning(f"{kind} failed", error=str(exc)[:1000])
+            return _problem(502, "reading the archive failed; the dashboard's log says why")
+        return JSONResponse(figures, headers=SECURITY_HEADERS)
+
     async def asset(request: Request) -> Response:
         name = request.path_params["name"]
         if name not in assets:
@@ -195,6 +209,9 @@ def create_app(dashboard: Dashboard, *, token: str | None) -> Starlette:
             Route("/", index),
             Route("/operator", index),
             Route("/api/report", site_report),
+            Route("/api/funnel", flow),
+            Route("/api/paths", flow),
+            Route("/api/retention", flow),
             Route("/static/world.json", world),
             Route("/static/{name}", asset),
             Route("/api/snapshot", snapshot),

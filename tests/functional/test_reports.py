@@ -662,6 +662,99 @@ def test_funnels_per_visit_and_per_person_equal_the_events(
     assert [int(row[2]) for row in rows] == [n for n, _ in funnel_truth(per_visit, steps, window)]
 
 
+def test_the_dashboards_funnel_paths_and_retention_api_answer_as_the_commands_do(
+    seeded: Seeded, local_stack: LocalStackState
+) -> None:
+    from starlette.testclient import TestClient
+
+    from insights import funnels, paths, retention
+    from insights.goals import parse_goal
+
+    s3 = seeded.s3
+    sources = Sources(
+        stream_name="unused", page_stats_table="unused", alerts_table=None,
+        lease_table="unused", archive_bucket=seeded.location.bucket, dynamodb=None,
+        kinesis=None, s3=s3,
+        duckdb=lambda since: archive_views.connect(seeded.location, s3, since=since, enrich=False),
+        reports=lambda since: archive_views.connect(
+            seeded.location, s3, since=since, raw_views=False
+        ),
+        events=lambda since: archive_views.connect(
+            seeded.location, s3, since=since, raw_views=False, events=True
+        ),
+    )  # fmt: skip
+    now = START + timedelta(days=1)
+    dashboard = Dashboard(sources, DashboardSettings(), clock=lambda: now)
+    client = TestClient(create_app(dashboard, token=None), base_url="http://127.0.0.1:8050")
+    day = {"from": "2026-11-21", "to": "2026-11-21", "tz": str(ZONE)}
+    texts = ["/pricing", "event:add_to_cart", "/checkout"]
+    window = timedelta(minutes=30)
+    connection = archive_views.connect(
+        seeded.location, seeded.s3, since=report.reading_start(report.Query(DAY), compare=False),
+        raw_views=False, events=True,
+    )  # fmt: skip
+    query = report.Query(DAY)
+    for per in (funnels.Per.VISIT, funnels.Per.PERSON):
+        # WHEN the view asks for a funnel
+        answer = client.get(
+            "/api/funnel", params={**day, "step": texts, "within": "30m", "per": per}
+        )
+        assert answer.status_code == 200, answer.text
+        # THEN it is `clickstream funnel --json`'s (whose counts the events' own walk checks)
+        expected = funnels.funnel_of(
+            connection, query, funnels.steps_of(texts), within=window, per=per
+        ).as_dict(query)
+        body = answer.json()
+        assert body["steps"] == expected["steps"], per
+        counts = [row["count"] for row in body["steps"]]
+        assert counts[-1] > 0
+        # AND each drop-off's paths are those that stopped there: as many as the counts say
+        for after in (1, 2):
+            dropped = client.get(
+                "/api/funnel",
+                params={**day, "step": texts, "within": "30m", "per": per, "dropped": after},
+            ).json()
+            assert dropped["dropped"] == counts[after - 1] - counts[after], (per, after)
+            assert dropped["step"] == texts[after - 1]
+            if per == funnels.Per.VISIT:  # a visit's pages all fit: every visit in a row
+                top = client.get(
+                    "/api/funnel",
+                    params={**day, "step": texts, "within": "30m", "per": per,
+                            "dropped": after, "top": 1000},
+                ).json()  # fmt: skip
+                assert sum(p["count"] for p in top["paths"]) == dropped["dropped"]
+    # AND paths after a page and retention by week are the commands' too
+    page_query = report.Query(DAY, top=10)
+    found_paths = client.get("/api/paths", params={**day, "page": "/pricing", "steps": 3})
+    assert found_paths.status_code == 200, found_paths.text
+    assert {k: v for k, v in found_paths.json().items() if k != "as_of"} == paths.paths_of(
+        connection, page_query, parse_goal("/pricing"), steps=3, before=False
+    ).as_dict(page_query)
+    weekly = client.get("/api/retention", params={**day, "cohort": "week"})
+    assert weekly.status_code == 200, weekly.text
+    reading = archive_views.connect(
+        seeded.location, s3,
+        since=report.reading_start(retention.widened(query, "week"), compare=False),
+        raw_views=False,
+    )  # fmt: skip
+    assert {k: v for k, v in weekly.json().items() if k != "as_of"} == retention.retention_of(
+        reading, query, "week", now
+    ).as_dict(query)
+    # AND what is wrong is said, in the parameter's words
+    for kind, params, words in (
+        ("funnel", {"step": ["/pricing"]}, "2 to 8 steps"),
+        ("funnel", {"step": texts, "per": "team"}, "per 'team'"),
+        ("funnel", {"step": texts, "dropped": "3"}, "dropped 3"),
+        ("paths", {"page": "event:add_to_cart"}, "not an event"),
+        ("paths", {}, "page: which page"),
+        ("retention", {"cohort": "year"}, "cohort 'year'"),
+    ):
+        refused = client.get(f"/api/{kind}", params={**day, **params})
+        assert refused.status_code == 400, (kind, params)
+        assert words in refused.json()["error"], refused.json()
+    dashboard.close()
+
+
 def paths_truth(visits: list[truth.Visit], page: str, steps: int, *, before: bool) -> Any:
     """Per path of pages after (before) the first view of `page`: its visits, walked in
     Python (a page viewed again at once counted once)."""

@@ -33,9 +33,11 @@ VISITS: list[tuple[str, str, str, list[Event]]] = [
                              (5, "page_view", "/pricing", None),
                              (30, "page_view", "/checkout", None),
                              (40, "custom", "/checkout", '{"name": "Order", "plan": "free"}')]),
-    # c: checkout before pricing: reaches 1
+    # c: checkout before pricing, then elsewhere: reaches 1
     ("c", "cy", "mobile", [(0, "page_view", "/checkout", None),
-                           (10, "page_view", "/pricing", None)]),
+                           (10, "page_view", "/pricing", None),
+                           (20, "page_view", "/about", None), (30, "page_view", "/about", None),
+                           (40, "page_view", "/help", None)]),
     # d: checkout exactly at the window's edge (30 min): reaches 2
     ("d", "di", "mobile", [(0, "page_view", "/pricing", None),
                            (1800, "page_view", "/checkout", None)]),
@@ -72,15 +74,15 @@ def connection() -> duckdb.DuckDBPyConnection:
         "CREATE VIEW sessions_with_ids AS SELECT *, CAST(NULL AS VARCHAR) AS user_id FROM sessions"
     )
     events = ", ".join(
-        f"('{s}', TIMESTAMP '{at(when)}', '{kind}', '{page}', "
+        f"('{s}', '{s}-{n}', TIMESTAMP '{at(when)}', '{kind}', '{page}', "
         + ("NULL" if properties is None else f"'{properties}'")
         + ")"
         for s, _, _, evs in VISITS
-        for when, kind, page, properties in evs
+        for n, (when, kind, page, properties) in enumerate(evs)
     )
     found.execute(
         f"CREATE TABLE timed_events AS SELECT * FROM (VALUES {events}) "
-        "AS e(session_id, event_time, type, page, properties)"
+        "AS e(session_id, event_id, event_time, type, page, properties)"
     )
     return found
 
@@ -210,3 +212,44 @@ def test_per_person_a_second_device_counts_once_identified() -> None:
     assert [row["count"] for row in person.rows] == [1, 1]
     assert person.rows[1]["median_seconds_from_previous"] == 300.0
     assert [row["count"] for row in visit.rows] == [1, 0]
+
+
+def dropped(connection: duckdb.DuckDBPyConnection, per: str, after: int) -> dict[str, object]:
+    query = report.Query(SPAN)
+    return funnels.dropped_paths_of(
+        connection,
+        query,
+        funnels.steps_of(STEPS),
+        within=funnels.window_of("30m"),
+        per=per,
+        after=after,
+        sessions="sessions_with_ids",
+    ).as_dict(query)
+
+
+def test_the_visits_that_stopped_after_a_step_and_the_pages_they_viewed_instead(
+    connection: duckdb.DuckDBPyConnection,
+) -> None:
+    # pricing but no checkout after it: c (then /about twice and /help), f (the checkout at
+    # the same instant is not after), g1 (checkout on the other device)
+    found = dropped(connection, funnels.Per.VISIT, 1)
+    assert found["step"] == "/pricing"
+    assert found["dropped"] == 3
+    assert found["paths"] == [
+        {"pages": ["(exit)"], "count": 2, "share": round(2 / 3, 4)},
+        {"pages": ["/about", "/help", "(exit)"], "count": 1, "share": round(1 / 3, 4)},
+    ]
+    # checkout but no pro order: b, d, e; none viewed a page after it
+    after_checkout = dropped(connection, funnels.Per.VISIT, 2)
+    assert after_checkout["dropped"] == 3
+    assert after_checkout["paths"] == [{"pages": ["(exit)"], "count": 3, "share": 1.0}]
+    # per person, gus took the checkout on his second device: not dropped after pricing
+    assert dropped(connection, funnels.Per.PERSON, 1)["dropped"] == 2
+
+
+def test_a_drop_off_is_after_a_step_that_has_a_next_one(
+    connection: duckdb.DuckDBPyConnection,
+) -> None:
+    for after in (0, 3):
+        with pytest.raises(report.RequestError, match="dropped"):
+            dropped(connection, funnels.Per.VISIT, after)
