@@ -405,7 +405,7 @@ class Dashboard:
         interval is answered from the last result: every viewer of a view asks every few
         seconds, and a report reads the range's parts."""
         key = ("report", *sorted((name, tuple(values)) for name, values in params.items()))
-        kept = self._kept_answer(key)
+        kept = self._kept_answer(key, self._settings.refresh_seconds)
         if kept is not None:
             return kept
         asked = params if "tz" in params else {**params, "tz": [self._settings.site_time_zone]}
@@ -433,10 +433,10 @@ class Dashboard:
         self._keep_answer(key, answer)
         return answer
 
-    def _kept_answer(self, key: tuple[Any, ...]) -> dict[str, Any] | None:
+    def _kept_answer(self, key: tuple[Any, ...], seconds: float) -> dict[str, Any] | None:
         with self._reports_lock:
             kept = self._reports.get(key)
-            if kept is not None and time.monotonic() - kept[0] < self._settings.refresh_seconds:
+            if kept is not None and time.monotonic() - kept[0] < seconds:
                 return dict(kept[1])
         return None
 
@@ -453,13 +453,20 @@ class Dashboard:
         funnels and paths read the range's events, on a reading of their own, one at a
         time (a month's events are the largest reading the dashboard makes)."""
         key = (kind, *sorted((name, tuple(values)) for name, values in params.items()))
-        kept = self._kept_answer(key)
-        if kept is not None:
-            return kept
         asked_params = (
             params if "tz" in params else {**params, "tz": [self._settings.site_time_zone]}
         )
         asked = flows.asked_of(kind, asked_params, self._clock())
+        # Kept as long as the kept reading is (a month's funnel reads a month's events),
+        # the live view's as long as a report.
+        kept = self._kept_answer(
+            key,
+            self._settings.refresh_seconds
+            if asked.live
+            else max(self._settings.refresh_seconds, self._settings.report_refresh_seconds),
+        )
+        if kept is not None:
+            return kept
         since = asked.since.replace(minute=0, second=0, microsecond=0)
         if asked.events:
             if self._sources.events is None:

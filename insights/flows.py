@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 import duckdb
@@ -40,6 +40,8 @@ class Asked:
     since: datetime
     events: bool
     answer: Callable[[duckdb.DuckDBPyConnection], dict[str, Any]]
+    live: bool = False
+    """A range of an hour or less: its answer grows older fast."""
 
 
 def _one(params: dict[str, list[str]], name: str, default: str | None = None) -> str | None:
@@ -83,6 +85,7 @@ def _funnel(params: dict[str, list[str]], now: datetime) -> Asked:
             lambda connection: funnels.funnel_of(
                 connection, query, steps, within=within, per=per
             ).as_dict(query),
+            live=_live(query),
         )
     if not dropped.isdigit():
         raise RequestError(f"dropped {dropped!r}: a step's number")
@@ -93,6 +96,7 @@ def _funnel(params: dict[str, list[str]], now: datetime) -> Asked:
         lambda connection: funnels.dropped_paths_of(
             connection, query, steps, within=within, per=per, after=int(dropped), length=length
         ).as_dict(query),
+        live=_live(query),
     )
 
 
@@ -113,6 +117,7 @@ def _paths(params: dict[str, list[str]], now: datetime) -> Asked:
         lambda connection: paths.paths_of(
             connection, query, page, steps=steps, before=direction == "before"
         ).as_dict(query),
+        live=_live(query),
     )
 
 
@@ -127,4 +132,9 @@ def _retention(params: dict[str, list[str]], now: datetime) -> Asked:
         report.reading_start(whole, compare=False),
         False,
         lambda connection: retention.retention_of(connection, query, cohort, now).as_dict(query),
+        live=_live(query),
     )
+
+
+def _live(query: report.Query) -> bool:
+    return query.range.end - query.range.start <= timedelta(hours=1)

@@ -46,6 +46,15 @@
       property: params.get("property") || "",
       tz: params.get("tz") || "", // none: the site's zone (the dashboard's setting)
       tabs: Object.fromEntries(params.getAll("tab").map((t) => t.split(":", 2))),
+      // The funnel, paths and retention cards' own choices.
+      steps: params.getAll("step").filter((step) => step.trim()),
+      per: params.get("per") || "visit",
+      within: params.get("within") || "1d",
+      dropped: params.get("dropped") || "",
+      paths: params.get("paths") || "",
+      direction: params.get("direction") || "after",
+      pathSteps: params.get("path_steps") || "3",
+      cohort: params.get("cohort") || "",
     };
   }
 
@@ -70,6 +79,18 @@
     const params = viewParams(next, "range");
     if (next.property) params.set("property", next.property);
     for (const [panel, dim] of Object.entries(next.tabs)) params.append("tab", `${panel}:${dim}`);
+    for (const step of next.steps) params.append("step", step);
+    if (next.steps.length) {
+      params.set("per", next.per);
+      params.set("within", next.within);
+      if (next.dropped) params.set("dropped", next.dropped);
+    }
+    if (next.paths) {
+      params.set("paths", next.paths);
+      params.set("direction", next.direction);
+      params.set("path_steps", next.pathSteps);
+    }
+    if (next.cohort) params.set("cohort", next.cohort);
     history.pushState(null, "", `${location.pathname}?${params}`);
     load();
   }
@@ -312,6 +333,305 @@
     }
   }
 
+  // -- funnel, paths and retention (/api/funnel, /api/paths, /api/retention) -----------------
+
+  async function ask(kind, params) {
+    const answer = await fetch(`/api/${kind}?${params}`, { headers: { Accept: "application/json" } });
+    const body = await answer.json();
+    if (!answer.ok) throw new Error(body.error || `the dashboard answered ${answer.status}`);
+    return body;
+  }
+
+  function percent(share) {
+    return share === null || share === undefined ? "–" : `${(share * 100).toFixed(1)}%`;
+  }
+
+  function seconds(value) {
+    if (value === null || value === undefined) return "";
+    return `median ${shown("visit_duration_s", value)} from the step before`;
+  }
+
+  function cardFailed(card, error) {
+    let note = card.querySelector(".card-error");
+    if (!note) {
+      note = element("p", null, "card-error");
+      card.append(note);
+    }
+    note.textContent = error ? error.message : "";
+    note.hidden = !error;
+  }
+
+  async function loadFunnel(current, number) {
+    const card = $("funnel-card");
+    $("funnel-steps").value = current.steps.join("\n");
+    $("funnel-per").value = current.per;
+    $("funnel-within").value = current.within;
+    $("funnel-hint").hidden = current.steps.length >= 2;
+    if (current.steps.length < 2) {
+      $("funnel").replaceChildren();
+      $("dropped").hidden = true;
+      cardFailed(card, null);
+      return;
+    }
+    const params = viewParams(current, "since");
+    for (const step of current.steps) params.append("step", step);
+    params.set("per", current.per);
+    params.set("within", current.within);
+    card.dataset.state = "loading";
+    try {
+      const body = await ask("funnel", params);
+      if (number !== asked) return;
+      drawFunnel(body, current);
+      if (current.dropped) {
+        params.set("dropped", current.dropped);
+        params.set("top", "10");
+        drawDropped(await ask("funnel", params), current);
+      } else {
+        $("dropped").hidden = true;
+      }
+      if (number !== asked) return;
+      cardFailed(card, null);
+      card.dataset.state = "ok";
+    } catch (error) {
+      if (number !== asked) return;
+      cardFailed(card, error);
+      card.dataset.state = "error";
+    }
+  }
+
+  function drawFunnel(body, current) {
+    const unit = body.per === "person" ? "people" : "visits";
+    $("funnel-span").textContent = `${unit}, the last step within ${current.within}`;
+    const first = Math.max(1, body.steps.length ? body.steps[0].count : 1);
+    const items = [];
+    body.steps.forEach((step, index) => {
+      const item = element("li", null, "step bar");
+      item.dataset.step = step.step;
+      item.dataset.count = step.count;
+      item.style.setProperty("--share", `${Math.round((100 * step.count) / first)}%`);
+      item.append(
+        element("span", step.step, "value"),
+        element("span", `${shown("visits", step.count)} ${unit}`, "number"),
+        element("span", index === 0 ? "" : `${percent(step.conversion_from_first)} of the first, ${percent(step.conversion_from_previous)} of the step before`, "share"),
+        element("span", seconds(step.median_seconds_from_previous), "median"),
+      );
+      items.push(item);
+      const next = body.steps[index + 1];
+      if (next) {
+        const gone = step.count - next.count;
+        const drop = element("li", null, "drop");
+        const button = element("button", `${shown("visits", gone)} stopped here: where did they go?`);
+        button.type = "button";
+        button.dataset.after = String(index + 1);
+        button.disabled = gone === 0;
+        button.classList.toggle("on", current.dropped === String(index + 1));
+        button.addEventListener("click", () => go({ ...state(), dropped: String(index + 1) }));
+        drop.append(button);
+        items.push(drop);
+      }
+    });
+    $("funnel").replaceChildren(...items);
+  }
+
+  function drawDropped(body, current) {
+    const unit = body.per === "person" ? "people" : "visits";
+    $("dropped-title").textContent = `The ${shown("visits", body.dropped)} ${unit} that stopped after ${body.step}: the pages they viewed next`;
+    $("dropped").querySelector("tbody").replaceChildren(...body.paths.map((path) => {
+      const tr = element("tr");
+      tr.dataset.pages = path.pages.join(" → ");
+      tr.dataset.count = path.count;
+      tr.append(
+        element("td", path.pages.join(" → "), "value"),
+        element("td", shown("visits", path.count), "number"),
+        element("td", percent(path.share), "number"),
+      );
+      return tr;
+    }));
+    $("dropped").hidden = false;
+  }
+
+  async function loadPaths(current, number) {
+    const card = $("paths-card");
+    $("paths-page").value = current.paths;
+    $("paths-direction").value = current.direction;
+    $("paths-steps").value = current.pathSteps;
+    if (!current.paths) {
+      $("flow").hidden = true;
+      $("paths").hidden = true;
+      cardFailed(card, null);
+      return;
+    }
+    const params = viewParams(current, "since");
+    params.set("page", current.paths);
+    params.set("direction", current.direction);
+    params.set("steps", current.pathSteps);
+    card.dataset.state = "loading";
+    try {
+      const body = await ask("paths", params);
+      if (number !== asked) return;
+      drawPaths(body);
+      cardFailed(card, null);
+      card.dataset.state = "ok";
+    } catch (error) {
+      if (number !== asked) return;
+      cardFailed(card, error);
+      card.dataset.state = "error";
+    }
+  }
+
+  function drawPaths(body) {
+    const before = "to" in body;
+    const anchor = before ? body.to : body.from;
+    $("paths-span").textContent = `${shown("visits", body.visits)} visits viewed ${anchor}; the ${body.paths.length} paths most taken ${before ? "to" : "from"} it`;
+    $("paths").querySelector("tbody").replaceChildren(...body.paths.map((path) => {
+      const tr = element("tr");
+      const walked = before ? [...path.pages, anchor] : [anchor, ...path.pages];
+      tr.dataset.pages = path.pages.join(" → ");
+      tr.dataset.visits = path.visits;
+      tr.append(
+        element("td", walked.join(" → "), "value"),
+        element("td", shown("visits", path.visits), "number"),
+        element("td", percent(path.share), "number"),
+      );
+      return tr;
+    }));
+    $("paths").hidden = false;
+    drawFlow(body.paths.map((path) => ({
+      pages: before ? [...path.pages, anchor] : [anchor, ...path.pages],
+      visits: path.visits,
+    })));
+  }
+
+  // A flow diagram of the paths shown: a column per step, a bar per page in it as tall as the
+  // visits through it, and a band from page to page as wide as the visits that went so.
+  function drawFlow(walks) {
+    const flow = $("flow");
+    const columns = Math.max(0, ...walks.map((walk) => walk.pages.length));
+    if (!walks.length || columns < 2) {
+      flow.hidden = true;
+      return;
+    }
+    const width = 960;
+    const height = 300;
+    const bar = 10;
+    const gap = 6;
+    const nodes = Array.from({ length: columns }, () => new Map());
+    const links = new Map();
+    for (const walk of walks) {
+      walk.pages.forEach((page, column) => {
+        nodes[column].set(page, (nodes[column].get(page) || 0) + walk.visits);
+        if (column > 0) {
+          const key = `${column - 1}\u0000${walk.pages[column - 1]}\u0000${page}`;
+          links.set(key, (links.get(key) || 0) + walk.visits);
+        }
+      });
+    }
+    const total = Math.max(1, ...nodes.map((column) => Array.from(column.values()).reduce((a, b) => a + b, 0)));
+    const most = Math.max(...nodes.map((column) => column.size));
+    const scale = (height - 20 - gap * (most - 1)) / total;
+    const x = (column) => 10 + (column * (width - 180 - bar)) / (columns - 1);
+    const places = nodes.map((column, index) => {
+      let y = 10;
+      const placed = new Map();
+      for (const [page, visits] of [...column.entries()].sort((a, b) => b[1] - a[1])) {
+        placed.set(page, { y, size: visits * scale, out: y, in: y, visits, x: x(index) });
+        y += visits * scale + gap;
+      }
+      return placed;
+    });
+    const drawn = [];
+    for (const [key, visits] of [...links.entries()].sort((a, b) => b[1] - a[1])) {
+      const [column, from, to] = key.split("\u0000");
+      const source = places[Number(column)].get(from);
+      const target = places[Number(column) + 1].get(to);
+      const thick = visits * scale;
+      const y1 = source.out + thick / 2;
+      const y2 = target.in + thick / 2;
+      source.out += thick;
+      target.in += thick;
+      const x1 = source.x + bar;
+      const x2 = target.x;
+      const middle = (x1 + x2) / 2;
+      const band = svg("path", { d: `M${x1},${y1} C${middle},${y1} ${middle},${y2} ${x2},${y2}`, class: "band", "stroke-width": Math.max(1, thick) });
+      band.dataset.from = from;
+      band.dataset.to = to;
+      band.dataset.visits = visits;
+      const title = svg("title", {});
+      title.textContent = `${from} → ${to}: ${visits} visits`;
+      band.append(title);
+      drawn.push(band);
+    }
+    places.forEach((placed, column) => {
+      for (const [page, place] of placed) {
+        const node = svg("rect", { x: place.x, y: place.y, width: bar, height: Math.max(1, place.size), class: page.startsWith("(") ? "node edge" : "node" });
+        node.dataset.column = column;
+        node.dataset.page = page;
+        node.dataset.visits = place.visits;
+        const label = svg("text", { x: place.x + bar + 4, y: place.y + Math.max(1, place.size) / 2 + 4 });
+        label.textContent = `${page} ${place.visits}`;
+        drawn.push(node, label);
+      }
+    });
+    flow.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    flow.replaceChildren(...drawn);
+    flow.hidden = false;
+  }
+
+  function cohortOf(current) {
+    if (current.cohort) return current.cohort;
+    return ["30m", "today", "24h", "7d"].includes(current.range) ? "day" : "week";
+  }
+
+  async function loadRetention(current, number) {
+    const card = $("retention-card");
+    const cohort = cohortOf(current);
+    $("cohort").value = cohort;
+    const params = viewParams(current, "since");
+    params.set("cohort", cohort);
+    card.dataset.state = "loading";
+    try {
+      const body = await ask("retention", params);
+      if (number !== asked) return;
+      drawRetention(body);
+      cardFailed(card, null);
+      card.dataset.state = "ok";
+    } catch (error) {
+      if (number !== asked) return;
+      cardFailed(card, error);
+      card.dataset.state = "error";
+    }
+  }
+
+  function drawRetention(body) {
+    const periods = Math.max(0, ...body.cohorts.map((row) => row.periods.length));
+    const head = element("tr");
+    head.append(element("th", body.range.cohort, "value"), element("th", "people", "number"));
+    for (let k = 0; k < periods; k += 1) head.append(element("th", String(k), "number"));
+    $("retention").querySelector("thead").replaceChildren(head);
+    $("retention").querySelector("tbody").replaceChildren(...body.cohorts.map((row) => {
+      const tr = element("tr");
+      tr.dataset.cohort = row.cohort;
+      tr.dataset.people = row.people;
+      tr.append(element("td", row.cohort, "value"), element("td", shown("visits", row.people), "number"));
+      for (const period of row.periods) {
+        const cell = element("td", percent(period.share), "number share");
+        cell.dataset.people = period.people;
+        if (period.share !== null) cell.style.background = `color-mix(in srgb, var(--page_view) ${Math.round(period.share * 70)}%, #fff)`;
+        cell.title = `${period.people} people`;
+        tr.append(cell);
+      }
+      return tr;
+    }));
+    $("retention-partial").hidden = !body.last_period_partial;
+  }
+
+  function loadFlows(current, number) {
+    // Not awaited: a funnel over a month of events takes longer than the report it sits by.
+    loadFunnel(current, number);
+    loadPaths(current, number);
+    loadRetention(current, number);
+  }
+
   // -- loading -------------------------------------------------------------------------------
 
   async function load() {
@@ -325,6 +645,7 @@
     $("zone").textContent = current.tz ? `days in ${current.tz}` : "";
     drawFilters(current);
     const number = ++asked;
+    loadFlows(current, number);
     let renewing = false;
     document.body.dataset.state = "loading";
     try {
@@ -398,6 +719,16 @@
         });
       }
     }
+    $("funnel-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const steps = $("funnel-steps").value.split("\n").map((step) => step.trim()).filter((step) => step);
+      go({ ...state(), steps, per: $("funnel-per").value, within: $("funnel-within").value, dropped: "" });
+    });
+    $("paths-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      go({ ...state(), paths: $("paths-page").value.trim(), direction: $("paths-direction").value, pathSteps: $("paths-steps").value });
+    });
+    $("cohort").addEventListener("change", () => go({ ...state(), cohort: $("cohort").value }));
     window.addEventListener("popstate", load);
   }
 

@@ -24,7 +24,6 @@ import pytest
 from clickstream.cli.sql import archive_location
 from clickstream.kernel import aws, dynamo
 from clickstream.kernel.pagekey import page_key
-from clickstream.kernel.paths import PROJECT_ROOT
 from clickstream.local.settings import LocalStackSettings
 from clickstream.local.state import load_state
 from clickstream.local.workers import LocalWorker
@@ -34,7 +33,7 @@ from insights import archive_views
 from insights import sql as engine
 from producer import world
 from producer.manifest import DIMENSIONS, Manifest
-from tests.support.browser import headless_chromium
+from tests.support.browser import ARTIFACTS, headless_chromium
 from tests.support.e2e import clickstream
 from tests.support.phases import phase, record
 from tests.support.privacy import addresses_found, stored_texts
@@ -42,7 +41,6 @@ from tests.support.stack import free_port
 
 pytestmark = pytest.mark.e2e
 
-ARTIFACTS = Path(os.environ.get("CLICKSTREAM_TEST_ARTIFACTS", PROJECT_ROOT / "test-artifacts"))
 DEMO_DEADLINE_SECONDS = 600
 """The demo's whole run: stack up, 20,000 events through the collector, workers caught up."""
 SETTLE_SECONDS = 180

@@ -918,3 +918,116 @@ def test_the_site_owners_view_shows_the_saved_goals(seeded: Seeded) -> None:
         dashboard.close()
     finally:
         cleared(saved)
+
+
+def test_the_site_owners_view_draws_the_funnel_its_drop_offs_the_paths_and_retention(
+    seeded: Seeded,
+) -> None:
+    import json
+    import time as clock
+    import urllib.request
+    from urllib.parse import urlencode
+
+    from clickstream.tools.bench_reports import serving
+    from tests.support.browser import ARTIFACTS, headless_chromium
+
+    s3 = seeded.s3
+    sources = Sources(
+        stream_name="unused", page_stats_table="unused", alerts_table=None,
+        lease_table="unused", archive_bucket=seeded.location.bucket, dynamodb=None,
+        kinesis=None, s3=s3,
+        duckdb=lambda since: archive_views.connect(seeded.location, s3, since=since, enrich=False),
+        reports=lambda since: archive_views.connect(
+            seeded.location, s3, since=since, raw_views=False
+        ),
+        events=lambda since: archive_views.connect(
+            seeded.location, s3, since=since, raw_views=False, events=True
+        ),
+    )  # fmt: skip
+    dashboard = Dashboard(sources, DashboardSettings(), clock=lambda: START + timedelta(days=1))
+    day = [("from", "2026-11-21"), ("to", "2026-11-21"), ("tz", "Asia/Kolkata")]
+    steps = [("step", "/pricing"), ("step", "event:add_to_cart"), ("step", "/checkout")]
+    view = [*day, *steps, ("per", "person"), ("within", "30m"), ("paths", "/pricing"),
+            ("direction", "after"), ("path_steps", "3"), ("cohort", "day")]  # fmt: skip
+
+    def api(address: str, kind: str, params: list[tuple[str, str]]) -> Any:
+        with urllib.request.urlopen(f"{address}/api/{kind}?{urlencode(params)}") as answer:
+            return json.load(answer)
+
+    def drawn(browser: Any, script: str) -> Any:
+        deadline = clock.monotonic() + 90
+        while True:
+            found = browser.execute_script(script)
+            if found:
+                return found
+            assert clock.monotonic() < deadline, script
+            clock.sleep(0.2)
+
+    with serving(dashboard) as address, headless_chromium(1400, 2600) as browser:
+        # WHEN the site owner opens a view with a funnel per person, paths and day cohorts
+        browser.get(f"{address}/?{urlencode(view)}")
+        funnel = drawn(
+            browser,
+            "const c = document.getElementById('funnel-card');"
+            "return c.dataset.state === 'ok' && Array.from(document.querySelectorAll("
+            "'#funnel .step')).map((li) => [li.dataset.step, Number(li.dataset.count)]);",
+        )
+        # THEN the funnel's steps are the API's (whose counts the events' walk checks)
+        want = api(address, "funnel", [*day, *steps, ("per", "person"), ("within", "30m")])
+        assert funnel == [[row["step"], row["count"]] for row in want["steps"]]
+        assert funnel[-1][1] > 0
+        # WHEN the drop-off after the first step is clicked
+        browser.execute_script("document.querySelector('#funnel .drop button').click()")
+        dropped = drawn(
+            browser,
+            "return !document.getElementById('dropped').hidden && Array.from("
+            "document.querySelectorAll('#dropped tbody tr')).map((tr) => "
+            "[tr.dataset.pages, Number(tr.dataset.count)]);",
+        )
+        # THEN the pages those people viewed instead, the address keeping the choice
+        assert "dropped=1" in browser.execute_script("return location.search")
+        instead = api(
+            address, "funnel",
+            [*day, *steps, ("per", "person"), ("within", "30m"), ("dropped", "1"), ("top", "10")],
+        )  # fmt: skip
+        assert dropped == [[" → ".join(p["pages"]), p["count"]] for p in instead["paths"]]
+        assert instead["dropped"] == want["steps"][0]["count"] - want["steps"][1]["count"]
+        # AND the paths after /pricing: a table and a flow diagram whose first column is
+        # /pricing with every shown path's visits
+        rows = drawn(
+            browser,
+            "return document.getElementById('paths-card').dataset.state === 'ok' && "
+            "Array.from(document.querySelectorAll('#paths tbody tr')).map((tr) => "
+            "[tr.dataset.pages, Number(tr.dataset.visits)]);",
+        )
+        taken = api(address, "paths", [*day, ("page", "/pricing"), ("steps", "3")])
+        assert rows == [[" → ".join(p["pages"]), p["visits"]] for p in taken["paths"]]
+        first_column = browser.execute_script(
+            "return Array.from(document.querySelectorAll('#flow rect[data-column=\"0\"]'))"
+            ".map((r) => [r.dataset.page, Number(r.dataset.visits)])"
+        )
+        assert first_column == [["/pricing", sum(p["visits"] for p in taken["paths"])]]
+        # AND retention by day: each cohort's people and those back later
+        cohorts = drawn(
+            browser,
+            "return document.getElementById('retention-card').dataset.state === 'ok' && "
+            "Array.from(document.querySelectorAll('#retention tbody tr')).map((tr) => "
+            "[tr.dataset.cohort, Array.from(tr.querySelectorAll('td.share')).map("
+            "(td) => Number(td.dataset.people))]);",
+        )
+        back = api(address, "retention", [*day, ("cohort", "day")])
+        assert cohorts == [
+            [row["cohort"], [p["people"] for p in row["periods"]]] for row in back["cohorts"]
+        ]
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        browser.execute_script("document.getElementById('funnel-card').scrollIntoView()")
+        browser.save_screenshot(str(ARTIFACTS / "site-flows.png"))
+        # AND a wrong step is said on the card, the rest of the view drawn
+        browser.get(f"{address}/?{urlencode([*day, ('step', '/a'), ('step', 'event:')])}")
+        error = drawn(
+            browser,
+            "const c = document.getElementById('funnel-card');"
+            "return c.dataset.state === 'error' && c.querySelector('.card-error').textContent;",
+        )
+        assert "event" in error
+    dashboard.close()

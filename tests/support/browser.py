@@ -6,6 +6,7 @@ missing; the driver is named explicitly, so Selenium never tries to download one
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,8 +15,12 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from clickstream.kernel.paths import PROJECT_ROOT
 from clickstream.local.settings import LOOPBACK
 from clickstream.tools.browser import browser_binaries, headless_chromium
+
+ARTIFACTS = Path(os.environ.get("CLICKSTREAM_TEST_ARTIFACTS", PROJECT_ROOT / "test-artifacts"))
+"""Where browser tests leave their screenshots (CI keeps them)."""
 
 __all__ = ["browser_binaries", "headless_chromium", "page_server"]
 
