@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -347,6 +348,10 @@ def test_the_dashboard_shows_the_demos_numbers_live_and_its_heatmap(
         # channel, device and country, and again once a channel is clicked
         with phase("demo: the site owner's view"):
             site_view_equals_the_manifest(manifest, url)
+        # AND the planted journeys' funnel is the manifest's, per visit and per person across
+        # devices, in the demo's summary, `clickstream funnel` and the site owner's view
+        with phase("demo: the planted funnel"):
+            planted_funnel_is_the_manifests(manifest, summary, url)
         # AND the visitors' addresses are in no byte the stack stores or logs
         with phase("demo: no address stored"):
             state_dir = Path(demo_environment["CLICKSTREAM_LOCAL_STATE_DIR"])
@@ -356,9 +361,9 @@ def test_the_dashboard_shows_the_demos_numbers_live_and_its_heatmap(
             texts = list(stored_texts(state, state_dir))
             assert len(texts) > 100, len(texts)  # (the stream, the archive, the tables, logs)
             assert addresses_found(texts, sent) == []
-        # AND once three visitors are forgotten, the dashboard, `sql` and `query` show them
-        # nowhere and the rest still equals the manifest
-        with phase("demo: forgetting three visitors"):
+        # AND once four visitors are forgotten (one a person on two devices), the dashboard,
+        # `sql` and `query` show them nowhere and the rest still equals the manifest
+        with phase("demo: forgetting four visitors"):
             forgotten_visitors_are_nowhere(manifest, want, url)
     finally:
         stop_demo(demo)
@@ -460,6 +465,51 @@ def site_view_equals_the_manifest(manifest: Manifest, url: str) -> None:
         assert week["visits"] == sum(merged("channel", every).values())
 
 
+def demo_range(manifest: Manifest) -> tuple[str, str]:
+    """The demo's traffic's range: from its first minute to a minute after its last event."""
+    assert manifest.first_event_at is not None
+    assert manifest.last_event_at is not None
+    first = manifest.first_event_at.replace(second=0, microsecond=0)
+    return first.isoformat(), (manifest.last_event_at + timedelta(minutes=1)).isoformat()
+
+
+def planted_funnel_is_the_manifests(manifest: Manifest, summary: dict[str, Any], url: str) -> None:
+    planted = manifest.funnel
+    assert planted is not None, "the demo planted no journeys"
+    assert planted.people[-1] > 0
+    assert planted.people_across_devices > 0
+    want = {"visit": planted.visits, "person": planted.people}
+    assert {per: summary["planted_funnel"][per] for per in want} == want
+    start, end = demo_range(manifest)
+    for per, counts in want.items():
+        answer = clickstream(
+            "funnel", *planted.steps, "--from", start, "--to", end, "--within", planted.within,
+            "--per", per, "--json",
+        )  # fmt: skip
+        assert answer.returncode == 0, answer.stderr.decode()[-3000:]
+        assert [row["count"] for row in json.loads(answer.stdout)["steps"]] == counts, per
+    with headless_chromium(1400, 2400) as browser:
+        for per, counts in want.items():
+            params = [("from", start), ("to", end), *(("step", step) for step in planted.steps),
+                      ("per", per), ("within", planted.within)]  # fmt: skip
+            browser.get(f"{url}?{urllib.parse.urlencode(params)}")
+            deadline = time.monotonic() + 120
+            while True:
+                shown = browser.execute_script(
+                    "const c = document.getElementById('funnel-card');"
+                    "return [c.dataset.state, Array.from(document.querySelectorAll("
+                    "'#funnel .step')).map((li) => Number(li.dataset.count)),"
+                    " c.textContent.slice(0, 2000)];"
+                )
+                if shown[0] in ("ok", "error"):
+                    break
+                assert time.monotonic() < deadline, shown
+                time.sleep(0.5)
+            assert shown[:2] == ["ok", counts], (per, shown)
+            browser.execute_script("document.getElementById('funnel-card').scrollIntoView()")
+            browser.save_screenshot(str(ARTIFACTS / f"site-funnel-per-{per}.png"))
+
+
 def cli_sql(query: str) -> list[dict[str, Any]]:
     answer = clickstream("sql", query, "--format", "json")
     assert answer.returncode == 0, answer.stderr.decode()[-3000:]
@@ -517,14 +567,23 @@ def forgotten_visitors_are_nowhere(manifest: Manifest, want: dict[str, Any], url
         f"AND session_id NOT IN ({quoted(named)}) GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
     )
     anonymous = {str(bot["anonymous_id"]), str(visitor["anonymous_id"])}
+    # AND a planted person who logged in on a phone and on a laptop (`producer.journeys`)
+    assert manifest.funnel is not None
+    stitched, devices = next(iter(manifest.funnel.stitched.items()))
     theirs = {
         str(row["session_id"])
         for row in sql(
-            "SELECT DISTINCT session_id FROM events WHERE user_id = "
-            f"'{user}' OR anonymous_id IN ({quoted(anonymous)})"
+            "SELECT DISTINCT session_id FROM events WHERE user_id IN "
+            f"({quoted({user, stitched})}) OR anonymous_id IN ({quoted(anonymous)})"
         )
     }
-    assert len(theirs) >= 4, theirs
+    assert set(devices) <= theirs, (devices, theirs)
+    device_ids = sql(
+        f"SELECT DISTINCT anonymous_id FROM events WHERE session_id IN ({quoted(set(devices))})"
+    )
+    assert len(device_ids) == 2, device_ids  # two devices, each its own anonymous id
+    anonymous_of_stitched = {str(row["anonymous_id"]) for row in device_ids}
+    assert len(theirs) >= 6, theirs
     removed = views_and_clicks(
         sql(
             "SELECT page, type, count(*) AS n FROM events "
@@ -532,12 +591,17 @@ def forgotten_visitors_are_nowhere(manifest: Manifest, want: dict[str, Any], url
         )
     )
     # WHEN each is forgotten
-    for ids in (["--user-id", user], *(["--anonymous-id", a] for a in sorted(anonymous))):
+    forgotten = (
+        ["--user-id", user],
+        ["--user-id", stitched],
+        *(["--anonymous-id", a] for a in sorted(anonymous)),
+    )
+    for ids in forgotten:
         done = clickstream("forget", *ids, "--json")
         assert done.returncode == 0, done.stderr.decode()[-3000:]
         assert json.loads(done.stdout)["status"] == "done"
     # THEN `clickstream sql` finds none of their rows, in `events` or the raw archive
-    every_id = theirs | anonymous | {user}
+    every_id = theirs | anonymous | anonymous_of_stitched | {user, stitched}
     theirs_in = (
         f"session_id IN ({quoted(every_id)}) OR user_id IN ({quoted(every_id)}) "
         f"OR anonymous_id IN ({quoted(every_id)})"
