@@ -40,7 +40,6 @@ def connect(
     since: datetime | None = None,
     enrich: bool = True,
     raw_views: bool = True,
-    events: bool = False,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the archive's views: `raw_events`, `dead_letters` and
     `events` (the lake: compacted hours from Parquet, the rest from the raw archive, each
@@ -55,13 +54,13 @@ def connect(
     (`insights.enriched`): the user agents and landings of what is not compacted yet are read
     now. Without, `events` has the archive's own columns only (`lake_reader`).
 
-    Without `raw_views` (reports), no `raw_events` and `dead_letters`, and `events` only
-    with `events` (funnels read it; a report reads the parts alone)."""
+    Without `raw_views` (reports, goals, funnels, paths, retention: they read the parts
+    alone), no `raw_events`, `dead_letters` or `events`."""
     connection = open_duckdb(archive)
     raw = None
     keys_since: dict[str, list[str]] = {}
     if not raw_views:
-        create_events_view(connection, archive, s3, since=since, enrich=enrich, events=events)
+        create_events_view(connection, archive, s3, since=since, enrich=enrich, events=False)
         return connection
     if since is not None:
         s3 = s3 or s3_client(archive)

@@ -150,8 +150,6 @@ class Sources:
     (`insights.archive_views.connect`'s `since`): a reading lists the window's objects only."""
     reports: Callable[[datetime], Any] | None = None
     """The same with the enriched views and the session parts (`insights.report`)."""
-    events: Callable[[datetime], Any] | None = None
-    """The same with the events too (`timed_events`): what funnels and paths read."""
 
 
 class Dashboard:
@@ -182,7 +180,6 @@ class Dashboard:
         ] = {}
         self._reports: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}
         self._reports_lock = threading.Lock()
-        self._events_lock = threading.Lock()
         self._goals: tuple[float, list[goals.Goal]] | None = None
         self._goals_lock = threading.Lock()
         self._readings = Readings(
@@ -448,17 +445,14 @@ class Dashboard:
 
     def flow(self, kind: str, params: dict[str, list[str]]) -> dict[str, Any]:
         """A funnel, paths or retention (`insights.flows`; its errors raised as they are,
-        for the caller to answer 400), kept like a report for the refresh interval.
-        Retention reads the sessions, from the kept reading when it holds the range;
-        funnels and paths read the range's events, on a reading of their own, one at a
-        time (a month's events are the largest reading the dashboard makes)."""
+        for the caller to answer 400), on the kept reading when it holds the range, as a
+        report is; the answer kept for the kept reading's refresh interval (a live range's
+        for the page's)."""
         key = (kind, *sorted((name, tuple(values)) for name, values in params.items()))
         asked_params = (
             params if "tz" in params else {**params, "tz": [self._settings.site_time_zone]}
         )
         asked = flows.asked_of(kind, asked_params, self._clock())
-        # Kept as long as the kept reading is (a month's funnel reads a month's events),
-        # the live view's as long as a report.
         kept = self._kept_answer(
             key,
             self._settings.refresh_seconds
@@ -468,17 +462,9 @@ class Dashboard:
         if kept is not None:
             return kept
         since = asked.since.replace(minute=0, second=0, microsecond=0)
-        if asked.events:
-            if self._sources.events is None:
-                raise ClickstreamError("no archive to read events from")
-            opened_at = self._clock()
-            with self._events_lock, contextlib.closing(self._sources.events(since)) as connection:
-                found = asked.answer(connection)
-        else:
-            with self._readings.reading(since, live=False) as reading:
-                found = asked.answer(reading.connection)
-                opened_at = reading.opened_at
-        answer = {**found, "as_of": opened_at.isoformat()}
+        with self._readings.reading(since, live=asked.live) as reading:
+            found = asked.answer(reading.connection)
+        answer = {**found, "as_of": reading.opened_at.isoformat()}
         self._keep_answer(key, answer)
         return answer
 

@@ -11,8 +11,8 @@ Each takes the report's parameters for the range, filters, site, zone and bots
 - paths: `page` and `direction` (`after` or `before` it), `steps` (3);
 - retention: `cohort` (day, week or month), over 8 weeks unless a range is given.
 
-Funnels and paths read events (`timed_events`); retention reads the sessions alone, so a
-kept reading serves it (`insights.readings`).
+Each reads the lake's parts (funnels and paths its page views and custom events, retention
+its sessions), so the dashboard's kept reading serves them all (`insights.readings`).
 """
 
 from __future__ import annotations
@@ -34,11 +34,10 @@ DIRECTIONS: Final = ("after", "before")
 
 @dataclass(frozen=True, slots=True)
 class Asked:
-    """A request read: the first hour its reading must hold, whether it reads events, and
-    the answer on such a reading."""
+    """A request read: the first hour its reading must hold, and the answer on such a
+    reading."""
 
     since: datetime
-    events: bool
     answer: Callable[[duckdb.DuckDBPyConnection], dict[str, Any]]
     live: bool = False
     """A range of an hour or less: its answer grows older fast."""
@@ -81,7 +80,6 @@ def _funnel(params: dict[str, list[str]], now: datetime) -> Asked:
     if dropped is None:
         return Asked(
             since,
-            True,
             lambda connection: funnels.funnel_of(
                 connection, query, steps, within=within, per=per
             ).as_dict(query),
@@ -92,7 +90,6 @@ def _funnel(params: dict[str, list[str]], now: datetime) -> Asked:
     length = _whole(params, "steps", 3, 1, paths.MAX_STEPS)
     return Asked(
         since,
-        True,
         lambda connection: funnels.dropped_paths_of(
             connection, query, steps, within=within, per=per, after=int(dropped), length=length
         ).as_dict(query),
@@ -113,7 +110,6 @@ def _paths(params: dict[str, list[str]], now: datetime) -> Asked:
     steps = _whole(params, "steps", 3, 1, paths.MAX_STEPS)
     return Asked(
         report.reading_start(query, compare=False),
-        True,
         lambda connection: paths.paths_of(
             connection, query, page, steps=steps, before=direction == "before"
         ).as_dict(query),
@@ -130,7 +126,6 @@ def _retention(params: dict[str, list[str]], now: datetime) -> Asked:
     whole = retention.widened(query, cohort)
     return Asked(
         report.reading_start(whole, compare=False),
-        False,
         lambda connection: retention.retention_of(connection, query, cohort, now).as_dict(query),
         live=_live(query),
     )

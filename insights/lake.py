@@ -33,12 +33,13 @@ from clickstream.stores.archive_layout import (
     start_of_hour,
 )
 
-PARTS_VERSION: Final = 1
+PARTS_VERSION: Final = 2
 """The version of the session parts compaction writes beside an hour's Parquet
 (`insights.sessions_sql`): an hour with parts of another version (or none) is compacted
 again, and read as raw meanwhile. Bump it with any change to what the parts hold."""
-PART_KINDS: Final = ("sessions", "pages", "custom_events")
-"""The hour's parts, one file each: session parts, page parts and custom events."""
+PART_KINDS: Final = ("sessions", "pages", "custom_events", "views")
+"""The hour's parts, one file each: session parts, page parts, custom events and page views
+(version 2: what funnels and paths read)."""
 
 SOURCE_COLUMN: Final = "raw_object"
 """The raw object a Parquet row came from: what lets a reader and the next compaction

@@ -133,10 +133,6 @@ def create_events_view(
                 views["events"] = enriched.events_select(
                     "SELECT * FROM events_stored", EVENT_NAMES, PARTITION_NAMES
                 )
-                timed = ", ".join(name for name, _ in sessions_sql.TIMED_EVENT_COLUMNS)
-                # Over the stored rows, not `events`: a funnel reads none of the columns
-                # `events` computes per visit (its landing's), which cost most of its time.
-                views[sessions_sql.TIMED_EVENTS] = f"SELECT {timed} FROM events_stored"  # noqa: S608
             for name, select in views.items():
                 connection.execute(f"CREATE VIEW {name} AS {select}")
         else:
@@ -209,15 +205,20 @@ def events_select(bucket: str, found: lake.LakeReading, *, enrich: bool = False)
     return f"SELECT *, {enriched.EVENT_TIME} AS event_time FROM ({rows})"  # noqa: S608
 
 
-PART_VIEWS: Final = {"sessions": "session_parts", "pages": "page_parts"}
+PART_VIEWS: Final = {
+    "sessions": "session_parts",
+    "pages": "page_parts",
+    "views": sessions_sql.PAGE_VIEWS,
+}
 """The views of the hours' parts, by kind (custom events keep their kind's name)."""
 HOUR_COLUMNS: Final = "year, month, day, hour"
 
 
 def parts_views(bucket: str, found: lake.LakeReading) -> dict[str, str]:
-    """`session_parts`, `page_parts` and `custom_events` (`insights.sessions_sql`): the
-    parts compaction stored, of the hours where they hold every event read, and the others'
-    computed from their events (`events_unparted`) one hour at a time, as compaction does."""
+    """`session_parts`, `page_parts`, `custom_events` and `page_views`
+    (`insights.sessions_sql`): the parts compaction stored, of the hours where they hold every
+    event read, and the others' computed from their events (`events_unparted`) one hour at a
+    time, as compaction does."""
     views = {"events_unparted": events_select(bucket, found.without_parts(), enrich=True)}
     for kind in lake.PART_KINDS:
         columns = sessions_sql.PART_COLUMNS[kind]

@@ -9,7 +9,8 @@ view of the page asked for (a goal's page form: a path, a pattern, a path on one
 closer. Per sequence: the visits that took it and their share of the visits that viewed the
 page; per step, how many visits had left (or had not yet arrived) by then.
 
-One statement over `timed_events` and `visits`, as DuckDB and Athena both run it.
+One statement over the lake's `page_views` part and `visits`, as DuckDB and Athena both run
+it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import duckdb
 
 from insights.goals import Goal, like_pattern
 from insights.report import Query, RequestError, use_visits, visits_select
-from insights.sessions_sql import TIMED_EVENTS, path_of
+from insights.sessions_sql import PAGE_VIEWS
 from insights.sql import quote
 
 EXIT: Final = "(exit)"
@@ -32,9 +33,9 @@ MAX_STEPS: Final = 6
 def anchor_condition(page: Goal) -> str:
     if page.path is None:
         raise RequestError(f"{page.text!r}: a path is a page (/pricing, /blog/*), not an event")
-    condition = f"page LIKE {quote(like_pattern(page.path))} ESCAPE '\\'"
+    condition = f"e.page LIKE {quote(like_pattern(page.path))} ESCAPE '\\'"
     if page.host is not None:
-        condition += f" AND site = {quote(page.host)}"
+        condition += f" AND v.site = {quote(page.host)}"
     return condition
 
 
@@ -43,22 +44,32 @@ def taken_ctes(page: Goal, *, steps: int, before: bool, visits: str = "visits") 
     after the anchor (before it, with `before`), NULL where the visit ended (began) first."""
     if not 1 <= steps <= MAX_STEPS:
         raise RequestError(f"--steps {steps}: from 1 to {MAX_STEPS}")
+    # The visits' first views of the page; then only those visits' views are ordered (the
+    # window functions sort what they are given: a month's views are millions). The page's
+    # condition is written once: Athena's named query takes it as one parameter.
+    firsts = (
+        "SELECT session_id, event_time, event_id FROM (SELECT e.session_id, e.event_time, "  # noqa: S608
+        "e.event_id, row_number() OVER (PARTITION BY e.session_id ORDER BY e.event_time, "
+        f"e.event_id) AS k FROM {PAGE_VIEWS} e JOIN {visits} v ON v.session_id = e.session_id "
+        f"WHERE {anchor_condition(page)}) WHERE k = 1"
+    )
     viewed = (
-        f"SELECT e.session_id, e.event_time, e.event_id, {path_of('e.page')} AS page, v.site "  # noqa: S608
-        f"FROM {TIMED_EVENTS} e JOIN {visits} v ON v.session_id = e.session_id "
-        "WHERE e.type = 'page_view'"
+        "SELECT e.session_id, e.event_time, e.event_id, e.page "  # noqa: S608
+        f"FROM {PAGE_VIEWS} e JOIN firsts f ON f.session_id = e.session_id"
     )
     # A page viewed again at once is one step: only the views whose page differs from the
-    # view before (or that come first) are kept, then numbered.
+    # view before (or that come first) are kept, then numbered. A first view of the page
+    # is always kept (the view before it was of another page).
     changed = (
-        "SELECT session_id, page, site, row_number() OVER (PARTITION BY session_id "
-        "ORDER BY event_time, event_id) AS n FROM (SELECT *, lag(page) OVER (PARTITION BY "
-        "session_id ORDER BY event_time, event_id) AS before FROM viewed) "
+        "SELECT session_id, page, event_time, event_id, row_number() OVER (PARTITION BY "
+        "session_id ORDER BY event_time, event_id) AS n FROM (SELECT *, lag(page) OVER "
+        "(PARTITION BY session_id ORDER BY event_time, event_id) AS before FROM viewed) "
         "WHERE before IS NULL OR before <> page"
     )
     anchors = (
-        "SELECT session_id, min(n) AS anchor FROM changed "  # noqa: S608
-        f"WHERE {anchor_condition(page)} GROUP BY session_id"
+        "SELECT c.session_id, c.n AS anchor FROM changed c JOIN firsts f "
+        "ON f.session_id = c.session_id AND f.event_time = c.event_time "
+        "AND f.event_id = c.event_id"
     )
     sign = "-" if before else "+"
     columns = ", ".join(
@@ -70,8 +81,8 @@ def taken_ctes(page: Goal, *, steps: int, before: bool, visits: str = "visits") 
         "JOIN changed c ON c.session_id = a.session_id GROUP BY a.session_id"
     )
     return (
-        f"WITH viewed AS ({viewed}), changed AS ({changed}), anchors AS ({anchors}), "
-        f"taken AS ({taken})"
+        f"WITH firsts AS ({firsts}), viewed AS ({viewed}), changed AS ({changed}), "
+        f"anchors AS ({anchors}), taken AS ({taken})"
     )
 
 
@@ -145,7 +156,7 @@ def paths_of(
     before: bool,
     sessions: str | None = None,
 ) -> Paths:
-    """The paths on a connection with `timed_events` and `sessions` (`insights.archive_views`):
+    """The paths on a connection with the parts' views and `sessions` (`insights.archive_views`):
     the reading's sessions put together once (`report.prepare`) unless `sessions` names a
     relation to read instead."""
     use_visits(connection, query, sessions)

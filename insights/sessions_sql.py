@@ -50,23 +50,11 @@ VERDICT_COLUMNS: Final = (
     ("signals", "VARCHAR"),
 )
 
-TIMED_EVENTS: Final = "timed_events"
-"""The events with their time as a TIMESTAMP: what funnels and paths read. DuckDB's is a view
-of its stored rows (`insights.lake_reader`); Athena's a view of the lake's `events` table
-(`TIMED_EVENTS_SELECT`)."""
-TIMED_EVENT_COLUMNS: Final = (
-    ("event_id", "VARCHAR"),
-    ("session_id", "VARCHAR"),
-    ("type", "VARCHAR"),
-    ("page", "VARCHAR"),
-    ("properties", "VARCHAR"),
-    ("event_time", "TIMESTAMP"),
-)
-TIMED_EVENTS_SELECT: Final = (
-    "SELECT event_id, session_id, type, page, properties, event_time FROM events"
-)
-"""Athena's `timed_events`: the lake's `events` table holds `event_time` (compaction writes
-it), so the view only names the columns funnels and paths read."""
+PAGE_VIEWS: Final = "page_views"
+"""The page views part's relation (`PAGE_VIEW_COLUMNS`): what funnels and paths read with
+`custom_events`, rather than the events. DuckDB's view of the parts and Athena's Glue table
+have this name."""
+CUSTOM_EVENTS: Final = "custom_events"
 
 IDENTITIES: Final = "identities"
 """The person map: `id` (an anonymous id, or an id a person was aliased from) -> `person`
@@ -375,6 +363,24 @@ def page_parts_select(events: str, hour_columns: str = "") -> str:
     )
 
 
+PAGE_VIEW_COLUMNS: Final = (
+    ("session_id", "VARCHAR"),
+    ("event_time", "TIMESTAMP"),
+    ("event_id", "VARCHAR"),
+    ("page", "VARCHAR"),
+)
+"""Each page view of an hour: its session, time, id (the order of two views at the same
+instant) and page path (`PATH`). A fifth of an hour's Parquet: what step order needs."""
+
+
+def page_views_select(events: str, hour_columns: str = "") -> str:
+    extra = f", {hour_columns}" if hour_columns else ""
+    return (
+        f"SELECT session_id, event_time, event_id, {PATH} AS page{extra} "  # noqa: S608
+        f"FROM {events} WHERE {PAGE_VIEWED}"
+    )
+
+
 CUSTOM_EVENT_COLUMNS: Final = (
     ("session_id", "VARCHAR"),
     ("event_time", "TIMESTAMP"),
@@ -400,12 +406,14 @@ PART_SELECTS: Final = {
     "sessions": session_parts_select,
     "pages": page_parts_select,
     "custom_events": custom_events_select,
+    "views": page_views_select,
 }
 """Each kind of an hour's parts (`insights.lake.PART_KINDS`), from the hour's events."""
 PART_COLUMNS: Final = {
     "sessions": SESSION_PART_COLUMNS,
     "pages": PAGE_PART_COLUMNS,
     "custom_events": CUSTOM_EVENT_COLUMNS,
+    "views": PAGE_VIEW_COLUMNS,
 }
 
 

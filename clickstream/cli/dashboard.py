@@ -49,9 +49,6 @@ def dashboard(
         s3=target.client("s3"),
         duckdb=lambda since: archive_views.connect(location, since=since, enrich=False),
         reports=lambda since: archive_views.connect(location, since=since, raw_views=False),
-        events=lambda since: archive_views.connect(
-            location, since=since, raw_views=False, events=True
-        ),
     )
     shown_host = settings.host if ":" not in settings.host else f"[{settings.host}]"
     url = f"http://{shown_host}:{settings.port}/"

@@ -302,7 +302,6 @@ def _planted_funnel(target: StackTarget, truth: Manifest) -> dict[str, Any] | No
         target.archive_location(),
         since=reports.reading_start(query, compare=False),
         raw_views=False,
-        events=True,
     )
     steps = funnels.steps_of(truth.funnel.steps)
     within = funnels.window_of(truth.funnel.within)

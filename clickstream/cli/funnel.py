@@ -63,7 +63,6 @@ def funnel(
         archive_location(),
         since=reports.reading_start(query, compare=False),
         raw_views=False,
-        events=True,
     )
     found = funnels.funnel_of(connection, query, chosen, within=window, per=per).as_dict(query)
     if as_json:

@@ -68,7 +68,6 @@ def paths(
         archive_location(),
         since=reports.reading_start(query, compare=False),
         raw_views=False,
-        events=True,
     )
     body = found_paths.paths_of(connection, query, page, steps=steps, before=before)
     shown = body.as_dict(query)

@@ -1,5 +1,5 @@
 """Athena's `sessions` view and the tables of the hours' parts, as the template declares
-them: `session_parts`, `page_parts` and `custom_events` (Glue tables over the symlinks
+them: `session_parts`, `page_parts`, `custom_events` and `page_views` (Glue tables over the symlinks
 compaction writes per kind and hour, `lake/parts/<kind>/year=/…/symlink.txt`), and a Glue
 table of type VIRTUAL_VIEW whose text is `insights.sessions_sql.sessions_from_parts` over
 `session_parts`, the same SQL DuckDB's `sessions` view runs.
@@ -28,9 +28,6 @@ from insights.sessions_sql import (
     PART_COLUMNS,
     PERSON_COLUMNS,
     SESSION_COLUMNS,
-    TIMED_EVENT_COLUMNS,
-    TIMED_EVENTS,
-    TIMED_EVENTS_SELECT,
     identities_select,
     persons_select,
     sessions_from_parts,
@@ -80,6 +77,7 @@ PART_TABLES: Final = {
     "sessions": ("SessionPartsTable", "session_parts", "One row per session and hour"),
     "pages": ("PagePartsTable", "page_parts", "Each session's views per page path and hour"),
     "custom_events": ("CustomEventsTable", "custom_events", "The custom events, by hour"),
+    "views": ("PageViewsTable", "page_views", "Each page view's time and path, by hour"),
 }
 """Each kind of part: its template resource, its table's name, what a row is."""
 
@@ -172,7 +170,7 @@ def view_text(
 
 
 def resource_text() -> str:
-    """The template's parts tables, its `sessions` and `timed_events` views and the named
+    """The template's parts tables, its `sessions`, `identities` and `persons` views and the named
     queries, between their markers."""
     sessions = view_text(
         "SessionsView",
@@ -181,13 +179,6 @@ def resource_text() -> str:
         "session_parts; the hours not compacted yet are not in it).",
         None,
         SESSION_COLUMNS,
-    )
-    timed = view_text(
-        "TimedEventsView",
-        TIMED_EVENTS,
-        "The lake's events with their time as a timestamp (UTC), what funnels and paths read.",
-        TIMED_EVENTS_SELECT,
-        TIMED_EVENT_COLUMNS,
     )
     identities = view_text(
         "IdentitiesView",
@@ -209,7 +200,6 @@ def resource_text() -> str:
         + sessions
         + identities
         + persons
-        + timed
         + "".join(named_query_text(q) for q in named_queries())
         + END
     )

@@ -398,9 +398,8 @@ def time_analysis(name: str, span: Any, runs: int, location: Any, s3: Any) -> An
     from insights.goals import parse_goal
 
     query = report.Query(span, top=10)
-    events = name != "weekly retention"
     whole = retention.widened(query, "week")
-    since = report.reading_start(whole if not events else query, compare=False)
+    since = report.reading_start(whole if name == "weekly retention" else query, compare=False)
 
     def run(connection: Any) -> str:
         if name.startswith("funnel"):
@@ -422,7 +421,7 @@ def time_analysis(name: str, span: Any, runs: int, location: Any, s3: Any) -> An
         )
 
     def opened() -> Any:
-        return archive_views.connect(location, s3, since=since, raw_views=False, events=events)
+        return archive_views.connect(location, s3, since=since, raw_views=False)
 
     cold: list[float] = []
     warm: list[float] = []

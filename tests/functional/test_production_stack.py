@@ -182,10 +182,12 @@ def test_local_up_creates_the_athena_table_and_alarms_moto_skips(
     for query in named_queries():
         assert stored[query.name]["QueryString"] == query.sql
         assert stored[query.name]["Database"] == database
-    # AND the view of timed events the funnels' and paths' queries read
-    timed = glue.get_table(DatabaseName=database, Name="timed_events")["Table"]
-    assert timed["TableType"] == "VIRTUAL_VIEW"
-    assert [c["Name"] for c in timed["StorageDescriptor"]["Columns"]][-1] == "event_time"
+    # AND the table of page views the funnels' and paths' queries read, with their time
+    views = glue.get_table(DatabaseName=database, Name="page_views")["Table"]
+    assert views["TableType"] == "EXTERNAL_TABLE"
+    assert [c["Name"] for c in views["StorageDescriptor"]["Columns"]] == [
+        "session_id", "event_time", "event_id", "page",
+    ]  # fmt: skip
 
 
 def test_the_collector_is_deployed_behind_a_load_balancer_over_http_without_a_certificate(

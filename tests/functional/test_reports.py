@@ -626,7 +626,7 @@ def test_funnels_per_visit_and_per_person_equal_the_events(
     window = timedelta(minutes=30)
     connection = archive_views.connect(
         seeded.location, seeded.s3, since=report.reading_start(report.Query(DAY), compare=False),
-        raw_views=False, events=True,
+        raw_views=False,
     )  # fmt: skip
     per_visit = {v.session_id: v.events for v in day}
     per_person: dict[str, list[ClickEvent]] = {}
@@ -679,9 +679,6 @@ def test_the_dashboards_funnel_paths_and_retention_api_answer_as_the_commands_do
         reports=lambda since: archive_views.connect(
             seeded.location, s3, since=since, raw_views=False
         ),
-        events=lambda since: archive_views.connect(
-            seeded.location, s3, since=since, raw_views=False, events=True
-        ),
     )  # fmt: skip
     now = START + timedelta(days=1)
     dashboard = Dashboard(sources, DashboardSettings(), clock=lambda: now)
@@ -691,7 +688,7 @@ def test_the_dashboards_funnel_paths_and_retention_api_answer_as_the_commands_do
     window = timedelta(minutes=30)
     connection = archive_views.connect(
         seeded.location, seeded.s3, since=report.reading_start(report.Query(DAY), compare=False),
-        raw_views=False, events=True,
+        raw_views=False,
     )  # fmt: skip
     query = report.Query(DAY)
     for per in (funnels.Per.VISIT, funnels.Per.PERSON):
@@ -786,7 +783,7 @@ def test_paths_after_and_before_a_page_equal_the_events(seeded: Seeded) -> None:
     query = report.Query(DAY, top=1000)
     connection = archive_views.connect(
         seeded.location, seeded.s3, since=report.reading_start(query, compare=False),
-        raw_views=False, events=True,
+        raw_views=False,
     )  # fmt: skip
     for page, before in (("/pricing", False), ("/checkout", True)):
         found = paths.paths_of(connection, query, parse_goal(page), steps=3, before=before).as_dict(
@@ -818,7 +815,7 @@ def test_the_named_queries_give_the_cli_figures_with_their_parameters(seeded: Se
     ]
     connection = archive_views.connect(
         seeded.location, seeded.s3, since=report.reading_start(report.Query(day), compare=False),
-        raw_views=False, events=True,
+        raw_views=False,
     )  # fmt: skip
     by_name = {query.name: query for query in named_queries()}
 
@@ -939,9 +936,6 @@ def test_the_site_owners_view_draws_the_funnel_its_drop_offs_the_paths_and_reten
         duckdb=lambda since: archive_views.connect(seeded.location, s3, since=since, enrich=False),
         reports=lambda since: archive_views.connect(
             seeded.location, s3, since=since, raw_views=False
-        ),
-        events=lambda since: archive_views.connect(
-            seeded.location, s3, since=since, raw_views=False, events=True
         ),
     )  # fmt: skip
     dashboard = Dashboard(sources, DashboardSettings(), clock=lambda: START + timedelta(days=1))

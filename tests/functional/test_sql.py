@@ -95,7 +95,7 @@ def test_the_views_have_the_athena_tables_name_columns_and_partitions(archive: A
         "custom_events",
         "identities",
         "persons",
-        "timed_events",
+        "page_views",
     }
     connection = archive_views.connect(archive.location)
     # (the lake's table is what its Parquet holds: DuckDB's `events_stored`; `sessions` is a
@@ -110,7 +110,7 @@ def test_the_views_have_the_athena_tables_name_columns_and_partitions(archive: A
         "custom_events": "custom_events",
         "identities": "identities",
         "persons": "persons",
-        "timed_events": "timed_events",
+        "page_views": "page_views",
     }
     for name, table in tables.items():
         athena_columns = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pytest
 
-from insights import funnels, report
+from insights import funnels, report, sessions_sql
 
 T0 = datetime(2026, 12, 1, 10, tzinfo=UTC)
 SPAN = report.Range(T0, T0 + timedelta(days=1), ZoneInfo("UTC"))
@@ -81,10 +81,19 @@ def connection() -> duckdb.DuckDBPyConnection:
         for n, (when, kind, page, properties) in enumerate(evs)
     )
     found.execute(
-        f"CREATE TABLE timed_events AS SELECT * FROM (VALUES {events}) "
+        f"CREATE TABLE events AS SELECT * FROM (VALUES {events}) "
         "AS e(session_id, event_id, event_time, type, page, properties)"
     )
+    parts_of_events(found)
     return found
+
+
+def parts_of_events(connection: duckdb.DuckDBPyConnection) -> None:
+    """The lake's page views and custom events parts of `events`, as compaction writes them."""
+    connection.execute(f"CREATE TABLE page_views AS {sessions_sql.page_views_select('events')}")
+    connection.execute(
+        f"CREATE TABLE custom_events AS {sessions_sql.custom_events_select('events')}"
+    )
 
 
 def run(
@@ -173,7 +182,6 @@ def test_a_wrong_funnel_is_one_clear_error(steps: list[str], within: str, said: 
 def test_per_person_a_second_device_counts_once_identified() -> None:
     """hal browses pricing on his phone, identifies there, then checks out on his laptop
     logged in: by the person map, one person who took both steps."""
-    from insights import sessions_sql
 
     connection = duckdb.connect()
     connection.execute(
@@ -187,18 +195,16 @@ def test_per_person_a_second_device_counts_once_identified() -> None:
         "AS p(session_id, anonymous_id, user_id, first_at)"
     )
     connection.execute(
-        "CREATE TABLE custom_events (session_id VARCHAR, event_time TIMESTAMP, properties VARCHAR)"
+        "CREATE TABLE events AS SELECT * FROM (VALUES "
+        f"('e1', 'h1', TIMESTAMP '{at(0)}', 'page_view', '/pricing', CAST(NULL AS VARCHAR)), "
+        f"('e2', 'h3', TIMESTAMP '{at(300)}', 'page_view', '/checkout', NULL)) "
+        "AS e(event_id, session_id, event_time, type, page, properties)"
     )
+    parts_of_events(connection)
     connection.execute(f"CREATE VIEW identities AS {sessions_sql.identities_select()}")
     connection.execute(
         "CREATE TABLE sessions AS SELECT session_id, anonymous_id, user_id, "
         "first_at AS started_at, false AS is_bot, 'x.com' AS site FROM session_parts"
-    )
-    connection.execute(
-        "CREATE TABLE timed_events AS SELECT * FROM (VALUES "
-        f"('e1', 'h1', TIMESTAMP '{at(0)}', 'page_view', '/pricing', NULL), "
-        f"('e2', 'h3', TIMESTAMP '{at(300)}', 'page_view', '/checkout', NULL)) "
-        "AS e(event_id, session_id, event_time, type, page, properties)"
     )
     query = report.Query(SPAN)
     steps = funnels.steps_of(["/pricing", "/checkout"])

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pytest
 
-from insights import paths, report
+from insights import paths, report, sessions_sql
 from insights.goals import parse_goal
 
 T0 = datetime(2026, 12, 1, 10, tzinfo=UTC)
@@ -43,9 +43,11 @@ def connection() -> duckdb.DuckDBPyConnection:
         for n, page in enumerate(pages)
     )
     found.execute(
-        f"CREATE TABLE timed_events AS SELECT * FROM (VALUES {events}) "
+        f"CREATE TABLE events AS SELECT * FROM (VALUES {events}) "
         "AS e(session_id, event_id, event_time, type, page)"
     )
+    # The lake's page views part of them, as compaction writes it.
+    found.execute(f"CREATE TABLE page_views AS {sessions_sql.page_views_select('events')}")
     return found
 
 
