@@ -361,6 +361,22 @@
     note.hidden = !error;
   }
 
+  // A card's figures asked for and drawn: its state says loading, ok or error (and why),
+  // and an answer to an older view is dropped.
+  async function inCard(card, number, work) {
+    card.dataset.state = "loading";
+    try {
+      const drawn = await work();
+      if (number !== asked || drawn === false) return;
+      cardFailed(card, null);
+      card.dataset.state = "ok";
+    } catch (error) {
+      if (number !== asked) return;
+      cardFailed(card, error);
+      card.dataset.state = "error";
+    }
+  }
+
   async function loadFunnel(current, number) {
     const card = $("funnel-card");
     $("funnel-steps").value = current.steps.join("\n");
@@ -377,26 +393,21 @@
     for (const step of current.steps) params.append("step", step);
     params.set("per", current.per);
     params.set("within", current.within);
-    card.dataset.state = "loading";
-    try {
+    await inCard(card, number, async () => {
       const body = await ask("funnel", params);
-      if (number !== asked) return;
+      if (number !== asked) return false;
       drawFunnel(body, current);
       if (current.dropped) {
         params.set("dropped", current.dropped);
         params.set("top", "10");
-        drawDropped(await ask("funnel", params), current);
+        const instead = await ask("funnel", params);
+        if (number !== asked) return false;
+        drawDropped(instead, current);
       } else {
         $("dropped").hidden = true;
       }
-      if (number !== asked) return;
-      cardFailed(card, null);
-      card.dataset.state = "ok";
-    } catch (error) {
-      if (number !== asked) return;
-      cardFailed(card, error);
-      card.dataset.state = "error";
-    }
+      return true;
+    });
   }
 
   function drawFunnel(body, current) {
@@ -465,18 +476,12 @@
     params.set("page", current.paths);
     params.set("direction", current.direction);
     params.set("steps", current.pathSteps);
-    card.dataset.state = "loading";
-    try {
+    await inCard(card, number, async () => {
       const body = await ask("paths", params);
-      if (number !== asked) return;
+      if (number !== asked) return false;
       drawPaths(body);
-      cardFailed(card, null);
-      card.dataset.state = "ok";
-    } catch (error) {
-      if (number !== asked) return;
-      cardFailed(card, error);
-      card.dataset.state = "error";
-    }
+      return true;
+    });
   }
 
   function drawPaths(body) {
@@ -588,18 +593,12 @@
     $("cohort").value = cohort;
     const params = viewParams(current, "since");
     params.set("cohort", cohort);
-    card.dataset.state = "loading";
-    try {
+    await inCard(card, number, async () => {
       const body = await ask("retention", params);
-      if (number !== asked) return;
+      if (number !== asked) return false;
       drawRetention(body);
-      cardFailed(card, null);
-      card.dataset.state = "ok";
-    } catch (error) {
-      if (number !== asked) return;
-      cardFailed(card, error);
-      card.dataset.state = "error";
-    }
+      return true;
+    });
   }
 
   function drawRetention(body) {

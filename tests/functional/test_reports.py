@@ -58,6 +58,19 @@ class Seeded:
         self.location = location
         self.events = events
 
+    def sources(self, dynamodb: Any = None) -> Sources:
+        """The dashboard's sources over the seeded archive (no stream, no tables)."""
+        s3, location = self.s3, self.location
+        return Sources(
+            stream_name="unused", page_stats_table="unused", alerts_table=None,
+            lease_table="unused", archive_bucket=location.bucket, dynamodb=dynamodb,
+            kinesis=None, s3=s3,
+            duckdb=lambda since: archive_views.connect(location, s3, since=since, enrich=False),
+            reports=lambda since: archive_views.connect(
+                location, s3, since=since, raw_views=False
+            ),
+        )  # fmt: skip
+
     def report(self, query: report.Query, *, compare: bool = False) -> dict[str, Any]:
         connection = archive_views.connect(
             self.location,
@@ -386,20 +399,8 @@ def test_the_dashboards_api_answers_the_same_report_behind_the_same_rules(
 ) -> None:
     from starlette.testclient import TestClient
 
-    s3 = seeded.s3
-    sources = Sources(
-        stream_name="unused",
-        page_stats_table="unused",
-        alerts_table=None,
-        lease_table="unused",
-        archive_bucket=seeded.location.bucket,
-        dynamodb=aws.local_client("dynamodb", local_stack.moto_endpoint, local_stack.region),
-        kinesis=None,
-        s3=s3,
-        duckdb=lambda since: archive_views.connect(seeded.location, s3, since=since, enrich=False),
-        reports=lambda since: archive_views.connect(
-            seeded.location, s3, since=since, raw_views=False
-        ),
+    sources = seeded.sources(
+        aws.local_client("dynamodb", local_stack.moto_endpoint, local_stack.region)
     )
     dashboard = Dashboard(sources, DashboardSettings(), clock=lambda: START + timedelta(days=1))
     client = TestClient(create_app(dashboard, token=None), base_url="http://127.0.0.1:8050")
@@ -671,15 +672,7 @@ def test_the_dashboards_funnel_paths_and_retention_api_answer_as_the_commands_do
     from insights.goals import parse_goal
 
     s3 = seeded.s3
-    sources = Sources(
-        stream_name="unused", page_stats_table="unused", alerts_table=None,
-        lease_table="unused", archive_bucket=seeded.location.bucket, dynamodb=None,
-        kinesis=None, s3=s3,
-        duckdb=lambda since: archive_views.connect(seeded.location, s3, since=since, enrich=False),
-        reports=lambda since: archive_views.connect(
-            seeded.location, s3, since=since, raw_views=False
-        ),
-    )  # fmt: skip
+    sources = seeded.sources()
     now = START + timedelta(days=1)
     dashboard = Dashboard(sources, DashboardSettings(), clock=lambda: now)
     client = TestClient(create_app(dashboard, token=None), base_url="http://127.0.0.1:8050")
@@ -863,15 +856,7 @@ def test_the_site_owners_view_shows_the_saved_goals(seeded: Seeded) -> None:
     from tests.support.browser import headless_chromium
 
     s3 = seeded.s3
-    sources = Sources(
-        stream_name="unused", page_stats_table="unused", alerts_table=None,
-        lease_table="unused", archive_bucket=seeded.location.bucket, dynamodb=None,
-        kinesis=None, s3=s3,
-        duckdb=lambda since: archive_views.connect(seeded.location, s3, since=since, enrich=False),
-        reports=lambda since: archive_views.connect(
-            seeded.location, s3, since=since, raw_views=False
-        ),
-    )  # fmt: skip
+    sources = seeded.sources()
     visits = truth.visits_of(seeded.events, judged_sessions(seeded))
     day = truth.in_range(visits, DAY.start, DAY.end, bots=False)
     expected = {
@@ -928,16 +913,7 @@ def test_the_site_owners_view_draws_the_funnel_its_drop_offs_the_paths_and_reten
     from clickstream.tools.bench_reports import serving
     from tests.support.browser import ARTIFACTS, headless_chromium
 
-    s3 = seeded.s3
-    sources = Sources(
-        stream_name="unused", page_stats_table="unused", alerts_table=None,
-        lease_table="unused", archive_bucket=seeded.location.bucket, dynamodb=None,
-        kinesis=None, s3=s3,
-        duckdb=lambda since: archive_views.connect(seeded.location, s3, since=since, enrich=False),
-        reports=lambda since: archive_views.connect(
-            seeded.location, s3, since=since, raw_views=False
-        ),
-    )  # fmt: skip
+    sources = seeded.sources()
     dashboard = Dashboard(sources, DashboardSettings(), clock=lambda: START + timedelta(days=1))
     day = [("from", "2026-11-21"), ("to", "2026-11-21"), ("tz", "Asia/Kolkata")]
     steps = [("step", "/pricing"), ("step", "event:add_to_cart"), ("step", "/checkout")]
