@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
@@ -47,6 +47,15 @@ from insights.lake_store import LakeStore
 from insights.sql import open_duckdb, quote, run_once
 
 log = get_logger(component="forget")
+
+
+PREVIOUS_ID: Final = (
+    "CASE WHEN type = 'custom' AND properties LIKE '%alias%' "
+    "AND json_extract_string(properties, '$.call') = 'alias' "
+    "THEN json_extract_string(properties, '$.previousId') END"
+)
+"""An `alias` call's previous id (a custom event's properties, as the collector keeps the
+SDKs' call): the person's too, whichever of their sessions sent it."""
 
 
 @dataclass
@@ -193,8 +202,9 @@ class Forgetter:
     def find_sessions(self, person: Person, since: datetime | None) -> Found:
         """Every session in which one of the person's ids appears, in the raw archive or the
         lake (`events`), from `since`'s hour when given; and every id of theirs those
-        sessions show (the anonymous id a user had before logging in, and so on), followed
-        until nothing new turns up."""
+        sessions show (the anonymous id a user had before logging in, the id an `alias`
+        call named as the person's previous one, and so on: the person map's links,
+        `insights.sessions_sql.identities_select`), followed until nothing new turns up."""
         users, anonymous = set(person.user_ids), set(person.anonymous_ids)
         sessions = set(person.session_ids)
         for _ in range(MAX_ID_ROUNDS):
@@ -204,16 +214,21 @@ class Forgetter:
                     ("user_id", users),
                     ("anonymous_id", anonymous),
                     ("session_id", sessions),
+                    (PREVIOUS_ID, users | anonymous),
                 )
                 if values
             ]
             # Quoted literals only.
-            query = "SELECT DISTINCT session_id, user_id, anonymous_id FROM events WHERE ("
-            query += " OR ".join(conditions) + ")" + _since(since)
+            query = (
+                f"SELECT DISTINCT session_id, user_id, anonymous_id, {PREVIOUS_ID} "  # noqa: S608
+                "FROM events WHERE (" + " OR ".join(conditions) + ")" + _since(since)
+            )
             rows = self._query(query, since)
             found = {str(row[0]) for row in rows}
             more_users = {str(row[1]) for row in rows if row[1]}
+            more_users |= {str(row[3]) for row in rows if row[3]}
             more_anonymous = {str(row[2]) for row in rows if row[2]}
+            more_anonymous |= {str(row[3]) for row in rows if row[3]}
             if found <= sessions and more_users <= users and more_anonymous <= anonymous:
                 break
             sessions |= found

@@ -111,15 +111,21 @@ PERSON_COLUMNS: Final = (
 
 
 def persons_select(sessions: str = "sessions", identities: str = IDENTITIES) -> str:
-    """`persons`: each person known by a user id, the anonymous ids it joins, when first and
-    last seen."""
+    """`persons`: each person known by a user id, the ids it joins (its devices' anonymous
+    ids, and the user ids an `alias` call named as its previous ones), when first and last
+    seen."""
+    mine = (
+        f"SELECT {person_of()} AS person_id, s.anonymous_id, s.user_id, s.started_at, "  # noqa: S608
+        f"s.ended_at FROM {with_people(sessions, identities)} "
+        "WHERE s.user_id IS NOT NULL OR a.person IS NOT NULL"
+    )
     return (
-        f"SELECT {person_of()} AS person_id, "  # noqa: S608
-        "array_agg(DISTINCT s.anonymous_id) FILTER (WHERE s.anonymous_id IS NOT NULL) AS ids, "
-        "min(s.started_at) AS first_seen, max(s.ended_at) AS last_seen "
-        f"FROM {with_people(sessions, identities)} "
-        "WHERE s.user_id IS NOT NULL OR a.person IS NOT NULL "
-        f"GROUP BY {person_of()}"
+        "SELECT person_id, array_agg(DISTINCT id) FILTER (WHERE id IS NOT NULL "  # noqa: S608
+        "AND id <> person_id) AS ids, min(started_at) AS first_seen, "
+        "max(ended_at) AS last_seen FROM ("
+        f"SELECT person_id, anonymous_id AS id, started_at, ended_at FROM ({mine}) AS m "
+        f"UNION ALL SELECT person_id, user_id, started_at, ended_at FROM ({mine}) AS m"
+        ") AS joined GROUP BY person_id"
     )
 
 

@@ -24,7 +24,13 @@ import httpx
 import pytest
 
 from clickstream.kernel import aws
-from clickstream.kernel.events import ClickEvent, DeadLetterReason, InvalidEvent, decode_event
+from clickstream.kernel.events import (
+    ClickEvent,
+    DeadLetterReason,
+    EventType,
+    InvalidEvent,
+    decode_event,
+)
 from clickstream.local.stack import LocalStackState
 from clickstream.stores.alerts import Alert, Rule
 from clickstream.stores.archive_layout import verdict_key
@@ -82,6 +88,11 @@ class World:
                 return sessions
             sessions = found
             users |= {e.user_id for e in self.events if e.session_id in found and e.user_id}
+            users |= {
+                str((e.properties or {}).get("previousId"))
+                for e in self.events
+                if e.session_id in found and (e.properties or {}).get("call") == "alias"
+            }
             anonymous |= {e.anonymous_id for e in self.events if e.session_id in found}
 
     def counted(self) -> Counter[str]:
@@ -117,6 +128,9 @@ class World:
         if s3_endpoint:
             env["AWS_ENDPOINT_URL_S3"] = s3_endpoint
         return env
+
+
+OLD_USER_ID = "u-old-handle-of-the-person"
 
 
 def every_byte(world: World) -> list[tuple[str, bytes]]:
@@ -174,6 +188,30 @@ def world(local_stack: LocalStackState) -> World:
         for n, (session, user) in enumerate(
             (("s-laptop-anonymous", None), ("s-laptop-login", person.user_id))
         )
+    ]
+    # And an account the person had before, under another user id on another device, which
+    # the login's `alias` call names as the person's previous id (Segment's alias).
+    laptop += [
+        person.model_copy(
+            update={
+                "event_id": "old-account-1",
+                "session_id": "s-old-account",
+                "anonymous_id": "a-old-device-of-the-person",
+                "user_id": OLD_USER_ID,
+                "timestamp": datetime(2026, 11, 20, 10, 5, tzinfo=UTC),
+            }
+        ),
+        person.model_copy(
+            update={
+                "event_id": "laptop-alias",
+                "session_id": "s-laptop-login",
+                "anonymous_id": "a-laptop-of-the-person",
+                "user_id": person.user_id,
+                "type": EventType.CUSTOM,
+                "properties": {"call": "alias", "previousId": OLD_USER_ID},
+                "timestamp": datetime(2026, 11, 20, 10, 22, tzinfo=UTC),
+            }
+        ),
     ]
     put_objects(
         s3,
@@ -275,7 +313,8 @@ def test_forget_removes_the_person_from_every_store_and_nothing_else(world: Worl
     reading.close()
     assert "a-laptop-of-the-person" in persons[0][0]
     assert world.person.anonymous_id in persons[0][0]
-    assert {"s-laptop-anonymous", "s-laptop-login"} <= world.sessions_of_person()
+    assert OLD_USER_ID in persons[0][0]  # the alias's previous id
+    assert {"s-laptop-anonymous", "s-laptop-login", "s-old-account"} <= (world.sessions_of_person())
     before = world.counted()
     process = world.forget()
     output, errors = process.communicate(timeout=300)
