@@ -7,6 +7,9 @@
  * browser signals Global Privacy Control). window.clickstream.optOut() / optIn() remember the
  * visitor's choice in localStorage; track(name, properties) sends a custom event.
  *
+ * Each click names the element meant (selector, visible text, link or button) and whether it
+ * was dead (nothing happened within a second); each page view, when left, its deepest scroll.
+ *
  * Events follow the collector's contract; each has an event_id made here, so a batch sent
  * again after a failure carries the same ids and the pipeline counts it once.
  */
@@ -59,17 +62,68 @@
     return saved.id;
   }
 
-  /* A short CSS-like path of the clicked element: tag#id or tag.class, at most 3 levels. */
+  /* What a click was on (docs/collector.md, "What the tracker records"): the element the
+   * visitor meant (the closest link, button or named element), a selector for it that stays
+   * the same across visits and builds (an id, a data-cs or data-testid attribute, else a
+   * short tag.class path without the class names CSS-in-JS tools generate), its visible text
+   * (never a form field's value), and whether it is a link or a button. */
+  var MEANT = "a[href],button,[role=button],[role=link],input[type=submit],input[type=button]," +
+    "summary,[data-cs],[data-testid]";
+  var GENERATED_CLASS = /^(css|sc|jsx|svelte|emotion|styled)-|__[A-Za-z0-9_-]{5,}$|^_[A-Za-z0-9]{5,}$|\d{3,}/;
+  var GENERATED_ID = /^[:\d]|:|\d{3,}|^(ember|react|radix|headlessui|mui)[-_:]?/i;
+  var FORM_FIELD = /^(input|textarea|select|option)$/i;
+
+  function meant(el) {
+    var found = el && el.closest ? el.closest(MEANT) : null;
+    return found || el;
+  }
+
+  function attribute(name, value) { return "[" + name + "=\"" + value.replace(/["\\]/g, "\\$&") + "\"]"; }
+
+  function named(el) {
+    var tag = el.tagName.toLowerCase();
+    var mark = el.getAttribute("data-cs");
+    if (mark) return tag + attribute("data-cs", mark);
+    mark = el.getAttribute("data-testid");
+    if (mark) return tag + attribute("data-testid", mark);
+    if (el.id && !GENERATED_ID.test(el.id)) return tag + "#" + el.id;
+    return null;
+  }
+
   function selector(el) {
     var parts = [];
-    while (el && el.nodeType === 1 && parts.length < 3) {
-      var part = el.tagName.toLowerCase();
-      if (el.id) { parts.unshift(part + "#" + el.id); break; }
-      var cls = (typeof el.className === "string" ? el.className : "").trim().split(/\s+/)[0];
-      parts.unshift(cls ? part + "." + cls : part);
+    while (el && el.nodeType === 1 && parts.length < 3 && !/^(body|html)$/i.test(el.tagName)) {
+      var name = named(el);
+      if (name) { parts.unshift(name); break; }
+      var classes = (typeof el.className === "string" ? el.className : "").trim().split(/\s+/)
+        .filter(function (c) { return c && !GENERATED_CLASS.test(c); }).slice(0, 2);
+      parts.unshift(el.tagName.toLowerCase() + classes.map(function (c) { return "." + c; }).join(""));
       el = el.parentElement;
     }
-    return parts.join(" > ").slice(0, 200);
+    return (parts.join(" > ") || "body").slice(0, 200);
+  }
+
+  /* The text a visitor sees on the element, at most 64 characters: its aria-label, else its
+   * text nodes, skipping form fields and editable regions (what a visitor typed is theirs). */
+  function visibleText(el) {
+    var label = el.getAttribute("aria-label");
+    if (label) return label.replace(/\s+/g, " ").trim().slice(0, 64);
+    if (FORM_FIELD.test(el.tagName)) return "";
+    var text = "";
+    (function walk(node) {
+      for (var child = node.firstChild; child && text.length < 200; child = child.nextSibling) {
+        if (child.nodeType === 3) text += " " + child.nodeValue;
+        else if (child.nodeType === 1 && !FORM_FIELD.test(child.tagName) &&
+          !/^(script|style|noscript)$/i.test(child.tagName) && !child.isContentEditable) walk(child);
+      }
+    })(el);
+    return text.replace(/\s+/g, " ").trim().slice(0, 64);
+  }
+
+  function kindOf(el) {
+    if (el.closest && el.closest("a[href],[role=link]")) return "link";
+    if (el.closest && el.closest("button,[role=button],input[type=submit],input[type=button]")) return "button";
+    return "other";
   }
 
   var queue = [], sending = false, backoffMs = 0, timer = null;
@@ -79,9 +133,23 @@
   function page() { return location.pathname + location.search; }
 
   function record(type, extra) {
-    if (optedOut()) return;
+    var event = make(type, extra);
+    if (event) push(event);
+    return event;
+  }
+
+  function push(event) {
+    queue.push(event);
+    if (queue.length > MAX_QUEUE) queue.splice(0, queue.length - MAX_QUEUE);
+    if (queue.length >= MAX_BATCH) flush();
+  }
+
+  function make(type, extra) {
+    if (optedOut()) return null;
     var event = {
-      event_id: uuid(), type: type, session_id: sessionId(), anonymous_id: anonymousId(),
+      /* An event of an earlier page view (its depth, sent as it is left) keeps that view's
+         session: leaving a tab idle for an hour starts no session of its own. */
+      event_id: uuid(), type: type, session_id: extra.session_id || sessionId(), anonymous_id: anonymousId(),
       page: page(), timestamp: new Date().toISOString(),
       viewport_width: Math.max(1, w.innerWidth), viewport_height: Math.max(1, w.innerHeight)
     };
@@ -89,9 +157,7 @@
     if (user) event.user_id = user;
     if (d.referrer) event.referrer = d.referrer;
     for (var k in extra) event[k] = extra[k];
-    queue.push(event);
-    if (queue.length > MAX_QUEUE) queue.splice(0, queue.length - MAX_QUEUE);
-    if (queue.length >= MAX_BATCH) flush();
+    return event;
   }
 
   function body(batch) {
@@ -135,6 +201,8 @@
   /* The page is going away: hand what is queued to the browser with sendBeacon. If the browser
    * refuses it, keep it for this tab's next page, which sends it (same ids) again. */
   function leave() {
+    navigated(); /* the page is being left */
+    reportDepth();
     if (!queue.length || !writeKey) return;
     var left = [];
     while (queue.length) {
@@ -145,14 +213,38 @@
     if (left.length) put(session, PENDING, JSON.stringify(left.slice(-MAX_QUEUE)));
   }
 
-  var depths = {}, lastPage = null;
+  /* Scroll depth: the deepest a page view was scrolled, as a share of the document's height
+   * (the bottom of the viewport over the page's height), reported once when the page is left
+   * (or hidden, or replaced by a single-page-app navigation), naming its page view. */
+  var depths = {}, lastPage = null, view = null, deepest = 0, depthReported = true;
+  function depthNow() {
+    var doc = d.documentElement;
+    return Math.min(1, (w.scrollY + w.innerHeight) / Math.max(1, doc.scrollHeight, w.innerHeight));
+  }
+  function reportDepth() {
+    if (depthReported || !view) return;
+    depthReported = true;
+    deepest = Math.max(deepest, depthNow());
+    record("scroll", {
+      x: 0, y: Math.round(deepest * d.documentElement.scrollHeight), page: view.page,
+      session_id: view.session_id,
+      properties: { max_depth: Math.round(deepest * 1000) / 1000, view: view.event_id }
+    });
+  }
+
   function pageView() {
     if (page() === lastPage) return;
+    navigated();
+    reportDepth();
     lastPage = page(); depths = {};
-    record("page_view", {});
+    view = record("page_view", {});
+    deepest = 0; depthReported = !view;
+    if (view) deepest = depthNow();
   }
 
   function onScroll() {
+    deepest = Math.max(deepest, depthNow());
+    depthReported = depthReported && !view;
     var doc = d.documentElement, bottom = w.scrollY + w.innerHeight;
     var percent = Math.min(100, Math.round(100 * bottom / Math.max(1, doc.scrollHeight)));
     [25, 50, 75, 100].forEach(function (mark) {
@@ -163,12 +255,57 @@
     });
   }
 
-  d.addEventListener("click", function (e) {
-    record("click", {
-      x: Math.max(0, Math.round(e.pageX)), y: Math.max(0, Math.round(e.pageY)),
-      properties: { selector: selector(e.target) }
+  /* Dead clicks: a click after which, for a second, nothing happens: no navigation (the page
+   * left, a history or hash change), no change to the document (a mutation anywhere) and no
+   * focus moving. The click is sent when that is known, `dead` true or false. Clicks on form
+   * fields, with a modifier key (a link opened elsewhere) or on a link to another window
+   * are not judged. */
+  var DEAD_AFTER_MS = 1000, pending = [];
+  function settle(click, dead) {
+    var index = pending.indexOf(click);
+    if (index < 0) return;
+    pending.splice(index, 1);
+    clearTimeout(click.timer);
+    if (click.observer) click.observer.disconnect();
+    d.removeEventListener("focusin", click.onFocus, true);
+    if (click.judged) click.event.properties.dead = dead;
+    push(click.event);
+  }
+  /* A navigation (the page left, a history or hash change) is the latest click's doing; the
+     clicks before it had less than their second to show anything: sent unjudged. */
+  function navigated() {
+    var clicks = pending.slice();
+    clicks.forEach(function (click, index) {
+      if (index < clicks.length - 1) click.judged = false;
+      settle(click, false);
     });
+  }
+
+  d.addEventListener("click", function (e) {
+    var target = meant(e.target);
+    var event = make("click", {
+      x: Math.max(0, Math.round(e.pageX)), y: Math.max(0, Math.round(e.pageY)),
+      properties: { selector: selector(target), text: visibleText(target), kind: kindOf(target) }
+    });
+    if (!event) return;
+    var link = target.closest ? target.closest("a[href]") : null;
+    var judged = !FORM_FIELD.test(target.tagName) && !target.isContentEditable &&
+      !e.ctrlKey && !e.metaKey && !e.shiftKey && !e.altKey &&
+      !(link && link.target && link.target !== "_self");
+    /* Each click watched on its own: four clicks on a button that does nothing are four
+       dead clicks (and a rage click), not three settled by the next. */
+    var click = { event: event, judged: judged, observer: null, timer: null, onFocus: null };
+    var alive = function () { settle(click, false); };
+    click.onFocus = alive;
+    if (w.MutationObserver) {
+      click.observer = new MutationObserver(alive);
+      click.observer.observe(d.documentElement, { subtree: true, childList: true, attributes: true, characterData: true });
+    }
+    d.addEventListener("focusin", alive, true);
+    click.timer = setTimeout(function () { settle(click, true); }, DEAD_AFTER_MS);
+    pending.push(click);
   }, true);
+  w.addEventListener("hashchange", navigated);
   w.addEventListener("scroll", onScroll, { passive: true });
   ["pushState", "replaceState"].forEach(function (name) {
     var original = history[name];

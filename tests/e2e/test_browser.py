@@ -99,7 +99,7 @@ def test_a_browser_session_is_counted_exactly_and_its_clicks_archived_with_coord
                         for r in read_stream(_kinesis(e2e), stream)
                         if r.partition_key == session_id
                     ]
-                    if len(mine) >= 7 or time.monotonic() > deadline:
+                    if len(mine) >= 9 or time.monotonic() > deadline:
                         break
                     time.sleep(0.5)
             kinds = Counter(json.loads(r.data)["type"] for r in mine)
@@ -111,7 +111,8 @@ def test_a_browser_session_is_counted_exactly_and_its_clicks_archived_with_coord
             # AND each official SDK sends a session through the same collector, the first
             # answer to Segment's Python SDK and to analytics.js a 503 (each sends again)
             sdk_errors = _send_with_the_sdks(collector.url, tmp_path / "sdk-site")
-        assert kinds == {"page_view": 2, "click": 3, "scroll": 2}, (
+        # (two scroll marks, 25 % and 50 %, and each page view's depth as it was left)
+        assert kinds == {"page_view": 2, "click": 3, "scroll": 4}, (
             f"{kinds}; session {session_id}; collector answered {requests} requests; "
             f"the stream holds {seen[:20]}"
         )
@@ -124,7 +125,7 @@ def test_a_browser_session_is_counted_exactly_and_its_clicks_archived_with_coord
     result = clickstream("query", "session", session_id, "--json")
     assert result.returncode == 0, result.stderr.decode()
     counted = json.loads(result.stdout)
-    assert counted["events"] == 7, counted
+    assert counted["events"] == 9, counted
     assert counted["page_views"] == 2, counted
     assert counted["clicks"] == 3, counted
     # AND each SDK's session was counted once, the retried ones included
@@ -142,6 +143,14 @@ def test_a_browser_session_is_counted_exactly_and_its_clicks_archived_with_coord
     assert {c["page"] for c in clicks} == {"/shop/"}
     buy = next(c for c in clicks if (c["x"], c["y"]) == (100, 200))
     assert buy["properties"]["selector"] == "button#buy"
+    assert (buy["properties"]["text"], buy["properties"]["kind"]) == ("Buy", "button")
+    # AND each page view's deepest scroll, the viewport's bottom at 1,600 of 3,000 px
+    depths = sorted(
+        (e["page"], e["properties"]["max_depth"])
+        for e in archived
+        if e["session_id"] == session_id and "max_depth" in (e.get("properties") or {})
+    )
+    assert depths == [("/shop/", 0.533), ("/shop/cart", 0.533)], depths
     assert buy["viewport_width"] > 0
 
 

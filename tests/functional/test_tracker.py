@@ -80,8 +80,12 @@ def test_a_batch_the_collector_could_not_take_is_sent_again_with_the_same_ids(
         # GIVEN a stream that refuses everything: the collector answers 503
         driver.get(f"{origin}/index.html")
         driver.find_element("id", "b").click()
-        time.sleep(3)  # the tracker's flushes get 503s and keep the batch
-        assert proxy.failed_entries, "the tracker never sent"
+        # the tracker's flushes get 503s and keep the batch (the click joins it once its
+        # second is over: whether it was dead)
+        deadline = time.monotonic() + 20
+        while {json.loads(d)["type"] for d in proxy.failed_entries} != {"click", "page_view"}:
+            assert time.monotonic() < deadline, "the tracker never sent both"
+            time.sleep(0.2)
         refused_ids = {json.loads(d)["event_id"] for d in proxy.failed_entries}
         assert events_of(local_stack, stream) == []
         # WHEN the stream recovers
@@ -111,11 +115,13 @@ def test_identify_puts_the_user_id_on_every_later_event_until_reset(
         driver.execute_script("clickstream.reset()")
         driver.get(f"{origin}/index.html")
         driver.execute_script("clickstream.flush()")
-        sent = wait_for(local_stack, stream, 4)
+        sent = wait_for(local_stack, stream, 5)
     # THEN the events before carry no user id, the identify and the click carry it beside the
     # same anonymous id, and after the reset a new anonymous id and none (the stream's
-    # shards give them in no particular order)
-    assert sorted(e["type"] for e in sent) == ["click", "custom", "page_view", "page_view"]
+    # shards give them in no particular order; the first page's scroll depth as it is left)
+    assert sorted(e["type"] for e in sent) == [
+        "click", "custom", "page_view", "page_view", "scroll",
+    ]  # fmt: skip
     (identify,) = [e for e in sent if e["type"] == "custom"]
     (click,) = [e for e in sent if e["type"] == "click"]
     views = [e for e in sent if e["type"] == "page_view"]
@@ -187,6 +193,89 @@ def test_a_session_is_renewed_after_thirty_idle_minutes(
         renewed = driver.execute_script(
             "return JSON.parse(sessionStorage['clickstream:session']).id"
         )
-        stored = wait_for(local_stack, stream, 3)
+        stored = wait_for(local_stack, stream, 5)
     assert renewed != first
-    assert sorted(e["session_id"] for e in stored) == sorted([first, first, renewed])
+    views = [e["session_id"] for e in stored if e["type"] == "page_view"]
+    assert sorted(views) == sorted([first, first, renewed])
+    # (each page left sends its scroll depth in its own view's session, the idle one too)
+    assert [e["session_id"] for e in stored if e["type"] == "scroll"] == [first, first]
+
+
+ELEMENTS_PAGE = """<!doctype html><html><head><meta charset="utf-8"></head>
+<body style="margin:0;height:4000px">
+<nav class="menu css-1q2w3e"><button id="save" class="Button_primary__3xYz1">Save</button></nav>
+<button data-testid="buy" id="ember1234" class="sc-AxjAm btn">Buy <b>now</b></button>
+<div class="card"><span class="price">10 EUR</span></div>
+<a id="jump" href="#below">Jump down</a>
+<input id="email" value="me@example.com">
+<button id=":r1:" data-cs="checkout">Checkout <textarea>secret note</textarea></button>
+<p id="status"></p>
+<script>
+document.getElementById("save").addEventListener("click", function () {{
+  document.getElementById("status").textContent = "saved";  // the page answers: alive
+}});
+document.querySelector("[data-cs=checkout]").addEventListener("click", function () {{
+  document.getElementById("email").focus();  // focus moves: alive
+}});
+</script>
+<script src="{collector}/clickstream.js" data-write-key="{key}" data-flush-ms="500"></script>
+</body></html>"""
+
+
+def test_clicks_name_their_element_and_whether_they_were_dead_and_views_their_depth(
+    local_stack: LocalStackState, site: tuple[Path, str], tmp_path: Path
+) -> None:
+    root, origin = site
+    stream = new_stream(local_stack)
+    with (
+        running_collector(local_stack, stream, tmp_path, allowed_origins="*") as collector,
+        headless_chromium(1000, 800) as driver,
+    ):
+        (root / "index.html").write_text(
+            ELEMENTS_PAGE.format(collector=collector.url, key=WRITE_KEYS[0])
+        )
+        # GIVEN a page whose elements do something, nothing, or move the focus
+        driver.get(f"{origin}/index.html")
+        # WHEN a visitor clicks each (a second apart: each click is judged over its second)
+        for target in (
+            "#save", "[data-testid=buy] b", ".price", "[data-cs=checkout]", "#email", "#jump",
+        ):  # fmt: skip
+            driver.find_element("css selector", target).click()
+            time.sleep(1.3)
+        # AND clicks the dead button four times at once (a rage click)
+        buy = driver.find_element("css selector", "[data-testid=buy]")
+        for _ in range(4):
+            buy.click()
+        time.sleep(1.3)
+        # AND scrolls the viewport's bottom to 3,000 of 4,000 px, back up, and leaves
+        driver.execute_script("window.scrollTo(0, 3000 - window.innerHeight)")
+        time.sleep(0.3)
+        driver.execute_script("window.scrollTo(0, 0)")
+        time.sleep(0.3)
+        driver.get("about:blank")
+        sent = wait_for(local_stack, stream, 12)
+    clicks = sorted((e for e in sent if e["type"] == "click"), key=lambda e: e["timestamp"])
+    found = [
+        (c["properties"]["selector"], c["properties"]["text"], c["properties"]["kind"],
+         c["properties"].get("dead"))
+        for c in clicks
+    ]  # fmt: skip
+    # THEN each names the element meant, stably: an id, a data attribute (before a generated
+    # id), a short path without generated class names; its visible text, never a field's
+    # value or a textarea's; dead when nothing happened within the second, unjudged on a field
+    assert found == [
+        ("button#save", "Save", "button", False),
+        ('button[data-testid="buy"]', "Buy now", "button", True),
+        ("div.card > span.price", "10 EUR", "other", True),
+        ('button[data-cs="checkout"]', "Checkout", "button", False),
+        ("input#email", "", "other", None),
+        ("a#jump", "Jump down", "link", False),  # the hash changed
+        *[('button[data-testid="buy"]', "Buy now", "button", True)] * 4,
+    ]
+    assert "me@example.com" not in json.dumps(sent)
+    assert "secret note" not in json.dumps(sent)
+    # AND the page view's deepest scroll as it was left: 3,000 of 4,000 px, not where it ended
+    (depth,) = [e for e in sent if "max_depth" in (e.get("properties") or {})]
+    (view,) = [e for e in sent if e["type"] == "page_view"]
+    assert depth["properties"] == {"max_depth": 0.75, "view": view["event_id"]}
+    assert depth["page"] == view["page"]
