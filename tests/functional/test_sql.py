@@ -331,3 +331,89 @@ def test_rage_clicks_are_found_where_a_session_made_them_and_nowhere_else(
     assert report["png"] == str(png)
     assert png.read_bytes().startswith(b"\x89PNG")
     assert sum(c["clicks"] for c in report["width_classes"]["large"]) >= 4
+
+
+def test_heatmap_elements_and_scroll_count_what_the_tracker_sent(
+    local_stack: LocalStackState,
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from clickstream.kernel.events import EventType
+    from clickstream.stores.positions import Position
+    from consumer.core.batch import archive_objects
+    from consumer.core.positioned import PositionedEvent
+
+    s3 = aws.local_client("s3", local_stack.moto_endpoint, local_stack.region)
+    bucket = f"sqlelements-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    at = START + timedelta(minutes=5)
+    events: list[ClickEvent] = []
+
+    def sent(session: str, kind: EventType, width: int, **extra: object) -> None:
+        events.append(
+            ClickEvent(
+                event_id=f"{session}-{len(events)}", type=kind, session_id=session,
+                page="/shop?ref=mail", timestamp=at + timedelta(seconds=len(events)),
+                viewport_width=width, **extra,  # type: ignore[arg-type]
+            )
+        )  # fmt: skip
+
+    def click(session: str, width: int, selector: str, text: str, dead: bool | None) -> None:
+        named: dict[str, object] = {"selector": selector, "text": text, "kind": "button"}
+        if dead is not None:
+            named["dead"] = dead
+        sent(session, EventType.CLICK, width, x=10, y=10, properties=named)
+
+    # GIVEN four visits of /shop, two on phones, as the tracker sends them: clicks on named
+    # elements (some dead), and each page view's depth as it was left
+    for session, width, depth in (("v1", 1400, 0.95), ("v2", 1400, 0.4), ("v3", 390, 1.0),
+                                  ("v4", 390, 0.25)):  # fmt: skip
+        sent(session, EventType.PAGE_VIEW, width)
+        sent(session, EventType.SCROLL, width, x=0, y=100,
+             properties={"max_depth": depth, "view": f"{session}-view"})  # fmt: skip
+    click("v1", 1400, "button#buy", "Buy", False)
+    click("v2", 1400, "button#buy", "Buy", True)
+    click("v3", 390, "button#buy", "Buy", False)
+    click("v3", 390, "div.card > span.price", "10 EUR", True)
+    click("v4", 390, "input#email", "", None)
+    positioned = [
+        PositionedEvent(Position(n), e, e.to_record(), e.session_id)
+        for n, e in enumerate(events, 1)
+    ]
+    for item in archive_objects("shardId-000000000001", positioned, []):
+        s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)
+    env = {**os.environ, **local_stack.environment(), "CLICKSTREAM_ARCHIVE_BUCKET": bucket}
+
+    def heatmap(*flags: str) -> dict[str, object]:
+        result = subprocess.run(
+            [sys.executable, "-m", "clickstream.cli", "heatmap", "/shop?ref=mail", "--since",
+             START.replace(minute=0).isoformat(), *flags, "--json"],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        found: dict[str, object] = json.loads(result.stdout)
+        return found
+
+    # WHEN `heatmap --elements` reads the archive
+    found = heatmap("--elements")
+    # THEN each element's clicks, visits, share of the page's four visits, dead clicks
+    assert found["visits"] == 4
+    assert found["elements"] == [
+        {"selector": "button#buy", "text": "Buy", "clicks": 3, "visits": 3,
+         "visit_share": 0.75, "rage_clicks": 0, "dead_clicks": 1},
+        {"selector": "div.card > span.price", "text": "10 EUR", "clicks": 1, "visits": 1,
+         "visit_share": 0.25, "rage_clicks": 0, "dead_clicks": 1},
+        {"selector": "input#email", "text": "", "clicks": 1, "visits": 1,
+         "visit_share": 0.25, "rage_clicks": 0, "dead_clicks": 0},
+    ]  # fmt: skip
+    # AND `--scroll` the share reaching each tenth, per viewport class
+    classes = heatmap("--scroll")["width_classes"]
+    assert isinstance(classes, dict)
+    assert classes["large"]["visits"] == classes["small"]["visits"] == 2
+    assert classes["large"]["reached"]["50%"] == 0.5  # v1's 95 %, not v2's 40 %
+    assert classes["large"]["reached"]["100%"] == 0.0
+    assert classes["small"]["reached"]["30%"] == 0.5  # v3's whole page, not v4's quarter
+    assert classes["small"]["reached"]["100%"] == 0.5
