@@ -58,6 +58,11 @@ def describe(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
+def _answer_key(kind: str, params: dict[str, list[str]]) -> tuple[Any, ...]:
+    """What a kept answer is kept by: its kind and its parameters, in any order."""
+    return (kind, *sorted((name, tuple(values)) for name, values in params.items()))
+
+
 def _in_daemon_thread(work: Callable[[], None]) -> None:
     threading.Thread(target=work, daemon=True).start()
 
@@ -401,12 +406,11 @@ class Dashboard:
         they are, for the caller to answer 400). The same request within the refresh
         interval is answered from the last result: every viewer of a view asks every few
         seconds, and a report reads the range's parts."""
-        key = ("report", *sorted((name, tuple(values)) for name, values in params.items()))
+        key = _answer_key("report", params)
         kept = self._kept_answer(key, self._settings.refresh_seconds)
         if kept is not None:
             return kept
-        asked = params if "tz" in params else {**params, "tz": [self._settings.site_time_zone]}
-        query, compare, panels = report.query_of(asked, self._clock())
+        query, compare, panels = report.query_of(self._in_site_zone(params), self._clock())
         since = report.reading_start(query, compare=compare).replace(
             minute=0, second=0, microsecond=0
         )
@@ -430,6 +434,10 @@ class Dashboard:
         self._keep_answer(key, answer)
         return answer
 
+    def _in_site_zone(self, params: dict[str, list[str]]) -> dict[str, list[str]]:
+        """A request's parameters, its days the site's zone's unless it names one."""
+        return params if "tz" in params else {**params, "tz": [self._settings.site_time_zone]}
+
     def _kept_answer(self, key: tuple[Any, ...], seconds: float) -> dict[str, Any] | None:
         with self._reports_lock:
             kept = self._reports.get(key)
@@ -448,11 +456,8 @@ class Dashboard:
         for the caller to answer 400), on the kept reading when it holds the range, as a
         report is; the answer kept for the kept reading's refresh interval (a live range's
         for the page's)."""
-        key = (kind, *sorted((name, tuple(values)) for name, values in params.items()))
-        asked_params = (
-            params if "tz" in params else {**params, "tz": [self._settings.site_time_zone]}
-        )
-        asked = flows.asked_of(kind, asked_params, self._clock())
+        key = _answer_key(kind, params)
+        asked = flows.asked_of(kind, self._in_site_zone(params), self._clock())
         kept = self._kept_answer(
             key,
             self._settings.refresh_seconds

@@ -23,11 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from clickstream.kernel.enrichment.useragent import agent_of
-from clickstream.kernel.pagekey import page_key
 from clickstream.kernel.timestamps import from_iso
-from insights import sql
-from insights.heatmap import Click, rage_clicks, width_class
+from insights.heatmap import Click, page_rows, rage_clicks, width_class
 
 TENTHS: Final = tuple(round(k / 10, 1) for k in range(1, 11))
 NO_SELECTOR: Final = "(not recorded)"
@@ -116,33 +113,9 @@ def _properties(value: Any) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def _page_rows(connection: Any, key: str, since: datetime, kind: str, extra: str) -> list[Any]:
-    """People's events of `kind` on the page `key` since `since` (SQL keeps a superset by the
-    key's path; the page key is checked here, as the consumer computes it)."""
-    path = key if key.startswith("/") else "/" + key.partition("/")[2]
-    prefix = path.partition("?")[0].partition("…~")[0][:64] or "/"
-    hour = since.replace(minute=0, second=0, microsecond=0)
-    query = (
-        # Numbers and quoted literals only.
-        f"SELECT session_id, timestamp, page, user_agent, viewport_width{extra} "  # noqa: S608
-        f"FROM events WHERE type = {sql.quote(kind)} "
-        "AND make_timestamp(year, month, day, hour, 0, 0) >= "
-        f"make_timestamp({hour.year}, {hour.month}, {hour.day}, {hour.hour}, 0, 0) "
-        f"AND strpos(page, {sql.quote(prefix)}) > 0"
-    )
-    _, rows = sql.run(connection, query)
-    return [
-        row
-        for row in rows
-        if not (row[3] and agent_of(row[3]).is_bot)
-        and page_key(row[2]) == key
-        and from_iso(row[1]) >= since
-    ]
-
-
 def element_clicks(connection: Any, key: str, since: datetime) -> list[ElementClick]:
     found = []
-    for session, at, page, _, width, x, y, properties in _page_rows(
+    for session, at, page, _, width, x, y, properties in page_rows(
         connection, key, since, "click", ", x, y, properties"
     ):
         named = _properties(properties)
@@ -160,9 +133,9 @@ def element_clicks(connection: Any, key: str, since: datetime) -> list[ElementCl
 
 def page_reads(connection: Any, key: str, since: datetime) -> tuple[int, list[DepthReport]]:
     """The visits that viewed the page since `since`, and its page views' depth reports."""
-    visits = {row[0] for row in _page_rows(connection, key, since, "page_view", "")}
+    visits = {row[0] for row in page_rows(connection, key, since, "page_view")}
     reports = []
-    for session, _, _, _, width, properties in _page_rows(
+    for session, _, _, _, width, properties in page_rows(
         connection, key, since, "scroll", ", properties"
     ):
         depth = _properties(properties).get("max_depth")

@@ -44,18 +44,17 @@ from insights.forget import (
     settle_left,
 )
 from insights.lake_store import LakeStore
+from insights.sessions_sql import is_alias, previous_id
 from insights.sql import open_duckdb, quote, run_once
 
 log = get_logger(component="forget")
 
 
 PREVIOUS_ID: Final = (
-    "CASE WHEN type = 'custom' AND properties LIKE '%alias%' "
-    "AND json_extract_string(properties, '$.call') = 'alias' "
-    "THEN json_extract_string(properties, '$.previousId') END"
+    f"CASE WHEN type = 'custom' AND {is_alias('properties')} THEN {previous_id('properties')} END"
 )
-"""An `alias` call's previous id (a custom event's properties, as the collector keeps the
-SDKs' call): the person's too, whichever of their sessions sent it."""
+"""An event's `alias` previous id (the person map's link, `insights.sessions_sql`): the
+person's too, whichever of their sessions sent it."""
 
 
 @dataclass

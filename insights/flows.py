@@ -26,7 +26,7 @@ import duckdb
 
 from insights import funnels, paths, report, retention
 from insights.goals import parse_goal
-from insights.report import RequestError
+from insights.report import RequestError, one_value, whole_number
 
 KINDS: Final = ("funnel", "paths", "retention")
 DIRECTIONS: Final = ("after", "before")
@@ -43,20 +43,6 @@ class Asked:
     """A range of an hour or less: its answer grows older fast."""
 
 
-def _one(params: dict[str, list[str]], name: str, default: str | None = None) -> str | None:
-    values = params.get(name) or []
-    if len(values) > 1:
-        raise RequestError(f"{name}: given more than once")
-    return values[0] if values else default
-
-
-def _whole(params: dict[str, list[str]], name: str, default: int, low: int, high: int) -> int:
-    text = _one(params, name) or str(default)
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise RequestError(f"{name}: a whole number from {low} to {high}")
-    return int(text)
-
-
 def asked_of(kind: str, params: dict[str, list[str]], now: datetime) -> Asked:
     """What a request of `kind` asks (its errors: `RequestError`, naming the parameter)."""
     if kind == "funnel":
@@ -71,11 +57,9 @@ def asked_of(kind: str, params: dict[str, list[str]], now: datetime) -> Asked:
 def _funnel(params: dict[str, list[str]], now: datetime) -> Asked:
     query, _, _ = report.query_of(params, now)
     steps = funnels.steps_of(params.get("step", []))
-    within = funnels.window_of(_one(params, "within", "1d") or "1d")
-    per = _one(params, "per", funnels.Per.VISIT)
-    if per not in {funnels.Per.VISIT, funnels.Per.PERSON}:
-        raise RequestError(f"per {per!r}: visit or person")
-    dropped = _one(params, "dropped")
+    within = funnels.window_of(one_value(params, "within") or "1d")
+    per = funnels.per_of(one_value(params, "per") or funnels.Per.VISIT, "per")
+    dropped = one_value(params, "dropped")
     since = report.reading_start(query, compare=False)
     if dropped is None:
         return Asked(
@@ -87,7 +71,7 @@ def _funnel(params: dict[str, list[str]], now: datetime) -> Asked:
         )
     if not dropped.isdigit():
         raise RequestError(f"dropped {dropped!r}: a step's number")
-    length = _whole(params, "steps", 3, 1, paths.MAX_STEPS)
+    length = whole_number(params, "steps", default=3, low=1, high=paths.MAX_STEPS)
     return Asked(
         since,
         lambda connection: funnels.dropped_paths_of(
@@ -99,15 +83,15 @@ def _funnel(params: dict[str, list[str]], now: datetime) -> Asked:
 
 def _paths(params: dict[str, list[str]], now: datetime) -> Asked:
     query, _, _ = report.query_of(params, now)
-    written = _one(params, "page")
+    written = one_value(params, "page")
     if not written:
         raise RequestError("page: which page's paths? (?page=/pricing)")
     page = parse_goal(written)
     paths.anchor_condition(page)  # an event is not a page: said now, before reading
-    direction = _one(params, "direction", "after")
+    direction = one_value(params, "direction") or "after"
     if direction not in DIRECTIONS:
         raise RequestError(f"direction {direction!r}: after or before")
-    steps = _whole(params, "steps", 3, 1, paths.MAX_STEPS)
+    steps = whole_number(params, "steps", default=3, low=1, high=paths.MAX_STEPS)
     return Asked(
         report.reading_start(query, compare=False),
         lambda connection: paths.paths_of(
@@ -120,9 +104,7 @@ def _paths(params: dict[str, list[str]], now: datetime) -> Asked:
 def _retention(params: dict[str, list[str]], now: datetime) -> Asked:
     ranged = any(name in params for name in ("since", "from", "to"))
     query, _, _ = report.query_of(params if ranged else {**params, "since": ["8w"]}, now)
-    cohort = _one(params, "cohort", "week") or "week"
-    if cohort not in retention.COHORTS:
-        raise RequestError(f"cohort {cohort!r}: day, week or month")
+    cohort = retention.cohort_of(one_value(params, "cohort") or "week", "cohort")
     whole = retention.widened(query, cohort)
     return Asked(
         report.reading_start(whole, compare=False),

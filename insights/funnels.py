@@ -34,7 +34,7 @@ import duckdb
 
 from insights.goals import Goal, like_pattern, parse_goal
 from insights.paths import MAX_STEPS as MAX_PATH_STEPS
-from insights.paths import shown
+from insights.paths import changed_select, shown
 from insights.report import Kind, Query, RequestError, use_visits, visits_select
 from insights.sessions_sql import CUSTOM_EVENTS, PAGE_VIEWS
 from insights.sql import quote
@@ -49,6 +49,13 @@ UNITS: Final = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": 
 class Per:
     VISIT = "visit"
     PERSON = "person"
+
+
+def per_of(text: str, name: str = "--per") -> str:
+    """What a funnel counts (`name`: the option or parameter that said it)."""
+    if text not in {Per.VISIT, Per.PERSON}:
+        raise RequestError(f"{name} {text!r}: visit or person")
+    return text
 
 
 def window_of(text: str) -> timedelta:
@@ -288,10 +295,7 @@ def dropped_paths_select(
         f"later AS (SELECT d.unit, e.page, e.event_time, e.event_id FROM dropped d "  # noqa: S608
         f"JOIN {visits} v ON {unit} = d.unit JOIN {PAGE_VIEWS} e "
         "ON e.session_id = v.session_id AND e.event_time > d.since)",
-        "changed AS (SELECT unit, page, row_number() OVER (PARTITION BY unit "
-        "ORDER BY event_time, event_id) AS n FROM (SELECT *, lag(page) OVER (PARTITION BY "
-        "unit ORDER BY event_time, event_id) AS before FROM later) "
-        "WHERE before IS NULL OR before <> page)",
+        f"changed AS ({changed_select('later', 'unit')})",
     ]
     columns = ", ".join(
         f"max(CASE WHEN c.n = {k} THEN c.page END) AS p{k}" for k in range(1, length + 1)

@@ -1,4 +1,5 @@
-"""Click heatmaps and rage clicks from the archive. Pure except `clicks_of_page`, which reads.
+"""Click heatmaps and rage clicks from the archive. Pure except `page_rows` and
+`clicks_of_page`, which read.
 
 Clicks are binned on a 16-pixel grid of document coordinates (what the tracker and the
 contract record: `x`, `y` from the page's top left), kept apart by viewport-width class, so
@@ -146,31 +147,45 @@ def rage_clicks(
     return sorted(found, key=lambda r: (r.started_at, r.session_id))
 
 
-def clicks_of_page(connection: Any, key: str, since: datetime) -> list[Click]:
-    """People's clicks in the archive whose page key is `key`, since `since`: partitions
-    before that hour are pruned, SQL keeps the pages whose text holds the key's path (a cheap
-    superset), and the key itself is checked here, as the consumer computes it; a bot's
-    clicks (by its user agent, `clickstream.kernel.enrichment`) are no one's heat."""
+def page_rows(
+    connection: Any, key: str, since: datetime, kind: str, columns: str = "", where: str = ""
+) -> list[tuple[Any, ...]]:
+    """People's events of type `kind` in the archive whose page key is `key`, since `since`:
+    (session_id, timestamp, page, user_agent, viewport_width, then `columns`), `where` an
+    extra condition. Partitions before that hour are pruned, SQL keeps the pages whose text
+    holds the key's path (a cheap superset), and the key itself is checked here, as the
+    consumer computes it; a bot's events (by its user agent,
+    `clickstream.kernel.enrichment`) are no one's."""
     path = key if key.startswith("/") else "/" + key.partition("/")[2]
     prefix = path.partition("?")[0].partition("…~")[0][:64] or "/"
     hour = since.replace(minute=0, second=0, microsecond=0)
     query = (
-        # Numbers and one quoted literal only.
-        "SELECT session_id, timestamp, x, y, viewport_width, page, user_agent "  # noqa: S608
-        "FROM events WHERE type = 'click' AND x IS NOT NULL AND y IS NOT NULL "
-        f"AND make_timestamp(year, month, day, hour, 0, 0) >= "
+        # Our own column names, numbers and quoted literals only.
+        f"SELECT session_id, timestamp, page, user_agent, viewport_width{columns} "  # noqa: S608
+        f"FROM events WHERE type = {sql.quote(kind)}{where} "
+        "AND make_timestamp(year, month, day, hour, 0, 0) >= "
         f"make_timestamp({hour.year}, {hour.month}, {hour.day}, {hour.hour}, 0, 0) "
         f"AND strpos(page, {sql.quote(prefix)}) > 0"
     )
     _, rows = sql.run(connection, query)
-    clicks = []
-    for session, at, x, y, width, page, agent in rows:
-        if agent and agent_of(agent).is_bot:
-            continue
-        moment = from_iso(at)
-        if page_key(page) == key and moment >= since:
-            clicks.append(Click(session, moment, x, y, width, page))
-    return clicks
+    return [
+        row
+        for row in rows
+        if not (row[3] and agent_of(row[3]).is_bot)
+        and page_key(row[2]) == key
+        and from_iso(row[1]) >= since
+    ]
+
+
+def clicks_of_page(connection: Any, key: str, since: datetime) -> list[Click]:
+    """People's clicks with coordinates on the page `key` since `since` (`page_rows`)."""
+    found = page_rows(
+        connection, key, since, "click", ", x, y", " AND x IS NOT NULL AND y IS NOT NULL"
+    )
+    return [
+        Click(session, from_iso(at), x, y, width, page)
+        for session, at, page, _, width, x, y in found
+    ]
 
 
 def rage_candidates(connection: Any, since: datetime) -> list[Click]:

@@ -39,6 +39,17 @@ def anchor_condition(page: Goal) -> str:
     return condition
 
 
+def changed_select(views: str, key: str) -> str:
+    """`views`' rows (each with `page`, `event_time`, `event_id`) numbered `n` in time order
+    per `key` (a visit, or a funnel's unit), a page viewed again at once counted once: only
+    the views whose page differs from the view before (or that come first) are kept."""
+    return (
+        f"SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY event_time, event_id) AS n "  # noqa: S608
+        f"FROM (SELECT *, lag(page) OVER (PARTITION BY {key} ORDER BY event_time, event_id) "
+        f"AS before FROM {views}) WHERE before IS NULL OR before <> page"
+    )
+
+
 def taken_ctes(page: Goal, *, steps: int, before: bool, visits: str = "visits") -> str:
     """`WITH … taken AS (…)`: per visit that viewed the page, `p1`…`pN`, the k-th page
     after the anchor (before it, with `before`), NULL where the visit ended (began) first."""
@@ -57,15 +68,9 @@ def taken_ctes(page: Goal, *, steps: int, before: bool, visits: str = "visits") 
         "SELECT e.session_id, e.event_time, e.event_id, e.page "  # noqa: S608
         f"FROM {PAGE_VIEWS} e JOIN firsts f ON f.session_id = e.session_id"
     )
-    # A page viewed again at once is one step: only the views whose page differs from the
-    # view before (or that come first) are kept, then numbered. A first view of the page
-    # is always kept (the view before it was of another page).
-    changed = (
-        "SELECT session_id, page, event_time, event_id, row_number() OVER (PARTITION BY "
-        "session_id ORDER BY event_time, event_id) AS n FROM (SELECT *, lag(page) OVER "
-        "(PARTITION BY session_id ORDER BY event_time, event_id) AS before FROM viewed) "
-        "WHERE before IS NULL OR before <> page"
-    )
+    # A page viewed again at once is one step. A first view of the page is always kept (the
+    # view before it was of another page).
+    changed = changed_select("viewed", "session_id")
     anchors = (
         "SELECT c.session_id, c.n AS anchor FROM changed c JOIN firsts f "
         "ON f.session_id = c.session_id AND f.event_time = c.event_time "

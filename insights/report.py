@@ -575,6 +575,24 @@ MAX_LISTED: Final = 16
 TRUE_WORDS: Final = frozenset({"1", "true", "yes", "on"})
 
 
+def one_value(params: dict[str, list[str]], name: str) -> str | None:
+    """A query parameter given at most once (the API's): its value, None when absent."""
+    values = params.get(name) or []
+    if len(values) > 1:
+        raise RequestError(f"{name}: given more than once")
+    return values[0] if values else None
+
+
+def whole_number(
+    params: dict[str, list[str]], name: str, *, default: int, low: int, high: int
+) -> int:
+    """A query parameter that is a whole number from `low` to `high` (`default` absent)."""
+    text = one_value(params, name) or str(default)
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise RequestError(f"{name}: a whole number from {low} to {high}")
+    return int(text)
+
+
 def query_of(
     params: dict[str, list[str]], now: datetime
 ) -> tuple[Query, bool, tuple[Dimension, ...]]:
@@ -584,19 +602,14 @@ def query_of(
     Anything wrong is a `RequestError` naming the parameter."""
 
     def one(name: str) -> str | None:
-        values = params.get(name) or []
-        if len(values) > 1:
-            raise RequestError(f"{name}: given more than once")
-        return values[0] if values else None
+        return one_value(params, name)
 
     for name, values in params.items():
         if len(values) > MAX_LISTED:
             raise RequestError(f"{name}: at most {MAX_LISTED} values")
         if any(len(value) > 1024 or not value.isprintable() for value in values):
             raise RequestError(f"{name}: a value too long or not printable")
-    top_text = one("top") or "10"
-    if not top_text.isdigit() or not 1 <= int(top_text) <= 1000:
-        raise RequestError("top: a whole number from 1 to 1000")
+    top = whole_number(params, "top", default=10, low=1, high=1000)
     query = query_from(
         now,
         tz=one("tz") or "UTC",
@@ -607,7 +620,7 @@ def query_of(
         filters=params.get("filter", []),
         site=one("site"),
         bots=(one("bots") or "").lower() in TRUE_WORDS,
-        top=int(top_text),
+        top=top,
     )
     panels = tuple(dimension(name) for name in params.get("panel", []))
     return query, (one("compare") or "").lower() in TRUE_WORDS, panels

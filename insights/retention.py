@@ -44,11 +44,17 @@ def period_start(moment: datetime, cohort: str, zone: Any) -> datetime:
     return datetime.combine(day, time(), zone)
 
 
+def cohort_of(text: str, name: str = "--cohort") -> str:
+    """A cohort's period (`name`: the option or parameter that said it)."""
+    if text not in COHORTS:
+        raise RequestError(f"{name} {text!r}: day, week or month")
+    return text
+
+
 def periods(span: Range, cohort: str) -> list[tuple[str, datetime, datetime]]:
     """The zone's periods from the one holding the range's start to the one holding its end:
     (label, start, end), aware."""
-    if cohort not in COHORTS:
-        raise RequestError(f"--cohort {cohort!r}: day, week or month")
+    cohort_of(cohort)
     found = []
     start = period_start(span.start, cohort, span.zone)
     while start < span.end:

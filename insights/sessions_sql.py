@@ -61,23 +61,32 @@ IDENTITIES: Final = "identities"
 (a user id). What reports count people by (docs/reports.md, People across devices)."""
 
 
+def is_alias(properties: str) -> str:
+    """Whether a custom event's `properties` are an `alias` call's (as the collector keeps the
+    SDKs' call); the substring first, so a month's custom events are not all parsed."""
+    return f"{properties} LIKE '%alias%' AND json_extract_scalar({properties}, '$.call') = 'alias'"
+
+
+def previous_id(properties: str) -> str:
+    """An `alias` call's previous id: the id the person was known by before."""
+    return f"json_extract_scalar({properties}, '$.previousId')"
+
+
 def identities_select(parts: str = "session_parts", events: str = "custom_events") -> str:
     """The person map from the session parts and the custom events: an anonymous id belongs
     to the user id it was first seen with in one session's hour (an `identify`, a login:
     the part knows both), and an `alias` call's previous id to the user id of its session;
     an id seen with several user ids belongs to the first. One statement, DuckDB's and
     Athena's (`min_by` is both's)."""
-    alias = "json_extract_scalar(c.properties, '$.call') = 'alias'"
     return (
         "SELECT id, min_by(person, seen) AS person FROM ("  # noqa: S608
         f"SELECT anonymous_id AS id, user_id AS person, first_at AS seen FROM {parts} "
         "WHERE anonymous_id IS NOT NULL AND user_id IS NOT NULL "
-        "UNION ALL SELECT json_extract_scalar(c.properties, '$.previousId') AS id, "
+        f"UNION ALL SELECT {previous_id('c.properties')} AS id, "
         f"p.user_id AS person, c.event_time AS seen FROM {events} c "
         f"JOIN {parts} p ON p.session_id = c.session_id "
-        # The substring first: a month's custom events are not all parsed to find the few.
-        f"WHERE c.properties LIKE '%alias%' AND {alias} AND p.user_id IS NOT NULL "
-        "AND json_extract_scalar(c.properties, '$.previousId') IS NOT NULL"
+        f"WHERE {is_alias('c.properties')} AND p.user_id IS NOT NULL "
+        f"AND {previous_id('c.properties')} IS NOT NULL"
         ") AS linked WHERE id <> person GROUP BY id"
     )
 

@@ -48,8 +48,7 @@ def funnel(
     from insights import archive_views, funnels
     from insights import report as reports
 
-    if per not in {funnels.Per.VISIT, funnels.Per.PERSON}:
-        raise reports.RequestError(f"--per {per!r}: visit or person")
+    funnels.per_of(per)
     chosen = funnels.steps_of(steps)
     window = funnels.window_of(within)
     query = query_of(

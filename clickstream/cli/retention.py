@@ -40,8 +40,7 @@ def retention(
     from insights import report as reports
     from insights import retention as cohorts
 
-    if cohort not in cohorts.COHORTS:
-        raise reports.RequestError(f"--cohort {cohort!r}: day, week or month")
+    cohorts.cohort_of(cohort)
     now = datetime.now(UTC)  # the last period is partial when it holds now
     query = query_of(
         since=since, start=start, end=end, tz=tz, filters=filters, site=site,
